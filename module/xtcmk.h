@@ -1,0 +1,165 @@
+/*
+ * xtcmk.h - client API of libxtcmk, the module host services load to ask
+ * xtcmkd for cross-tenant customer-managed-key decisions and data keys.
+ *
+ * Thread-safe: one handle may be shared by any number of threads.
+ * Fork-safe: a child never uses its parent's connections.
+ * Every call has a total deadline (xtcmk_open's timeout) and fails closed.
+ * See libxtcmk(3).
+ */
+#ifndef XTCMK_H
+#define XTCMK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define XTCMK_API_VERSION	1
+
+/* Result codes.  Never renumbered; new codes are appended. */
+enum xtcmk_result {
+	XTCMK_OK		= 0,
+	XTCMK_E_INVAL		= 1,	/* bad argument from the caller */
+	XTCMK_E_UNAVAILABLE	= 2,	/* agent not running / not reachable */
+	XTCMK_E_TIMEOUT		= 3,	/* deadline passed */
+	XTCMK_E_DENIED		= 4,	/* peer credentials not allowed */
+	XTCMK_E_NOT_FOUND	= 5,	/* unknown customer or object */
+	XTCMK_E_PROTOCOL	= 6,	/* malformed or unexpected frame */
+	XTCMK_E_NOMEM		= 7,
+	XTCMK_E_TOOBIG		= 8,	/* request or reply over the limit */
+	XTCMK_E_POLICY		= 9,	/* policy failed or returned a refused result */
+	XTCMK_E_REVOKED		= 10,	/* customer key disabled/deleted/refused */
+	XTCMK_E_NOT_SERVED	= 11,	/* this host's workload has no FIC on the app */
+	XTCMK_E_INTERNAL	= 12,	/* agent-side failure (see message) */
+	XTCMK_E_CONFLICT	= 13,	/* invariant would break (20 FICs, sticky) */
+	XTCMK_E_EXISTS		= 14,
+	XTCMK_E_BAD_BLOB	= 15,	/* wrapped blob truncated/corrupt/foreign */
+	XTCMK_E_WRONG_CUSTOMER	= 16,	/* blob bound to another customer */
+	XTCMK_E_UNSUPPORTED	= 17,	/* agent or blob too new/old */
+	XTCMK_E_PROVIDER	= 18,	/* key service failed (see message) */
+	XTCMK_E_BUSY		= 19,	/* agent over its limits, retry later */
+	XTCMK__RESULT_COUNT
+};
+
+/* Fields of a decision.  Values are stable. */
+enum xtcmk_field {
+	XTCMK_F_CUSTOMER		= 1,	/* str */
+	XTCMK_F_TENANT			= 2,	/* str, customer tenant id */
+	XTCMK_F_APP			= 3,	/* str, application name */
+	XTCMK_F_APP_CLIENT_ID		= 4,	/* str, may be absent */
+	XTCMK_F_WORKLOAD		= 5,	/* list of str */
+	XTCMK_F_SERVED			= 6,	/* u64 0/1: this host may act */
+	XTCMK_F_ROLE_MECHANISM		= 7,	/* "rbac" | "access-policy" */
+	XTCMK_F_ROLE_NAME		= 8,
+	XTCMK_F_ROLE_ID			= 9,
+	XTCMK_F_ROLE_SCOPE		= 10,	/* "key" | "vault" */
+	XTCMK_F_PERMISSION		= 11,	/* list of str */
+	XTCMK_F_KEY_URI			= 12,
+	XTCMK_F_KEY_MODE		= 13,	/* "auto" | "pinned" */
+	XTCMK_F_KEY_VERSION		= 14,
+	XTCMK_F_REFRESH_S		= 15,	/* u64 */
+	XTCMK_F_REVOCATION_CHECK_S	= 16,	/* u64 */
+	XTCMK_F_GRACE_S			= 17,	/* u64 */
+	XTCMK_F_CACHE_TTL_S		= 18,	/* u64 */
+	XTCMK_F_CACHE_MAX		= 19,	/* u64 */
+	XTCMK_F_POLICY_HASH		= 20,
+	XTCMK_F_ASSIGNED_AT		= 21,	/* u64 unix time */
+	XTCMK_F_KIND			= 22,	/* list of str */
+	XTCMK_F_THIS_WORKLOAD		= 23,
+};
+
+#define XTCMK_DEK_LEN		32
+#define XTCMK_BLOB_MAX		2048
+
+struct xtcmk;
+struct xtcmk_decision;
+
+/*
+ * Connect to the agent at `socket_path` (NULL: $XTCMK_SOCKET when not
+ * setuid, else the built-in default).  `timeout_ms` is the total deadline of
+ * each later call (0: 5000).  The handle connects lazily.
+ */
+int	 xtcmk_open(const char *socket_path, unsigned timeout_ms,
+	    struct xtcmk **ret_handle);
+void	 xtcmk_close(struct xtcmk *h);
+
+/* Decisions for `customer`. */
+int	 xtcmk_decide(struct xtcmk *h, const char *customer,
+	    struct xtcmk_decision **ret_decision);
+void	 xtcmk_decision_free(struct xtcmk_decision *d);
+/* First value of a string field, or NULL when absent. */
+const char *xtcmk_decision_str(const struct xtcmk_decision *d,
+	    enum xtcmk_field f);
+/* Integer field; `def` when absent. */
+uint64_t xtcmk_decision_u64(const struct xtcmk_decision *d,
+	    enum xtcmk_field f, uint64_t def);
+/* Number of values of a (list) field, and the i-th. */
+size_t	 xtcmk_decision_count(const struct xtcmk_decision *d,
+	    enum xtcmk_field f);
+const char *xtcmk_decision_item(const struct xtcmk_decision *d,
+	    enum xtcmk_field f, size_t i);
+
+/*
+ * Data keys.  `dek` receives XTCMK_DEK_LEN bytes; `blob` receives up to
+ * *blob_len bytes and *blob_len is set to the length written.
+ */
+int	 xtcmk_dek_new(struct xtcmk *h, const char *customer,
+	    uint8_t dek[XTCMK_DEK_LEN], uint8_t *blob, size_t *blob_len);
+int	 xtcmk_dek_unwrap(struct xtcmk *h, const char *customer,
+	    const uint8_t *blob, size_t blob_len, uint8_t dek[XTCMK_DEK_LEN]);
+int	 xtcmk_dek_rewrap(struct xtcmk *h, const char *customer,
+	    const uint8_t *blob, size_t blob_len, uint8_t *new_blob,
+	    size_t *new_blob_len);
+/* Key state: `state` gets "active", "revoked" or "unknown"; `reason`
+ * a sentence (either may be NULL; both NUL-terminated, truncated). */
+int	 xtcmk_key_status(struct xtcmk *h, const char *customer,
+	    char *state, size_t state_len, char *reason, size_t reason_len);
+
+/* Static text for a result code. */
+const char *xtcmk_strerror(int code);
+/* The agent's message for the last failed call in this thread ("" if none). */
+const char *xtcmk_last_error(void);
+
+/*
+ * Function table for hosts that dlopen() the module:
+ *	fn = dlsym(lib, "xtcmk_get_functions"); t = fn();
+ * Fields are only appended; check `api_version` (and `size`).
+ */
+struct xtcmk_functions {
+	uint32_t	api_version;
+	uint32_t	size;
+	int		(*open)(const char *, unsigned, struct xtcmk **);
+	void		(*close)(struct xtcmk *);
+	int		(*decide)(struct xtcmk *, const char *,
+			    struct xtcmk_decision **);
+	void		(*decision_free)(struct xtcmk_decision *);
+	const char	*(*decision_str)(const struct xtcmk_decision *,
+			    enum xtcmk_field);
+	uint64_t	(*decision_u64)(const struct xtcmk_decision *,
+			    enum xtcmk_field, uint64_t);
+	size_t		(*decision_count)(const struct xtcmk_decision *,
+			    enum xtcmk_field);
+	const char	*(*decision_item)(const struct xtcmk_decision *,
+			    enum xtcmk_field, size_t);
+	const char	*(*strerror)(int);
+	const char	*(*last_error)(void);
+	int		(*dek_new)(struct xtcmk *, const char *, uint8_t *,
+			    uint8_t *, size_t *);
+	int		(*dek_unwrap)(struct xtcmk *, const char *,
+			    const uint8_t *, size_t, uint8_t *);
+	int		(*dek_rewrap)(struct xtcmk *, const char *,
+			    const uint8_t *, size_t, uint8_t *, size_t *);
+	int		(*key_status)(struct xtcmk *, const char *, char *,
+			    size_t, char *, size_t);
+};
+
+const struct xtcmk_functions *xtcmk_get_functions(void);
+typedef const struct xtcmk_functions *(*xtcmk_get_functions_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
