@@ -1,0 +1,91 @@
+/*
+ * blob.h - the wrapped-blob format: what xtcmk_dek_new() hands a host
+ * service to store next to its data, and what unwrap takes back.
+ *
+ * Format v1, all integers big-endian:
+ *
+ *	offset	size	field
+ *	0	4	magic		"XTCB"
+ *	4	1	version		1 (BLOB_VERSION)
+ *	5	1	algorithm	1 RSA-OAEP-256; 2 A256KW (reserved)
+ *	6	1	provider	1 local; 2 azure (enum provider_kind)
+ *	7	1	flags		0 (any other value: unsupported)
+ *	8	2	customer length	C, 1..BLOB_CUSTOMER_MAX
+ *	10	C	customer id	printable ASCII
+ *	10+C	2	kid length	K, 1..BLOB_KID_MAX
+ *	12+C	K	key id		full kid URL WITH version, printable
+ *					ASCII, "https://..."
+ *	12+C+K	2	wrapped length	W, 1..BLOB_WRAPPED_MAX
+ *	14+C+K	W	wrapped DEK	provider's ciphertext of the DEK
+ *	14+C+K+W 16	tag		commitment, see below
+ *	30+C+K+W 8	checksum	SHA-256(bytes 0 .. 30+C+K+W-1)[0..8]
+ *
+ * Total length 38+C+K+W <= BLOB_MAX; nothing may follow the checksum.
+ *
+ * The checksum catches accidental corruption before a key service is asked
+ * to decrypt garbage.  The tag commits the blob to its DEK:
+ *
+ *	mk  = HMAC-SHA256(key = DEK, msg = "xtcmk blob v1")
+ *	tag = HMAC-SHA256(key = mk, msg = bytes 0 .. 14+C+K+W-1)[0..16]
+ *
+ * so header, customer id and key id cannot be changed (and the checksum
+ * recomputed) without unwrap failing blob_verify_tag(): the customer
+ * binding is cryptographic, not only a field check.
+ */
+#ifndef XTCMK_BLOB_H
+#define XTCMK_BLOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xerr.h"
+
+#define BLOB_MAGIC		"XTCB"
+#define BLOB_VERSION		1
+#define BLOB_ALG_RSA_OAEP_256	1
+#define BLOB_ALG_A256KW		2	/* reserved, refused */
+#define BLOB_PROV_LOCAL		1
+#define BLOB_PROV_AZURE		2
+#define BLOB_TAG_LEN		16
+#define BLOB_CHECKSUM_LEN	8
+#define BLOB_HDR_LEN		8
+#define BLOB_CUSTOMER_MAX	128	/* = CUSTOMER_ID_MAX */
+#define BLOB_KID_MAX		512	/* = KEY_URI_MAX */
+#define BLOB_WRAPPED_MAX	512	/* = PROVIDER_WRAPPED_MAX (RSA-4096) */
+#define BLOB_MIN_LEN		(BLOB_HDR_LEN + 6 + 3 + BLOB_TAG_LEN + \
+				    BLOB_CHECKSUM_LEN)
+#define BLOB_MAX		2048	/* <= XTCMK_BLOB_MAX */
+
+struct blob {
+	uint8_t		version;
+	uint8_t		alg;
+	uint8_t		provider;
+	uint8_t		flags;
+	char		customer[BLOB_CUSTOMER_MAX + 1];
+	char		kid[BLOB_KID_MAX + 1];
+	uint8_t		wrapped[BLOB_WRAPPED_MAX];
+	size_t		wrapped_len;
+	uint8_t		tag[BLOB_TAG_LEN];	/* set by blob_parse */
+};
+
+/*
+ * Encode `b` (customer, kid, alg, provider, wrapped; version and flags are
+ * ignored and written as 1 and 0) with the tag computed from `dek`.
+ */
+int	blob_encode(const struct blob *b, const uint8_t *dek, size_t dek_len,
+	    uint8_t *out, size_t out_size, size_t *ret_len, struct xerr *e);
+/*
+ * Parse and check structure and checksum.  XTCMK_E_BAD_BLOB for anything
+ * malformed; XTCMK_E_UNSUPPORTED for a newer format version, an unknown
+ * algorithm, provider or flags.  Does not check the tag (needs the DEK).
+ */
+int	blob_parse(const uint8_t *buf, size_t len, struct blob *ret_blob,
+	    struct xerr *e);
+/* XTCMK_E_WRONG_CUSTOMER unless the blob belongs to `customer`. */
+int	blob_check_customer(const struct blob *b, const char *customer,
+	    struct xerr *e);
+/* After unwrap: XTCMK_E_BAD_BLOB unless the tag commits to `dek`. */
+int	blob_verify_tag(const struct blob *b, const uint8_t *dek,
+	    size_t dek_len, struct xerr *e);
+
+#endif
