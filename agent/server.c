@@ -1,1 +1,490 @@
-/* placeholder: server.c */
+/*
+ * server.c - the listener: the Unix socket, connections, framing, limits.
+ *
+ * One thread per connection, blocking I/O with poll() deadlines: a slow
+ * client or a slow request only ever holds its own thread, and a cached
+ * answer costs one recv() and one send().  Peer credentials are read once
+ * at accept() and kept; the ACL is checked per message type by the
+ * service.  Limits (see xtcmk.conf(5)): max_connections,
+ * max_connections_per_uid, idle_timeout (no frame started), request_timeout
+ * (a started frame must complete, a reply must drain), max_frame.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+#include "service.h"
+#include "wire.h"
+
+#define CONN_STACK_SIZE		(256 * 1024)
+#define UID_SLOTS		1024	/* open-addressed per-uid counters */
+#define RBUF_SIZE		(XW_HDR_LEN + XW_PAYLOAD_MAX)
+
+struct uid_slot {
+	uid_t		uid;
+	unsigned	count;
+};
+
+struct server {
+	struct config	*cfg;
+	struct service	*svc;
+	int		 lfd;
+	int		 owned_path;	/* we bound it: unlink at exit */
+	atomic_int	 stop;
+	atomic_uint	 conns;
+	pthread_mutex_t	 uid_mu;
+	struct uid_slot	 uids[UID_SLOTS];
+	unsigned	 nuids;
+};
+
+struct conn {
+	struct server	*srv;
+	int		 fd;
+	struct peer	 peer;
+	int		 hello;
+	uint8_t		 rbuf[RBUF_SIZE];
+	size_t		 rlen;
+	uint8_t		 wbuf[XW_HDR_LEN + XW_PAYLOAD_MAX];
+};
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Per-uid connection accounting; returns 0 if over the limit. */
+static int
+uid_acquire(struct server *srv, uid_t uid)
+{
+	unsigned i, h = (unsigned)uid * 2654435761u % UID_SLOTS;
+	int ok = 0;
+
+	pthread_mutex_lock(&srv->uid_mu);
+	for (i = 0; i < UID_SLOTS; i++, h = (h + 1) % UID_SLOTS) {
+		struct uid_slot *s = &srv->uids[h];
+
+		if (s->count > 0 && s->uid != uid)
+			continue;
+		if (s->count >= srv->cfg->max_connections_per_uid)
+			break;
+		s->uid = uid;
+		s->count++;
+		ok = 1;
+		break;
+	}
+	pthread_mutex_unlock(&srv->uid_mu);
+	return ok;
+}
+
+static void
+uid_release(struct server *srv, uid_t uid)
+{
+	unsigned i, h = (unsigned)uid * 2654435761u % UID_SLOTS;
+
+	pthread_mutex_lock(&srv->uid_mu);
+	for (i = 0; i < UID_SLOTS; i++, h = (h + 1) % UID_SLOTS) {
+		struct uid_slot *s = &srv->uids[h];
+
+		if (s->count > 0 && s->uid == uid) {
+			s->count--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&srv->uid_mu);
+}
+
+/*
+ * Read until at least `want` bytes are buffered.  `deadline` is absolute
+ * (ms, monotonic).  0 on success, -1 on EOF, timeout or error.
+ */
+static int
+conn_fill(struct conn *c, size_t want, long long deadline)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	ssize_t n;
+	long long left;
+
+	while (c->rlen < want) {
+		n = recv(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen,
+		    MSG_DONTWAIT);
+		if (n > 0) {
+			c->rlen += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return -1;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		if ((left = deadline - now_ms()) <= 0)
+			return -1;
+		if (poll(&pfd, 1, (int)left) == -1 && errno != EINTR)
+			return -1;
+		if (atomic_load(&c->srv->stop))
+			return -1;
+	}
+	return 0;
+}
+
+static int
+conn_send(struct conn *c, const uint8_t *buf, size_t len, long long deadline)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+	ssize_t n;
+	long long left;
+
+	while (len > 0) {
+		n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		if ((left = deadline - now_ms()) <= 0)
+			return -1;
+		if (poll(&pfd, 1, (int)left) == -1 && errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* Send a reply: header + payload already in wbuf[XW_HDR_LEN..]. */
+static int
+conn_reply(struct conn *c, uint16_t type, uint16_t status, uint32_t reqid,
+    size_t len)
+{
+	struct xw_hdr h = { .len = (uint32_t)len, .type = type,
+	    .status = status, .reqid = reqid };
+
+	xw_hdr_encode(c->wbuf, &h);
+	return conn_send(c, c->wbuf, XW_HDR_LEN + len,
+	    now_ms() + (long long)c->srv->cfg->request_timeout_s * 1000);
+}
+
+static int
+conn_error(struct conn *c, uint16_t type, uint32_t reqid, int code,
+    const char *msg)
+{
+	struct xw_buf b;
+
+	xw_buf_init(&b, c->wbuf + XW_HDR_LEN, XW_PAYLOAD_MAX);
+	xw_put_str(&b, XT_MESSAGE, msg);
+	return conn_reply(c, type, (uint16_t)code, reqid, b.len);
+}
+
+/*
+ * Serve one frame from the buffer.  Returns 0 to go on, -1 to close the
+ * connection (after telling the client why where possible).
+ */
+static int
+conn_frame(struct conn *c)
+{
+	struct server *srv = c->srv;
+	struct xw_hdr h;
+	struct xw_buf b;
+	struct xerr e;
+	char msg[160];
+	size_t total;
+	int rc;
+
+	rc = xw_hdr_decode(c->rbuf, srv->cfg->max_frame, &h);
+	if (rc == -EMSGSIZE) {
+		snprintf(msg, sizeof(msg), "frame larger than max_frame (%u "
+		    "bytes)", srv->cfg->max_frame);
+		conn_error(c, 0, 0, XTCMK_E_TOOBIG, msg);
+		return -1;
+	}
+	if (rc < 0) {
+		conn_error(c, 0, 0, rc == -EPROTONOSUPPORT ?
+		    XTCMK_E_UNSUPPORTED : XTCMK_E_PROTOCOL,
+		    rc == -EPROTONOSUPPORT ? "unsupported frame version" :
+		    "not an xtcmk frame (bad magic)");
+		return -1;
+	}
+	total = XW_HDR_LEN + h.len;
+	if (conn_fill(c, total, now_ms() +
+	    (long long)srv->cfg->request_timeout_s * 1000) < 0)
+		return -1;
+	if (h.status != 0 || xw_validate(c->rbuf + XW_HDR_LEN, h.len) < 0) {
+		conn_error(c, h.type, h.reqid, XTCMK_E_PROTOCOL,
+		    "malformed request: truncated field or nonzero status");
+		return -1;
+	}
+	if (!c->hello && h.type != XW_HELLO) {
+		conn_error(c, h.type, h.reqid, XTCMK_E_PROTOCOL,
+		    "the first frame must be HELLO");
+		return -1;
+	}
+	xerr_clear(&e);
+	xw_buf_init(&b, c->wbuf + XW_HDR_LEN, XW_PAYLOAD_MAX);
+	rc = service_handle(srv->svc, &c->peer, h.type, c->rbuf + XW_HDR_LEN,
+	    h.len, &b, &e);
+	if (rc == 0 && b.err != 0)
+		rc = xerr_set(&e, XTCMK_E_TOOBIG, "reply larger than %d "
+		    "bytes", XW_PAYLOAD_MAX);
+	if (h.type == XW_HELLO && rc == 0)
+		c->hello = 1;
+	/* Consume the frame before replying. */
+	memmove(c->rbuf, c->rbuf + total, c->rlen - total);
+	c->rlen -= total;
+	if (rc < 0) {
+		if (conn_error(c, h.type, h.reqid, -rc, e.msg) < 0)
+			return -1;
+		return e.code == XTCMK_E_PROTOCOL ||
+		    (h.type == XW_HELLO) ? -1 : 0;
+	}
+	return conn_reply(c, h.type, 0, h.reqid, b.len);
+}
+
+static void *
+conn_main(void *arg)
+{
+	struct conn *c = arg;
+	struct server *srv = c->srv;
+	long long deadline;
+
+	for (;;) {
+		if (c->rlen < XW_HDR_LEN) {
+			/* Idle until a frame starts, then it must finish. */
+			deadline = now_ms() + (c->rlen == 0 ?
+			    (long long)srv->cfg->idle_timeout_s * 1000 :
+			    (long long)srv->cfg->request_timeout_s * 1000);
+			if (conn_fill(c, c->rlen == 0 ? 1 : XW_HDR_LEN,
+			    deadline) < 0)
+				break;
+			if (c->rlen < XW_HDR_LEN && conn_fill(c, XW_HDR_LEN,
+			    now_ms() + (long long)srv->cfg->request_timeout_s *
+			    1000) < 0)
+				break;
+		}
+		if (conn_frame(c) < 0)
+			break;
+	}
+	close(c->fd);
+	uid_release(srv, c->peer.uid);
+	atomic_fetch_sub(&srv->conns, 1);
+	service_count_conn(srv->svc, -1, 0);
+	free(c);
+	return NULL;
+}
+
+static void
+refuse(struct server *srv, int fd, int code, const char *msg)
+{
+	struct conn *tmp;
+
+	/* A short error frame on a fresh socket never blocks for long. */
+	if ((tmp = malloc(sizeof(*tmp))) != NULL) {
+		tmp->srv = srv;
+		tmp->fd = fd;
+		conn_error(tmp, XW_HELLO, 0, code, msg);
+		free(tmp);
+	}
+	close(fd);
+	service_count_conn(srv->svc, 0, 1);
+}
+
+static void
+accept_one(struct server *srv, int fd)
+{
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	pthread_attr_t attr;
+	pthread_t tid;
+	struct conn *c;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == -1) {
+		close(fd);
+		return;
+	}
+	if (!config_allows(srv->cfg, 0, cred.uid, cred.gid)) {
+		log_info("refused connection from uid %u gid %u pid %d: not "
+		    "in [access] data_uids/data_gids", (unsigned)cred.uid,
+		    (unsigned)cred.gid, (int)cred.pid);
+		refuse(srv, fd, XTCMK_E_DENIED, "this user may not use "
+		    "xtcmkd: ask the admin to add it to [access] in "
+		    "xtcmk.conf");
+		return;
+	}
+	if (atomic_fetch_add(&srv->conns, 1) >= srv->cfg->max_connections) {
+		atomic_fetch_sub(&srv->conns, 1);
+		refuse(srv, fd, XTCMK_E_BUSY, "agent at max_connections");
+		return;
+	}
+	if (!uid_acquire(srv, cred.uid)) {
+		atomic_fetch_sub(&srv->conns, 1);
+		refuse(srv, fd, XTCMK_E_BUSY, "too many connections from "
+		    "this uid (max_connections_per_uid)");
+		return;
+	}
+	if ((c = malloc(sizeof(*c))) == NULL)
+		goto fail;
+	c->srv = srv;
+	c->fd = fd;
+	c->peer.uid = cred.uid;
+	c->peer.gid = cred.gid;
+	c->peer.pid = cred.pid;
+	c->hello = 0;
+	c->rlen = 0;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, CONN_STACK_SIZE);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&tid, &attr, conn_main, c) != 0) {
+		pthread_attr_destroy(&attr);
+		free(c);
+		goto fail;
+	}
+	pthread_attr_destroy(&attr);
+	service_count_conn(srv->svc, 1, 0);
+	return;
+fail:
+	uid_release(srv, cred.uid);
+	atomic_fetch_sub(&srv->conns, 1);
+	refuse(srv, fd, XTCMK_E_BUSY, "agent out of resources");
+}
+
+/* Is someone answering on `path`?  Then it is not ours to replace. */
+static int
+socket_live(const struct sockaddr_un *sa)
+{
+	int fd, live;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return 0;
+	live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
+	close(fd);
+	return live;
+}
+
+int
+server_open(struct config *cfg, struct service *svc, struct server **ret_srv,
+    struct xerr *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct server *srv;
+	struct stat st;
+	const char *lp, *lf;
+	mode_t old;
+	int fd, rc;
+
+	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
+		return xerr_set(e, XTCMK_E_INVAL, "socket path %s is longer "
+		    "than %zu bytes", cfg->socket_path,
+		    sizeof(sa.sun_path) - 1);
+	if ((srv = calloc(1, sizeof(*srv))) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	srv->cfg = cfg;
+	srv->svc = svc;
+	pthread_mutex_init(&srv->uid_mu, NULL);
+	memcpy(sa.sun_path, cfg->socket_path, strlen(cfg->socket_path));
+
+	/* systemd socket activation: one stream socket on fd 3. */
+	lp = secure_getenv("LISTEN_PID");
+	lf = secure_getenv("LISTEN_FDS");
+	if (lp != NULL && lf != NULL && atoi(lp) == getpid() &&
+	    atoi(lf) == 1) {
+		srv->lfd = 3;
+		fcntl(3, F_SETFD, FD_CLOEXEC);
+		log_info("listening on the socket systemd passed");
+		*ret_srv = srv;
+		return 0;
+	}
+	if (lstat(cfg->socket_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			free(srv);
+			return xerr_set(e, XTCMK_E_INVAL, "%s exists and is "
+			    "not a socket: remove it or change [agent] socket",
+			    cfg->socket_path);
+		}
+		if (socket_live(&sa)) {
+			free(srv);
+			return xerr_set(e, XTCMK_E_EXISTS, "another xtcmkd is "
+			    "already listening on %s", cfg->socket_path);
+		}
+		unlink(cfg->socket_path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		free(srv);
+		return xerr_set(e, XTCMK_E_INTERNAL, "socket: %s",
+		    strerror(errno));
+	}
+	/* Access is decided by SO_PEERCRED, so everyone may connect. */
+	old = umask(0111);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc == -1 || listen(fd, 1024) == -1) {
+		rc = xerr_set(e, XTCMK_E_INVAL, "cannot listen on %s: %s (does "
+		    "its directory exist and is it writable?)",
+		    cfg->socket_path, strerror(errno));
+		close(fd);
+		free(srv);
+		return rc;
+	}
+	srv->lfd = fd;
+	srv->owned_path = 1;
+	log_info("listening on %s", cfg->socket_path);
+	*ret_srv = srv;
+	return 0;
+}
+
+int
+server_run(struct server *srv)
+{
+	struct pollfd pfd = { .fd = srv->lfd, .events = POLLIN };
+	int fd;
+
+	while (!atomic_load(&srv->stop)) {
+		if (poll(&pfd, 1, 500) <= 0)
+			continue;
+		fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EMFILE || errno == ENFILE) {
+				log_warn("accept: %s; waiting",
+				    strerror(errno));
+				usleep(100000);
+			}
+			continue;
+		}
+		accept_one(srv, fd);
+	}
+	return 0;
+}
+
+void
+server_stop(struct server *srv)
+{
+	atomic_store(&srv->stop, 1);
+}
+
+void
+server_close(struct server *srv)
+{
+	if (srv == NULL)
+		return;
+	close(srv->lfd);
+	if (srv->owned_path)
+		unlink(srv->cfg->socket_path);
+	free(srv);
+}

@@ -1,1 +1,917 @@
-/* placeholder: service.c */
+/*
+ * service.c - decisions: the policy workers, the decision cache and the
+ * request dispatch.
+ *
+ * Policies run only on the policy worker threads, each owning its own
+ * lua_State (struct policy_vm); other threads hand them jobs.  A reload
+ * builds and self-tests a new policy set and swaps the pointer; workers
+ * rebuild their state before their next job.  Failing sets never replace
+ * a working one.
+ *
+ * The decision for an onboarded customer is computed once (role and
+ * key-versioning policies on the registry's data), encoded in the wire
+ * format and cached; a DECIDE for a cached customer is a hash lookup and a
+ * memcpy.  Any committed registry change or policy swap invalidates the
+ * cache (generation numbers), so a decision is never staler than the data.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dlog.h"
+#include "keys.h"
+#include "log.h"
+#include "policy.h"
+#include "registry.h"
+#include "service.h"
+#include "validate.h"
+
+#define JOB_QUEUE_MAX		1024
+#define DCACHE_BUCKETS		4096
+#define DCACHE_MAX		(1u << 20)	/* entries before a flush */
+
+struct job {
+	enum policy_kind	 kind;
+	json_t			*input;
+	json_t			*output;
+	struct policy_set	*set;		/* the set that answered */
+	int			 rc;
+	struct xerr		 err;
+	int			 done;
+	struct job		*next;
+};
+
+struct dentry {
+	struct dentry	*next;
+	char		*customer;
+	unsigned long long reg_gen, pol_gen;
+	size_t		 len;
+	uint8_t		 payload[];
+};
+
+struct service {
+	struct config		*cfg;
+	struct registry		*reg;
+	struct dlog		*dlog;
+	struct keys		*keys;
+	time_t			 started;
+
+	pthread_mutex_t		 pol_mu;	/* set, pol_gen */
+	struct policy_set	*set;
+	atomic_ullong		 pol_gen;
+
+	pthread_mutex_t		 job_mu;
+	pthread_cond_t		 job_cv;	/* work for a worker */
+	pthread_cond_t		 done_cv;	/* a job finished */
+	struct job		*jhead, *jtail;
+	unsigned		 jcount;
+	int			 stopping;
+	pthread_t		*workers;
+	unsigned		 nworkers;
+
+	pthread_mutex_t		 onboard_mu;	/* one onboarding at a time */
+
+	pthread_rwlock_t	 dc_lock;
+	struct dentry		*dc[DCACHE_BUCKETS];
+	unsigned		 dc_count;
+
+	atomic_ullong		 n_req[16], n_err, n_hit, n_miss, n_policy,
+				 n_policy_err, n_conn_total, n_conn_refused,
+				 n_reload, n_reload_fail;
+	atomic_int		 n_conn;
+};
+
+static unsigned
+hash_str(const char *s)
+{
+	unsigned h = 2166136261u;
+
+	while (*s != '\0')
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+struct config *
+service_config(struct service *s)
+{
+	return s->cfg;
+}
+
+struct registry *
+service_registry(struct service *s)
+{
+	return s->reg;
+}
+
+struct dlog *
+service_dlog(struct service *s)
+{
+	return s->dlog;
+}
+
+struct keys *
+service_keys(struct service *s)
+{
+	return s->keys;
+}
+
+/* --- policy workers -------------------------------------------------- */
+
+static struct policy_set *
+current_set(struct service *s)
+{
+	struct policy_set *set;
+
+	pthread_mutex_lock(&s->pol_mu);
+	set = policy_set_ref(s->set);
+	pthread_mutex_unlock(&s->pol_mu);
+	return set;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct service *s = arg;
+	struct policy_vm *vm = NULL;
+	struct policy_set *set;
+	struct job *j;
+
+	pthread_mutex_lock(&s->job_mu);
+	for (;;) {
+		while (s->jhead == NULL && !s->stopping)
+			pthread_cond_wait(&s->job_cv, &s->job_mu);
+		if (s->jhead == NULL)
+			break;
+		j = s->jhead;
+		s->jhead = j->next;
+		if (s->jhead == NULL)
+			s->jtail = NULL;
+		s->jcount--;
+		pthread_mutex_unlock(&s->job_mu);
+
+		set = current_set(s);
+		if (vm != NULL && policy_vm_set(vm) != set) {
+			policy_vm_free(vm);
+			vm = NULL;
+		}
+		j->rc = 0;
+		if (vm == NULL)
+			j->rc = policy_vm_new(set, &vm, &j->err);
+		if (j->rc == 0)
+			j->rc = policy_vm_call(vm, j->kind, j->input,
+			    &j->output, &j->err);
+		j->set = set;
+
+		pthread_mutex_lock(&s->job_mu);
+		j->done = 1;
+		pthread_cond_broadcast(&s->done_cv);
+	}
+	pthread_mutex_unlock(&s->job_mu);
+	policy_vm_free(vm);
+	return NULL;
+}
+
+static void
+log_decision(struct service *s, enum policy_kind kind, const char *customer,
+    json_t *input, json_t *output, const struct policy_set *set,
+    const struct xerr *err)
+{
+	json_t *entry;
+
+	entry = json_pack("{s:s, s:s?, s:O, s:s, s:s}",
+	    "decision", policy_kind_name(kind), "customer", customer,
+	    "input", input, "policy", policy_set_name(set, kind),
+	    "policy_hash", policy_set_hash(set));
+	if (entry == NULL)
+		return;
+	if (output != NULL)
+		json_object_set(entry, "output", output);
+	if (err != NULL)
+		json_object_set_new(entry, "error", json_string(err->msg));
+	dlog_append(s->dlog, entry);
+	json_decref(entry);
+}
+
+int
+service_policy(struct service *s, int kind, const char *customer,
+    json_t *input, json_t **ret_output, char *ret_hash, struct xerr *e)
+{
+	struct job j;
+	int rc;
+
+	memset(&j, 0, sizeof(j));
+	j.kind = (enum policy_kind)kind;
+	j.input = input;
+	pthread_mutex_lock(&s->job_mu);
+	if (s->jcount >= JOB_QUEUE_MAX) {
+		pthread_mutex_unlock(&s->job_mu);
+		return xerr_set(e, XTCMK_E_BUSY, "policy queue full (%d "
+		    "jobs); retry later", JOB_QUEUE_MAX);
+	}
+	if (s->jtail != NULL)
+		s->jtail->next = &j;
+	else
+		s->jhead = &j;
+	s->jtail = &j;
+	s->jcount++;
+	pthread_cond_signal(&s->job_cv);
+	while (!j.done)
+		pthread_cond_wait(&s->done_cv, &s->job_mu);
+	pthread_mutex_unlock(&s->job_mu);
+
+	atomic_fetch_add(&s->n_policy, 1);
+	rc = j.rc;
+	if (rc == 0)
+		rc = policy_verdict_check(j.set, j.kind, input, j.output,
+		    &j.err);
+	log_decision(s, j.kind, customer, input, rc == 0 ? j.output : NULL,
+	    j.set, rc == 0 ? NULL : &j.err);
+	if (rc < 0) {
+		atomic_fetch_add(&s->n_policy_err, 1);
+		json_decref(j.output);
+		if (e != NULL)
+			*e = j.err;
+		policy_set_unref(j.set);
+		return rc;
+	}
+	if (ret_hash != NULL)
+		snprintf(ret_hash, 65, "%s", policy_set_hash(j.set));
+	policy_set_unref(j.set);
+	*ret_output = j.output;
+	return 0;
+}
+
+int
+service_reload(struct service *s, struct xerr *e)
+{
+	struct policy_set *set, *old;
+	int rc;
+
+	rc = policy_set_load(s->cfg->policy_dir, s->cfg->lua_dir,
+	    s->cfg->params, &s->cfg->limits, &set, e);
+	if (rc < 0) {
+		atomic_fetch_add(&s->n_reload_fail, 1);
+		log_err("policy reload refused, the previous set keeps "
+		    "serving: %s", e->msg);
+		return rc;
+	}
+	pthread_mutex_lock(&s->pol_mu);
+	old = s->set;
+	s->set = set;
+	atomic_fetch_add(&s->pol_gen, 1);
+	pthread_mutex_unlock(&s->pol_mu);
+	policy_set_unref(old);
+	atomic_fetch_add(&s->n_reload, 1);
+	log_info("policy set %s loaded from %s", policy_set_hash(set),
+	    s->cfg->policy_dir);
+	return 0;
+}
+
+/* --- decisions ------------------------------------------------------- */
+
+/* The parts of a customer record every policy sees. */
+static json_t *
+customer_view(json_t *c)
+{
+	return json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}",
+	    "id", json_object_get(c, "id"),
+	    "tenant", json_object_get(c, "tenant"),
+	    "key_uri", json_object_get(c, "key_uri"),
+	    "vault_auth", json_object_get(c, "vault_auth"),
+	    "kinds", json_object_get(c, "kinds"),
+	    "labels", json_object_get(c, "labels"));
+}
+
+static json_t *
+key_view(const char *uri_text, struct xerr *e)
+{
+	static const char *const services[] = { "", "vault", "mhsm", "local" };
+	struct key_uri u;
+	json_t *k;
+
+	if (key_uri_parse(uri_text, &u, e) < 0)
+		return NULL;
+	k = json_pack("{s:s, s:s, s:s}", "uri", uri_text,
+	    "service", services[u.service], "name", u.name);
+	if (k != NULL && u.version[0] != '\0')
+		json_object_set_new(k, "version", json_string(u.version));
+	return k;
+}
+
+/*
+ * Role and key-versioning decisions for `customer` served by `app`;
+ * *ret gets {"role": ..., "versioning": ...}.
+ */
+static int
+decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
+    struct xerr *e)
+{
+	json_t *cv, *in_role = NULL, *in_ver = NULL, *role = NULL, *ver = NULL;
+	json_t *key;
+	const char *id = json_string_value(json_object_get(customer, "id"));
+	int rc;
+
+	cv = customer_view(customer);
+	key = key_view(json_string_value(json_object_get(customer, "key_uri")),
+	    e);
+	if (cv == NULL || key == NULL) {
+		rc = key == NULL ? -XTCMK_E_INVAL : -XTCMK_E_NOMEM;
+		goto out;
+	}
+	in_role = json_pack("{s:O, s:{s:O, s:O?, s:O?}}", "customer", cv,
+	    "app", "name", json_object_get(app, "name"),
+	    "client_id", json_object_get(app, "client_id"),
+	    "labels", json_object_get(app, "labels"));
+	in_ver = json_pack("{s:O, s:O}", "customer", cv, "key", key);
+	if ((rc = service_policy(s, POLICY_ROLE, id, in_role, &role, NULL,
+	    e)) < 0)
+		goto out;
+	if ((rc = service_policy(s, POLICY_VERSIONING, id, in_ver, &ver, NULL,
+	    e)) < 0)
+		goto out;
+	*ret = json_pack("{s:o, s:o}", "role", role, "versioning", ver);
+	role = ver = NULL;
+out:
+	json_decref(cv);
+	json_decref(key);
+	json_decref(in_role);
+	json_decref(in_ver);
+	json_decref(role);
+	json_decref(ver);
+	return rc;
+}
+
+int
+service_decide_json(struct service *s, const char *id, json_t **ret,
+    struct xerr *e)
+{
+	json_t *c = NULL, *app = NULL, *rest = NULL, *d;
+	const char *appname, *wl = s->cfg->workload;
+	char hash[65] = "";
+	int rc, served = 0;
+
+	if ((rc = reg_customer_get(s->reg, id, &c, e)) < 0)
+		return rc;
+	appname = json_string_value(json_object_get(c, "app"));
+	if (appname == NULL) {
+		rc = xerr_set(e, XTCMK_E_NOT_FOUND, "customer '%s' has no "
+		    "application assigned", id);
+		goto out;
+	}
+	if ((rc = reg_app_get(s->reg, appname, &app, e)) < 0)
+		goto out;
+	if ((rc = decide_rest(s, c, app, &rest, e)) < 0)
+		goto out;
+	if (wl != NULL && (rc = reg_fic_exists(s->reg, appname, wl, e)) < 0)
+		goto out;
+	served = wl != NULL && rc == 1;
+	{
+		struct policy_set *set = current_set(s);
+
+		snprintf(hash, sizeof(hash), "%s", policy_set_hash(set));
+		policy_set_unref(set);
+	}
+	d = json_pack("{s:s, s:O, s:O, s:O, s:s, s:O, s:O, s:b, s:s?, "
+	    "s:O, s:O, s:s, s:O?, s:O?}",
+	    "customer", id,
+	    "tenant", json_object_get(c, "tenant"),
+	    "kinds", json_object_get(c, "kinds"),
+	    "key_uri", json_object_get(c, "key_uri"),
+	    "app", appname,
+	    "app_client_id", json_object_get(app, "client_id"),
+	    "workloads", json_object_get(app, "fics"),
+	    "served", served,
+	    "this_workload", wl,
+	    "role", json_object_get(rest, "role"),
+	    "versioning", json_object_get(rest, "versioning"),
+	    "policy_hash", hash,
+	    "assigned_at", json_object_get(c, "assigned_at"),
+	    "labels", json_object_get(c, "labels"));
+	if (d == NULL) {
+		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	*ret = d;
+	rc = 0;
+out:
+	json_decref(c);
+	json_decref(app);
+	json_decref(rest);
+	return rc;
+}
+
+static void
+put_json_str(struct xw_buf *b, uint16_t tag, json_t *v)
+{
+	if (json_is_string(v))
+		xw_put_str(b, tag, json_string_value(v));
+}
+
+static void
+put_json_u64(struct xw_buf *b, uint16_t tag, json_t *v)
+{
+	if (json_is_integer(v) && json_integer_value(v) >= 0)
+		xw_put_u64(b, tag, (uint64_t)json_integer_value(v));
+}
+
+static void
+put_json_list(struct xw_buf *b, uint16_t tag, json_t *a)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(a, i, v)
+		put_json_str(b, tag, v);
+}
+
+static void
+decision_encode(json_t *d, struct xw_buf *b)
+{
+	json_t *role = json_object_get(d, "role");
+	json_t *ver = json_object_get(d, "versioning");
+
+	put_json_str(b, XT_CUSTOMER, json_object_get(d, "customer"));
+	put_json_str(b, XT_TENANT, json_object_get(d, "tenant"));
+	put_json_str(b, XT_APP, json_object_get(d, "app"));
+	put_json_str(b, XT_APP_CLIENT_ID, json_object_get(d, "app_client_id"));
+	put_json_list(b, XT_WORKLOAD, json_object_get(d, "workloads"));
+	xw_put_u64(b, XT_SERVED, json_is_true(json_object_get(d, "served")));
+	put_json_str(b, XT_THIS_WORKLOAD, json_object_get(d, "this_workload"));
+	put_json_list(b, XT_KIND, json_object_get(d, "kinds"));
+	put_json_str(b, XT_ROLE_MECHANISM, json_object_get(role, "mechanism"));
+	put_json_str(b, XT_ROLE_NAME, json_object_get(role, "role"));
+	put_json_str(b, XT_ROLE_ID, json_object_get(role, "role_id"));
+	put_json_str(b, XT_ROLE_SCOPE, json_object_get(role, "scope"));
+	put_json_list(b, XT_PERMISSION, json_object_get(role, "permissions"));
+	put_json_str(b, XT_KEY_URI, json_object_get(d, "key_uri"));
+	put_json_str(b, XT_KEY_MODE, json_object_get(ver, "mode"));
+	put_json_str(b, XT_KEY_VERSION, json_object_get(ver, "version"));
+	put_json_u64(b, XT_REFRESH_S, json_object_get(ver, "refresh"));
+	put_json_u64(b, XT_REVOCATION_CHECK_S,
+	    json_object_get(ver, "revocation_check"));
+	put_json_u64(b, XT_GRACE_S, json_object_get(ver, "grace"));
+	put_json_u64(b, XT_CACHE_TTL_S, json_object_get(ver, "cache_ttl"));
+	put_json_u64(b, XT_CACHE_MAX, json_object_get(ver, "cache_max"));
+	put_json_str(b, XT_POLICY_HASH, json_object_get(d, "policy_hash"));
+	put_json_u64(b, XT_ASSIGNED_AT, json_object_get(d, "assigned_at"));
+}
+
+static void
+dcache_flush_locked(struct service *s)
+{
+	struct dentry *d, *next;
+	unsigned i;
+
+	for (i = 0; i < DCACHE_BUCKETS; i++) {
+		for (d = s->dc[i]; d != NULL; d = next) {
+			next = d->next;
+			free(d->customer);
+			free(d);
+		}
+		s->dc[i] = NULL;
+	}
+	s->dc_count = 0;
+}
+
+/* Copy a current cached decision into `b`; 1 if found. */
+static int
+dcache_get(struct service *s, const char *id, struct xw_buf *b)
+{
+	unsigned long long rg = reg_generation(s->reg);
+	unsigned long long pg = atomic_load(&s->pol_gen);
+	struct dentry *d;
+	int found = 0;
+
+	pthread_rwlock_rdlock(&s->dc_lock);
+	for (d = s->dc[hash_str(id) % DCACHE_BUCKETS]; d != NULL; d = d->next) {
+		if (strcmp(d->customer, id) != 0)
+			continue;
+		if (d->reg_gen == rg && d->pol_gen == pg &&
+		    d->len <= b->cap - b->len) {
+			memcpy(b->data + b->len, d->payload, d->len);
+			b->len += d->len;
+			found = 1;
+		}
+		break;
+	}
+	pthread_rwlock_unlock(&s->dc_lock);
+	return found;
+}
+
+static void
+dcache_put(struct service *s, const char *id, const uint8_t *payload,
+    size_t len, unsigned long long rg, unsigned long long pg)
+{
+	struct dentry *d, **pp;
+	unsigned h = hash_str(id) % DCACHE_BUCKETS;
+
+	if ((d = malloc(sizeof(*d) + len)) == NULL)
+		return;
+	if ((d->customer = strdup(id)) == NULL) {
+		free(d);
+		return;
+	}
+	d->reg_gen = rg;
+	d->pol_gen = pg;
+	d->len = len;
+	memcpy(d->payload, payload, len);
+	pthread_rwlock_wrlock(&s->dc_lock);
+	if (s->dc_count >= DCACHE_MAX)
+		dcache_flush_locked(s);
+	for (pp = &s->dc[h]; *pp != NULL; pp = &(*pp)->next) {
+		if (strcmp((*pp)->customer, id) == 0) {
+			struct dentry *old = *pp;
+
+			d->next = old->next;
+			*pp = d;
+			free(old->customer);
+			free(old);
+			pthread_rwlock_unlock(&s->dc_lock);
+			return;
+		}
+	}
+	d->next = s->dc[h];
+	s->dc[h] = d;
+	s->dc_count++;
+	pthread_rwlock_unlock(&s->dc_lock);
+}
+
+/* Read the customer id field of a request. */
+static int
+req_customer(const uint8_t *payload, uint32_t len, char *buf, struct xerr *e)
+{
+	struct xw_field f;
+
+	if (xw_find(payload, len, XT_CUSTOMER, &f) != 1)
+		return xerr_set(e, XTCMK_E_INVAL, "request names no customer");
+	if (f.len == 0 || !xw_field_is_str(&f, XW_CUSTOMER_MAX))
+		return xerr_set(e, XTCMK_E_INVAL, "customer id must be 1 to "
+		    "%d bytes of text", XW_CUSTOMER_MAX);
+	memcpy(buf, f.val, f.len);
+	buf[f.len] = '\0';
+	return valid_customer_id(buf, e);
+}
+
+static int
+handle_decide(struct service *s, const uint8_t *payload, uint32_t len,
+    struct xw_buf *b, struct xerr *e)
+{
+	char id[XW_CUSTOMER_MAX + 1];
+	unsigned long long rg, pg;
+	json_t *d;
+	size_t start = b->len;
+	int rc;
+
+	if ((rc = req_customer(payload, len, id, e)) < 0)
+		return rc;
+	if (dcache_get(s, id, b)) {
+		atomic_fetch_add(&s->n_hit, 1);
+		return 0;
+	}
+	atomic_fetch_add(&s->n_miss, 1);
+	/* Read the generations first: a change during the computation
+	 * leaves an entry that is already stale, never a wrong one. */
+	rg = reg_generation(s->reg);
+	pg = atomic_load(&s->pol_gen);
+	if ((rc = service_decide_json(s, id, &d, e)) < 0)
+		return rc;
+	decision_encode(d, b);
+	json_decref(d);
+	if (b->err == 0)
+		dcache_put(s, id, b->data + start, b->len - start, rg, pg);
+	return 0;
+}
+
+static int
+handle_hello(struct service *s, const uint8_t *payload, uint32_t len,
+    struct xw_buf *b, struct xerr *e)
+{
+	struct xw_field f;
+	uint64_t lo = 0, hi = 0;
+
+	(void)s;
+	if (xw_find(payload, len, XT_VERSION_MIN, &f) != 1 ||
+	    xw_field_u64(&f, &lo) < 0 ||
+	    xw_find(payload, len, XT_VERSION_MAX, &f) != 1 ||
+	    xw_field_u64(&f, &hi) < 0)
+		return xerr_set(e, XTCMK_E_PROTOCOL, "HELLO needs version "
+		    "min and max");
+	if (lo > XW_VERSION || hi < XW_VERSION)
+		return xerr_set(e, XTCMK_E_UNSUPPORTED, "client speaks "
+		    "protocol %llu..%llu, agent speaks %d: upgrade the older "
+		    "side", (unsigned long long)lo, (unsigned long long)hi,
+		    XW_VERSION);
+	xw_put_u64(b, XT_VERSION, XW_VERSION);
+	xw_put_str(b, XT_AGENT, "xtcmkd " XTCMK_VERSION);
+	return 0;
+}
+
+static int
+handle_admin(struct service *s, const struct peer *p, const uint8_t *payload,
+    uint32_t len, struct xw_buf *b, struct xerr *e)
+{
+	struct xw_field f;
+	json_error_t jerr;
+	json_t *req, *reply = NULL;
+	char *text;
+	int rc;
+
+	if (xw_find(payload, len, XT_JSON, &f) != 1)
+		return xerr_set(e, XTCMK_E_INVAL, "admin request without JSON");
+	req = json_loadb((const char *)f.val, f.len, JSON_REJECT_DUPLICATES,
+	    &jerr);
+	if (req == NULL || !json_is_object(req)) {
+		json_decref(req);
+		return xerr_set(e, XTCMK_E_INVAL, "admin request is not a "
+		    "JSON object: %s", jerr.text);
+	}
+	rc = admin_handle(s, p, req, &reply, e);
+	json_decref(req);
+	if (rc < 0)
+		return rc;
+	text = json_dumps(reply, JSON_COMPACT);
+	json_decref(reply);
+	if (text == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	if (strlen(text) > b->cap - b->len - XW_FIELD_HDR)
+		rc = xerr_set(e, XTCMK_E_TOOBIG, "reply of %zu bytes is over "
+		    "the frame limit; ask for fewer items (limit/offset)",
+		    strlen(text));
+	else
+		xw_put_str(b, XT_JSON, text);
+	free(text);
+	return rc;
+}
+
+int
+service_handle(struct service *s, const struct peer *p, uint16_t type,
+    const uint8_t *payload, uint32_t len, struct xw_buf *reply,
+    struct xerr *e)
+{
+	int rc;
+
+	atomic_fetch_add(&s->n_req[type < 16 ? type : 0], 1);
+	if (type == XW_ADMIN && !config_allows(s->cfg, 1, p->uid, p->gid)) {
+		rc = xerr_set(e, XTCMK_E_DENIED, "uid %u may not run admin "
+		    "commands: add it to [access] admin_uids", p->uid);
+		goto out;
+	}
+	switch (type) {
+	case XW_HELLO:
+		rc = handle_hello(s, payload, len, reply, e);
+		break;
+	case XW_PING:
+		rc = 0;
+		break;
+	case XW_DECIDE:
+		rc = handle_decide(s, payload, len, reply, e);
+		break;
+	case XW_ADMIN:
+		rc = handle_admin(s, p, payload, len, reply, e);
+		break;
+	case XW_DEK_NEW:
+	case XW_DEK_UNWRAP:
+	case XW_DEK_REWRAP:
+	case XW_KEY_STATUS:
+		rc = keys_handle(s->keys, s, type, payload, len, reply, e);
+		break;
+	default:
+		rc = xerr_set(e, XTCMK_E_UNSUPPORTED, "unknown message type "
+		    "%u", type);
+	}
+out:
+	if (rc < 0)
+		atomic_fetch_add(&s->n_err, 1);
+	return rc;
+}
+
+/* --- onboarding ------------------------------------------------------ */
+
+int
+service_onboard(struct service *s, json_t *customer, json_t **ret_result,
+    struct xerr *e)
+{
+	json_t *existing = NULL, *apps = NULL, *wls = NULL, *input = NULL;
+	json_t *part = NULL, *app = NULL, *rest = NULL, *cv = NULL;
+	const char *id = json_string_value(json_object_get(customer, "id"));
+	const char *appname;
+	char hash[65];
+	int rc;
+
+	if (id == NULL)
+		return xerr_set(e, XTCMK_E_INVAL, "customer needs an \"id\"");
+	if ((rc = valid_customer_id(id, e)) < 0)
+		return rc;
+	if (json_object_get(customer, "kinds") == NULL)
+		json_object_set_new(customer, "kinds", json_pack("[s]", "host"));
+	if (json_object_get(customer, "labels") == NULL)
+		json_object_set_new(customer, "labels", json_object());
+	pthread_mutex_lock(&s->onboard_mu);
+	if (reg_customer_get(s->reg, id, &existing, NULL) == 0) {
+		rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' is already "
+		    "assigned to application '%s'; assignments are sticky: "
+		    "use `xtcmkctl customer move` to change it", id,
+		    json_string_value(json_object_get(existing, "app")));
+		goto out;
+	}
+	if ((rc = reg_app_list(s->reg, &apps, e)) < 0 ||
+	    (rc = reg_workload_list(s->reg, &wls, e)) < 0)
+		goto out;
+	cv = customer_view(customer);
+	input = json_pack("{s:O, s:O, s:O, s:i}", "customer", cv,
+	    "apps", apps, "workloads", wls, "limit", REG_FIC_MAX);
+	if ((rc = service_policy(s, POLICY_PARTITION, id, input, &part, hash,
+	    e)) < 0)
+		goto out;
+	appname = json_string_value(json_object_get(part, "app"));
+	/* The role and versioning policies must accept this customer
+	 * before anything is recorded. */
+	if (reg_app_get(s->reg, appname, &app, NULL) < 0)
+		app = json_pack("{s:s, s:n, s:O?}", "name", appname,
+		    "client_id", "labels", json_object_get(part, "app_labels"));
+	if ((rc = decide_rest(s, customer, app, &rest, e)) < 0)
+		goto out;
+	if ((rc = reg_customer_onboard(s->reg, customer, part, input, hash,
+	    e)) < 0)
+		goto out;
+	log_info("customer %s assigned to application %s (policy %.12s)", id,
+	    appname, hash);
+	*ret_result = json_pack("{s:s, s:s, s:O, s:O?, s:s}", "customer", id,
+	    "app", appname, "federate", json_object_get(part, "federate"),
+	    "reason", json_object_get(part, "reason"), "policy_hash", hash);
+out:
+	pthread_mutex_unlock(&s->onboard_mu);
+	json_decref(existing);
+	json_decref(apps);
+	json_decref(wls);
+	json_decref(cv);
+	json_decref(input);
+	json_decref(part);
+	json_decref(app);
+	json_decref(rest);
+	return rc;
+}
+
+/* --- life cycle ------------------------------------------------------ */
+
+void
+service_count_conn(struct service *s, int delta, int refused)
+{
+	if (refused)
+		atomic_fetch_add(&s->n_conn_refused, 1);
+	if (delta > 0)
+		atomic_fetch_add(&s->n_conn_total, 1);
+	atomic_fetch_add(&s->n_conn, delta);
+}
+
+json_t *
+service_stats(struct service *s)
+{
+	unsigned long long w = 0, d = 0;
+	json_t *st;
+
+	dlog_stats(s->dlog, &w, &d);
+	st = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, "
+	    "s:{s:I, s:I, s:i}, s:{s:I, s:I, s:I, s:I}, "
+	    "s:{s:i, s:I, s:I}, s:{s:I, s:I}}",
+	    "requests",
+	    "hello", (json_int_t)s->n_req[XW_HELLO],
+	    "decide", (json_int_t)s->n_req[XW_DECIDE],
+	    "admin", (json_int_t)s->n_req[XW_ADMIN],
+	    "ping", (json_int_t)s->n_req[XW_PING],
+	    "dek_new", (json_int_t)s->n_req[XW_DEK_NEW],
+	    "dek_unwrap", (json_int_t)s->n_req[XW_DEK_UNWRAP],
+	    "errors", (json_int_t)s->n_err,
+	    "decision_cache", "hits", (json_int_t)s->n_hit,
+	    "misses", (json_int_t)s->n_miss, "entries", (int)s->dc_count,
+	    "policy", "calls", (json_int_t)s->n_policy,
+	    "refusals", (json_int_t)s->n_policy_err,
+	    "reloads", (json_int_t)s->n_reload,
+	    "reloads_refused", (json_int_t)s->n_reload_fail,
+	    "connections", "open", (int)s->n_conn,
+	    "total", (json_int_t)s->n_conn_total,
+	    "refused", (json_int_t)s->n_conn_refused,
+	    "decision_log", "written", (json_int_t)w,
+	    "dropped", (json_int_t)d);
+	if (st != NULL && s->keys != NULL)
+		json_object_set_new(st, "keys", keys_stats(s->keys));
+	return st;
+}
+
+json_t *
+service_status(struct service *s)
+{
+	struct policy_set *set = current_set(s);
+	json_t *st;
+
+	st = json_pack("{s:s, s:i, s:I, s:s?, s:s, s:s, s:s, s:{s:s, s:s, "
+	    "s:s, s:s, s:s}, s:s}",
+	    "agent", "xtcmkd " XTCMK_VERSION, "pid", (int)getpid(),
+	    "uptime", (json_int_t)(time(NULL) - s->started),
+	    "workload", s->cfg->workload,
+	    "socket", s->cfg->socket_path,
+	    "state_dir", s->cfg->state_dir,
+	    "registry", s->cfg->registry_path,
+	    "policy", "dir", policy_set_dir(set), "hash", policy_set_hash(set),
+	    "partition", policy_set_name(set, POLICY_PARTITION),
+	    "role", policy_set_name(set, POLICY_ROLE),
+	    "versioning", policy_set_name(set, POLICY_VERSIONING),
+	    "provider", s->cfg->provider);
+	policy_set_unref(set);
+	return st;
+}
+
+static int
+make_state_dir(const char *dir, struct xerr *e)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+		return xerr_set(e, XTCMK_E_INVAL, "cannot create state "
+		    "directory %s: %s", dir, strerror(errno));
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode))
+		return xerr_set(e, XTCMK_E_INVAL, "state directory %s is not "
+		    "a directory", dir);
+	if ((st.st_mode & 0077) != 0 && chmod(dir, 0700) == -1)
+		return xerr_set(e, XTCMK_E_INVAL, "state directory %s is "
+		    "readable by others and cannot be fixed: %s", dir,
+		    strerror(errno));
+	return 0;
+}
+
+int
+service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
+{
+	struct service *s;
+	unsigned i;
+	int rc;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	s->cfg = cfg;
+	s->started = time(NULL);
+	pthread_mutex_init(&s->pol_mu, NULL);
+	pthread_mutex_init(&s->job_mu, NULL);
+	pthread_cond_init(&s->job_cv, NULL);
+	pthread_cond_init(&s->done_cv, NULL);
+	pthread_mutex_init(&s->onboard_mu, NULL);
+	pthread_rwlock_init(&s->dc_lock, NULL);
+	if ((rc = make_state_dir(cfg->state_dir, e)) < 0)
+		goto fail;
+	if ((rc = policy_set_load(cfg->policy_dir, cfg->lua_dir, cfg->params,
+	    &cfg->limits, &s->set, e)) < 0)
+		goto fail;
+	if ((rc = reg_open(cfg->registry_path, &s->reg, e)) < 0)
+		goto fail;
+	if ((rc = dlog_open(cfg->decision_log, &s->dlog, e)) < 0)
+		goto fail;
+	s->nworkers = cfg->policy_workers;
+	if ((s->workers = calloc(s->nworkers, sizeof(pthread_t))) == NULL) {
+		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < s->nworkers; i++)
+		if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0) {
+			s->nworkers = i;
+			rc = xerr_set(e, XTCMK_E_INTERNAL, "cannot start "
+			    "policy workers");
+			goto fail;
+		}
+	if ((rc = keys_open(cfg, s, &s->keys, e)) < 0)
+		goto fail;
+	*ret_svc = s;
+	return 0;
+fail:
+	service_close(s);
+	return rc;
+}
+
+void
+service_close(struct service *s)
+{
+	unsigned i;
+
+	if (s == NULL)
+		return;
+	keys_close(s->keys);
+	pthread_mutex_lock(&s->job_mu);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->job_cv);
+	pthread_mutex_unlock(&s->job_mu);
+	for (i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i], NULL);
+	free(s->workers);
+	dlog_close(s->dlog);
+	reg_close(s->reg);
+	policy_set_unref(s->set);
+	pthread_rwlock_wrlock(&s->dc_lock);
+	dcache_flush_locked(s);
+	pthread_rwlock_unlock(&s->dc_lock);
+	free(s);
+}

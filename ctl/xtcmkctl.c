@@ -1,1 +1,891 @@
-/* placeholder */ int main(void) { return 0; }
+/*
+ * xtcmkctl - the admin CLI of xtcmk.
+ *
+ * Every command but `policy check|test` is a JSON admin request to xtcmkd
+ * over its socket (see xtcmk-protocol(7)); those two run the policy engine
+ * offline, without an agent.  Human output by default, --json for
+ * scripts.  Exit codes are listed in xtcmkctl(8).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "conf.h"
+#include "config.h"
+#include "keys.h"
+#include "policy.h"
+#include "wire.h"
+#include "xtcmk.h"
+
+#define CTL_TIMEOUT_MS	30000	/* onboarding may wait for the policy queue */
+#define CTL_PAGE	200
+#define CTL_ARGS_MAX	64
+
+enum {
+	EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNAVAILABLE = 3,
+	EXIT_NOT_FOUND = 4, EXIT_CONFLICT = 5, EXIT_POLICY = 6,
+	EXIT_DENIED = 7, EXIT_REVOKED = 8, EXIT_INVALID = 9,
+};
+
+static int opt_json;
+static const char *opt_socket;
+static const char *opt_config;
+static struct xc_conn conn = { .fd = -1 };
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+"usage: xtcmkctl [-j] [-c config] [-s socket] command [args]\n"
+"commands:\n"
+"  status | stats | reload | check\n"
+"  workload add NAME --client-id GUID --principal-id GUID\n"
+"               [--resource-id ID] [--label k=v ...]\n"
+"  workload list | show NAME | remove NAME\n"
+"  app add NAME [--client-id GUID] [--label k=v ...]\n"
+"  app set NAME --client-id GUID\n"
+"  app list | show NAME\n"
+"  app fic add|remove APP WORKLOAD\n"
+"  customer add ID --tenant GUID --key-uri URI [--auth rbac|access-policy]\n"
+"               [--kind KIND[,KIND...]] [--label k=v ...]\n"
+"  customer list | show ID | remove ID\n"
+"  customer move ID --to APP --reason TEXT\n"
+"  decide ID\n"
+"  key create URI [--bits 2048|3072] | rotate URI | disable URI |\n"
+"      enable URI | delete URI | list | show URI | status CUSTOMER\n"
+"  policy check [DIR]\n"
+"  policy test [--dir DIR] FIXTURE...\n");
+}
+
+static int
+exit_for(int code)
+{
+	switch (code) {
+	case XTCMK_OK:
+		return EXIT_OK;
+	case XTCMK_E_UNAVAILABLE:
+	case XTCMK_E_TIMEOUT:
+	case XTCMK_E_BUSY:
+		return EXIT_UNAVAILABLE;
+	case XTCMK_E_NOT_FOUND:
+		return EXIT_NOT_FOUND;
+	case XTCMK_E_CONFLICT:
+	case XTCMK_E_EXISTS:
+		return EXIT_CONFLICT;
+	case XTCMK_E_POLICY:
+		return EXIT_POLICY;
+	case XTCMK_E_DENIED:
+		return EXIT_DENIED;
+	case XTCMK_E_REVOKED:
+		return EXIT_REVOKED;
+	case XTCMK_E_INVAL:
+		return EXIT_INVALID;
+	default:
+		return EXIT_FAIL;
+	}
+}
+
+static const char *
+socket_path(void)
+{
+	static char path[XC_UNIX_PATH_MAX];
+	struct config *cfg;
+	struct xerr e;
+	const char *env;
+
+	if (opt_socket != NULL)
+		return opt_socket;
+	if ((env = secure_getenv("XTCMK_SOCKET")) != NULL)
+		return env;
+	if (opt_config != NULL && config_load(opt_config, &cfg, &e) == 0) {
+		snprintf(path, sizeof(path), "%s", cfg->socket_path);
+		config_free(cfg);
+		return path;
+	}
+	return XTCMK_SOCKET;
+}
+
+/* Send one admin request; *ret_reply on success, exit code on failure. */
+static int
+call(json_t *req, json_t **ret_reply)
+{
+	char err[XC_ERR_MAX] = "", msg[1024];
+	int64_t deadline = xc_deadline(CTL_TIMEOUT_MS);
+	struct xw_buf b;
+	struct xw_field f;
+	json_error_t jerr;
+	uint8_t *payload, *reply = NULL;
+	uint16_t status;
+	size_t rlen;
+	char *text;
+	int rc;
+
+	if ((text = json_dumps(req, JSON_COMPACT)) == NULL)
+		return EXIT_FAIL;
+	if ((payload = malloc(XW_PAYLOAD_MAX)) == NULL) {
+		free(text);
+		return EXIT_FAIL;
+	}
+	xw_buf_init(&b, payload, XW_PAYLOAD_MAX);
+	xw_put_str(&b, XT_JSON, text);
+	free(text);
+	if (b.err != 0) {
+		free(payload);
+		fprintf(stderr, "xtcmkctl: request too large\n");
+		return EXIT_USAGE;
+	}
+	rc = 0;
+	if (conn.fd == -1)
+		rc = xc_connect(socket_path(), deadline, err, sizeof(err),
+		    &conn);
+	if (rc == 0)
+		rc = xc_request(&conn, XW_ADMIN, payload, b.len,
+		    XW_PAYLOAD_MAX, deadline, err, sizeof(err), &status,
+		    &reply, &rlen);
+	free(payload);
+	if (rc < 0) {
+		fprintf(stderr, "xtcmkctl: %s: %s\n", socket_path(),
+		    err[0] ? err : xtcmk_strerror(-rc));
+		if (-rc == XTCMK_E_UNAVAILABLE)
+			fprintf(stderr, "xtcmkctl: is xtcmkd running? "
+			    "(start it, or point -s/-c/$XTCMK_SOCKET at its "
+			    "socket)\n");
+		return exit_for(-rc);
+	}
+	if (status != 0) {
+		xc_reply_message(reply, rlen, msg, sizeof(msg));
+		fprintf(stderr, "xtcmkctl: %s\n", msg[0] ? msg :
+		    xtcmk_strerror(status));
+		free(reply);
+		return exit_for(status);
+	}
+	if (xw_find(reply, rlen, XT_JSON, &f) != 1 ||
+	    (*ret_reply = json_loadb((const char *)f.val, f.len, 0,
+	    &jerr)) == NULL) {
+		fprintf(stderr, "xtcmkctl: the agent's reply is not JSON\n");
+		free(reply);
+		return EXIT_FAIL;
+	}
+	free(reply);
+	return EXIT_OK;
+}
+
+/* Fetch every page of a list command into one array. */
+static int
+call_list(const char *cmd, json_t **ret_items)
+{
+	json_t *all = json_array(), *req, *r;
+	json_int_t off = 0;
+	int rc;
+
+	for (;;) {
+		req = json_pack("{s:s, s:I, s:i}", "cmd", cmd, "offset", off,
+		    "limit", CTL_PAGE);
+		rc = call(req, &r);
+		json_decref(req);
+		if (rc != EXIT_OK) {
+			json_decref(all);
+			return rc;
+		}
+		json_array_extend(all, json_object_get(r, "items"));
+		if (!json_is_integer(json_object_get(r, "next"))) {
+			json_decref(r);
+			break;
+		}
+		off = json_integer_value(json_object_get(r, "next"));
+		json_decref(r);
+	}
+	*ret_items = all;
+	return EXIT_OK;
+}
+
+static void
+print_json(json_t *v)
+{
+	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+	fputc('\n', stdout);
+}
+
+static const char *
+jstr(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s != NULL ? s : "-";
+}
+
+static void
+print_list(json_t *a, const char *sep)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(a, i, v)
+		printf("%s%s", i ? sep : "", json_string_value(v));
+	if (json_array_size(a) == 0)
+		printf("-");
+}
+
+static void
+print_labels(json_t *o)
+{
+	const char *k;
+	json_t *v;
+	int first = 1;
+
+	json_object_foreach(o, k, v) {
+		printf("%s%s=%s", first ? "" : ",", k, json_string_value(v));
+		first = 0;
+	}
+	if (first)
+		printf("-");
+}
+
+static void
+print_decision(json_t *d)
+{
+	json_t *role = json_object_get(d, "role");
+	json_t *ver = json_object_get(d, "versioning");
+
+	printf("customer      %s (tenant %s)\n", jstr(d, "customer"),
+	    jstr(d, "tenant"));
+	printf("kinds         ");
+	print_list(json_object_get(d, "kinds"), ", ");
+	printf("\napplication   %s (client id %s)\n", jstr(d, "app"),
+	    jstr(d, "app_client_id"));
+	printf("workloads     ");
+	print_list(json_object_get(d, "workloads"), ", ");
+	printf("\nthis host     %s: %s\n", jstr(d, "this_workload"),
+	    json_is_true(json_object_get(d, "served")) ?
+	    "served (its workload holds a FIC on the application)" :
+	    "NOT served (no FIC for this host's workload)");
+	if (strcmp(jstr(role, "mechanism"), "rbac") == 0)
+		printf("grant         Azure RBAC role '%s' (%s) at %s scope\n",
+		    jstr(role, "role"), jstr(role, "role_id"),
+		    jstr(role, "scope"));
+	else {
+		printf("grant         access policy, key permissions: ");
+		print_list(json_object_get(role, "permissions"), ", ");
+		printf("\n");
+	}
+	printf("key           %s\n", jstr(d, "key_uri"));
+	printf("versioning    %s%s%s; refresh %llds, revocation check %llds, "
+	    "grace %llds\n", jstr(ver, "mode"),
+	    json_object_get(ver, "version") ? " at version " : "",
+	    json_object_get(ver, "version") ? jstr(ver, "version") : "",
+	    (long long)json_integer_value(json_object_get(ver, "refresh")),
+	    (long long)json_integer_value(json_object_get(ver,
+	    "revocation_check")),
+	    (long long)json_integer_value(json_object_get(ver, "grace")));
+	printf("DEK cache     %llds, at most %lld entries\n",
+	    (long long)json_integer_value(json_object_get(ver, "cache_ttl")),
+	    (long long)json_integer_value(json_object_get(ver, "cache_max")));
+	printf("policy        %.12s\n", jstr(d, "policy_hash"));
+}
+
+/* --- argument parsing ------------------------------------------------ */
+
+struct kv {
+	const char	*name;		/* "--client-id" */
+	const char	*value;
+};
+
+/*
+ * Split argv into positional arguments and --name value options; labels
+ * (--label k=v, repeatable) go into `labels`.
+ */
+static int
+parse_opts(int argc, char **argv, const char *const *allowed, char **pos,
+    int *npos, struct kv *opts, int *nopts, json_t *labels)
+{
+	int i, j, ok;
+	char *eq;
+
+	*npos = *nopts = 0;
+	for (i = 0; i < argc; i++) {
+		if (strncmp(argv[i], "--", 2) != 0) {
+			if (*npos == CTL_ARGS_MAX)
+				return -1;
+			pos[(*npos)++] = argv[i];
+			continue;
+		}
+		for (ok = 0, j = 0; allowed[j] != NULL; j++)
+			if (strcmp(allowed[j], argv[i]) == 0)
+				ok = 1;
+		if (!ok) {
+			fprintf(stderr, "xtcmkctl: unknown option %s\n",
+			    argv[i]);
+			return -1;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "xtcmkctl: %s needs a value\n",
+			    argv[i]);
+			return -1;
+		}
+		if (strcmp(argv[i], "--label") == 0) {
+			if ((eq = strchr(argv[i + 1], '=')) == NULL) {
+				fprintf(stderr, "xtcmkctl: --label takes "
+				    "key=value, not '%s'\n", argv[i + 1]);
+				return -1;
+			}
+			*eq = '\0';
+			json_object_set_new(labels, argv[i + 1],
+			    json_string(eq + 1));
+			i++;
+			continue;
+		}
+		if (*nopts == CTL_ARGS_MAX)
+			return -1;
+		opts[*nopts].name = argv[i];
+		opts[*nopts].value = argv[++i];
+		(*nopts)++;
+	}
+	return 0;
+}
+
+static const char *
+opt(const struct kv *opts, int n, const char *name)
+{
+	int i;
+
+	for (i = n - 1; i >= 0; i--)
+		if (strcmp(opts[i].name, name) == 0)
+			return opts[i].value;
+	return NULL;
+}
+
+static int
+need(const char *v, const char *what)
+{
+	if (v == NULL) {
+		fprintf(stderr, "xtcmkctl: missing %s (see xtcmkctl(8))\n",
+		    what);
+		return -1;
+	}
+	return 0;
+}
+
+/* Run a simple command whose reply is printed as JSON or as `human`. */
+static int
+simple(json_t *req, const char *human)
+{
+	json_t *r;
+	int rc;
+
+	rc = call(req, &r);
+	json_decref(req);
+	if (rc != EXIT_OK)
+		return rc;
+	if (opt_json || human == NULL)
+		print_json(r);
+	else
+		printf("%s\n", human);
+	json_decref(r);
+	return EXIT_OK;
+}
+
+/* --- commands -------------------------------------------------------- */
+
+static int
+cmd_workload(int argc, char **argv)
+{
+	static const char *const allowed[] = { "--client-id",
+	    "--principal-id", "--resource-id", "--label", NULL };
+	char *pos[CTL_ARGS_MAX];
+	struct kv opts[CTL_ARGS_MAX];
+	json_t *labels = json_object(), *items, *w, *req;
+	int npos, nopts, rc;
+	size_t i;
+
+	if (parse_opts(argc, argv, allowed, pos, &npos, opts, &nopts,
+	    labels) < 0 || npos < 1) {
+		json_decref(labels);
+		return EXIT_USAGE;
+	}
+	if (strcmp(pos[0], "add") == 0 && npos == 2) {
+		if (need(opt(opts, nopts, "--client-id"), "--client-id") < 0 ||
+		    need(opt(opts, nopts, "--principal-id"),
+		    "--principal-id") < 0) {
+			json_decref(labels);
+			return EXIT_USAGE;
+		}
+		req = json_pack("{s:s, s:{s:s, s:s, s:s, s:s?, s:o}}", "cmd",
+		    "workload.add", "workload", "name", pos[1], "client_id",
+		    opt(opts, nopts, "--client-id"), "principal_id",
+		    opt(opts, nopts, "--principal-id"), "resource_id",
+		    opt(opts, nopts, "--resource-id"), "labels", labels);
+		return simple(req, "workload added");
+	}
+	json_decref(labels);
+	if (strcmp(pos[0], "list") == 0 && npos == 1) {
+		if ((rc = call_list("workload.list", &items)) != EXIT_OK)
+			return rc;
+		if (opt_json)
+			print_json(items);
+		else {
+			printf("%-24s %-36s %-36s %s\n", "NAME", "CLIENT ID",
+			    "PRINCIPAL ID", "LABELS");
+			json_array_foreach(items, i, w) {
+				printf("%-24s %-36s %-36s ", jstr(w, "name"),
+				    jstr(w, "client_id"),
+				    jstr(w, "principal_id"));
+				print_labels(json_object_get(w, "labels"));
+				printf("\n");
+			}
+		}
+		json_decref(items);
+		return EXIT_OK;
+	}
+	if (strcmp(pos[0], "show") == 0 && npos == 2)
+		return simple(json_pack("{s:s, s:s}", "cmd", "workload.show",
+		    "name", pos[1]), NULL);
+	if (strcmp(pos[0], "remove") == 0 && npos == 2)
+		return simple(json_pack("{s:s, s:s}", "cmd",
+		    "workload.remove", "name", pos[1]), "workload removed");
+	return EXIT_USAGE;
+}
+
+static int
+cmd_app(int argc, char **argv)
+{
+	static const char *const allowed[] = { "--client-id", "--label",
+	    NULL };
+	char *pos[CTL_ARGS_MAX];
+	struct kv opts[CTL_ARGS_MAX];
+	json_t *labels = json_object(), *items, *a, *req;
+	int npos, nopts, rc;
+	size_t i;
+
+	if (parse_opts(argc, argv, allowed, pos, &npos, opts, &nopts,
+	    labels) < 0 || npos < 1) {
+		json_decref(labels);
+		return EXIT_USAGE;
+	}
+	if (strcmp(pos[0], "add") == 0 && npos == 2) {
+		req = json_pack("{s:s, s:{s:s, s:s?, s:o}}", "cmd", "app.add",
+		    "app", "name", pos[1], "client_id",
+		    opt(opts, nopts, "--client-id"), "labels", labels);
+		return simple(req, "application added");
+	}
+	json_decref(labels);
+	if (strcmp(pos[0], "set") == 0 && npos == 2) {
+		if (need(opt(opts, nopts, "--client-id"), "--client-id") < 0)
+			return EXIT_USAGE;
+		return simple(json_pack("{s:s, s:s, s:s}", "cmd", "app.set",
+		    "name", pos[1], "client_id",
+		    opt(opts, nopts, "--client-id")), "application updated");
+	}
+	if (strcmp(pos[0], "list") == 0 && npos == 1) {
+		if ((rc = call_list("app.list", &items)) != EXIT_OK)
+			return rc;
+		if (opt_json)
+			print_json(items);
+		else {
+			printf("%-28s %-36s %5s %9s  %s\n", "NAME",
+			    "CLIENT ID", "FICS", "CUSTOMERS", "LABELS");
+			json_array_foreach(items, i, a) {
+				printf("%-28s %-36s %2lld/20 %9lld  ",
+				    jstr(a, "name"), jstr(a, "client_id"),
+				    (long long)json_integer_value(
+				    json_object_get(a, "fic_count")),
+				    (long long)json_integer_value(
+				    json_object_get(a, "customers")));
+				print_labels(json_object_get(a, "labels"));
+				printf("\n");
+			}
+		}
+		json_decref(items);
+		return EXIT_OK;
+	}
+	if (strcmp(pos[0], "show") == 0 && npos == 2)
+		return simple(json_pack("{s:s, s:s}", "cmd", "app.show",
+		    "name", pos[1]), NULL);
+	if (strcmp(pos[0], "fic") == 0 && npos == 4 &&
+	    (strcmp(pos[1], "add") == 0 || strcmp(pos[1], "remove") == 0))
+		return simple(json_pack("{s:s, s:s, s:s}", "cmd",
+		    pos[1][0] == 'a' ? "fic.add" : "fic.remove", "app", pos[2],
+		    "workload", pos[3]), pos[1][0] == 'a' ?
+		    "federated credential added" :
+		    "federated credential removed");
+	return EXIT_USAGE;
+}
+
+static json_t *
+split_kinds(const char *s)
+{
+	json_t *a = json_array();
+	char *copy = strdup(s), *tok, *save = NULL;
+
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save))
+		json_array_append_new(a, json_string(tok));
+	free(copy);
+	return a;
+}
+
+static int
+cmd_customer(int argc, char **argv)
+{
+	static const char *const allowed[] = { "--tenant", "--key-uri",
+	    "--auth", "--kind", "--label", "--to", "--reason", NULL };
+	char *pos[CTL_ARGS_MAX];
+	struct kv opts[CTL_ARGS_MAX];
+	json_t *labels = json_object(), *items, *c, *req, *r;
+	const char *kinds;
+	int npos, nopts, rc;
+	size_t i;
+
+	if (parse_opts(argc, argv, allowed, pos, &npos, opts, &nopts,
+	    labels) < 0 || npos < 1) {
+		json_decref(labels);
+		return EXIT_USAGE;
+	}
+	if (strcmp(pos[0], "add") == 0 && npos == 2) {
+		if (need(opt(opts, nopts, "--tenant"), "--tenant") < 0 ||
+		    need(opt(opts, nopts, "--key-uri"), "--key-uri") < 0) {
+			json_decref(labels);
+			return EXIT_USAGE;
+		}
+		kinds = opt(opts, nopts, "--kind");
+		req = json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:o, s:o}}",
+		    "cmd", "customer.add", "customer", "id", pos[1],
+		    "tenant", opt(opts, nopts, "--tenant"),
+		    "key_uri", opt(opts, nopts, "--key-uri"),
+		    "vault_auth", opt(opts, nopts, "--auth") ?
+		    opt(opts, nopts, "--auth") : "rbac",
+		    "kinds", split_kinds(kinds ? kinds : "host"),
+		    "labels", labels);
+		rc = call(req, &r);
+		json_decref(req);
+		if (rc != EXIT_OK)
+			return rc;
+		if (opt_json)
+			print_json(r);
+		else {
+			printf("customer %s assigned to application %s\n",
+			    jstr(r, "customer"), jstr(r, "app"));
+			printf("  federated workloads: ");
+			print_list(json_object_get(r, "federate"), ", ");
+			printf("\n  reason: %s\n  policy: %.12s\n",
+			    jstr(r, "reason"), jstr(r, "policy_hash"));
+		}
+		json_decref(r);
+		return EXIT_OK;
+	}
+	json_decref(labels);
+	if (strcmp(pos[0], "list") == 0 && npos == 1) {
+		if ((rc = call_list("customer.list", &items)) != EXIT_OK)
+			return rc;
+		if (opt_json)
+			print_json(items);
+		else {
+			printf("%-24s %-36s %-24s %s\n", "CUSTOMER", "TENANT",
+			    "APPLICATION", "KEY");
+			json_array_foreach(items, i, c)
+				printf("%-24s %-36s %-24s %s\n",
+				    jstr(c, "id"), jstr(c, "tenant"),
+				    jstr(c, "app"), jstr(c, "key_uri"));
+		}
+		json_decref(items);
+		return EXIT_OK;
+	}
+	if (strcmp(pos[0], "show") == 0 && npos == 2) {
+		req = json_pack("{s:s, s:s}", "cmd", "customer.show", "id",
+		    pos[1]);
+		rc = call(req, &r);
+		json_decref(req);
+		if (rc != EXIT_OK)
+			return rc;
+		if (opt_json)
+			print_json(r);
+		else if (json_object_get(r, "decision") != NULL)
+			print_decision(json_object_get(r, "decision"));
+		else
+			printf("customer %s: decisions refused: %s\n", pos[1],
+			    jstr(r, "decision_error"));
+		json_decref(r);
+		return EXIT_OK;
+	}
+	if (strcmp(pos[0], "move") == 0 && npos == 2) {
+		if (need(opt(opts, nopts, "--to"), "--to APP") < 0 ||
+		    need(opt(opts, nopts, "--reason"), "--reason TEXT") < 0)
+			return EXIT_USAGE;
+		return simple(json_pack("{s:s, s:s, s:s, s:s}", "cmd",
+		    "customer.move", "id", pos[1], "to",
+		    opt(opts, nopts, "--to"), "reason",
+		    opt(opts, nopts, "--reason")), "customer moved: the "
+		    "customer must consent to the new application and grant "
+		    "it access to the key (see `xtcmkctl customer kit`)");
+	}
+	if (strcmp(pos[0], "remove") == 0 && npos == 2)
+		return simple(json_pack("{s:s, s:s}", "cmd", "customer.remove",
+		    "id", pos[1]), "customer removed");
+	return EXIT_USAGE;
+}
+
+static int
+cmd_decide(int argc, char **argv)
+{
+	json_t *req, *r;
+	int rc;
+
+	if (argc != 1)
+		return EXIT_USAGE;
+	req = json_pack("{s:s, s:s}", "cmd", "decide", "id", argv[0]);
+	rc = call(req, &r);
+	json_decref(req);
+	if (rc != EXIT_OK)
+		return rc;
+	if (opt_json)
+		print_json(r);
+	else
+		print_decision(r);
+	json_decref(r);
+	return EXIT_OK;
+}
+
+static int
+cmd_status(void)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "status"), *r, *p;
+	int rc;
+
+	rc = call(req, &r);
+	json_decref(req);
+	if (rc != EXIT_OK)
+		return rc;
+	if (opt_json)
+		print_json(r);
+	else {
+		p = json_object_get(r, "policy");
+		printf("%s, pid %lld, up %llds\n", jstr(r, "agent"),
+		    (long long)json_integer_value(json_object_get(r, "pid")),
+		    (long long)json_integer_value(json_object_get(r,
+		    "uptime")));
+		printf("workload   %s\nsocket     %s\nstate      %s\n"
+		    "provider   %s\n", jstr(r, "workload"), jstr(r, "socket"),
+		    jstr(r, "state_dir"), jstr(r, "provider"));
+		printf("policies   %s (%.12s): %s, %s, %s\n", jstr(p, "dir"),
+		    jstr(p, "hash"), jstr(p, "partition"), jstr(p, "role"),
+		    jstr(p, "versioning"));
+	}
+	json_decref(r);
+	return EXIT_OK;
+}
+
+static int
+cmd_check(void)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "check"), *r, *v;
+	size_t i;
+	int rc, good;
+
+	rc = call(req, &r);
+	json_decref(req);
+	if (rc != EXIT_OK)
+		return rc;
+	good = json_is_true(json_object_get(r, "ok"));
+	if (opt_json)
+		print_json(r);
+	else {
+		printf("registry: %s\n", good ? "consistent" : "PROBLEMS");
+		json_array_foreach(json_object_get(r, "problems"), i, v)
+			printf("  %s\n", json_string_value(v));
+	}
+	json_decref(r);
+	return good ? EXIT_OK : EXIT_CONFLICT;
+}
+
+/* --- offline policy commands ---------------------------------------- */
+
+static int
+offline_config(struct config **ret_cfg)
+{
+	struct xerr e;
+	const char *path = opt_config;
+
+	if (path == NULL && access(XTCMK_SYSCONFDIR "/xtcmk.conf", F_OK) == 0)
+		path = XTCMK_SYSCONFDIR "/xtcmk.conf";
+	if (config_load(path, ret_cfg, &e) < 0) {
+		fprintf(stderr, "xtcmkctl: %s\n", e.msg);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+static int
+cmd_policy(int argc, char **argv)
+{
+	struct config *cfg;
+	struct policy_set *set;
+	struct xerr e;
+	const char *dir;
+	int rc, i;
+
+	if (argc < 1)
+		return EXIT_USAGE;
+	if ((rc = offline_config(&cfg)) != EXIT_OK)
+		return rc;
+	dir = cfg->policy_dir;
+	if (strcmp(argv[0], "check") == 0 && argc <= 2) {
+		if (argc == 2)
+			dir = argv[1];
+		rc = policy_set_load(dir, cfg->lua_dir, cfg->params,
+		    &cfg->limits, &set, &e);
+		if (rc < 0)
+			fprintf(stderr, "xtcmkctl: policy set %s refused: %s\n",
+			    dir, e.msg);
+		else {
+			if (opt_json)
+				printf("{\"ok\": true, \"dir\": \"%s\", "
+				    "\"hash\": \"%s\"}\n", dir,
+				    policy_set_hash(set));
+			else
+				printf("policy set %s: ok (hash %.12s; "
+				    "partition %s, role %s, versioning %s)\n",
+				    dir, policy_set_hash(set),
+				    policy_set_name(set, POLICY_PARTITION),
+				    policy_set_name(set, POLICY_ROLE),
+				    policy_set_name(set, POLICY_VERSIONING));
+			policy_set_unref(set);
+		}
+		config_free(cfg);
+		return rc < 0 ? EXIT_POLICY : EXIT_OK;
+	}
+	if (strcmp(argv[0], "test") == 0) {
+		i = 1;
+		if (argc > 2 && strcmp(argv[1], "--dir") == 0) {
+			dir = argv[2];
+			i = 3;
+		}
+		if (i >= argc) {
+			config_free(cfg);
+			fprintf(stderr, "xtcmkctl: policy test needs fixture "
+			    "files\n");
+			return EXIT_USAGE;
+		}
+		rc = policy_run_fixtures(dir, cfg->lua_dir, cfg->params,
+		    &cfg->limits, argv + i, argc - i, opt_json, stdout, &e);
+		if (rc < 0)
+			fprintf(stderr, "xtcmkctl: policy set %s refused: "
+			    "%s\n", dir, e.msg);
+		config_free(cfg);
+		return rc == 0 ? EXIT_OK : EXIT_POLICY;
+	}
+	config_free(cfg);
+	return EXIT_USAGE;
+}
+
+static int
+cmd_key(int argc, char **argv)
+{
+	static const char *const allowed[] = { "--bits", NULL };
+	char *pos[CTL_ARGS_MAX];
+	struct kv opts[CTL_ARGS_MAX];
+	json_t *labels = json_object(), *req, *r;
+	char cmd[32];
+	int npos, nopts, rc;
+
+	rc = parse_opts(argc, argv, allowed, pos, &npos, opts, &nopts, labels);
+	json_decref(labels);
+	if (rc < 0 || npos < 1 || npos > 2)
+		return EXIT_USAGE;
+	snprintf(cmd, sizeof(cmd), "key.%s", pos[0]);
+	req = json_pack("{s:s}", "cmd", cmd);
+	if (npos == 2)
+		json_object_set_new(req, strcmp(pos[0], "status") == 0 ?
+		    "customer" : "uri", json_string(pos[1]));
+	if (opt(opts, nopts, "--bits") != NULL)
+		json_object_set_new(req, "bits",
+		    json_integer(atoi(opt(opts, nopts, "--bits"))));
+	rc = call(req, &r);
+	json_decref(req);
+	if (rc != EXIT_OK)
+		return rc;
+	if (opt_json || json_object_get(r, "text") == NULL)
+		print_json(r);
+	else
+		printf("%s", json_string_value(json_object_get(r, "text")));
+	json_decref(r);
+	return EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *cmd;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "+jc:s:hV", longopts, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 'j':
+			opt_json = 1;
+			break;
+		case 's':
+			opt_socket = optarg;
+			break;
+		case 'c':
+			opt_config = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("xtcmkctl %s\n", XTCMK_VERSION);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[0];
+	argc--;
+	argv++;
+	if (strcmp(cmd, "status") == 0 && argc == 0)
+		rc = cmd_status();
+	else if (strcmp(cmd, "stats") == 0 && argc == 0)
+		rc = simple(json_pack("{s:s}", "cmd", "stats"), NULL);
+	else if (strcmp(cmd, "reload") == 0 && argc == 0)
+		rc = simple(json_pack("{s:s}", "cmd", "reload"),
+		    "policies reloaded");
+	else if (strcmp(cmd, "check") == 0 && argc == 0)
+		rc = cmd_check();
+	else if (strcmp(cmd, "workload") == 0)
+		rc = cmd_workload(argc, argv);
+	else if (strcmp(cmd, "app") == 0)
+		rc = cmd_app(argc, argv);
+	else if (strcmp(cmd, "customer") == 0)
+		rc = cmd_customer(argc, argv);
+	else if (strcmp(cmd, "decide") == 0)
+		rc = cmd_decide(argc, argv);
+	else if (strcmp(cmd, "policy") == 0)
+		rc = cmd_policy(argc, argv);
+	else if (strcmp(cmd, "key") == 0)
+		rc = cmd_key(argc, argv);
+	else
+		rc = EXIT_USAGE;
+	if (rc == EXIT_USAGE)
+		usage(stderr);
+	xc_close(&conn);
+	return rc;
+}

@@ -1,0 +1,490 @@
+/*
+* conf.c - xtcmk.conf parser (see conf.h and xtcmk.conf(5)).
+ *
+ * INI: "[section]" lines, "key = value" lines, '#' or ';' comments, blank
+ * lines.  Strict: an unknown section or key is an error, so a typo never
+ * silently leaves a default in force.  [params] is free-form and handed to
+ * the policies.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"	/* build paths */
+#include "conf.h"
+#include "log.h"
+
+enum ctype { C_STR, C_PATH, C_UINT, C_SIZE, C_LEVEL, C_UIDS, C_GIDS };
+
+struct ckey {
+	const char	*section;
+	const char	*key;
+	enum ctype	 type;
+	size_t		 off;
+	unsigned long	 min, max;	/* C_UINT, C_SIZE */
+};
+
+#define OFF(f)	offsetof(struct config, f)
+
+static const struct ckey ckeys[] = {
+	{ "agent", "socket", C_PATH, OFF(socket_path), 0, 0 },
+	{ "agent", "state_dir", C_PATH, OFF(state_dir), 0, 0 },
+	{ "agent", "decision_log", C_PATH, OFF(decision_log), 0, 0 },
+	{ "agent", "workload", C_STR, OFF(workload), 0, 0 },
+	{ "agent", "policy_dir", C_PATH, OFF(policy_dir), 0, 0 },
+	{ "agent", "lua_dir", C_PATH, OFF(lua_dir), 0, 0 },
+	{ "agent", "log_level", C_LEVEL, OFF(log_level), 0, 0 },
+	{ "agent", "max_connections", C_UINT, OFF(max_connections), 1, CONN_MAX_LIMIT },
+	{ "agent", "max_connections_per_uid", C_UINT, OFF(max_connections_per_uid), 1, CONN_MAX_LIMIT },
+	{ "agent", "idle_timeout", C_UINT, OFF(idle_timeout_s), 1, 86400 },
+	{ "agent", "request_timeout", C_UINT, OFF(request_timeout_s), 1, 300 },
+	{ "agent", "max_frame", C_UINT, OFF(max_frame), FRAME_MIN, 65536 },
+	{ "agent", "policy_workers", C_UINT, OFF(policy_workers), 1, 64 },
+	{ "access", "data_uids", C_UIDS, OFF(data_uids), 0, 0 },
+	{ "access", "data_gids", C_GIDS, OFF(data_gids), 0, 0 },
+	{ "access", "admin_uids", C_UIDS, OFF(admin_uids), 0, 0 },
+	{ "access", "admin_gids", C_GIDS, OFF(admin_gids), 0, 0 },
+	{ "policy", "instructions", C_UINT, OFF(limits.instructions), 1000, POLICY_INSTR_MAX },
+	{ "policy", "memory", C_SIZE, OFF(limits.memory), 1u << 20, POLICY_MEM_MAX },
+	{ "policy", "time_ms", C_UINT, OFF(limits.time_ms), 1, POLICY_TIME_MAX_MS },
+	{ "keys", "provider", C_STR, OFF(provider), 0, 0 },
+	{ "keys", "status_workers", C_UINT, OFF(status_workers), 1, 64 },
+};
+
+static char *
+xstrdup(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+static char *
+path_join(const char *dir, const char *name)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", dir, name) == -1)
+		return NULL;
+	return p;
+}
+
+static void
+config_defaults(struct config *c)
+{
+	c->socket_path = xstrdup(XTCMK_SOCKET);
+	c->state_dir = xstrdup(XTCMK_STATEDIR);
+	c->policy_dir = xstrdup(XTCMK_POLICYDIR);
+	c->lua_dir = xstrdup(XTCMK_LUADIR);
+	c->provider = xstrdup("local");
+	c->log_level = LOG_INFO;
+	c->max_connections = 4096;
+	c->max_connections_per_uid = 1024;
+	c->idle_timeout_s = 300;
+	c->request_timeout_s = 5;
+	c->max_frame = 65536;
+	c->policy_workers = 2;
+	c->status_workers = 2;
+	/* Root and the agent's own user; everyone else must be listed. */
+	c->data_uids.n = 0;
+	c->data_uids.ids[c->data_uids.n++] = 0;
+	if (geteuid() != 0)
+		c->data_uids.ids[c->data_uids.n++] = geteuid();
+	c->admin_uids = c->data_uids;
+	c->limits.instructions = POLICY_INSTR_DEFAULT;
+	c->limits.memory = POLICY_MEM_DEFAULT;
+	c->limits.time_ms = POLICY_TIME_DEFAULT_MS;
+	c->params = json_object();
+}
+
+void
+config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	free(c->path);
+	free(c->socket_path);
+	free(c->state_dir);
+	free(c->registry_path);
+	free(c->decision_log);
+	free(c->workload);
+	free(c->policy_dir);
+	free(c->lua_dir);
+	free(c->provider);
+	json_decref(c->params);
+	free(c);
+}
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+static int
+parse_ulong(const char *v, unsigned long *ret)
+{
+	char *end;
+	unsigned long n;
+
+	if (!isdigit((unsigned char)*v))
+		return -1;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno != 0)
+		return -1;
+	*ret = n;
+	return (int)(end - v);
+}
+
+static int
+parse_ids(const char *v, int gids, struct id_list *ret, const char *where,
+    const char *key, struct xerr *e)
+{
+	struct id_list l = { 0 };
+	char buf[CONFIG_LINE_MAX], *tok, *save = NULL;
+	unsigned long n;
+
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (tok = strtok_r(buf, ", \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", \t", &save)) {
+		if (strcmp(tok, "*") == 0) {
+			l.any = 1;
+			continue;
+		}
+		if (l.n == CONFIG_IDS_MAX)
+			return xerr_set(e, XTCMK_E_INVAL,
+			    "%s: %s lists more than %d ids", where, key,
+			    CONFIG_IDS_MAX);
+		if (parse_ulong(tok, &n) == (int)strlen(tok) && n < UINT_MAX)
+			l.ids[l.n++] = (unsigned)n;
+		else if (!gids && getpwnam(tok) != NULL)
+			l.ids[l.n++] = getpwnam(tok)->pw_uid;
+		else if (gids && getgrnam(tok) != NULL)
+			l.ids[l.n++] = getgrnam(tok)->gr_gid;
+		else
+			return xerr_set(e, XTCMK_E_INVAL,
+			    "%s: %s: no %s named '%s' (use a number, a name "
+			    "known to this host, or *)", where, key,
+			    gids ? "group" : "user", tok);
+	}
+	*ret = l;
+	return 0;
+}
+
+static int
+parse_size(const char *v, unsigned long *ret)
+{
+	unsigned long n;
+	int used;
+
+	if ((used = parse_ulong(v, &n)) < 0)
+		return -1;
+	switch (v[used]) {
+	case '\0':
+		break;
+	case 'k': case 'K':
+		n <<= 10;
+		used++;
+		break;
+	case 'm': case 'M':
+		n <<= 20;
+		used++;
+		break;
+	case 'g': case 'G':
+		n <<= 30;
+		used++;
+		break;
+	default:
+		return -1;
+	}
+	if (v[used] != '\0')
+		return -1;
+	*ret = n;
+	return 0;
+}
+
+static int
+set_key(struct config *c, const struct ckey *k, const char *v,
+    const char *where, struct xerr *e)
+{
+	char *base = (char *)c + k->off;
+	unsigned long n;
+	int lvl;
+
+	switch (k->type) {
+	case C_STR:
+	case C_PATH:
+		if (*v == '\0')
+			return xerr_set(e, XTCMK_E_INVAL, "%s: %s is empty",
+			    where, k->key);
+		if (k->type == C_PATH && *v != '/')
+			return xerr_set(e, XTCMK_E_INVAL,
+			    "%s: %s must be an absolute path, not '%s'",
+			    where, k->key, v);
+		free(*(char **)base);
+		*(char **)base = strdup(v);
+		return 0;
+	case C_UINT:
+	case C_SIZE:
+		if ((k->type == C_UINT ? (parse_ulong(v, &n) ==
+		    (int)strlen(v) ? 0 : -1) : parse_size(v, &n)) != 0 ||
+		    n < k->min || n > k->max)
+			return xerr_set(e, XTCMK_E_INVAL,
+			    "%s: %s = '%s': expected a whole number%s from %lu "
+			    "to %lu", where, k->key, v,
+			    k->type == C_SIZE ? " of bytes (suffix K, M, G)" : "",
+			    k->min, k->max);
+		if (k->type == C_SIZE)
+			*(size_t *)base = n;
+		else if (k->off == OFF(limits.instructions))
+			*(unsigned long *)base = n;
+		else
+			*(unsigned *)base = (unsigned)n;
+		return 0;
+	case C_LEVEL:
+		if ((lvl = log_level_parse(v)) < 0)
+			return xerr_set(e, XTCMK_E_INVAL,
+			    "%s: log_level '%s': use error, warning, notice, "
+			    "info or debug", where, v);
+		*(int *)base = lvl;
+		return 0;
+	case C_UIDS:
+	case C_GIDS:
+		return parse_ids(v, k->type == C_GIDS, (struct id_list *)base,
+		    where, k->key, e);
+	}
+	return 0;
+}
+
+static json_t *
+param_value(const char *v)
+{
+	unsigned long n;
+
+	if (parse_ulong(v, &n) == (int)strlen(v) && n <= (1ul << 53))
+		return json_integer((json_int_t)n);
+	if (strcmp(v, "true") == 0)
+		return json_true();
+	if (strcmp(v, "false") == 0)
+		return json_false();
+	return json_string(v);
+}
+
+static int
+parse_line(struct config *c, char *line, char *section, size_t seclen,
+    const char *where, struct xerr *e)
+{
+	char *eq, *key, *val;
+	size_t i;
+
+	line = trim(line);
+	if (*line == '\0' || *line == '#' || *line == ';')
+		return 0;
+	if (*line == '[') {
+		if (line[strlen(line) - 1] != ']')
+			return xerr_set(e, XTCMK_E_INVAL,
+			    "%s: section header needs a closing ']'", where);
+		line[strlen(line) - 1] = '\0';
+		snprintf(section, seclen, "%s", trim(line + 1));
+		if (strcmp(section, "agent") != 0 &&
+		    strcmp(section, "access") != 0 &&
+		    strcmp(section, "policy") != 0 &&
+		    strcmp(section, "keys") != 0 &&
+		    strcmp(section, "params") != 0)
+			return xerr_set(e, XTCMK_E_INVAL,
+			    "%s: unknown section [%s]; sections are [agent], "
+			    "[access], [policy], [keys] and [params]", where,
+			    section);
+		return 0;
+	}
+	if ((eq = strchr(line, '=')) == NULL)
+		return xerr_set(e, XTCMK_E_INVAL,
+		    "%s: expected 'key = value', got '%.40s'", where, line);
+	*eq = '\0';
+	key = trim(line);
+	val = trim(eq + 1);
+	if (*section == '\0')
+		return xerr_set(e, XTCMK_E_INVAL,
+		    "%s: '%s' comes before any [section]", where, key);
+	if (strcmp(section, "params") == 0) {
+		if (json_object_size(c->params) >= CONFIG_PARAMS_MAX)
+			return xerr_set(e, XTCMK_E_INVAL,
+			    "%s: more than %d keys in [params]", where,
+			    CONFIG_PARAMS_MAX);
+		for (i = 0; key[i] != '\0'; i++)
+			if (!isalnum((unsigned char)key[i]) && key[i] != '_')
+				return xerr_set(e, XTCMK_E_INVAL,
+				    "%s: [params] key '%s' may hold only "
+				    "letters, digits and '_'", where, key);
+		json_object_set_new(c->params, key, param_value(val));
+		return 0;
+	}
+	for (i = 0; i < sizeof(ckeys) / sizeof(ckeys[0]); i++)
+		if (strcmp(ckeys[i].section, section) == 0 &&
+		    strcmp(ckeys[i].key, key) == 0)
+			return set_key(c, &ckeys[i], val, where, e);
+	return xerr_set(e, XTCMK_E_INVAL,
+	    "%s: unknown key '%s' in [%s] (see xtcmk.conf(5))", where, key,
+	    section);
+}
+
+static int
+config_parse_file(struct config *c, const char *path, struct xerr *e)
+{
+	FILE *f;
+	char line[CONFIG_LINE_MAX + 2], section[64] = "", where[PATH_MAX + 32];
+	unsigned lineno = 0;
+	size_t total = 0;
+	int rc = 0;
+
+	if ((f = fopen(path, "re")) == NULL)
+		return xerr_set(e, errno == ENOENT ? XTCMK_E_NOT_FOUND :
+		    XTCMK_E_INVAL, "cannot read config %s: %s", path,
+		    strerror(errno));
+	while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		total += strlen(line);
+		if (total > CONFIG_SIZE_MAX) {
+			rc = xerr_set(e, XTCMK_E_INVAL, "%s: config larger "
+			    "than %d bytes", where, CONFIG_SIZE_MAX);
+			break;
+		}
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			rc = xerr_set(e, XTCMK_E_INVAL, "%s: line longer than "
+			    "%d bytes", where, CONFIG_LINE_MAX);
+			break;
+		}
+		rc = parse_line(c, line, section, sizeof(section), where, e);
+	}
+	fclose(f);
+	return rc;
+}
+
+int
+config_load(const char *path, struct config **ret_cfg, struct xerr *e)
+{
+	struct config *c;
+	int rc;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	config_defaults(c);
+	if (path != NULL) {
+		c->path = strdup(path);
+		if ((rc = config_parse_file(c, path, e)) < 0) {
+			config_free(c);
+			return rc;
+		}
+	}
+	if (c->workload != NULL && strlen(c->workload) > 64) {
+		config_free(c);
+		return xerr_set(e, XTCMK_E_INVAL,
+		    "workload name longer than 64 characters");
+	}
+	if (strcmp(c->provider, "local") != 0) {
+		rc = xerr_set(e, XTCMK_E_INVAL, "%s: [keys] provider '%s' is "
+		    "not available in this build; use 'local'",
+		    path ? path : "config", c->provider);
+		config_free(c);
+		return rc;
+	}
+	c->registry_path = path_join(c->state_dir, "registry.db");
+	if (c->decision_log == NULL)
+		c->decision_log = path_join(c->state_dir, "decisions.jsonl");
+	if (c->max_connections_per_uid > c->max_connections)
+		c->max_connections_per_uid = c->max_connections;
+	*ret_cfg = c;
+	return 0;
+}
+
+static int
+in_list(const struct id_list *l, unsigned id)
+{
+	int i;
+
+	if (l->any)
+		return 1;
+	for (i = 0; i < l->n; i++)
+		if (l->ids[i] == id)
+			return 1;
+	return 0;
+}
+
+int
+config_allows(const struct config *c, int admin, uid_t uid, gid_t gid)
+{
+	if (admin)
+		return in_list(&c->admin_uids, uid) ||
+		    in_list(&c->admin_gids, gid);
+	/* Admins may always ask data-plane questions too. */
+	return in_list(&c->data_uids, uid) || in_list(&c->data_gids, gid) ||
+	    in_list(&c->admin_uids, uid) || in_list(&c->admin_gids, gid);
+}
+
+static void
+dump_ids(FILE *out, const char *key, const struct id_list *l)
+{
+	int i;
+
+	fprintf(out, "%s =", key);
+	if (l->any)
+		fprintf(out, " *");
+	for (i = 0; i < l->n; i++)
+		fprintf(out, " %u", l->ids[i]);
+	fputc('\n', out);
+}
+
+void
+config_dump(const struct config *c, FILE *out)
+{
+	const char *k;
+	json_t *v;
+	char *s;
+
+	fprintf(out, "# effective configuration%s%s\n[agent]\n",
+	    c->path ? " from " : " (built-in defaults)", c->path ? c->path : "");
+	fprintf(out, "socket = %s\nstate_dir = %s\ndecision_log = %s\n",
+	    c->socket_path, c->state_dir, c->decision_log);
+	if (c->workload != NULL)
+		fprintf(out, "workload = %s\n", c->workload);
+	fprintf(out, "policy_dir = %s\nlua_dir = %s\nlog_level = %s\n",
+	    c->policy_dir, c->lua_dir, log_level_name(c->log_level));
+	fprintf(out, "max_connections = %u\nmax_connections_per_uid = %u\n"
+	    "idle_timeout = %u\nrequest_timeout = %u\nmax_frame = %u\n"
+	    "policy_workers = %u\n", c->max_connections,
+	    c->max_connections_per_uid, c->idle_timeout_s,
+	    c->request_timeout_s, c->max_frame, c->policy_workers);
+	fprintf(out, "\n[access]\n");
+	dump_ids(out, "data_uids", &c->data_uids);
+	dump_ids(out, "data_gids", &c->data_gids);
+	dump_ids(out, "admin_uids", &c->admin_uids);
+	dump_ids(out, "admin_gids", &c->admin_gids);
+	fprintf(out, "\n[policy]\ninstructions = %lu\nmemory = %zu\n"
+	    "time_ms = %u\n", c->limits.instructions, c->limits.memory,
+	    c->limits.time_ms);
+	fprintf(out, "\n[keys]\nprovider = %s\nstatus_workers = %u\n",
+	    c->provider, c->status_workers);
+	fprintf(out, "\n[params]\n");
+	json_object_foreach(c->params, k, v) {
+		if (json_is_string(v))
+			fprintf(out, "%s = %s\n", k, json_string_value(v));
+		else if ((s = json_dumps(v, JSON_ENCODE_ANY)) != NULL) {
+			fprintf(out, "%s = %s\n", k, s);
+			free(s);
+		}
+	}
+}

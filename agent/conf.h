@@ -1,0 +1,60 @@
+/*
+ * conf.h - xtcmk.conf: the agent's configuration (INI style).
+ * Every key, default and limit is listed in xtcmk.conf(5).
+ */
+#ifndef XTCMK_CONF_H
+#define XTCMK_CONF_H
+
+#include <stdio.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+#include "policy.h"
+#include "xerr.h"
+
+#define CONFIG_LINE_MAX		4096
+#define CONFIG_SIZE_MAX		(1024 * 1024)
+#define CONFIG_IDS_MAX		64	/* uids or gids per ACL list */
+#define CONFIG_PARAMS_MAX	128	/* keys in [params] */
+#define CONN_MAX_LIMIT		65536
+#define FRAME_MIN		1024
+
+struct id_list {
+	int	any;			/* "*": everybody */
+	int	n;
+	unsigned ids[CONFIG_IDS_MAX];
+};
+
+struct config {
+	char	*path;			/* file it came from, or NULL */
+	char	*socket_path;
+	char	*state_dir;
+	char	*registry_path;		/* state_dir/registry.db */
+	char	*decision_log;		/* state_dir/decisions.jsonl */
+	char	*workload;		/* this host's workload identity, or NULL */
+	char	*policy_dir;
+	char	*lua_dir;
+	char	*provider;		/* "local" */
+	int	 log_level;		/* LOG_ERR .. LOG_DEBUG */
+	unsigned max_connections;
+	unsigned max_connections_per_uid;
+	unsigned idle_timeout_s;
+	unsigned request_timeout_s;
+	unsigned max_frame;
+	unsigned policy_workers;
+	unsigned status_workers;
+	struct id_list data_uids, data_gids, admin_uids, admin_gids;
+	struct policy_limits limits;
+	json_t	*params;		/* [params] as an object */
+};
+
+/* Load `path` (NULL: defaults only).  Unknown sections or keys, bad
+ * values and missing files are errors naming file:line and the key. */
+int	config_load(const char *path, struct config **ret_cfg, struct xerr *e);
+void	config_free(struct config *c);
+/* May the peer ask data-plane (0) or admin (1) questions? */
+int	config_allows(const struct config *c, int admin, uid_t uid, gid_t gid);
+/* Print the effective configuration as INI (for --check-config). */
+void	config_dump(const struct config *c, FILE *out);
+
+#endif

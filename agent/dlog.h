@@ -1,0 +1,28 @@
+/*
+ * dlog.h - the decision log: one JSON object per line, appended by a
+ * writer thread so the request path never waits for the disk.
+ */
+#ifndef XTCMK_DLOG_H
+#define XTCMK_DLOG_H
+
+#include <jansson.h>
+
+#include "xerr.h"
+
+#define DLOG_QUEUE_MAX	8192	/* lines waiting for the writer */
+#define DLOG_LINE_MAX	(256 * 1024)
+
+struct dlog;
+
+int	dlog_open(const char *path, struct dlog **ret_log, struct xerr *e);
+/* Flush what is queued and stop the writer. */
+void	dlog_close(struct dlog *l);
+/* Queue `entry` (not consumed) with a "time" field added; drops and
+ * counts when the queue is full.  Never blocks on I/O. */
+void	dlog_append(struct dlog *l, json_t *entry);
+/* Wait until everything queued so far is written (tests, shutdown). */
+void	dlog_flush(struct dlog *l);
+void	dlog_stats(struct dlog *l, unsigned long long *ret_written,
+	    unsigned long long *ret_dropped);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * service.h - what the agent does for a request, independent of the
+ * socket: decisions (with their cache), admin commands, data keys.
+ */
+#ifndef XTCMK_SERVICE_H
+#define XTCMK_SERVICE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+#include "conf.h"
+#include "wire.h"
+#include "xerr.h"
+
+struct registry;
+struct dlog;
+
+struct peer {
+	uid_t	uid;
+	gid_t	gid;
+	pid_t	pid;
+};
+
+struct service;
+
+int	service_open(struct config *cfg, struct service **ret_svc,
+	    struct xerr *e);
+void	service_close(struct service *s);
+
+/*
+ * Answer one request.  Fills `reply` with the reply payload and returns
+ * 0, or -code with `e` set (the caller sends the message).  Checks the
+ * peer against the ACL for the message type.
+ */
+int	service_handle(struct service *s, const struct peer *p, uint16_t type,
+	    const uint8_t *payload, uint32_t len, struct xw_buf *reply,
+	    struct xerr *e);
+
+/* Load the policy set again; the old one keeps serving on failure. */
+int	service_reload(struct service *s, struct xerr *e);
+
+/* Counters, for `xtcmkctl stats`. */
+void	service_count_conn(struct service *s, int delta, int refused);
+
+/* Internals shared by service.c, admin.c and keys.c. */
+struct config	*service_config(struct service *s);
+struct registry	*service_registry(struct service *s);
+struct dlog	*service_dlog(struct service *s);
+struct keys	*service_keys(struct service *s);
+/* Run decision `kind` (enum policy_kind) on `input` through a policy
+ * worker, verdict-checked and logged with `customer`. */
+int	service_policy(struct service *s, int kind, const char *customer,
+	    json_t *input, json_t **ret_output, char *ret_hash,
+	    struct xerr *e);
+/* Decisions of an onboarded customer as JSON (the same content as a
+ * DECIDE reply). */
+int	service_decide_json(struct service *s, const char *customer,
+	    json_t **ret_decision, struct xerr *e);
+/* Onboard: partition decision + registry transaction + other decisions. */
+int	service_onboard(struct service *s, json_t *customer,
+	    json_t **ret_result, struct xerr *e);
+json_t	*service_stats(struct service *s);
+json_t	*service_status(struct service *s);
+
+/* admin.c: one JSON command. */
+int	admin_handle(struct service *s, const struct peer *p, json_t *req,
+	    json_t **ret_reply, struct xerr *e);
+
+#endif
