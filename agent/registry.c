@@ -327,12 +327,53 @@ collect(struct registry *r, sqlite3_stmt *st, json_t *(*fn)(sqlite3_stmt *),
 	return 0;
 }
 
+enum { OBJ_WORKLOAD, OBJ_APP, OBJ_CUSTOMER };
+static const struct {
+	const char	*kind, *sql, *cmd;
+} objs[] = {
+	{ "workload", "SELECT count(*) FROM workloads WHERE name = ?",
+	    "workload" },
+	{ "application", "SELECT count(*) FROM apps WHERE name = ?", "app" },
+	{ "customer", "SELECT count(*) FROM customers WHERE id = ?",
+	    "customer" },
+};
+
 static int
-not_found(struct xerr *e, const char *kind, const char *name,
-    const char *cmd)
+not_found(struct xerr *e, int obj, const char *name)
 {
 	return xerr_set(e, XTCMK_E_NOT_FOUND, "no %s '%s'; list them with "
-	    "`xtcmkctl %s list`", kind, name, cmd);
+	    "`xtcmkctl %s list`", objs[obj].kind, name ? name : "",
+	    objs[obj].cmd);
+}
+
+/* 0 if the object exists, else NOT_FOUND (or a database error). */
+static int
+need(struct registry *r, int obj, const char *name, struct xerr *e)
+{
+	long long n = num(r, e, objs[obj].sql, "s", name);
+
+	return n < 0 ? (int)n : n == 0 ? not_found(e, obj, name) : 0;
+}
+
+/* The single row `sql` (bound to `key`) returns, made by `fn`. */
+static int
+get_one(struct registry *r, const char *sql, const char *key,
+    json_t *(*fn)(sqlite3_stmt *), int obj, json_t **ret, struct xerr *e)
+{
+	sqlite3_stmt *st;
+	json_t *a = NULL;
+	int rc;
+
+	pthread_mutex_lock(&r->mu);
+	if ((rc = prep(r, &st, e, sql, "s", key)) == 0)
+		rc = collect(r, st, fn, &a, e);
+	pthread_mutex_unlock(&r->mu);
+	if (rc == 0 && json_array_size(a) == 0)
+		rc = not_found(e, obj, key);
+	if (rc == 0)
+		*ret = json_incref(json_array_get(a, 0));
+	json_decref(a);
+	return rc;
 }
 
 /*
@@ -517,10 +558,8 @@ reg_workload_remove(struct registry *r, const char *name, struct xerr *e)
 
 	if ((rc = tx_begin(r, 1, e)) != 0)
 		return rc;
-	if ((n = num(r, e, "SELECT count(*) FROM workloads WHERE name = ?",
-	    "s", name)) <= 0)
-		rc = n < 0 ? (int)n : not_found(e, "workload", name,
-		    "workload");
+	if ((rc = need(r, OBJ_WORKLOAD, name, e)) != 0)
+		;
 	else if ((n = num(r, e, "SELECT count(*) FROM fics WHERE "
 	    "workload = ?", "s", name)) != 0)
 		rc = n < 0 ? (int)n : xerr_set(e, XTCMK_E_CONFLICT, "workload "
@@ -553,24 +592,8 @@ int
 reg_workload_get(struct registry *r, const char *name, json_t **ret_wl,
     struct xerr *e)
 {
-	sqlite3_stmt *st;
-	json_t *a;
-	int rc;
-
-	pthread_mutex_lock(&r->mu);
-	if ((rc = prep(r, &st, e, WORKLOAD_COLS " WHERE name = ?", "s",
-	    name)) == 0)
-		rc = collect(r, st, workload_row, &a, e);
-	pthread_mutex_unlock(&r->mu);
-	if (rc != 0)
-		return rc;
-	if (json_array_size(a) == 0) {
-		json_decref(a);
-		return not_found(e, "workload", name, "workload");
-	}
-	*ret_wl = json_incref(json_array_get(a, 0));
-	json_decref(a);
-	return 0;
+	return get_one(r, WORKLOAD_COLS " WHERE name = ?", name, workload_row,
+	    OBJ_WORKLOAD, ret_wl, e);
 }
 
 int
@@ -658,7 +681,7 @@ reg_app_set_client_id(struct registry *r, const char *name,
 	}
 	sqlite3_finalize(st);
 	if (!found)
-		rc = not_found(e, "application", name, "app");
+		rc = not_found(e, OBJ_APP, name);
 	else if (strcmp(old, client) == 0)
 		return tx_end(r, 0, 0, e);
 	else if ((n = num(r, e, "SELECT count(*) FROM assignments WHERE "
@@ -699,7 +722,7 @@ app_read(struct registry *r, const char *name, json_t **ret_app,
     struct xerr *e)
 {
 	sqlite3_stmt *st;
-	json_t *o = NULL, *fics, *creds;
+	json_t *o = NULL, *fics = NULL, *creds = NULL;
 	long long n;
 	int rc;
 
@@ -714,7 +737,7 @@ app_read(struct registry *r, const char *name, json_t **ret_app,
 	sqlite3_finalize(st);
 	if (o == NULL)
 		return rc == SQLITE_ROW || rc == SQLITE_DONE ?
-		    not_found(e, "application", name, "app") : dberr(r, e, rc);
+		    not_found(e, OBJ_APP, name) : dberr(r, e, rc);
 	if ((rc = prep(r, &st, e, "SELECT workload, name, created FROM fics "
 	    "WHERE app = ? ORDER BY workload", "s", name)) != 0 ||
 	    (rc = collect(r, st, fic_row, &creds, e)) != 0)
@@ -803,13 +826,9 @@ fic_insert(struct registry *r, const char *app, const char *wl,
 	size_t i;
 	int k;
 
-	if ((n = num(r, e, "SELECT count(*) FROM apps WHERE name = ?", "s",
-	    app)) <= 0)
-		return n < 0 ? (int)n : not_found(e, "application", app, "app");
-	if ((n = num(r, e, "SELECT count(*) FROM workloads WHERE name = ?",
-	    "s", wl)) <= 0)
-		return n < 0 ? (int)n : not_found(e, "workload", wl,
-		    "workload");
+	if ((k = need(r, OBJ_APP, app, e)) != 0 ||
+	    (k = need(r, OBJ_WORKLOAD, wl, e)) != 0)
+		return k;
 	if ((n = num(r, e, "SELECT count(*) FROM fics WHERE app = ? AND "
 	    "workload = ?", "ss", app, wl)) != 0)
 		return n < 0 ? (int)n : 0;
@@ -1016,10 +1035,8 @@ onboard_app(struct registry *r, const char *app, json_t *fed,
 		return (int)cur;
 	json_array_foreach(fed, i, v) {
 		w = json_string_value(v);
-		if ((n = num(r, e, "SELECT count(*) FROM workloads WHERE "
-		    "name = ?", "s", w)) <= 0)
-			return n < 0 ? (int)n : not_found(e, "workload", w,
-			    "workload");
+		if ((rc = need(r, OBJ_WORKLOAD, w, e)) != 0)
+			return rc;
 		if ((n = num(r, e, "SELECT count(*) FROM fics WHERE app = ? "
 		    "AND workload = ?", "ss", app, w)) < 0)
 			return (int)n;
@@ -1158,12 +1175,10 @@ reg_customer_move(struct registry *r, const char *id, const char *to_app,
 	if ((rc = tx_begin(r, 1, e)) != 0)
 		return rc;
 	if ((rc = customer_app(r, id, from, sizeof(from), e)) <= 0)
-		return tx_end(r, rc < 0 ? rc : not_found(e, "customer", id,
-		    "customer"), 0, e);
-	if ((n = num(r, e, "SELECT count(*) FROM apps WHERE name = ?", "s",
-	    to_app)) <= 0)
-		rc = n < 0 ? (int)n : not_found(e, "application", to_app,
-		    "app");
+		return tx_end(r, rc < 0 ? rc : not_found(e, OBJ_CUSTOMER,
+		    id), 0, e);
+	if ((rc = need(r, OBJ_APP, to_app, e)) != 0)
+		;
 	else if (strcmp(from, to_app) == 0)
 		rc = xerr_set(e, XTCMK_E_CONFLICT, "customer '%s' is already on "
 		    "application '%s'", id, to_app);
@@ -1197,8 +1212,8 @@ reg_customer_remove(struct registry *r, const char *id, const char *actor,
 	if ((rc = tx_begin(r, 1, e)) != 0)
 		return rc;
 	if ((rc = customer_app(r, id, from, sizeof(from), e)) <= 0)
-		return tx_end(r, rc < 0 ? rc : not_found(e, "customer", id,
-		    "customer"), 0, e);
+		return tx_end(r, rc < 0 ? rc : not_found(e, OBJ_CUSTOMER,
+		    id), 0, e);
 	if ((rc = run(r, e, "DELETE FROM assignments WHERE customer = ?", "s",
 	    id)) == 0 && (rc = run(r, e, "DELETE FROM customers WHERE id = ?",
 	    "s", id)) == 0)
@@ -1231,24 +1246,8 @@ int
 reg_customer_get(struct registry *r, const char *id, json_t **ret_customer,
     struct xerr *e)
 {
-	sqlite3_stmt *st;
-	json_t *a;
-	int rc;
-
-	pthread_mutex_lock(&r->mu);
-	if ((rc = prep(r, &st, e, CUSTOMER_COLS " WHERE c.id = ?", "s",
-	    id)) == 0)
-		rc = collect(r, st, customer_row, &a, e);
-	pthread_mutex_unlock(&r->mu);
-	if (rc != 0)
-		return rc;
-	if (json_array_size(a) == 0) {
-		json_decref(a);
-		return not_found(e, "customer", id, "customer");
-	}
-	*ret_customer = json_incref(json_array_get(a, 0));
-	json_decref(a);
-	return 0;
+	return get_one(r, CUSTOMER_COLS " WHERE c.id = ?", id, customer_row,
+	    OBJ_CUSTOMER, ret_customer, e);
 }
 
 int
@@ -1278,7 +1277,7 @@ reg_assignment_get(struct registry *r, const char *id,
     json_t **ret_assignment, struct xerr *e)
 {
 	sqlite3_stmt *st;
-	json_t *o = NULL, *moves;
+	json_t *o = NULL, *moves = NULL;
 	int rc;
 
 	if ((rc = tx_begin(r, 0, e)) != 0)
@@ -1313,6 +1312,32 @@ reg_assignment_get(struct registry *r, const char *id,
 	}
 	*ret_assignment = o;
 	return 0;
+}
+
+static json_t *
+log_row(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I}",
+	    "customer", col_str(st, 0), "op", col_str(st, 1),
+	    "from", col_str(st, 2), "to", col_str(st, 3),
+	    "reason", col_str(st, 4), "actor", col_str(st, 5),
+	    "time", (json_int_t)sqlite3_column_int64(st, 6));
+}
+
+int
+reg_moves_list(struct registry *r, const char *id, json_t **ret_array,
+    struct xerr *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&r->mu);
+	if ((rc = prep(r, &st, e, "SELECT customer, op, from_app, to_app, "
+	    "reason, actor, time FROM moves WHERE ?1 IS NULL OR "
+	    "customer = ?1 ORDER BY id", "s", id)) == 0)
+		rc = collect(r, st, log_row, ret_array, e);
+	pthread_mutex_unlock(&r->mu);
+	return rc;
 }
 
 /* ---- consistency ---- */

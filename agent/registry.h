@@ -102,6 +102,11 @@ int	reg_customer_remove(struct registry *r, const char *id,
  * "actor","time"}]. */
 int	reg_assignment_get(struct registry *r, const char *id,
 	    json_t **ret_assignment, struct xerr *e);
+/* The audit log of moves and removals, oldest first, for one customer
+ * (also removed ones) or all when `id` is NULL: [{"customer", "op":
+ * "move"|"remove", "from", "to", "reason", "actor", "time"}]. */
+int	reg_moves_list(struct registry *r, const char *id, json_t **ret_array,
+	    struct xerr *e);
 
 /* Does `workload` hold a FIC on `app`? 1 yes, 0 no, <0 error. */
 int	reg_fic_exists(struct registry *r, const char *app,

@@ -466,6 +466,23 @@ test_move(struct registry *r)
 	ASSERT_EQ(reg_check(r, &v, &e), 0);
 	ASSERT_EQ(count(v, "moves"), 2);
 	json_decref(v);
+	ASSERT_EQ(reg_moves_list(r, "contoso", &v, &e), 0);
+	ASSERT_EQ(json_array_size(v), 2);
+	ASSERT_STR(json_string_value(json_object_get(json_array_get(v, 0),
+	    "op")), "move");
+	ASSERT_STR(json_string_value(json_object_get(json_array_get(v, 1),
+	    "op")), "remove");
+	ASSERT_STR(json_string_value(json_object_get(json_array_get(v, 1),
+	    "from")), "app-new");
+	ASSERT_STR(json_string_value(json_object_get(json_array_get(v, 1),
+	    "actor")), "uid=0");
+	json_decref(v);
+	ASSERT_EQ(reg_moves_list(r, NULL, &v, &e), 0);
+	ASSERT_EQ(json_array_size(v), 2);
+	json_decref(v);
+	ASSERT_EQ(reg_moves_list(r, "fabrikam", &v, &e), 0);
+	ASSERT_EQ(json_array_size(v), 0);
+	json_decref(v);
 }
 
 /* Run SQL on the file behind the registry's back. */
@@ -478,8 +495,6 @@ raw(const char *file, const char *sql)
 	if (sqlite3_open(file, &db) != SQLITE_OK)
 		return -1;
 	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		fprintf(stderr, "raw: %s\n", sqlite3_errmsg(db));
 	sqlite3_close(db);
 	return rc;
 }
