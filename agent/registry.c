@@ -28,7 +28,7 @@
 #include "validate.h"
 
 #define REG_BUSY_MS		5000		/* wait for another writer */
-#define REG_DOC_MAX		(256 * 1024)	/* inputs/outputs JSON text */
+#define REG_DOC_MAX		(8 * 1024 * 1024) /* inputs/outputs JSON text */
 #define REG_APPLICATION_ID	0x78746b72	/* "xtkr" in the file header */
 #define FIC_NAME_MAX		120		/* Graph: 3-120 characters */
 
