@@ -1,1 +1,1189 @@
-/* placeholder: policy.c */
+/*
+ * policy.c - the policy engine: loads a policy set, builds sandboxed Lua
+ * 5.4 states from it and runs decisions.
+ *
+ * This file alone decides what a policy sees (like Lua's linit.c):
+ *	- base functions from an allow-list (no load, loadfile, dofile,
+ *	  print, collectgarbage, getmetatable, setmetatable, rawset);
+ *	- copies of string (without dump), table, math and utf8;
+ *	- `require` of our own that reads modules by name from the lua/
+ *	  library directory, text chunks only;
+ *	- `xtcmk` with now() and version.
+ * Strings keep their metatable, but its __index is a private copy of the
+ * string table that no policy can reach or change.
+ *
+ * Limits: our allocator counts every byte and refuses past the memory
+ * limit; a count hook checks the instruction budget and the wall-clock
+ * deadline.  Once a limit trips, the hook re-arms on every instruction
+ * and raises again, so pcall cannot swallow it, and the state is rebuilt
+ * before the next call.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <openssl/evp.h>
+
+#include "config.h"
+#include "policy.h"
+
+#define POLICY_HOOK_EVERY	1000		/* instructions between checks */
+#define POLICY_INPUT_DEPTH_MAX	32		/* nesting of an input object */
+#define POLICY_MODULE_NAME_MAX	128		/* longest name for require */
+#define POLICY_NAME_MAX		64		/* longest policy `name` */
+#define POLICY_MEM_SLACK	(256u << 10)	/* room to unwind after a trip */
+#define POLICY_PATH_MAX		256		/* a result path in messages */
+#define MODULES_KEY		"xtcmk.modules"
+
+static const char *const kind_names[POLICY__COUNT] = {
+	"partition", "role", "versioning"
+};
+
+struct policy_set {
+	atomic_int	 refs;
+	char		*dir;
+	char		*lua_dir;
+	json_t		*params;
+	struct policy_limits lim;
+	char		*src[POLICY__COUNT];
+	size_t		 srclen[POLICY__COUNT];
+	char		*name[POLICY__COUNT];
+	char		 hash[2 * 32 + 1];
+};
+
+enum trip {
+	TRIP_NONE = 0,
+	TRIP_BUDGET,
+	TRIP_TIME,
+	TRIP_MEMORY
+};
+
+struct policy_vm {
+	struct policy_set *set;
+	lua_State	*L;
+	size_t		 mem_used;
+	size_t		 mem_limit;
+	unsigned long	 count;
+	struct timespec	 deadline;
+	enum trip	 tripped;
+	int		 broken;	/* rebuild before the next call */
+	int		 ref[POLICY__COUNT];
+};
+
+/* What a protected C function gets and leaves behind. */
+struct call {
+	struct policy_vm *vm;
+	enum policy_kind kind;
+	json_t		*input;
+	json_t		*params;
+	json_t		*output;
+	int		 ref;
+	char		 name[POLICY_NAME_MAX + 1];
+	char		 err[XERR_MSG_MAX];
+};
+
+const char *
+policy_kind_name(enum policy_kind k)
+{
+	if ((unsigned)k >= POLICY__COUNT)
+		return "unknown";
+	return kind_names[k];
+}
+
+static void vm_hook(lua_State *L, lua_Debug *ar);
+
+/*
+ * Allocator: counts bytes exactly (osize is the block's size only when
+ * ptr is not NULL) and refuses to grow past the limit.  A refusal also
+ * arms the hook so the policy stops at its next instruction even if it
+ * catches the memory error.
+ */
+static void *
+vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct policy_vm *vm = ud;
+	size_t old = ptr != NULL ? osize : 0;
+	void *p;
+
+	if (nsize == 0) {
+		free(ptr);
+		vm->mem_used -= old;
+		return NULL;
+	}
+	if (nsize > old && nsize - old > vm->mem_limit - vm->mem_used) {
+		if (vm->tripped == TRIP_NONE && vm->L != NULL) {
+			vm->tripped = TRIP_MEMORY;
+			vm->mem_limit += POLICY_MEM_SLACK;
+			lua_sethook(vm->L, vm_hook, LUA_MASKLINE |
+			    LUA_MASKCOUNT, 1);
+		}
+		return NULL;
+	}
+	if ((p = realloc(ptr, nsize)) == NULL)
+		return NULL;
+	vm->mem_used = vm->mem_used - old + nsize;
+	return p;
+}
+
+static struct policy_vm *
+vm_of(lua_State *L)
+{
+	return *(struct policy_vm **)lua_getextraspace(L);
+}
+
+/* Raise the trip's error, positioned at the running line (level 0). */
+static int
+vm_trip_raise(lua_State *L, struct policy_vm *vm)
+{
+	const struct policy_limits *lim = &vm->set->lim;
+
+	luaL_where(L, 0);				/* where */
+	switch (vm->tripped) {
+	case TRIP_BUDGET:
+		lua_pushfstring(L, "instruction budget of %I exceeded",
+		    (lua_Integer)lim->instructions);	/* where msg */
+		break;
+	case TRIP_TIME:
+		lua_pushfstring(L, "time limit of %d ms exceeded",
+		    (int)lim->time_ms);			/* where msg */
+		break;
+	default:
+		lua_pushfstring(L, "memory limit of %I bytes exceeded",
+		    (lua_Integer)lim->memory);		/* where msg */
+		break;
+	}
+	lua_concat(L, 2);				/* msg */
+	return lua_error(L);
+}
+
+static int
+ts_after(const struct timespec *a, const struct timespec *b)
+{
+	if (a->tv_sec != b->tv_sec)
+		return a->tv_sec > b->tv_sec;
+	return a->tv_nsec > b->tv_nsec;
+}
+
+static void
+vm_hook(lua_State *L, lua_Debug *ar)
+{
+	struct policy_vm *vm = vm_of(L);
+	struct timespec now;
+
+	if (vm->tripped == TRIP_NONE) {
+		if (ar->event == LUA_HOOKCOUNT)
+			vm->count += POLICY_HOOK_EVERY;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (vm->count >= vm->set->lim.instructions)
+			vm->tripped = TRIP_BUDGET;
+		else if (ts_after(&now, &vm->deadline))
+			vm->tripped = TRIP_TIME;
+		else
+			return;
+	}
+	/* From now on, raise before every instruction. */
+	lua_sethook(L, vm_hook, LUA_MASKLINE | LUA_MASKCOUNT, 1);
+	vm_trip_raise(L, vm);
+}
+
+/* Start a call's budget: count, deadline, hook. */
+static void
+vm_arm(struct policy_vm *vm)
+{
+	unsigned ms = vm->set->lim.time_ms;
+
+	vm->count = 0;
+	clock_gettime(CLOCK_MONOTONIC, &vm->deadline);
+	vm->deadline.tv_sec += ms / 1000;
+	vm->deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (vm->deadline.tv_nsec >= 1000000000L) {
+		vm->deadline.tv_sec++;
+		vm->deadline.tv_nsec -= 1000000000L;
+	}
+	lua_sethook(vm->L, vm_hook, LUA_MASKCOUNT, POLICY_HOOK_EVERY);
+}
+
+/* Message handler: the error plus a traceback (lua.c msghandler). */
+static int
+vm_msgh(lua_State *L)
+{
+	const char *msg;
+
+	if (lua_type(L, 1) == LUA_TSTRING)
+		msg = lua_tostring(L, 1);
+	else
+		msg = lua_pushfstring(L, "(error object is a %s value)",
+		    luaL_typename(L, 1));
+	luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
+/*
+ * Run `fn(c)` protected, with the budget armed and the traceback handler.
+ * Errors become XTCMK_E_POLICY naming the policy of `c->kind`.
+ */
+static int
+vm_run(struct policy_vm *vm, lua_CFunction fn, struct call *c,
+    struct xerr *e)
+{
+	lua_State *L = vm->L;
+	const char *who, *msg;
+	int base, rc, r = 0;
+
+	base = lua_gettop(L);
+	c->vm = vm;
+	c->err[0] = '\0';
+	who = vm->set->name[c->kind] != NULL ? vm->set->name[c->kind] :
+	    kind_names[c->kind];
+	vm->tripped = TRIP_NONE;
+	vm_arm(vm);
+	lua_pushcfunction(L, vm_msgh);		/* msgh */
+	lua_pushcfunction(L, fn);		/* msgh fn */
+	lua_pushlightuserdata(L, c);		/* msgh fn c */
+	rc = lua_pcall(L, 1, 0, base + 1);	/* msgh [err] */
+	lua_sethook(L, NULL, 0, 0);
+	if (rc == LUA_ERRMEM && vm->tripped == TRIP_NONE)
+		vm->tripped = TRIP_MEMORY;
+	if (vm->tripped != TRIP_NONE)
+		vm->broken = 1;
+	if (rc != LUA_OK) {
+		msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) :
+		    "error without a message";
+		if (rc == LUA_ERRMEM)
+			msg = "not enough memory (memory limit exceeded)";
+		r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): %s",
+		    who, kind_names[c->kind], msg);
+	} else if (vm->tripped != TRIP_NONE) {
+		r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): %s "
+		    "limit exceeded", who, kind_names[c->kind],
+		    vm->tripped == TRIP_BUDGET ? "instruction" :
+		    vm->tripped == TRIP_TIME ? "time" : "memory");
+	} else if (c->err[0] != '\0') {
+		r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): %s",
+		    who, kind_names[c->kind], c->err);
+	}
+	lua_settop(L, base);
+	return r;
+}
+
+/* ---- the sandbox ---------------------------------------------------- */
+
+static const char *const base_allow[] = {
+	"assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
+	"rawget", "rawlen", "select", "tonumber", "tostring", "type",
+	"xpcall", "_VERSION", NULL
+};
+static const char *const base_deny[] = {
+	"load", "loadfile", "dofile", "print", "collectgarbage",
+	"getmetatable", "setmetatable", "rawset", "require", NULL
+};
+static const char *const lib_allow[] = {
+	"string", "table", "math", "utf8", NULL
+};
+
+/* Push a shallow copy of the table at `idx`. */
+static void
+copy_table(lua_State *L, int idx)
+{
+	idx = lua_absindex(L, idx);
+	lua_newtable(L);			/* copy */
+	lua_pushnil(L);				/* copy k */
+	while (lua_next(L, idx) != 0) {		/* copy k v */
+		lua_pushvalue(L, -2);		/* copy k v k */
+		lua_insert(L, -2);		/* copy k k v */
+		lua_rawset(L, -4);		/* copy k */
+	}
+}
+
+static int
+l_now(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)time(NULL));
+	return 1;
+}
+
+static int l_require(lua_State *L);
+
+/* Push a fresh _ENV for a policy or a module. */
+static void
+push_env(lua_State *L)
+{
+	int i;
+
+	lua_createtable(L, 0, 24);			/* env */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS); /* env G */
+	for (i = 0; base_allow[i] != NULL; i++) {
+		lua_getfield(L, -1, base_allow[i]);	/* env G f */
+		lua_setfield(L, -3, base_allow[i]);	/* env G */
+	}
+	for (i = 0; lib_allow[i] != NULL; i++) {
+		lua_getfield(L, -1, lib_allow[i]);	/* env G lib */
+		copy_table(L, -1);			/* env G lib copy */
+		lua_setfield(L, -4, lib_allow[i]);	/* env G lib */
+		lua_pop(L, 1);				/* env G */
+	}
+	lua_pop(L, 1);					/* env */
+	lua_pushcfunction(L, l_require);		/* env require */
+	lua_setfield(L, -2, "require");			/* env */
+	lua_createtable(L, 0, 2);			/* env xtcmk */
+	lua_pushcfunction(L, l_now);			/* env xtcmk now */
+	lua_setfield(L, -2, "now");			/* env xtcmk */
+	lua_pushliteral(L, XTCMK_VERSION);		/* env xtcmk v */
+	lua_setfield(L, -2, "version");			/* env xtcmk */
+	lua_setfield(L, -2, "xtcmk");			/* env */
+	lua_pushvalue(L, -1);				/* env env */
+	lua_setfield(L, -2, "_G");			/* env */
+}
+
+/* Open the allowed libraries and strip what no policy may reach. */
+static int
+vm_setup(lua_State *L)
+{
+	static const luaL_Reg libs[] = {
+		{ LUA_GNAME, luaopen_base },
+		{ LUA_TABLIBNAME, luaopen_table },
+		{ LUA_STRLIBNAME, luaopen_string },
+		{ LUA_MATHLIBNAME, luaopen_math },
+		{ LUA_UTF8LIBNAME, luaopen_utf8 },
+		{ NULL, NULL }
+	};
+	const luaL_Reg *l;
+	int i;
+
+	for (l = libs; l->name != NULL; l++) {
+		luaL_requiref(L, l->name, l->func, 1);	/* lib */
+		lua_pop(L, 1);				/* */
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS); /* G */
+	for (i = 0; base_deny[i] != NULL; i++) {
+		lua_pushnil(L);				/* G nil */
+		lua_setfield(L, -2, base_deny[i]);	/* G */
+	}
+	lua_getfield(L, -1, LUA_STRLIBNAME);		/* G string */
+	lua_pushnil(L);					/* G string nil */
+	lua_setfield(L, -2, "dump");			/* G string */
+	lua_pushliteral(L, "");				/* G string "" */
+	if (!lua_getmetatable(L, -1))			/* G string "" mt */
+		return luaL_error(L, "strings have no metatable");
+	copy_table(L, -3);				/* G string "" mt idx */
+	lua_setfield(L, -2, "__index");			/* G string "" mt */
+	lua_pop(L, 4);					/* */
+	lua_newtable(L);				/* mods */
+	lua_setfield(L, LUA_REGISTRYINDEX, MODULES_KEY);	/* */
+	return 0;
+}
+
+static int
+module_name_ok(const char *s, size_t len)
+{
+	size_t i;
+	int start = 1;
+
+	if (len == 0 || len > POLICY_MODULE_NAME_MAX)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if (start) {
+			if (s[i] < 'a' || s[i] > 'z')
+				return 0;
+			start = 0;
+		} else if (s[i] == '.')
+			start = 1;
+		else if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return 0;
+	}
+	return !start;
+}
+
+/*
+ * require(name): load LUA_DIR/name-with-slashes.lua as text in a fresh
+ * sandboxed env, once per state.  The file is read into a userdata
+ * first, so no error can strike while the descriptor is open.
+ */
+static int
+l_require(lua_State *L)
+{
+	struct policy_vm *vm = vm_of(L);
+	char path[PATH_MAX], chunk[PATH_MAX + 1];
+	struct stat st;
+	const char *name;
+	size_t len, i, off;
+	ssize_t n;
+	char *buf;
+	int fd, rc;
+
+	name = luaL_checklstring(L, 1, &len);
+	if (!module_name_ok(name, len))
+		return luaL_error(L, "require: bad module name; use lowercase "
+		    "names such as \"xtcmk.place\" (the library is %s)",
+		    vm->set->lua_dir);
+	lua_settop(L, 1);
+	lua_getfield(L, LUA_REGISTRYINDEX, MODULES_KEY);	/* name mods */
+	lua_pushvalue(L, 1);				/* name mods name */
+	if (lua_rawget(L, 2) != LUA_TNIL) {		/* name mods v */
+		if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+			return luaL_error(L, "require: module '%s' requires "
+			    "itself while loading", name);
+		return 1;
+	}
+	lua_pop(L, 1);					/* name mods */
+	rc = snprintf(path, sizeof(path), "%s/%s.lua", vm->set->lua_dir,
+	    name);
+	if (rc < 0 || (size_t)rc >= sizeof(path))
+		return luaL_error(L, "require: path of '%s' too long", name);
+	for (i = strlen(vm->set->lua_dir) + 1; path[i] != '\0'; i++)
+		if (path[i] == '.' && strcmp(path + i, ".lua") != 0)
+			path[i] = '/';
+	if (stat(path, &st) == -1 || !S_ISREG(st.st_mode))
+		return luaL_error(L, "require: module '%s' not found "
+		    "(looked for %s)", name, path);
+	if (st.st_size > POLICY_SOURCE_MAX)
+		return luaL_error(L, "require: %s is larger than %d bytes",
+		    path, POLICY_SOURCE_MAX);
+	buf = lua_newuserdatauv(L, (size_t)st.st_size + 1, 0);
+	/* name mods buf */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return luaL_error(L, "require: cannot open %s: %s", path,
+		    strerror(errno));
+	for (off = 0; off < (size_t)st.st_size; off += (size_t)n) {
+		n = read(fd, buf + off, (size_t)st.st_size - off);
+		if (n == -1 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0)
+			break;
+	}
+	close(fd);
+	if (off != (size_t)st.st_size)
+		return luaL_error(L, "require: short read on %s", path);
+	snprintf(chunk, sizeof(chunk), "@%s", path);
+	if (luaL_loadbufferx(L, buf, off, chunk, "t") != LUA_OK)
+		return lua_error(L);			/* name mods buf err */
+	/* name mods buf fn */
+	push_env(L);					/* name mods buf fn env */
+	lua_setupvalue(L, -2, 1);			/* name mods buf fn */
+	lua_pushvalue(L, 1);				/* ... fn name */
+	lua_pushboolean(L, 0);				/* ... fn name false */
+	lua_rawset(L, 2);				/* name mods buf fn */
+	lua_pushvalue(L, 1);				/* name mods buf fn name */
+	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {		/* name mods buf err */
+		lua_pushvalue(L, 1);			/* ... err name */
+		lua_pushnil(L);				/* ... err name nil */
+		lua_rawset(L, 2);			/* name mods buf err */
+		return lua_error(L);
+	}
+	/* name mods buf mod */
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);				/* name mods buf */
+		lua_pushboolean(L, 1);			/* name mods buf true */
+	}
+	lua_pushvalue(L, 1);				/* name mods buf mod name */
+	lua_pushvalue(L, -2);				/* ... mod name mod */
+	lua_rawset(L, 2);				/* name mods buf mod */
+	return 1;
+}
+
+/* ---- JSON <-> Lua ---------------------------------------------------- */
+
+/* Push `j` as fresh Lua values: null is absent, integers stay integers. */
+static void
+push_json(lua_State *L, json_t *j, int depth)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+	lua_Integer n;
+
+	if (depth > POLICY_INPUT_DEPTH_MAX)
+		luaL_error(L, "input nested deeper than %d levels",
+		    POLICY_INPUT_DEPTH_MAX);
+	luaL_checkstack(L, 4, "input too deep");
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		lua_createtable(L, 0, (int)json_object_size(j)); /* t */
+		json_object_foreach(j, key, v) {
+			if (json_is_null(v))
+				continue;
+			lua_pushstring(L, key);		/* t k */
+			push_json(L, v, depth + 1);	/* t k v */
+			lua_rawset(L, -3);		/* t */
+		}
+		break;
+	case JSON_ARRAY:
+		lua_createtable(L, (int)json_array_size(j), 0);	/* t */
+		n = 0;
+		json_array_foreach(j, i, v) {
+			if (json_is_null(v))
+				continue;
+			push_json(L, v, depth + 1);	/* t v */
+			lua_rawseti(L, -2, ++n);	/* t */
+		}
+		break;
+	case JSON_STRING:
+		lua_pushlstring(L, json_string_value(j),
+		    json_string_length(j));
+		break;
+	case JSON_INTEGER:
+		lua_pushinteger(L, (lua_Integer)json_integer_value(j));
+		break;
+	case JSON_REAL:
+		lua_pushnumber(L, json_real_value(j));
+		break;
+	case JSON_TRUE:
+		lua_pushboolean(L, 1);
+		break;
+	case JSON_FALSE:
+		lua_pushboolean(L, 0);
+		break;
+	default:
+		lua_pushnil(L);
+		break;
+	}
+}
+
+/* Append ".key" or "[i]" to the path; return the old length to restore. */
+static size_t
+path_key(char *path, const char *key)
+{
+	size_t len = strlen(path);
+
+	snprintf(path + len, POLICY_PATH_MAX - len, ".%s", key);
+	return len;
+}
+
+static size_t
+path_index(char *path, long long i)
+{
+	size_t len = strlen(path);
+
+	snprintf(path + len, POLICY_PATH_MAX - len, "[%lld]", i);
+	return len;
+}
+
+static json_t *to_json(lua_State *L, int idx, char *path, int depth,
+    struct call *c);
+
+static json_t *
+table_to_json(lua_State *L, int idx, char *path, int depth, struct call *c)
+{
+	lua_Integer nint = 0, k;
+	size_t nstr = 0, len, old;
+	json_t *out, *v;
+	const char *key;
+
+	if (depth > POLICY_RESULT_DEPTH_MAX) {
+		snprintf(c->err, sizeof(c->err), "%s is nested deeper than "
+		    "%d levels (or refers to itself)", path,
+		    POLICY_RESULT_DEPTH_MAX);
+		return NULL;
+	}
+	if (!lua_checkstack(L, 4)) {
+		snprintf(c->err, sizeof(c->err), "%s: out of stack", path);
+		return NULL;
+	}
+	lua_pushnil(L);					/* k */
+	while (lua_next(L, idx) != 0) {			/* k v */
+		if (lua_type(L, -2) == LUA_TSTRING)
+			nstr++;
+		else if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1)
+			nint++;
+		else {
+			snprintf(c->err, sizeof(c->err), "%s has a key of "
+			    "type %s; use string keys or a sequence 1..n",
+			    path, lua_isnumber(L, -2) ? "non-positive or "
+			    "fractional number" : luaL_typename(L, -2));
+			lua_pop(L, 2);
+			return NULL;
+		}
+		lua_pop(L, 1);				/* k */
+	}
+	if (nstr > 0 && nint > 0) {
+		snprintf(c->err, sizeof(c->err), "%s mixes array items and "
+		    "named fields", path);
+		return NULL;
+	}
+	if (nstr == 0) {
+		if ((out = json_array()) == NULL)
+			goto nomem;
+		for (k = 1; k <= nint; k++) {
+			if (lua_rawgeti(L, idx, k) == LUA_TNIL) { /* v */
+				lua_pop(L, 1);
+				snprintf(c->err, sizeof(c->err), "%s is not a "
+				    "sequence (item %lld is missing)", path,
+				    (long long)k);
+				json_decref(out);
+				return NULL;
+			}
+			old = path_index(path, (long long)k);
+			v = to_json(L, lua_gettop(L), path, depth + 1, c);
+			path[old] = '\0';
+			lua_pop(L, 1);			/* */
+			if (v == NULL || json_array_append_new(out, v) == -1) {
+				json_decref(out);
+				return NULL;
+			}
+		}
+		return out;
+	}
+	if ((out = json_object()) == NULL)
+		goto nomem;
+	lua_pushnil(L);					/* k */
+	while (lua_next(L, idx) != 0) {			/* k v */
+		key = lua_tolstring(L, -2, &len);
+		old = path_key(path, key);
+		if (len > POLICY_STRING_MAX || memchr(key, '\0', len)) {
+			snprintf(c->err, sizeof(c->err), "%s: key too long or "
+			    "holds a NUL byte", path);
+			v = NULL;
+		} else
+			v = to_json(L, lua_gettop(L), path, depth + 1, c);
+		path[old] = '\0';
+		if (v == NULL || json_object_set_new(out, key, v) == -1) {
+			lua_pop(L, 2);
+			json_decref(out);
+			if (c->err[0] == '\0')
+				goto nomem;
+			return NULL;
+		}
+		lua_pop(L, 1);				/* k */
+	}
+	return out;
+nomem:
+	if (c->err[0] == '\0')
+		snprintf(c->err, sizeof(c->err), "%s: out of memory", path);
+	return NULL;
+}
+
+/* Strict conversion: no coercion, errors name the path. */
+static json_t *
+to_json(lua_State *L, int idx, char *path, int depth, struct call *c)
+{
+	const char *s;
+	lua_Number d;
+	size_t len;
+	json_t *j;
+
+	switch (lua_type(L, idx)) {
+	case LUA_TBOOLEAN:
+		return json_boolean(lua_toboolean(L, idx));
+	case LUA_TNUMBER:
+		if (lua_isinteger(L, idx))
+			return json_integer((json_int_t)lua_tointeger(L, idx));
+		d = lua_tonumber(L, idx);
+		if (!isfinite(d)) {
+			snprintf(c->err, sizeof(c->err), "%s is not a finite "
+			    "number", path);
+			return NULL;
+		}
+		return json_real(d);
+	case LUA_TSTRING:
+		s = lua_tolstring(L, idx, &len);
+		if (len > POLICY_STRING_MAX) {
+			snprintf(c->err, sizeof(c->err), "%s is a string of "
+			    "%zu bytes; the limit is %d", path, len,
+			    POLICY_STRING_MAX);
+			return NULL;
+		}
+		if ((j = json_stringn(s, len)) == NULL)
+			snprintf(c->err, sizeof(c->err), "%s is not valid "
+			    "UTF-8", path);
+		return j;
+	case LUA_TTABLE:
+		return table_to_json(L, lua_absindex(L, idx), path, depth, c);
+	default:
+		snprintf(c->err, sizeof(c->err), "%s is a %s", path,
+		    luaL_typename(L, idx));
+		return NULL;
+	}
+}
+
+/* ---- policies in a state -------------------------------------------- */
+
+/* Get field `f` of the policy table of c->kind, raw. */
+static int
+push_policy_field(lua_State *L, struct call *c, const char *f)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->vm->ref[c->kind]); /* pol */
+	lua_pushstring(L, f);				/* pol f */
+	return lua_rawget(L, -2);			/* pol v */
+}
+
+static int
+vm_load_policy(lua_State *L)
+{
+	struct call *c = lua_touserdata(L, 1);
+	struct policy_set *s = c->vm->set;
+	char chunk[PATH_MAX + 32];
+	const char *nm;
+	size_t len;
+
+	snprintf(chunk, sizeof(chunk), "@%s/%s.lua", s->dir,
+	    kind_names[c->kind]);
+	if (luaL_loadbufferx(L, s->src[c->kind], s->srclen[c->kind], chunk,
+	    "t") != LUA_OK) {				/* err */
+		snprintf(c->err, sizeof(c->err), "%s", lua_tostring(L, -1));
+		return 0;
+	}
+	push_env(L);					/* fn env */
+	lua_setupvalue(L, -2, 1);			/* fn */
+	lua_call(L, 0, 1);				/* pol */
+	if (!lua_istable(L, -1)) {
+		snprintf(c->err, sizeof(c->err), "the file must return a "
+		    "table { name = \"...\", decide = function(input, params) "
+		    "... end }, not a %s", luaL_typename(L, -1));
+		return 0;
+	}
+	lua_pushliteral(L, "decide");			/* pol "decide" */
+	if (lua_rawget(L, -2) != LUA_TFUNCTION) {	/* pol decide */
+		snprintf(c->err, sizeof(c->err), "the returned table has no "
+		    "function `decide` (found a %s)", luaL_typename(L, -1));
+		return 0;
+	}
+	lua_pop(L, 1);					/* pol */
+	lua_pushliteral(L, "selftest");			/* pol "selftest" */
+	if (lua_rawget(L, -2) > LUA_TNIL && !lua_isfunction(L, -1)) {
+		snprintf(c->err, sizeof(c->err), "`selftest` must be a "
+		    "function (found a %s)", luaL_typename(L, -1));
+		return 0;
+	}
+	lua_pop(L, 1);					/* pol */
+	lua_pushliteral(L, "name");			/* pol "name" */
+	c->name[0] = '\0';
+	if (lua_rawget(L, -2) == LUA_TSTRING) {		/* pol name */
+		nm = lua_tolstring(L, -1, &len);
+		if (len > POLICY_NAME_MAX || len == 0 ||
+		    memchr(nm, '\0', len) != NULL) {
+			snprintf(c->err, sizeof(c->err), "`name` must be 1 "
+			    "to %d characters", POLICY_NAME_MAX);
+			return 0;
+		}
+		memcpy(c->name, nm, len + 1);
+	}
+	lua_pop(L, 1);					/* pol */
+	c->ref = luaL_ref(L, LUA_REGISTRYINDEX);	/* */
+	return 0;
+}
+
+static void
+vm_teardown(struct policy_vm *vm)
+{
+	if (vm->L != NULL)
+		lua_close(vm->L);
+	vm->L = NULL;
+}
+
+/* Build a fresh state and compile the three policies into it. */
+static int
+vm_build(struct policy_vm *vm, struct xerr *e)
+{
+	struct policy_set *s = vm->set;
+	struct call c;
+	int k, r;
+
+	vm_teardown(vm);
+	vm->mem_used = 0;
+	vm->mem_limit = s->lim.memory;
+	vm->tripped = TRIP_NONE;
+	vm->broken = 0;
+	if ((vm->L = lua_newstate(vm_alloc, vm)) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "cannot create a Lua state "
+		    "within the memory limit of %zu bytes", s->lim.memory);
+	*(struct policy_vm **)lua_getextraspace(vm->L) = vm;
+	memset(&c, 0, sizeof(c));
+	c.kind = POLICY_PARTITION;
+	if ((r = vm_run(vm, vm_setup, &c, e)) < 0)
+		goto fail;
+	for (k = 0; k < POLICY__COUNT; k++) {
+		memset(&c, 0, sizeof(c));
+		c.kind = k;
+		c.ref = LUA_NOREF;
+		if ((r = vm_run(vm, vm_load_policy, &c, e)) < 0)
+			goto fail;
+		vm->ref[k] = c.ref;
+		if (s->name[k] == NULL && c.name[0] != '\0' &&
+		    (s->name[k] = strdup(c.name)) == NULL) {
+			r = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	vm->broken = 0;
+	return 0;
+fail:
+	vm_teardown(vm);
+	return r;
+}
+
+static int
+vm_decide(lua_State *L)
+{
+	struct call *c = lua_touserdata(L, 1);
+	char path[POLICY_PATH_MAX] = "result";
+
+	push_policy_field(L, c, "decide");		/* pol decide */
+	push_json(L, c->input, 0);			/* pol decide in */
+	push_json(L, c->params, 0);			/* pol decide in par */
+	lua_call(L, 2, 1);				/* pol res */
+	if (lua_type(L, -1) != LUA_TTABLE) {
+		snprintf(c->err, sizeof(c->err), "decide returned %s; it "
+		    "must return a table with named fields",
+		    lua_isnil(L, -1) ? "nothing" : luaL_typename(L, -1));
+		return 0;
+	}
+	c->output = to_json(L, lua_gettop(L), path, 1, c);
+	if (c->output != NULL && !json_is_object(c->output)) {
+		snprintf(c->err, sizeof(c->err), "decide returned an array or "
+		    "an empty table; it must return a table with named fields");
+		json_decref(c->output);
+		c->output = NULL;
+	}
+	return 0;
+}
+
+static int
+vm_selftest(lua_State *L)
+{
+	struct call *c = lua_touserdata(L, 1);
+	lua_Debug ar;
+
+	if (push_policy_field(L, c, "selftest") != LUA_TFUNCTION)
+		return 0;				/* pol st */
+	lua_pushvalue(L, -1);				/* pol st st */
+	lua_getinfo(L, ">S", &ar);			/* pol st */
+	push_json(L, c->params, 0);			/* pol st par */
+	lua_call(L, 1, 2);				/* pol ok msg */
+	if (lua_type(L, -2) == LUA_TBOOLEAN && !lua_toboolean(L, -2))
+		snprintf(c->err, sizeof(c->err), "%s:%d: selftest failed: %s",
+		    ar.short_src, ar.linedefined,
+		    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) :
+		    "it returned false");
+	return 0;
+}
+
+/* ---- sets ------------------------------------------------------------ */
+
+static int
+read_source(const char *path, char **ret_buf, size_t *ret_len,
+    struct xerr *e)
+{
+	struct stat st;
+	size_t off = 0;
+	ssize_t n;
+	char *buf;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return xerr_set(e, XTCMK_E_NOT_FOUND, "cannot open %s: %s; a "
+		    "policy set needs partition.lua, role.lua and "
+		    "versioning.lua", path, strerror(errno));
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return xerr_set(e, XTCMK_E_INVAL, "%s is not a regular file",
+		    path);
+	}
+	if (st.st_size > POLICY_SOURCE_MAX) {
+		close(fd);
+		return xerr_set(e, XTCMK_E_TOOBIG, "%s is %lld bytes; a policy "
+		    "file may hold at most %d", path, (long long)st.st_size,
+		    POLICY_SOURCE_MAX);
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	}
+	while (off < (size_t)st.st_size) {
+		n = read(fd, buf + off, (size_t)st.st_size - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	close(fd);
+	if (off != (size_t)st.st_size) {
+		free(buf);
+		return xerr_set(e, XTCMK_E_INTERNAL, "short read on %s", path);
+	}
+	buf[off] = '\0';
+	*ret_buf = buf;
+	*ret_len = off;
+	return 0;
+}
+
+static int
+set_hash(struct policy_set *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char fname[32];
+	EVP_MD_CTX *ctx;
+	int k, ok;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	for (k = 0; ok && k < POLICY__COUNT; k++) {
+		snprintf(fname, sizeof(fname), "%s.lua", kind_names[k]);
+		ok = EVP_DigestUpdate(ctx, fname, strlen(fname) + 1) &&
+		    EVP_DigestUpdate(ctx, s->src[k], s->srclen[k]) &&
+		    EVP_DigestUpdate(ctx, "", 1);
+	}
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		return -1;
+	for (i = 0; i < mdlen; i++) {
+		s->hash[2 * i] = hex[md[i] >> 4];
+		s->hash[2 * i + 1] = hex[md[i] & 15];
+	}
+	s->hash[2 * mdlen] = '\0';
+	return 0;
+}
+
+static int
+check_limits(const struct policy_limits *in, struct policy_limits *out,
+    struct xerr *e)
+{
+	out->instructions = POLICY_INSTR_DEFAULT;
+	out->memory = POLICY_MEM_DEFAULT;
+	out->time_ms = POLICY_TIME_DEFAULT_MS;
+	if (in == NULL)
+		return 0;
+	if (in->instructions > POLICY_INSTR_MAX)
+		return xerr_set(e, XTCMK_E_INVAL, "policy instruction budget "
+		    "%lu is over the maximum %d", in->instructions,
+		    POLICY_INSTR_MAX);
+	if (in->memory > POLICY_MEM_MAX)
+		return xerr_set(e, XTCMK_E_INVAL, "policy memory limit %zu is "
+		    "over the maximum %u", in->memory, POLICY_MEM_MAX);
+	if (in->time_ms > POLICY_TIME_MAX_MS)
+		return xerr_set(e, XTCMK_E_INVAL, "policy time limit %u ms is "
+		    "over the maximum %d", in->time_ms, POLICY_TIME_MAX_MS);
+	if (in->instructions != 0)
+		out->instructions = in->instructions;
+	if (in->memory != 0)
+		out->memory = in->memory;
+	if (in->time_ms != 0)
+		out->time_ms = in->time_ms;
+	return 0;
+}
+
+static void
+set_free(struct policy_set *s)
+{
+	int k;
+
+	if (s == NULL)
+		return;
+	for (k = 0; k < POLICY__COUNT; k++) {
+		free(s->src[k]);
+		free(s->name[k]);
+	}
+	json_decref(s->params);
+	free(s->dir);
+	free(s->lua_dir);
+	free(s);
+}
+
+int
+policy_set_load(const char *dir, const char *lua_dir, json_t *params,
+    const struct policy_limits *lim, struct policy_set **ret_set,
+    struct xerr *e)
+{
+	struct policy_set *s;
+	struct policy_vm *vm = NULL;
+	char path[PATH_MAX];
+	struct call c;
+	int k, r;
+
+	if (params != NULL && !json_is_object(params))
+		return xerr_set(e, XTCMK_E_INVAL, "policy params must be a "
+		    "JSON object");
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	atomic_init(&s->refs, 1);
+	if ((r = check_limits(lim, &s->lim, e)) < 0)
+		goto fail;
+	s->dir = strdup(dir);
+	s->lua_dir = strdup(lua_dir);
+	s->params = params != NULL ? json_incref(params) : json_object();
+	if (s->dir == NULL || s->lua_dir == NULL || s->params == NULL) {
+		r = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (k = 0; k < POLICY__COUNT; k++) {
+		r = snprintf(path, sizeof(path), "%s/%s.lua", dir,
+		    kind_names[k]);
+		if (r < 0 || (size_t)r >= sizeof(path)) {
+			r = xerr_set(e, XTCMK_E_INVAL, "policy directory path "
+			    "too long");
+			goto fail;
+		}
+		if ((r = read_source(path, &s->src[k], &s->srclen[k], e)) < 0)
+			goto fail;
+	}
+	if (set_hash(s) == -1) {
+		r = xerr_set(e, XTCMK_E_INTERNAL, "SHA-256 failed");
+		goto fail;
+	}
+	if ((r = policy_vm_new(s, &vm, e)) < 0)
+		goto fail;
+	for (k = 0; k < POLICY__COUNT; k++) {
+		memset(&c, 0, sizeof(c));
+		c.kind = k;
+		c.params = s->params;
+		if ((r = vm_run(vm, vm_selftest, &c, e)) < 0)
+			goto fail;
+	}
+	policy_vm_free(vm);
+	*ret_set = s;
+	return 0;
+fail:
+	if (vm != NULL)
+		policy_vm_free(vm);		/* drops the vm's reference */
+	set_free(s);
+	return r;
+}
+
+struct policy_set *
+policy_set_ref(struct policy_set *s)
+{
+	if (s != NULL)
+		atomic_fetch_add(&s->refs, 1);
+	return s;
+}
+
+void
+policy_set_unref(struct policy_set *s)
+{
+	if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1)
+		set_free(s);
+}
+
+const char *
+policy_set_hash(const struct policy_set *s)
+{
+	return s->hash;
+}
+
+const char *
+policy_set_dir(const struct policy_set *s)
+{
+	return s->dir;
+}
+
+const char *
+policy_set_name(const struct policy_set *s, enum policy_kind k)
+{
+	if ((unsigned)k >= POLICY__COUNT)
+		return "unknown";
+	if (s == NULL || s->name[k] == NULL)
+		return kind_names[k];
+	return s->name[k];
+}
+
+json_t *
+policy_set_params(const struct policy_set *s)
+{
+	return s->params;
+}
+
+/* ---- vms ------------------------------------------------------------- */
+
+int
+policy_vm_new(struct policy_set *s, struct policy_vm **ret_vm,
+    struct xerr *e)
+{
+	struct policy_vm *vm;
+	int r;
+
+	if ((vm = calloc(1, sizeof(*vm))) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	atomic_fetch_add(&s->refs, 1);
+	vm->set = s;
+	if ((r = vm_build(vm, e)) < 0) {
+		atomic_fetch_sub(&s->refs, 1);	/* the caller still holds s */
+		free(vm);
+		return r;
+	}
+	*ret_vm = vm;
+	return 0;
+}
+
+void
+policy_vm_free(struct policy_vm *vm)
+{
+	struct policy_set *s;
+
+	if (vm == NULL)
+		return;
+	vm_teardown(vm);
+	s = vm->set;
+	free(vm);
+	/* During policy_set_load the loader holds the last reference. */
+	if (atomic_fetch_sub(&s->refs, 1) == 1)
+		set_free(s);
+}
+
+struct policy_set *
+policy_vm_set(const struct policy_vm *vm)
+{
+	return vm->set;
+}
+
+size_t
+policy_vm_memory(const struct policy_vm *vm)
+{
+	return vm->mem_used;
+}
+
+int
+policy_vm_call_params(struct policy_vm *vm, enum policy_kind k,
+    json_t *input, json_t *params, json_t **ret_output, struct xerr *e)
+{
+	struct call c;
+	int r;
+
+	if ((unsigned)k >= POLICY__COUNT)
+		return xerr_set(e, XTCMK_E_INVAL, "unknown decision %d", k);
+	if (!json_is_object(input))
+		return xerr_set(e, XTCMK_E_INVAL, "the input of decision %s "
+		    "must be a JSON object", kind_names[k]);
+	if (params == NULL)
+		params = vm->set->params;
+	if (!json_is_object(params))
+		return xerr_set(e, XTCMK_E_INVAL, "policy params must be a "
+		    "JSON object");
+	if ((vm->broken || vm->L == NULL) && (r = vm_build(vm, e)) < 0)
+		return r;
+	memset(&c, 0, sizeof(c));
+	c.kind = k;
+	c.input = input;
+	c.params = params;
+	if ((r = vm_run(vm, vm_decide, &c, e)) < 0) {
+		json_decref(c.output);
+		return r;
+	}
+	*ret_output = c.output;
+	return 0;
+}
+
+int
+policy_vm_call(struct policy_vm *vm, enum policy_kind k, json_t *input,
+    json_t **ret_output, struct xerr *e)
+{
+	return policy_vm_call_params(vm, k, input, NULL, ret_output, e);
+}

@@ -83,6 +83,14 @@ struct policy_set *policy_vm_set(const struct policy_vm *vm);
  */
 int	policy_vm_call(struct policy_vm *vm, enum policy_kind k, json_t *input,
 	    json_t **ret_output, struct xerr *e);
+/* The same with `params` (object) instead of the set's (fixtures). */
+int	policy_vm_call_params(struct policy_vm *vm, enum policy_kind k,
+	    json_t *input, json_t *params, json_t **ret_output,
+	    struct xerr *e);
+/* Bytes the VM's state holds now (for tests and stats). */
+size_t	policy_vm_memory(const struct policy_vm *vm);
+/* The params object the set hands to every policy (borrowed). */
+json_t	*policy_set_params(const struct policy_set *s);
 
 /*
  * Check a result against the agent's invariants and the resource-kind

@@ -1,0 +1,84 @@
+--[[
+xtcmk.place - stable placement by rendezvous (highest random weight)
+hashing.
+
+Every (key, node) pair gets a pseudo-random weight from a hash that is
+computed in pure Lua and is the same on every host and every Lua build;
+a key goes to the nodes with the highest weights.  Adding or removing a
+node moves only the keys that node wins or held, so placements stay put
+as the fleet changes.
+
+  place.fnv1a32(s)          -> FNV-1a 32-bit hash of string s (0..2^32-1)
+  place.weight(key, node)   -> weight of node for key (0..2^32-1)
+  place.rank(key, nodes)    -> a new list of nodes, highest weight first
+  place.pick(key, nodes, n) -> the first n of rank(key, nodes)
+  place.one(key, nodes)     -> the single best node, or nil if none
+
+`nodes` holds strings, or tables with a string field `name`.  Ties are
+broken by name, so the order is total and reproducible.
+]]
+
+local M = {}
+
+local MASK = 0xffffffff
+
+function M.fnv1a32(s)
+	local h = 2166136261
+	for i = 1, #s do
+		h = h ~ string.byte(s, i)
+		h = (h * 16777619) & MASK
+	end
+	return h
+end
+
+-- murmur3's finaliser: spreads FNV's low-entropy high bits.  Integer
+-- multiplication wraps in Lua 5.4, and the mask keeps the low 32 bits.
+local function mix(h)
+	h = h ~ (h >> 16)
+	h = (h * 0x85ebca6b) & MASK
+	h = h ~ (h >> 13)
+	h = (h * 0xc2b2ae35) & MASK
+	h = h ~ (h >> 16)
+	return h
+end
+
+local function name_of(node)
+	if type(node) == "table" then
+		return node.name
+	end
+	return node
+end
+
+function M.weight(key, node)
+	return mix(M.fnv1a32(tostring(key) .. "\0" .. name_of(node)))
+end
+
+function M.rank(key, nodes)
+	local list, w = {}, {}
+	for i, node in ipairs(nodes) do
+		list[i] = node
+		w[name_of(node)] = M.weight(key, node)
+	end
+	table.sort(list, function(a, b)
+		local na, nb = name_of(a), name_of(b)
+		if w[na] ~= w[nb] then
+			return w[na] > w[nb]
+		end
+		return na < nb
+	end)
+	return list
+end
+
+function M.pick(key, nodes, n)
+	local ranked, out = M.rank(key, nodes), {}
+	for i = 1, math.min(n, #ranked) do
+		out[i] = ranked[i]
+	end
+	return out
+end
+
+function M.one(key, nodes)
+	return M.rank(key, nodes)[1]
+end
+
+return M

@@ -1,0 +1,146 @@
+--[[
+partition.lua - the default partition policy: which application a new
+customer goes to, and which workload identities federate with it.
+
+Input (input):
+  customer  = { id, tenant, key_uri, vault_auth, kinds = { ... },
+                labels = { region = "...", tier = "...", ... } }
+  apps      = { { name, client_id, labels = { ... }, fics = { workload
+                names }, fic_count, customers }, ... }
+  workloads = { { name, client_id, principal_id, labels = { ... } }, ... }
+  limit     = 20 (FICs per application)
+Params (params), all optional:
+  default_region     region of customers without a region label ("global")
+  customers_per_app  customers per shared application (50)
+  app_prefix         prefix of application names ("xtcmk")
+  dedicated_tier     labels.tier value that gets its own app ("dedicated")
+Output:
+  { app = "name", app_labels = { ... } (used only for a new app),
+    federate = { "workload", ... }, reason = "text" }
+
+Rules: the customer's region is customer.labels.region.  Shared apps of
+a region (labels.region == region, no labels.dedicated) are filled in
+order to customers_per_app customers; when all are full the next one,
+"<prefix>-<region>-<n>", is opened.  A customer whose labels.tier is the
+dedicated tier gets "<prefix>-<region>-<customer id>".  The workloads
+labelled with the region federate with the app (sorted by name; with
+more than 20, rendezvous hashing on the app name picks a stable 20).
+]]
+
+local place = require("xtcmk.place")
+local labels = require("xtcmk.labels")
+local capacity = require("xtcmk.capacity")
+
+local P = { name = "default-partition" }
+
+local function sanitize(s, max)
+	s = string.lower(s):gsub("[^a-z0-9-]", "-"):gsub("^-+", "")
+	if s == "" then s = "x" end
+	return s:sub(1, max)
+end
+
+function P.decide(input, params)
+	params = params or {}
+	local c = input.customer or error("input.customer is missing")
+	local region = labels.get(c.labels, "region",
+	    params.default_region or "global")
+	local prefix = params.app_prefix or "xtcmk"
+	local per_app = params.customers_per_app or 50
+	local dedicated = params.dedicated_tier or "dedicated"
+	local limit = math.min(input.limit or capacity.FIC_MAX,
+	    capacity.FIC_MAX)
+	local stem = prefix .. "-" .. sanitize(region, 24) .. "-"
+
+	local wls = labels.names(labels.select(input.workloads,
+	    { region = region }))
+	if #wls == 0 then
+		error("no workload identity is labelled region=" .. region ..
+		    "; label one (xtcmkctl workload add --label region=" ..
+		    region .. ") or set the customer's region label")
+	end
+
+	local function wanted(app)
+		if #wls <= limit then return wls end
+		local chosen = place.pick(app, wls, limit)
+		table.sort(chosen)
+		return chosen
+	end
+
+	local apps = input.apps or {}
+	if labels.get(c.labels, "tier") == dedicated then
+		local name = stem .. sanitize(c.id, 63 - #stem)
+		local app
+		for _, a in ipairs(apps) do
+			if a.name == name then app = a end
+		end
+		local fed = capacity.plan(app, wanted(name), limit) or
+		    error("dedicated application " .. name .. " has no FIC " ..
+		    "left for the region's workloads")
+		return {
+			app = name,
+			app_labels = { region = region, dedicated = sanitize(c.id, 63) },
+			federate = fed,
+			reason = "tier " .. dedicated .. ": own application in " ..
+			    region,
+		}
+	end
+
+	local shared = labels.select(apps, { region = region,
+	    dedicated = false })
+	for _, a in ipairs(capacity.fill_order(shared, stem)) do
+		if capacity.has_room(a, per_app) then
+			local fed = capacity.plan(a, wanted(a.name), limit)
+			if fed then
+				return {
+					app = a.name,
+					federate = fed,
+					reason = string.format("region %s: %s serves " ..
+					    "%d of %d customers", region, a.name,
+					    a.customers or 0, per_app),
+				}
+			end
+		end
+	end
+	local name = capacity.next_name(shared, stem)
+	return {
+		app = name,
+		app_labels = { region = region },
+		federate = wanted(name),
+		reason = "region " .. region .. ": every application is full; " ..
+		    "opening " .. name,
+	}
+end
+
+function P.selftest(params)
+	local wl = {
+		{ name = "wl-eu-1", labels = { region = "eu" } },
+		{ name = "wl-eu-2", labels = { region = "eu" } },
+		{ name = "wl-us-1", labels = { region = "us" } },
+	}
+	local p = { app_prefix = "t", customers_per_app = 2 }
+	local r = P.decide({ customer = { id = "c1", labels = { region = "eu" } },
+	    apps = {}, workloads = wl, limit = 20 }, p)
+	if r.app ~= "t-eu-1" or #r.federate ~= 2 then
+		return false, "first customer of a region should open t-eu-1"
+	end
+	r = P.decide({ customer = { id = "c2", labels = { region = "eu" } },
+	    apps = { { name = "t-eu-1", labels = { region = "eu" },
+	    fics = { "wl-eu-1", "wl-eu-2" }, fic_count = 2, customers = 2 } },
+	    workloads = wl, limit = 20 }, p)
+	if r.app ~= "t-eu-2" then
+		return false, "a full application should open the next one"
+	end
+	r = P.decide({ customer = { id = "Big.Co", labels = { region = "us",
+	    tier = "dedicated" } }, apps = {}, workloads = wl, limit = 20 }, p)
+	if r.app ~= "t-us-big-co" or r.federate[1] ~= "wl-us-1" then
+		return false, "a dedicated customer should get its own app"
+	end
+	local ok = pcall(P.decide, { customer = { id = "c3",
+	    labels = { region = "mars" } }, apps = {}, workloads = wl }, p)
+	if ok then
+		return false, "a region without workloads must be an error"
+	end
+	return true
+end
+
+return P

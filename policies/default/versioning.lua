@@ -1,0 +1,66 @@
+--[[
+versioning.lua - the default key versioning policy.
+
+Input (input):
+  customer = { id, tenant, key_uri, vault_auth, kinds = { ... },
+               labels = { key_mode = "pinned"?, ... } }
+  key      = { uri, service = "vault"|"mhsm"|"local", name,
+               version (absent when the URI is versionless) }
+Params (params), optional:
+  revocation_check   seconds between key state checks (300)
+Output:
+  { mode = "auto"|"pinned", version = "<32 hex>" (pinned only),
+    refresh = s, revocation_check = s, grace = s, cache_ttl = s,
+    cache_max = n, reason = "text" }
+  refresh           how often the agent looks for a new key version
+  revocation_check  bound on how long a disabled key keeps working
+  grace             how long an old version must stay enabled after
+                    rotation (Azure Storage checks once a day: >= 86400)
+  cache_ttl         lifetime of an unwrapped DEK in the agent's cache
+  cache_max         entries in the DEK cache
+The agent refuses pinned keys for Cosmos DB and a grace under a day for
+Storage, and fills absent fields with the defaults above.
+
+Rules: versionless (auto) unless the customer is labelled
+key_mode=pinned and the key URI names a version.
+]]
+
+local P = { name = "default-versioning" }
+
+function P.decide(input, params)
+	params = params or {}
+	local c = input.customer or error("input.customer is missing")
+	local key = input.key or error("input.key is missing")
+	local r = {
+		mode = "auto",
+		refresh = 3600,
+		revocation_check = params.revocation_check or 300,
+		grace = 86400,
+		cache_ttl = 300,
+		cache_max = 10000,
+		reason = "versionless key: follow rotations",
+	}
+	if c.labels and c.labels.key_mode == "pinned" then
+		if key.version then
+			r.mode = "pinned"
+			r.version = key.version
+			r.reason = "customer asked for a pinned key version"
+		else
+			r.reason = "key_mode=pinned but the key URI has no " ..
+			    "version; following rotations"
+		end
+	end
+	return r
+end
+
+function P.selftest(params)
+	local r = P.decide({ customer = { labels = {} },
+	    key = { name = "k", service = "vault" } }, params)
+	if r.mode ~= "auto" then return false, "expected auto" end
+	r = P.decide({ customer = { labels = { key_mode = "pinned" } },
+	    key = { name = "k", version = string.rep("a", 32) } }, params)
+	if r.mode ~= "pinned" then return false, "expected pinned" end
+	return true
+end
+
+return P

@@ -1,0 +1,2 @@
+-- A partition policy that forgets decide.
+return { name = "no-decide" }
