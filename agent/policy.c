@@ -262,14 +262,17 @@ vm_run(struct policy_vm *vm, lua_CFunction fn, struct call *c,
 		msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) :
 		    "error without a message";
 		if (rc == LUA_ERRMEM)
-			msg = "not enough memory (memory limit exceeded)";
-		r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): %s",
-		    who, kind_names[c->kind], msg);
+			r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): "
+			    "memory limit of %zu bytes exceeded", who,
+			    kind_names[c->kind], vm->set->lim.memory);
+		else
+			r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): "
+			    "%s", who, kind_names[c->kind], msg);
 	} else if (vm->tripped != TRIP_NONE) {
 		r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): %s "
-		    "limit exceeded", who, kind_names[c->kind],
-		    vm->tripped == TRIP_BUDGET ? "instruction" :
-		    vm->tripped == TRIP_TIME ? "time" : "memory");
+		    "exceeded", who, kind_names[c->kind],
+		    vm->tripped == TRIP_BUDGET ? "instruction budget" :
+		    vm->tripped == TRIP_TIME ? "time limit" : "memory limit");
 	} else if (c->err[0] != '\0') {
 		r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): %s",
 		    who, kind_names[c->kind], c->err);

@@ -295,7 +295,8 @@ expect_refused(struct policy_vm *vm, const char *what, const char *needle)
 	ASSERT_EQ(e.code, XTCMK_E_POLICY);
 	ASSERT_CONTAINS(e.msg, needle);
 	ASSERT_CONTAINS(e.msg, "policy 'hostile' (partition.lua)");
-	if (out != NULL || strstr(e.msg, needle) == NULL)
+	if (getenv("T_VERBOSE") != NULL || out != NULL ||
+	    strstr(e.msg, needle) == NULL)
 		fprintf(stderr, "  attack %s: %s\n", what, e.msg);
 	json_decref(out);
 	/* The same vm serves a good call right after. */
@@ -486,6 +487,103 @@ test_refused_sets(void)
 	}
 }
 
+/* require: per-state cache, nested modules, loops, missing modules. */
+static void
+test_require(void)
+{
+	struct policy_set *s = NULL;
+	struct policy_vm *vm = NULL;
+	char lib[1024], path[2048];
+	const char *dir;
+	json_t *in, *out = NULL, *params;
+	struct xerr e;
+	int r;
+
+	snprintf(lib, sizeof(lib), "%s/lib", tmpdir);
+	mkdir(lib, 0700);
+	snprintf(path, sizeof(path), "%s/m", lib);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/m/count.lua", lib);
+	write_file(path, "local M = { n = 0 }\n"
+	    "function M.bump() M.n = M.n + 1; return M.n end\nreturn M\n");
+	snprintf(path, sizeof(path), "%s/loop.lua", lib);
+	write_file(path, "return require(\"loop\")\n");
+	snprintf(path, sizeof(path), "%s/syntax.lua", lib);
+	write_file(path, "return {\n");
+	dir = make_set("req", NULL);
+	snprintf(path, sizeof(path), "%s/partition.lua", dir);
+	write_file(path,
+	    "local P = { name = \"req\" }\n"
+	    "function P.decide(input, params)\n"
+	    "  if input.mod then return { r = require(input.mod) } end\n"
+	    "  local a, b = require(\"m.count\"), require(\"m.count\")\n"
+	    "  return { same = rawequal(a, b), n = a.bump(),\n"
+	    "    p = params.x, io = io == nil }\n"
+	    "end\n"
+	    "return P\n");
+	params = json_pack("{s:i}", "x", 42);
+	r = policy_set_load(dir, lib, params, NULL, &s, &e);
+	json_decref(params);
+	ASSERT_EQ(r, 0);
+	if (r < 0) {
+		fprintf(stderr, "%s\n", e.msg);
+		return;
+	}
+	ASSERT_EQ(policy_vm_new(s, &vm, &e), 0);
+	in = json_object();
+	ASSERT_EQ(policy_vm_call(vm, POLICY_PARTITION, in, &out, &e), 0);
+	ASSERT_TRUE(json_is_true(json_object_get(out, "same")));
+	ASSERT_EQ(json_integer_value(json_object_get(out, "n")), 1);
+	ASSERT_EQ(json_integer_value(json_object_get(out, "p")), 42);
+	json_decref(out);
+	/* Cached per state: the module keeps its count between calls. */
+	ASSERT_EQ(policy_vm_call(vm, POLICY_PARTITION, in, &out, &e), 0);
+	ASSERT_EQ(json_integer_value(json_object_get(out, "n")), 2);
+	json_decref(out);
+	json_decref(in);
+
+	in = json_pack("{s:s}", "mod", "loop");
+	ASSERT_TRUE(policy_vm_call(vm, POLICY_PARTITION, in, &out, &e) < 0);
+	ASSERT_CONTAINS(e.msg, "requires itself");
+	json_decref(in);
+	in = json_pack("{s:s}", "mod", "syntax");
+	ASSERT_TRUE(policy_vm_call(vm, POLICY_PARTITION, in, &out, &e) < 0);
+	ASSERT_CONTAINS(e.msg, "syntax.lua:2:");
+	json_decref(in);
+	in = json_pack("{s:s}", "mod", "m.nothere");
+	ASSERT_TRUE(policy_vm_call(vm, POLICY_PARTITION, in, &out, &e) < 0);
+	ASSERT_CONTAINS(e.msg, "module 'm.nothere' not found");
+	json_decref(in);
+	in = json_pack("{s:s}", "mod", "m..count");
+	ASSERT_TRUE(policy_vm_call(vm, POLICY_PARTITION, in, &out, &e) < 0);
+	ASSERT_CONTAINS(e.msg, "bad module name");
+	json_decref(in);
+
+	/* Input nested too deep is refused, not a crash. */
+	{
+		char deep[512];
+		int i, n = 0;
+
+		for (i = 0; i < 40; i++)
+			n += snprintf(deep + n, sizeof(deep) - n, "{\"a\":");
+		n += snprintf(deep + n, sizeof(deep) - n, "1");
+		for (i = 0; i < 40; i++)
+			n += snprintf(deep + n, sizeof(deep) - n, "}");
+		in = J(deep);
+		ASSERT_TRUE(policy_vm_call(vm, POLICY_PARTITION, in, &out,
+		    &e) < 0);
+		ASSERT_CONTAINS(e.msg, "nested deeper");
+		json_decref(in);
+	}
+	/* Not an object. */
+	in = json_array();
+	ASSERT_EQ(policy_vm_call(vm, POLICY_PARTITION, in, &out, &e),
+	    -XTCMK_E_INVAL);
+	json_decref(in);
+	policy_vm_free(vm);
+	policy_set_unref(s);
+}
+
 static void
 verdict(struct policy_set *s, enum policy_kind k, const char *in,
     const char *out, const char *needle)
@@ -668,6 +766,7 @@ main(void)
 	test_fixtures();
 	test_sandbox();
 	test_refused_sets();
+	test_require();
 	test_verdicts();
 	rm_tree(tmpdir);
 	return t_done();
