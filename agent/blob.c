@@ -206,8 +206,8 @@ blob_parse(const uint8_t *buf, size_t len, struct blob *ret_blob,
 	if (buf == NULL || len == 0)
 		return xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped blob is empty");
 	if (len > BLOB_MAX)
-		return xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped blob of %zu bytes "
-		    "is longer than any xtcmk blob (%d)", len, BLOB_MAX);
+		return xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped blob of %zu "
+		    "bytes is longer than any xtcmk blob (%d)", len, BLOB_MAX);
 	if (memcmp(buf, BLOB_MAGIC, len < 4 ? len : 4) != 0)
 		return xerr_set(e, XTCMK_E_BAD_BLOB, "not an xtcmk wrapped "
 		    "blob (bad magic)");
@@ -241,7 +241,8 @@ blob_parse(const uint8_t *buf, size_t len, struct blob *ret_blob,
 	if (len != pos + BLOB_TAG_LEN + BLOB_CHECKSUM_LEN)
 		return xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped blob has %zu "
 		    "trailing bytes after its checksum; pass exactly the "
-		    "stored blob", len - pos - BLOB_TAG_LEN - BLOB_CHECKSUM_LEN);
+		    "stored blob",
+		    len - pos - BLOB_TAG_LEN - BLOB_CHECKSUM_LEN);
 	if (buf[7] != 0)
 		return xerr_set(e, XTCMK_E_UNSUPPORTED, "blob flags 0x%02x "
 		    "are unknown to this agent: upgrade xtcmkd", buf[7]);

@@ -562,39 +562,45 @@ keycache_expire(struct keycache *c)
 	return n;
 }
 
+/* Exchange the regions (entries and index) of a and b. */
+static void
+region_swap(struct keycache *a, struct keycache *b)
+{
+#define SWAP(f) do { __typeof__(a->f) t_ = a->f; a->f = b->f; b->f = t_; } \
+	while (0)
+	SWAP(ent);
+	SWAP(map_len);
+	SWAP(cap);
+	SWAP(locked);
+	SWAP(link);
+	SWAP(bucket);
+	SWAP(nbucket);
+	SWAP(lru_head);
+	SWAP(lru_tail);
+	SWAP(free_head);
+	SWAP(n);
+#undef SWAP
+}
+
 int
 keycache_set_limits(struct keycache *c, size_t capacity, struct xerr *e)
 {
-	struct keycache old;
+	struct keycache nr;
 	int rc;
 
 	if (c == NULL)
 		return xerr_set(e, XTCMK_E_INVAL, "keycache: no cache");
-	if (capacity > KEYCACHE_CAPACITY_MAX)
-		return xerr_set(e, XTCMK_E_INVAL, "DEK cache capacity %zu is "
-		    "over the limit %d", capacity, KEYCACHE_CAPACITY_MAX);
+	/* Map and lock the new region without holding the lock. */
+	memset(&nr, 0, sizeof(nr));
+	if ((rc = region_init(&nr, capacity, e)) < 0)
+		return rc;
 	pthread_mutex_lock(&c->mu);
-	old = *c;
-	if ((rc = region_init(c, capacity, e)) < 0) {
-		/* Keep the old region. */
-		c->ent = old.ent;
-		c->map_len = old.map_len;
-		c->cap = old.cap;
-		c->locked = old.locked;
-		c->link = old.link;
-		c->bucket = old.bucket;
-		c->nbucket = old.nbucket;
-		c->lru_head = old.lru_head;
-		c->lru_tail = old.lru_tail;
-		c->free_head = old.free_head;
-		c->n = old.n;
-	} else {
-		c->st.purged += old.n;
-		c->gen++;
-		region_fini(&old);
-	}
+	c->st.purged += c->n;
+	c->gen++;
+	region_swap(c, &nr);
 	pthread_mutex_unlock(&c->mu);
-	return rc;
+	region_fini(&nr);	/* the old region: wiped and unmapped */
+	return 0;
 }
 
 void

@@ -158,7 +158,8 @@ local_uri(const struct key_uri *uri, struct xerr *e)
 {
 	if (uri->service != KEY_SERVICE_LOCAL)
 		return xerr_set(e, XTCMK_E_INVAL, "key %s/keys/%s is not a "
-		    "local key (https://VAULT.vault.local/keys/NAME); configure "
+		    "local key (https://VAULT.vault.local/keys/NAME); "
+		    "configure "
 		    "the azure provider for it", uri->base, uri->name);
 	return 0;
 }

@@ -28,7 +28,7 @@
 #include "validate.h"
 #include "xerr.h"
 
-#define KID_MAX			600	/* https://host/keys/name/version + NUL */
+#define KID_MAX			600	/* a kid URL with version, + NUL */
 #define PROVIDER_WRAPPED_MAX	512	/* RSA-4096 ciphertext */
 #define PROVIDER_DEK_MIN	16
 #define PROVIDER_DEK_MAX	64
@@ -47,11 +47,11 @@ struct provider_req {
 };
 
 struct key_state {
-	char		kid[KID_MAX];		/* https://host/keys/name/version */
+	char		kid[KID_MAX];	/* https://host/keys/name/version */
 	char		version[KEY_VERSION_LEN + 1];
-	int		enabled;		/* always 1 after a successful get */
-	long long	created;		/* unix seconds */
-	int		bits;			/* RSA modulus size, 0 if unknown */
+	int		enabled;	/* always 1 after a successful get */
+	long long	created;	/* unix seconds */
+	int		bits;		/* RSA modulus size, 0 if unknown */
 };
 
 struct provider {

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,63 @@ uri(const char *s, struct key_uri *u)
 }
 
 static const struct provider_req req = { "acme", NULL, NULL };
+
+/* Threads wrap and unwrap with the current version while rotations run. */
+struct conc {
+	struct provider	*p;
+	int		 ok;
+};
+
+static void *
+conc_worker(void *arg)
+{
+	struct conc *c = arg;
+	struct key_uri u, uv;
+	struct key_state st;
+	struct xerr e;
+	uint8_t dek[32], out[PROVIDER_WRAPPED_MAX], back[64];
+	size_t len, blen;
+	int i;
+
+	memset(dek, 0x3c, sizeof(dek));
+	if (key_uri_parse("https://vlt.vault.local/keys/conc", &u, &e) < 0)
+		return NULL;
+	for (i = 0; i < 20; i++) {
+		if (provider_get_key(c->p, &req, &u, &st, &e) < 0 ||
+		    key_uri_parse(st.kid, &uv, &e) < 0 ||
+		    provider_wrap(c->p, &req, &uv, dek, 32, out, sizeof(out),
+		    &len, &e) < 0 ||
+		    provider_unwrap(c->p, &req, &uv, out, len, back,
+		    sizeof(back), &blen, &e) < 0 ||
+		    blen != 32 || memcmp(back, dek, 32) != 0)
+			continue;
+		c->ok++;
+	}
+	return NULL;
+}
+
+static void
+test_concurrent(struct keystore *ks, struct provider *p)
+{
+	struct conc c[8];
+	pthread_t th[8];
+	struct xerr e;
+	int i, ok = 0;
+
+	ASSERT_EQ(keystore_create(ks, "vlt", "conc", 0, NULL, &e), 0);
+	for (i = 0; i < 8; i++) {
+		c[i].p = p;
+		c[i].ok = 0;
+		pthread_create(&th[i], NULL, conc_worker, &c[i]);
+	}
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(keystore_rotate(ks, "vlt", "conc", NULL, &e), 0);
+	for (i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		ok += c[i].ok;
+	}
+	ASSERT_EQ(ok, 8 * 20);
+}
 
 static void
 test_all(void)
@@ -184,7 +242,8 @@ test_all(void)
 	{
 		struct key_uri az;
 
-		ASSERT_EQ(uri("https://contoso.vault.azure.net/keys/k", &az), 0);
+		ASSERT_EQ(uri("https://contoso.vault.azure.net/keys/k", &az),
+		    0);
 		ASSERT_EQ(provider_get_key(p, &req, &az, &g, &e),
 		    -XTCMK_E_INVAL);
 	}
@@ -337,6 +396,7 @@ test_all(void)
 	ASSERT_CONTAINS(e.msg, "keys/other/z/meta.json");
 	ASSERT_TRUE(ks2 == NULL);
 
+	test_concurrent(ks, p);
 	provider_free(p);
 	keystore_free(ks);
 	provider_free(NULL);
