@@ -1,0 +1,408 @@
+/*
+ * bench_decide.c - what a decision costs a host, against what the socket
+ * itself costs.
+ *
+ *	bench_decide -s socket -c customer [-n calls] [-t threads] [-r reps]
+ *	    [--json]
+ *
+ * (a) Baseline: an AF_UNIX echo server run in this process (a thread per
+ *     connection) echoing frames of 16 + N bytes, N the size of a DECIDE
+ *     request for `customer`.
+ * (b) xtcmk_decide() through libxtcmk.so against the running agent.
+ *
+ * For each: p50/p99 latency with one thread, throughput with 1 and with
+ * `threads` client threads.  Every measurement is repeated `reps` times and
+ * the median printed, with the ratios decide/echo.  All loops are bounded.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "xtcmk.h"
+
+#define HDR_LEN		16
+#define FIELD_HDR	6
+#define THREADS_MAX	64
+#define CALLS_MAX	10000000
+#define REPS_MAX	99
+#define FRAME_MAX	(HDR_LEN + 4096)
+
+struct opts {
+	const char	*socket;
+	const char	*customer;
+	long		 n;
+	int		 threads;
+	int		 reps;
+	int		 json;
+};
+
+struct result {
+	double		 p50_us;
+	double		 p99_us;
+	double		 ops1;		/* calls/s, one thread */
+	double		 opsT;		/* calls/s, `threads` threads */
+};
+
+static struct opts o = { NULL, NULL, 20000, 2, 3, 0 };
+static char echo_path[108];
+static size_t frame_len;
+
+static double
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int
+io_full(int fd, void *buf, size_t n, int wr)
+{
+	size_t off = 0;
+	ssize_t r;
+
+	while (off < n) {
+		r = wr ? send(fd, (char *)buf + off, n - off, MSG_NOSIGNAL) :
+		    recv(fd, (char *)buf + off, n - off, 0);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		off += (size_t)r;
+	}
+	return 0;
+}
+
+/* Echo server: one thread per connection, frames of 16 + len bytes. */
+static void *
+echo_conn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	uint8_t buf[FRAME_MAX];
+	uint32_t len;
+
+	for (;;) {
+		if (io_full(fd, buf, HDR_LEN, 0) == -1)
+			break;
+		len = (uint32_t)buf[0] << 24 | buf[1] << 16 | buf[2] << 8 |
+		    buf[3];
+		if (len > FRAME_MAX - HDR_LEN ||
+		    io_full(fd, buf + HDR_LEN, len, 0) == -1 ||
+		    io_full(fd, buf, HDR_LEN + len, 1) == -1)
+			break;
+	}
+	close(fd);
+	return NULL;
+}
+
+static void *
+echo_accept(void *arg)
+{
+	int lfd = (int)(intptr_t)arg, fd;
+	pthread_t t;
+
+	for (;;) {
+		if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pthread_create(&t, NULL, echo_conn,
+		    (void *)(intptr_t)fd) != 0) {
+			close(fd);
+			continue;
+		}
+		pthread_detach(t);
+	}
+	return NULL;
+}
+
+static int
+echo_connect(void)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", echo_path);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct worker {
+	int		 kind;		/* 0 echo, 1 decide */
+	struct xtcmk	*h;
+	long		 n;
+	double		*lat;		/* per-call latency, or NULL */
+	long		 fails;
+	int		 started;
+	pthread_t	 t;
+};
+
+static void *
+run(void *arg)
+{
+	struct worker *w = arg;
+	struct xtcmk_decision *d;
+	uint8_t frame[FRAME_MAX];
+	double t0;
+	long i;
+	int fd = -1;
+
+	if (w->kind == 0) {
+		if ((fd = echo_connect()) == -1) {
+			w->fails = w->n;
+			return NULL;
+		}
+		memset(frame, 0, sizeof(frame));
+		frame[3] = (uint8_t)(frame_len - HDR_LEN);
+	}
+	for (i = 0; i < w->n; i++) {
+		t0 = w->lat != NULL ? now_us() : 0;
+		if (w->kind == 0) {
+			if (io_full(fd, frame, frame_len, 1) == -1 ||
+			    io_full(fd, frame, frame_len, 0) == -1) {
+				w->fails++;
+				break;
+			}
+		} else {
+			if (xtcmk_decide(w->h, o.customer, &d) != XTCMK_OK)
+				w->fails++;
+			else
+				xtcmk_decision_free(d);
+		}
+		if (w->lat != NULL)
+			w->lat[i] = now_us() - t0;
+	}
+	if (fd != -1)
+		close(fd);
+	return NULL;
+}
+
+/* Latency percentiles with one thread; returns failures. */
+static long
+latency(int kind, struct xtcmk *h, double *lat, double *p50, double *p99)
+{
+	struct worker w = { .kind = kind, .h = h, .n = o.n, .lat = lat };
+
+	run(&w);
+	qsort(lat, (size_t)o.n, sizeof(*lat), cmp_double);
+	*p50 = lat[o.n / 2];
+	*p99 = lat[(o.n * 99) / 100];
+	return w.fails;
+}
+
+/* Calls per second with `threads` threads; failures into *fails. */
+static double
+throughput(int kind, struct xtcmk *h, int threads, long *fails)
+{
+	struct worker w[THREADS_MAX];
+	double t0, el;
+	int i;
+
+	t0 = now_us();
+	for (i = 0; i < threads; i++) {
+		w[i] = (struct worker){ .kind = kind, .h = h, .n = o.n };
+		if (pthread_create(&w[i].t, NULL, run, &w[i]) == 0)
+			w[i].started = 1;
+		else
+			w[i].fails = o.n;
+	}
+	for (i = 0; i < threads; i++)
+		if (w[i].started)
+			pthread_join(w[i].t, NULL);
+	el = now_us() - t0;
+	for (i = 0; i < threads; i++)
+		*fails += w[i].fails;
+	return (double)threads * (double)o.n / (el / 1e6);
+}
+
+static long
+measure(int kind, struct xtcmk *h, struct result *r)
+{
+	double p50[REPS_MAX], p99[REPS_MAX], o1[REPS_MAX], oT[REPS_MAX];
+	double *lat;
+	long fails = 0;
+	int i;
+
+	if ((lat = calloc((size_t)o.n, sizeof(*lat))) == NULL)
+		return -1;
+	for (i = 0; i < o.reps; i++) {
+		fails += latency(kind, h, lat, &p50[i], &p99[i]);
+		o1[i] = throughput(kind, h, 1, &fails);
+		oT[i] = throughput(kind, h, o.threads, &fails);
+	}
+	free(lat);
+	r->p50_us = median(p50, o.reps);
+	r->p99_us = median(p99, o.reps);
+	r->ops1 = median(o1, o.reps);
+	r->opsT = median(oT, o.reps);
+	return fails;
+}
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: bench_decide -s socket -c customer "
+	    "[-n calls] [-t threads] [-r reps] [--json]\n");
+	exit(1);
+}
+
+static long
+num(const char *s, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < lo || v > hi)
+		usage();
+	return v;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct result echo, dec;
+	struct sockaddr_un sun;
+	struct xtcmk *h;
+	struct xtcmk_decision *d;
+	char dir[] = "/tmp/xtcmk-bench-XXXXXX";
+	pthread_t acc;
+	long fails, i;
+	int lfd, rc, a;
+
+	for (a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "--json") == 0)
+			o.json = 1;
+		else if (a + 1 >= argc)
+			usage();
+		else if (strcmp(argv[a], "-s") == 0)
+			o.socket = argv[++a];
+		else if (strcmp(argv[a], "-c") == 0)
+			o.customer = argv[++a];
+		else if (strcmp(argv[a], "-n") == 0)
+			o.n = num(argv[++a], 100, CALLS_MAX);
+		else if (strcmp(argv[a], "-t") == 0)
+			o.threads = (int)num(argv[++a], 1, THREADS_MAX);
+		else if (strcmp(argv[a], "-r") == 0)
+			o.reps = (int)num(argv[++a], 1, REPS_MAX);
+		else
+			usage();
+	}
+	if (o.socket == NULL || o.customer == NULL)
+		usage();
+	frame_len = HDR_LEN + FIELD_HDR + strlen(o.customer);
+	if (frame_len > 255 + HDR_LEN) {
+		fprintf(stderr, "bench_decide: customer id too long\n");
+		return 1;
+	}
+
+	/* (a) echo baseline */
+	if (mkdtemp(dir) == NULL) {
+		perror("bench_decide: mkdtemp");
+		return 1;
+	}
+	snprintf(echo_path, sizeof(echo_path), "%s/echo.sock", dir);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", echo_path);
+	if ((lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    listen(lfd, 64) == -1 ||
+	    pthread_create(&acc, NULL, echo_accept,
+	    (void *)(intptr_t)lfd) != 0) {
+		perror("bench_decide: echo server");
+		return 1;
+	}
+	fails = measure(0, NULL, &echo);
+	shutdown(lfd, SHUT_RDWR);
+	pthread_join(acc, NULL);
+	close(lfd);
+	unlink(echo_path);
+	rmdir(dir);
+	if (fails != 0) {
+		fprintf(stderr, "bench_decide: echo baseline failed\n");
+		return 1;
+	}
+
+	/* (b) xtcmk_decide through the module, after a warm-up */
+	if ((rc = xtcmk_open(o.socket, 5000, &h)) != XTCMK_OK) {
+		fprintf(stderr, "bench_decide: %s\n", xtcmk_last_error());
+		return 1;
+	}
+	for (i = 0; i < 100; i++) {
+		if ((rc = xtcmk_decide(h, o.customer, &d)) != XTCMK_OK) {
+			fprintf(stderr, "bench_decide: decide %s: %s: %s\n",
+			    o.customer, xtcmk_strerror(rc),
+			    xtcmk_last_error());
+			return 1;
+		}
+		xtcmk_decision_free(d);
+	}
+	fails = measure(1, h, &dec);
+	xtcmk_close(h);
+	if (fails != 0) {
+		fprintf(stderr, "bench_decide: %ld decide calls failed\n",
+		    fails);
+		return 1;
+	}
+
+	if (o.json) {
+		printf("{\"calls\":%ld,\"threads\":%d,\"reps\":%d,"
+		    "\"frame_bytes\":%zu,\n"
+		    " \"echo\":{\"p50_us\":%.2f,\"p99_us\":%.2f,"
+		    "\"ops_1\":%.0f,\"ops_t\":%.0f},\n"
+		    " \"decide\":{\"p50_us\":%.2f,\"p99_us\":%.2f,"
+		    "\"ops_1\":%.0f,\"ops_t\":%.0f},\n"
+		    " \"ratio_p50\":%.2f,\"ratio_ops_t\":%.3f}\n",
+		    o.n, o.threads, o.reps, frame_len,
+		    echo.p50_us, echo.p99_us, echo.ops1, echo.opsT,
+		    dec.p50_us, dec.p99_us, dec.ops1, dec.opsT,
+		    dec.p50_us / echo.p50_us, dec.opsT / echo.opsT);
+		return 0;
+	}
+	printf("%ld calls per run, median of %d runs, %zu-byte echo frames\n",
+	    o.n, o.reps, frame_len);
+	printf("%-8s %10s %10s %14s %14s\n", "", "p50 us", "p99 us",
+	    "calls/s 1 thr", "calls/s");
+	printf("%-8s %10.2f %10.2f %14.0f %14.0f  (%d threads)\n", "echo",
+	    echo.p50_us, echo.p99_us, echo.ops1, echo.opsT, o.threads);
+	printf("%-8s %10.2f %10.2f %14.0f %14.0f  (%d threads)\n", "decide",
+	    dec.p50_us, dec.p99_us, dec.ops1, dec.opsT, o.threads);
+	printf("decide p50 / echo p50: %.2f\n", dec.p50_us / echo.p50_us);
+	printf("decide / echo throughput, %d threads: %.3f\n", o.threads,
+	    dec.opsT / echo.opsT);
+	return 0;
+}
