@@ -56,6 +56,7 @@ static const struct ckey ckeys[] = {
 	{ "policy", "time_ms", C_UINT, OFF(limits.time_ms), 1, POLICY_TIME_MAX_MS },
 	{ "keys", "provider", C_STR, OFF(provider), 0, 0 },
 	{ "keys", "status_workers", C_UINT, OFF(status_workers), 1, 64 },
+	{ "keys", "dek_cache_entries", C_UINT, OFF(dek_cache_entries), 0, 1048576 },
 };
 
 static char *
@@ -90,6 +91,7 @@ config_defaults(struct config *c)
 	c->max_frame = 65536;
 	c->policy_workers = 2;
 	c->status_workers = 2;
+	c->dek_cache_entries = 65536;
 	/* Root and the agent's own user; everyone else must be listed. */
 	c->data_uids.n = 0;
 	c->data_uids.ids[c->data_uids.n++] = 0;
@@ -476,8 +478,9 @@ config_dump(const struct config *c, FILE *out)
 	fprintf(out, "\n[policy]\ninstructions = %lu\nmemory = %zu\n"
 	    "time_ms = %u\n", c->limits.instructions, c->limits.memory,
 	    c->limits.time_ms);
-	fprintf(out, "\n[keys]\nprovider = %s\nstatus_workers = %u\n",
-	    c->provider, c->status_workers);
+	fprintf(out, "\n[keys]\nprovider = %s\nstatus_workers = %u\n"
+	    "dek_cache_entries = %u\n", c->provider, c->status_workers,
+	    c->dek_cache_entries);
 	fprintf(out, "\n[params]\n");
 	json_object_foreach(c->params, k, v) {
 		if (json_is_string(v))

@@ -43,6 +43,7 @@ struct config {
 	unsigned max_frame;
 	unsigned policy_workers;
 	unsigned status_workers;
+	unsigned dek_cache_entries;
 	struct id_list data_uids, data_gids, admin_uids, admin_gids;
 	struct policy_limits limits;
 	json_t	*params;		/* [params] as an object */

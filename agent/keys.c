@@ -1,30 +1,607 @@
 /*
- * keys.c - the data plane (see keys.h).  Not wired yet: every data-key
- * request is refused as unsupported until the key manager lands.
+ * keys.c - the data plane: new data keys, unwrap, rewrap, key status,
+ * revocation checks, per-version usage, and the `xtcmkctl key` commands of
+ * the local keystore.
+ *
+ * Per customer the agent keeps a key state: what the key-versioning
+ * decision says (mode, pinned version, intervals), the version in force,
+ * and whether the key is revoked.  Checker threads ask the provider for
+ * the key's state every `revocation_check` seconds per active customer,
+ * whatever the traffic: a disabled or deleted key marks the customer
+ * revoked, wipes its cached DEKs and refuses every wrap and unwrap until a
+ * later check finds the key enabled again.  A check that cannot reach the
+ * key service does not revoke at once, but a customer whose key state has
+ * not been confirmed for two intervals is refused too (fail closed).
+ *
+ * DEKs: generated into a per-thread mlock'ed scratch page, cached in the
+ * locked keycache, copied into the reply buffer (which the server wipes
+ * after sending) and wiped everywhere else.
  */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "blob.h"
+#include "keycache.h"
 #include "keys.h"
+#include "keystore.h"
+#include "log.h"
+#include "provider.h"
+#include "registry.h"
+#include "service.h"
+#include "validate.h"
 
-struct keys {
-	int	unused;
+#define KS_BUCKETS		1024
+#define KS_VERSIONS_MAX		256	/* usage rows kept per customer */
+#define CHECK_TICK_MS		200
+#define USAGE_FLUSH_S		5
+#define SCRATCH_SIZE		4096
+#define KEYS_CACHE_ENTRIES	65536
+
+struct vusage {
+	char		version[KEY_VERSION_LEN + 1];
+	unsigned long long wraps, unwraps;	/* not yet flushed */
+	long long	first, last;		/* unix seconds */
 };
 
-int
-keys_open(struct config *cfg, struct service *svc, struct keys **ret_keys,
+struct kstate {
+	struct kstate	*next;
+	char		 customer[CUSTOMER_ID_MAX + 1];
+	unsigned long long gen;			/* decision generation */
+	/* From the decisions. */
+	struct key_uri	 uri;			/* as onboarded */
+	int		 pinned;
+	char		 pin[KEY_VERSION_LEN + 1];
+	unsigned	 refresh_s, check_s, grace_s, ttl_s, cache_max;
+	int		 served;
+	char		 app[NAME_MAX_LEN + 1];
+	char		 tenant[40], app_client_id[40];
+	/* Live state. */
+	char		 kid[KID_MAX];		/* version in force */
+	char		 version[KEY_VERSION_LEN + 1];
+	long long	 resolved_at;		/* monotonic s, 0 = never */
+	long long	 checked_at;		/* last check attempt */
+	long long	 ok_at;			/* last confirmed enabled */
+	int		 checking;
+	int		 revoked;
+	char		 reason[XERR_MSG_MAX];
+	long long	 revoked_since;		/* unix s */
+	struct vusage	 usage[KS_VERSIONS_MAX];
+	int		 nusage;
+};
+
+struct keys {
+	struct config	*cfg;
+	struct service	*svc;
+	struct keystore	*ks;
+	struct provider	*local;
+	struct keycache	*cache;
+	pthread_mutex_t	 mu;
+	struct kstate	*map[KS_BUCKETS];
+	unsigned	 ncust;
+	pthread_t	*checkers;
+	unsigned	 nchecker;
+	atomic_int	 stop;
+	pthread_key_t	 scratch_key;
+	atomic_ullong	 n_revocations, n_restores, n_checks;
+};
+
+static long long
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static unsigned
+hash_str(const char *s)
+{
+	unsigned h = 2166136261u;
+
+	while (*s != '\0')
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+/* --- locked scratch for DEKs ---------------------------------------- */
+
+static void
+scratch_free(void *p)
+{
+	OPENSSL_cleanse(p, SCRATCH_SIZE);
+	munlock(p, SCRATCH_SIZE);
+	munmap(p, SCRATCH_SIZE);
+}
+
+static uint8_t *
+scratch(struct keys *k)
+{
+	void *p = pthread_getspecific(k->scratch_key);
+
+	if (p != NULL)
+		return p;
+	p = mmap(NULL, SCRATCH_SIZE, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)mlock(p, SCRATCH_SIZE);
+	(void)madvise(p, SCRATCH_SIZE, MADV_DONTDUMP);
+	(void)madvise(p, SCRATCH_SIZE, MADV_WIPEONFORK);
+	pthread_setspecific(k->scratch_key, p);
+	return p;
+}
+
+/* --- key states ----------------------------------------------------- */
+
+static struct kstate *
+find_locked(struct keys *k, const char *customer)
+{
+	struct kstate *st;
+
+	for (st = k->map[hash_str(customer) % KS_BUCKETS]; st != NULL;
+	    st = st->next)
+		if (strcmp(st->customer, customer) == 0)
+			return st;
+	return NULL;
+}
+
+static unsigned
+ver_u(json_t *ver, const char *key)
+{
+	json_int_t v = json_integer_value(json_object_get(ver, key));
+
+	return v > 0 ? (unsigned)v : 0;
+}
+
+/*
+ * Make sure `customer` has a key state built from the current decisions,
+ * and copy it to *ret (a snapshot: no lock held afterwards).
+ */
+static int
+state_get(struct keys *k, const char *customer, struct kstate *ret,
     struct xerr *e)
 {
-	(void)cfg;
-	(void)svc;
-	(void)e;
-	*ret_keys = NULL;
+	unsigned long long gen = service_generation(k->svc);
+	struct kstate *st, fresh;
+	json_t *d, *ver;
+	const char *s;
+	int rc;
+
+	pthread_mutex_lock(&k->mu);
+	st = find_locked(k, customer);
+	if (st != NULL && st->gen == gen) {
+		*ret = *st;
+		pthread_mutex_unlock(&k->mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&k->mu);
+
+	if ((rc = service_decide_json(k->svc, customer, &d, e)) < 0)
+		return rc;
+	memset(&fresh, 0, sizeof(fresh));
+	ver = json_object_get(d, "versioning");
+	rc = key_uri_parse(json_string_value(json_object_get(d, "key_uri")),
+	    &fresh.uri, e);
+	if (rc < 0) {
+		json_decref(d);
+		return rc;
+	}
+	snprintf(fresh.customer, sizeof(fresh.customer), "%s", customer);
+	fresh.gen = gen;
+	s = json_string_value(json_object_get(ver, "mode"));
+	fresh.pinned = s != NULL && strcmp(s, "pinned") == 0;
+	if ((s = json_string_value(json_object_get(ver, "version"))) != NULL)
+		snprintf(fresh.pin, sizeof(fresh.pin), "%s", s);
+	fresh.refresh_s = ver_u(ver, "refresh");
+	fresh.check_s = ver_u(ver, "revocation_check");
+	fresh.grace_s = ver_u(ver, "grace");
+	fresh.ttl_s = ver_u(ver, "cache_ttl");
+	fresh.cache_max = ver_u(ver, "cache_max");
+	if (fresh.check_s == 0)
+		fresh.check_s = 300;
+	fresh.served = json_is_true(json_object_get(d, "served"));
+	snprintf(fresh.app, sizeof(fresh.app), "%s",
+	    json_string_value(json_object_get(d, "app")));
+	if ((s = json_string_value(json_object_get(d, "tenant"))) != NULL)
+		snprintf(fresh.tenant, sizeof(fresh.tenant), "%s", s);
+	if ((s = json_string_value(json_object_get(d, "app_client_id"))) !=
+	    NULL)
+		snprintf(fresh.app_client_id, sizeof(fresh.app_client_id), "%s",
+		    s);
+	json_decref(d);
+
+	pthread_mutex_lock(&k->mu);
+	st = find_locked(k, customer);
+	if (st == NULL) {
+		if ((st = calloc(1, sizeof(*st))) == NULL) {
+			pthread_mutex_unlock(&k->mu);
+			return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		}
+		*st = fresh;
+		st->next = k->map[hash_str(customer) % KS_BUCKETS];
+		k->map[hash_str(customer) % KS_BUCKETS] = st;
+		k->ncust++;
+	} else {
+		/* New decisions; the live state (revocation, usage, the
+		 * version in force) carries over unless the key changed. */
+		int same_key = strcmp(st->uri.base, fresh.uri.base) == 0 &&
+		    strcmp(st->uri.name, fresh.uri.name) == 0 &&
+		    st->pinned == fresh.pinned &&
+		    strcmp(st->pin, fresh.pin) == 0;
+
+		memcpy(&st->gen, &fresh.gen, offsetof(struct kstate, kid) -
+		    offsetof(struct kstate, gen));
+		if (!same_key)
+			st->resolved_at = 0;
+	}
+	*ret = *st;
+	pthread_mutex_unlock(&k->mu);
 	return 0;
 }
 
-void
-keys_close(struct keys *k)
+static struct provider *
+provider_for(struct keys *k, const struct key_uri *u, struct xerr *e)
 {
-	free(k);
+	if (u->service == KEY_SERVICE_LOCAL)
+		return k->local;
+	xerr_set(e, XTCMK_E_PROVIDER, "the key %s/keys/%s is in Azure; this "
+	    "agent has no azure provider configured ([keys] provider = "
+	    "local serves only *.vault.local keys)", u->base, u->name);
+	return NULL;
+}
+
+static void
+req_of(const struct kstate *st, struct provider_req *r)
+{
+	r->customer = st->customer;
+	r->tenant = st->tenant[0] ? st->tenant : NULL;
+	r->app_client_id = st->app_client_id[0] ? st->app_client_id : NULL;
+}
+
+static void
+mark_revoked(struct keys *k, const char *customer, const char *why)
+{
+	struct kstate *st;
+	int was = 1;
+	size_t n;
+
+	pthread_mutex_lock(&k->mu);
+	if ((st = find_locked(k, customer)) != NULL) {
+		was = st->revoked;
+		st->revoked = 1;
+		snprintf(st->reason, sizeof(st->reason), "%s", why);
+		if (!was)
+			st->revoked_since = time(NULL);
+	}
+	pthread_mutex_unlock(&k->mu);
+	n = keycache_purge_customer(k->cache, customer);
+	if (!was) {
+		atomic_fetch_add(&k->n_revocations, 1);
+		log_warn("customer %s: key revoked, failing closed (%zu cached "
+		    "keys wiped): %s", customer, n, why);
+	}
+}
+
+/*
+ * Ask the provider for the key's state now and record the result: the
+ * version in force (auto mode, when a refresh is due or `force`), or a
+ * revocation.  Returns the provider's result.
+ */
+static int
+check_now(struct keys *k, const struct kstate *snap, int force,
+    struct xerr *e)
+{
+	struct provider_req req;
+	struct key_state ks;
+	struct key_uri u = snap->uri;
+	struct provider *p;
+	struct kstate *st;
+	long long now = mono_s();
+	int rc, restored = 0;
+
+	if ((p = provider_for(k, &u, e)) == NULL)
+		return -XTCMK_E_PROVIDER;
+	if (snap->pinned)
+		snprintf(u.version, sizeof(u.version), "%s", snap->pin);
+	else
+		u.version[0] = '\0';
+	req_of(snap, &req);
+	atomic_fetch_add(&k->n_checks, 1);
+	rc = provider_get_key(p, &req, &u, &ks, e);
+	pthread_mutex_lock(&k->mu);
+	if ((st = find_locked(k, snap->customer)) != NULL) {
+		st->checked_at = now;
+		if (rc == 0) {
+			st->ok_at = now;
+			if (st->revoked) {
+				st->revoked = 0;
+				st->reason[0] = '\0';
+				restored = 1;
+			}
+			if (force || st->resolved_at == 0 ||
+			    now - st->resolved_at >= (long long)st->refresh_s) {
+				if (st->resolved_at != 0 &&
+				    strcmp(st->version, ks.version) != 0)
+					log_info("customer %s: key version %s "
+					    "now in force (was %s)",
+					    st->customer, ks.version,
+					    st->version);
+				snprintf(st->kid, sizeof(st->kid), "%s",
+				    ks.kid);
+				snprintf(st->version, sizeof(st->version),
+				    "%s", ks.version);
+				st->resolved_at = now;
+			}
+		}
+	}
+	pthread_mutex_unlock(&k->mu);
+	if (restored) {
+		atomic_fetch_add(&k->n_restores, 1);
+		log_info("customer %s: key enabled again, service restored",
+		    snap->customer);
+	}
+	if (rc == -XTCMK_E_REVOKED)
+		mark_revoked(k, snap->customer, e->msg);
+	return rc;
+}
+
+/* Refuse unless the customer may be served by this host right now. */
+static int
+gate(struct keys *k, const struct kstate *st, struct xerr *e)
+{
+	long long now = mono_s();
+
+	if (!st->served)
+		return xerr_set(e, XTCMK_E_NOT_SERVED, "this host's workload "
+		    "'%s' holds no federated credential on application '%s', "
+		    "which serves customer '%s': add one with `xtcmkctl app "
+		    "fic add %s %s`", k->cfg->workload ? k->cfg->workload :
+		    "(none: set [agent] workload)", st->app, st->customer,
+		    st->app, k->cfg->workload ? k->cfg->workload : "WORKLOAD");
+	if (st->revoked)
+		return xerr_set(e, XTCMK_E_REVOKED, "customer '%s' is revoked: "
+		    "%s", st->customer, st->reason);
+	if (st->ok_at != 0 && now - st->ok_at > 2 * (long long)st->check_s + 1)
+		return xerr_set(e, XTCMK_E_REVOKED, "customer '%s': the key's "
+		    "state could not be confirmed for %llds (over twice the "
+		    "revocation check interval): failing closed until the "
+		    "key service answers", st->customer, now - st->ok_at);
+	return 0;
+}
+
+/* The version in force, resolving it with the provider when due. */
+static int
+in_force(struct keys *k, struct kstate *st, struct xerr *e)
+{
+	int rc;
+
+	if (st->resolved_at != 0 && (st->pinned ||
+	    mono_s() - st->resolved_at < (long long)st->refresh_s))
+		return 0;
+	if ((rc = check_now(k, st, 0, e)) < 0)
+		return rc;
+	return state_get(k, st->customer, st, e);
+}
+
+static void
+usage_note(struct keys *k, const char *customer, const char *version,
+    int wrap)
+{
+	struct kstate *st;
+	struct vusage *u = NULL;
+	long long now = time(NULL);
+	int i;
+
+	pthread_mutex_lock(&k->mu);
+	if ((st = find_locked(k, customer)) == NULL)
+		goto out;
+	for (i = 0; i < st->nusage; i++)
+		if (strcmp(st->usage[i].version, version) == 0)
+			u = &st->usage[i];
+	if (u == NULL && st->nusage < KS_VERSIONS_MAX) {
+		u = &st->usage[st->nusage++];
+		memset(u, 0, sizeof(*u));
+		snprintf(u->version, sizeof(u->version), "%s", version);
+		u->first = now;
+	}
+	if (u != NULL) {
+		if (wrap)
+			u->wraps++;
+		else
+			u->unwraps++;
+		u->last = now;
+	}
+out:
+	pthread_mutex_unlock(&k->mu);
+}
+
+/* Move the usage counted so far into the registry. */
+static void
+usage_flush(struct keys *k)
+{
+	json_t *rows = json_array();
+	struct kstate *st;
+	struct xerr e;
+	unsigned i;
+	int j;
+
+	pthread_mutex_lock(&k->mu);
+	for (i = 0; i < KS_BUCKETS; i++)
+		for (st = k->map[i]; st != NULL; st = st->next)
+			for (j = 0; j < st->nusage; j++) {
+				struct vusage *u = &st->usage[j];
+
+				if (u->wraps == 0 && u->unwraps == 0)
+					continue;
+				json_array_append_new(rows, json_pack(
+				    "{s:s, s:s, s:I, s:I, s:I, s:I}",
+				    "customer", st->customer,
+				    "version", u->version,
+				    "wraps", (json_int_t)u->wraps,
+				    "unwraps", (json_int_t)u->unwraps,
+				    "first", (json_int_t)u->first,
+				    "last", (json_int_t)u->last));
+				u->wraps = u->unwraps = 0;
+			}
+	pthread_mutex_unlock(&k->mu);
+	if (json_array_size(rows) > 0 &&
+	    reg_usage_add(service_registry(k->svc), rows, &e) < 0)
+		log_warn("key usage not recorded: %s", e.msg);
+	json_decref(rows);
+}
+
+/* --- requests ------------------------------------------------------- */
+
+static int
+req_str(const uint8_t *payload, uint32_t len, uint16_t tag, size_t max,
+    char *buf, const char *what, struct xerr *e)
+{
+	struct xw_field f;
+
+	if (xw_find(payload, len, tag, &f) != 1)
+		return xerr_set(e, XTCMK_E_INVAL, "request has no %s", what);
+	if (f.len == 0 || !xw_field_is_str(&f, max))
+		return xerr_set(e, XTCMK_E_INVAL, "%s must be 1 to %zu bytes "
+		    "of text", what, max);
+	memcpy(buf, f.val, f.len);
+	buf[f.len] = '\0';
+	return 0;
+}
+
+static int
+req_blob(const uint8_t *payload, uint32_t len, const char *customer,
+    struct blob *ret, const uint8_t **ret_bytes, size_t *ret_len,
+    struct xerr *e)
+{
+	struct xw_field f;
+	int rc;
+
+	if (xw_find(payload, len, XT_BLOB, &f) != 1)
+		return xerr_set(e, XTCMK_E_INVAL, "request has no wrapped "
+		    "blob");
+	if ((rc = blob_parse(f.val, f.len, ret, e)) < 0)
+		return rc;
+	if ((rc = blob_check_customer(ret, customer, e)) < 0)
+		return rc;
+	*ret_bytes = f.val;
+	*ret_len = f.len;
+	return 0;
+}
+
+/* Wrap `dek` under the version in force; the blob goes to `out`. */
+static int
+wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
+    uint8_t *out, size_t *ret_len, struct xerr *e)
+{
+	struct provider_req req;
+	struct provider *p;
+	struct key_uri u;
+	struct blob b;
+	int rc;
+
+	if ((rc = in_force(k, st, e)) < 0)
+		return rc;
+	if ((rc = key_uri_parse(st->kid, &u, e)) < 0)
+		return rc;
+	if ((p = provider_for(k, &u, e)) == NULL)
+		return -XTCMK_E_PROVIDER;
+	memset(&b, 0, sizeof(b));
+	req_of(st, &req);
+	rc = provider_wrap(p, &req, &u, dek, XTCMK_DEK_LEN, b.wrapped,
+	    sizeof(b.wrapped), &b.wrapped_len, e);
+	if (rc == -XTCMK_E_REVOKED) {
+		struct xerr e2;
+
+		/* The whole key, or only this version?  Ask. */
+		(void)check_now(k, st, 1, &e2);
+		return rc;
+	}
+	if (rc < 0)
+		return rc;
+	if (strlen(st->kid) > BLOB_KID_MAX)
+		return xerr_set(e, XTCMK_E_PROVIDER, "key id of %zu bytes is "
+		    "longer than a blob holds (%d)", strlen(st->kid),
+		    BLOB_KID_MAX);
+	memcpy(b.kid, st->kid, strlen(st->kid) + 1);
+	snprintf(b.customer, sizeof(b.customer), "%s", st->customer);
+	b.alg = BLOB_ALG_RSA_OAEP_256;
+	b.provider = (uint8_t)p->kind;
+	if ((rc = blob_encode(&b, dek, XTCMK_DEK_LEN, out, BLOB_MAX, ret_len,
+	    e)) < 0)
+		return rc;
+	usage_note(k, st->customer, st->version, 1);
+	return 0;
+}
+
+struct load_arg {
+	struct keys		*k;
+	const struct kstate	*st;
+	const struct blob	*b;
+};
+
+static int
+load_dek(void *arg, uint8_t dek[KEYCACHE_DEK_LEN], struct xerr *e)
+{
+	struct load_arg *a = arg;
+	struct provider_req req;
+	struct provider *p;
+	struct key_uri u;
+	size_t n;
+	int rc;
+
+	if ((rc = key_uri_parse(a->b->kid, &u, e)) < 0)
+		return rc;
+	if (u.version[0] == '\0')
+		return xerr_set(e, XTCMK_E_BAD_BLOB, "blob key id %s has no "
+		    "version", a->b->kid);
+	if ((p = provider_for(a->k, &u, e)) == NULL)
+		return -XTCMK_E_PROVIDER;
+	req_of(a->st, &req);
+	rc = provider_unwrap(p, &req, &u, a->b->wrapped, a->b->wrapped_len,
+	    dek, KEYCACHE_DEK_LEN, &n, e);
+	if (rc < 0)
+		return rc;
+	if (n != KEYCACHE_DEK_LEN) {
+		OPENSSL_cleanse(dek, KEYCACHE_DEK_LEN);
+		return xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped key is %zu bytes, "
+		    "not %d", n, KEYCACHE_DEK_LEN);
+	}
+	if ((rc = blob_verify_tag(a->b, dek, n, e)) < 0) {
+		OPENSSL_cleanse(dek, KEYCACHE_DEK_LEN);
+		return rc;
+	}
+	return 0;
+}
+
+static int
+unwrap_blob(struct keys *k, struct kstate *st, const struct blob *b,
+    const uint8_t *bytes, size_t len, uint8_t *dek, struct xerr *e)
+{
+	struct load_arg a = { k, st, b };
+	struct key_uri u;
+	int rc;
+
+	rc = keycache_get_or_load(k->cache, st->customer, b->kid, bytes, len,
+	    st->cache_max == 0 ? 0 : st->ttl_s, load_dek, &a, dek, e);
+	if (rc == -XTCMK_E_REVOKED) {
+		struct xerr e2;
+
+		(void)check_now(k, st, 0, &e2);
+		return rc;
+	}
+	if (rc == 0 && key_uri_parse(b->kid, &u, NULL) == 0)
+		usage_note(k, st->customer, u.version, 0);
+	return rc;
 }
 
 int
@@ -32,30 +609,456 @@ keys_handle(struct keys *k, struct service *svc, uint16_t type,
     const uint8_t *payload, uint32_t len, struct xw_buf *reply,
     struct xerr *e)
 {
-	(void)k;
+	char customer[CUSTOMER_ID_MAX + 1];
+	const uint8_t *bytes = NULL;
+	struct kstate st;
+	struct blob b;
+	uint8_t *dek, *out;
+	size_t n, blen = 0;
+	int rc;
+
 	(void)svc;
-	(void)type;
-	(void)payload;
-	(void)len;
-	(void)reply;
-	return xerr_set(e, XTCMK_E_UNSUPPORTED, "data keys are not "
-	    "available in this agent yet");
+	if ((rc = req_str(payload, len, XT_CUSTOMER, CUSTOMER_ID_MAX,
+	    customer, "customer id", e)) < 0)
+		return rc;
+	if ((dek = scratch(k)) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	out = dek + 64;
+	if ((rc = state_get(k, customer, &st, e)) < 0)
+		return rc;
+	if (st.resolved_at == 0 && (rc = check_now(k, &st, 1, e)) < 0)
+		return rc;
+	if (st.resolved_at == 0 && (rc = state_get(k, customer, &st, e)) < 0)
+		return rc;
+
+	if (type == XW_KEY_STATUS) {
+		xw_put_str(reply, XT_KEY_STATE, st.revoked ? "revoked" :
+		    "active");
+		xw_put_str(reply, XT_KEY_REASON, st.revoked ? st.reason :
+		    "key enabled at the last check");
+		xw_put_str(reply, XT_KEY_ID, st.kid);
+		return 0;
+	}
+	if ((rc = gate(k, &st, e)) < 0)
+		return rc;
+
+	switch (type) {
+	case XW_DEK_NEW:
+		if (RAND_bytes(dek, XTCMK_DEK_LEN) != 1)
+			return xerr_set(e, XTCMK_E_INTERNAL, "no randomness");
+		rc = wrap_current(k, &st, dek, out, &n, e);
+		if (rc == 0) {
+			keycache_put(k->cache, customer, st.kid, out, n, dek,
+			    st.cache_max == 0 ? 0 : st.ttl_s);
+			xw_put(reply, XT_DEK, dek, XTCMK_DEK_LEN);
+			xw_put(reply, XT_BLOB, out, n);
+			xw_put_str(reply, XT_KEY_ID, st.kid);
+		}
+		break;
+	case XW_DEK_UNWRAP:
+	case XW_DEK_REWRAP:
+		if ((rc = req_blob(payload, len, customer, &b, &bytes, &blen,
+		    e)) < 0)
+			break;
+		if ((rc = unwrap_blob(k, &st, &b, bytes, blen, dek, e)) < 0)
+			break;
+		if (type == XW_DEK_UNWRAP) {
+			xw_put(reply, XT_DEK, dek, XTCMK_DEK_LEN);
+			break;
+		}
+		if ((rc = wrap_current(k, &st, dek, out, &n, e)) < 0)
+			break;
+		keycache_put(k->cache, customer, st.kid, out, n, dek,
+		    st.cache_max == 0 ? 0 : st.ttl_s);
+		xw_put(reply, XT_BLOB, out, n);
+		xw_put_str(reply, XT_KEY_ID, st.kid);
+		break;
+	default:
+		rc = xerr_set(e, XTCMK_E_UNSUPPORTED, "unknown key request");
+	}
+	OPENSSL_cleanse(dek, SCRATCH_SIZE);
+	return rc;
+}
+
+/* --- checker threads ------------------------------------------------ */
+
+static void *
+checker_main(void *arg)
+{
+	struct keys *k = ((void **)arg)[0];
+	unsigned idx = (unsigned)(uintptr_t)((void **)arg)[1];
+	struct kstate snap;
+	struct xerr e;
+	long long now, flushed = mono_s();
+	unsigned i;
+	int found;
+
+	free(arg);
+	while (!atomic_load(&k->stop)) {
+		usleep(CHECK_TICK_MS * 1000);
+		now = mono_s();
+		if (idx == 0 && now - flushed >= USAGE_FLUSH_S) {
+			usage_flush(k);
+			flushed = now;
+		}
+		for (i = idx; i < KS_BUCKETS; i += k->nchecker) {
+			/* One due customer of this bucket at a time. */
+			do {
+				struct kstate *st;
+
+				found = 0;
+				pthread_mutex_lock(&k->mu);
+				for (st = k->map[i]; st != NULL; st = st->next)
+					if (!st->checking && now -
+					    st->checked_at >=
+					    (long long)st->check_s) {
+						st->checking = 1;
+						st->checked_at = now;
+						snap = *st;
+						found = 1;
+						break;
+					}
+				pthread_mutex_unlock(&k->mu);
+				if (!found)
+					break;
+				(void)check_now(k, &snap, 0, &e);
+				pthread_mutex_lock(&k->mu);
+				if ((st = find_locked(k, snap.customer)) !=
+				    NULL)
+					st->checking = 0;
+				pthread_mutex_unlock(&k->mu);
+			} while (!atomic_load(&k->stop));
+		}
+	}
+	return NULL;
+}
+
+/* --- admin ---------------------------------------------------------- */
+
+static int
+local_uri_arg(json_t *req, struct key_uri *u, struct xerr *e)
+{
+	const char *s = json_string_value(json_object_get(req, "uri"));
+	int rc;
+
+	if (s == NULL)
+		return xerr_set(e, XTCMK_E_INVAL, "missing key URI, e.g. "
+		    "https://demo.vault.local/keys/contoso");
+	if ((rc = key_uri_parse(s, u, e)) < 0)
+		return rc;
+	if (u->service != KEY_SERVICE_LOCAL)
+		return xerr_set(e, XTCMK_E_INVAL, "%s is not a key of the "
+		    "local keystore (*.vault.local): manage Azure keys in "
+		    "Azure", s);
+	return 0;
+}
+
+static json_t *
+text_reply(json_t *data, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static json_t *
+text_reply(json_t *data, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (data == NULL)
+		data = json_object();
+	json_object_set_new(data, "text", json_string(buf));
+	return data;
+}
+
+static int
+key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
+{
+	struct kstate st;
+	json_t *usage = NULL, *r, *row, *show = NULL, *versions;
+	char line[512], *text = NULL;
+	size_t i, tlen = 0;
+	FILE *f;
+	int rc;
+
+	if ((rc = state_get(k, customer, &st, e)) < 0)
+		return rc;
+	if ((rc = check_now(k, &st, 0, e)) < 0 && rc != -XTCMK_E_REVOKED)
+		return rc;
+	(void)state_get(k, customer, &st, e);
+	usage_flush(k);
+	if ((rc = reg_usage_get(service_registry(k->svc), customer, &usage,
+	    e)) < 0)
+		return rc;
+	if (st.uri.service == KEY_SERVICE_LOCAL)
+		(void)keystore_show(k->ks, st.uri.vault, st.uri.name, &show,
+		    NULL);
+	versions = show != NULL ? json_object_get(show, "versions") : NULL;
+	/* When may an old version be disabled?  Not before the grace
+	 * period after the next version became current, and not while
+	 * blobs still unwrap with it. */
+	json_array_foreach(usage, i, row) {
+		const char *v = json_string_value(json_object_get(row,
+		    "version"));
+		long long superseded = 0;
+		size_t j;
+		json_t *vv;
+
+		json_array_foreach(versions, j, vv) {
+			long long c = json_integer_value(json_object_get(vv,
+			    "created"));
+			const char *name = json_string_value(
+			    json_object_get(vv, "version"));
+
+			if (name != NULL && strcmp(name, v) == 0 &&
+			    j + 1 < json_array_size(versions))
+				superseded = json_integer_value(json_object_get(
+				    json_array_get(versions, j + 1),
+				    "created"));
+			(void)c;
+		}
+		json_object_set_new(row, "current",
+		    json_boolean(strcmp(v, st.version) == 0));
+		if (strcmp(v, st.version) != 0 && superseded > 0)
+			json_object_set_new(row, "disable_after", json_integer(
+			    superseded + st.grace_s));
+	}
+	r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:O}",
+	    "customer", customer, "state", st.revoked ? "revoked" : "active",
+	    "reason", st.revoked ? st.reason : "key enabled at the last check",
+	    "key_uri", json_string_value(json_object_get(json_null(), "x")) ?
+	    "" : "", "mode", st.pinned ? "pinned" : "auto",
+	    "current", st.version, "grace", (json_int_t)st.grace_s,
+	    "versions", usage);
+	{
+		char base[600];
+
+		key_uri_format(&st.uri, 0, base, sizeof(base));
+		json_object_set_new(r, "key_uri", json_string(base));
+	}
+	if ((f = open_memstream(&text, &tlen)) != NULL) {
+		fprintf(f, "customer %s: key %s (%s)\n", customer,
+		    st.revoked ? "REVOKED" : "active", st.revoked ? st.reason :
+		    "enabled at the last check");
+		fprintf(f, "version in force: %s (%s mode; grace after "
+		    "rotation %us)\n", st.version, st.pinned ? "pinned" :
+		    "auto", st.grace_s);
+		json_array_foreach(usage, i, row) {
+			time_t last = json_integer_value(json_object_get(row,
+			    "last")), after = json_integer_value(
+			    json_object_get(row, "disable_after"));
+			struct tm tm;
+
+			gmtime_r(&last, &tm);
+			strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			fprintf(f, "  %s %s: %lld wraps, %lld unwraps, last used "
+			    "%s", json_string_value(json_object_get(row,
+			    "version")), json_is_true(json_object_get(row,
+			    "current")) ? "(current)" : "(old)    ",
+			    (long long)json_integer_value(json_object_get(row,
+			    "wraps")), (long long)json_integer_value(
+			    json_object_get(row, "unwraps")), line);
+			if (after > 0) {
+				gmtime_r(&after, &tm);
+				strftime(line, sizeof(line),
+				    "%Y-%m-%dT%H:%M:%SZ", &tm);
+				fprintf(f, "; may be disabled after %s once "
+				    "its blobs are rewrapped", line);
+			}
+			fputc('\n', f);
+		}
+		if (json_array_size(usage) == 0)
+			fprintf(f, "  no wraps or unwraps recorded yet\n");
+		fclose(f);
+		json_object_set_new(r, "text", json_string(text));
+		free(text);
+	}
+	json_decref(show);
+	*ret = r;
+	return 0;
 }
 
 int
 keys_admin(struct keys *k, const char *cmd, json_t *req, json_t **ret_reply,
     struct xerr *e)
 {
-	(void)k;
-	(void)req;
-	(void)ret_reply;
-	return xerr_set(e, XTCMK_E_UNSUPPORTED, "key %s: not available in "
-	    "this agent yet", cmd);
+	struct key_state ks;
+	struct key_uri u;
+	const char *s;
+	json_t *j;
+	int rc, bits;
+
+	if (strcmp(cmd, "status") == 0) {
+		if ((s = json_string_value(json_object_get(req, "customer"))) ==
+		    NULL)
+			return xerr_set(e, XTCMK_E_INVAL, "key status needs a "
+			    "customer id");
+		return key_status(k, s, ret_reply, e);
+	}
+	if (strcmp(cmd, "list") == 0) {
+		if ((rc = keystore_list(k->ks, NULL, &j, e)) < 0)
+			return rc;
+		*ret_reply = json_pack("{s:o}", "keys", j);
+		return 0;
+	}
+	if ((rc = local_uri_arg(req, &u, e)) < 0)
+		return rc;
+	if (strcmp(cmd, "create") == 0) {
+		bits = (int)json_integer_value(json_object_get(req, "bits"));
+		if ((rc = keystore_create(k->ks, u.vault, u.name, bits, &ks,
+		    e)) < 0)
+			return rc;
+		*ret_reply = text_reply(json_pack("{s:s, s:i}", "kid", ks.kid,
+		    "bits", ks.bits), "created %s (RSA %d)\n", ks.kid, ks.bits);
+		return 0;
+	}
+	if (strcmp(cmd, "rotate") == 0) {
+		if ((rc = keystore_rotate(k->ks, u.vault, u.name, &ks, e)) < 0)
+			return rc;
+		*ret_reply = text_reply(json_pack("{s:s}", "kid", ks.kid),
+		    "rotated: %s is the current version; customers on auto "
+		    "versioning use it from their next refresh\n", ks.kid);
+		return 0;
+	}
+	if (strcmp(cmd, "disable") == 0 || strcmp(cmd, "enable") == 0) {
+		int en = cmd[0] == 'e';
+
+		if ((rc = keystore_set_enabled(k->ks, u.vault, u.name,
+		    u.version[0] ? u.version : NULL, en, e)) < 0)
+			return rc;
+		*ret_reply = text_reply(NULL, "%s %s%s%s\n", en ? "enabled" :
+		    "disabled", u.version[0] ? "version " : "every version of ",
+		    u.version[0] ? u.version : u.name, en ? "" :
+		    " (agents fail closed within each customer's revocation "
+		    "check interval)");
+		return 0;
+	}
+	if (strcmp(cmd, "delete") == 0) {
+		if ((rc = keystore_delete(k->ks, u.vault, u.name, e)) < 0)
+			return rc;
+		*ret_reply = text_reply(NULL, "deleted %s\n", u.name);
+		return 0;
+	}
+	if (strcmp(cmd, "show") == 0)
+		return keystore_show(k->ks, u.vault, u.name, ret_reply, e);
+	return xerr_set(e, XTCMK_E_INVAL, "unknown key command '%s': use "
+	    "create, rotate, disable, enable, delete, list, show or status",
+	    cmd);
 }
 
 json_t *
 keys_stats(struct keys *k)
 {
-	(void)k;
-	return json_object();
+	struct keycache_stats cs;
+	unsigned revoked = 0, i;
+	struct kstate *st;
+
+	keycache_stats(k->cache, &cs);
+	pthread_mutex_lock(&k->mu);
+	for (i = 0; i < KS_BUCKETS; i++)
+		for (st = k->map[i]; st != NULL; st = st->next)
+			revoked += st->revoked;
+	pthread_mutex_unlock(&k->mu);
+	return json_pack("{s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I, s:I, s:b}, s:i, s:i, s:I, s:I, s:I}",
+	    "provider_calls",
+	    "get", (json_int_t)k->local->calls_get,
+	    "wrap", (json_int_t)k->local->calls_wrap,
+	    "unwrap", (json_int_t)k->local->calls_unwrap,
+	    "errors", (json_int_t)k->local->errors,
+	    "dek_cache",
+	    "entries", (json_int_t)cs.entries,
+	    "capacity", (json_int_t)cs.capacity,
+	    "hits", (json_int_t)cs.hits,
+	    "misses", (json_int_t)cs.misses,
+	    "loads", (json_int_t)cs.loads,
+	    "evictions", (json_int_t)cs.evictions,
+	    "expired", (json_int_t)cs.expired,
+	    "locked_bytes", (json_int_t)cs.locked_bytes,
+	    "locked", cs.locked,
+	    "customers", (int)k->ncust, "revoked", (int)revoked,
+	    "revocations", (json_int_t)k->n_revocations,
+	    "restores", (json_int_t)k->n_restores,
+	    "checks", (json_int_t)k->n_checks);
+}
+
+/* --- life cycle ----------------------------------------------------- */
+
+int
+keys_open(struct config *cfg, struct service *svc, struct keys **ret_keys,
+    struct xerr *e)
+{
+	struct keys *k;
+	unsigned i;
+	int rc;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	k->cfg = cfg;
+	k->svc = svc;
+	pthread_mutex_init(&k->mu, NULL);
+	pthread_key_create(&k->scratch_key, scratch_free);
+	if ((rc = keystore_open(cfg->state_dir, &k->ks, e)) < 0)
+		goto fail;
+	if ((k->local = provider_local_new(k->ks)) == NULL) {
+		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	if ((rc = keycache_new(cfg->dek_cache_entries, &k->cache, e)) < 0)
+		goto fail;
+	k->nchecker = cfg->status_workers;
+	if ((k->checkers = calloc(k->nchecker, sizeof(pthread_t))) == NULL) {
+		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < k->nchecker; i++) {
+		void **arg = malloc(2 * sizeof(void *));
+
+		if (arg == NULL) {
+			k->nchecker = i;
+			rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+			goto fail;
+		}
+		arg[0] = k;
+		arg[1] = (void *)(uintptr_t)i;
+		if (pthread_create(&k->checkers[i], NULL, checker_main,
+		    arg) != 0) {
+			free(arg);
+			k->nchecker = i;
+			rc = xerr_set(e, XTCMK_E_INTERNAL, "cannot start key "
+			    "checkers");
+			goto fail;
+		}
+	}
+	*ret_keys = k;
+	return 0;
+fail:
+	keys_close(k);
+	return rc;
+}
+
+void
+keys_close(struct keys *k)
+{
+	struct kstate *st, *next;
+	unsigned i;
+
+	if (k == NULL)
+		return;
+	atomic_store(&k->stop, 1);
+	for (i = 0; i < k->nchecker; i++)
+		pthread_join(k->checkers[i], NULL);
+	free(k->checkers);
+	if (k->cache != NULL)
+		usage_flush(k);
+	for (i = 0; i < KS_BUCKETS; i++)
+		for (st = k->map[i]; st != NULL; st = next) {
+			next = st->next;
+			free(st);
+		}
+	keycache_free(k->cache);
+	provider_free(k->local);
+	keystore_free(k->ks);
+	free(k);
 }

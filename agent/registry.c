@@ -81,6 +81,12 @@ static const char *const migrations[] = {
 	" from_app TEXT, to_app TEXT, reason TEXT, actor TEXT,"
 	" time INTEGER NOT NULL);"
 	"CREATE INDEX moves_customer ON moves(customer);",
+	/* 2: per-version key usage (wraps, unwraps, first and last use). */
+	"CREATE TABLE key_usage ("
+	" customer TEXT NOT NULL, version TEXT NOT NULL,"
+	" wraps INTEGER NOT NULL DEFAULT 0, unwraps INTEGER NOT NULL DEFAULT 0,"
+	" first INTEGER NOT NULL, last INTEGER NOT NULL,"
+	" PRIMARY KEY (customer, version));",
 };
 
 static const char *const customer_kinds[] = {
@@ -1430,4 +1436,64 @@ reg_check(struct registry *r, json_t **ret_report, struct xerr *e)
 	*ret_report = json_pack("{s:b, s:o, s:o}", "ok",
 	    json_array_size(list) == 0, "problems", list, "counts", counts);
 	return 0;
+}
+
+/* ---- key usage ---- */
+
+int
+reg_usage_add(struct registry *r, json_t *rows, struct xerr *e)
+{
+	json_t *row;
+	size_t i;
+	int rc;
+
+	if ((rc = tx_begin(r, 1, e)) != 0)
+		return rc;
+	json_array_foreach(rows, i, row) {
+		rc = run(r, e, "INSERT INTO key_usage (customer, version, "
+		    "wraps, unwraps, first, last) VALUES (?, ?, ?, ?, ?, ?) "
+		    "ON CONFLICT (customer, version) DO UPDATE SET "
+		    "wraps = wraps + excluded.wraps, "
+		    "unwraps = unwraps + excluded.unwraps, "
+		    "first = min(first, excluded.first), "
+		    "last = max(last, excluded.last)", "ssiiii",
+		    json_string_value(json_object_get(row, "customer")),
+		    json_string_value(json_object_get(row, "version")),
+		    (long long)json_integer_value(json_object_get(row, "wraps")),
+		    (long long)json_integer_value(json_object_get(row,
+		    "unwraps")),
+		    (long long)json_integer_value(json_object_get(row, "first")),
+		    (long long)json_integer_value(json_object_get(row, "last")));
+		if (rc != 0)
+			break;
+	}
+	/* Usage is bookkeeping: it does not change any decision. */
+	return tx_end(r, rc, 0, e);
+}
+
+static json_t *
+usage_row(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:I, s:I, s:I, s:I}",
+	    "version", col_str(st, 0),
+	    "wraps", (json_int_t)sqlite3_column_int64(st, 1),
+	    "unwraps", (json_int_t)sqlite3_column_int64(st, 2),
+	    "first", (json_int_t)sqlite3_column_int64(st, 3),
+	    "last", (json_int_t)sqlite3_column_int64(st, 4));
+}
+
+int
+reg_usage_get(struct registry *r, const char *customer, json_t **ret_array,
+    struct xerr *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = tx_begin(r, 0, e)) != 0)
+		return rc;
+	if ((rc = prep(r, &st, e, "SELECT version, wraps, unwraps, first, "
+	    "last FROM key_usage WHERE customer = ? ORDER BY first, version",
+	    "s", customer)) == 0)
+		rc = collect(r, st, usage_row, ret_array, e);
+	return tx_end(r, rc, 0, e);
 }

@@ -22,7 +22,7 @@
 #include "xerr.h"
 
 #define REG_FIC_MAX		20	/* Entra: federated credentials per app */
-#define REG_SCHEMA_VERSION	1
+#define REG_SCHEMA_VERSION	2
 #define REG_KINDS_MAX		8
 
 struct registry;
@@ -117,6 +117,16 @@ int	reg_fic_exists(struct registry *r, const char *app,
  * {"ok": bool, "problems": [text...], "counts": {...}}.
  */
 int	reg_check(struct registry *r, json_t **ret_report, struct xerr *e);
+
+/*
+ * Key usage per (customer, version): add counted wraps/unwraps from `rows`
+ * ([{customer, version, wraps, unwraps, first, last}]), and read a
+ * customer's rows [{version, wraps, unwraps, first, last}] oldest first.
+ * Usage does not bump the generation.
+ */
+int	reg_usage_add(struct registry *r, json_t *rows, struct xerr *e);
+int	reg_usage_get(struct registry *r, const char *customer,
+	    json_t **ret_array, struct xerr *e);
 
 /* Monotonic counter bumped by every committed change (for caches). */
 unsigned long long reg_generation(struct registry *r);

@@ -176,9 +176,15 @@ conn_reply(struct conn *c, uint16_t type, uint16_t status, uint32_t reqid,
 	struct xw_hdr h = { .len = (uint32_t)len, .type = type,
 	    .status = status, .reqid = reqid };
 
+	int rc;
+
 	xw_hdr_encode(c->wbuf, &h);
-	return conn_send(c, c->wbuf, XW_HDR_LEN + len,
+	rc = conn_send(c, c->wbuf, XW_HDR_LEN + len,
 	    now_ms() + (long long)c->srv->cfg->request_timeout_s * 1000);
+	/* A reply may carry a DEK: leave none behind. */
+	if (type == XW_DEK_NEW || type == XW_DEK_UNWRAP)
+		explicit_bzero(c->wbuf, XW_HDR_LEN + len);
+	return rc;
 }
 
 static int

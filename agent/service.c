@@ -121,6 +121,12 @@ service_keys(struct service *s)
 	return s->keys;
 }
 
+unsigned long long
+service_generation(struct service *s)
+{
+	return reg_generation(s->reg) + (atomic_load(&s->pol_gen) << 40);
+}
+
 /* --- policy workers -------------------------------------------------- */
 
 static struct policy_set *

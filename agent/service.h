@@ -48,6 +48,8 @@ struct config	*service_config(struct service *s);
 struct registry	*service_registry(struct service *s);
 struct dlog	*service_dlog(struct service *s);
 struct keys	*service_keys(struct service *s);
+/* Changes whenever the registry or the policy set changes. */
+unsigned long long service_generation(struct service *s);
 /* Run decision `kind` (enum policy_kind) on `input` through a policy
  * worker, verdict-checked and logged with `customer`. */
 int	service_policy(struct service *s, int kind, const char *customer,
