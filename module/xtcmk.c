@@ -218,8 +218,11 @@ pool_take(struct xtcmk *h, struct xc_conn *ret_conn)
 static void
 pool_put(struct xtcmk *h, struct xc_conn *c)
 {
+	/*
+	 * No fork check needed: a call only ends in the process that began
+	 * it, and a parent's h->pid never changes.
+	 */
 	pthread_mutex_lock(&h->lock);
-	pool_check_fork(h);
 	if (c->pid == h->pid && h->nidle < XTCMK_POOL_MAX) {
 		h->idle[h->nidle++] = *c;
 		c->fd = -1;

@@ -57,7 +57,7 @@ struct srv {
 	pthread_t	 thr;
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 cond;
-	volatile enum mode mode;
+	enum mode	 mode;
 	int		 stop;
 	int		 active;		/* handler threads running */
 	int		 nconn;
@@ -219,7 +219,9 @@ serve_conn(struct srv *s, int idx, int fd)
 		if ((p = malloc(h.len + 1)) == NULL ||
 		    read_n(fd, p, h.len) == -1)
 			break;
+		pthread_mutex_lock(&s->lock);
 		m = s->mode;
+		pthread_mutex_unlock(&s->lock);
 		if (h.type == XW_HELLO) {
 			if (m == M_SILENT)
 				continue;
@@ -414,6 +416,26 @@ srv_stop(struct srv *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	free(s);
+}
+
+static void
+srv_mode(struct srv *s, enum mode m)
+{
+	pthread_mutex_lock(&s->lock);
+	s->mode = m;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Read a counter the server threads write. */
+static int
+srv_get(struct srv *s, const int *field)
+{
+	int v;
+
+	pthread_mutex_lock(&s->lock);
+	v = *field;
+	pthread_mutex_unlock(&s->lock);
+	return v;
 }
 
 static int
@@ -775,12 +797,12 @@ test_bad_peers(void)
 	ASSERT_EQ(xtcmk_open(s->path, 1000, &h), XTCMK_OK);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		/* Warm a pooled connection, then turn the peer bad. */
-		s->mode = M_GOOD;
+		srv_mode(s, M_GOOD);
 		d = NULL;
 		ASSERT_EQ(xtcmk_decide(h, "c", &d), XTCMK_OK);
 		xtcmk_decision_free(d);
 		before = srv_nconn(s);
-		s->mode = cases[i].m;
+		srv_mode(s, cases[i].m);
 		d = NULL;
 		t0 = now_ms();
 		rc = xtcmk_decide(h, "c", &d);
@@ -792,7 +814,7 @@ test_bad_peers(void)
 		ASSERT_TRUE(xtcmk_last_error()[0] != '\0');
 		ASSERT_INT(now_ms() - t0, <, 900);	/* no waiting */
 		/* The bad connection is gone; a good peer works again. */
-		s->mode = M_GOOD;
+		srv_mode(s, M_GOOD);
 		ASSERT_EQ(xtcmk_decide(h, "c", &d), XTCMK_OK);
 		xtcmk_decision_free(d);
 		/*
@@ -831,7 +853,7 @@ test_sigpipe(void)
 	    pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
 		;
 	pthread_mutex_unlock(&s->lock);
-	ASSERT_EQ(s->closed, 1);
+	ASSERT_EQ(srv_get(s, &s->closed), 1);
 	/* Sending on it gets EPIPE (no SIGPIPE), then a fresh connection. */
 	ASSERT_EQ(xtcmk_decide(h, "c", &d), XTCMK_OK);
 	xtcmk_decision_free(d);
@@ -882,10 +904,10 @@ test_fork(void)
 	ASSERT_EQ(WEXITSTATUS(status), 0);
 	/* The child's request came on a new connection, from the child. */
 	ASSERT_EQ(srv_nconn(s), 2);
-	ASSERT_EQ(s->peer_pid[0], getpid());
-	ASSERT_EQ(s->peer_pid[1], pid);
-	ASSERT_EQ(s->reqs[0], 1);
-	ASSERT_EQ(s->reqs[1], 1);
+	ASSERT_EQ(srv_get(s, (const int *)&s->peer_pid[0]), getpid());
+	ASSERT_EQ(srv_get(s, (const int *)&s->peer_pid[1]), pid);
+	ASSERT_EQ(srv_get(s, (const int *)&s->reqs[0]), 1);
+	ASSERT_EQ(srv_get(s, (const int *)&s->reqs[1]), 1);
 
 	/* A second child that simply calls: new connection again. */
 	pid = fork();
@@ -897,14 +919,14 @@ test_fork(void)
 	}
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	ASSERT_EQ(s->peer_pid[2], pid);
-	ASSERT_EQ(s->reqs[0], 1);
+	ASSERT_EQ(srv_get(s, (const int *)&s->peer_pid[2]), pid);
+	ASSERT_EQ(srv_get(s, (const int *)&s->reqs[0]), 1);
 
 	/* The parent's own connection is intact and still used. */
 	ASSERT_EQ(xtcmk_decide(h, "c", &d), XTCMK_OK);
 	xtcmk_decision_free(d);
 	ASSERT_EQ(srv_nconn(s), 3);
-	ASSERT_EQ(s->reqs[0], 2);
+	ASSERT_EQ(srv_get(s, (const int *)&s->reqs[0]), 2);
 	xtcmk_close(h);
 	srv_stop(s);
 }
