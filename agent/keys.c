@@ -626,15 +626,21 @@ keys_handle(struct keys *k, struct service *svc, uint16_t type,
 	out = dek + 64;
 	if ((rc = state_get(k, customer, &st, e)) < 0)
 		return rc;
-	if (st.resolved_at == 0 && (rc = check_now(k, &st, 1, e)) < 0)
+	if (type != XW_KEY_STATUS && !st.served)
+		return gate(k, &st, e);
+	/* First use since start: learn the key's state before anything. */
+	if (st.resolved_at == 0 && (rc = check_now(k, &st, 1, e)) < 0 &&
+	    type != XW_KEY_STATUS)
 		return rc;
-	if (st.resolved_at == 0 && (rc = state_get(k, customer, &st, e)) < 0)
+	if ((rc = state_get(k, customer, &st, e)) < 0)
 		return rc;
 
 	if (type == XW_KEY_STATUS) {
 		xw_put_str(reply, XT_KEY_STATE, st.revoked ? "revoked" :
-		    "active");
+		    st.ok_at == 0 ? "unknown" : "active");
 		xw_put_str(reply, XT_KEY_REASON, st.revoked ? st.reason :
+		    st.ok_at == 0 ? (e->msg[0] ? e->msg :
+		    "the key's state was never confirmed") :
 		    "key enabled at the last check");
 		xw_put_str(reply, XT_KEY_ID, st.kid);
 		return 0;
