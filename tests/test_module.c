@@ -30,7 +30,7 @@
 #include "t.h"
 #include "xtcmk.h"
 /* The codec for the test peers; libxtcmk.so keeps its own copy hidden. */
-#include "wire.c"
+#include "wire.h"
 
 #define SRV_CONN_MAX	64
 

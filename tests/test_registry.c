@@ -563,8 +563,13 @@ test_reopen_and_check(struct registry **rp)
 	ASSERT_EQ(raw(other, "PRAGMA user_version = 99"), SQLITE_OK);
 	r2 = NULL;
 	ASSERT_EQ(reg_open(other, &r2, &e), -XTCMK_E_UNSUPPORTED);
-	ASSERT_CONTAINS(e.msg, "schema version 99, newer than this build "
-	    "understands (1)");
+	{
+		char want[128];
+
+		snprintf(want, sizeof(want), "schema version 99, newer than "
+		    "this build understands (%d)", REG_SCHEMA_VERSION);
+		ASSERT_CONTAINS(e.msg, want);
+	}
 	ASSERT_TRUE(r2 == NULL);
 	snprintf(other, sizeof(other), "%s/foreign.db", dir);
 	ASSERT_EQ(raw(other, "CREATE TABLE t (x)"), SQLITE_OK);
@@ -593,6 +598,46 @@ rm_dir(void)
 	rmdir(dir);
 }
 
+/* Key usage accumulates per (customer, version) and keeps first/last. */
+static void
+test_usage(struct registry *r)
+{
+	unsigned long long gen = reg_generation(r);
+	json_t *rows, *got = NULL;
+	struct xerr e;
+
+	rows = json_pack("[{s:s, s:s, s:i, s:i, s:i, s:i}, "
+	    "{s:s, s:s, s:i, s:i, s:i, s:i}]",
+	    "customer", "u1", "version", "aa", "wraps", 2, "unwraps", 3,
+	    "first", 100, "last", 200,
+	    "customer", "u1", "version", "bb", "wraps", 1, "unwraps", 0,
+	    "first", 300, "last", 300);
+	ASSERT_EQ(reg_usage_add(r, rows, &e), 0);
+	json_decref(rows);
+	rows = json_pack("[{s:s, s:s, s:i, s:i, s:i, s:i}]", "customer", "u1",
+	    "version", "aa", "wraps", 1, "unwraps", 1, "first", 50, "last", 400);
+	ASSERT_EQ(reg_usage_add(r, rows, &e), 0);
+	json_decref(rows);
+	ASSERT_EQ(reg_usage_get(r, "u1", &got, &e), 0);
+	ASSERT_EQ(json_array_size(got), 2);
+	ASSERT_STR(json_string_value(json_object_get(json_array_get(got, 0),
+	    "version")), "aa");
+	ASSERT_EQ(json_integer_value(json_object_get(json_array_get(got, 0),
+	    "wraps")), 3);
+	ASSERT_EQ(json_integer_value(json_object_get(json_array_get(got, 0),
+	    "unwraps")), 4);
+	ASSERT_EQ(json_integer_value(json_object_get(json_array_get(got, 0),
+	    "first")), 50);
+	ASSERT_EQ(json_integer_value(json_object_get(json_array_get(got, 0),
+	    "last")), 400);
+	json_decref(got);
+	/* Usage is bookkeeping: decision caches stay valid. */
+	ASSERT_EQ(reg_generation(r), gen);
+	ASSERT_EQ(reg_usage_get(r, "nobody", &got, &e), 0);
+	ASSERT_EQ(json_array_size(got), 0);
+	json_decref(got);
+}
+
 int
 main(void)
 {
@@ -617,6 +662,7 @@ main(void)
 	test_fic_race(r);
 	test_onboard(r);
 	test_move(r);
+	test_usage(r);
 	test_reopen_and_check(&r);
 	reg_close(r);
 	rm_dir();
