@@ -404,6 +404,19 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 		config_free(c);
 		return rc;
 	}
+	/* An uninstalled build runs from its source tree: when the built-in
+	 * library and policy directories are not installed, use the
+	 * tree's (only for defaults; configured paths are never changed). */
+	if (strcmp(c->lua_dir, XTCMK_LUADIR) == 0 &&
+	    access(XTCMK_LUADIR, F_OK) != 0) {
+		free(c->lua_dir);
+		c->lua_dir = strdup(XTCMK_SRCDIR "/lua");
+	}
+	if (strcmp(c->policy_dir, XTCMK_POLICYDIR) == 0 &&
+	    access(XTCMK_POLICYDIR, F_OK) != 0) {
+		free(c->policy_dir);
+		c->policy_dir = strdup(XTCMK_SRCDIR "/policies/default");
+	}
 	c->registry_path = path_join(c->state_dir, "registry.db");
 	if (c->decision_log == NULL)
 		c->decision_log = path_join(c->state_dir, "decisions.jsonl");

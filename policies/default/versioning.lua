@@ -8,6 +8,11 @@ Input (input):
                version (absent when the URI is versionless) }
 Params (params), optional:
   revocation_check   seconds between key state checks (300)
+  refresh            seconds between looks for a new key version (3600)
+  grace              seconds an old version stays enabled (86400; at
+                     least 86400 for Azure Storage customers)
+  cache_ttl          lifetime of a cached DEK in seconds (300)
+  cache_max          0 disables DEK caching for every customer (10000)
 Output:
   { mode = "auto"|"pinned", version = "<32 hex>" (pinned only),
     refresh = s, revocation_check = s, grace = s, cache_ttl = s,
@@ -33,13 +38,20 @@ function P.decide(input, params)
 	local key = input.key or error("input.key is missing")
 	local r = {
 		mode = "auto",
-		refresh = 3600,
+		refresh = params.refresh or 3600,
 		revocation_check = params.revocation_check or 300,
-		grace = 86400,
-		cache_ttl = 300,
-		cache_max = 10000,
+		grace = params.grace or 86400,
+		cache_ttl = params.cache_ttl or 300,
+		cache_max = params.cache_max or 10000,
 		reason = "versionless key: follow rotations",
 	}
+	for _, kind in ipairs(c.kinds or {}) do
+		if (kind == "storage" or kind == "storage-existing") and
+		    r.grace < 86400 then
+			-- Storage looks for new versions once a day.
+			r.grace = 86400
+		end
+	end
 	if c.labels and c.labels.key_mode == "pinned" then
 		if key.version then
 			r.mode = "pinned"
