@@ -55,6 +55,7 @@ usage(void)
 	    "       encrypt customer in out\n"
 	    "       decrypt customer in out\n"
 	    "       rewrap customer file\n"
+	    "       inspect file ...\n"
 	    "       status customer\n");
 	exit(1);
 }
@@ -210,6 +211,58 @@ read_header(FILE *in, uint8_t *blob, size_t *ret_blob_len)
 	return 0;
 }
 
+/*
+ * The key id (with version) a wrapped blob names, from the documented
+ * blob format v1 (xtcmk-blob(5)): customer and key id are plain text
+ * after the 8-byte header.  For display only; the agent checks blobs.
+ */
+static void
+blob_kid(const uint8_t *b, size_t len, char *kid, size_t kidlen)
+{
+	size_t c, k;
+
+	snprintf(kid, kidlen, "?");
+	if (len < 12 || memcmp(b, "XTCB", 4) != 0)
+		return;
+	c = (size_t)b[8] << 8 | b[9];
+	if (10 + c + 2 > len)
+		return;
+	k = (size_t)b[10 + c] << 8 | b[11 + c];
+	if (12 + c + k > len || k >= kidlen)
+		return;
+	memcpy(kid, b + 12 + c, k);
+	kid[k] = '\0';
+}
+
+static int
+cmd_inspect(int argc, char **argv)
+{
+	uint8_t blob[XTCMK_BLOB_MAX];
+	char kid[600];
+	size_t blob_len;
+	FILE *in;
+	int i, rc = 0;
+
+	if (argc < 1)
+		usage();
+	for (i = 0; i < argc; i++) {
+		if ((in = fopen(argv[i], "rbe")) == NULL) {
+			rc = syserr("cannot open", argv[i]);
+			continue;
+		}
+		if (read_header(in, blob, &blob_len) != 0) {
+			fprintf(stderr, "xtcmk-example-host: %s is not an "
+			    "xtcmk-encrypted file\n", argv[i]);
+			rc = 1;
+		} else {
+			blob_kid(blob, blob_len, kid, sizeof(kid));
+			printf("%s: data key wrapped by %s\n", argv[i], kid);
+		}
+		fclose(in);
+	}
+	return rc;
+}
+
 static int
 cmd_encrypt(int argc, char **argv)
 {
@@ -254,6 +307,13 @@ cmd_encrypt(int argc, char **argv)
 	    fwrite(tag, 1, TAG_LEN, out) != TAG_LEN)
 		goto done;
 	ok = 1;
+	{
+		char kid[600];
+
+		blob_kid(blob, blob_len, kid, sizeof(kid));
+		printf("%s -> %s: encrypted with a new data key wrapped by "
+		    "%s\n", argv[1], argv[2], kid);
+	}
 done:
 	OPENSSL_cleanse(dek, sizeof(dek));
 	if (ibuf != NULL)
@@ -467,6 +527,8 @@ main(int argc, char **argv)
 		rc = cmd_encrypt(argc - 1, argv + 1);
 	else if (strcmp(cmd, "decrypt") == 0)
 		rc = cmd_decrypt(argc - 1, argv + 1);
+	else if (strcmp(cmd, "inspect") == 0)
+		rc = cmd_inspect(argc - 1, argv + 1);
 	else if (strcmp(cmd, "rewrap") == 0)
 		rc = cmd_rewrap(argc - 1, argv + 1);
 	else if (strcmp(cmd, "status") == 0)
