@@ -701,6 +701,74 @@ cmd_check(void)
 	return good ? EXIT_OK : EXIT_CONFLICT;
 }
 
+static long long
+jint(json_t *o, const char *path)
+{
+	char buf[128], *tok, *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (tok = strtok_r(buf, ".", &save); tok != NULL && o != NULL;
+	    tok = strtok_r(NULL, ".", &save))
+		o = json_object_get(o, tok);
+	return (long long)json_integer_value(o);
+}
+
+static int
+cmd_stats(void)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "stats"), *r;
+	int rc;
+
+	rc = call(req, &r);
+	json_decref(req);
+	if (rc != EXIT_OK)
+		return rc;
+	if (opt_json) {
+		print_json(r);
+		json_decref(r);
+		return EXIT_OK;
+	}
+	printf("requests      hello %lld, decide %lld, dek_new %lld, "
+	    "dek_unwrap %lld, admin %lld; errors %lld\n",
+	    jint(r, "requests.hello"), jint(r, "requests.decide"),
+	    jint(r, "requests.dek_new"), jint(r, "requests.dek_unwrap"),
+	    jint(r, "requests.admin"), jint(r, "errors"));
+	printf("decisions     cache hits %lld, misses %lld, entries %lld; "
+	    "policy calls %lld, refusals %lld, reloads %lld (%lld refused)\n",
+	    jint(r, "decision_cache.hits"), jint(r, "decision_cache.misses"),
+	    jint(r, "decision_cache.entries"), jint(r, "policy.calls"),
+	    jint(r, "policy.refusals"), jint(r, "policy.reloads"),
+	    jint(r, "policy.reloads_refused"));
+	printf("connections   open %lld, total %lld, refused %lld\n",
+	    jint(r, "connections.open"), jint(r, "connections.total"),
+	    jint(r, "connections.refused"));
+	printf("key provider  get %lld, wrap %lld, unwrap %lld; errors %lld\n",
+	    jint(r, "keys.provider_calls.get"),
+	    jint(r, "keys.provider_calls.wrap"),
+	    jint(r, "keys.provider_calls.unwrap"),
+	    jint(r, "keys.provider_calls.errors"));
+	printf("DEK cache     %lld of %lld entries, hits %lld, misses %lld, "
+	    "loads %lld, evictions %lld, expired %lld, %s (%lld bytes)\n",
+	    jint(r, "keys.dek_cache.entries"),
+	    jint(r, "keys.dek_cache.capacity"), jint(r, "keys.dek_cache.hits"),
+	    jint(r, "keys.dek_cache.misses"), jint(r, "keys.dek_cache.loads"),
+	    jint(r, "keys.dek_cache.evictions"),
+	    jint(r, "keys.dek_cache.expired"),
+	    json_is_true(json_object_get(json_object_get(json_object_get(r,
+	    "keys"), "dek_cache"), "locked")) ? "locked in memory" :
+	    "NOT locked (raise RLIMIT_MEMLOCK)",
+	    jint(r, "keys.dek_cache.locked_bytes"));
+	printf("revocation    %lld customers active, %lld revoked now; "
+	    "%lld revocations, %lld restores, %lld key checks\n",
+	    jint(r, "keys.customers"), jint(r, "keys.revoked"),
+	    jint(r, "keys.revocations"), jint(r, "keys.restores"),
+	    jint(r, "keys.checks"));
+	printf("decision log  %lld written, %lld dropped\n",
+	    jint(r, "decision_log.written"), jint(r, "decision_log.dropped"));
+	json_decref(r);
+	return EXIT_OK;
+}
+
 /* --- offline policy commands ---------------------------------------- */
 
 static int
@@ -864,7 +932,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "status") == 0 && argc == 0)
 		rc = cmd_status();
 	else if (strcmp(cmd, "stats") == 0 && argc == 0)
-		rc = simple(json_pack("{s:s}", "cmd", "stats"), NULL);
+		rc = cmd_stats();
 	else if (strcmp(cmd, "reload") == 0 && argc == 0)
 		rc = simple(json_pack("{s:s}", "cmd", "reload"),
 		    "policies reloaded");
