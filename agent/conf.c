@@ -20,6 +20,7 @@
 #include "config.h"	/* build paths */
 #include "conf.h"
 #include "log.h"
+#include "validate.h"
 
 enum ctype { C_STR, C_PATH, C_UINT, C_SIZE, C_LEVEL, C_UIDS, C_GIDS };
 
@@ -57,6 +58,8 @@ static const struct ckey ckeys[] = {
 	{ "keys", "provider", C_STR, OFF(provider), 0, 0 },
 	{ "keys", "status_workers", C_UINT, OFF(status_workers), 1, 64 },
 	{ "keys", "dek_cache_entries", C_UINT, OFF(dek_cache_entries), 0, 1048576 },
+	{ "azure", "tenant", C_STR, OFF(azure_tenant), 0, 0 },
+	{ "azure", "authority", C_STR, OFF(azure_authority), 0, 0 },
 };
 
 static char *
@@ -92,6 +95,7 @@ config_defaults(struct config *c)
 	c->policy_workers = 2;
 	c->status_workers = 2;
 	c->dek_cache_entries = 65536;
+	c->azure_authority = xstrdup("https://login.microsoftonline.com");
 	/* Root and the agent's own user; everyone else must be listed. */
 	c->data_uids.n = 0;
 	c->data_uids.ids[c->data_uids.n++] = 0;
@@ -118,6 +122,8 @@ config_free(struct config *c)
 	free(c->policy_dir);
 	free(c->lua_dir);
 	free(c->provider);
+	free(c->azure_tenant);
+	free(c->azure_authority);
 	json_decref(c->params);
 	free(c);
 }
@@ -305,10 +311,11 @@ parse_line(struct config *c, char *line, char *section, size_t seclen,
 		    strcmp(section, "access") != 0 &&
 		    strcmp(section, "policy") != 0 &&
 		    strcmp(section, "keys") != 0 &&
+		    strcmp(section, "azure") != 0 &&
 		    strcmp(section, "params") != 0)
 			return xerr_set(e, XTCMK_E_INVAL,
 			    "%s: unknown section [%s]; sections are [agent], "
-			    "[access], [policy], [keys] and [params]", where,
+			    "[access], [policy], [keys], [azure] and [params]", where,
 			    section);
 		return 0;
 	}
@@ -396,6 +403,16 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 		config_free(c);
 		return xerr_set(e, XTCMK_E_INVAL,
 		    "workload name longer than 64 characters");
+	}
+	if (c->azure_tenant != NULL &&
+	    valid_guid(c->azure_tenant, "[azure] tenant", e) < 0) {
+		config_free(c);
+		return -XTCMK_E_INVAL;
+	}
+	if (strncmp(c->azure_authority, "https://", 8) != 0) {
+		config_free(c);
+		return xerr_set(e, XTCMK_E_INVAL, "[azure] authority must be "
+		    "an https:// URL, e.g. https://login.microsoftonline.com");
 	}
 	if (strcmp(c->provider, "local") != 0) {
 		rc = xerr_set(e, XTCMK_E_INVAL, "%s: [keys] provider '%s' is "
@@ -494,6 +511,10 @@ config_dump(const struct config *c, FILE *out)
 	fprintf(out, "\n[keys]\nprovider = %s\nstatus_workers = %u\n"
 	    "dek_cache_entries = %u\n", c->provider, c->status_workers,
 	    c->dek_cache_entries);
+	fprintf(out, "\n[azure]\n");
+	if (c->azure_tenant != NULL)
+		fprintf(out, "tenant = %s\n", c->azure_tenant);
+	fprintf(out, "authority = %s\n", c->azure_authority);
 	fprintf(out, "\n[params]\n");
 	json_object_foreach(c->params, k, v) {
 		if (json_is_string(v))

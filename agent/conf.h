@@ -44,6 +44,8 @@ struct config {
 	unsigned policy_workers;
 	unsigned status_workers;
 	unsigned dek_cache_entries;
+	char	*azure_tenant;		/* the provider's own tenant (FIC issuer) */
+	char	*azure_authority;	/* https://login.microsoftonline.com */
 	struct id_list data_uids, data_gids, admin_uids, admin_gids;
 	struct policy_limits limits;
 	json_t	*params;		/* [params] as an object */

@@ -829,6 +829,10 @@ service_status(struct service *s)
 	    "role", policy_set_name(set, POLICY_ROLE),
 	    "versioning", policy_set_name(set, POLICY_VERSIONING),
 	    "provider", s->cfg->provider);
+	if (st != NULL)
+		json_object_set_new(st, "azure", json_pack("{s:s?, s:s}",
+		    "tenant", s->cfg->azure_tenant,
+		    "authority", s->cfg->azure_authority));
 	policy_set_unref(set);
 	return st;
 }

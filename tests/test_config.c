@@ -105,6 +105,14 @@ main(void)
 	expect_error("[keys]\nprovider = vault9\n", "provider 'vault9'");
 	expect_error("[params]\nbad-key = 1\n", "letters, digits and '_'");
 	expect_error("[agent\n", "closing ']'");
+	expect_error("[azure]\ntenant = not-a-guid\n", "[azure] tenant");
+	expect_error("[azure]\nauthority = http://login\n", "https:// URL");
+	ASSERT_EQ(load_text("[azure]\ntenant = 72f988bf-86f1-41af-91ab-"
+	    "2d7cd011db47\nauthority = https://login.microsoftonline.us\n",
+	    &c, &e), 0);
+	ASSERT_STR(c->azure_tenant, "72f988bf-86f1-41af-91ab-2d7cd011db47");
+	ASSERT_STR(c->azure_authority, "https://login.microsoftonline.us");
+	config_free(c);
 	ASSERT_INT(config_load("/nonexistent/xtcmk.conf", &c, &e), <, 0);
 	ASSERT_CONTAINS(e.msg, "cannot read config /nonexistent/xtcmk.conf");
 
