@@ -245,12 +245,23 @@ xc_request(struct xc_conn *c, uint16_t type, const void *payload,
 	h.reqid = reqid;
 	xw_hdr_encode(hb, &h);
 	if ((rc = send_frame(c->fd, hb, payload, len, deadline, errbuf,
-	    errlen)) < 0)
-		goto poison;
+	    errlen)) < 0) {
+		/*
+		 * An agent that refuses a connection (ACL, limits) answers
+		 * at once and closes; the refusal may already be waiting
+		 * even though our request could not be sent.
+		 */
+		if (read_full(c->fd, hb, sizeof(hb), deadline, 1, 1, NULL,
+		    0) < 0 || xw_hdr_decode(hb, XW_PAYLOAD_MAX, &rh) != 0 ||
+		    rh.reqid != 0 || rh.status == 0)
+			goto poison;
+		goto refused;
+	}
 
 	if ((rc = read_full(c->fd, hb, sizeof(hb), deadline, 1, 1, errbuf,
 	    errlen)) < 0)
 		goto poison;
+refused:
 	/* Check the header before allocating anything for the payload. */
 	switch (xw_hdr_decode(hb, XW_PAYLOAD_MAX, &rh)) {
 	case 0:
@@ -271,6 +282,10 @@ xc_request(struct xc_conn *c, uint16_t type, const void *payload,
 		rc = -XTCMK_E_PROTOCOL;
 		goto poison;
 	}
+	/* Request id 0 with an error: the agent refused the connection
+	 * before reading anything (see xtcmk-protocol(7)). */
+	if (rh.reqid == 0 && rh.status != 0)
+		rh.reqid = reqid, rh.type = type;
 	if (rh.type != type || rh.reqid != reqid) {
 		seterr(errbuf, errlen, "reply does not match the request "
 		    "(type %u/%u, id %u/%u)", rh.type, type, rh.reqid, reqid);
