@@ -350,6 +350,72 @@ push_env(lua_State *L)
 	lua_setfield(L, -2, "_G");			/* env */
 }
 
+/*
+ * Lua's pattern matcher backtracks inside C, where the count hook never
+ * runs: a pattern with k backtracking quantifiers costs up to n^(k+1)
+ * steps on a subject of n bytes.  The sandbox's find, match, gmatch and
+ * gsub refuse a pattern whose worst case exceeds about 2^PATTERN_WORK_LOG2
+ * steps; plain finds (4th argument true) are linear and always allowed.
+ */
+#define PATTERN_WORK_LOG2	26
+
+static int
+pattern_quantifiers(const char *p, size_t len)
+{
+	size_t i;
+	int q = 0;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] == '%' && i + 1 < len) {
+			i++;
+			continue;
+		}
+		if (p[i] == '*' || p[i] == '+' || p[i] == '-')
+			q++;
+	}
+	return q;
+}
+
+static int
+l_guarded_match(lua_State *L)
+{
+	size_t n = 0, plen = 0, bits = 0;
+	const char *pat;
+	int q;
+
+	if (lua_type(L, 1) == LUA_TSTRING && lua_type(L, 2) == LUA_TSTRING &&
+	    !lua_toboolean(L, 4)) {
+		lua_tolstring(L, 1, &n);
+		pat = lua_tolstring(L, 2, &plen);
+		q = pattern_quantifiers(pat, plen);
+		while ((n >> bits) > 0)
+			bits++;
+		if ((size_t)(q + 1) * bits > PATTERN_WORK_LOG2)
+			return luaL_error(L, "pattern with %d quantifiers is "
+			    "too costly on a subject of %d bytes (the sandbox "
+			    "cannot interrupt pattern matching): use fewer "
+			    "'*', '+', '-' or a plain find", q, (int)n);
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));		/* args f */
+	lua_insert(L, 1);				/* f args */
+	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);	/* results */
+	return lua_gettop(L);
+}
+
+static void
+guard_patterns(lua_State *L)
+{
+	static const char *const fns[] = { "find", "match", "gmatch", "gsub",
+	    NULL };
+	int i;
+
+	for (i = 0; fns[i] != NULL; i++) {		/* string */
+		lua_getfield(L, -1, fns[i]);		/* string f */
+		lua_pushcclosure(L, l_guarded_match, 1); /* string g */
+		lua_setfield(L, -2, fns[i]);		/* string */
+	}
+}
+
 /* Open the allowed libraries and strip what no policy may reach. */
 static int
 vm_setup(lua_State *L)
@@ -377,6 +443,7 @@ vm_setup(lua_State *L)
 	lua_getfield(L, -1, LUA_STRLIBNAME);		/* G string */
 	lua_pushnil(L);					/* G string nil */
 	lua_setfield(L, -2, "dump");			/* G string */
+	guard_patterns(L);				/* G string */
 	lua_pushliteral(L, "");				/* G string "" */
 	if (!lua_getmetatable(L, -1))			/* G string "" mt */
 		return luaL_error(L, "strings have no metatable");

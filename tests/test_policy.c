@@ -342,6 +342,19 @@ test_sandbox(void)
 	expect_refused(vm, "ret_nan", "result.n is not a finite number");
 	expect_refused(vm, "ret_cycle", "nested deeper");
 	expect_refused(vm, "ret_longstring", "result.app is a string of 5000");
+	expect_refused(vm, "pattern", "too costly on a subject of 100000 bytes");
+	expect_refused(vm, "pattern_method", "pattern with 2 quantifiers");
+	{
+		json_t *out = NULL;
+		struct xerr pe;
+
+		ASSERT_EQ(attack(vm, "pattern_ok", &out, &pe), 0);
+		ASSERT_STR(json_string_value(json_object_get(out, "app")),
+		    "regioneua_b_c");
+		ASSERT_EQ(json_integer_value(json_object_get(out, "i")), 100001);
+		ASSERT_EQ(json_integer_value(json_object_get(out, "n")), 3);
+		json_decref(out);
+	}
 	expect_refused(vm, "raise", "policy refuses on purpose");
 	expect_refused(vm, "raise", "stack traceback");
 	expect_refused(vm, "raise", "partition.lua:");

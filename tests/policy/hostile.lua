@@ -103,6 +103,18 @@ function P.decide(input, params)
 		error("policy refuses on purpose")
 	elseif a == "raise_table" then
 		error({ code = 1 })
+	elseif a == "pattern" then
+		-- catastrophic backtracking: the hook cannot run inside C
+		return { i = string.find(string.rep("a", 100000), ".-.-.-b") }
+	elseif a == "pattern_method" then
+		return { i = (string.rep("x", 5000)):find("x*x*y") }
+	elseif a == "pattern_ok" then
+		local k, v = ("region=eu"):match("^(%w+)=(%w+)$")
+		local s = ("a-b-c"):gsub("%-", "_")
+		local i = string.find(string.rep("a", 100000) .. "b", "b", 1, true)
+		local n = 0
+		for _ in ("a,b,c"):gmatch("[^,]+") do n = n + 1 end
+		return { app = k .. v .. s, federate = { "wl-1" }, i = i, n = n }
 	elseif a == "globals" then
 		counter = (counter or 0) + 1
 		return { app = "g", n = counter }
