@@ -37,6 +37,7 @@
 #include "provider.h"
 #include "registry.h"
 #include "service.h"
+#include "strhash.h"
 #include "validate.h"
 
 #define KS_BUCKETS		1024
@@ -103,16 +104,6 @@ mono_s(void)
 	return ts.tv_sec;
 }
 
-static unsigned
-hash_str(const char *s)
-{
-	unsigned h = 2166136261u;
-
-	while (*s != '\0')
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h;
-}
-
 /* --- locked scratch for DEKs ---------------------------------------- */
 
 static void
@@ -148,7 +139,7 @@ find_locked(struct keys *k, const char *customer)
 {
 	struct kstate *st;
 
-	for (st = k->map[hash_str(customer) % KS_BUCKETS]; st != NULL;
+	for (st = k->map[strhash(customer) % KS_BUCKETS]; st != NULL;
 	    st = st->next)
 		if (strcmp(st->customer, customer) == 0)
 			return st;
@@ -228,8 +219,8 @@ state_get(struct keys *k, const char *customer, struct kstate *ret,
 			return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		}
 		*st = fresh;
-		st->next = k->map[hash_str(customer) % KS_BUCKETS];
-		k->map[hash_str(customer) % KS_BUCKETS] = st;
+		st->next = k->map[strhash(customer) % KS_BUCKETS];
+		k->map[strhash(customer) % KS_BUCKETS] = st;
 		k->ncust++;
 	} else {
 		/* New decisions; the live state (revocation, usage, the

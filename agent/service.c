@@ -30,6 +30,7 @@
 #include "policy.h"
 #include "registry.h"
 #include "service.h"
+#include "strhash.h"
 #include "validate.h"
 
 #define JOB_QUEUE_MAX		1024
@@ -86,16 +87,6 @@ struct service {
 				 n_reload, n_reload_fail;
 	atomic_int		 n_conn;
 };
-
-static unsigned
-hash_str(const char *s)
-{
-	unsigned h = 2166136261u;
-
-	while (*s != '\0')
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h;
-}
 
 struct config *
 service_config(struct service *s)
@@ -495,7 +486,7 @@ dcache_get(struct service *s, const char *id, struct xw_buf *b)
 	int found = 0;
 
 	pthread_rwlock_rdlock(&s->dc_lock);
-	for (d = s->dc[hash_str(id) % DCACHE_BUCKETS]; d != NULL; d = d->next) {
+	for (d = s->dc[strhash(id) % DCACHE_BUCKETS]; d != NULL; d = d->next) {
 		if (strcmp(d->customer, id) != 0)
 			continue;
 		if (d->reg_gen == rg && d->pol_gen == pg &&
@@ -515,7 +506,7 @@ dcache_put(struct service *s, const char *id, const uint8_t *payload,
     size_t len, unsigned long long rg, unsigned long long pg)
 {
 	struct dentry *d, **pp;
-	unsigned h = hash_str(id) % DCACHE_BUCKETS;
+	unsigned h = strhash(id) % DCACHE_BUCKETS;
 
 	if ((d = malloc(sizeof(*d) + len)) == NULL)
 		return;
