@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh - the whole test suite: installs what it needs, builds with
 # -Wall -Wextra -Werror, runs every test, then builds and runs everything
-# again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, then runs the
+# libFuzzer targets (clang) for a bounded time.
 # Ends with a line "N passed, N failed".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,5 +38,32 @@ run_suite() {
 run_suite build-test
 ASAN_OPTIONS=detect_leaks=1 run_suite build-asan -Db_sanitize=address,undefined \
 	-Db_lundef=false -Dbuildtype=debug
+# Fuzz stage: every libFuzzer target for XTCMK_FUZZ_SECONDS (default 30)
+# on a copy of its seed corpus (tests/fuzz/run.sh).
+run_fuzz() {
+	local dir=build-fuzz out
+	echo "=== $dir: fuzz targets, ${XTCMK_FUZZ_SECONDS:-30} s each"
+	if [ ! -d "$dir" ]; then
+		CC=clang meson setup "$dir" -Dfuzz=true -Dwerror=true \
+		    >"$dir.setup.log" 2>&1 ||
+			{ cat "$dir.setup.log"; failed=$((failed + 1)); return; }
+	fi
+	if ! ninja -C "$dir" fuzz >"$dir.build.log" 2>&1; then
+		tail -50 "$dir.build.log"
+		failed=$((failed + 1))
+		return
+	fi
+	tests/fuzz/run.sh "$dir" "${XTCMK_FUZZ_SECONDS:-30}" 2>&1 |
+		tee "$dir.test.log"
+	out=$(tail -1 "$dir.test.log")
+	if [[ $out =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		passed=$((passed + BASH_REMATCH[1]))
+		failed=$((failed + BASH_REMATCH[2]))
+	else
+		failed=$((failed + 1))
+	fi
+}
+run_fuzz
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
