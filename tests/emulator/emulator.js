@@ -186,9 +186,11 @@ serveHttp(req, res)
 	const host = hostOf(req);
 	const f = st.takeFault(host, url.pathname, req.method);
 	const go = () => {
-		if (url.pathname === '/metadata/identity/oauth2/token')
+		/* MSAL's IMDS source adds a trailing slash. */
+		const p = url.pathname.replace(/\/$/, '');
+		if (p === '/metadata/identity/oauth2/token')
 			return entra.imds(st, req, res, url);
-		if (url.pathname === '/msi/token')
+		if (p === '/msi/token')
 			return entra.appService(st, req, res, url);
 		sendJson(res, 404, { error: 'not_found',
 		    error_description: `emulator: no endpoint ${url.pathname} (IMDS is /metadata/identity/oauth2/token, App Service is /msi/token)` });
