@@ -18,6 +18,7 @@
 #include "conf.h"
 #include "config.h"
 #include "keys.h"
+#include "onboard.h"
 #include "policy.h"
 #include "wire.h"
 #include "xtcmk.h"
@@ -59,7 +60,14 @@ usage(FILE *out)
 "  key create URI [--bits 2048|3072] | rotate URI | disable URI |\n"
 "      enable URI | delete URI | list | show URI | status CUSTOMER\n"
 "  policy check [DIR]\n"
-"  policy test [--dir DIR] FIXTURE...\n");
+"  policy test [--dir DIR] FIXTURE...\n"
+"onboarding documents (--format text|md|json; see xtcmk-onboarding(7)):\n"
+"  app plan [APP] [--current FILE] [--add WORKLOAD ...]\n"
+"  customer kit ID [--grant rbac|access-policy] [--vault-resource-id ID]\n"
+"  resource config ID --kind storage|storage-existing|cosmosdb|netapp|host\n"
+"      [--identity WORKLOAD] [--account NAME] [--resource-group RG]\n"
+"      [--subscription GUID] [--location LOC] [--vault-resource-id ID]\n"
+"  key plan-rotation ID\n");
 }
 
 static int
@@ -894,6 +902,7 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
+	struct onb_io io = { call, call_list, exit_for, 0 };
 	const char *cmd;
 	int ch, rc;
 
@@ -929,7 +938,10 @@ main(int argc, char **argv)
 	cmd = argv[0];
 	argc--;
 	argv++;
-	if (strcmp(cmd, "status") == 0 && argc == 0)
+	io.json = opt_json;
+	if ((rc = onb_main(&io, cmd, argc, argv)) >= 0)
+		;
+	else if (strcmp(cmd, "status") == 0 && argc == 0)
 		rc = cmd_status();
 	else if (strcmp(cmd, "stats") == 0 && argc == 0)
 		rc = cmd_stats();
