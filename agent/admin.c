@@ -177,6 +177,9 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 		if ((a1 = arg_str(req, "id", e, &rc)) != NULL &&
 		    (rc = reg_customer_remove(reg, a1, actor, e)) == 0)
 			r = ok();
+	} else if (strcmp(cmd, "customer.check") == 0) {
+		if (arg_str(req, "id", e, &rc) != NULL)
+			rc = keys_admin(service_keys(s), "check", req, &r, e);
 	} else if (strcmp(cmd, "decide") == 0) {
 		if ((a1 = arg_str(req, "id", e, &rc)) != NULL)
 			rc = service_decide_json(s, a1, &r, e);

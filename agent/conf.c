@@ -22,7 +22,7 @@
 #include "log.h"
 #include "validate.h"
 
-enum ctype { C_STR, C_PATH, C_UINT, C_SIZE, C_LEVEL, C_UIDS, C_GIDS };
+enum ctype { C_STR, C_PATH, C_UINT, C_SIZE, C_LEVEL, C_UIDS, C_GIDS, C_BOOL };
 
 struct ckey {
 	const char	*section;
@@ -60,6 +60,22 @@ static const struct ckey ckeys[] = {
 	{ "keys", "dek_cache_entries", C_UINT, OFF(dek_cache_entries), 0, 1048576 },
 	{ "azure", "tenant", C_STR, OFF(azure_tenant), 0, 0 },
 	{ "azure", "authority", C_STR, OFF(azure_authority), 0, 0 },
+	{ "azure", "identity", C_STR, OFF(azure_identity), 0, 0 },
+	{ "azure", "identity_client_id", C_STR, OFF(azure_identity_client_id), 0, 0 },
+	{ "azure", "identity_object_id", C_STR, OFF(azure_identity_object_id), 0, 0 },
+	{ "azure", "identity_resource_id", C_STR, OFF(azure_identity_resource_id), 0, 0 },
+	{ "azure", "imds_endpoint", C_STR, OFF(azure_imds_endpoint), 0, 0 },
+	{ "azure", "federated_token_file", C_PATH, OFF(azure_federated_token_file), 0, 0 },
+	{ "azure", "identity_endpoint", C_STR, OFF(azure_identity_endpoint), 0, 0 },
+	{ "azure", "identity_header", C_STR, OFF(azure_identity_header), 0, 0 },
+	{ "azure", "token_audience", C_STR, OFF(azure_token_audience), 0, 0 },
+	{ "azure", "ca_file", C_PATH, OFF(azure_ca_file), 0, 0 },
+	{ "azure", "connect_to", C_STR, OFF(azure_connect_to), 0, 0 },
+	{ "azure", "api_version", C_STR, OFF(azure_api_version), 0, 0 },
+	{ "azure", "timeout_ms", C_UINT, OFF(azure_timeout_ms), 100, 120000 },
+	{ "azure", "retries", C_UINT, OFF(azure_retries), 0, 10 },
+	{ "azure", "rate_limit", C_UINT, OFF(azure_rate_limit), 0, 100000 },
+	{ "azure", "local_wrap", C_BOOL, OFF(azure_local_wrap), 0, 0 },
 };
 
 static char *
@@ -96,6 +112,9 @@ config_defaults(struct config *c)
 	c->status_workers = 2;
 	c->dek_cache_entries = 65536;
 	c->azure_authority = xstrdup("https://login.microsoftonline.com");
+	c->azure_timeout_ms = 5000;
+	c->azure_retries = 4;
+	c->azure_rate_limit = 200;
 	/* Root and the agent's own user; everyone else must be listed. */
 	c->data_uids.n = 0;
 	c->data_uids.ids[c->data_uids.n++] = 0;
@@ -124,6 +143,18 @@ config_free(struct config *c)
 	free(c->provider);
 	free(c->azure_tenant);
 	free(c->azure_authority);
+	free(c->azure_identity);
+	free(c->azure_identity_client_id);
+	free(c->azure_identity_object_id);
+	free(c->azure_identity_resource_id);
+	free(c->azure_imds_endpoint);
+	free(c->azure_federated_token_file);
+	free(c->azure_identity_endpoint);
+	free(c->azure_identity_header);
+	free(c->azure_token_audience);
+	free(c->azure_ca_file);
+	free(c->azure_connect_to);
+	free(c->azure_api_version);
 	json_decref(c->params);
 	free(c);
 }
@@ -269,6 +300,17 @@ set_key(struct config *c, const struct ckey *k, const char *v,
 			    "info or debug", where, v);
 		*(int *)base = lvl;
 		return 0;
+	case C_BOOL:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 ||
+		    strcmp(v, "1") == 0)
+			*(int *)base = 1;
+		else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 ||
+		    strcmp(v, "0") == 0)
+			*(int *)base = 0;
+		else
+			return xerr_set(e, XTCMK_E_INVAL,
+			    "%s: %s = '%s': use yes or no", where, k->key, v);
+		return 0;
 	case C_UIDS:
 	case C_GIDS:
 		return parse_ids(v, k->type == C_GIDS, (struct id_list *)base,
@@ -383,6 +425,69 @@ config_parse_file(struct config *c, const char *path, struct xerr *e)
 	return rc;
 }
 
+static int
+http_url(const char *v, const char *key, struct xerr *e)
+{
+	if (v != NULL && strncmp(v, "http://", 7) != 0 &&
+	    strncmp(v, "https://", 8) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "[azure] %s must be an "
+		    "http:// or https:// URL, not '%s'", key, v);
+	return 0;
+}
+
+/* The [azure] keys that depend on each other. */
+static int
+azure_check(const struct config *c, struct xerr *e)
+{
+	const char *id = c->azure_identity;
+	const char *v;
+	int rc;
+
+	if (id != NULL && strcmp(id, "imds") != 0 &&
+	    strcmp(id, "workload-identity") != 0 &&
+	    strcmp(id, "app-service") != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "[azure] identity '%s': use "
+		    "imds, workload-identity or app-service", id);
+	if ((c->azure_identity_client_id != NULL) +
+	    (c->azure_identity_object_id != NULL) +
+	    (c->azure_identity_resource_id != NULL) > 1)
+		return xerr_set(e, XTCMK_E_INVAL, "[azure] sets more than one "
+		    "of identity_client_id, identity_object_id and "
+		    "identity_resource_id: keep the one that names the "
+		    "identity");
+	if (c->azure_identity_client_id != NULL && valid_guid(
+	    c->azure_identity_client_id, "[azure] identity_client_id", e) < 0)
+		return -XTCMK_E_INVAL;
+	if (c->azure_identity_object_id != NULL && valid_guid(
+	    c->azure_identity_object_id, "[azure] identity_object_id", e) < 0)
+		return -XTCMK_E_INVAL;
+	if (c->azure_identity_resource_id != NULL && valid_uami_resource_id(
+	    c->azure_identity_resource_id, e) < 0)
+		return -XTCMK_E_INVAL;
+	if ((rc = http_url(c->azure_imds_endpoint, "imds_endpoint", e)) < 0 ||
+	    (rc = http_url(c->azure_identity_endpoint, "identity_endpoint",
+	    e)) < 0)
+		return rc;
+	if (c->azure_ca_file != NULL && access(c->azure_ca_file, R_OK) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "[azure] ca_file %s is not "
+		    "readable: %s", c->azure_ca_file, strerror(errno));
+	if ((v = c->azure_connect_to) != NULL && (strchr(v, ':') == NULL ||
+	    strchr(v, '/') != NULL))
+		return xerr_set(e, XTCMK_E_INVAL, "[azure] connect_to '%s': "
+		    "use HOST:PORT (tests only; leave it unset in "
+		    "production)", v);
+	if ((v = c->azure_token_audience) != NULL &&
+	    strncmp(v, "api://AzureADTokenExchange", 26) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "[azure] token_audience '%s': "
+		    "use api://AzureADTokenExchange (or its USGov or China "
+		    "form)", v);
+	if ((v = c->azure_api_version) != NULL && strspn(v,
+	    "0123456789.-abcdefghijklmnopqrstuvwxyz") != strlen(v))
+		return xerr_set(e, XTCMK_E_INVAL, "[azure] api_version '%s' "
+		    "is not an api-version such as 7.4", v);
+	return 0;
+}
+
 int
 config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 {
@@ -413,6 +518,10 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 		config_free(c);
 		return xerr_set(e, XTCMK_E_INVAL, "[azure] authority must be "
 		    "an https:// URL, e.g. https://login.microsoftonline.com");
+	}
+	if ((rc = azure_check(c, e)) < 0) {
+		config_free(c);
+		return rc;
 	}
 	if (strcmp(c->provider, "local") != 0) {
 		rc = xerr_set(e, XTCMK_E_INVAL, "%s: [keys] provider '%s' is "
@@ -515,6 +624,25 @@ config_dump(const struct config *c, FILE *out)
 	if (c->azure_tenant != NULL)
 		fprintf(out, "tenant = %s\n", c->azure_tenant);
 	fprintf(out, "authority = %s\n", c->azure_authority);
+	fprintf(out, "identity = %s\n", c->azure_identity ?
+	    c->azure_identity : "imds");
+#define DUMP_OPT(k, f)	if (c->f != NULL) fprintf(out, k " = %s\n", c->f)
+	DUMP_OPT("identity_client_id", azure_identity_client_id);
+	DUMP_OPT("identity_object_id", azure_identity_object_id);
+	DUMP_OPT("identity_resource_id", azure_identity_resource_id);
+	DUMP_OPT("imds_endpoint", azure_imds_endpoint);
+	DUMP_OPT("federated_token_file", azure_federated_token_file);
+	DUMP_OPT("identity_endpoint", azure_identity_endpoint);
+	DUMP_OPT("token_audience", azure_token_audience);
+	DUMP_OPT("ca_file", azure_ca_file);
+	DUMP_OPT("connect_to", azure_connect_to);
+	DUMP_OPT("api_version", azure_api_version);
+#undef DUMP_OPT
+	if (c->azure_identity_header != NULL)
+		fprintf(out, "identity_header = (set)\n");
+	fprintf(out, "timeout_ms = %u\nretries = %u\nrate_limit = %u\n"
+	    "local_wrap = %s\n", c->azure_timeout_ms, c->azure_retries,
+	    c->azure_rate_limit, c->azure_local_wrap ? "yes" : "no");
 	fprintf(out, "\n[params]\n");
 	json_object_foreach(c->params, k, v) {
 		if (json_is_string(v))

@@ -46,6 +46,23 @@ struct config {
 	unsigned dek_cache_entries;
 	char	*azure_tenant;		/* the provider's own tenant (FIC issuer) */
 	char	*azure_authority;	/* https://login.microsoftonline.com */
+	/* The azure provider (see xtcmk.conf(5)); NULL: default. */
+	char	*azure_identity;	/* imds | workload-identity | app-service */
+	char	*azure_identity_client_id;
+	char	*azure_identity_object_id;
+	char	*azure_identity_resource_id;
+	char	*azure_imds_endpoint;
+	char	*azure_federated_token_file;
+	char	*azure_identity_endpoint;
+	char	*azure_identity_header;
+	char	*azure_token_audience;
+	char	*azure_ca_file;
+	char	*azure_connect_to;	/* HOST:PORT for every https host */
+	char	*azure_api_version;
+	unsigned azure_timeout_ms;	/* per HTTP attempt */
+	unsigned azure_retries;
+	unsigned azure_rate_limit;	/* requests/s per vault, 0: none */
+	int	 azure_local_wrap;
 	struct id_list data_uids, data_gids, admin_uids, admin_gids;
 	struct policy_limits limits;
 	json_t	*params;		/* [params] as an object */

@@ -29,6 +29,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "azure.h"
 #include "blob.h"
 #include "keycache.h"
 #include "keys.h"
@@ -65,6 +66,8 @@ struct kstate {
 	int		 served;
 	char		 app[NAME_MAX_LEN + 1];
 	char		 tenant[40], app_client_id[40];
+	char		 vault_auth[16];	/* the role decision's mechanism */
+	char		 role_hint[640];	/* the grant, as an instruction */
 	/* Live state. */
 	char		 kid[KID_MAX];		/* version in force */
 	char		 version[KEY_VERSION_LEN + 1];
@@ -84,6 +87,7 @@ struct keys {
 	struct service	*svc;
 	struct keystore	*ks;
 	struct provider	*local;
+	struct provider	*azure;			/* Key Vault / Managed HSM */
 	struct keycache	*cache;
 	pthread_mutex_t	 mu;
 	struct kstate	*map[KS_BUCKETS];
@@ -155,6 +159,50 @@ ver_u(json_t *ver, const char *key)
 }
 
 /*
+ * The grant the role decision asks of the customer, as an instruction to
+ * quote when the vault refuses (403): "grant role R on key K to
+ * application A (client id C) in tenant T" or the access-policy form.
+ */
+static void
+role_hint(struct kstate *st, json_t *d)
+{
+	json_t *role = json_object_get(d, "role"), *perms, *v;
+	const char *mech = json_string_value(json_object_get(role,
+	    "mechanism"));
+	const char *r = json_string_value(json_object_get(role, "role"));
+	const char *scope = json_string_value(json_object_get(role, "scope"));
+	char key[450], plist[128] = "";
+	size_t i, n;
+
+	if (mech == NULL)
+		return;
+	snprintf(st->vault_auth, sizeof(st->vault_auth), "%s", mech);
+	snprintf(key, sizeof(key), "%s/keys/%s", st->uri.base, st->uri.name);
+	if (strcmp(mech, "rbac") == 0) {
+		snprintf(st->role_hint, sizeof(st->role_hint), "grant role "
+		    "%.60s on %s %.200s to application %.64s (client id "
+		    "%.40s) in tenant %.40s", r ? r : "Key Vault Crypto "
+		    "Service Encryption User", scope && strcmp(scope,
+		    "vault") == 0 ? "vault" : "key", scope && strcmp(scope,
+		    "vault") == 0 ? st->uri.base : key, st->app,
+		    st->app_client_id[0] ? st->app_client_id : "not set",
+		    st->tenant);
+		return;
+	}
+	perms = json_object_get(role, "permissions");
+	json_array_foreach(perms, i, v) {
+		n = strlen(plist);
+		snprintf(plist + n, sizeof(plist) - n, "%s%s", n ? ", " : "",
+		    json_string_value(v) ? json_string_value(v) : "?");
+	}
+	snprintf(st->role_hint, sizeof(st->role_hint), "add access-policy key "
+	    "permissions %s for application %.64s (client id %.40s) on vault "
+	    "%.200s", plist[0] ? plist : "get, wrapKey, unwrapKey", st->app,
+	    st->app_client_id[0] ? st->app_client_id : "not set",
+	    st->uri.base);
+}
+
+/*
  * Make sure `customer` has a key state built from the current decisions,
  * and copy it to *ret (a snapshot: no lock held afterwards).
  */
@@ -209,6 +257,7 @@ state_get(struct keys *k, const char *customer, struct kstate *ret,
 	    NULL)
 		snprintf(fresh.app_client_id, sizeof(fresh.app_client_id), "%s",
 		    s);
+	role_hint(&fresh, d);
 	json_decref(d);
 
 	pthread_mutex_lock(&k->mu);
@@ -245,6 +294,8 @@ provider_for(struct keys *k, const struct key_uri *u, struct xerr *e)
 {
 	if (u->service == KEY_SERVICE_LOCAL)
 		return k->local;
+	if (k->azure != NULL)
+		return k->azure;
 	xerr_set(e, XTCMK_E_PROVIDER, "the key %s/keys/%s is in Azure; this "
 	    "agent has no azure provider configured ([keys] provider = "
 	    "local serves only *.vault.local keys)", u->base, u->name);
@@ -257,6 +308,9 @@ req_of(const struct kstate *st, struct provider_req *r)
 	r->customer = st->customer;
 	r->tenant = st->tenant[0] ? st->tenant : NULL;
 	r->app_client_id = st->app_client_id[0] ? st->app_client_id : NULL;
+	r->app = st->app[0] ? st->app : NULL;
+	r->role_hint = st->role_hint[0] ? st->role_hint : NULL;
+	r->vault_auth = st->vault_auth[0] ? st->vault_auth : NULL;
 }
 
 static void
@@ -876,6 +930,127 @@ key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
 	return 0;
 }
 
+static void
+check_step(json_t *steps, const char *name, int ok, const char *detail)
+{
+	json_array_append_new(steps, json_pack("{s:s, s:b, s:s}", "step", name,
+	    "ok", ok, "detail", detail));
+}
+
+/*
+ * `xtcmkctl customer check ID`: walk the path a wrap takes, step by step,
+ * and report each step: the decisions, whether this host serves the
+ * customer, (azure) this host's identity token, the vault's challenge and
+ * the token exchange, then get key and a wrap + unwrap of a test key.
+ */
+static int
+customer_check(struct keys *k, const char *customer, json_t **ret,
+    struct xerr *e)
+{
+	struct provider_req req;
+	struct key_state ks;
+	struct kstate st;
+	struct key_uri u;
+	struct provider *p;
+	struct xerr se;
+	uint8_t dek[XTCMK_DEK_LEN], back[KEYCACHE_DEK_LEN];
+	uint8_t wrapped[PROVIDER_WRAPPED_MAX];
+	json_t *steps = json_array(), *row, *r;
+	char detail[700], *text = NULL;
+	size_t wlen, n, i, tlen = 0;
+	int ok = 0;
+	FILE *f;
+
+	(void)e;
+	xerr_clear(&se);
+	if (state_get(k, customer, &st, &se) < 0) {
+		check_step(steps, "decision", 0, se.msg);
+		goto done;
+	}
+	snprintf(detail, sizeof(detail), "application %s (client id %s), "
+	    "tenant %s, key %s/keys/%s (%s%s%s), vault_auth %s", st.app,
+	    st.app_client_id[0] ? st.app_client_id : "NOT SET",
+	    st.tenant[0] ? st.tenant : "?", st.uri.base, st.uri.name,
+	    st.pinned ? "pinned " : "auto", st.pinned ? st.pin : "",
+	    "", st.vault_auth[0] ? st.vault_auth : "?");
+	check_step(steps, "decision", 1, detail);
+	if (!st.served) {
+		(void)gate(k, &st, &se);
+		check_step(steps, "served", 0, se.msg);
+		goto done;
+	}
+	snprintf(detail, sizeof(detail), "workload %s holds a federated "
+	    "credential on application %s", k->cfg->workload, st.app);
+	check_step(steps, "served", 1, detail);
+	if ((p = provider_for(k, &st.uri, &se)) == NULL) {
+		check_step(steps, "provider", 0, se.msg);
+		goto done;
+	}
+	req_of(&st, &req);
+	if (p == k->azure && provider_azure_probe(p, &req, &st.uri,
+	    steps) < 0)
+		goto done;
+	u = st.uri;
+	if (st.pinned)
+		snprintf(u.version, sizeof(u.version), "%s", st.pin);
+	else
+		u.version[0] = '\0';
+	xerr_clear(&se);
+	if (provider_get_key(p, &req, &u, &ks, &se) < 0) {
+		check_step(steps, "get key", 0, se.msg);
+		goto done;
+	}
+	snprintf(detail, sizeof(detail), "%s enabled (%d bits)", ks.kid,
+	    ks.bits);
+	check_step(steps, "get key", 1, detail);
+	snprintf(u.version, sizeof(u.version), "%s", ks.version);
+	if (RAND_bytes(dek, sizeof(dek)) != 1) {
+		check_step(steps, "wrap", 0, "no randomness");
+		goto done;
+	}
+	if (provider_wrap(p, &req, &u, dek, sizeof(dek), wrapped,
+	    sizeof(wrapped), &wlen, &se) < 0) {
+		check_step(steps, "wrap", 0, se.msg);
+		goto done;
+	}
+	snprintf(detail, sizeof(detail), "a test data key wrapped with "
+	    "RSA-OAEP-256 into %zu bytes", wlen);
+	check_step(steps, "wrap", 1, detail);
+	if (provider_unwrap(p, &req, &u, wrapped, wlen, back, sizeof(back),
+	    &n, &se) < 0) {
+		check_step(steps, "unwrap", 0, se.msg);
+		goto done;
+	}
+	if (n != sizeof(dek) || CRYPTO_memcmp(back, dek, n) != 0) {
+		check_step(steps, "unwrap", 0, "the unwrapped key differs from "
+		    "the one wrapped: the key service is broken");
+		goto done;
+	}
+	check_step(steps, "unwrap", 1, "the test data key came back intact");
+	ok = 1;
+done:
+	OPENSSL_cleanse(dek, sizeof(dek));
+	OPENSSL_cleanse(back, sizeof(back));
+	r = json_pack("{s:s, s:b, s:o}", "customer", customer, "ok", ok,
+	    "steps", steps);
+	if (r != NULL && (f = open_memstream(&text, &tlen)) != NULL) {
+		json_array_foreach(steps, i, row)
+			fprintf(f, "%-4s %-15s %s\n", json_is_true(
+			    json_object_get(row, "ok")) ? "ok" : "FAIL",
+			    json_string_value(json_object_get(row, "step")),
+			    json_string_value(json_object_get(row, "detail")));
+		fprintf(f, "customer %s: %s\n", customer, ok ? "all checks "
+		    "passed" : "check FAILED (see the step above)");
+		fclose(f);
+		json_object_set_new(r, "text", json_string(text));
+		free(text);
+	}
+	if (r == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	*ret = r;
+	return 0;
+}
+
 int
 keys_admin(struct keys *k, const char *cmd, json_t *req, json_t **ret_reply,
     struct xerr *e)
@@ -892,6 +1067,13 @@ keys_admin(struct keys *k, const char *cmd, json_t *req, json_t **ret_reply,
 			return xerr_set(e, XTCMK_E_INVAL, "key status needs a "
 			    "customer id");
 		return key_status(k, s, ret_reply, e);
+	}
+	if (strcmp(cmd, "check") == 0) {
+		if ((s = json_string_value(json_object_get(req, "id"))) ==
+		    NULL)
+			return xerr_set(e, XTCMK_E_INVAL, "customer check needs "
+			    "a customer id");
+		return customer_check(k, s, ret_reply, e);
 	}
 	if (strcmp(cmd, "list") == 0) {
 		if ((rc = keystore_list(k->ks, NULL, &j, e)) < 0)
@@ -950,6 +1132,7 @@ keys_stats(struct keys *k)
 	struct keycache_stats cs;
 	unsigned revoked = 0, i;
 	struct kstate *st;
+	json_t *r;
 
 	keycache_stats(k->cache, &cs);
 	pthread_mutex_lock(&k->mu);
@@ -957,7 +1140,7 @@ keys_stats(struct keys *k)
 		for (st = k->map[i]; st != NULL; st = st->next)
 			revoked += st->revoked;
 	pthread_mutex_unlock(&k->mu);
-	return json_pack("{s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, "
+	r = json_pack("{s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, "
 	    "s:I, s:I, s:I, s:I, s:b}, s:i, s:i, s:I, s:I, s:I}",
 	    "provider_calls",
 	    "get", (json_int_t)k->local->calls_get,
@@ -978,6 +1161,9 @@ keys_stats(struct keys *k)
 	    "revocations", (json_int_t)k->n_revocations,
 	    "restores", (json_int_t)k->n_restores,
 	    "checks", (json_int_t)k->n_checks);
+	if (r != NULL && k->azure != NULL)
+		json_object_set_new(r, "azure", provider_azure_stats(k->azure));
+	return r;
 }
 
 /* --- life cycle ----------------------------------------------------- */
@@ -1000,6 +1186,10 @@ keys_open(struct config *cfg, struct service *svc, struct keys **ret_keys,
 		goto fail;
 	if ((k->local = provider_local_new(k->ks)) == NULL) {
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	if ((k->azure = provider_azure_new(cfg, e)) == NULL) {
+		rc = -(e->code ? e->code : XTCMK_E_NOMEM);
 		goto fail;
 	}
 	if ((rc = keycache_new(cfg->dek_cache_entries, &k->cache, e)) < 0)
@@ -1056,6 +1246,7 @@ keys_close(struct keys *k)
 		}
 	keycache_free(k->cache);
 	provider_free(k->local);
+	provider_free(k->azure);
 	keystore_free(k->ks);
 	free(k);
 }

@@ -44,6 +44,11 @@ struct provider_req {
 	const char	*customer;
 	const char	*tenant;		/* may be NULL for local */
 	const char	*app_client_id;		/* may be NULL for local */
+	const char	*app;			/* application name, or NULL */
+	/* The grant the customer must make, from the role decision
+	 * ("grant role ... on key K to application A ..."), or NULL. */
+	const char	*role_hint;
+	const char	*vault_auth;		/* "rbac", "access-policy", NULL */
 };
 
 struct key_state {

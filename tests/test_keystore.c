@@ -80,7 +80,7 @@ uri(const char *s, struct key_uri *u)
 	return rc;
 }
 
-static const struct provider_req req = { "acme", NULL, NULL };
+static const struct provider_req req = { .customer = "acme" };
 
 /* Threads wrap and unwrap with the current version while rotations run. */
 struct conc {
