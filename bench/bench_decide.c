@@ -14,9 +14,6 @@
  * `threads` client threads.  Every measurement is repeated `reps` times and
  * the median printed, with the ratios decide/echo.  All loops are bounded.
  */
-#include <sys/socket.h>
-#include <sys/un.h>
-
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -26,14 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "echo.h"
 #include "xtcmk.h"
 
-#define HDR_LEN		16
 #define FIELD_HDR	6
 #define THREADS_MAX	64
 #define CALLS_MAX	10000000
 #define REPS_MAX	99
-#define FRAME_MAX	(HDR_LEN + 4096)
 
 struct opts {
 	const char	*socket;
@@ -52,7 +48,7 @@ struct result {
 };
 
 static struct opts o = { NULL, NULL, 20000, 2, 3, 0 };
-static char echo_path[108];
+static struct echo *srv;
 static size_t frame_len;
 
 static double
@@ -79,86 +75,6 @@ median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static int
-io_full(int fd, void *buf, size_t n, int wr)
-{
-	size_t off = 0;
-	ssize_t r;
-
-	while (off < n) {
-		r = wr ? send(fd, (char *)buf + off, n - off, MSG_NOSIGNAL) :
-		    recv(fd, (char *)buf + off, n - off, 0);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		off += (size_t)r;
-	}
-	return 0;
-}
-
-/* Echo server: one thread per connection, frames of 16 + len bytes. */
-static void *
-echo_conn(void *arg)
-{
-	int fd = (int)(intptr_t)arg;
-	uint8_t buf[FRAME_MAX];
-	uint32_t len;
-
-	for (;;) {
-		if (io_full(fd, buf, HDR_LEN, 0) == -1)
-			break;
-		len = (uint32_t)buf[0] << 24 | buf[1] << 16 | buf[2] << 8 |
-		    buf[3];
-		if (len > FRAME_MAX - HDR_LEN ||
-		    io_full(fd, buf + HDR_LEN, len, 0) == -1 ||
-		    io_full(fd, buf, HDR_LEN + len, 1) == -1)
-			break;
-	}
-	close(fd);
-	return NULL;
-}
-
-static void *
-echo_accept(void *arg)
-{
-	int lfd = (int)(intptr_t)arg, fd;
-	pthread_t t;
-
-	for (;;) {
-		if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pthread_create(&t, NULL, echo_conn,
-		    (void *)(intptr_t)fd) != 0) {
-			close(fd);
-			continue;
-		}
-		pthread_detach(t);
-	}
-	return NULL;
-}
-
-static int
-echo_connect(void)
-{
-	struct sockaddr_un sun;
-	int fd;
-
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", echo_path);
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 struct worker {
 	int		 kind;		/* 0 echo, 1 decide */
 	struct xtcmk	*h;
@@ -174,24 +90,22 @@ run(void *arg)
 {
 	struct worker *w = arg;
 	struct xtcmk_decision *d;
-	uint8_t frame[FRAME_MAX];
+	uint8_t frame[ECHO_FRAME_MAX];
 	double t0;
 	long i;
 	int fd = -1;
 
 	if (w->kind == 0) {
-		if ((fd = echo_connect()) == -1) {
+		if ((fd = echo_connect(srv)) == -1) {
 			w->fails = w->n;
 			return NULL;
 		}
-		memset(frame, 0, sizeof(frame));
-		frame[3] = (uint8_t)(frame_len - HDR_LEN);
+		echo_frame(frame, frame_len);
 	}
 	for (i = 0; i < w->n; i++) {
 		t0 = w->lat != NULL ? now_us() : 0;
 		if (w->kind == 0) {
-			if (io_full(fd, frame, frame_len, 1) == -1 ||
-			    io_full(fd, frame, frame_len, 0) == -1) {
+			if (echo_round_trip(fd, frame, frame_len) == -1) {
 				w->fails++;
 				break;
 			}
@@ -295,13 +209,10 @@ int
 main(int argc, char **argv)
 {
 	struct result echo, dec;
-	struct sockaddr_un sun;
 	struct xtcmk *h;
 	struct xtcmk_decision *d;
-	char dir[] = "/tmp/xtcmk-bench-XXXXXX";
-	pthread_t acc;
 	long fails, i;
-	int lfd, rc, a;
+	int rc, a;
 
 	for (a = 1; a < argc; a++) {
 		if (strcmp(argv[a], "--json") == 0)
@@ -323,35 +234,19 @@ main(int argc, char **argv)
 	}
 	if (o.socket == NULL || o.customer == NULL)
 		usage();
-	frame_len = HDR_LEN + FIELD_HDR + strlen(o.customer);
-	if (frame_len > 255 + HDR_LEN) {
+	frame_len = ECHO_HDR_LEN + FIELD_HDR + strlen(o.customer);
+	if (frame_len > ECHO_FRAME_MAX) {
 		fprintf(stderr, "bench_decide: customer id too long\n");
 		return 1;
 	}
 
 	/* (a) echo baseline */
-	if (mkdtemp(dir) == NULL) {
-		perror("bench_decide: mkdtemp");
-		return 1;
-	}
-	snprintf(echo_path, sizeof(echo_path), "%s/echo.sock", dir);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", echo_path);
-	if ((lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    listen(lfd, 64) == -1 ||
-	    pthread_create(&acc, NULL, echo_accept,
-	    (void *)(intptr_t)lfd) != 0) {
+	if (echo_start(&srv) == -1) {
 		perror("bench_decide: echo server");
 		return 1;
 	}
 	fails = measure(0, NULL, &echo);
-	shutdown(lfd, SHUT_RDWR);
-	pthread_join(acc, NULL);
-	close(lfd);
-	unlink(echo_path);
-	rmdir(dir);
+	echo_stop(srv);
 	if (fails != 0) {
 		fprintf(stderr, "bench_decide: echo baseline failed\n");
 		return 1;
