@@ -64,9 +64,10 @@ usage(FILE *out)
 "onboarding documents (--format text|md|json; see xtcmk-onboarding(7)):\n"
 "  app plan [APP] [--current FILE] [--add WORKLOAD ...]\n"
 "  customer kit ID [--grant rbac|access-policy] [--vault-resource-id ID]\n"
-"  resource config ID --kind storage|storage-existing|cosmosdb|netapp|host\n"
-"      [--identity WORKLOAD] [--account NAME] [--resource-group RG]\n"
-"      [--subscription GUID] [--location LOC] [--vault-resource-id ID]\n"
+"  resource config ID --kind KIND [--identity WORKLOAD] [--account NAME]\n"
+"      (KIND: storage, storage-existing, cosmosdb, netapp or host)\n"
+"      [--resource-group RG] [--subscription GUID] [--location LOC]\n"
+"      [--vault-resource-id ID]\n"
 "  key plan-rotation ID\n");
 }
 
