@@ -131,4 +131,154 @@ for i in $(seq 10); do $H encrypt contoso "$T/plain" "$T/enc.$i" >/dev/null 2>&1
 [ "$(counter entra_token)" = "$n_entra" ] && ok "access token cached across requests" ||
 	bad "token cache" "entra_token $(counter entra_token), was $n_entra"
 
+# --- xtcmkctl customer check ------------------------------------------
+expect "customer check: every step passes" 0 \
+	"ok +token exchange.*" -- $C customer check contoso
+out=$($C customer check contoso 2>&1)
+for step in decision served "identity token" "vault challenge" "get key" wrap unwrap; do
+	grep -qE "^ok +$step" <<<"$out" || bad "customer check step '$step'" "$out"
+done
+grep -q "all checks passed" <<<"$out" && ok "customer check prints each step" ||
+	bad "customer check summary" "$out"
+
+# --- rotation ---------------------------------------------------------
+r=$(emu_ctl /key/rotate "{\"vault\":\"$EMU_VAULT\",\"name\":\"$EMU_KEY_NAME\"}")
+V2=$(sed -n 's/.*"version":"\([^"]*\)".*/\1/p' <<<"$r")
+rotated() { $H encrypt contoso "$T/plain" "$T/enc2" && $H inspect "$T/enc2" | grep -q "$V2"; }
+if [ -n "$V2" ] && until_ok 10 rotated; then
+	ok "after rotation new blobs carry the new version $V2"
+else
+	bad "rotation picked up" "$($H inspect "$T/enc2" 2>&1)"
+fi
+if $H decrypt contoso "$T/enc" "$T/dec" >/dev/null 2>&1 && cmp -s "$T/plain" "$T/dec"; then
+	ok "a blob of the old version still decrypts"
+else
+	bad "old-version blob after rotation"
+fi
+
+# --- throttling -------------------------------------------------------
+t429=$(counter throttled_429)
+emu_ctl /fault '{"match":{"host":"^contoso\\."},"kind":"throttle","count":2}' >/dev/null
+expect "429 without Retry-After: the request still succeeds" 0 "" -- \
+	$H encrypt contoso "$T/plain" "$T/enc3"
+[ "$(counter throttled_429)" -ge $((t429 + 2)) ] && ok "the vault answered 429 twice" ||
+	bad "throttle fault used" "throttled_429 $(counter throttled_429)"
+emu_ctl /fault/clear >/dev/null
+emu_ctl /fault '{"match":{"host":"^contoso\\.","path":"wrapkey"},"kind":"throttle","retry_after":1,"count":1}' >/dev/null
+t0=$(ms)
+expect "429 with Retry-After: 1: the request still succeeds" 0 "" -- \
+	$H encrypt contoso "$T/plain" "$T/enc3"
+el=$(( $(ms) - t0 ))
+[ "$el" -ge 950 ] && ok "Retry-After honoured (${el} ms)" || bad "Retry-After honoured" "${el} ms"
+emu_ctl /fault/clear >/dev/null
+
+# --- a slow vault does not slow another customer's ---------------------
+T2=33333333-ffff-4fff-8fff-333333333333
+emu_ctl /tenant "{\"id\":\"$T2\"}" >/dev/null &&
+emu_ctl /sp "{\"tenant\":\"$T2\",\"app_id\":\"$EMU_APP_ID\"}" >/dev/null &&
+emu_ctl /vault "{\"name\":\"fabrikam\",\"kind\":\"vault\",\"tenant\":\"$T2\",\"auth\":\"access-policy\"}" >/dev/null &&
+emu_ctl /grant "{\"vault\":\"fabrikam\",\"tenant\":\"$T2\",\"app_id\":\"$EMU_APP_ID\",\"permissions\":[\"get\",\"wrapKey\",\"unwrapKey\"]}" >/dev/null &&
+emu_ctl /key '{"vault":"fabrikam","name":"cmk","kty":"RSA-HSM","size":3072}' >/dev/null ||
+	bad "second vault set up"
+$C customer add fabrikam --tenant "$T2" --auth access-policy \
+	--key-uri https://fabrikam.vault.azure.net/keys/cmk --kind host --label region=eu >/dev/null ||
+	bad "customer fabrikam onboarded"
+expect "second customer (access-policy vault, RSA-HSM 3072) round trip" 0 "" -- \
+	$H encrypt fabrikam "$T/plain" "$T/encf"
+emu_ctl /fault '{"match":{"host":"^contoso\\."},"kind":"latency","ms":1500}' >/dev/null
+(for i in 1 2 3; do $H encrypt contoso "$T/plain" "$T/encs.$i" >/dev/null 2>&1 & done; wait) &
+slow=$!
+sleep 0.3
+worst=0
+for i in 1 2 3 4 5; do
+	t0=$(ms)
+	$H encrypt fabrikam "$T/plain" "$T/encf.$i" >/dev/null 2>&1 || bad "fabrikam encrypt during contoso latency"
+	el=$(( $(ms) - t0 ))
+	[ "$el" -gt "$worst" ] && worst=$el
+done
+wait "$slow"
+emu_ctl /fault/clear >/dev/null
+[ "$worst" -lt 700 ] && ok "fabrikam's requests take at most ${worst} ms while contoso's vault takes 1500 ms" ||
+	bad "latency isolation" "fabrikam took up to ${worst} ms"
+
+# --- revocation: a disabled key fails closed within revocation_check ---
+emu_ctl /key/enable "{\"vault\":\"$EMU_VAULT\",\"name\":\"$EMU_KEY_NAME\",\"enabled\":false}" >/dev/null
+t0=$(ms)
+denied() { ! $H decrypt contoso "$T/enc" "$T/dec"; }
+if until_ok 6 denied; then
+	el=$(( $(ms) - t0 ))
+	ok "disabled key: decrypt refused after ${el} ms (revocation_check = 1 s)"
+else
+	bad "disabled key fails closed"
+fi
+expect "disabled key: the message says the customer must re-enable it" 1 \
+	"disabled.*re-enable" -- $H decrypt contoso "$T/enc" "$T/dec"
+expect "fabrikam unaffected by contoso's revocation" 0 "" -- \
+	$H decrypt fabrikam "$T/encf" "$T/decf"
+emu_ctl /key/enable "{\"vault\":\"$EMU_VAULT\",\"name\":\"$EMU_KEY_NAME\",\"enabled\":true}" >/dev/null
+restored() { $H decrypt contoso "$T/enc" "$T/dec" && cmp -s "$T/plain" "$T/dec"; }
+until_ok 6 restored && ok "re-enabled key: service restored without restart" ||
+	bad "recovery after re-enable" "$($H decrypt contoso "$T/enc" "$T/dec" 2>&1)"
+
+# --- lost grants: FIC, service principal, role --------------------------
+# The cached access token stays valid for an hour; the emulator makes the
+# vault reject it once so the agent must exchange again.
+expire_once() {
+	emu_ctl /fault '{"match":{"host":"^contoso\\."},"kind":"expire-tokens","count":1}' >/dev/null
+}
+lost() {	# lost NAME PATTERN BREAK-CMD FIX-CMD
+	local name=$1 pat=$2
+	eval "$3" >/dev/null || bad "$name: emulator change"
+	expire_once
+	refused() { $H encrypt contoso "$T/plain" "$T/encx" >"$T/msg" 2>&1; grep -qE -- "$pat" "$T/msg"; }
+	if until_ok 8 refused; then
+		ok "$name: refused with a message naming the fix"
+		sed 's/^/       /' "$T/msg"
+	else
+		bad "$name: message" "$($H encrypt contoso "$T/plain" "$T/encx" 2>&1)"
+	fi
+	eval "$4" >/dev/null || bad "$name: emulator restore"
+	emu_ctl /fault/clear >/dev/null
+	back() { $H encrypt contoso "$T/plain" "$T/encx"; }
+	until_ok 8 back && ok "$name: restored, service recovers" ||
+		bad "$name: recovery" "$($H encrypt contoso "$T/plain" "$T/encx" 2>&1)"
+}
+FIC="{\"app_id\":\"$EMU_APP_ID\",\"name\":\"uami-1\",\"issuer\":\"https://login.microsoftonline.com/$EMU_PROVIDER_TENANT/v2.0\",\"subject\":\"$EMU_UAMI_PRINCIPAL_ID\",\"audience\":\"api://AzureADTokenExchange\"}"
+lost "FIC removed" "no federated credential on application $APP .*$EMU_UAMI_PRINCIPAL_ID.*xtcmkctl app plan" \
+	"emu_ctl /fic/remove '{\"app_id\":\"$EMU_APP_ID\",\"name\":\"uami-1\"}'" \
+	"emu_ctl /fic '$FIC'"
+SP="{\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"app_id\":\"$EMU_APP_ID\"}"
+lost "service principal removed" "not installed in tenant $EMU_CUSTOMER_TENANT.*admin consent.*adminconsent\\?client_id=$EMU_APP_ID" \
+	"emu_ctl /sp/remove '$SP'" "emu_ctl /sp '$SP'"
+GRANT="{\"vault\":\"$EMU_VAULT\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"app_id\":\"$EMU_APP_ID\",\"role\":\"Key Vault Crypto Service Encryption User\"}"
+lost "role grant removed" "grant role Key Vault Crypto Service Encryption User on key .*/keys/cmk to application $APP \\(client id $EMU_APP_ID\\) in tenant $EMU_CUSTOMER_TENANT" \
+	"emu_ctl /grant/remove '$GRANT'" "emu_ctl /grant '$GRANT'"
+
+# --- stats --------------------------------------------------------------
+out=$($C -j stats 2>&1)
+python3 -c "import json,sys
+d = json.loads(sys.argv[1])
+a = d['keys']['azure']
+assert a['http']['retries'] >= 3, a
+assert a['http']['throttled'] >= 3, a
+assert a['token_cache']['hits'] >= 10, a
+assert a['identity']['exchanges'] >= 1, a" "$out" 2>"$T/pyerr" &&
+	ok "stats show azure calls, retries, throttling, token cache" ||
+	bad "azure stats" "$(cat "$T/pyerr") $out"
+
+# --- local wrap -------------------------------------------------------------
+stop_agent
+AZ_EXTRA='local_wrap = yes
+' start_agent
+$H encrypt contoso "$T/plain" "$T/encl" >/dev/null 2>&1	# learns the key
+w0=$(counter wrapkey)
+for i in 1 2 3; do $H encrypt contoso "$T/plain" "$T/encl.$i" >/dev/null 2>&1 || bad "local wrap encrypt"; done
+[ "$(counter wrapkey)" = "$w0" ] && ok "local_wrap = yes: wraps done locally (no wrapkey calls)" ||
+	bad "local wrap" "wrapkey $w0 -> $(counter wrapkey)"
+if $H decrypt contoso "$T/encl.3" "$T/dec" >/dev/null 2>&1 && cmp -s "$T/plain" "$T/dec"; then
+	ok "Key Vault unwraps what the agent wrapped locally (RSA-OAEP-256 agrees)"
+else
+	bad "local wrap unwrap" "$($H decrypt contoso "$T/encl.3" "$T/dec" 2>&1)"
+fi
+
 finish
