@@ -456,7 +456,9 @@ usage_note(struct keys *k, const char *customer, const char *version,
 	if (u == NULL && st->nusage < KS_VERSIONS_MAX) {
 		u = &st->usage[st->nusage++];
 		memset(u, 0, sizeof(*u));
-		snprintf(u->version, sizeof(u->version), "%s", version);
+		memcpy(u->version, version, strnlen(version,
+		    KEY_VERSION_LEN));
+		u->version[strnlen(version, KEY_VERSION_LEN)] = '\0';
 		u->first = now;
 	}
 	if (u != NULL) {
@@ -1124,6 +1126,13 @@ keys_admin(struct keys *k, const char *cmd, json_t *req, json_t **ret_reply,
 	return xerr_set(e, XTCMK_E_INVAL, "unknown key command '%s': use "
 	    "create, rotate, disable, enable, delete, list, show or status",
 	    cmd);
+}
+
+void
+keys_flush(struct keys *k)
+{
+	if (k != NULL && k->cache != NULL)
+		usage_flush(k);
 }
 
 json_t *

@@ -26,5 +26,7 @@ int	keys_handle(struct keys *k, struct service *svc, uint16_t type,
 int	keys_admin(struct keys *k, const char *cmd, json_t *req,
 	    json_t **ret_reply, struct xerr *e);
 json_t	*keys_stats(struct keys *k);
+/* Record the usage counted so far in the registry (clean shutdown). */
+void	keys_flush(struct keys *k);
 
 #endif

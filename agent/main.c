@@ -148,6 +148,7 @@ main(int argc, char **argv)
 	server_run(srv);
 	pthread_join(sigthr, NULL);
 	server_close(srv);
+	service_flush(svc);
 	/* Connection threads may still be inside a request; the registry
 	 * commits before any reply, so leaving now loses nothing. */
 	log_info("stopped");

@@ -758,6 +758,13 @@ out:
 /* --- life cycle ------------------------------------------------------ */
 
 void
+service_flush(struct service *s)
+{
+	keys_flush(s->keys);
+	dlog_flush(s->dlog);
+}
+
+void
 service_count_conn(struct service *s, int delta, int refused)
 {
 	if (refused)

@@ -40,6 +40,10 @@ int	service_handle(struct service *s, const struct peer *p, uint16_t type,
 /* Load the policy set again; the old one keeps serving on failure. */
 int	service_reload(struct service *s, struct xerr *e);
 
+/* Write what is still only in memory (key usage, queued decision-log
+ * lines); for a clean shutdown. */
+void	service_flush(struct service *s);
+
 /* Counters, for `xtcmkctl stats`. */
 void	service_count_conn(struct service *s, int delta, int refused);
 
