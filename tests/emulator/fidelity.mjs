@@ -11,6 +11,8 @@
  * Prints one line per check and exits non-zero on any failure.
  */
 import crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { ClientAssertionCredential, ManagedIdentityCredential } from '@azure/identity';
 import { KeyClient, CryptographyClient } from '@azure/keyvault-keys';
 
@@ -20,6 +22,19 @@ const CONTROL = process.env.EMU_CONTROL_PORT;
 if (!HTTPS || !HTTP || !CONTROL) {
 	console.error('fidelity: set EMU_HTTPS_PORT, EMU_HTTP_PORT and EMU_CONTROL_PORT (tests/emulator/lib.sh emu_start does)');
 	process.exit(2);
+}
+
+/*
+ * Child mode: ManagedIdentityCredential with the App Service environment
+ * (IDENTITY_ENDPOINT/IDENTITY_HEADER), in its own process because MSAL
+ * picks the managed-identity source once per process.
+ */
+if (process.argv[2] === '--appservice-child') {
+	const mi = new ManagedIdentityCredential({ clientId: process.argv[3] });
+	const t = await mi.getToken('api://AzureADTokenExchange/.default');
+	process.stdout.write(JSON.stringify({ token: t.token,
+	    expiresOnTimestamp: t.expiresOnTimestamp }));
+	process.exit(0);
 }
 
 let passed = 0, failed = 0;
@@ -98,6 +113,10 @@ await ctl('/key', { vault: POLICY, name: 'k' });
 await ctl('/vault', { name: HSM, kind: 'mhsm', tenant: C, auth: 'rbac' });
 await ctl('/grant', { vault: HSM, app_id: APP, role: 'Managed HSM Crypto Officer' });
 
+async function counters() {
+	return ctl('/counters');
+}
+
 /* The MI token from IMDS (plain fetch) is the client assertion. */
 let imdsShape = null;
 async function getAssertion() {
@@ -139,6 +158,24 @@ await step('ManagedIdentityCredential via IMDS', async () => {
 	ok(t.expiresOnTimestamp > Date.now(), 'SDK parsed IMDS string expires_on');
 });
 
+await step('ManagedIdentityCredential via App Service', async () => {
+	await ctl('/appservice', { identity_header: 'fidelity-header' });
+	const out = execFileSync(process.execPath, ['--require',
+	    fileURLToPath(new URL('./dns-preload.cjs', import.meta.url)),
+	    fileURLToPath(import.meta.url), '--appservice-child', UAMI], {
+		env: Object.assign({}, process.env, {
+		    IDENTITY_ENDPOINT: `http://127.0.0.1:${HTTP}/msi/token`,
+		    IDENTITY_HEADER: 'fidelity-header' }),
+		timeout: 60000 });
+	const t = JSON.parse(out.toString());
+	const p = JSON.parse(Buffer.from(t.token.split('.')[1], 'base64url'));
+	ok(p.aud === 'api://AzureADTokenExchange' && p.sub === UAMI_OID &&
+	    t.expiresOnTimestamp > Date.now(),
+	    'ManagedIdentityCredential (App Service 2019-08-01) gets the assertion token');
+	const c = await counters();
+	ok(c.appservice_token >= 1, 'the App Service endpoint served it');
+});
+
 /* ---- keys ---- */
 const kc = new KeyClient(vaultUrl(VAULT), cred);
 const dek = crypto.randomBytes(32);
@@ -166,10 +203,6 @@ await step('create/get/rotate', async () => {
 	}
 	ok(n === 2, 'listPropertiesOfKeyVersions lists 2 versions', String(n));
 });
-
-async function counters() {
-	return ctl('/counters');
-}
 
 await step('wrap/unwrap', async () => {
 	const cc = new CryptographyClient(v2.id, cred);
