@@ -54,7 +54,7 @@ usage(FILE *out)
 "  app fic add|remove APP WORKLOAD\n"
 "  customer add ID --tenant GUID --key-uri URI [--auth rbac|access-policy]\n"
 "               [--kind KIND[,KIND...]] [--label k=v ...]\n"
-"  customer list | show ID | remove ID\n"
+"  customer list | show ID | remove ID | check ID\n"
 "  customer move ID --to APP --reason TEXT\n"
 "  decide ID\n"
 "  key create URI [--bits 2048|3072] | rotate URI | disable URI |\n"
@@ -630,6 +630,23 @@ cmd_customer(int argc, char **argv)
 		    opt(opts, nopts, "--reason")), "customer moved: the "
 		    "customer must consent to the new application and grant "
 		    "it access to the key (see `xtcmkctl customer kit`)");
+	}
+	if (strcmp(pos[0], "check") == 0 && npos == 2) {
+		/* Each step of the path a wrap takes, printed as it went. */
+		req = json_pack("{s:s, s:s}", "cmd", "customer.check", "id",
+		    pos[1]);
+		rc = call(req, &r);
+		json_decref(req);
+		if (rc != EXIT_OK)
+			return rc;
+		if (opt_json)
+			print_json(r);
+		else
+			printf("%s", jstr(r, "text"));
+		rc = json_is_true(json_object_get(r, "ok")) ? EXIT_OK :
+		    EXIT_FAIL;
+		json_decref(r);
+		return rc;
 	}
 	if (strcmp(pos[0], "remove") == 0 && npos == 2)
 		return simple(json_pack("{s:s, s:s}", "cmd", "customer.remove",
