@@ -185,8 +185,10 @@ mode_print_deks(const char *sock, const char *customer, int n)
 	void *l;
 	int i, rc;
 
-	if ((t = load(&l)) == NULL || t->open(sock, 10000, &h) != XTCMK_OK)
+	if ((t = load(&l)) == NULL || t->open(sock, 10000, &h) != XTCMK_OK) {
+		fprintf(stderr, "cannot load or open the module\n");
 		return 2;
+	}
 	for (i = 0; i < n; i++) {
 		blen = sizeof(blob);
 		if ((rc = t->dek_new(h, customer, dek, blob, &blen)) !=
