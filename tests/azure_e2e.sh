@@ -34,6 +34,9 @@ pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   - $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL - $1${2:+: $2}"; }
 finish() {
+	if [ -f "$T/agent.log" ] && grep -qE "Sanitizer|runtime error" "$T/agent.log"; then
+		bad "no sanitizer reports in the agent's log" "$(grep -E -A20 "Sanitizer|runtime error" "$T/agent.log" | head -40)"
+	fi
 	echo "$pass passed, $fail failed"
 	[ "$fail" -eq 0 ]
 	exit $?
@@ -73,7 +76,7 @@ start_agent() {
 		printf 'policy_dir = %s/policies/default\nlua_dir = %s/lua\n' "$S" "$S"
 		printf 'workload = wl-1\nlog_level = debug\n'
 		printf '[keys]\nstatus_workers = 2\n'
-		printf '[azure]\ntenant = %s\nidentity = imds\n' "$EMU_PROVIDER_TENANT"
+		printf '[azure]\ntenant = %s\nidentity = %s\n' "$EMU_PROVIDER_TENANT" "${AZ_IDENTITY:-imds}"
 		printf 'imds_endpoint = http://127.0.0.1:%s/metadata/identity/oauth2/token\n' "$EMU_HTTP_PORT"
 		printf 'identity_client_id = %s\n' "$EMU_UAMI_CLIENT_ID"
 		printf 'ca_file = %s\nconnect_to = 127.0.0.1:%s\n' "$EMU_CA_FILE" "$EMU_HTTPS_PORT"
@@ -279,6 +282,47 @@ if $H decrypt contoso "$T/encl.3" "$T/dec" >/dev/null 2>&1 && cmp -s "$T/plain" 
 	ok "Key Vault unwraps what the agent wrapped locally (RSA-OAEP-256 agrees)"
 else
 	bad "local wrap unwrap" "$($H decrypt contoso "$T/encl.3" "$T/dec" 2>&1)"
+fi
+
+# --- Managed HSM ----------------------------------------------------------
+emu_ctl /vault "{\"name\":\"northhsm\",\"kind\":\"mhsm\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"auth\":\"rbac\"}" >/dev/null &&
+emu_ctl /grant "{\"vault\":\"northhsm\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"app_id\":\"$EMU_APP_ID\"}" >/dev/null &&
+emu_ctl /key '{"vault":"northhsm","name":"cmk","kty":"RSA-HSM","size":2048}' >/dev/null ||
+	bad "managed HSM set up"
+$C customer add northwind --tenant "$EMU_CUSTOMER_TENANT" \
+	--key-uri https://northhsm.managedhsm.azure.net/keys/cmk --kind host --label region=eu >/dev/null ||
+	bad "customer northwind onboarded"
+if $H encrypt northwind "$T/plain" "$T/ench" >/dev/null 2>&1 &&
+    $H decrypt northwind "$T/ench" "$T/dech" >/dev/null 2>&1 && cmp -s "$T/plain" "$T/dech"; then
+	ok "Managed HSM (challenge for managedhsm.azure.net, RSA-HSM) round trip"
+else
+	bad "Managed HSM round trip" "$($H encrypt northwind "$T/plain" "$T/ench" 2>&1)"
+fi
+
+# --- other identity sources ---------------------------------------------
+stop_agent
+n_as=$(counter appservice_token)
+AZ_IDENTITY=app-service AZ_EXTRA="identity_endpoint = http://127.0.0.1:$EMU_HTTP_PORT/msi/token
+identity_header = emulator-identity-header
+" start_agent
+if $H decrypt contoso "$T/enc" "$T/dec" >/dev/null 2>&1 && cmp -s "$T/plain" "$T/dec" &&
+    [ "$(counter appservice_token)" -gt "$n_as" ]; then
+	ok "identity = app-service: token from the App Service endpoint, round trip"
+else
+	bad "app-service identity" "$($H decrypt contoso "$T/enc" "$T/dec" 2>&1)"
+fi
+stop_agent
+# AKS workload identity: the projected token file holds the assertion.
+curl -sS -H Metadata:true "http://127.0.0.1:$EMU_HTTP_PORT/metadata/identity/oauth2/token?api-version=2018-02-01&resource=api://AzureADTokenExchange&client_id=$EMU_UAMI_CLIENT_ID" |
+	python3 -c "import json,sys; print(json.load(sys.stdin)['access_token'])" >"$T/sa-token"
+n_imds=$(counter imds_token)
+AZ_IDENTITY=workload-identity AZ_EXTRA="federated_token_file = $T/sa-token
+" start_agent
+if $H decrypt contoso "$T/enc" "$T/dec" >/dev/null 2>&1 && cmp -s "$T/plain" "$T/dec" &&
+    [ "$(counter imds_token)" = "$n_imds" ]; then
+	ok "identity = workload-identity: assertion from the token file, round trip"
+else
+	bad "workload identity" "$($H decrypt contoso "$T/enc" "$T/dec" 2>&1)"
 fi
 
 finish
