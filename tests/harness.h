@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,6 +31,9 @@ struct agent {
 	char	policy_dir[512];
 	char	extra[2048];		/* more config lines, appended */
 	pid_t	pid;
+	int	die_with_test;		/* set after agent_init: SIGKILL the
+					 * agent when the thread that started
+					 * it exits (PR_SET_PDEATHSIG) */
 };
 
 static inline const char *
@@ -48,13 +52,38 @@ h_srcdir(void)
 	return s != NULL ? s : ".";
 }
 
+/*
+ * (Re)write the config of an initialised agent: workload may be NULL;
+ * extra lines (e.g. "[params]\ncustomers_per_app = 5\n") may be NULL and
+ * come last, so they override the defaults written before them.  Takes
+ * effect at the next agent_start().
+ */
+static inline int
+agent_config(struct agent *a, const char *workload, const char *extra)
+{
+	FILE *f;
+
+	if (extra != NULL)
+		snprintf(a->extra, sizeof(a->extra), "%s", extra);
+	else
+		a->extra[0] = '\0';
+	if ((f = fopen(a->conf, "w")) == NULL)
+		return -1;
+	fprintf(f, "[agent]\nsocket = %s\nstate_dir = %s\npolicy_dir = %s\n"
+	    "lua_dir = %s/lua\nrequest_timeout = 5\n", a->sock, a->state,
+	    a->policy_dir, h_srcdir());
+	if (workload != NULL)
+		fprintf(f, "workload = %s\n", workload);
+	if (extra != NULL)
+		fputs(extra, f);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
 /* Write the config: workload may be NULL; extra lines (e.g. "[params]\n
  * customers_per_app = 5\n") may be NULL. */
 static inline int
 agent_init(struct agent *a, const char *workload, const char *extra)
 {
-	FILE *f;
-
 	memset(a, 0, sizeof(*a));
 	snprintf(a->dir, sizeof(a->dir), "/tmp/xtcmk-test-XXXXXX");
 	if (mkdtemp(a->dir) == NULL)
@@ -65,19 +94,7 @@ agent_init(struct agent *a, const char *workload, const char *extra)
 	snprintf(a->log, sizeof(a->log), "%s/agent.log", a->dir);
 	snprintf(a->policy_dir, sizeof(a->policy_dir), "%s/policies/default",
 	    h_srcdir());
-	if (extra != NULL)
-		snprintf(a->extra, sizeof(a->extra), "%s", extra);
-	if ((f = fopen(a->conf, "w")) == NULL)
-		return -1;
-	fprintf(f, "[agent]\nsocket = %s\nstate_dir = %s\npolicy_dir = %s\n"
-	    "lua_dir = %s/lua\nrequest_timeout = 5\n", a->sock, a->state,
-	    a->policy_dir, h_srcdir());
-	if (workload != NULL)
-		fprintf(f, "workload = %s\n", workload);
-	if (extra != NULL)
-		fputs(extra, f);
-	fclose(f);
-	return 0;
+	return agent_config(a, workload, extra);
 }
 
 static inline int
@@ -105,8 +122,13 @@ agent_start(struct agent *a)
 	if ((a->pid = fork()) == -1)
 		return -1;
 	if (a->pid == 0) {
+		/* A test that dies (sanitizer abort) must not leave an agent
+		 * behind holding the test runner's output pipe. */
+		if (a->die_with_test)
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 		fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		if (fd != -1) {
+			dup2(fd, 1);
 			dup2(fd, 2);
 			close(fd);
 		}
