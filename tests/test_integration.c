@@ -61,6 +61,8 @@ static char extra_base[512];
 static int workload_set;		/* agent runs as served_wl */
 static int onboarded;			/* customers the agent acknowledged */
 
+static char *slurp(const char *);
+
 static void
 progress(const char *fmt, ...)
 {
@@ -580,6 +582,125 @@ map_diff(char (*a)[NAME_LEN], char (*b)[NAME_LEN])
 	return n;
 }
 
+#define CRASH_MAX	400		/* customers the crash thread may add */
+
+struct crasher {
+	int	acked;			/* replies with status 0 */
+	char	app[CRASH_MAX][NAME_LEN];
+	int	stop;
+	pthread_mutex_t mu;
+};
+
+/* Onboard crash-NNN customers one by one until the agent goes away. */
+static void *
+crasher_main(void *arg)
+{
+	struct crasher *cr = arg;
+	struct xc_conn c = { .fd = -1 };
+	char err[XC_ERR_MAX], id[32], *text;
+	uint8_t *payload, *reply;
+	struct xw_field f;
+	struct xw_buf b;
+	uint16_t status;
+	size_t rlen;
+	json_t *req, *r;
+	int i, rc;
+
+	if ((payload = malloc(XW_PAYLOAD_MAX)) == NULL)
+		return NULL;
+	if (xc_connect(A.sock, xc_deadline(CALL_MS), err, sizeof(err),
+	    &c) < 0) {
+		free(payload);
+		return NULL;
+	}
+	for (i = 0; i < CRASH_MAX; i++) {
+		snprintf(id, sizeof(id), "crash-%03d", i);
+		req = json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:{s:s}}}",
+		    "cmd", "customer.add", "customer", "id", id, "tenant",
+		    "cccccccc-1111-4111-8111-000000000001", "key_uri",
+		    "https://demo.vault.local/keys/crash", "vault_auth", "rbac",
+		    "labels", "region", "eu");
+		text = json_dumps(req, JSON_COMPACT);
+		json_decref(req);
+		xw_buf_init(&b, payload, XW_PAYLOAD_MAX);
+		xw_put_str(&b, XT_JSON, text);
+		free(text);
+		reply = NULL;
+		rc = xc_request(&c, XW_ADMIN, payload, b.len, XW_PAYLOAD_MAX,
+		    xc_deadline(CALL_MS), err, sizeof(err), &status, &reply,
+		    &rlen);
+		if (rc < 0 || status != 0) {
+			free(reply);
+			break;
+		}
+		r = NULL;
+		if (xw_find(reply, rlen, XT_JSON, &f) == 1)
+			r = json_loadb((const char *)f.val, f.len, 0, NULL);
+		free(reply);
+		pthread_mutex_lock(&cr->mu);
+		snprintf(cr->app[i], NAME_LEN, "%s", jstr(r, "app") ?
+		    jstr(r, "app") : "?");
+		cr->acked = i + 1;
+		pthread_mutex_unlock(&cr->mu);
+		json_decref(r);
+	}
+	xc_close(&c);
+	free(payload);
+	return NULL;
+}
+
+/*
+ * SIGKILL while customers are being onboarded: after a restart every
+ * acknowledged assignment is there, with the application it was given.
+ */
+static void
+check_crash_onboarding(void)
+{
+	static struct crasher cr;
+	pthread_t tid;
+	json_t *c;
+	char id[32];
+	int i, n, st, lost = 0, moved = 0;
+
+	memset(&cr, 0, sizeof(cr));
+	pthread_mutex_init(&cr.mu, NULL);
+	ASSERT_EQ(pthread_create(&tid, NULL, crasher_main, &cr), 0);
+	for (i = 0, n = 0; i < 3000 && n < 40; i++) {
+		usleep(5000);
+		pthread_mutex_lock(&cr.mu);
+		n = cr.acked;
+		pthread_mutex_unlock(&cr.mu);
+	}
+	st = agent_stop_sig(&A, SIGKILL);
+	ASSERT_TRUE(WIFSIGNALED(st));
+	pthread_join(tid, NULL);
+	ASSERT_INT(cr.acked, >=, 40);
+	ASSERT_EQ(start_agent(), 0);
+	for (i = 0; i < cr.acked; i++) {
+		snprintf(id, sizeof(id), "crash-%03d", i);
+		c = admin(json_pack("{s:s, s:s}", "cmd", "customer.show", "id",
+		    id), NULL, NULL, 0);
+		if (c == NULL)
+			lost++;
+		else if (!same_str(jstr(json_object_get(c, "assignment"),
+		    "app"), cr.app[i]))
+			moved++;
+		json_decref(c);
+	}
+	ASSERT_EQ(lost, 0);
+	ASSERT_EQ(moved, 0);
+	onboarded += cr.acked;
+	/* The one in flight may or may not be there, never half. */
+	ASSERT_EQ(ctl(&A, ctl_out, CTL_OUT_MAX, "check"), 0);
+	c = admin_simple("check");
+	onboarded += (int)jint(json_object_get(c, "counts"), "customers") -
+	    NCUST - cr.acked;
+	json_decref(c);
+	pthread_mutex_destroy(&cr.mu);
+	progress("SIGKILL while onboarding: %d acknowledged customers all "
+	    "kept", cr.acked);
+}
+
 static void
 check_restarts(struct xtcmk *h)
 {
@@ -614,6 +735,11 @@ check_restarts(struct xtcmk *h)
 	ASSERT_EQ(rc, 0);
 	progress("SIGKILL + restart: %d assignments identical, check clean",
 	    NCUST);
+
+	check_crash_onboarding();
+	memset(after, 0, sizeof(after));
+	ASSERT_EQ(read_assignments(after), NCUST);
+	ASSERT_EQ(map_diff(app_of, after), 0);
 }
 
 /* --- 3. decisions through libxtcmk -------------------------------------- */
@@ -1668,6 +1794,16 @@ main(void)
 	xc_close(&adm);
 	rc = agent_stop(&A);
 	ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+	{
+		/* The agent's own sanitizer reports land in its log. */
+		char *log = slurp(A.log);
+
+		ASSERT_TRUE(log != NULL);
+		ASSERT_TRUE(log == NULL || strstr(log, "runtime error") ==
+		    NULL);
+		ASSERT_TRUE(log == NULL || strstr(log, "Sanitizer") == NULL);
+		free(log);
+	}
 	if (t_failures != 0)
 		fprintf(stderr, "agent log: %s (kept: set XTCMK_KEEP=1)\n",
 		    A.log);
