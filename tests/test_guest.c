@@ -38,10 +38,10 @@
 #include "xtcmk.h"
 
 #define CYCLES		1000
-#define VG_CYCLES	250		/* under valgrind: a leak per cycle shows at any count */
+#define VG_CYCLES	250		/* a leak per cycle shows at any n */
 #define WEDGE_MS	400		/* timeout of the wedged-agent handle */
 #define WEDGE_SLACK_MS	100
-#define DOWN_MAX_MS	100		/* an agent that is down: answer quickly */
+#define DOWN_MAX_MS	100		/* agent down: answer this fast */
 #define FD_LIST_MAX	256
 #define OUT_MAX		16384
 #define CUSTOMER	"guest-1"
