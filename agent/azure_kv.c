@@ -525,19 +525,41 @@ kv_request(struct az_ctx *x, const struct provider_req *pr,
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	for (tries = 0;; tries++) {
 		if (!chal_get(x, u->host, &ch)) {
-			req.headers = anon;
-			if ((rc = az_http_do(x->http, &req, &r, e)) < 0)
+			/* Learn the challenge with a bodiless GET: a data
+			 * key never travels in an unauthenticated request. */
+			struct az_http_req probe = req;
+			char purl[1200];
+
+			snprintf(purl, sizeof(purl), "%s/keys/%s?api-version=%s",
+			    u->base, u->name, x->conf.api_version);
+			probe.method = "GET";
+			probe.url = purl;
+			probe.body = NULL;
+			probe.body_len = 0;
+			probe.headers = anon;
+			if ((rc = az_http_do(x->http, &probe, &r, e)) < 0)
 				goto out;
 			if (r.status != 401) {
-				/* No challenge: the host answers anyway. */
-				*ret = r;
-				rc = 0;
+				rc = xerr_set(e, XTCMK_E_PROVIDER, "%s answered "
+				    "an unauthenticated request with HTTP %ld "
+				    "instead of a Bearer challenge: is it a Key "
+				    "Vault?", u->host, r.status);
+				az_http_resp_clear(&r);
 				goto out;
 			}
 			rc = learn_challenge(x, pr, u, &r, &ch, e);
 			az_http_resp_clear(&r);
 			if (rc < 0)
 				goto out;
+		}
+		/* A cached challenge may come from another customer of
+		 * this vault: check this customer's declaration too. */
+		if (strcasecmp(ch.tenant, pr->tenant) != 0) {
+			rc = xerr_set(e, XTCMK_E_INVAL, "the vault %s belongs "
+			    "to tenant %s, but customer %s declares tenant %s: "
+			    "correct the customer's tenant or key URI",
+			    u->host, ch.tenant, pr->customer, pr->tenant);
+			goto out;
 		}
 		who.tenant = ch.tenant;
 		if ((rc = az_access_token(x, &who, ch.scope, tok, e)) < 0)

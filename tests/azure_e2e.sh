@@ -214,8 +214,9 @@ if until_ok 6 denied; then
 else
 	bad "disabled key fails closed"
 fi
-expect "disabled key: the message says the customer must re-enable it" 1 \
-	"disabled.*re-enable" -- $H decrypt contoso "$T/enc" "$T/dec"
+says_disabled() { $H decrypt contoso "$T/enc" "$T/dec" 2>&1 | grep -qE "disabled.*re-enable"; }
+until_ok 6 says_disabled && ok "disabled key: the message says the customer must re-enable it" ||
+	bad "disabled key message" "$($H decrypt contoso "$T/enc" "$T/dec" 2>&1)"
 expect "fabrikam unaffected by contoso's revocation" 0 "" -- \
 	$H decrypt fabrikam "$T/encf" "$T/decf"
 emu_ctl /key/enable "{\"vault\":\"$EMU_VAULT\",\"name\":\"$EMU_KEY_NAME\",\"enabled\":true}" >/dev/null
@@ -283,6 +284,13 @@ if $H decrypt contoso "$T/encl.3" "$T/dec" >/dev/null 2>&1 && cmp -s "$T/plain" 
 else
 	bad "local wrap unwrap" "$($H decrypt contoso "$T/encl.3" "$T/dec" 2>&1)"
 fi
+
+# --- a customer whose declared tenant is not the vault's -----------------
+$C customer add wrongtenant --tenant "$T2" --key-uri "$EMU_KEY_URI" --kind host \
+	--label region=eu >/dev/null || bad "customer wrongtenant onboarded"
+expect "vault tenant differs from the declared tenant: refused, naming both" 1 \
+	"belongs to tenant $EMU_CUSTOMER_TENANT, but customer wrongtenant declares tenant $T2" -- \
+	$H encrypt wrongtenant "$T/plain" "$T/encw"
 
 # --- Managed HSM ----------------------------------------------------------
 emu_ctl /vault "{\"name\":\"northhsm\",\"kind\":\"mhsm\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"auth\":\"rbac\"}" >/dev/null &&
