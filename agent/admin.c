@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "keys.h"
+#include "log.h"
 #include "registry.h"
 #include "service.h"
 
@@ -111,6 +112,7 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 		return rc;
 	snprintf(actor, sizeof(actor), "uid %u pid %d", (unsigned)p->uid,
 	    (int)p->pid);
+	log_debug("admin command %s from %s", cmd, actor);
 
 	if (strcmp(cmd, "status") == 0)
 		r = service_status(s);

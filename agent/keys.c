@@ -1203,6 +1203,16 @@ keys_open(struct config *cfg, struct service *svc, struct keys **ret_keys,
 	}
 	if ((rc = keycache_new(cfg->dek_cache_entries, &k->cache, e)) < 0)
 		goto fail;
+	{
+		struct keycache_stats cs;
+
+		keycache_stats(k->cache, &cs);
+		if (!cs.locked && cs.capacity > 0)
+			log_warn("the DEK cache (%zu entries) could not be "
+			    "locked in memory: raise RLIMIT_MEMLOCK "
+			    "(LimitMEMLOCK= in the unit) or lower [keys] "
+			    "dek_cache_entries", cs.capacity);
+	}
 	k->nchecker = cfg->status_workers;
 	if ((k->checkers = calloc(k->nchecker, sizeof(pthread_t))) == NULL) {
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
