@@ -31,9 +31,9 @@ struct agent {
 	char	policy_dir[512];
 	char	extra[2048];		/* more config lines, appended */
 	pid_t	pid;
-	int	die_with_test;		/* set after agent_init: SIGKILL the
-					 * agent when the thread that started
-					 * it exits (PR_SET_PDEATHSIG) */
+	/* Set after agent_init: SIGKILL the agent when the thread that
+	 * started it exits (PR_SET_PDEATHSIG). */
+	int	die_with_test;
 };
 
 static inline const char *

@@ -37,14 +37,14 @@
 #define NREGION		5
 #define WL_PER_REGION	12
 #define NCUST		1000
-#define NCLI_ONBOARD	10		/* customers onboarded with xtcmkctl */
+#define NCLI_ONBOARD	10	/* customers onboarded with xtcmkctl */
 #define PER_APP		50
 #define FIC_LIMIT	20
-#define LAB_WL		21		/* one more than an app may federate */
+#define LAB_WL		21	/* one more than an app may federate */
 #define NTHREADS	8
 #define CALLS		500
 #define MAX_FRAME	4096
-#define CALL_MS		20000		/* generous: ASan builds are slow */
+#define CALL_MS		20000	/* generous: ASan builds are slow */
 #define CTL_OUT_MAX	(4 * 1024 * 1024)
 #define NAME_LEN	64
 
@@ -59,7 +59,7 @@ static char *ctl_out;
 static char app_of[NCUST][NAME_LEN];
 static char extra_base[512];
 static int workload_set;		/* agent runs as served_wl */
-static int onboarded;			/* customers the agent acknowledged */
+static int onboarded;		/* customers the agent acknowledged */
 
 static char *slurp(const char *);
 
@@ -82,7 +82,7 @@ progress(const char *fmt, ...)
 	fflush(stdout);
 }
 
-/* --- customers and workloads of the test ------------------------------ */
+/* --- customers and workloads of the test ---------------------------------- */
 
 static const char *
 cust_region(int i)
@@ -189,7 +189,7 @@ wl_region(const char *name)
 	return NULL;
 }
 
-/* --- talking to the agent ---------------------------------------------- */
+/* --- talking to the agent ------------------------------------------------- */
 
 /*
  * One admin request over the shared client code; the reply object on
@@ -358,7 +358,7 @@ jint(json_t *o, const char *key)
 	return (uint64_t)json_integer_value(json_object_get(o, key));
 }
 
-/* --- 1. onboarding ------------------------------------------------------ */
+/* --- 1. onboarding -------------------------------------------------------- */
 
 static void
 add_workloads(void)
@@ -419,8 +419,8 @@ onboard_all(void)
 			    cust_pinned(i) ? " --label key_mode=pinned" : "");
 			if (st != 0) {
 				fails++;
-				fprintf(stderr, "customer add %s: exit %d: %s\n",
-				    id, st, out);
+				fprintf(stderr, "customer add %s: exit %d: "
+				    "%s\n", id, st, out);
 			} else {
 				ASSERT_CONTAINS(out, "assigned to application");
 				onboarded++;
@@ -569,7 +569,7 @@ check_partition(struct xtcmk *h)
 	json_decref(a);
 }
 
-/* --- 2. restarts -------------------------------------------------------- */
+/* --- 2. restarts ---------------------------------------------------------- */
 
 static int
 map_diff(char (*a)[NAME_LEN], char (*b)[NAME_LEN])
@@ -582,7 +582,7 @@ map_diff(char (*a)[NAME_LEN], char (*b)[NAME_LEN])
 	return n;
 }
 
-#define CRASH_MAX	400		/* customers the crash thread may add */
+#define CRASH_MAX	400	/* customers the crash thread may add */
 
 struct crasher {
 	int	acked;			/* replies with status 0 */
@@ -742,7 +742,7 @@ check_restarts(struct xtcmk *h)
 	ASSERT_EQ(map_diff(app_of, after), 0);
 }
 
-/* --- 3. decisions through libxtcmk -------------------------------------- */
+/* --- 3. decisions through libxtcmk ---------------------------------------- */
 
 static void
 compare_decision(const struct xtcmk_decision *d, json_t *j, int i)
@@ -895,7 +895,7 @@ check_module_decisions(struct xtcmk *h)
 	    served_wl, served, NCUST, served_region);
 }
 
-/* --- 4. invariants through the CLI --------------------------------------- */
+/* --- 4. invariants through the CLI ---------------------------------------- */
 
 static void
 check_cli_invariants(struct xtcmk *h)
@@ -1077,7 +1077,7 @@ check_cli_invariants(struct xtcmk *h)
 	progress("CLI exit codes: 4 unknown, 5 conflict, 9 invalid");
 }
 
-/* --- 5. policy reload ---------------------------------------------------- */
+/* --- 5. policy reload ----------------------------------------------------- */
 
 static char *
 slurp(const char *path)
@@ -1273,7 +1273,7 @@ check_reload(struct xtcmk *h)
 	free(orig);
 }
 
-/* --- 6. concurrency -------------------------------------------------------- */
+/* --- 6. concurrency ------------------------------------------------------- */
 
 struct hammer {
 	struct xtcmk	*h;
@@ -1622,6 +1622,42 @@ check_frames(struct xtcmk *h)
 		ASSERT_TRUE(agent_answers(h));
 	}
 
+	/* A header with another protocol version, or junk in status or
+	 * flags: refused, connection closed. */
+	for (i = 0; i < 3; i++) {
+		fd = raw_connect();
+		ASSERT_TRUE(fd >= 0);
+		ASSERT_EQ(raw_hello(fd), 0);
+		hdr = (struct xw_hdr){ .len = 0, .type = XW_PING, .reqid = 13,
+		    .status = i == 1 ? 5 : 0 };
+		xw_hdr_encode(hb, &hdr);
+		if (i == 0)
+			hb[14] = XW_VERSION + 7;
+		if (i == 2)
+			hb[15] = 0x80;
+		ASSERT_EQ(raw_send(fd, hb, sizeof(hb)), 0);
+		rc = raw_reply(fd, &rh, reply, sizeof(reply), 5000);
+		ASSERT_EQ(rc, 1);
+		ASSERT_EQ(rh.status, i == 0 ? XTCMK_E_UNSUPPORTED :
+		    XTCMK_E_PROTOCOL);
+		ASSERT_EQ(raw_closed(fd, 5000), 1);
+		close(fd);
+	}
+	/* A HELLO for protocol versions the agent does not speak. */
+	fd = raw_connect();
+	ASSERT_TRUE(fd >= 0);
+	xw_buf_init(&b, p, sizeof(p));
+	xw_put_u64(&b, XT_VERSION_MIN, XW_VERSION + 1);
+	xw_put_u64(&b, XT_VERSION_MAX, XW_VERSION + 5);
+	ASSERT_EQ(raw_frame(fd, XW_HELLO, 14, b.data, b.len), 0);
+	rc = raw_reply(fd, &rh, reply, sizeof(reply), 5000);
+	ASSERT_EQ(rc, 1);
+	ASSERT_EQ(rh.status, XTCMK_E_UNSUPPORTED);
+	ASSERT_CONTAINS(reply_msg(reply, rh.len), "upgrade");
+	ASSERT_EQ(raw_closed(fd, 5000), 1);
+	close(fd);
+	ASSERT_TRUE(agent_answers(h));
+
 	/* Unknown message type: UNSUPPORTED, and the connection lives on. */
 	fd = raw_connect();
 	ASSERT_TRUE(fd >= 0);
@@ -1656,7 +1692,7 @@ check_frames(struct xtcmk *h)
 	progress("malformed frames refused; the agent keeps serving");
 }
 
-/* --- 8. the decision log ----------------------------------------------------- */
+/* --- 8. the decision log -------------------------------------------------- */
 
 static void
 check_decision_log(void)
@@ -1684,7 +1720,7 @@ check_decision_log(void)
 		return;
 	for (line = text; *line != '\0'; line = next) {
 		if ((next = strchr(line, '\n')) == NULL) {
-			bad++;		/* last line without its newline */
+			bad++;	/* last line without its newline */
 			break;
 		}
 		*next++ = '\0';
@@ -1733,6 +1769,31 @@ check_decision_log(void)
 	ASSERT_INT(lines, >=, 3 * onboarded);
 	progress("decision log: %d lines, %d partition decisions for %d "
 	    "customers, %d refusals", lines, partitions, onboarded, errors);
+}
+
+/* After everything: still no application above the limit, registry clean. */
+static void
+check_final_invariants(void)
+{
+	json_t *apps, *a, *r;
+	size_t k;
+	int rc, over = 0;
+
+	rc = ctl_json(&apps, "app list");
+	ASSERT_EQ(rc, 0);
+	ASSERT_INT(json_array_size(apps), >, NREGION * (NCUST / NREGION /
+	    PER_APP));
+	json_array_foreach(apps, k, a)
+		if (jint(a, "fic_count") > FIC_LIMIT ||
+		    json_array_size(json_object_get(a, "fics")) > FIC_LIMIT)
+			over++;
+	ASSERT_EQ(over, 0);
+	json_decref(apps);
+	rc = ctl_json(&r, "check");
+	ASSERT_EQ(rc, 0);
+	ASSERT_TRUE(json_is_true(json_object_get(r, "ok")));
+	ASSERT_EQ(jint(json_object_get(r, "counts"), "customers"), onboarded);
+	json_decref(r);
 }
 
 int
@@ -1789,6 +1850,7 @@ main(void)
 	check_frames(h);
 	/* 8. */
 	check_decision_log();
+	check_final_invariants();
 
 	xtcmk_close(h);
 	xc_close(&adm);
