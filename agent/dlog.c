@@ -86,12 +86,22 @@ dlog_open(const char *path, struct dlog **ret_log, struct xerr *e)
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-	l->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	l->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (l->fd == -1) {
 		rc = xerr_set(e, XTCMK_E_INVAL, "cannot open decision log "
 		    "%s: %s", path, strerror(errno));
 		free(l);
 		return rc;
+	}
+	/* A crash in the middle of a write leaves a partial last line:
+	 * end it, so the next entry starts a line of its own. */
+	{
+		off_t end = lseek(l->fd, 0, SEEK_END);
+		char last;
+
+		if (end > 0 && pread(l->fd, &last, 1, end - 1) == 1 &&
+		    last != '\n')
+			write_all(l->fd, "\n", 1);
 	}
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);

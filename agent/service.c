@@ -705,6 +705,21 @@ service_onboard(struct service *s, json_t *customer, json_t **ret_result,
 		return xerr_set(e, XTCMK_E_INVAL, "customer needs an \"id\"");
 	if ((rc = valid_customer_id(id, e)) < 0)
 		return rc;
+	/* Refuse bad input before any policy sees it. */
+	{
+		const char *t = json_string_value(json_object_get(customer,
+		    "tenant"));
+		const char *u = json_string_value(json_object_get(customer,
+		    "key_uri"));
+		struct key_uri ku;
+
+		if (t == NULL || u == NULL)
+			return xerr_set(e, XTCMK_E_INVAL, "customer needs a "
+			    "\"tenant\" (GUID) and a \"key_uri\"");
+		if ((rc = valid_guid(t, "tenant", e)) < 0 ||
+		    (rc = key_uri_parse(u, &ku, e)) < 0)
+			return rc;
+	}
 	if (json_object_get(customer, "kinds") == NULL)
 		json_object_set_new(customer, "kinds", json_pack("[s]", "host"));
 	if (json_object_get(customer, "labels") == NULL)
