@@ -55,7 +55,6 @@ static const struct ckey ckeys[] = {
 	{ "policy", "instructions", C_UINT, OFF(limits.instructions), 1000, POLICY_INSTR_MAX },
 	{ "policy", "memory", C_SIZE, OFF(limits.memory), 1u << 20, POLICY_MEM_MAX },
 	{ "policy", "time_ms", C_UINT, OFF(limits.time_ms), 1, POLICY_TIME_MAX_MS },
-	{ "keys", "provider", C_STR, OFF(provider), 0, 0 },
 	{ "keys", "status_workers", C_UINT, OFF(status_workers), 1, 64 },
 	{ "keys", "dek_cache_entries", C_UINT, OFF(dek_cache_entries), 0, 1048576 },
 	{ "azure", "tenant", C_STR, OFF(azure_tenant), 0, 0 },
@@ -101,7 +100,6 @@ config_defaults(struct config *c)
 	c->state_dir = xstrdup(XTCMK_STATEDIR);
 	c->policy_dir = xstrdup(XTCMK_POLICYDIR);
 	c->lua_dir = xstrdup(XTCMK_LUADIR);
-	c->provider = xstrdup("local");
 	c->log_level = LOG_INFO;
 	c->max_connections = 4096;
 	c->max_connections_per_uid = 1024;
@@ -140,7 +138,6 @@ config_free(struct config *c)
 	free(c->workload);
 	free(c->policy_dir);
 	free(c->lua_dir);
-	free(c->provider);
 	free(c->azure_tenant);
 	free(c->azure_authority);
 	free(c->azure_identity);
@@ -523,13 +520,6 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 		config_free(c);
 		return rc;
 	}
-	if (strcmp(c->provider, "local") != 0) {
-		rc = xerr_set(e, XTCMK_E_INVAL, "%s: [keys] provider '%s' is "
-		    "not available in this build; use 'local'",
-		    path ? path : "config", c->provider);
-		config_free(c);
-		return rc;
-	}
 	/* An uninstalled build runs from its source tree: when the built-in
 	 * library and policy directories are not installed, use the
 	 * tree's (only for defaults; configured paths are never changed). */
@@ -617,8 +607,8 @@ config_dump(const struct config *c, FILE *out)
 	fprintf(out, "\n[policy]\ninstructions = %lu\nmemory = %zu\n"
 	    "time_ms = %u\n", c->limits.instructions, c->limits.memory,
 	    c->limits.time_ms);
-	fprintf(out, "\n[keys]\nprovider = %s\nstatus_workers = %u\n"
-	    "dek_cache_entries = %u\n", c->provider, c->status_workers,
+	fprintf(out, "\n[keys]\nstatus_workers = %u\n"
+	    "dek_cache_entries = %u\n", c->status_workers,
 	    c->dek_cache_entries);
 	fprintf(out, "\n[azure]\n");
 	if (c->azure_tenant != NULL)

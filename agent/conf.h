@@ -34,7 +34,6 @@ struct config {
 	char	*workload;		/* this host's workload identity, or NULL */
 	char	*policy_dir;
 	char	*lua_dir;
-	char	*provider;		/* "local" */
 	int	 log_level;		/* LOG_ERR .. LOG_DEBUG */
 	unsigned max_connections;
 	unsigned max_connections_per_uid;

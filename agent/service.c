@@ -841,7 +841,7 @@ service_status(struct service *s)
 	    "partition", policy_set_name(set, POLICY_PARTITION),
 	    "role", policy_set_name(set, POLICY_ROLE),
 	    "versioning", policy_set_name(set, POLICY_VERSIONING),
-	    "provider", s->cfg->provider);
+	    "providers", "local (*.vault.local), azure (Key Vault, Managed HSM)");
 	if (st != NULL)
 		json_object_set_new(st, "azure", json_pack("{s:s?, s:s}",
 		    "tenant", s->cfg->azure_tenant,

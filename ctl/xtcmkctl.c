@@ -694,8 +694,8 @@ cmd_status(void)
 		    (long long)json_integer_value(json_object_get(r,
 		    "uptime")));
 		printf("workload   %s\nsocket     %s\nstate      %s\n"
-		    "provider   %s\n", jstr(r, "workload"), jstr(r, "socket"),
-		    jstr(r, "state_dir"), jstr(r, "provider"));
+		    "providers  %s\n", jstr(r, "workload"), jstr(r, "socket"),
+		    jstr(r, "state_dir"), jstr(r, "providers"));
 		printf("policies   %s (%.12s): %s, %s, %s\n", jstr(p, "dir"),
 		    jstr(p, "hash"), jstr(p, "partition"), jstr(p, "role"),
 		    jstr(p, "versioning"));

@@ -47,7 +47,6 @@ main(void)
 	ASSERT_EQ(config_load(NULL, &c, &e), 0);
 	ASSERT_STR(c->socket_path, "/run/xtcmk/xtcmkd.sock");
 	ASSERT_STR(c->registry_path, "/var/lib/xtcmk/registry.db");
-	ASSERT_STR(c->provider, "local");
 	ASSERT_EQ(c->max_frame, 65536);
 	ASSERT_TRUE(config_allows(c, 0, 0, 0));
 	ASSERT_TRUE(config_allows(c, 1, 0, 0));
@@ -102,7 +101,7 @@ main(void)
 	    "no user named 'no-such-user-xyz'");
 	expect_error("[agent]\nworkload\n", "expected 'key = value'");
 	expect_error("[policy]\nmemory = 12Q\n", "suffix K, M, G");
-	expect_error("[keys]\nprovider = vault9\n", "provider 'vault9'");
+	expect_error("[keys]\nprovider = local\n", "unknown key 'provider'");
 	expect_error("[params]\nbad-key = 1\n", "letters, digits and '_'");
 	expect_error("[agent\n", "closing ']'");
 	expect_error("[azure]\ntenant = not-a-guid\n", "[azure] tenant");
