@@ -59,7 +59,7 @@ check_config(const struct config *c)
 	FUZZ_CHECK(c->socket_path != NULL && c->state_dir != NULL &&
 	    c->policy_dir != NULL && c->lua_dir != NULL &&
 	    c->registry_path != NULL && c->decision_log != NULL &&
-	    c->provider != NULL && c->azure_authority != NULL);
+	    c->azure_authority != NULL);
 	FUZZ_CHECK(c->max_connections >= 1 &&
 	    c->max_connections <= CONN_MAX_LIMIT);
 	FUZZ_CHECK(c->max_connections_per_uid >= 1 &&
@@ -81,8 +81,6 @@ check_config(const struct config *c)
 	FUZZ_CHECK(c->admin_gids.n >= 0 && c->admin_gids.n <= CONFIG_IDS_MAX);
 	FUZZ_CHECK(json_is_object(c->params) &&
 	    json_object_size(c->params) <= CONFIG_PARAMS_MAX);
-	FUZZ_CHECK(strcmp(c->provider, "local") == 0 ||
-	    strcmp(c->provider, "azure") == 0);
 	FUZZ_CHECK(strncmp(c->azure_authority, "https://", 8) == 0);
 	FUZZ_CHECK(c->workload == NULL || strlen(c->workload) <= 64);
 	FUZZ_CHECK(c->socket_path[0] == '/' && c->state_dir[0] == '/');
@@ -99,7 +97,6 @@ static const size_t str_fields[] = {
 	offsetof(struct config, workload),
 	offsetof(struct config, policy_dir),
 	offsetof(struct config, lua_dir),
-	offsetof(struct config, provider),
 	offsetof(struct config, azure_tenant),
 	offsetof(struct config, azure_authority),
 	offsetof(struct config, azure_identity_client_id),

@@ -22,7 +22,7 @@
 
 #define INPUT_DEPTH_MAX		32	/* POLICY_INPUT_DEPTH_MAX in policy.c */
 
-static struct policy_vm *vm;
+static struct policy_set *set;
 
 static const char *const kinds[] = { "partition", "role", "versioning" };
 
@@ -31,7 +31,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char dir[] = "/tmp/xtcmk-fuzz-policy-XXXXXX", path[256], lua[4096];
 	const struct policy_limits lim = { 0, 0, POLICY_TIME_MAX_MS };
-	struct policy_set *set;
 	const char *src;
 	struct xerr e;
 	FILE *f;
@@ -56,12 +55,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if ((src = getenv("XTCMK_SRCDIR")) == NULL)
 		src = XTCMK_SRCDIR;
 	snprintf(lua, sizeof(lua), "%s/lua", src);
-	if (policy_set_load(dir, lua, NULL, &lim, &set, &e) < 0 ||
-	    policy_vm_new(set, &vm, &e) < 0) {
+	if (policy_set_load(dir, lua, NULL, &lim, &set, &e) < 0) {
 		fprintf(stderr, "fuzz_policy_json: %s\n", e.msg);
 		abort();
 	}
-	policy_set_unref(set);		/* the vm keeps it */
 	/* The set holds the sources in memory: the files can go. */
 	for (k = 0; k < 3; k++) {
 		snprintf(path, sizeof(path), "%s/%s.lua", dir, kinds[k]);
@@ -137,6 +134,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	json_error_t je;
 	json_t *j, *in, *want, *got = NULL;
+	struct policy_vm *vm;
 	struct xerr e;
 	int rc, fail = 0;
 
@@ -159,6 +157,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		want = NULL;
 		fail = 1;
 	}
+	/*
+	 * A fresh VM per input: Lua frees garbage lazily, and memory held
+	 * across inputs would make libFuzzer scan the heap for leaks after
+	 * every run.  Closing the state frees everything it allocated.
+	 */
+	FUZZ_CHECK(policy_vm_new(set, &vm, &e) == 0);
 	memset(&e, 0, sizeof(e));
 	rc = policy_vm_call(vm, (enum policy_kind)(data[0] % POLICY__COUNT),
 	    in, &got, &e);
@@ -179,6 +183,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(json_equal(got, want));
 	else
 		FUZZ_CHECK(rc == -XTCMK_E_POLICY && e.msg[0] != '\0');
+	policy_vm_free(vm);
 	json_decref(got);
 	json_decref(want);
 	json_decref(in);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# run.sh BUILDDIR SECONDS - run every libFuzzer target of BUILDDIR (set up
+# run.sh BUILDDIR SECONDS [NAME...] - run every libFuzzer target (or the
+# named ones, e.g. wire) of BUILDDIR (set up
 # with CC=clang meson setup BUILDDIR -Dfuzz=true) for SECONDS each, on a
 # copy of its seed corpus in tests/fuzz/corpus/NAME (the tree is never
 # modified).  A crash, leak, sanitizer report or broken property fails the
@@ -10,12 +11,13 @@
 # XTCMK_FUZZ_KEEP=1 keeps the work directory.
 set -uo pipefail
 
-if [ $# -ne 2 ] || ! [[ $2 =~ ^[0-9]+$ ]] || [ "$2" -lt 1 ]; then
-	echo "usage: run.sh BUILDDIR SECONDS" >&2
+if [ $# -lt 2 ] || ! [[ $2 =~ ^[0-9]+$ ]] || [ "$2" -lt 1 ]; then
+	echo "usage: run.sh BUILDDIR SECONDS [NAME...]" >&2
 	exit 2
 fi
 build=$(cd "$1" && pwd) || exit 2
 secs=$2
+shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 jobs=${XTCMK_FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
@@ -29,9 +31,17 @@ export XTCMK_SRCDIR=$top
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:symbolize=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-targets=()
-for d in "$here"/corpus/*/; do
-	targets+=("$(basename "$d")")
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+	for d in "$here"/corpus/*/; do
+		targets+=("$(basename "$d")")
+	done
+fi
+for t in "${targets[@]}"; do
+	if [ ! -d "$here/corpus/$t" ]; then
+		echo "run.sh: no target $t (no corpus/$t)" >&2
+		exit 2
+	fi
 done
 
 # One target: fuzz a private copy of its corpus, then judge the log.
