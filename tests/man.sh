@@ -165,6 +165,16 @@ if command -v systemd-analyze >/dev/null && [ -f "$svc" ]; then
 	if [ $rc -ne 0 ] || grep -q 'xtcmkd\.' <<<"$out"; then
 		bad "systemd-analyze verify:"$'\n'"$out"
 	fi
+	# The exposure score of the hardening (0 best, 10 worst).
+	score=$(cd "$tmp" && systemd-analyze security --offline=yes --man=no \
+	    ./xtcmkd.service 2>/dev/null | sed -n 's/.*exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+	if [ -n "$score" ]; then
+		echo "systemd-analyze security: exposure $score"
+		awk -v s="$score" 'BEGIN { exit !(s <= 2.5) }' ||
+			bad "xtcmkd.service exposure $score is above 2.5"
+	else
+		echo "skip: systemd-analyze security --offline not available"
+	fi
 else
 	echo "skip: systemd-analyze not installed"
 fi
