@@ -151,7 +151,12 @@ num_field(json_t *o, const char *key, long long *ret)
 		return 0;
 	}
 	if (json_is_real(v)) {
-		*ret = (long long)json_real_value(v);
+		double d = json_real_value(v);
+
+		/* Out of range (or NaN): not a time we can use. */
+		if (!(d > -9.2e18 && d < 9.2e18))
+			return -1;
+		*ret = (long long)d;
 		return 0;
 	}
 	if ((s = json_string_value(v)) == NULL || !isdigit((unsigned char)*s))

@@ -224,31 +224,31 @@ static int
 parse_size(const char *v, unsigned long *ret)
 {
 	unsigned long n;
-	int used;
+	int used, shift;
 
 	if ((used = parse_ulong(v, &n)) < 0)
 		return -1;
 	switch (v[used]) {
 	case '\0':
+		shift = 0;
 		break;
 	case 'k': case 'K':
-		n <<= 10;
-		used++;
+		shift = 10;
 		break;
 	case 'm': case 'M':
-		n <<= 20;
-		used++;
+		shift = 20;
 		break;
 	case 'g': case 'G':
-		n <<= 30;
-		used++;
+		shift = 30;
 		break;
 	default:
 		return -1;
 	}
-	if (v[used] != '\0')
+	if (shift != 0)
+		used++;
+	if (v[used] != '\0' || n > (ULONG_MAX >> shift))
 		return -1;
-	*ret = n;
+	*ret = n << shift;
 	return 0;
 }
 
@@ -377,7 +377,9 @@ parse_line(struct config *c, char *line, char *section, size_t seclen,
 				return xerr_set(e, XTCMK_E_INVAL,
 				    "%s: [params] key '%s' may hold only "
 				    "letters, digits and '_'", where, key);
-		json_object_set_new(c->params, key, param_value(val));
+		if (json_object_set_new(c->params, key, param_value(val)) != 0)
+			return xerr_set(e, XTCMK_E_INVAL, "%s: [params] %s: "
+			    "the value is not valid UTF-8 text", where, key);
 		return 0;
 	}
 	for (i = 0; i < sizeof(ckeys) / sizeof(ckeys[0]); i++)

@@ -104,6 +104,8 @@ main(void)
 	expect_error("[keys]\nprovider = local\n", "unknown key 'provider'");
 	expect_error("[params]\nbad-key = 1\n", "letters, digits and '_'");
 	expect_error("[agent\n", "closing ']'");
+	expect_error("[policy]\nmemory = 17179869185G\n", "suffix K, M, G");
+	expect_error("[params]\nname = \xff\xfe\n", "not valid UTF-8");
 	expect_error("[azure]\ntenant = not-a-guid\n", "[azure] tenant");
 	expect_error("[azure]\nauthority = http://login\n", "https:// URL");
 	ASSERT_EQ(load_text("[azure]\ntenant = 72f988bf-86f1-41af-91ab-"
