@@ -712,6 +712,8 @@ az_get_key(struct provider *p, const struct provider_req *req,
 	st.enabled = 1;
 	st.created = json_integer_value(json_object_get(attr, "created"));
 	st.bits = bits;
+	st.wrap_alg = strcmp(kty, "oct-HSM") == 0 ? PROVIDER_ALG_A256KW :
+	    PROVIDER_ALG_RSA_OAEP_256;
 	pub_put(x, st.kid, kty, pk);
 	pk = NULL;
 	*ret_state = st;

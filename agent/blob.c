@@ -105,7 +105,7 @@ body_encode(const struct blob *b, uint8_t *out, size_t out_size,
 	if (b->wrapped_len < 1 || b->wrapped_len > BLOB_WRAPPED_MAX)
 		return xerr_set(e, XTCMK_E_INVAL, "blob: wrapped key must have "
 		    "1-%d bytes", BLOB_WRAPPED_MAX);
-	if (b->alg != BLOB_ALG_RSA_OAEP_256)
+	if (b->alg != BLOB_ALG_RSA_OAEP_256 && b->alg != BLOB_ALG_A256KW)
 		return xerr_set(e, XTCMK_E_UNSUPPORTED, "blob: algorithm %u "
 		    "is not supported", b->alg);
 	if (b->provider != BLOB_PROV_LOCAL && b->provider != BLOB_PROV_AZURE)
@@ -246,10 +246,7 @@ blob_parse(const uint8_t *buf, size_t len, struct blob *ret_blob,
 	if (buf[7] != 0)
 		return xerr_set(e, XTCMK_E_UNSUPPORTED, "blob flags 0x%02x "
 		    "are unknown to this agent: upgrade xtcmkd", buf[7]);
-	if (buf[5] == BLOB_ALG_A256KW)
-		return xerr_set(e, XTCMK_E_UNSUPPORTED, "blob algorithm "
-		    "A256KW is not supported by this agent: upgrade xtcmkd");
-	if (buf[5] != BLOB_ALG_RSA_OAEP_256)
+	if (buf[5] != BLOB_ALG_RSA_OAEP_256 && buf[5] != BLOB_ALG_A256KW)
 		return xerr_set(e, XTCMK_E_UNSUPPORTED, "blob algorithm %u is "
 		    "unknown to this agent: upgrade xtcmkd", buf[5]);
 	if (buf[6] != BLOB_PROV_LOCAL && buf[6] != BLOB_PROV_AZURE)

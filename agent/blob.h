@@ -7,7 +7,7 @@
  *	offset	size	field
  *	0	4	magic		"XTCB"
  *	4	1	version		1 (BLOB_VERSION)
- *	5	1	algorithm	1 RSA-OAEP-256; 2 A256KW (reserved)
+ *	5	1	algorithm	1 RSA-OAEP-256; 2 A256KW (oct-HSM)
  *	6	1	provider	1 local; 2 azure (enum provider_kind)
  *	7	1	flags		0 (any other value: unsupported)
  *	8	2	customer length	C, 1..BLOB_CUSTOMER_MAX
@@ -43,7 +43,7 @@
 #define BLOB_MAGIC		"XTCB"
 #define BLOB_VERSION		1
 #define BLOB_ALG_RSA_OAEP_256	1
-#define BLOB_ALG_A256KW		2	/* reserved, refused */
+#define BLOB_ALG_A256KW		2	/* oct-HSM keys on Managed HSM */
 #define BLOB_PROV_LOCAL		1
 #define BLOB_PROV_AZURE		2
 #define BLOB_TAG_LEN		16

@@ -71,6 +71,7 @@ struct kstate {
 	/* Live state. */
 	char		 kid[KID_MAX];		/* version in force */
 	char		 version[KEY_VERSION_LEN + 1];
+	int		 alg;			/* PROVIDER_ALG_* of that key */
 	long long	 resolved_at;		/* monotonic s, 0 = never */
 	long long	 checked_at;		/* last check attempt */
 	long long	 ok_at;			/* last confirmed enabled */
@@ -385,6 +386,8 @@ check_now(struct keys *k, const struct kstate *snap, int force,
 				    ks.kid);
 				snprintf(st->version, sizeof(st->version),
 				    "%s", ks.version);
+				st->alg = ks.wrap_alg != 0 ? ks.wrap_alg :
+				    PROVIDER_ALG_RSA_OAEP_256;
 				st->resolved_at = now;
 			}
 		}
@@ -581,7 +584,7 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 		    BLOB_KID_MAX);
 	memcpy(b.kid, st->kid, strlen(st->kid) + 1);
 	snprintf(b.customer, sizeof(b.customer), "%s", st->customer);
-	b.alg = BLOB_ALG_RSA_OAEP_256;
+	b.alg = (uint8_t)(st->alg != 0 ? st->alg : BLOB_ALG_RSA_OAEP_256);
 	b.provider = (uint8_t)p->kind;
 	if ((rc = blob_encode(&b, dek, XTCMK_DEK_LEN, out, BLOB_MAX, ret_len,
 	    e)) < 0)

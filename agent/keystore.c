@@ -755,6 +755,7 @@ state_fill(const struct ks_key *k, const struct ks_version *v,
 	st->enabled = v->enabled;
 	st->created = v->created;
 	st->bits = k->bits;
+	st->wrap_alg = PROVIDER_ALG_RSA_OAEP_256;
 }
 
 /* Find a key by (vault, name); validates both.  Called locked. */

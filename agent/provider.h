@@ -57,7 +57,12 @@ struct key_state {
 	int		enabled;	/* always 1 after a successful get */
 	long long	created;	/* unix seconds */
 	int		bits;		/* RSA modulus size, 0 if unknown */
+	int		wrap_alg;	/* PROVIDER_ALG_*: how wrap works */
 };
+
+/* Wrap algorithms; the values are the blob format's algorithm byte. */
+#define PROVIDER_ALG_RSA_OAEP_256	1	/* RSA keys */
+#define PROVIDER_ALG_A256KW		2	/* oct-HSM keys (Managed HSM) */
 
 struct provider {
 	const char	*name;			/* "local", "azure" */

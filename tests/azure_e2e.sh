@@ -307,6 +307,23 @@ else
 	bad "Managed HSM round trip" "$($H encrypt northwind "$T/plain" "$T/ench" 2>&1)"
 fi
 
+# --- Managed HSM oct-HSM key: AES key wrap (A256KW) -----------------------
+emu_ctl /key '{"vault":"northhsm","name":"aes","kty":"oct-HSM","size":256}' >/dev/null ||
+	bad "oct-HSM key set up"
+$C customer add northaes --tenant "$EMU_CUSTOMER_TENANT" \
+	--key-uri https://northhsm.managedhsm.azure.net/keys/aes --kind host --label region=eu >/dev/null ||
+	bad "customer northaes onboarded"
+n_unwrap=$(counter unwrapkey)
+if $H encrypt northaes "$T/plain" "$T/enca" >/dev/null 2>&1 &&
+    { stop_agent; start_agent; } &&
+    $H decrypt northaes "$T/enca" "$T/deca" >/dev/null 2>&1 && cmp -s "$T/plain" "$T/deca" &&
+    [ "$(counter unwrapkey)" -gt "$n_unwrap" ] &&
+    od -An -tx1 -j5 -N1 <(tail -c +8 "$T/enca") | grep -q "02"; then
+	ok "Managed HSM oct-HSM key: A256KW wrap, blob says A256KW, unwrap by the HSM after a restart"
+else
+	bad "oct-HSM round trip" "$($H encrypt northaes "$T/plain" "$T/enca" 2>&1)"
+fi
+
 # --- other identity sources ---------------------------------------------
 stop_agent
 n_as=$(counter appservice_token)
