@@ -5,6 +5,10 @@
  *	bench_keys -s socket -c customer [-n calls] [-r reps] [--json]
  *	bench_keys -s socket -c customer -w file [-m blobs]
  *	bench_keys -s socket -c customer --cold file [-t threads] [--json]
+ *	bench_keys -s socket -c customer --spread file [-k times] [-t threads]
+ *	    [--json]
+ *	bench_keys -s socket -c customer --hot [-d seconds] [-t threads]
+ *	    [-r reps] [--json]
  *
  * Warm (default): p50/p99 of a cached unwrap beside the round trip of an
  * in-process AF_UNIX echo server with frames of the unwrap request's size
@@ -19,11 +23,25 @@
  * from `threads` threads started together, and the number of key-service
  * unwraps they cost (1 with single flight), read from the agent's stats
  * (an XW_ADMIN {"cmd":"stats"} request as xtcmkctl sends it).
+ * `threads` defaults to 100.
+ *
+ * --spread file: after that restart, unwrap every blob of the file `times`
+ * times (default 20) in a shuffled order from `threads` threads (8)
+ * sharing one handle, as a host service's worker pool would: the wall time
+ * and the key-service unwraps they cost (at most one per blob with the DEK
+ * cache and single flight).  bench/azure.sh reads the same count from the
+ * Azure emulator.
+ *
+ * --hot: the throughput of cached unwraps of one blob from `threads`
+ * threads (2) sharing one handle, for `seconds` (default 3) per run; the
+ * median of `reps` runs.  bench/azure.sh compares it with the official
+ * Azure SDK calling Key Vault for every unwrap.
  *
  * Every loop is bounded.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,13 +64,19 @@
 #define CONCURRENT	1000		/* cold unwraps of one blob */
 #define RATIO_TARGET	2.5
 #define TIMEOUT_MS	10000
+#define TIMES_MAX	1000		/* unwraps of each blob, --spread */
+#define SECONDS_MAX	60		/* length of one --hot run */
 
 struct opts {
 	const char	*socket;
 	const char	*customer;
 	const char	*write_file;
 	const char	*cold_file;
+	const char	*spread_file;
 	long		 n;
+	long		 times;
+	int		 seconds;
+	int		 hot;
 	long		 m;
 	int		 reps;
 	int		 threads;
@@ -69,7 +93,9 @@ struct blobv {
 	size_t		 len;
 };
 
-static struct opts o = { NULL, NULL, NULL, NULL, 20000, 200, 3, 100, 0 };
+static struct opts o = {
+	.n = 20000, .m = 200, .times = 20, .seconds = 3, .reps = 3,
+};
 
 static double
 now_us(void)
@@ -111,7 +137,8 @@ fail(const char *what, int rc)
 	exit(1);
 }
 
-/* The agent's keys.provider_calls.unwrap, or -1. */
+/* The agent's key-service unwraps (keys.provider_calls.unwrap, the local
+ * keystore's, plus keys.azure.unwrap), or -1. */
 static long long
 provider_unwraps(void)
 {
@@ -124,7 +151,7 @@ provider_unwraps(void)
 	uint16_t status;
 	size_t rlen;
 	int64_t dl = xc_deadline(TIMEOUT_MS);
-	json_t *j = NULL, *v;
+	json_t *j = NULL, *k, *v, *a;
 	long long n = -1;
 
 	if (xc_connect(o.socket, dl, err, sizeof(err), &c) < 0) {
@@ -137,10 +164,12 @@ provider_unwraps(void)
 	    sizeof(err), &status, &reply, &rlen) == 0 && status == 0 &&
 	    xw_find(reply, rlen, XT_JSON, &f) == 1)
 		j = json_loadb((const char *)f.val, f.len, 0, NULL);
-	v = json_object_get(json_object_get(json_object_get(j, "keys"),
-	    "provider_calls"), "unwrap");
+	k = json_object_get(j, "keys");
+	v = json_object_get(json_object_get(k, "provider_calls"), "unwrap");
+	a = json_object_get(json_object_get(k, "azure"), "unwrap");
 	if (json_is_integer(v))
-		n = json_integer_value(v);
+		n = json_integer_value(v) + (json_is_integer(a) ?
+		    json_integer_value(a) : 0);
 	else
 		fprintf(stderr, "bench_keys: no keys.provider_calls.unwrap in "
 		    "the agent's stats (is -s the agent's socket, and this "
@@ -341,15 +370,15 @@ write_blobs(void)
 }
 
 static long
-read_blobs(struct blobv **ret)
+read_blobs(const char *path, struct blobv **ret)
 {
 	struct blobv *v;
 	FILE *f;
 	long n = 0;
 	int hi, lo;
 
-	if ((f = fopen(o.cold_file, "rb")) == NULL) {
-		fprintf(stderr, "bench_keys: %s: %s\n", o.cold_file,
+	if ((f = fopen(path, "rb")) == NULL) {
+		fprintf(stderr, "bench_keys: %s: %s\n", path,
 		    strerror(errno));
 		exit(1);
 	}
@@ -361,7 +390,7 @@ read_blobs(struct blobv **ret)
 		if (v[n].len == 0 || v[n].len > XTCMK_BLOB_MAX ||
 		    fread(v[n].b, 1, v[n].len, f) != v[n].len) {
 			fprintf(stderr, "bench_keys: %s is not a file of "
-			    "bench_keys -w\n", o.cold_file);
+			    "bench_keys -w\n", path);
 			exit(1);
 		}
 		n++;
@@ -369,7 +398,7 @@ read_blobs(struct blobv **ret)
 	fclose(f);
 	if (n < 2) {
 		fprintf(stderr, "bench_keys: %s holds %ld blobs; make at "
-		    "least 2 with -w\n", o.cold_file, n);
+		    "least 2 with -w\n", path, n);
 		exit(1);
 	}
 	*ret = v;
@@ -469,7 +498,7 @@ cold(void)
 	long n, i, ok;
 	int rc;
 
-	n = read_blobs(&v);
+	n = read_blobs(o.cold_file, &v);
 	if ((lat = calloc((size_t)n, sizeof(*lat))) == NULL)
 		return 1;
 	if ((rc = xtcmk_open(o.socket, TIMEOUT_MS, &h)) != XTCMK_OK)
@@ -517,6 +546,278 @@ cold(void)
 	return ok == CONCURRENT ? 0 : 1;
 }
 
+/* --- spread: many blobs, each unwrapped many times, from a pool ------- */
+
+struct spread {
+	pthread_barrier_t	*bar;
+	struct xtcmk		*h;
+	const struct blobv	*v;
+	const long		*order;		/* blob index per unwrap */
+	long			 total;
+	atomic_long		*next;
+	long			 ok;
+	int			 rc;		/* first failure, or XTCMK_OK */
+	char			 err[256];
+	pthread_t		 t;
+};
+
+static void *
+spread_main(void *arg)
+{
+	struct spread *s = arg;
+	uint8_t dek[XTCMK_DEK_LEN];
+	long i;
+	int rc;
+
+	pthread_barrier_wait(s->bar);
+	while ((i = atomic_fetch_add(s->next, 1)) < s->total) {
+		rc = xtcmk_dek_unwrap(s->h, o.customer, s->v[s->order[i]].b,
+		    s->v[s->order[i]].len, dek);
+		if (rc == XTCMK_OK)
+			s->ok++;
+		else if (s->rc == XTCMK_OK) {
+			s->rc = rc;
+			snprintf(s->err, sizeof(s->err), "%s",
+			    xtcmk_last_error());
+		}
+	}
+	memset(dek, 0, sizeof(dek));
+	return NULL;
+}
+
+/* xorshift64*: a shuffle that needs no library state. */
+static uint64_t
+rnd(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 0x2545f4914f6cdd1dULL;
+}
+
+static int
+spread(void)
+{
+	struct spread *s;
+	struct blobv *v;
+	struct xtcmk *h;
+	pthread_barrier_t bar;
+	atomic_long next = 0;
+	char state[32];
+	uint64_t x;
+	long *order, n, total, i, j, t, ok = 0;
+	long long u0, u1;
+	double t0, ms;
+	int rc, k, started = 0, failed = XTCMK_OK;
+	const char *why = "";
+
+	n = read_blobs(o.spread_file, &v);
+	total = n * o.times;
+	if (total > CALLS_MAX) {
+		fprintf(stderr, "bench_keys: %ld blobs x %ld times is over "
+		    "%d unwraps; use a smaller -k\n", n, o.times, CALLS_MAX);
+		return 1;
+	}
+	if ((order = calloc((size_t)total, sizeof(*order))) == NULL ||
+	    (s = calloc((size_t)o.threads, sizeof(*s))) == NULL)
+		return 1;
+	for (i = 0; i < total; i++)
+		order[i] = i % n;
+	x = (uint64_t)now_us() | 1;
+	for (i = total - 1; i > 0; i--) {
+		j = (long)(rnd(&x) % (uint64_t)(i + 1));
+		t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	if ((rc = xtcmk_open(o.socket, TIMEOUT_MS, &h)) != XTCMK_OK)
+		fail("open", rc);
+	/* The customer's first request since the restart learns its key's
+	 * state; it costs a get-key, not an unwrap. */
+	if ((rc = xtcmk_key_status(h, o.customer, state, sizeof(state), NULL,
+	    0)) != XTCMK_OK)
+		fail("key status", rc);
+	if ((u0 = provider_unwraps()) < 0)
+		return 1;
+	pthread_barrier_init(&bar, NULL, (unsigned)o.threads + 1);
+	for (k = 0; k < o.threads; k++) {
+		s[k].bar = &bar;
+		s[k].h = h;
+		s[k].v = v;
+		s[k].order = order;
+		s[k].total = total;
+		s[k].next = &next;
+		if (pthread_create(&s[k].t, NULL, spread_main, &s[k]) != 0)
+			break;
+		started++;
+	}
+	if (started < o.threads) {
+		fprintf(stderr, "bench_keys: only %d threads started\n",
+		    started);
+		exit(1);
+	}
+	t0 = now_us();
+	pthread_barrier_wait(&bar);
+	for (k = 0; k < started; k++) {
+		pthread_join(s[k].t, NULL);
+		ok += s[k].ok;
+		if (failed == XTCMK_OK && s[k].rc != XTCMK_OK) {
+			failed = s[k].rc;
+			why = s[k].err;
+		}
+	}
+	ms = (now_us() - t0) / 1e3;
+	u1 = provider_unwraps();
+	pthread_barrier_destroy(&bar);
+	xtcmk_close(h);
+	if (failed != XTCMK_OK)
+		fprintf(stderr, "bench_keys: unwrap: %s: %s\n",
+		    xtcmk_strerror(failed), why);
+
+	if (o.json)
+		printf("{\"blobs\":%ld,\"times\":%ld,\"unwraps\":%ld,"
+		    "\"threads\":%d,\"ok\":%ld,\"ms\":%.1f,"
+		    "\"provider_calls\":%lld}\n", n, o.times, total,
+		    o.threads, ok, ms, u1 - u0);
+	else
+		printf("%ld unwraps (%ld blobs x %ld, shuffled) from %d "
+		    "threads: %ld ok in %.1f ms, %lld key service unwrap "
+		    "calls (at most %ld expected)\n", total, n, o.times,
+		    o.threads, ok, ms, u1 - u0, n);
+	free(s);
+	free(order);
+	free(v);
+	return ok == total ? 0 : 1;
+}
+
+/* --- hot: cached unwraps of one blob, as many as fit in the time ------ */
+
+struct hot {
+	pthread_barrier_t	*bar;
+	struct xtcmk		*h;
+	const struct blobv	*bv;
+	double			 end_us;	/* set before the barrier */
+	long			 max;
+	long			 ok;
+	int			 rc;
+	pthread_t		 t;
+};
+
+static void *
+hot_main(void *arg)
+{
+	struct hot *w = arg;
+	uint8_t dek[XTCMK_DEK_LEN];
+	long i;
+	int rc;
+
+	pthread_barrier_wait(w->bar);
+	for (i = 0; i < w->max && now_us() < w->end_us; i++) {
+		rc = xtcmk_dek_unwrap(w->h, o.customer, w->bv->b, w->bv->len,
+		    dek);
+		if (rc != XTCMK_OK) {
+			w->rc = rc;
+			break;
+		}
+		w->ok++;
+	}
+	memset(dek, 0, sizeof(dek));
+	return NULL;
+}
+
+/* One run: cached unwraps per second over o.seconds, or -1. */
+static double
+hot_run(struct xtcmk *h, const struct blobv *bv, long *ret_calls)
+{
+	struct hot w[THREADS_MAX];
+	pthread_barrier_t bar;
+	double t0, t1;
+	long calls = 0;
+	int k, started = 0, rc = XTCMK_OK;
+
+	memset(w, 0, sizeof(w[0]) * (size_t)o.threads);
+	pthread_barrier_init(&bar, NULL, (unsigned)o.threads + 1);
+	for (k = 0; k < o.threads; k++) {
+		w[k].bar = &bar;
+		w[k].h = h;
+		w[k].bv = bv;
+		w[k].max = CALLS_MAX / o.threads;
+		if (pthread_create(&w[k].t, NULL, hot_main, &w[k]) != 0)
+			break;
+		started++;
+	}
+	if (started < o.threads) {
+		fprintf(stderr, "bench_keys: only %d threads started\n",
+		    started);
+		exit(1);
+	}
+	/* Every thread waits at the barrier, which publishes end_us. */
+	t0 = now_us();
+	for (k = 0; k < started; k++)
+		w[k].end_us = t0 + 1e6 * o.seconds;
+	pthread_barrier_wait(&bar);
+	for (k = 0; k < started; k++) {
+		pthread_join(w[k].t, NULL);
+		calls += w[k].ok;
+		if (rc == XTCMK_OK)
+			rc = w[k].rc;
+	}
+	t1 = now_us();
+	pthread_barrier_destroy(&bar);
+	if (rc != XTCMK_OK)
+		fail("hot unwrap", rc);
+	*ret_calls = calls;
+	return calls / ((t1 - t0) / 1e6);
+}
+
+static int
+hot(void)
+{
+	double rate[REPS_MAX], med;
+	long calls[REPS_MAX];
+	uint8_t dek[XTCMK_DEK_LEN];
+	struct xtcmk *h;
+	struct blobv bv;
+	long long u0, u1;
+	int rc, k;
+
+	if ((rc = xtcmk_open(o.socket, TIMEOUT_MS, &h)) != XTCMK_OK)
+		fail("open", rc);
+	bv.len = sizeof(bv.b);
+	if ((rc = xtcmk_dek_new(h, o.customer, dek, bv.b, &bv.len)) !=
+	    XTCMK_OK)
+		fail("new DEK", rc);
+	if ((rc = xtcmk_dek_unwrap(h, o.customer, bv.b, bv.len, dek)) !=
+	    XTCMK_OK)
+		fail("unwrap", rc);
+	memset(dek, 0, sizeof(dek));
+	if ((u0 = provider_unwraps()) < 0)
+		return 1;
+	for (k = 0; k < o.reps; k++)
+		rate[k] = hot_run(h, &bv, &calls[k]);
+	u1 = provider_unwraps();
+	xtcmk_close(h);
+
+	if (o.json) {
+		printf("{\"threads\":%d,\"seconds\":%d,\"reps\":%d,"
+		    "\"per_s\":[", o.threads, o.seconds, o.reps);
+		for (k = 0; k < o.reps; k++)
+			printf("%s%.0f", k ? "," : "", rate[k]);
+		printf("],\"calls\":[");
+		for (k = 0; k < o.reps; k++)
+			printf("%s%ld", k ? "," : "", calls[k]);
+	}
+	med = median(rate, o.reps);
+	if (o.json)
+		printf("],\"per_s_median\":%.0f,\"provider_calls\":%lld}\n",
+		    med, u1 - u0);
+	else
+		printf("hot unwrap of one cached blob from %d threads, %d s "
+		    "runs: %.0f/s (median of %d), %lld key service unwrap "
+		    "calls\n", o.threads, o.seconds, med, o.reps, u1 - u0);
+	return 0;
+}
+
 static void __attribute__((noreturn))
 usage(void)
 {
@@ -525,7 +826,11 @@ usage(void)
 	    "[--json]\n"
 	    "       bench_keys -s socket -c customer -w file [-m blobs]\n"
 	    "       bench_keys -s socket -c customer --cold file "
-	    "[-t threads] [--json]\n");
+	    "[-t threads] [--json]\n"
+	    "       bench_keys -s socket -c customer --spread file "
+	    "[-k times] [-t threads] [--json]\n"
+	    "       bench_keys -s socket -c customer --hot [-d seconds] "
+	    "[-t threads] [-r reps] [--json]\n");
 	exit(1);
 }
 
@@ -550,6 +855,8 @@ main(int argc, char **argv)
 	for (a = 1; a < argc; a++) {
 		if (strcmp(argv[a], "--json") == 0)
 			o.json = 1;
+		else if (strcmp(argv[a], "--hot") == 0)
+			o.hot = 1;
 		else if (a + 1 >= argc)
 			usage();
 		else if (strcmp(argv[a], "-s") == 0)
@@ -568,15 +875,32 @@ main(int argc, char **argv)
 			o.write_file = argv[++a];
 		else if (strcmp(argv[a], "--cold") == 0)
 			o.cold_file = argv[++a];
+		else if (strcmp(argv[a], "--spread") == 0)
+			o.spread_file = argv[++a];
+		else if (strcmp(argv[a], "-k") == 0)
+			o.times = num(argv[++a], 1, TIMES_MAX);
+		else if (strcmp(argv[a], "-d") == 0)
+			o.seconds = (int)num(argv[++a], 1, SECONDS_MAX);
 		else
 			usage();
 	}
 	if (o.socket == NULL || o.customer == NULL ||
-	    (o.write_file != NULL && o.cold_file != NULL))
+	    (o.write_file != NULL) + (o.cold_file != NULL) +
+	    (o.spread_file != NULL) + o.hot > 1)
 		usage();
 	if (o.write_file != NULL)
 		return write_blobs();
-	if (o.cold_file != NULL)
+	if (o.cold_file != NULL) {
+		o.threads = o.threads ? o.threads : 100;
 		return cold();
+	}
+	if (o.spread_file != NULL) {
+		o.threads = o.threads ? o.threads : 8;
+		return spread();
+	}
+	if (o.hot) {
+		o.threads = o.threads ? o.threads : 2;
+		return hot();
+	}
 	return warm();
 }
