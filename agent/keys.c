@@ -79,8 +79,10 @@ struct kstate {
 	int		 revoked;
 	char		 reason[XERR_MSG_MAX];
 	long long	 revoked_since;		/* unix s */
-	struct vusage	 usage[KS_VERSIONS_MAX];
-	int		 nusage;
+	/* Usage per version, only ever used under the lock: a snapshot
+	 * copy of the state (the request path) must stay small. */
+	struct vusage	*usage;
+	int		 nusage, ausage;
 };
 
 struct keys {
@@ -456,7 +458,19 @@ usage_note(struct keys *k, const char *customer, const char *version,
 	for (i = 0; i < st->nusage; i++)
 		if (strcmp(st->usage[i].version, version) == 0)
 			u = &st->usage[i];
-	if (u == NULL && st->nusage < KS_VERSIONS_MAX) {
+	if (u == NULL && st->nusage == st->ausage &&
+	    st->ausage < KS_VERSIONS_MAX) {
+		int n = st->ausage == 0 ? 4 : 2 * st->ausage;
+		struct vusage *nu;
+
+		if (n > KS_VERSIONS_MAX)
+			n = KS_VERSIONS_MAX;
+		if ((nu = realloc(st->usage, n * sizeof(*nu))) != NULL) {
+			st->usage = nu;
+			st->ausage = n;
+		}
+	}
+	if (u == NULL && st->nusage < st->ausage) {
 		u = &st->usage[st->nusage++];
 		memset(u, 0, sizeof(*u));
 		memcpy(u->version, version, strnlen(version,
@@ -1264,6 +1278,7 @@ keys_close(struct keys *k)
 	for (i = 0; i < KS_BUCKETS; i++)
 		for (st = k->map[i]; st != NULL; st = next) {
 			next = st->next;
+			free(st->usage);
 			free(st);
 		}
 	keycache_free(k->cache);
