@@ -1,16 +1,8 @@
 /*
- * policy.c - the policy engine: loads a policy set, builds sandboxed Lua
- * 5.4 states from it and runs decisions.
- *
- * This file alone decides what a policy sees (like Lua's linit.c):
- *	- base functions from an allow-list (no load, loadfile, dofile,
- *	  print, collectgarbage, getmetatable, setmetatable, rawset);
- *	- copies of string (without dump), table, math and utf8;
- *	- `require` of our own that reads modules by name from the lua/
- *	  library directory, text chunks only;
- *	- `xtcmk` with now() and version.
- * Strings keep their metatable, but its __index is a private copy of the
- * string table that no policy can reach or change.
+ * policy.c - the policy engine: loads a policy set, builds Lua 5.4 states
+ * from it and runs decisions.  What a policy sees is decided in
+ * policy_sandbox.c alone; values cross between JSON and Lua in
+ * policy_json.c.
  *
  * Limits: our allocator counts every byte and refuses past the memory
  * limit; a count hook checks the instruction budget and the wall-clock
@@ -23,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,19 +24,14 @@
 
 #include <lua.h>
 #include <lauxlib.h>
-#include <lualib.h>
 #include <openssl/evp.h>
 
-#include "config.h"
 #include "policy.h"
+#include "policy_int.h"
 
 #define POLICY_HOOK_EVERY	1000		/* instructions between checks */
-#define POLICY_INPUT_DEPTH_MAX	32		/* nesting of an input object */
-#define POLICY_MODULE_NAME_MAX	128		/* longest name for require */
 #define POLICY_NAME_MAX		64		/* longest policy `name` */
 #define POLICY_MEM_SLACK	(256u << 10)	/* room to unwind after a trip */
-#define POLICY_PATH_MAX		256		/* a result path in messages */
-#define MODULES_KEY		"xtcmk.modules"
 
 static const char *const kind_names[POLICY__COUNT] = {
 	"partition", "role", "versioning"
@@ -141,6 +127,12 @@ static struct policy_vm *
 vm_of(lua_State *L)
 {
 	return *(struct policy_vm **)lua_getextraspace(L);
+}
+
+const char *
+policy_lua_dir(lua_State *L)
+{
+	return vm_of(L)->set->lua_dir;
 }
 
 /* Raise the trip's error, positioned at the running line (level 0). */
@@ -281,505 +273,6 @@ vm_run(struct policy_vm *vm, lua_CFunction fn, struct call *c,
 	return r;
 }
 
-/* ---- the sandbox ---------------------------------------------------- */
-
-static const char *const base_allow[] = {
-	"assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
-	"rawget", "rawlen", "select", "tonumber", "tostring", "type",
-	"xpcall", "_VERSION", NULL
-};
-static const char *const base_deny[] = {
-	"load", "loadfile", "dofile", "print", "collectgarbage",
-	"getmetatable", "setmetatable", "rawset", "require", NULL
-};
-static const char *const lib_allow[] = {
-	"string", "table", "math", "utf8", NULL
-};
-
-/* Push a shallow copy of the table at `idx`. */
-static void
-copy_table(lua_State *L, int idx)
-{
-	idx = lua_absindex(L, idx);
-	lua_newtable(L);			/* copy */
-	lua_pushnil(L);				/* copy k */
-	while (lua_next(L, idx) != 0) {		/* copy k v */
-		lua_pushvalue(L, -2);		/* copy k v k */
-		lua_insert(L, -2);		/* copy k k v */
-		lua_rawset(L, -4);		/* copy k */
-	}
-}
-
-static int
-l_now(lua_State *L)
-{
-	lua_pushinteger(L, (lua_Integer)time(NULL));
-	return 1;
-}
-
-static int l_require(lua_State *L);
-
-/* Push a fresh _ENV for a policy or a module. */
-static void
-push_env(lua_State *L)
-{
-	int i;
-
-	lua_createtable(L, 0, 24);			/* env */
-	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS); /* env G */
-	for (i = 0; base_allow[i] != NULL; i++) {
-		lua_getfield(L, -1, base_allow[i]);	/* env G f */
-		lua_setfield(L, -3, base_allow[i]);	/* env G */
-	}
-	for (i = 0; lib_allow[i] != NULL; i++) {
-		lua_getfield(L, -1, lib_allow[i]);	/* env G lib */
-		copy_table(L, -1);			/* env G lib copy */
-		lua_setfield(L, -4, lib_allow[i]);	/* env G lib */
-		lua_pop(L, 1);				/* env G */
-	}
-	lua_pop(L, 1);					/* env */
-	lua_pushcfunction(L, l_require);		/* env require */
-	lua_setfield(L, -2, "require");			/* env */
-	lua_createtable(L, 0, 2);			/* env xtcmk */
-	lua_pushcfunction(L, l_now);			/* env xtcmk now */
-	lua_setfield(L, -2, "now");			/* env xtcmk */
-	lua_pushliteral(L, XTCMK_VERSION);		/* env xtcmk v */
-	lua_setfield(L, -2, "version");			/* env xtcmk */
-	lua_setfield(L, -2, "xtcmk");			/* env */
-	lua_pushvalue(L, -1);				/* env env */
-	lua_setfield(L, -2, "_G");			/* env */
-}
-
-/*
- * Lua's pattern matcher backtracks inside C, where the count hook never
- * runs: a pattern with k backtracking quantifiers costs up to n^(k+1)
- * steps on a subject of n bytes.  The sandbox's find, match, gmatch and
- * gsub refuse a pattern whose worst case exceeds about 2^PATTERN_WORK_LOG2
- * steps; plain finds (4th argument true) are linear and always allowed.
- */
-#define PATTERN_WORK_LOG2	26
-
-static int
-pattern_quantifiers(const char *p, size_t len)
-{
-	size_t i;
-	int q = 0;
-
-	for (i = 0; i < len; i++) {
-		if (p[i] == '%' && i + 1 < len) {
-			i++;
-			continue;
-		}
-		if (p[i] == '*' || p[i] == '+' || p[i] == '-')
-			q++;
-	}
-	return q;
-}
-
-static int
-l_guarded_match(lua_State *L)
-{
-	size_t n = 0, plen = 0, bits = 0;
-	const char *pat;
-	int q;
-
-	if (lua_type(L, 1) == LUA_TSTRING && lua_type(L, 2) == LUA_TSTRING &&
-	    !lua_toboolean(L, 4)) {
-		lua_tolstring(L, 1, &n);
-		pat = lua_tolstring(L, 2, &plen);
-		q = pattern_quantifiers(pat, plen);
-		while ((n >> bits) > 0)
-			bits++;
-		if ((size_t)(q + 1) * bits > PATTERN_WORK_LOG2)
-			return luaL_error(L, "pattern with %d quantifiers is "
-			    "too costly on a subject of %d bytes (the sandbox "
-			    "cannot interrupt pattern matching): use fewer "
-			    "'*', '+', '-' or a plain find", q, (int)n);
-	}
-	lua_pushvalue(L, lua_upvalueindex(1));		/* args f */
-	lua_insert(L, 1);				/* f args */
-	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);	/* results */
-	return lua_gettop(L);
-}
-
-static void
-guard_patterns(lua_State *L)
-{
-	static const char *const fns[] = { "find", "match", "gmatch", "gsub",
-	    NULL };
-	int i;
-
-	for (i = 0; fns[i] != NULL; i++) {		/* string */
-		lua_getfield(L, -1, fns[i]);		/* string f */
-		lua_pushcclosure(L, l_guarded_match, 1); /* string g */
-		lua_setfield(L, -2, fns[i]);		/* string */
-	}
-}
-
-/* Open the allowed libraries and strip what no policy may reach. */
-static int
-vm_setup(lua_State *L)
-{
-	static const luaL_Reg libs[] = {
-		{ LUA_GNAME, luaopen_base },
-		{ LUA_TABLIBNAME, luaopen_table },
-		{ LUA_STRLIBNAME, luaopen_string },
-		{ LUA_MATHLIBNAME, luaopen_math },
-		{ LUA_UTF8LIBNAME, luaopen_utf8 },
-		{ NULL, NULL }
-	};
-	const luaL_Reg *l;
-	int i;
-
-	for (l = libs; l->name != NULL; l++) {
-		luaL_requiref(L, l->name, l->func, 1);	/* lib */
-		lua_pop(L, 1);				/* */
-	}
-	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS); /* G */
-	for (i = 0; base_deny[i] != NULL; i++) {
-		lua_pushnil(L);				/* G nil */
-		lua_setfield(L, -2, base_deny[i]);	/* G */
-	}
-	lua_getfield(L, -1, LUA_STRLIBNAME);		/* G string */
-	lua_pushnil(L);					/* G string nil */
-	lua_setfield(L, -2, "dump");			/* G string */
-	guard_patterns(L);				/* G string */
-	lua_pushliteral(L, "");				/* G string "" */
-	if (!lua_getmetatable(L, -1))			/* G string "" mt */
-		return luaL_error(L, "strings have no metatable");
-	copy_table(L, -3);				/* G string "" mt idx */
-	lua_setfield(L, -2, "__index");			/* G string "" mt */
-	lua_pop(L, 4);					/* */
-	lua_newtable(L);				/* mods */
-	lua_setfield(L, LUA_REGISTRYINDEX, MODULES_KEY);	/* */
-	return 0;
-}
-
-static int
-module_name_ok(const char *s, size_t len)
-{
-	size_t i;
-	int start = 1;
-
-	if (len == 0 || len > POLICY_MODULE_NAME_MAX)
-		return 0;
-	for (i = 0; i < len; i++) {
-		if (start) {
-			if (s[i] < 'a' || s[i] > 'z')
-				return 0;
-			start = 0;
-		} else if (s[i] == '.')
-			start = 1;
-		else if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-			return 0;
-	}
-	return !start;
-}
-
-/*
- * require(name): load LUA_DIR/name-with-slashes.lua as text in a fresh
- * sandboxed env, once per state.  The file is read into a userdata
- * first, so no error can strike while the descriptor is open.
- */
-static int
-l_require(lua_State *L)
-{
-	struct policy_vm *vm = vm_of(L);
-	char path[PATH_MAX], chunk[PATH_MAX + 1];
-	struct stat st;
-	const char *name;
-	size_t len, i, off;
-	ssize_t n;
-	char *buf;
-	int fd, rc;
-
-	name = luaL_checklstring(L, 1, &len);
-	if (!module_name_ok(name, len))
-		return luaL_error(L, "require: bad module name; use lowercase "
-		    "names such as \"xtcmk.place\" (the library is %s)",
-		    vm->set->lua_dir);
-	lua_settop(L, 1);
-	lua_getfield(L, LUA_REGISTRYINDEX, MODULES_KEY);	/* name mods */
-	lua_pushvalue(L, 1);				/* name mods name */
-	if (lua_rawget(L, 2) != LUA_TNIL) {		/* name mods v */
-		if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
-			return luaL_error(L, "require: module '%s' requires "
-			    "itself while loading", name);
-		return 1;
-	}
-	lua_pop(L, 1);					/* name mods */
-	rc = snprintf(path, sizeof(path), "%s/%s.lua", vm->set->lua_dir,
-	    name);
-	if (rc < 0 || (size_t)rc >= sizeof(path))
-		return luaL_error(L, "require: path of '%s' too long", name);
-	for (i = strlen(vm->set->lua_dir) + 1; path[i] != '\0'; i++)
-		if (path[i] == '.' && strcmp(path + i, ".lua") != 0)
-			path[i] = '/';
-	if (stat(path, &st) == -1 || !S_ISREG(st.st_mode))
-		return luaL_error(L, "require: module '%s' not found "
-		    "(looked for %s)", name, path);
-	if (st.st_size > POLICY_SOURCE_MAX)
-		return luaL_error(L, "require: %s is larger than %d bytes",
-		    path, POLICY_SOURCE_MAX);
-	buf = lua_newuserdatauv(L, (size_t)st.st_size + 1, 0);
-	/* name mods buf */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return luaL_error(L, "require: cannot open %s: %s", path,
-		    strerror(errno));
-	for (off = 0; off < (size_t)st.st_size; off += (size_t)n) {
-		n = read(fd, buf + off, (size_t)st.st_size - off);
-		if (n == -1 && errno == EINTR) {
-			n = 0;
-			continue;
-		}
-		if (n <= 0)
-			break;
-	}
-	close(fd);
-	if (off != (size_t)st.st_size)
-		return luaL_error(L, "require: short read on %s", path);
-	snprintf(chunk, sizeof(chunk), "@%s", path);
-	if (luaL_loadbufferx(L, buf, off, chunk, "t") != LUA_OK)
-		return lua_error(L);			/* name mods buf err */
-	/* name mods buf fn */
-	push_env(L);					/* name mods buf fn env */
-	lua_setupvalue(L, -2, 1);			/* name mods buf fn */
-	lua_pushvalue(L, 1);				/* ... fn name */
-	lua_pushboolean(L, 0);				/* ... fn name false */
-	lua_rawset(L, 2);				/* name mods buf fn */
-	lua_pushvalue(L, 1);				/* name mods buf fn name */
-	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {		/* name mods buf err */
-		lua_pushvalue(L, 1);			/* ... err name */
-		lua_pushnil(L);				/* ... err name nil */
-		lua_rawset(L, 2);			/* name mods buf err */
-		return lua_error(L);
-	}
-	/* name mods buf mod */
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);				/* name mods buf */
-		lua_pushboolean(L, 1);			/* name mods buf true */
-	}
-	lua_pushvalue(L, 1);				/* name mods buf mod name */
-	lua_pushvalue(L, -2);				/* ... mod name mod */
-	lua_rawset(L, 2);				/* name mods buf mod */
-	return 1;
-}
-
-/* ---- JSON <-> Lua ---------------------------------------------------- */
-
-/* Push `j` as fresh Lua values: null is absent, integers stay integers. */
-static void
-push_json(lua_State *L, json_t *j, int depth)
-{
-	const char *key;
-	json_t *v;
-	size_t i;
-	lua_Integer n;
-
-	if (depth > POLICY_INPUT_DEPTH_MAX)
-		luaL_error(L, "input nested deeper than %d levels",
-		    POLICY_INPUT_DEPTH_MAX);
-	luaL_checkstack(L, 4, "input too deep");
-	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		lua_createtable(L, 0, (int)json_object_size(j)); /* t */
-		json_object_foreach(j, key, v) {
-			if (json_is_null(v))
-				continue;
-			lua_pushstring(L, key);		/* t k */
-			push_json(L, v, depth + 1);	/* t k v */
-			lua_rawset(L, -3);		/* t */
-		}
-		break;
-	case JSON_ARRAY:
-		lua_createtable(L, (int)json_array_size(j), 0);	/* t */
-		n = 0;
-		json_array_foreach(j, i, v) {
-			if (json_is_null(v))
-				continue;
-			push_json(L, v, depth + 1);	/* t v */
-			lua_rawseti(L, -2, ++n);	/* t */
-		}
-		break;
-	case JSON_STRING:
-		lua_pushlstring(L, json_string_value(j),
-		    json_string_length(j));
-		break;
-	case JSON_INTEGER:
-		lua_pushinteger(L, (lua_Integer)json_integer_value(j));
-		break;
-	case JSON_REAL:
-		lua_pushnumber(L, json_real_value(j));
-		break;
-	case JSON_TRUE:
-		lua_pushboolean(L, 1);
-		break;
-	case JSON_FALSE:
-		lua_pushboolean(L, 0);
-		break;
-	default:
-		lua_pushnil(L);
-		break;
-	}
-}
-
-/* Append ".key" or "[i]" to the path; return the old length to restore. */
-static size_t
-path_key(char *path, const char *key)
-{
-	size_t len = strlen(path);
-
-	snprintf(path + len, POLICY_PATH_MAX - len, ".%s", key);
-	return len;
-}
-
-static size_t
-path_index(char *path, long long i)
-{
-	size_t len = strlen(path);
-
-	snprintf(path + len, POLICY_PATH_MAX - len, "[%lld]", i);
-	return len;
-}
-
-static json_t *to_json(lua_State *L, int idx, char *path, int depth,
-    struct call *c);
-
-static json_t *
-table_to_json(lua_State *L, int idx, char *path, int depth, struct call *c)
-{
-	lua_Integer nint = 0, k;
-	size_t nstr = 0, len, old;
-	json_t *out, *v;
-	const char *key;
-
-	if (depth > POLICY_RESULT_DEPTH_MAX) {
-		snprintf(c->err, sizeof(c->err), "%s is nested deeper than "
-		    "%d levels (or refers to itself)", path,
-		    POLICY_RESULT_DEPTH_MAX);
-		return NULL;
-	}
-	if (!lua_checkstack(L, 4)) {
-		snprintf(c->err, sizeof(c->err), "%s: out of stack", path);
-		return NULL;
-	}
-	lua_pushnil(L);					/* k */
-	while (lua_next(L, idx) != 0) {			/* k v */
-		if (lua_type(L, -2) == LUA_TSTRING)
-			nstr++;
-		else if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1)
-			nint++;
-		else {
-			snprintf(c->err, sizeof(c->err), "%s has a key of "
-			    "type %s; use string keys or a sequence 1..n",
-			    path, lua_isnumber(L, -2) ? "non-positive or "
-			    "fractional number" : luaL_typename(L, -2));
-			lua_pop(L, 2);
-			return NULL;
-		}
-		lua_pop(L, 1);				/* k */
-	}
-	if (nstr > 0 && nint > 0) {
-		snprintf(c->err, sizeof(c->err), "%s mixes array items and "
-		    "named fields", path);
-		return NULL;
-	}
-	if (nstr == 0) {
-		if ((out = json_array()) == NULL)
-			goto nomem;
-		for (k = 1; k <= nint; k++) {
-			if (lua_rawgeti(L, idx, k) == LUA_TNIL) { /* v */
-				lua_pop(L, 1);
-				snprintf(c->err, sizeof(c->err), "%s is not a "
-				    "sequence (item %lld is missing)", path,
-				    (long long)k);
-				json_decref(out);
-				return NULL;
-			}
-			old = path_index(path, (long long)k);
-			v = to_json(L, lua_gettop(L), path, depth + 1, c);
-			path[old] = '\0';
-			lua_pop(L, 1);			/* */
-			if (v == NULL || json_array_append_new(out, v) == -1) {
-				json_decref(out);
-				return NULL;
-			}
-		}
-		return out;
-	}
-	if ((out = json_object()) == NULL)
-		goto nomem;
-	lua_pushnil(L);					/* k */
-	while (lua_next(L, idx) != 0) {			/* k v */
-		key = lua_tolstring(L, -2, &len);
-		old = path_key(path, key);
-		if (len > POLICY_STRING_MAX || memchr(key, '\0', len)) {
-			snprintf(c->err, sizeof(c->err), "%s: key too long or "
-			    "holds a NUL byte", path);
-			v = NULL;
-		} else
-			v = to_json(L, lua_gettop(L), path, depth + 1, c);
-		path[old] = '\0';
-		if (v == NULL || json_object_set_new(out, key, v) == -1) {
-			lua_pop(L, 2);
-			json_decref(out);
-			if (c->err[0] == '\0')
-				goto nomem;
-			return NULL;
-		}
-		lua_pop(L, 1);				/* k */
-	}
-	return out;
-nomem:
-	if (c->err[0] == '\0')
-		snprintf(c->err, sizeof(c->err), "%s: out of memory", path);
-	return NULL;
-}
-
-/* Strict conversion: no coercion, errors name the path. */
-static json_t *
-to_json(lua_State *L, int idx, char *path, int depth, struct call *c)
-{
-	const char *s;
-	lua_Number d;
-	size_t len;
-	json_t *j;
-
-	switch (lua_type(L, idx)) {
-	case LUA_TBOOLEAN:
-		return json_boolean(lua_toboolean(L, idx));
-	case LUA_TNUMBER:
-		if (lua_isinteger(L, idx))
-			return json_integer((json_int_t)lua_tointeger(L, idx));
-		d = lua_tonumber(L, idx);
-		if (!isfinite(d)) {
-			snprintf(c->err, sizeof(c->err), "%s is not a finite "
-			    "number", path);
-			return NULL;
-		}
-		return json_real(d);
-	case LUA_TSTRING:
-		s = lua_tolstring(L, idx, &len);
-		if (len > POLICY_STRING_MAX) {
-			snprintf(c->err, sizeof(c->err), "%s is a string of "
-			    "%zu bytes; the limit is %d", path, len,
-			    POLICY_STRING_MAX);
-			return NULL;
-		}
-		if ((j = json_stringn(s, len)) == NULL)
-			snprintf(c->err, sizeof(c->err), "%s is not valid "
-			    "UTF-8", path);
-		return j;
-	case LUA_TTABLE:
-		return table_to_json(L, lua_absindex(L, idx), path, depth, c);
-	default:
-		snprintf(c->err, sizeof(c->err), "%s is a %s", path,
-		    luaL_typename(L, idx));
-		return NULL;
-	}
-}
-
 /* ---- policies in a state -------------------------------------------- */
 
 /* Get field `f` of the policy table of c->kind, raw. */
@@ -807,7 +300,7 @@ vm_load_policy(lua_State *L)
 		snprintf(c->err, sizeof(c->err), "%s", lua_tostring(L, -1));
 		return 0;
 	}
-	push_env(L);					/* fn env */
+	policy_sandbox_push_env(L);		/* fn env */
 	lua_setupvalue(L, -2, 1);			/* fn */
 	lua_call(L, 0, 1);				/* pol */
 	if (!lua_istable(L, -1)) {
@@ -874,7 +367,7 @@ vm_build(struct policy_vm *vm, struct xerr *e)
 	*(struct policy_vm **)lua_getextraspace(vm->L) = vm;
 	memset(&c, 0, sizeof(c));
 	c.kind = POLICY_PARTITION;
-	if ((r = vm_run(vm, vm_setup, &c, e)) < 0)
+	if ((r = vm_run(vm, policy_sandbox_open, &c, e)) < 0)
 		goto fail;
 	for (k = 0; k < POLICY__COUNT; k++) {
 		memset(&c, 0, sizeof(c));
@@ -903,8 +396,8 @@ vm_decide(lua_State *L)
 	char path[POLICY_PATH_MAX] = "result";
 
 	push_policy_field(L, c, "decide");		/* pol decide */
-	push_json(L, c->input, 0);			/* pol decide in */
-	push_json(L, c->params, 0);			/* pol decide in par */
+	policy_json_push(L, c->input, 0);		/* pol decide in */
+	policy_json_push(L, c->params, 0);	/* pol decide in par */
 	lua_call(L, 2, 1);				/* pol res */
 	if (lua_type(L, -1) != LUA_TTABLE) {
 		snprintf(c->err, sizeof(c->err), "decide returned %s; it "
@@ -912,7 +405,8 @@ vm_decide(lua_State *L)
 		    lua_isnil(L, -1) ? "nothing" : luaL_typename(L, -1));
 		return 0;
 	}
-	c->output = to_json(L, lua_gettop(L), path, 1, c);
+	c->output = policy_json_from_lua(L, lua_gettop(L), path, 1, c->err,
+	    sizeof(c->err));
 	if (c->output != NULL && !json_is_object(c->output)) {
 		snprintf(c->err, sizeof(c->err), "decide returned an array or "
 		    "an empty table; it must return a table with named fields");
@@ -932,7 +426,7 @@ vm_selftest(lua_State *L)
 		return 0;				/* pol st */
 	lua_pushvalue(L, -1);				/* pol st st */
 	lua_getinfo(L, ">S", &ar);			/* pol st */
-	push_json(L, c->params, 0);			/* pol st par */
+	policy_json_push(L, c->params, 0);		/* pol st par */
 	lua_call(L, 1, 2);				/* pol ok msg */
 	if (lua_type(L, -2) == LUA_TBOOLEAN && !lua_toboolean(L, -2))
 		snprintf(c->err, sizeof(c->err), "%s:%d: selftest failed: %s",
