@@ -1,0 +1,610 @@
+/*
+ * registry_customer.c - the durable registry (see registry.h), part two:
+ * customers, onboarding (a customer, its application and FICs and its
+ * assignment in one transaction), sticky assignments with the log of
+ * moves and removals, per-version key usage, and the consistency check
+ * over the whole file.  Opening the file, the statement and transaction
+ * helpers, workloads, applications and FICs are in registry.c.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "registry.h"
+#include "registry_int.h"
+#include "validate.h"
+
+#define REG_DOC_MAX		(8 * 1024 * 1024) /* inputs/outputs JSON text */
+
+static const char *const customer_kinds[] = {
+	"host", "storage", "storage-existing", "cosmosdb", "netapp",
+};
+
+struct customer_in {
+	const char	*id;
+	char		 tenant[37];
+	char		 key_uri[KEY_URI_MAX + 1];
+	const char	*vault_auth;
+	char		*kinds;		/* JSON text, malloc'ed */
+	char		*labels;	/* JSON text, malloc'ed */
+};
+
+static int
+kinds_text(json_t *kinds, char **ret_text, struct xerr *e)
+{
+	json_t *v;
+	size_t i, j, k, nk = sizeof(customer_kinds) / sizeof(customer_kinds[0]);
+
+	if (kinds == NULL || json_is_null(kinds)) {
+		*ret_text = strdup("[\"host\"]");
+		goto done;
+	}
+	if (!json_is_array(kinds) || json_array_size(kinds) == 0 ||
+	    json_array_size(kinds) > REG_KINDS_MAX)
+		return xerr_set(e, XTCMK_E_INVAL, "customer: \"kinds\" must be "
+		    "an array of 1 to %d of host, storage, storage-existing, "
+		    "cosmosdb, netapp", REG_KINDS_MAX);
+	json_array_foreach(kinds, i, v) {
+		for (k = 0; k < nk; k++)
+			if (json_is_string(v) && strcmp(json_string_value(v),
+			    customer_kinds[k]) == 0)
+				break;
+		if (k == nk)
+			return xerr_set(e, XTCMK_E_INVAL, "customer: kind "
+			    "#%zu is not one of host, storage, "
+			    "storage-existing, cosmosdb, netapp", i + 1);
+		for (j = 0; j < i; j++)
+			if (json_equal(v, json_array_get(kinds, j)))
+				return xerr_set(e, XTCMK_E_INVAL, "customer: "
+				    "kind '%s' is listed twice",
+				    json_string_value(v));
+	}
+	*ret_text = json_dumps(kinds, JSON_COMPACT);
+done:
+	return *ret_text == NULL ? xerr_set(e, XTCMK_E_NOMEM, "out of memory")
+	    : 0;
+}
+
+static int
+customer_parse(json_t *c, struct customer_in *ci, struct xerr *e)
+{
+	struct key_uri u;
+	const char *tenant, *uri;
+
+	memset(ci, 0, sizeof(*ci));
+	if (!json_is_object(c))
+		return xerr_set(e, XTCMK_E_INVAL, "customer must be a JSON "
+		    "object with id, tenant, key_uri and vault_auth");
+	if (regi_get_str(c, "id", "customer", &ci->id, e) != 0 ||
+	    regi_get_str(c, "tenant", "customer", &tenant, e) != 0 ||
+	    regi_get_str(c, "key_uri", "customer", &uri, e) != 0 ||
+	    regi_get_str(c, "vault_auth", "customer", &ci->vault_auth,
+	    e) != 0 ||
+	    valid_customer_id(ci->id, e) != 0 ||
+	    regi_guid_lower(tenant, "customer tenant", ci->tenant, e) != 0 ||
+	    key_uri_parse(uri, &u, e) != 0)
+		return -XTCMK_E_INVAL;
+	if (ci->vault_auth == NULL || (strcmp(ci->vault_auth, "rbac") != 0 &&
+	    strcmp(ci->vault_auth, "access-policy") != 0))
+		return xerr_set(e, XTCMK_E_INVAL, "customer '%s': vault_auth "
+		    "must be \"rbac\" or \"access-policy\", as the customer's "
+		    "vault is configured", ci->id);
+	if (key_uri_format(&u, 1, ci->key_uri, sizeof(ci->key_uri)) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "customer '%s': key URI is "
+		    "too long", ci->id);
+	if (kinds_text(json_object_get(c, "kinds"), &ci->kinds, e) != 0 ||
+	    regi_labels_text(json_object_get(c, "labels"), "customer",
+	    &ci->labels, e) != 0) {
+		free(ci->kinds);
+		ci->kinds = NULL;
+		return -XTCMK_E_INVAL;
+	}
+	return 0;
+}
+
+/* JSON text of an optional document, bounded by REG_DOC_MAX. */
+static int
+doc_text(json_t *v, const char *what, char **ret_text, struct xerr *e)
+{
+	char *s = json_dumps(v != NULL ? v : json_null(),
+	    JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+
+	if (s == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	if (strlen(s) > REG_DOC_MAX) {
+		free(s);
+		return xerr_set(e, XTCMK_E_TOOBIG, "%s is over %d bytes of "
+		    "JSON", what, REG_DOC_MAX);
+	}
+	*ret_text = s;
+	return 0;
+}
+
+/* Check the decision and make the app and its FICs (in the transaction). */
+static int
+onboard_app(struct registry *r, const char *app, json_t *fed,
+    const char *app_labels, struct xerr *e)
+{
+	json_t *v;
+	const char *w;
+	long long n, cur, add = 0;
+	size_t i, j;
+	int rc;
+
+	if ((n = regi_num(r, e, "SELECT count(*) FROM apps WHERE name = ?", "s",
+	    app)) < 0)
+		return (int)n;
+	if (n == 0 && (rc = regi_app_insert(r, app, NULL, app_labels, e)) != 0)
+		return rc;
+	if ((cur = regi_num(r, e, "SELECT count(*) FROM fics WHERE app = ?",
+	    "s", app)) < 0)
+		return (int)cur;
+	json_array_foreach(fed, i, v) {
+		w = json_string_value(v);
+		if ((rc = regi_need(r, OBJ_WORKLOAD, w, e)) != 0)
+			return rc;
+		if ((n = regi_num(r, e, "SELECT count(*) FROM fics WHERE "
+		    "app = ? AND workload = ?", "ss", app, w)) < 0)
+			return (int)n;
+		for (j = 0; j < i; j++)
+			if (json_equal(v, json_array_get(fed, j)))
+				break;
+		if (n == 0 && j == i)
+			add++;
+	}
+	if (cur + add > REG_FIC_MAX)
+		return regi_fic_full(e, app, cur + add);
+	if (cur + add == 0)
+		return xerr_set(e, XTCMK_E_CONFLICT, "application '%s' would "
+		    "have no federated credential, so no host could serve the "
+		    "customer: federate at least one workload", app);
+	json_array_foreach(fed, i, v)
+		if ((rc = regi_fic_insert(r, app, json_string_value(v), e)) < 0)
+			return rc;
+	return 0;
+}
+
+int
+reg_customer_onboard(struct registry *r, json_t *customer, json_t *decision,
+    json_t *inputs, const char *policy_hash, struct xerr *e)
+{
+	struct customer_in ci;
+	const char *app;
+	char *app_labels = NULL, *in = NULL, *out = NULL, *cur = NULL;
+	sqlite3_stmt *st;
+	json_t *fed, *v;
+	size_t i;
+	int rc;
+
+	if ((rc = customer_parse(customer, &ci, e)) != 0)
+		return rc;
+	fed = json_object_get(decision, "federate");
+	if (!json_is_object(decision) || regi_get_str(decision, "app",
+	    "decision", &app, e) != 0 || valid_name(app,
+	    "decision: application name", e) != 0 ||
+	    regi_labels_text(json_object_get(decision, "app_labels"),
+	    "decision: application", &app_labels, e) != 0) {
+		rc = json_is_object(decision) ? -XTCMK_E_INVAL : xerr_set(e,
+		    XTCMK_E_INVAL, "decision must be an object with \"app\" "
+		    "and \"federate\"");
+		goto out;
+	}
+	if (fed == NULL)
+		fed = json_array();
+	else if (json_is_array(fed))
+		json_incref(fed);
+	else {
+		rc = xerr_set(e, XTCMK_E_INVAL, "decision: \"federate\" must be "
+		    "an array of workload names");
+		goto out;
+	}
+	json_array_foreach(fed, i, v)
+		if (!json_is_string(v) || valid_name(json_string_value(v),
+		    "decision: workload name", e) != 0) {
+			rc = -XTCMK_E_INVAL;
+			if (!json_is_string(v))
+				xerr_set(e, XTCMK_E_INVAL, "decision: "
+				    "\"federate\" must hold workload names");
+			break;
+		}
+	if (rc != 0 || (rc = doc_text(inputs, "decision inputs", &in, e)) != 0 ||
+	    (rc = doc_text(decision, "decision", &out, e)) != 0)
+		goto out_fed;
+
+	if ((rc = regi_tx_begin(r, 1, e)) != 0)
+		goto out_fed;
+	if ((rc = regi_prep(r, &st, e, "SELECT coalesce(a.app, '') FROM "
+	    "customers c LEFT JOIN assignments a ON a.customer = c.id WHERE "
+	    "c.id = ?", "s", ci.id)) == 0) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			cur = strdup((const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+		if (cur != NULL)
+			rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' exists "
+			    "already, on application '%s'; assignments are "
+			    "sticky: use `xtcmkctl customer move` to change "
+			    "it", ci.id, cur);
+	}
+	if (rc == 0)
+		rc = onboard_app(r, app, fed, app_labels, e);
+	if (rc == 0)
+		rc = regi_run(r, e, "INSERT INTO customers (id, tenant, "
+		    "key_uri, vault_auth, kinds, labels, created) VALUES "
+		    "(?, ?, ?, ?, ?, ?, ?)", "ssssssi", ci.id, ci.tenant,
+		    ci.key_uri, ci.vault_auth, ci.kinds, ci.labels,
+		    (long long)time(NULL));
+	if (rc == 0)
+		rc = regi_run(r, e, "INSERT INTO assignments (customer, app, "
+		    "inputs, outputs, policy_hash, time) VALUES "
+		    "(?, ?, ?, ?, ?, ?)",
+		    "sssssi", ci.id, app, in, out, policy_hash,
+		    (long long)time(NULL));
+	rc = regi_tx_end(r, rc, 1, e);
+out_fed:
+	json_decref(fed);
+out:
+	free(cur);
+	free(in);
+	free(out);
+	free(app_labels);
+	free(ci.kinds);
+	free(ci.labels);
+	return rc;
+}
+
+/* The customer's application ("" if unassigned) into buf; 0 if absent. */
+static int
+customer_app(struct registry *r, const char *id, char *buf, size_t len,
+    struct xerr *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = regi_prep(r, &st, e, "SELECT coalesce(a.app, '') FROM "
+	    "customers c LEFT JOIN assignments a ON a.customer = c.id WHERE "
+	    "c.id = ?", "s", id)) != 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(buf, len, "%s", sqlite3_column_text(st, 0));
+	rc = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 :
+	    regi_dberr(r, e, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+reg_customer_move(struct registry *r, const char *id, const char *to_app,
+    const char *reason, const char *actor, struct xerr *e)
+{
+	char from[NAME_MAX_LEN + 1];
+	long long n;
+	int rc;
+
+	if ((rc = regi_tx_begin(r, 1, e)) != 0)
+		return rc;
+	if ((rc = customer_app(r, id, from, sizeof(from), e)) <= 0)
+		return regi_tx_end(r, rc < 0 ? rc : regi_not_found(e,
+		    OBJ_CUSTOMER, id), 0, e);
+	if ((rc = regi_need(r, OBJ_APP, to_app, e)) != 0)
+		;
+	else if (strcmp(from, to_app) == 0)
+		rc = xerr_set(e, XTCMK_E_CONFLICT, "customer '%s' is already on "
+		    "application '%s'", id, to_app);
+	else if ((n = regi_num(r, e, "SELECT count(*) FROM fics WHERE app = ?",
+	    "s", to_app)) <= 0)
+		rc = n < 0 ? (int)n : xerr_set(e, XTCMK_E_CONFLICT,
+		    "application '%s' has no federated credential, so no host "
+		    "could serve customer '%s': federate a workload first",
+		    to_app, id);
+	else if ((rc = regi_run(r, e, "UPDATE assignments SET app = ?, "
+	    "time = ? WHERE customer = ?", "sis", to_app,
+	    (long long)time(NULL), id)) == 0 && sqlite3_changes(r->db) == 0)
+		rc = regi_run(r, e, "INSERT INTO assignments (customer, app, "
+		    "inputs, outputs, policy_hash, time) VALUES (?, ?, 'null', "
+		    "'null', NULL, ?)", "ssi", id, to_app,
+		    (long long)time(NULL));
+	if (rc == 0)
+		rc = regi_run(r, e, "INSERT INTO moves (customer, op, "
+		    "from_app, to_app, reason, actor, time) VALUES (?, 'move', "
+		    "?, ?, ?, "
+		    "?, ?)", "sssssi", id, from[0] ? from : NULL, to_app,
+		    reason, actor, (long long)time(NULL));
+	return regi_tx_end(r, rc, 1, e);
+}
+
+int
+reg_customer_remove(struct registry *r, const char *id, const char *actor,
+    struct xerr *e)
+{
+	char from[NAME_MAX_LEN + 1];
+	int rc;
+
+	if ((rc = regi_tx_begin(r, 1, e)) != 0)
+		return rc;
+	if ((rc = customer_app(r, id, from, sizeof(from), e)) <= 0)
+		return regi_tx_end(r, rc < 0 ? rc : regi_not_found(e,
+		    OBJ_CUSTOMER, id), 0, e);
+	if ((rc = regi_run(r, e, "DELETE FROM assignments WHERE customer = ?",
+	    "s", id)) == 0 && (rc = regi_run(r, e, "DELETE FROM customers "
+	    "WHERE id = ?", "s", id)) == 0)
+		rc = regi_run(r, e, "INSERT INTO moves (customer, op, "
+		    "from_app, actor, time) VALUES (?, 'remove', ?, ?, ?)",
+		    "sssi", id, from[0] ? from : NULL, actor,
+		    (long long)time(NULL));
+	return regi_tx_end(r, rc, 1, e);
+}
+
+static json_t *
+customer_row(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o}",
+	    "id", col_str(st, 0), "tenant", col_str(st, 1),
+	    "key_uri", col_str(st, 2), "vault_auth", col_str(st, 3),
+	    "kinds", regi_col_json(st, 4, json_array()),
+	    "labels", regi_col_json(st, 5, json_object()),
+	    "created", (json_int_t)sqlite3_column_int64(st, 6),
+	    "app", col_str(st, 7),
+	    "assigned_at", sqlite3_column_type(st, 8) == SQLITE_NULL ?
+	    json_null() : json_integer(sqlite3_column_int64(st, 8)),
+	    "policy_hash", col_str(st, 9));
+}
+
+#define CUSTOMER_COLS	"SELECT c.id, c.tenant, c.key_uri, c.vault_auth, " \
+	"c.kinds, c.labels, c.created, a.app, a.time, a.policy_hash " \
+	"FROM customers c LEFT JOIN assignments a ON a.customer = c.id"
+
+int
+reg_customer_get(struct registry *r, const char *id, json_t **ret_customer,
+    struct xerr *e)
+{
+	return regi_get_one(r, CUSTOMER_COLS " WHERE c.id = ?", id,
+	    customer_row, OBJ_CUSTOMER, ret_customer, e);
+}
+
+int
+reg_customer_list(struct registry *r, json_t **ret_array, struct xerr *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&r->mu);
+	if ((rc = regi_prep(r, &st, e, CUSTOMER_COLS " ORDER BY c.id",
+	    "")) == 0)
+		rc = regi_collect(r, st, customer_row, ret_array, e);
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+static json_t *
+move_row(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:I}", "from", col_str(st, 0),
+	    "to", col_str(st, 1), "reason", col_str(st, 2),
+	    "actor", col_str(st, 3),
+	    "time", (json_int_t)sqlite3_column_int64(st, 4));
+}
+
+int
+reg_assignment_get(struct registry *r, const char *id,
+    json_t **ret_assignment, struct xerr *e)
+{
+	sqlite3_stmt *st;
+	json_t *o = NULL, *moves = NULL;
+	int rc;
+
+	if ((rc = regi_tx_begin(r, 0, e)) != 0)
+		return rc;
+	if ((rc = regi_prep(r, &st, e, "SELECT customer, app, inputs, outputs, "
+	    "policy_hash, time FROM assignments WHERE customer = ?", "s",
+	    id)) != 0)
+		return regi_tx_end(r, rc, 0, e);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:I}",
+		    "customer", col_str(st, 0), "app", col_str(st, 1),
+		    "inputs", regi_col_json(st, 2, json_null()),
+		    "outputs", regi_col_json(st, 3, json_null()),
+		    "policy_hash", col_str(st, 4),
+		    "time", (json_int_t)sqlite3_column_int64(st, 5));
+	sqlite3_finalize(st);
+	if (o == NULL)
+		return regi_tx_end(r, rc == SQLITE_ROW || rc == SQLITE_DONE ?
+		    xerr_set(e, XTCMK_E_NOT_FOUND, "customer '%s' has no "
+		    "assignment; list customers with `xtcmkctl customer "
+		    "list`", id) : regi_dberr(r, e, rc), 0, e);
+	/* Moves since the customer was last (re)created under this id. */
+	if ((rc = regi_prep(r, &st, e, "SELECT from_app, to_app, reason, "
+	    "actor, time FROM moves WHERE customer = ?1 AND op = 'move' AND "
+	    "id > coalesce((SELECT max(id) FROM moves WHERE customer = ?1 "
+	    "AND op = 'remove'), 0) ORDER BY id", "s", id)) == 0 &&
+	    (rc = regi_collect(r, st, move_row, &moves, e)) == 0)
+		json_object_set_new(o, "moves", moves);
+	if ((rc = regi_tx_end(r, rc, 0, e)) != 0) {
+		json_decref(o);
+		return rc;
+	}
+	*ret_assignment = o;
+	return 0;
+}
+
+static json_t *
+log_row(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I}",
+	    "customer", col_str(st, 0), "op", col_str(st, 1),
+	    "from", col_str(st, 2), "to", col_str(st, 3),
+	    "reason", col_str(st, 4), "actor", col_str(st, 5),
+	    "time", (json_int_t)sqlite3_column_int64(st, 6));
+}
+
+int
+reg_moves_list(struct registry *r, const char *id, json_t **ret_array,
+    struct xerr *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&r->mu);
+	if ((rc = regi_prep(r, &st, e, "SELECT customer, op, from_app, to_app, "
+	    "reason, actor, time FROM moves WHERE ?1 IS NULL OR "
+	    "customer = ?1 ORDER BY id", "s", id)) == 0)
+		rc = regi_collect(r, st, log_row, ret_array, e);
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+/* ---- consistency ---- */
+
+/* Each row of `sql` (one text column) becomes a problem: prefix + text. */
+static int
+problems(struct registry *r, json_t *list, const char *sql,
+    const char *prefix, struct xerr *e)
+{
+	sqlite3_stmt *st;
+	json_t *a, *v;
+	size_t i;
+	int rc;
+
+	if ((rc = regi_prep(r, &st, e, sql, "")) != 0 ||
+	    (rc = regi_collect(r, st, text_row, &a, e)) != 0)
+		return rc;
+	json_array_foreach(a, i, v)
+		json_array_append_new(list, json_sprintf("%s%s", prefix,
+		    json_string_value(v) ? json_string_value(v) : "(null)"));
+	json_decref(a);
+	return 0;
+}
+
+int
+reg_check(struct registry *r, json_t **ret_report, struct xerr *e)
+{
+	static const char *const tables[] = { "workloads", "apps", "fics",
+	    "customers", "assignments", "moves" };
+	static const struct {
+		const char *sql, *prefix;
+	} checks[] = {
+		{ "SELECT app || ' holds ' || count(*) || ' federated "
+		  "credentials (at most 20)' FROM fics GROUP BY app "
+		  "HAVING count(*) > 20", "application " },
+		{ "SELECT a.customer || ' is assigned to missing application "
+		  "' || a.app FROM assignments a LEFT JOIN apps p ON "
+		  "p.name = a.app WHERE p.name IS NULL", "customer " },
+		{ "SELECT a.customer || ' has an assignment but no customer "
+		  "record' FROM assignments a LEFT JOIN customers c ON "
+		  "c.id = a.customer WHERE c.id IS NULL", "customer " },
+		{ "SELECT DISTINCT a.app || ' serves customers but holds no "
+		  "federated credential' FROM assignments a WHERE NOT EXISTS "
+		  "(SELECT 1 FROM fics f WHERE f.app = a.app)",
+		  "application " },
+		{ "SELECT f.app || ' -> ' || f.workload || ' names a missing "
+		  "workload' FROM fics f LEFT JOIN workloads w ON "
+		  "w.name = f.workload WHERE w.name IS NULL", "FIC " },
+		{ "SELECT f.app || ' -> ' || f.workload || ' names a missing "
+		  "application' FROM fics f LEFT JOIN apps p ON "
+		  "p.name = f.app WHERE p.name IS NULL", "FIC " },
+		{ "SELECT 'trigger ' || t.n || ' is missing: the 20-FIC limit "
+		  "is not enforced by the database' FROM (SELECT "
+		  "'fics_max_insert' AS n UNION SELECT 'fics_max_update') t "
+		  "WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE "
+		  "type = 'trigger' AND name = t.n)", "" },
+		{ "PRAGMA integrity_check", "integrity: " },
+	};
+	json_t *list, *counts;
+	char sql[64];
+	long long n;
+	size_t i;
+	int rc;
+
+	if ((rc = regi_tx_begin(r, 0, e)) != 0)
+		return rc;
+	list = json_array();
+	counts = json_object();
+	for (i = 0; rc == 0 && i < sizeof(checks) / sizeof(checks[0]); i++)
+		rc = problems(r, list, checks[i].sql, checks[i].prefix, e);
+	for (i = 0; rc == 0 && i < sizeof(tables) / sizeof(tables[0]); i++) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s",
+		    tables[i]);
+		if ((n = regi_num(r, e, sql, "")) < 0)
+			rc = (int)n;
+		else
+			json_object_set_new(counts, tables[i],
+			    json_integer(n));
+	}
+	if ((rc = regi_tx_end(r, rc, 0, e)) != 0) {
+		json_decref(list);
+		json_decref(counts);
+		return rc;
+	}
+	/* integrity_check says "ok" when all is well. */
+	for (i = 0; i < json_array_size(list); i++)
+		if (strcmp(json_string_value(json_array_get(list, i)),
+		    "integrity: ok") == 0)
+			json_array_remove(list, i--);
+	*ret_report = json_pack("{s:b, s:o, s:o}", "ok",
+	    json_array_size(list) == 0, "problems", list, "counts", counts);
+	return 0;
+}
+
+/* ---- key usage ---- */
+
+int
+reg_usage_add(struct registry *r, json_t *rows, struct xerr *e)
+{
+	json_t *row;
+	size_t i;
+	int rc;
+
+	if ((rc = regi_tx_begin(r, 1, e)) != 0)
+		return rc;
+	json_array_foreach(rows, i, row) {
+		rc = regi_run(r, e, "INSERT INTO key_usage (customer, version, "
+		    "wraps, unwraps, first, last) VALUES (?, ?, ?, ?, ?, ?) "
+		    "ON CONFLICT (customer, version) DO UPDATE SET "
+		    "wraps = wraps + excluded.wraps, "
+		    "unwraps = unwraps + excluded.unwraps, "
+		    "first = min(first, excluded.first), "
+		    "last = max(last, excluded.last)", "ssiiii",
+		    json_string_value(json_object_get(row, "customer")),
+		    json_string_value(json_object_get(row, "version")),
+		    (long long)json_integer_value(json_object_get(row, "wraps")),
+		    (long long)json_integer_value(json_object_get(row,
+		    "unwraps")),
+		    (long long)json_integer_value(json_object_get(row, "first")),
+		    (long long)json_integer_value(json_object_get(row, "last")));
+		if (rc != 0)
+			break;
+	}
+	/* Usage is bookkeeping: it does not change any decision. */
+	return regi_tx_end(r, rc, 0, e);
+}
+
+static json_t *
+usage_row(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:I, s:I, s:I, s:I}",
+	    "version", col_str(st, 0),
+	    "wraps", (json_int_t)sqlite3_column_int64(st, 1),
+	    "unwraps", (json_int_t)sqlite3_column_int64(st, 2),
+	    "first", (json_int_t)sqlite3_column_int64(st, 3),
+	    "last", (json_int_t)sqlite3_column_int64(st, 4));
+}
+
+int
+reg_usage_get(struct registry *r, const char *customer, json_t **ret_array,
+    struct xerr *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = regi_tx_begin(r, 0, e)) != 0)
+		return rc;
+	if ((rc = regi_prep(r, &st, e, "SELECT version, wraps, unwraps, first, "
+	    "last FROM key_usage WHERE customer = ? ORDER BY first, version",
+	    "s", customer)) == 0)
+		rc = regi_collect(r, st, usage_row, ret_array, e);
+	return regi_tx_end(r, rc, 0, e);
+}

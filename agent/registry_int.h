@@ -1,0 +1,104 @@
+/*
+ * registry_int.h - private to registry.c and registry_customer.c: the
+ * registry handle and the statement, transaction, JSON and lookup
+ * helpers both halves of the registry use.  Nothing else includes it;
+ * the public interface is registry.h.
+ *
+ * Locking: every helper that takes `r` expects the caller to hold r->mu
+ * (regi_tx_begin() takes it, regi_tx_end() releases it), except
+ * regi_get_one(), which locks for itself.
+ */
+#ifndef XTCMK_REGISTRY_INT_H
+#define XTCMK_REGISTRY_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "xerr.h"
+
+struct registry {
+	pthread_mutex_t	 mu;
+	sqlite3		*db;
+	char		*path;
+	atomic_ullong	 gen;
+};
+
+/* Objects regi_need() and regi_not_found() know by kind. */
+enum { OBJ_WORKLOAD, OBJ_APP, OBJ_CUSTOMER };
+
+/* SQLite failure: busy, a trigger's refusal, or an internal error. */
+int	regi_dberr(struct registry *r, struct xerr *e, int rc);
+
+/*
+ * Prepare `sql` and bind one argument per character of `fmt`: 's' a
+ * string (NULL binds NULL), 'i' a long long.
+ */
+int	regi_prep(struct registry *r, sqlite3_stmt **ret_st, struct xerr *e,
+	    const char *sql, const char *fmt, ...);
+/* Run a statement that returns no rows. */
+int	regi_run(struct registry *r, struct xerr *e, const char *sql,
+	    const char *fmt, ...);
+/* First column of the first row as a number (0 without a row), or <0. */
+long long regi_num(struct registry *r, struct xerr *e, const char *sql,
+	    const char *fmt, ...);
+
+/* Lock and open a transaction: immediate for writes, deferred for reads. */
+int	regi_tx_begin(struct registry *r, int write, struct xerr *e);
+/* Commit if rc is 0, else roll back; unlock; return the outcome. */
+int	regi_tx_end(struct registry *r, int rc, int changed, struct xerr *e);
+
+/* A string member of `o`: absent or null gives NULL, other types fail. */
+int	regi_get_str(json_t *o, const char *key, const char *what,
+	    const char **ret_s, struct xerr *e);
+/* Validate a GUID and copy it lowercased into buf[37]. */
+int	regi_guid_lower(const char *s, const char *what, char *buf,
+	    struct xerr *e);
+/* Validate a labels object (NULL/null = none); *ret_text is malloc'ed. */
+int	regi_labels_text(json_t *labels, const char *what, char **ret_text,
+	    struct xerr *e);
+
+/* JSON text of a column, parsed; NULL or unparsable text gives `dflt`. */
+json_t	*regi_col_json(sqlite3_stmt *st, int i, json_t *dflt);
+/* Collect the rows of a prepared statement, each made by `fn`. */
+int	regi_collect(struct registry *r, sqlite3_stmt *st,
+	    json_t *(*fn)(sqlite3_stmt *), json_t **ret_array, struct xerr *e);
+
+/* A text column as a JSON string, SQL NULL as JSON null. */
+static inline json_t *
+col_str(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s ? json_string(s) : json_null();
+}
+
+/* A row of one text column (for regi_collect()). */
+static inline json_t *
+text_row(sqlite3_stmt *st)
+{
+	return col_str(st, 0);
+}
+
+/* NOT_FOUND for object kind `obj`, telling how to list them. */
+int	regi_not_found(struct xerr *e, int obj, const char *name);
+/* 0 if the object exists, else NOT_FOUND (or a database error). */
+int	regi_need(struct registry *r, int obj, const char *name,
+	    struct xerr *e);
+/* The single row `sql` (bound to `key`) returns, made by `fn` (locks). */
+int	regi_get_one(struct registry *r, const char *sql, const char *key,
+	    json_t *(*fn)(sqlite3_stmt *), int obj, json_t **ret,
+	    struct xerr *e);
+
+/* Insert an application after checking name and client id are free. */
+int	regi_app_insert(struct registry *r, const char *name,
+	    const char *client_id, const char *labels, struct xerr *e);
+/* CONFLICT: `app` would hold `would` FICs, over REG_FIC_MAX. */
+int	regi_fic_full(struct xerr *e, const char *app, long long would);
+/* Add the FIC app -> workload: 1 added, 0 already there, <0 error. */
+int	regi_fic_insert(struct registry *r, const char *app, const char *wl,
+	    struct xerr *e);
+
+#endif
