@@ -1,7 +1,7 @@
 /*
  * keys.c - the data plane: new data keys, unwrap, rewrap, key status,
- * revocation checks, per-version usage, and the `xtcmkctl key` commands of
- * the local keystore.
+ * revocation checks, per-version usage, stats and the life cycle.  The
+ * `xtcmkctl key` commands and the customer check are in keys_admin.c.
  *
  * Per customer the agent keeps a key state: what the key-versioning
  * decision says (mode, pinned version, intervals), the version in force,
@@ -33,6 +33,7 @@
 #include "blob.h"
 #include "keycache.h"
 #include "keys.h"
+#include "keys_int.h"
 #include "keystore.h"
 #include "log.h"
 #include "provider.h"
@@ -41,66 +42,11 @@
 #include "strhash.h"
 #include "validate.h"
 
-#define KS_BUCKETS		1024
 #define KS_VERSIONS_MAX		256	/* usage rows kept per customer */
 #define CHECK_TICK_MS		200
 #define USAGE_FLUSH_S		5
 #define SCRATCH_SIZE		4096
 #define KEYS_CACHE_ENTRIES	65536
-
-struct vusage {
-	char		version[KEY_VERSION_LEN + 1];
-	unsigned long long wraps, unwraps;	/* not yet flushed */
-	long long	first, last;		/* unix seconds */
-};
-
-struct kstate {
-	struct kstate	*next;
-	char		 customer[CUSTOMER_ID_MAX + 1];
-	unsigned long long gen;			/* decision generation */
-	/* From the decisions. */
-	struct key_uri	 uri;			/* as onboarded */
-	int		 pinned;
-	char		 pin[KEY_VERSION_LEN + 1];
-	unsigned	 refresh_s, check_s, grace_s, ttl_s, cache_max;
-	int		 served;
-	char		 app[NAME_MAX_LEN + 1];
-	char		 tenant[40], app_client_id[40];
-	char		 vault_auth[16];	/* the role decision's mechanism */
-	char		 role_hint[640];	/* the grant, as an instruction */
-	/* Live state. */
-	char		 kid[KID_MAX];		/* version in force */
-	char		 version[KEY_VERSION_LEN + 1];
-	int		 alg;			/* PROVIDER_ALG_* of that key */
-	long long	 resolved_at;		/* monotonic s, 0 = never */
-	long long	 checked_at;		/* last check attempt */
-	long long	 ok_at;			/* last confirmed enabled */
-	int		 checking;
-	int		 revoked;
-	char		 reason[XERR_MSG_MAX];
-	long long	 revoked_since;		/* unix s */
-	/* Usage per version, only ever used under the lock: a snapshot
-	 * copy of the state (the request path) must stay small. */
-	struct vusage	*usage;
-	int		 nusage, ausage;
-};
-
-struct keys {
-	struct config	*cfg;
-	struct service	*svc;
-	struct keystore	*ks;
-	struct provider	*local;
-	struct provider	*azure;			/* Key Vault / Managed HSM */
-	struct keycache	*cache;
-	pthread_mutex_t	 mu;
-	struct kstate	*map[KS_BUCKETS];
-	unsigned	 ncust;
-	pthread_t	*checkers;
-	unsigned	 nchecker;
-	atomic_int	 stop;
-	pthread_key_t	 scratch_key;
-	atomic_ullong	 n_revocations, n_restores, n_checks;
-};
 
 static long long
 mono_s(void)
@@ -209,8 +155,8 @@ role_hint(struct kstate *st, json_t *d)
  * Make sure `customer` has a key state built from the current decisions,
  * and copy it to *ret (a snapshot: no lock held afterwards).
  */
-static int
-state_get(struct keys *k, const char *customer, struct kstate *ret,
+int
+keys_state_get(struct keys *k, const char *customer, struct kstate *ret,
     struct xerr *e)
 {
 	unsigned long long gen = service_generation(k->svc);
@@ -292,8 +238,8 @@ state_get(struct keys *k, const char *customer, struct kstate *ret,
 	return 0;
 }
 
-static struct provider *
-provider_for(struct keys *k, const struct key_uri *u, struct xerr *e)
+struct provider *
+keys_provider_for(struct keys *k, const struct key_uri *u, struct xerr *e)
 {
 	if (u->service == KEY_SERVICE_LOCAL)
 		return k->local;
@@ -305,8 +251,8 @@ provider_for(struct keys *k, const struct key_uri *u, struct xerr *e)
 	return NULL;
 }
 
-static void
-req_of(const struct kstate *st, struct provider_req *r)
+void
+keys_req_of(const struct kstate *st, struct provider_req *r)
 {
 	r->customer = st->customer;
 	r->tenant = st->tenant[0] ? st->tenant : NULL;
@@ -345,8 +291,8 @@ mark_revoked(struct keys *k, const char *customer, const char *why)
  * version in force (auto mode, when a refresh is due or `force`), or a
  * revocation.  Returns the provider's result.
  */
-static int
-check_now(struct keys *k, const struct kstate *snap, int force,
+int
+keys_check_now(struct keys *k, const struct kstate *snap, int force,
     struct xerr *e)
 {
 	struct provider_req req;
@@ -357,13 +303,13 @@ check_now(struct keys *k, const struct kstate *snap, int force,
 	long long now = mono_s();
 	int rc, restored = 0;
 
-	if ((p = provider_for(k, &u, e)) == NULL)
+	if ((p = keys_provider_for(k, &u, e)) == NULL)
 		return -XTCMK_E_PROVIDER;
 	if (snap->pinned)
 		snprintf(u.version, sizeof(u.version), "%s", snap->pin);
 	else
 		u.version[0] = '\0';
-	req_of(snap, &req);
+	keys_req_of(snap, &req);
 	atomic_fetch_add(&k->n_checks, 1);
 	rc = provider_get_key(p, &req, &u, &ks, e);
 	pthread_mutex_lock(&k->mu);
@@ -406,8 +352,8 @@ check_now(struct keys *k, const struct kstate *snap, int force,
 }
 
 /* Refuse unless the customer may be served by this host right now. */
-static int
-gate(struct keys *k, const struct kstate *st, struct xerr *e)
+int
+keys_gate(struct keys *k, const struct kstate *st, struct xerr *e)
 {
 	long long now = mono_s();
 
@@ -438,9 +384,9 @@ in_force(struct keys *k, struct kstate *st, struct xerr *e)
 	if (st->resolved_at != 0 && (st->pinned ||
 	    mono_s() - st->resolved_at < (long long)st->refresh_s))
 		return 0;
-	if ((rc = check_now(k, st, 0, e)) < 0)
+	if ((rc = keys_check_now(k, st, 0, e)) < 0)
 		return rc;
-	return state_get(k, st->customer, st, e);
+	return keys_state_get(k, st->customer, st, e);
 }
 
 static void
@@ -490,8 +436,8 @@ out:
 }
 
 /* Move the usage counted so far into the registry. */
-static void
-usage_flush(struct keys *k)
+void
+keys_usage_flush(struct keys *k)
 {
 	json_t *rows = json_array();
 	struct kstate *st;
@@ -577,17 +523,17 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 		return rc;
 	if ((rc = key_uri_parse(st->kid, &u, e)) < 0)
 		return rc;
-	if ((p = provider_for(k, &u, e)) == NULL)
+	if ((p = keys_provider_for(k, &u, e)) == NULL)
 		return -XTCMK_E_PROVIDER;
 	memset(&b, 0, sizeof(b));
-	req_of(st, &req);
+	keys_req_of(st, &req);
 	rc = provider_wrap(p, &req, &u, dek, XTCMK_DEK_LEN, b.wrapped,
 	    sizeof(b.wrapped), &b.wrapped_len, e);
 	if (rc == -XTCMK_E_REVOKED) {
 		struct xerr e2;
 
 		/* The whole key, or only this version?  Ask. */
-		(void)check_now(k, st, 1, &e2);
+		(void)keys_check_now(k, st, 1, &e2);
 		return rc;
 	}
 	if (rc < 0)
@@ -628,9 +574,9 @@ load_dek(void *arg, uint8_t dek[KEYCACHE_DEK_LEN], struct xerr *e)
 	if (u.version[0] == '\0')
 		return xerr_set(e, XTCMK_E_BAD_BLOB, "blob key id %s has no "
 		    "version", a->b->kid);
-	if ((p = provider_for(a->k, &u, e)) == NULL)
+	if ((p = keys_provider_for(a->k, &u, e)) == NULL)
 		return -XTCMK_E_PROVIDER;
-	req_of(a->st, &req);
+	keys_req_of(a->st, &req);
 	rc = provider_unwrap(p, &req, &u, a->b->wrapped, a->b->wrapped_len,
 	    dek, KEYCACHE_DEK_LEN, &n, e);
 	if (rc < 0)
@@ -660,7 +606,7 @@ unwrap_blob(struct keys *k, struct kstate *st, const struct blob *b,
 	if (rc == -XTCMK_E_REVOKED) {
 		struct xerr e2;
 
-		(void)check_now(k, st, 0, &e2);
+		(void)keys_check_now(k, st, 0, &e2);
 		return rc;
 	}
 	if (rc == 0 && key_uri_parse(b->kid, &u, NULL) == 0)
@@ -688,15 +634,15 @@ keys_handle(struct keys *k, struct service *svc, uint16_t type,
 	if ((dek = scratch(k)) == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	out = dek + 64;
-	if ((rc = state_get(k, customer, &st, e)) < 0)
+	if ((rc = keys_state_get(k, customer, &st, e)) < 0)
 		return rc;
 	if (type != XW_KEY_STATUS && !st.served)
-		return gate(k, &st, e);
+		return keys_gate(k, &st, e);
 	/* First use since start: learn the key's state before anything. */
-	if (st.resolved_at == 0 && (rc = check_now(k, &st, 1, e)) < 0 &&
+	if (st.resolved_at == 0 && (rc = keys_check_now(k, &st, 1, e)) < 0 &&
 	    type != XW_KEY_STATUS)
 		return rc;
-	if ((rc = state_get(k, customer, &st, e)) < 0)
+	if ((rc = keys_state_get(k, customer, &st, e)) < 0)
 		return rc;
 
 	if (type == XW_KEY_STATUS) {
@@ -709,7 +655,7 @@ keys_handle(struct keys *k, struct service *svc, uint16_t type,
 		xw_put_str(reply, XT_KEY_ID, st.kid);
 		return 0;
 	}
-	if ((rc = gate(k, &st, e)) < 0)
+	if ((rc = keys_gate(k, &st, e)) < 0)
 		return rc;
 
 	switch (type) {
@@ -768,7 +714,7 @@ checker_main(void *arg)
 		usleep(CHECK_TICK_MS * 1000);
 		now = mono_s();
 		if (idx == 0 && now - flushed >= USAGE_FLUSH_S) {
-			usage_flush(k);
+			keys_usage_flush(k);
 			flushed = now;
 		}
 		for (i = idx; i < KS_BUCKETS; i += k->nchecker) {
@@ -791,7 +737,7 @@ checker_main(void *arg)
 				pthread_mutex_unlock(&k->mu);
 				if (!found)
 					break;
-				(void)check_now(k, &snap, 0, &e);
+				(void)keys_check_now(k, &snap, 0, &e);
 				pthread_mutex_lock(&k->mu);
 				if ((st = find_locked(k, snap.customer)) !=
 				    NULL)
@@ -803,353 +749,11 @@ checker_main(void *arg)
 	return NULL;
 }
 
-/* --- admin ---------------------------------------------------------- */
-
-static int
-local_uri_arg(json_t *req, struct key_uri *u, struct xerr *e)
-{
-	const char *s = json_string_value(json_object_get(req, "uri"));
-	int rc;
-
-	if (s == NULL)
-		return xerr_set(e, XTCMK_E_INVAL, "missing key URI, e.g. "
-		    "https://demo.vault.local/keys/contoso");
-	if ((rc = key_uri_parse(s, u, e)) < 0)
-		return rc;
-	if (u->service != KEY_SERVICE_LOCAL)
-		return xerr_set(e, XTCMK_E_INVAL, "%s is not a key of the "
-		    "local keystore (*.vault.local): manage Azure keys in "
-		    "Azure", s);
-	return 0;
-}
-
-static json_t *
-text_reply(json_t *data, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static json_t *
-text_reply(json_t *data, const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (data == NULL)
-		data = json_object();
-	json_object_set_new(data, "text", json_string(buf));
-	return data;
-}
-
-static int
-key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
-{
-	struct kstate st;
-	json_t *usage = NULL, *r, *row, *show = NULL, *versions;
-	char line[512], *text = NULL;
-	size_t i, tlen = 0;
-	FILE *f;
-	int rc;
-
-	if ((rc = state_get(k, customer, &st, e)) < 0)
-		return rc;
-	if ((rc = check_now(k, &st, 0, e)) < 0 && rc != -XTCMK_E_REVOKED)
-		return rc;
-	(void)state_get(k, customer, &st, e);
-	usage_flush(k);
-	if ((rc = reg_usage_get(service_registry(k->svc), customer, &usage,
-	    e)) < 0)
-		return rc;
-	if (st.uri.service == KEY_SERVICE_LOCAL)
-		(void)keystore_show(k->ks, st.uri.vault, st.uri.name, &show,
-		    NULL);
-	versions = show != NULL ? json_object_get(show, "versions") : NULL;
-	/* When may an old version be disabled?  Not before the grace
-	 * period after the next version became current, and not while
-	 * blobs still unwrap with it. */
-	json_array_foreach(usage, i, row) {
-		const char *v = json_string_value(json_object_get(row,
-		    "version"));
-		long long superseded = 0;
-		size_t j;
-		json_t *vv;
-
-		json_array_foreach(versions, j, vv) {
-			long long c = json_integer_value(json_object_get(vv,
-			    "created"));
-			const char *name = json_string_value(
-			    json_object_get(vv, "version"));
-
-			if (name != NULL && strcmp(name, v) == 0 &&
-			    j + 1 < json_array_size(versions))
-				superseded = json_integer_value(json_object_get(
-				    json_array_get(versions, j + 1),
-				    "created"));
-			(void)c;
-		}
-		json_object_set_new(row, "current",
-		    json_boolean(strcmp(v, st.version) == 0));
-		if (strcmp(v, st.version) != 0 && superseded > 0)
-			json_object_set_new(row, "disable_after", json_integer(
-			    superseded + st.grace_s));
-	}
-	r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:O}",
-	    "customer", customer, "state", st.revoked ? "revoked" : "active",
-	    "reason", st.revoked ? st.reason : "key enabled at the last check",
-	    "key_uri", json_string_value(json_object_get(json_null(), "x")) ?
-	    "" : "", "mode", st.pinned ? "pinned" : "auto",
-	    "current", st.version, "grace", (json_int_t)st.grace_s,
-	    "versions", usage);
-	{
-		char base[600];
-
-		key_uri_format(&st.uri, 0, base, sizeof(base));
-		json_object_set_new(r, "key_uri", json_string(base));
-	}
-	if ((f = open_memstream(&text, &tlen)) != NULL) {
-		fprintf(f, "customer %s: key %s (%s)\n", customer,
-		    st.revoked ? "REVOKED" : "active", st.revoked ? st.reason :
-		    "enabled at the last check");
-		fprintf(f, "version in force: %s (%s mode; grace after "
-		    "rotation %us)\n", st.version, st.pinned ? "pinned" :
-		    "auto", st.grace_s);
-		json_array_foreach(usage, i, row) {
-			time_t last = json_integer_value(json_object_get(row,
-			    "last")), after = json_integer_value(
-			    json_object_get(row, "disable_after"));
-			struct tm tm;
-
-			gmtime_r(&last, &tm);
-			strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ", &tm);
-			fprintf(f, "  %s %s: %lld wraps, %lld unwraps, last used "
-			    "%s", json_string_value(json_object_get(row,
-			    "version")), json_is_true(json_object_get(row,
-			    "current")) ? "(current)" : "(old)    ",
-			    (long long)json_integer_value(json_object_get(row,
-			    "wraps")), (long long)json_integer_value(
-			    json_object_get(row, "unwraps")), line);
-			if (after > 0) {
-				gmtime_r(&after, &tm);
-				strftime(line, sizeof(line),
-				    "%Y-%m-%dT%H:%M:%SZ", &tm);
-				fprintf(f, "; may be disabled after %s once "
-				    "its blobs are rewrapped", line);
-			}
-			fputc('\n', f);
-		}
-		if (json_array_size(usage) == 0)
-			fprintf(f, "  no wraps or unwraps recorded yet\n");
-		fclose(f);
-		json_object_set_new(r, "text", json_string(text));
-		free(text);
-	}
-	json_decref(show);
-	*ret = r;
-	return 0;
-}
-
-static void
-check_step(json_t *steps, const char *name, int ok, const char *detail)
-{
-	json_array_append_new(steps, json_pack("{s:s, s:b, s:s}", "step", name,
-	    "ok", ok, "detail", detail));
-}
-
-/*
- * `xtcmkctl customer check ID`: walk the path a wrap takes, step by step,
- * and report each step: the decisions, whether this host serves the
- * customer, (azure) this host's identity token, the vault's challenge and
- * the token exchange, then get key and a wrap + unwrap of a test key.
- */
-static int
-customer_check(struct keys *k, const char *customer, json_t **ret,
-    struct xerr *e)
-{
-	struct provider_req req;
-	struct key_state ks;
-	struct kstate st;
-	struct key_uri u;
-	struct provider *p;
-	struct xerr se;
-	uint8_t dek[XTCMK_DEK_LEN], back[KEYCACHE_DEK_LEN];
-	uint8_t wrapped[PROVIDER_WRAPPED_MAX];
-	json_t *steps = json_array(), *row, *r;
-	char detail[700], *text = NULL;
-	size_t wlen, n, i, tlen = 0;
-	int ok = 0;
-	FILE *f;
-
-	(void)e;
-	xerr_clear(&se);
-	if (state_get(k, customer, &st, &se) < 0) {
-		check_step(steps, "decision", 0, se.msg);
-		goto done;
-	}
-	snprintf(detail, sizeof(detail), "application %s (client id %s), "
-	    "tenant %s, key %s/keys/%s (%s%s%s), vault_auth %s", st.app,
-	    st.app_client_id[0] ? st.app_client_id : "NOT SET",
-	    st.tenant[0] ? st.tenant : "?", st.uri.base, st.uri.name,
-	    st.pinned ? "pinned " : "auto", st.pinned ? st.pin : "",
-	    "", st.vault_auth[0] ? st.vault_auth : "?");
-	check_step(steps, "decision", 1, detail);
-	if (!st.served) {
-		(void)gate(k, &st, &se);
-		check_step(steps, "served", 0, se.msg);
-		goto done;
-	}
-	snprintf(detail, sizeof(detail), "workload %s holds a federated "
-	    "credential on application %s", k->cfg->workload, st.app);
-	check_step(steps, "served", 1, detail);
-	if ((p = provider_for(k, &st.uri, &se)) == NULL) {
-		check_step(steps, "provider", 0, se.msg);
-		goto done;
-	}
-	req_of(&st, &req);
-	if (p == k->azure && provider_azure_probe(p, &req, &st.uri,
-	    steps) < 0)
-		goto done;
-	u = st.uri;
-	if (st.pinned)
-		snprintf(u.version, sizeof(u.version), "%s", st.pin);
-	else
-		u.version[0] = '\0';
-	xerr_clear(&se);
-	if (provider_get_key(p, &req, &u, &ks, &se) < 0) {
-		check_step(steps, "get key", 0, se.msg);
-		goto done;
-	}
-	snprintf(detail, sizeof(detail), "%s enabled (%d bits)", ks.kid,
-	    ks.bits);
-	check_step(steps, "get key", 1, detail);
-	snprintf(u.version, sizeof(u.version), "%s", ks.version);
-	if (RAND_bytes(dek, sizeof(dek)) != 1) {
-		check_step(steps, "wrap", 0, "no randomness");
-		goto done;
-	}
-	if (provider_wrap(p, &req, &u, dek, sizeof(dek), wrapped,
-	    sizeof(wrapped), &wlen, &se) < 0) {
-		check_step(steps, "wrap", 0, se.msg);
-		goto done;
-	}
-	snprintf(detail, sizeof(detail), "a test data key wrapped with "
-	    "RSA-OAEP-256 into %zu bytes", wlen);
-	check_step(steps, "wrap", 1, detail);
-	if (provider_unwrap(p, &req, &u, wrapped, wlen, back, sizeof(back),
-	    &n, &se) < 0) {
-		check_step(steps, "unwrap", 0, se.msg);
-		goto done;
-	}
-	if (n != sizeof(dek) || CRYPTO_memcmp(back, dek, n) != 0) {
-		check_step(steps, "unwrap", 0, "the unwrapped key differs from "
-		    "the one wrapped: the key service is broken");
-		goto done;
-	}
-	check_step(steps, "unwrap", 1, "the test data key came back intact");
-	ok = 1;
-done:
-	OPENSSL_cleanse(dek, sizeof(dek));
-	OPENSSL_cleanse(back, sizeof(back));
-	r = json_pack("{s:s, s:b, s:o}", "customer", customer, "ok", ok,
-	    "steps", steps);
-	if (r != NULL && (f = open_memstream(&text, &tlen)) != NULL) {
-		json_array_foreach(steps, i, row)
-			fprintf(f, "%-4s %-15s %s\n", json_is_true(
-			    json_object_get(row, "ok")) ? "ok" : "FAIL",
-			    json_string_value(json_object_get(row, "step")),
-			    json_string_value(json_object_get(row, "detail")));
-		fprintf(f, "customer %s: %s\n", customer, ok ? "all checks "
-		    "passed" : "check FAILED (see the step above)");
-		fclose(f);
-		json_object_set_new(r, "text", json_string(text));
-		free(text);
-	}
-	if (r == NULL)
-		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-	*ret = r;
-	return 0;
-}
-
-int
-keys_admin(struct keys *k, const char *cmd, json_t *req, json_t **ret_reply,
-    struct xerr *e)
-{
-	struct key_state ks;
-	struct key_uri u;
-	const char *s;
-	json_t *j;
-	int rc, bits;
-
-	if (strcmp(cmd, "status") == 0) {
-		if ((s = json_string_value(json_object_get(req, "customer"))) ==
-		    NULL)
-			return xerr_set(e, XTCMK_E_INVAL, "key status needs a "
-			    "customer id");
-		return key_status(k, s, ret_reply, e);
-	}
-	if (strcmp(cmd, "check") == 0) {
-		if ((s = json_string_value(json_object_get(req, "id"))) ==
-		    NULL)
-			return xerr_set(e, XTCMK_E_INVAL, "customer check needs "
-			    "a customer id");
-		return customer_check(k, s, ret_reply, e);
-	}
-	if (strcmp(cmd, "list") == 0) {
-		if ((rc = keystore_list(k->ks, NULL, &j, e)) < 0)
-			return rc;
-		*ret_reply = json_pack("{s:o}", "keys", j);
-		return 0;
-	}
-	if ((rc = local_uri_arg(req, &u, e)) < 0)
-		return rc;
-	if (strcmp(cmd, "create") == 0) {
-		bits = (int)json_integer_value(json_object_get(req, "bits"));
-		if ((rc = keystore_create(k->ks, u.vault, u.name, bits, &ks,
-		    e)) < 0)
-			return rc;
-		*ret_reply = text_reply(json_pack("{s:s, s:i}", "kid", ks.kid,
-		    "bits", ks.bits), "created %s (RSA %d)\n", ks.kid, ks.bits);
-		return 0;
-	}
-	if (strcmp(cmd, "rotate") == 0) {
-		if ((rc = keystore_rotate(k->ks, u.vault, u.name, &ks, e)) < 0)
-			return rc;
-		*ret_reply = text_reply(json_pack("{s:s}", "kid", ks.kid),
-		    "rotated: %s is the current version; customers on auto "
-		    "versioning use it from their next refresh\n", ks.kid);
-		return 0;
-	}
-	if (strcmp(cmd, "disable") == 0 || strcmp(cmd, "enable") == 0) {
-		int en = cmd[0] == 'e';
-
-		if ((rc = keystore_set_enabled(k->ks, u.vault, u.name,
-		    u.version[0] ? u.version : NULL, en, e)) < 0)
-			return rc;
-		*ret_reply = text_reply(NULL, "%s %s%s%s\n", en ? "enabled" :
-		    "disabled", u.version[0] ? "version " : "every version of ",
-		    u.version[0] ? u.version : u.name, en ? "" :
-		    " (agents fail closed within each customer's revocation "
-		    "check interval)");
-		return 0;
-	}
-	if (strcmp(cmd, "delete") == 0) {
-		if ((rc = keystore_delete(k->ks, u.vault, u.name, e)) < 0)
-			return rc;
-		*ret_reply = text_reply(NULL, "deleted %s\n", u.name);
-		return 0;
-	}
-	if (strcmp(cmd, "show") == 0)
-		return keystore_show(k->ks, u.vault, u.name, ret_reply, e);
-	return xerr_set(e, XTCMK_E_INVAL, "unknown key command '%s': use "
-	    "create, rotate, disable, enable, delete, list, show or status",
-	    cmd);
-}
-
 void
 keys_flush(struct keys *k)
 {
 	if (k != NULL && k->cache != NULL)
-		usage_flush(k);
+		keys_usage_flush(k);
 }
 
 json_t *
@@ -1274,7 +878,7 @@ keys_close(struct keys *k)
 		pthread_join(k->checkers[i], NULL);
 	free(k->checkers);
 	if (k->cache != NULL)
-		usage_flush(k);
+		keys_usage_flush(k);
 	for (i = 0; i < KS_BUCKETS; i++)
 		for (st = k->map[i]; st != NULL; st = next) {
 			next = st->next;
