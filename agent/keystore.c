@@ -7,6 +7,10 @@
  * meta.json before the change becomes visible, so memory and disk agree
  * and a restart reads back exactly what was acknowledged.  Private keys
  * are parsed lazily, on first use of a version, and kept.
+ *
+ * This file owns names, metadata (meta.json), lookups and the lock; the
+ * RSA keys, their .pem files and wrap/unwrap are in keystore_rsa.c, and
+ * every file is written through atomicfile.c.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -22,46 +26,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/bio.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/rand.h>
-#include <openssl/rsa.h>
 
+#include "atomicfile.h"
 #include "keystore.h"
+#include "keystore_int.h"
 
 #define META_FILE	"meta.json"
 #define META_FORMAT	1
-
-struct ks_version {
-	char		 version[KEY_VERSION_LEN + 1];
-	long long	 created;
-	int		 enabled;
-	EVP_PKEY	*pkey;		/* NULL until first used */
-};
-
-struct ks_key {
-	char		 vault[KEYSTORE_VAULT_MAX + 1];	/* lowercase */
-	char		 name[KEY_NAME_MAX + 1];	/* as created */
-	char		 dir[KEY_NAME_MAX + 1];		/* lowercase name */
-	int		 bits;
-	int		 deleted;
-	long long	 deleted_at;
-	char		 current[KEY_VERSION_LEN + 1];
-	struct ks_version *v;
-	size_t		 nv;
-	size_t		 cap;
-};
-
-struct keystore {
-	pthread_mutex_t	 mu;
-	int		 rootfd;	/* STATE_DIR/keys */
-	char		*root;
-	struct ks_key	**keys;
-	size_t		 nkeys;
-	size_t		 cap;
-};
 
 /* Key Vault vault names: 3-24 of [a-z0-9-], letter first, no "--",
  * alphanumeric last.  Lowercased into `out`. */
@@ -229,134 +202,6 @@ ks_insert(struct keystore *ks, struct ks_key *k)
 	return 0;
 }
 
-/* ---- files ---- */
-
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/*
- * Replace `name` in `dirfd` with `buf` so that a crash leaves either the
- * old or the new content: temporary file, fsync, rename, fsync the dir.
- */
-static int
-write_atomic(int dirfd, const char *where, const char *name, const void *buf,
-    size_t len, struct xerr *e)
-{
-	char tmp[KEY_NAME_MAX + 64];
-	unsigned char r[8];
-	int fd, saved;
-
-	if (RAND_bytes(r, sizeof(r)) != 1)
-		return xerr_set(e, XTCMK_E_INTERNAL,
-		    "keystore: no randomness for a temporary file name");
-	snprintf(tmp, sizeof(tmp), ".%s.%02x%02x%02x%02x%02x%02x%02x%02x.tmp",
-	    name, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW, 0600);
-	if (fd == -1)
-		return xerr_set(e, XTCMK_E_INTERNAL, "keystore: cannot create "
-		    "a file in %s: %s; check that the state directory is "
-		    "writable by the agent", where, strerror(errno));
-	if (fchmod(fd, 0600) == -1 || write_all(fd, buf, len) == -1 ||
-	    fsync(fd) == -1) {
-		saved = errno;
-		close(fd);
-		unlinkat(dirfd, tmp, 0);
-		return xerr_set(e, XTCMK_E_INTERNAL, "keystore: cannot write "
-		    "%s/%s: %s; check free space in the state directory",
-		    where, name, strerror(saved));
-	}
-	if (close(fd) == -1 || renameat(dirfd, tmp, dirfd, name) == -1) {
-		saved = errno;
-		unlinkat(dirfd, tmp, 0);
-		return xerr_set(e, XTCMK_E_INTERNAL, "keystore: cannot write "
-		    "%s/%s: %s", where, name, strerror(saved));
-	}
-	if (fsync(dirfd) == -1)
-		return xerr_set(e, XTCMK_E_INTERNAL, "keystore: cannot sync "
-		    "%s: %s", where, strerror(errno));
-	return 0;
-}
-
-/* Read a whole regular file of at most `max` bytes; NUL-terminated. */
-static int
-read_file(int dirfd, const char *name, size_t max, char **ret_buf,
-    size_t *ret_len)
-{
-	struct stat st;
-	char *buf;
-	size_t off = 0;
-	ssize_t n;
-	int fd;
-
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd == -1)
-		return -errno;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    (size_t)st.st_size > max) {
-		close(fd);
-		return -EFBIG;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (off < (size_t)st.st_size) {
-		n = read(fd, buf + off, (size_t)st.st_size - off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	close(fd);
-	buf[off] = '\0';
-	*ret_buf = buf;
-	*ret_len = off;
-	return 0;
-}
-
-/* Open (creating, mode 0700) directory `name` under `dirfd`. */
-static int
-open_dir(int dirfd, const char *name, int create, struct xerr *e)
-{
-	int fd;
-
-	if (create) {
-		if (mkdirat(dirfd, name, 0700) == 0) {
-			if (fsync(dirfd) == -1)
-				return xerr_set(e, XTCMK_E_INTERNAL,
-				    "keystore: cannot sync the directory of "
-				    "%s: %s", name, strerror(errno));
-		} else if (errno != EEXIST)
-			return xerr_set(e, XTCMK_E_INTERNAL, "keystore: cannot "
-			    "create directory %s: %s", name, strerror(errno));
-	}
-	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
-	    O_NOFOLLOW);
-	if (fd == -1)
-		return xerr_set(e, XTCMK_E_INTERNAL, "keystore: cannot open "
-		    "directory %s: %s", name, strerror(errno));
-	return fd;
-}
-
 /* ---- meta.json ---- */
 
 static json_t *
@@ -400,17 +245,19 @@ meta_write(struct keystore *ks, const struct ks_key *k, struct xerr *e)
 	json_decref(o);
 	if (text == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-	if ((vfd = open_dir(ks->rootfd, k->vault, 1, e)) < 0) {
+	vfd = atomicfile_opendir(ks->rootfd, KS_WHO, k->vault, 1, e);
+	if (vfd < 0) {
 		free(text);
 		return vfd;
 	}
-	kfd = open_dir(vfd, k->dir, 1, e);
+	kfd = atomicfile_opendir(vfd, KS_WHO, k->dir, 1, e);
 	close(vfd);
 	if (kfd < 0) {
 		free(text);
 		return kfd;
 	}
-	rc = write_atomic(kfd, where, META_FILE, text, strlen(text), e);
+	rc = atomicfile_write(kfd, KS_WHO, where, META_FILE, text, strlen(text),
+	    e);
 	close(kfd);
 	free(text);
 	return rc;
@@ -439,7 +286,7 @@ meta_load(int kfd, const char *vault, const char *dir,
 	int fmt, bits, deleted, enabled, rc;
 	char ndir[KEY_NAME_MAX + 1], nvault[KEYSTORE_VAULT_MAX + 1];
 
-	rc = read_file(kfd, META_FILE, KEYSTORE_META_MAX, &text, &len);
+	rc = atomicfile_read(kfd, META_FILE, KEYSTORE_META_MAX, &text, &len);
 	if (rc == -ENOENT)
 		return 0;	/* a create that crashed before its commit */
 	if (rc < 0)
@@ -513,7 +360,7 @@ load_vault(struct keystore *ks, const char *vault, struct xerr *e)
 	DIR *d;
 	int vfd, kfd, rc = 0;
 
-	if ((vfd = open_dir(ks->rootfd, vault, 0, e)) < 0)
+	if ((vfd = atomicfile_opendir(ks->rootfd, KS_WHO, vault, 0, e)) < 0)
 		return vfd;
 	if ((d = fdopendir(vfd)) == NULL) {
 		close(vfd);
@@ -527,7 +374,8 @@ load_vault(struct keystore *ks, const char *vault, struct xerr *e)
 		if (key_name_check(de->d_name, dir, NULL) < 0 ||
 		    strcmp(dir, de->d_name) != 0)
 			continue;
-		if ((kfd = open_dir(dirfd(d), dir, 0, e)) < 0) {
+		kfd = atomicfile_opendir(dirfd(d), KS_WHO, dir, 0, e);
+		if (kfd < 0) {
 			rc = kfd;
 			break;
 		}
@@ -584,7 +432,7 @@ keystore_open(const char *state_dir, struct keystore **ret_ks,
 		    "the agent's user)", state_dir, strerror(errno));
 		goto fail;
 	}
-	ks->rootfd = open_dir(sfd, "keys", 1, e);
+	ks->rootfd = atomicfile_opendir(sfd, KS_WHO, "keys", 1, e);
 	close(sfd);
 	if (ks->rootfd < 0) {
 		rc = ks->rootfd;
@@ -650,98 +498,6 @@ new_version(struct ks_key *k, char out[KEY_VERSION_LEN + 1], struct xerr *e)
 		for (i = 0; i < sizeof(r); i++)
 			snprintf(out + 2 * i, 3, "%02x", r[i]);
 	} while (k != NULL && key_version(k, out) != NULL);
-	return 0;
-}
-
-static int
-rsa_generate(int bits, EVP_PKEY **ret_pkey, struct xerr *e)
-{
-	EVP_PKEY *pkey;
-
-	pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
-	if (pkey == NULL)
-		return xerr_set(e, XTCMK_E_INTERNAL, "keystore: RSA-%d key "
-		    "generation failed", bits);
-	*ret_pkey = pkey;
-	return 0;
-}
-
-/* Write <version>.pem (PKCS#8, unencrypted, 0600) into the key's dir. */
-static int
-pem_write(struct keystore *ks, const struct ks_key *k, const char *version,
-    EVP_PKEY *pkey, struct xerr *e)
-{
-	char where[KEYSTORE_VAULT_MAX + KEY_NAME_MAX + 16];
-	char file[KEY_VERSION_LEN + 8];
-	BIO *bio;
-	char *data;
-	long len;
-	int vfd, kfd, rc;
-
-	snprintf(where, sizeof(where), "keys/%s/%s", k->vault, k->dir);
-	snprintf(file, sizeof(file), "%s.pem", version);
-	if ((bio = BIO_new(BIO_s_secmem())) == NULL)
-		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-	if (PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL,
-	    NULL) != 1 || (len = BIO_get_mem_data(bio, &data)) <= 0) {
-		BIO_free(bio);
-		return xerr_set(e, XTCMK_E_INTERNAL, "keystore: cannot encode "
-		    "the private key");
-	}
-	if ((vfd = open_dir(ks->rootfd, k->vault, 1, e)) < 0) {
-		BIO_free(bio);
-		return vfd;
-	}
-	kfd = open_dir(vfd, k->dir, 1, e);
-	close(vfd);
-	if (kfd < 0) {
-		BIO_free(bio);
-		return kfd;
-	}
-	rc = write_atomic(kfd, where, file, data, (size_t)len, e);
-	close(kfd);
-	BIO_free(bio);		/* secure heap: cleansed on free */
-	return rc;
-}
-
-static int
-pem_load(struct keystore *ks, const struct ks_key *k, struct ks_version *v,
-    struct xerr *e)
-{
-	char file[KEY_VERSION_LEN + 8];
-	EVP_PKEY *pkey;
-	BIO *bio;
-	char *text;
-	size_t len;
-	int vfd, kfd, rc;
-
-	if (v->pkey != NULL)
-		return 0;
-	snprintf(file, sizeof(file), "%s.pem", v->version);
-	if ((vfd = open_dir(ks->rootfd, k->vault, 0, e)) < 0)
-		return vfd;
-	kfd = open_dir(vfd, k->dir, 0, e);
-	close(vfd);
-	if (kfd < 0)
-		return kfd;
-	rc = read_file(kfd, file, KEYSTORE_PEM_MAX, &text, &len);
-	close(kfd);
-	if (rc < 0)
-		return xerr_set(e, XTCMK_E_PROVIDER, "keystore: cannot read "
-		    "keys/%s/%s/%s: %s; restore it from a backup", k->vault,
-		    k->dir, file, strerror(-rc));
-	bio = BIO_new_mem_buf(text, (int)len);
-	pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-	BIO_free(bio);
-	OPENSSL_clear_free(text, len + 1);
-	if (pkey == NULL || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA ||
-	    EVP_PKEY_get_bits(pkey) != k->bits) {
-		EVP_PKEY_free(pkey);
-		return xerr_set(e, XTCMK_E_PROVIDER, "keystore: keys/%s/%s/%s "
-		    "is not an RSA-%d private key; restore it from a backup",
-		    k->vault, k->dir, file, k->bits);
-	}
-	v->pkey = pkey;
 	return 0;
 }
 
@@ -830,7 +586,7 @@ keystore_create(struct keystore *ks, const char *vault, const char *name,
 	    (rc = key_name_check(name, dir, e)) < 0)
 		return rc;
 	/* Generate outside the lock: RSA-3072 takes a while. */
-	if ((rc = rsa_generate(bits, &pkey, e)) < 0)
+	if ((rc = ks_rsa_generate(bits, &pkey, e)) < 0)
 		return rc;
 	if ((k = calloc(1, sizeof(*k))) == NULL) {
 		EVP_PKEY_free(pkey);
@@ -859,7 +615,7 @@ keystore_create(struct keystore *ks, const char *vault, const char *name,
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = pem_write(ks, k, k->current, pkey, e)) < 0 ||
+	if ((rc = ks_pem_write(ks, k, k->current, pkey, e)) < 0 ||
 	    (rc = meta_write(ks, k, e)) < 0)
 		goto out;
 	if ((rc = ks_insert(ks, k)) < 0) {
@@ -897,7 +653,7 @@ keystore_rotate(struct keystore *ks, const char *vault, const char *name,
 	pthread_mutex_unlock(&ks->mu);
 	if (rc < 0)
 		return rc;
-	if ((rc = rsa_generate(bits, &pkey, e)) < 0)
+	if ((rc = ks_rsa_generate(bits, &pkey, e)) < 0)
 		return rc;
 
 	pthread_mutex_lock(&ks->mu);
@@ -913,7 +669,7 @@ keystore_rotate(struct keystore *ks, const char *vault, const char *name,
 		goto out;
 	}
 	if ((rc = new_version(k, ver, e)) < 0 ||
-	    (rc = pem_write(ks, k, ver, pkey, e)) < 0)
+	    (rc = ks_pem_write(ks, k, ver, pkey, e)) < 0)
 		goto out;
 	if (key_add_version(k, ver, (long long)time(NULL), 1) < 0) {
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
@@ -1139,8 +895,8 @@ keystore_get(struct keystore *ks, const char *vault, const char *name,
  * Take a reference to the private key of a usable version, loading it if
  * needed, so that the RSA operation runs without the lock.
  */
-static int
-pkey_ref(struct keystore *ks, const char *vault, const char *name,
+int
+ks_pkey_ref(struct keystore *ks, const char *vault, const char *name,
     const char *version, EVP_PKEY **ret_pkey, char *base, size_t base_len,
     struct xerr *e)
 {
@@ -1153,7 +909,7 @@ pkey_ref(struct keystore *ks, const char *vault, const char *name,
 		    "version of %d lowercase hex characters", KEY_VERSION_LEN);
 	pthread_mutex_lock(&ks->mu);
 	if ((rc = usable(ks, vault, name, version, &k, &v, e)) == 0 &&
-	    (rc = pem_load(ks, k, v, e)) == 0) {
+	    (rc = ks_pem_load(ks, k, v, e)) == 0) {
 		EVP_PKEY_up_ref(v->pkey);
 		*ret_pkey = v->pkey;
 		key_base(k, base, base_len);
@@ -1162,102 +918,3 @@ pkey_ref(struct keystore *ks, const char *vault, const char *name,
 	return rc;
 }
 
-static EVP_PKEY_CTX *
-oaep_ctx(EVP_PKEY *pkey, int decrypt)
-{
-	EVP_PKEY_CTX *ctx;
-
-	if ((ctx = EVP_PKEY_CTX_new(pkey, NULL)) == NULL)
-		return NULL;
-	if ((decrypt ? EVP_PKEY_decrypt_init(ctx) :
-	    EVP_PKEY_encrypt_init(ctx)) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) <= 0) {
-		EVP_PKEY_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
-}
-
-int
-keystore_wrap(struct keystore *ks, const char *vault, const char *name,
-    const char *version, const uint8_t *dek, size_t dek_len, uint8_t *out,
-    size_t out_size, size_t *ret_len, struct xerr *e)
-{
-	char base[KID_MAX];
-	EVP_PKEY *pkey = NULL;
-	EVP_PKEY_CTX *ctx;
-	size_t len;
-	int rc;
-
-	if (dek == NULL || dek_len < PROVIDER_DEK_MIN ||
-	    dek_len > PROVIDER_DEK_MAX)
-		return xerr_set(e, XTCMK_E_INVAL, "a data key must have %d-%d "
-		    "bytes", PROVIDER_DEK_MIN, PROVIDER_DEK_MAX);
-	if ((rc = pkey_ref(ks, vault, name, version, &pkey, base,
-	    sizeof(base), e)) < 0)
-		return rc;
-	len = (size_t)EVP_PKEY_get_size(pkey);
-	if (out_size < len) {
-		EVP_PKEY_free(pkey);
-		return xerr_set(e, XTCMK_E_TOOBIG, "wrapped key needs %zu "
-		    "bytes, the buffer has %zu", len, out_size);
-	}
-	if ((ctx = oaep_ctx(pkey, 0)) == NULL ||
-	    EVP_PKEY_encrypt(ctx, out, &len, dek, dek_len) <= 0)
-		rc = xerr_set(e, XTCMK_E_PROVIDER, "keystore: RSA-OAEP-256 "
-		    "wrap with %s/%s failed", base, version);
-	else
-		*ret_len = len;
-	EVP_PKEY_CTX_free(ctx);
-	EVP_PKEY_free(pkey);
-	return rc;
-}
-
-int
-keystore_unwrap(struct keystore *ks, const char *vault, const char *name,
-    const char *version, const uint8_t *wrapped, size_t wrapped_len,
-    uint8_t *dek, size_t dek_size, size_t *ret_len, struct xerr *e)
-{
-	char base[KID_MAX];
-	uint8_t buf[PROVIDER_WRAPPED_MAX];
-	EVP_PKEY *pkey = NULL;
-	EVP_PKEY_CTX *ctx;
-	size_t len, mod;
-	int rc;
-
-	if (wrapped == NULL || dek == NULL)
-		return xerr_set(e, XTCMK_E_INVAL, "unwrap: no input");
-	if ((rc = pkey_ref(ks, vault, name, version, &pkey, base,
-	    sizeof(base), e)) < 0)
-		return rc;
-	mod = (size_t)EVP_PKEY_get_size(pkey);
-	if (wrapped_len != mod || mod > sizeof(buf)) {
-		EVP_PKEY_free(pkey);
-		return xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped key is %zu "
-		    "bytes but %s/%s wraps to %zu: the wrapped blob is "
-		    "corrupted", wrapped_len, base, version, mod);
-	}
-	len = sizeof(buf);
-	ctx = oaep_ctx(pkey, 1);
-	if (ctx == NULL) {
-		rc = xerr_set(e, XTCMK_E_PROVIDER, "keystore: cannot set up "
-		    "RSA-OAEP-256");
-	} else if (EVP_PKEY_decrypt(ctx, buf, &len, wrapped,
-	    wrapped_len) <= 0) {
-		rc = xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped key does not "
-		    "decrypt with %s/%s: the wrapped blob is corrupted or was "
-		    "made with another key", base, version);
-	} else if (len > dek_size) {
-		rc = xerr_set(e, XTCMK_E_TOOBIG, "unwrapped key has %zu "
-		    "bytes, the buffer %zu", len, dek_size);
-	} else {
-		memcpy(dek, buf, len);
-		*ret_len = len;
-	}
-	OPENSSL_cleanse(buf, sizeof(buf));
-	EVP_PKEY_CTX_free(ctx);
-	EVP_PKEY_free(pkey);
-	return rc;
-}
