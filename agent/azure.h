@@ -1,8 +1,9 @@
 /*
  * azure.h - the azure key provider's parts, shared by azure_http.c (HTTP
  * client: retries, rate limits), azure_identity.c (this host's identity
- * token), azure_token.c (token exchange and cache) and azure_kv.c (Key
- * Vault / Managed HSM REST and the provider ops).
+ * token), azure_token.c (token exchange and cache), azure_kv.c (the
+ * provider ops, public-key cache and local wrap) and azure_kvreq.c (one
+ * Key Vault / Managed HSM request: Bearer challenge, errors).
  *
  * Everything here returns 0 / negative enum xtcmk_result with a sentence
  * in `struct xerr`, like the rest of the agent.  Nothing logs.
@@ -207,7 +208,7 @@ int	az_access_token(struct az_ctx *x, const struct az_who *who,
 void	az_access_token_drop(struct az_ctx *x, const struct az_who *who,
 	    const char *scope);
 
-/* --- Key Vault (azure_kv.c) ------------------------------------------ */
+/* --- Key Vault (azure_kv.c, azure_kvreq.c) --------------------------- */
 
 struct az_kv_err {
 	char	code[64];		/* innermost code */

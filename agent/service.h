@@ -47,7 +47,7 @@ void	service_flush(struct service *s);
 /* Counters, for `xtcmkctl stats`. */
 void	service_count_conn(struct service *s, int delta, int refused);
 
-/* Internals shared by service.c, admin.c and keys.c. */
+/* Internals shared by service.c, admin.c, keys.c and keys_admin.c. */
 struct config	*service_config(struct service *s);
 struct registry	*service_registry(struct service *s);
 struct dlog	*service_dlog(struct service *s);

@@ -1,6 +1,6 @@
 /*
  * fuzz_policy_json.c - the JSON -> Lua -> JSON converters of
- * agent/policy.c, through policy_vm_call() on a policy set whose three
+ * agent/policy_json.c, through policy_vm_call() on a policy set whose three
  * policies return their input unchanged.
  *
  * The input is JSON (NUL bytes in strings allowed); anything but an object
