@@ -20,7 +20,7 @@
 #include "policy.h"
 #include "fuzz.h"
 
-#define INPUT_DEPTH_MAX		32	/* POLICY_INPUT_DEPTH_MAX in policy.c */
+#define INPUT_DEPTH_MAX		32	/* POLICY_INPUT_DEPTH_MAX in policy_json.c */
 
 static struct policy_set *set;
 
