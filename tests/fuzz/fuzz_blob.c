@@ -78,7 +78,7 @@ check_parsed(const uint8_t *buf, size_t len, uint8_t mode,
 	int vrc, rc;
 
 	FUZZ_CHECK(b->version == BLOB_VERSION && b->flags == 0);
-	FUZZ_CHECK(b->alg == BLOB_ALG_RSA_OAEP_256);
+	FUZZ_CHECK(b->alg == BLOB_ALG_RSA_OAEP_256 || b->alg == BLOB_ALG_A256KW);
 	FUZZ_CHECK(b->provider == BLOB_PROV_LOCAL ||
 	    b->provider == BLOB_PROV_AZURE);
 	FUZZ_CHECK(printable(b->customer, BLOB_CUSTOMER_MAX));
