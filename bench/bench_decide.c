@@ -51,29 +51,6 @@ static struct opts o = { NULL, NULL, 20000, 2, 3, 0 };
 static struct echo *srv;
 static size_t frame_len;
 
-static double
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 struct worker {
 	int		 kind;		/* 0 echo, 1 decide */
@@ -103,7 +80,7 @@ run(void *arg)
 		echo_frame(frame, frame_len);
 	}
 	for (i = 0; i < w->n; i++) {
-		t0 = w->lat != NULL ? now_us() : 0;
+		t0 = w->lat != NULL ? bench_now_us() : 0;
 		if (w->kind == 0) {
 			if (echo_round_trip(fd, frame, frame_len) == -1) {
 				w->fails++;
@@ -116,7 +93,7 @@ run(void *arg)
 				xtcmk_decision_free(d);
 		}
 		if (w->lat != NULL)
-			w->lat[i] = now_us() - t0;
+			w->lat[i] = bench_now_us() - t0;
 	}
 	if (fd != -1)
 		close(fd);
@@ -130,7 +107,7 @@ latency(int kind, struct xtcmk *h, double *lat, double *p50, double *p99)
 	struct worker w = { .kind = kind, .h = h, .n = o.n, .lat = lat };
 
 	run(&w);
-	qsort(lat, (size_t)o.n, sizeof(*lat), cmp_double);
+	qsort(lat, (size_t)o.n, sizeof(*lat), bench_cmp_double);
 	*p50 = lat[o.n / 2];
 	*p99 = lat[(o.n * 99) / 100];
 	return w.fails;
@@ -144,7 +121,7 @@ throughput(int kind, struct xtcmk *h, int threads, long *fails)
 	double t0, el;
 	int i;
 
-	t0 = now_us();
+	t0 = bench_now_us();
 	for (i = 0; i < threads; i++) {
 		w[i] = (struct worker){ .kind = kind, .h = h, .n = o.n };
 		if (pthread_create(&w[i].t, NULL, run, &w[i]) == 0)
@@ -155,7 +132,7 @@ throughput(int kind, struct xtcmk *h, int threads, long *fails)
 	for (i = 0; i < threads; i++)
 		if (w[i].started)
 			pthread_join(w[i].t, NULL);
-	el = now_us() - t0;
+	el = bench_now_us() - t0;
 	for (i = 0; i < threads; i++)
 		*fails += w[i].fails;
 	return (double)threads * (double)o.n / (el / 1e6);
@@ -177,10 +154,10 @@ measure(int kind, struct xtcmk *h, struct result *r)
 		oT[i] = throughput(kind, h, o.threads, &fails);
 	}
 	free(lat);
-	r->p50_us = median(p50, o.reps);
-	r->p99_us = median(p99, o.reps);
-	r->ops1 = median(o1, o.reps);
-	r->opsT = median(oT, o.reps);
+	r->p50_us = bench_median(p50, o.reps);
+	r->p99_us = bench_median(p99, o.reps);
+	r->ops1 = bench_median(o1, o.reps);
+	r->opsT = bench_median(oT, o.reps);
 	return fails;
 }
 

@@ -97,34 +97,11 @@ static struct opts o = {
 	.n = 20000, .m = 200, .times = 20, .seconds = 3, .reps = 3,
 };
 
-static double
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void
 percentiles(double *lat, long n, struct lat *r)
 {
-	qsort(lat, (size_t)n, sizeof(*lat), cmp_double);
+	qsort(lat, (size_t)n, sizeof(*lat), bench_cmp_double);
 	r->p50_us = lat[n / 2];
 	r->p99_us = lat[(n * 99) / 100];
 }
@@ -197,12 +174,12 @@ echo_latency(size_t frame_len, double *lat, struct lat *r)
 	}
 	echo_frame(frame, frame_len);
 	for (i = 0; i < o.n; i++) {
-		t0 = now_us();
+		t0 = bench_now_us();
 		if (echo_round_trip(fd, frame, frame_len) == -1) {
 			fprintf(stderr, "bench_keys: echo round trip failed\n");
 			exit(1);
 		}
-		lat[i] = now_us() - t0;
+		lat[i] = bench_now_us() - t0;
 	}
 	close(fd);
 	echo_stop(srv);
@@ -219,9 +196,9 @@ unwrap_latency(struct xtcmk *h, const struct blobv *bv, double *lat,
 	int rc;
 
 	for (i = 0; i < o.n; i++) {
-		t0 = now_us();
+		t0 = bench_now_us();
 		rc = xtcmk_dek_unwrap(h, o.customer, bv->b, bv->len, dek);
-		lat[i] = now_us() - t0;
+		lat[i] = bench_now_us() - t0;
 		if (rc != XTCMK_OK)
 			fail("unwrap", rc);
 	}
@@ -239,9 +216,9 @@ new_latency(struct xtcmk *h, double *lat, struct lat *r)
 
 	for (i = 0; i < n; i++) {
 		bv.len = sizeof(bv.b);
-		t0 = now_us();
+		t0 = bench_now_us();
 		rc = xtcmk_dek_new(h, o.customer, dek, bv.b, &bv.len);
-		lat[i] = now_us() - t0;
+		lat[i] = bench_now_us() - t0;
 		if (rc != XTCMK_OK)
 			fail("new DEK", rc);
 	}
@@ -295,12 +272,12 @@ warm(void)
 	}
 	free(lat);
 	xtcmk_close(h);
-	echo.p50_us = median(e50, o.reps);
-	echo.p99_us = median(e99, o.reps);
-	unw.p50_us = median(u50, o.reps);
-	unw.p99_us = median(u99, o.reps);
-	nw.p50_us = median(n50, o.reps);
-	nw.p99_us = median(n99, o.reps);
+	echo.p50_us = bench_median(e50, o.reps);
+	echo.p99_us = bench_median(e99, o.reps);
+	unw.p50_us = bench_median(u50, o.reps);
+	unw.p99_us = bench_median(u99, o.reps);
+	nw.p50_us = bench_median(n50, o.reps);
+	nw.p99_us = bench_median(n99, o.reps);
 
 	if (o.json) {
 		printf("{\"calls\":%ld,\"new_calls\":%ld,\"reps\":%d,"
@@ -469,14 +446,14 @@ flights(const struct blobv *bv, long *ret_ok, double *ret_ms)
 		    started);
 		exit(1);
 	}
-	t0 = now_us();
+	t0 = bench_now_us();
 	pthread_barrier_wait(&bar);
 	*ret_ok = 0;
 	for (i = 0; i < started; i++) {
 		pthread_join(f[i].t, NULL);
 		*ret_ok += f[i].ok;
 	}
-	*ret_ms = (now_us() - t0) / 1e3;
+	*ret_ms = (bench_now_us() - t0) / 1e3;
 	for (i = 0; i < o.threads; i++)
 		xtcmk_close(f[i].h);
 	pthread_attr_destroy(&attr);
@@ -511,9 +488,9 @@ cold(void)
 	if ((u0 = provider_unwraps()) < 0)
 		return 1;
 	for (i = 0; i < n - 1; i++) {
-		t0 = now_us();
+		t0 = bench_now_us();
 		rc = xtcmk_dek_unwrap(h, o.customer, v[i].b, v[i].len, dek);
-		lat[i] = now_us() - t0;
+		lat[i] = bench_now_us() - t0;
 		if (rc != XTCMK_OK)
 			fail("cold unwrap", rc);
 	}
@@ -623,7 +600,7 @@ spread(void)
 		return 1;
 	for (i = 0; i < total; i++)
 		order[i] = i % n;
-	x = (uint64_t)now_us() | 1;
+	x = (uint64_t)bench_now_us() | 1;
 	for (i = total - 1; i > 0; i--) {
 		j = (long)(rnd(&x) % (uint64_t)(i + 1));
 		t = order[i];
@@ -656,7 +633,7 @@ spread(void)
 		    started);
 		exit(1);
 	}
-	t0 = now_us();
+	t0 = bench_now_us();
 	pthread_barrier_wait(&bar);
 	for (k = 0; k < started; k++) {
 		pthread_join(s[k].t, NULL);
@@ -666,7 +643,7 @@ spread(void)
 			why = s[k].err;
 		}
 	}
-	ms = (now_us() - t0) / 1e3;
+	ms = (bench_now_us() - t0) / 1e3;
 	u1 = provider_unwraps();
 	pthread_barrier_destroy(&bar);
 	xtcmk_close(h);
@@ -712,7 +689,7 @@ hot_main(void *arg)
 	int rc;
 
 	pthread_barrier_wait(w->bar);
-	for (i = 0; i < w->max && now_us() < w->end_us; i++) {
+	for (i = 0; i < w->max && bench_now_us() < w->end_us; i++) {
 		rc = xtcmk_dek_unwrap(w->h, o.customer, w->bv->b, w->bv->len,
 		    dek);
 		if (rc != XTCMK_OK) {
@@ -752,7 +729,7 @@ hot_run(struct xtcmk *h, const struct blobv *bv, long *ret_calls)
 		exit(1);
 	}
 	/* Every thread waits at the barrier, which publishes end_us. */
-	t0 = now_us();
+	t0 = bench_now_us();
 	for (k = 0; k < started; k++)
 		w[k].end_us = t0 + 1e6 * o.seconds;
 	pthread_barrier_wait(&bar);
@@ -762,7 +739,7 @@ hot_run(struct xtcmk *h, const struct blobv *bv, long *ret_calls)
 		if (rc == XTCMK_OK)
 			rc = w[k].rc;
 	}
-	t1 = now_us();
+	t1 = bench_now_us();
 	pthread_barrier_destroy(&bar);
 	if (rc != XTCMK_OK)
 		fail("hot unwrap", rc);
@@ -807,7 +784,7 @@ hot(void)
 		for (k = 0; k < o.reps; k++)
 			printf("%s%ld", k ? "," : "", calls[k]);
 	}
-	med = median(rate, o.reps);
+	med = bench_median(rate, o.reps);
 	if (o.json)
 		printf("],\"per_s_median\":%.0f,\"provider_calls\":%lld}\n",
 		    med, u1 - u0);

@@ -4,7 +4,7 @@
  * that sends back every frame of 16 + len bytes it reads, len being the
  * big-endian u32 in the frame's first four bytes, as in the xtcmk wire
  * header.  A round trip through it is what any request to a local agent
- * costs at the least.
+ * costs at the least.  Also the timing helpers every benchmark uses.
  */
 #ifndef XTCMK_BENCH_ECHO_H
 #define XTCMK_BENCH_ECHO_H
@@ -28,5 +28,11 @@ int	echo_connect(const struct echo *e);
 void	echo_frame(uint8_t *frame, size_t frame_len);
 /* Send the frame and read the echo back: 0, or -1 on any error. */
 int	echo_round_trip(int fd, uint8_t *frame, size_t frame_len);
+
+/* Monotonic time in microseconds. */
+double	bench_now_us(void);
+/* qsort comparator for doubles, and the median of n values (sorts v). */
+int	bench_cmp_double(const void *a, const void *b);
+double	bench_median(double *v, int n);
 
 #endif
