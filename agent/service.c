@@ -77,6 +77,7 @@ struct service {
 	unsigned		 nworkers;
 
 	pthread_mutex_t		 onboard_mu;	/* one onboarding at a time */
+	pthread_mutex_t		 reload_mu;	/* one reload at a time */
 
 	pthread_rwlock_t	 dc_lock;
 	struct dentry		*dc[DCACHE_BUCKETS];
@@ -244,20 +245,102 @@ service_policy(struct service *s, int kind, const char *customer,
 	return 0;
 }
 
+/*
+ * The effective configuration as text, without the sections a reload
+ * applies ([policy], [params]) and without the header line naming the
+ * file: equal texts mean no restart is needed.
+ */
+static char *
+restart_settings(const struct config *c)
+{
+	char *text = NULL, *line, *save = NULL, *out;
+	size_t len = 0;
+	FILE *f;
+	int skip = 0;
+
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return NULL;
+	config_dump(c, f);
+	fclose(f);
+	if ((out = calloc(1, len + 1)) == NULL) {
+		free(text);
+		return NULL;
+	}
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '[')
+			skip = strcmp(line, "[policy]") == 0 ||
+			    strcmp(line, "[params]") == 0;
+		if (!skip && line[0] != '#') {
+			strcat(out, line);
+			strcat(out, "\n");
+		}
+	}
+	free(text);
+	return out;
+}
+
+static int
+needs_restart(const struct config *a, const struct config *b)
+{
+	char *ta = restart_settings(a), *tb = restart_settings(b);
+	int differ = ta == NULL || tb == NULL || strcmp(ta, tb) != 0;
+
+	free(ta);
+	free(tb);
+	return differ;
+}
+
+/*
+ * Reload: read the config file again for [params] and [policy] (the
+ * policies' inputs and limits), then load and self-test the policy set.
+ * Anything that fails leaves the running set, params and limits alone.
+ */
 int
 service_reload(struct service *s, struct xerr *e)
 {
 	struct policy_set *set, *old;
+	struct config *fresh = NULL;
+	json_t *params;
+	struct policy_limits lim;
 	int rc;
 
-	rc = policy_set_load(s->cfg->policy_dir, s->cfg->lua_dir,
-	    s->cfg->params, &s->cfg->limits, &set, e);
+	pthread_mutex_lock(&s->reload_mu);
+	params = s->cfg->params;
+	lim = s->cfg->limits;
+	if (s->cfg->path != NULL) {
+		if ((rc = config_load(s->cfg->path, &fresh, e)) < 0) {
+			atomic_fetch_add(&s->n_reload_fail, 1);
+			log_err("reload refused, the previous policies and "
+			    "params keep serving: %s", e->msg);
+			pthread_mutex_unlock(&s->reload_mu);
+			return rc;
+		}
+		params = fresh->params;
+		lim = fresh->limits;
+		if (needs_restart(s->cfg, fresh))
+			log_warn("%s: settings other than [params] and "
+			    "[policy] changed; they take effect at the next "
+			    "restart", s->cfg->path);
+	}
+	rc = policy_set_load(s->cfg->policy_dir, s->cfg->lua_dir, params,
+	    &lim, &set, e);
 	if (rc < 0) {
 		atomic_fetch_add(&s->n_reload_fail, 1);
 		log_err("policy reload refused, the previous set keeps "
 		    "serving: %s", e->msg);
+		config_free(fresh);
+		pthread_mutex_unlock(&s->reload_mu);
 		return rc;
 	}
+	if (fresh != NULL) {
+		/* Only reloads read these two after start-up. */
+		json_decref(s->cfg->params);
+		s->cfg->params = json_incref(fresh->params);
+		s->cfg->limits = lim;
+		config_free(fresh);
+	}
+	pthread_mutex_unlock(&s->reload_mu);
 	pthread_mutex_lock(&s->pol_mu);
 	old = s->set;
 	s->set = set;
@@ -884,6 +967,7 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 	pthread_cond_init(&s->job_cv, NULL);
 	pthread_cond_init(&s->done_cv, NULL);
 	pthread_mutex_init(&s->onboard_mu, NULL);
+	pthread_mutex_init(&s->reload_mu, NULL);
 	pthread_rwlock_init(&s->dc_lock, NULL);
 	if ((rc = make_state_dir(cfg->state_dir, e)) < 0)
 		goto fail;
