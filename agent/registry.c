@@ -317,6 +317,20 @@ regi_collect(struct registry *r, sqlite3_stmt *st,
 	return 0;
 }
 
+int
+regi_list(struct registry *r, const char *sql, int nargs, const char *arg,
+    json_t *(*fn)(sqlite3_stmt *), json_t **ret_array, struct xerr *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&r->mu);
+	if ((rc = regi_prep(r, &st, e, sql, nargs ? "s" : "", arg)) == 0)
+		rc = regi_collect(r, st, fn, ret_array, e);
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
 /* Indexed by OBJ_* (registry_int.h). */
 static const struct {
 	const char	*kind, *sql, *cmd;
@@ -590,15 +604,8 @@ reg_workload_get(struct registry *r, const char *name, json_t **ret_wl,
 int
 reg_workload_list(struct registry *r, json_t **ret_array, struct xerr *e)
 {
-	sqlite3_stmt *st;
-	int rc;
-
-	pthread_mutex_lock(&r->mu);
-	if ((rc = regi_prep(r, &st, e, WORKLOAD_COLS " ORDER BY name",
-	    "")) == 0)
-		rc = regi_collect(r, st, workload_row, ret_array, e);
-	pthread_mutex_unlock(&r->mu);
-	return rc;
+	return regi_list(r, WORKLOAD_COLS " ORDER BY name", 0, NULL,
+	    workload_row, ret_array, e);
 }
 
 /* ---- applications and FICs ---- */

@@ -369,15 +369,8 @@ reg_customer_get(struct registry *r, const char *id, json_t **ret_customer,
 int
 reg_customer_list(struct registry *r, json_t **ret_array, struct xerr *e)
 {
-	sqlite3_stmt *st;
-	int rc;
-
-	pthread_mutex_lock(&r->mu);
-	if ((rc = regi_prep(r, &st, e, CUSTOMER_COLS " ORDER BY c.id",
-	    "")) == 0)
-		rc = regi_collect(r, st, customer_row, ret_array, e);
-	pthread_mutex_unlock(&r->mu);
-	return rc;
+	return regi_list(r, CUSTOMER_COLS " ORDER BY c.id", 0, NULL,
+	    customer_row, ret_array, e);
 }
 
 static json_t *
@@ -445,16 +438,9 @@ int
 reg_moves_list(struct registry *r, const char *id, json_t **ret_array,
     struct xerr *e)
 {
-	sqlite3_stmt *st;
-	int rc;
-
-	pthread_mutex_lock(&r->mu);
-	if ((rc = regi_prep(r, &st, e, "SELECT customer, op, from_app, to_app, "
-	    "reason, actor, time FROM moves WHERE ?1 IS NULL OR "
-	    "customer = ?1 ORDER BY id", "s", id)) == 0)
-		rc = regi_collect(r, st, log_row, ret_array, e);
-	pthread_mutex_unlock(&r->mu);
-	return rc;
+	return regi_list(r, "SELECT customer, op, from_app, to_app, reason, "
+	    "actor, time FROM moves WHERE ?1 IS NULL OR customer = ?1 "
+	    "ORDER BY id", 1, id, log_row, ret_array, e);
 }
 
 /* ---- consistency ---- */

@@ -65,6 +65,11 @@ json_t	*regi_col_json(sqlite3_stmt *st, int i, json_t *dflt);
 /* Collect the rows of a prepared statement, each made by `fn`. */
 int	regi_collect(struct registry *r, sqlite3_stmt *st,
 	    json_t *(*fn)(sqlite3_stmt *), json_t **ret_array, struct xerr *e);
+/* Lock, run `sql` (binding `arg` to its parameters when `nargs` is 1),
+ * collect the rows with `fn`, unlock. */
+int	regi_list(struct registry *r, const char *sql, int nargs,
+	    const char *arg, json_t *(*fn)(sqlite3_stmt *), json_t **ret_array,
+	    struct xerr *e);
 
 /* A text column as a JSON string, SQL NULL as JSON null. */
 static inline json_t *
