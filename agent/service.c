@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 #include "log.h"
 #include "policy.h"
 #include "registry.h"
+#include "scope.h"
 #include "service.h"
 #include "strhash.h"
 #include "validate.h"
@@ -39,6 +41,7 @@
 
 struct job {
 	enum policy_kind	 kind;
+	int			 scope;		/* P.scope, not P.decide */
 	json_t			*input;
 	json_t			*output;
 	struct policy_set	*set;		/* the set that answered */
@@ -85,7 +88,9 @@ struct service {
 
 	atomic_ullong		 n_req[16], n_err, n_hit, n_miss, n_policy,
 				 n_policy_err, n_conn_total, n_conn_refused,
-				 n_reload, n_reload_fail;
+				 n_reload, n_reload_fail, n_scoped, n_unscoped,
+				 n_assigned, n_already, n_onboard_refused,
+				 n_import_batches;
 	atomic_int		 n_conn;
 };
 
@@ -161,7 +166,10 @@ worker_main(void *arg)
 		j->rc = 0;
 		if (vm == NULL)
 			j->rc = policy_vm_new(set, &vm, &j->err);
-		if (j->rc == 0)
+		if (j->rc == 0 && j->scope)
+			j->rc = policy_vm_scope(vm, j->input, NULL,
+			    &j->output, &j->err);
+		else if (j->rc == 0)
 			j->rc = policy_vm_call(vm, j->kind, j->input,
 			    &j->output, &j->err);
 		j->set = set;
@@ -175,6 +183,11 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Log a decision.  A partition entry carries the bounded record of why
+ * (scope_why), never the input: the input of a decision is as large as
+ * its scope, the log line must stay small.
+ */
 static void
 log_decision(struct service *s, enum policy_kind kind, const char *customer,
     json_t *input, json_t *output, const struct policy_set *set,
@@ -182,12 +195,17 @@ log_decision(struct service *s, enum policy_kind kind, const char *customer,
 {
 	json_t *entry;
 
-	entry = json_pack("{s:s, s:s?, s:O, s:s, s:s}",
+	entry = json_pack("{s:s, s:s?, s:s, s:s}",
 	    "decision", policy_kind_name(kind), "customer", customer,
-	    "input", input, "policy", policy_set_name(set, kind),
+	    "policy", policy_set_name(set, kind),
 	    "policy_hash", policy_set_hash(set));
 	if (entry == NULL)
 		return;
+	if (kind == POLICY_PARTITION)
+		json_object_set_new(entry, "why", scope_why(input,
+		    json_object_get(input, "scope") != NULL));
+	else
+		json_object_set(entry, "input", input);
 	if (output != NULL)
 		json_object_set(entry, "output", output);
 	if (err != NULL)
@@ -196,19 +214,24 @@ log_decision(struct service *s, enum policy_kind kind, const char *customer,
 	json_decref(entry);
 }
 
-int
-service_policy(struct service *s, int kind, const char *customer,
-    json_t *input, json_t **ret_output, char *ret_hash, struct xerr *e)
+/*
+ * Queue a job for a policy worker and wait for it.  *ret_set gets a
+ * reference to the set that answered (also on failure).
+ */
+static int
+run_job(struct service *s, enum policy_kind kind, int scope, json_t *input,
+    json_t **ret_output, struct policy_set **ret_set, struct xerr *e)
 {
 	struct job j;
-	int rc;
 
 	memset(&j, 0, sizeof(j));
-	j.kind = (enum policy_kind)kind;
+	j.kind = kind;
+	j.scope = scope;
 	j.input = input;
 	pthread_mutex_lock(&s->job_mu);
 	if (s->jcount >= JOB_QUEUE_MAX) {
 		pthread_mutex_unlock(&s->job_mu);
+		*ret_set = NULL;
 		return xerr_set(e, XTCMK_E_BUSY, "policy queue full (%d "
 		    "jobs); retry later", JOB_QUEUE_MAX);
 	}
@@ -222,26 +245,47 @@ service_policy(struct service *s, int kind, const char *customer,
 	while (!j.done)
 		pthread_cond_wait(&s->done_cv, &s->job_mu);
 	pthread_mutex_unlock(&s->job_mu);
-
 	atomic_fetch_add(&s->n_policy, 1);
-	rc = j.rc;
-	if (rc == 0)
-		rc = policy_verdict_check(j.set, j.kind, input, j.output,
-		    &j.err);
-	log_decision(s, j.kind, customer, input, rc == 0 ? j.output : NULL,
-	    j.set, rc == 0 ? NULL : &j.err);
-	if (rc < 0) {
-		atomic_fetch_add(&s->n_policy_err, 1);
+	*ret_set = j.set;
+	if (j.rc < 0) {
 		json_decref(j.output);
 		if (e != NULL)
 			*e = j.err;
-		policy_set_unref(j.set);
+		return j.rc;
+	}
+	*ret_output = j.output;
+	return 0;
+}
+
+int
+service_policy(struct service *s, int kind, const char *customer,
+    json_t *input, json_t **ret_output, char *ret_hash, struct xerr *e)
+{
+	struct policy_set *set = NULL;
+	json_t *out = NULL;
+	struct xerr err;
+	int rc;
+
+	xerr_clear(&err);
+	rc = run_job(s, (enum policy_kind)kind, 0, input, &out, &set, &err);
+	if (rc == 0)
+		rc = policy_verdict_check(set, (enum policy_kind)kind, input,
+		    out, &err);
+	if (set != NULL)
+		log_decision(s, (enum policy_kind)kind, customer, input,
+		    rc == 0 ? out : NULL, set, rc == 0 ? NULL : &err);
+	if (rc < 0) {
+		atomic_fetch_add(&s->n_policy_err, 1);
+		json_decref(out);
+		if (e != NULL)
+			*e = err;
+		policy_set_unref(set);
 		return rc;
 	}
 	if (ret_hash != NULL)
-		snprintf(ret_hash, 65, "%s", policy_set_hash(j.set));
-	policy_set_unref(j.set);
-	*ret_output = j.output;
+		snprintf(ret_hash, 65, "%s", policy_set_hash(set));
+	policy_set_unref(set);
+	*ret_output = out;
 	return 0;
 }
 
@@ -773,84 +817,346 @@ out:
 
 /* --- onboarding ------------------------------------------------------ */
 
-int
-service_onboard(struct service *s, json_t *customer, json_t **ret_result,
-    struct xerr *e)
+/* Refuse bad input before any policy sees it; fill the defaults. */
+static int
+onboard_check(json_t *customer, const char **ret_id, struct xerr *e)
 {
-	json_t *existing = NULL, *apps = NULL, *wls = NULL, *input = NULL;
-	json_t *part = NULL, *app = NULL, *rest = NULL, *cv = NULL;
-	const char *id = json_string_value(json_object_get(customer, "id"));
-	const char *appname;
-	char hash[65];
+	const char *id, *t, *u;
+	struct key_uri ku;
 	int rc;
 
+	if (!json_is_object(customer))
+		return xerr_set(e, XTCMK_E_INVAL, "a customer is a JSON object "
+		    "with id, tenant, key_uri and vault_auth");
+	id = json_string_value(json_object_get(customer, "id"));
 	if (id == NULL)
 		return xerr_set(e, XTCMK_E_INVAL, "customer needs an \"id\"");
 	if ((rc = valid_customer_id(id, e)) < 0)
 		return rc;
-	/* Refuse bad input before any policy sees it. */
-	{
-		const char *t = json_string_value(json_object_get(customer,
-		    "tenant"));
-		const char *u = json_string_value(json_object_get(customer,
-		    "key_uri"));
-		struct key_uri ku;
-
-		if (t == NULL || u == NULL)
-			return xerr_set(e, XTCMK_E_INVAL, "customer needs a "
-			    "\"tenant\" (GUID) and a \"key_uri\"");
-		if ((rc = valid_guid(t, "tenant", e)) < 0 ||
-		    (rc = key_uri_parse(u, &ku, e)) < 0)
-			return rc;
-	}
+	t = json_string_value(json_object_get(customer, "tenant"));
+	u = json_string_value(json_object_get(customer, "key_uri"));
+	if (t == NULL || u == NULL)
+		return xerr_set(e, XTCMK_E_INVAL, "customer '%s' needs a "
+		    "\"tenant\" (GUID) and a \"key_uri\"", id);
+	if ((rc = valid_guid(t, "tenant", e)) < 0 ||
+	    (rc = key_uri_parse(u, &ku, e)) < 0)
+		return rc;
 	if (json_object_get(customer, "kinds") == NULL)
 		json_object_set_new(customer, "kinds", json_pack("[s]", "host"));
 	if (json_object_get(customer, "labels") == NULL)
 		json_object_set_new(customer, "labels", json_object());
-	pthread_mutex_lock(&s->onboard_mu);
-	if (reg_customer_get(s->reg, id, &existing, NULL) == 0) {
-		rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' is already "
-		    "assigned to application '%s'; assignments are sticky: "
-		    "use `xtcmkctl customer move` to change it", id,
-		    json_string_value(json_object_get(existing, "app")));
+	*ret_id = id;
+	return 0;
+}
+
+/* Same members, in any order (kinds are a set). */
+static int
+same_set(json_t *a, json_t *b)
+{
+	size_t i, j;
+
+	if (!json_is_array(a) || !json_is_array(b) ||
+	    json_array_size(a) != json_array_size(b))
+		return 0;
+	for (i = 0; i < json_array_size(a); i++) {
+		for (j = 0; j < json_array_size(b); j++)
+			if (json_equal(json_array_get(a, i),
+			    json_array_get(b, j)))
+				break;
+		if (j == json_array_size(b))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+add_word(char *buf, size_t len, const char *w)
+{
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, len - n, " %s", w);
+}
+
+/*
+ * Is the repeated `c` the customer `old` on record?  The names of the
+ * fields that differ go to `diff` (empty when the same).
+ */
+static void
+customer_diff(json_t *old, json_t *c, char *diff, size_t len)
+{
+	const char *t0 = json_string_value(json_object_get(old, "tenant"));
+	const char *t1 = json_string_value(json_object_get(c, "tenant"));
+	const char *va = json_string_value(json_object_get(c, "vault_auth"));
+	char uri[KEY_URI_MAX + 1] = "";
+	struct key_uri ku;
+	struct xerr e;
+
+	diff[0] = '\0';
+	if (key_uri_parse(json_string_value(json_object_get(c, "key_uri")),
+	    &ku, &e) == 0)
+		key_uri_format(&ku, 1, uri, sizeof(uri));
+	if (t0 == NULL || t1 == NULL || strcasecmp(t0, t1) != 0)
+		add_word(diff, len, "tenant");
+	if (strcmp(uri, json_string_value(json_object_get(old, "key_uri")) ?
+	    json_string_value(json_object_get(old, "key_uri")) : "") != 0)
+		add_word(diff, len, "key_uri");
+	if (va == NULL || !json_equal(json_object_get(old, "vault_auth"),
+	    json_object_get(c, "vault_auth")))
+		add_word(diff, len, "vault_auth");
+	if (!same_set(json_object_get(old, "kinds"),
+	    json_object_get(c, "kinds")))
+		add_word(diff, len, "kinds");
+	if (!json_equal(json_object_get(old, "labels"),
+	    json_object_get(c, "labels")))
+		add_word(diff, len, "labels");
+}
+
+/*
+ * The input of the partition decision.  A policy with P.scope gets what
+ * its selectors pick (bounded by their limits); one without gets every
+ * application and workload, which is refused past SCOPE_FULL_MAX of
+ * either.  *ret_set_hash: the set whose scope was used ("" if none).
+ */
+static int
+partition_input(struct service *s, json_t *cv, json_t **ret_input,
+    char *ret_set_hash, struct xerr *e)
+{
+	struct policy_set *set = NULL;
+	struct scope sc;
+	json_t *doc = NULL, *base, *apps = NULL, *wls = NULL;
+	long long na, nw;
+	int rc;
+
+	ret_set_hash[0] = '\0';
+	if ((base = json_pack("{s:O, s:i}", "customer", cv, "limit",
+	    REG_FIC_MAX)) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	rc = run_job(s, POLICY_PARTITION, 1, cv, &doc, &set, e);
+	if (set != NULL)
+		snprintf(ret_set_hash, 65, "%s", policy_set_hash(set));
+	if (rc < 0)
+		goto out;
+	if (doc != NULL) {
+		if ((rc = scope_parse(doc, &sc, e)) < 0) {
+			xerr_set(e, XTCMK_E_POLICY, "policy '%s' "
+			    "(partition.lua): %s", policy_set_name(set,
+			    POLICY_PARTITION), e->msg);
+			goto out;
+		}
+		rc = reg_scope_resolve(s->reg, &sc, base, ret_input, e);
+		scope_clear(&sc);
+		if (rc == 0)
+			atomic_fetch_add(&s->n_scoped, 1);
+		goto out;
+	}
+	if ((rc = reg_scope_counts(s->reg, &na, &nw, e)) < 0)
+		goto out;
+	if (na > SCOPE_FULL_MAX || nw > SCOPE_FULL_MAX) {
+		rc = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (partition.lua) "
+		    "has no P.scope, and the registry holds more than %d "
+		    "applications or workloads: add P.scope(customer, params) "
+		    "returning the applications and workloads the policy "
+		    "chooses among (see xtcmk-policy(7), SCOPE)",
+		    policy_set_name(set, POLICY_PARTITION), SCOPE_FULL_MAX);
 		goto out;
 	}
 	if ((rc = reg_app_list(s->reg, &apps, e)) < 0 ||
 	    (rc = reg_workload_list(s->reg, &wls, e)) < 0)
 		goto out;
-	cv = customer_view(customer);
-	input = json_pack("{s:O, s:O, s:O, s:i}", "customer", cv,
-	    "apps", apps, "workloads", wls, "limit", REG_FIC_MAX);
-	if ((rc = service_policy(s, POLICY_PARTITION, id, input, &part, hash,
-	    e)) < 0)
+	json_object_set(base, "apps", apps);
+	json_object_set(base, "workloads", wls);
+	*ret_input = json_incref(base);
+	atomic_fetch_add(&s->n_unscoped, 1);
+out:
+	json_decref(doc);
+	json_decref(base);
+	json_decref(apps);
+	json_decref(wls);
+	policy_set_unref(set);
+	return rc;
+}
+
+/* The app as the role policy sees it: from the scoped input if there. */
+static json_t *
+decided_app(json_t *input, json_t *part)
+{
+	const char *name = json_string_value(json_object_get(part, "app"));
+	json_t *a;
+	size_t i;
+
+	json_array_foreach(json_object_get(input, "apps"), i, a)
+		if (json_is_string(json_object_get(a, "name")) &&
+		    strcmp(json_string_value(json_object_get(a, "name")),
+		    name) == 0)
+			return json_incref(a);
+	return json_pack("{s:s, s:n, s:O?}", "name", name, "client_id",
+	    "labels", json_object_get(part, "app_labels"));
+}
+
+/*
+ * Onboard one customer (the caller holds onboard_mu): an idempotent
+ * repeat returns the existing assignment with "already": true; otherwise
+ * scope, partition, role and versioning decisions, then the registry
+ * transaction (a savepoint inside an import batch).
+ */
+static int
+onboard_one(struct service *s, json_t *customer, json_t **ret_result,
+    struct xerr *e)
+{
+	json_t *existing = NULL, *input = NULL, *part = NULL, *app = NULL;
+	json_t *rest = NULL, *cv = NULL, *why = NULL;
+	const char *id = NULL, *appname;
+	char hash[65], scope_hash[65], diff[96];
+	int rc, tries;
+
+	if ((rc = onboard_check(customer, &id, e)) < 0)
+		return rc;
+	if (reg_customer_get(s->reg, id, &existing, NULL) == 0) {
+		customer_diff(existing, customer, diff, sizeof(diff));
+		if (diff[0] != '\0') {
+			rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' is "
+			    "already assigned to application '%s' with a "
+			    "different%s; assignments are sticky: use "
+			    "`xtcmkctl customer move` to change the "
+			    "application, or remove and add the customer", id,
+			    json_string_value(json_object_get(existing,
+			    "app")), diff);
+			goto out;
+		}
+		atomic_fetch_add(&s->n_already, 1);
+		*ret_result = json_pack("{s:s, s:O, s:b, s:O}", "customer", id,
+		    "app", json_object_get(existing, "app"), "already", 1,
+		    "policy_hash", json_object_get(existing, "policy_hash"));
+		rc = 0;
 		goto out;
+	}
+	cv = customer_view(customer);
+	/* A reload between scope and decide would pair one set's scope
+	 * with another's decision: run both again (bounded). */
+	for (tries = 0; tries < 3; tries++) {
+		json_decref(input);
+		json_decref(part);
+		input = part = NULL;
+		if ((rc = partition_input(s, cv, &input, scope_hash, e)) < 0 ||
+		    (rc = service_policy(s, POLICY_PARTITION, id, input, &part,
+		    hash, e)) < 0)
+			goto out;
+		if (strcmp(hash, scope_hash) == 0)
+			break;
+	}
 	appname = json_string_value(json_object_get(part, "app"));
 	/* The role and versioning policies must accept this customer
 	 * before anything is recorded. */
-	if (reg_app_get(s->reg, appname, &app, NULL) < 0)
-		app = json_pack("{s:s, s:n, s:O?}", "name", appname,
-		    "client_id", "labels", json_object_get(part, "app_labels"));
+	app = decided_app(input, part);
 	if ((rc = decide_rest(s, customer, app, &rest, e)) < 0)
 		goto out;
-	if ((rc = reg_customer_onboard(s->reg, customer, part, input, hash,
+	why = scope_why(input, json_object_get(input, "scope") != NULL);
+	if ((rc = reg_customer_onboard(s->reg, customer, part, why, hash,
 	    e)) < 0)
 		goto out;
+	atomic_fetch_add(&s->n_assigned, 1);
 	log_info("customer %s assigned to application %s (policy %.12s)", id,
 	    appname, hash);
 	*ret_result = json_pack("{s:s, s:s, s:O, s:O?, s:s}", "customer", id,
 	    "app", appname, "federate", json_object_get(part, "federate"),
 	    "reason", json_object_get(part, "reason"), "policy_hash", hash);
 out:
-	pthread_mutex_unlock(&s->onboard_mu);
+	if (rc < 0)
+		atomic_fetch_add(&s->n_onboard_refused, 1);
 	json_decref(existing);
-	json_decref(apps);
-	json_decref(wls);
 	json_decref(cv);
 	json_decref(input);
 	json_decref(part);
 	json_decref(app);
 	json_decref(rest);
+	json_decref(why);
 	return rc;
+}
+
+int
+service_onboard(struct service *s, json_t *customer, json_t **ret_result,
+    struct xerr *e)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->onboard_mu);
+	rc = onboard_one(s, customer, ret_result, e);
+	pthread_mutex_unlock(&s->onboard_mu);
+	return rc;
+}
+
+/*
+ * Bulk onboarding: every customer decided and checked as by
+ * service_onboard, in order, inside one registry transaction (each
+ * customer a savepoint, so a refusal undoes only its own part and later
+ * customers see earlier assignments).  One commit, one fsync; the reply
+ * is made only after it, so what it reports as assigned is durable.
+ */
+int
+service_import(struct service *s, json_t *customers, json_t **ret_reply,
+    struct xerr *e)
+{
+	json_t *results = NULL, *res, *row, *c;
+	struct xerr ce;
+	size_t i;
+	int rc, assigned = 0, already = 0, refused = 0;
+
+	if (!json_is_array(customers) || json_array_size(customers) == 0)
+		return xerr_set(e, XTCMK_E_INVAL, "\"customers\" must be a "
+		    "non-empty array of customer objects");
+	if (json_array_size(customers) > IMPORT_BATCH_MAX)
+		return xerr_set(e, XTCMK_E_TOOBIG, "%zu customers in one "
+		    "import; at most %d per request: split the file into "
+		    "batches", json_array_size(customers), IMPORT_BATCH_MAX);
+	if ((results = json_array()) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	pthread_mutex_lock(&s->onboard_mu);
+	if ((rc = reg_batch_begin(s->reg, e)) < 0) {
+		pthread_mutex_unlock(&s->onboard_mu);
+		json_decref(results);
+		return rc;
+	}
+	json_array_foreach(customers, i, c) {
+		const char *id = json_string_value(json_object_get(c, "id"));
+
+		res = NULL;
+		xerr_clear(&ce);
+		if (onboard_one(s, c, &res, &ce) == 0) {
+			int dup = json_is_true(json_object_get(res,
+			    "already"));
+
+			row = json_pack("{s:s, s:s, s:O}", "customer", id,
+			    "status", dup ? "already" : "assigned",
+			    "app", json_object_get(res, "app"));
+			dup ? already++ : assigned++;
+		} else {
+			row = json_pack("{s:s?, s:s, s:i, s:s}", "customer", id,
+			    "status", "refused", "code", ce.code != 0 ?
+			    ce.code : XTCMK_E_INTERNAL, "error", ce.msg);
+			refused++;
+		}
+		json_decref(res);
+		if (row == NULL || json_array_append_new(results, row) < 0) {
+			rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+			break;
+		}
+	}
+	{
+		int brc = reg_batch_end(s->reg, rc == 0, rc == 0 ? e : NULL);
+
+		if (rc == 0)
+			rc = brc;
+	}
+	pthread_mutex_unlock(&s->onboard_mu);
+	atomic_fetch_add(&s->n_import_batches, 1);
+	if (rc < 0) {
+		json_decref(results);
+		return rc;
+	}
+	*ret_reply = json_pack("{s:o, s:i, s:i, s:i}", "results", results,
+	    "assigned", assigned, "already", already, "refused", refused);
+	return *ret_reply == NULL ? xerr_set(e, XTCMK_E_NOMEM,
+	    "out of memory") : 0;
 }
 
 /* --- life cycle ------------------------------------------------------ */
@@ -901,6 +1207,15 @@ service_stats(struct service *s)
 	    "refused", (json_int_t)s->n_conn_refused,
 	    "decision_log", "written", (json_int_t)w,
 	    "dropped", (json_int_t)d);
+	if (st != NULL)
+		json_object_set_new(st, "onboarding", json_pack("{s:I, s:I, "
+		    "s:I, s:I, s:I, s:I}",
+		    "assigned", (json_int_t)s->n_assigned,
+		    "already", (json_int_t)s->n_already,
+		    "refused", (json_int_t)s->n_onboard_refused,
+		    "scoped", (json_int_t)s->n_scoped,
+		    "unscoped", (json_int_t)s->n_unscoped,
+		    "import_batches", (json_int_t)s->n_import_batches));
 	if (st != NULL && s->keys != NULL)
 		json_object_set_new(st, "keys", keys_stats(s->keys));
 	return st;

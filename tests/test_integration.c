@@ -1732,7 +1732,8 @@ check_decision_log(void)
 		    strcmp(kind, "role") != 0 &&
 		    strcmp(kind, "versioning") != 0) ||
 		    !json_is_string(json_object_get(e, "customer")) ||
-		    !json_is_object(json_object_get(e, "input")) ||
+		    !json_is_object(json_object_get(e,
+		    strcmp(kind, "partition") == 0 ? "why" : "input")) ||
 		    !json_is_string(json_object_get(e, "policy")) ||
 		    !json_is_string(json_object_get(e, "policy_hash")) ||
 		    strlen(jstr(e, "policy_hash")) != 64 ||
@@ -1757,8 +1758,13 @@ check_decision_log(void)
 			if (v != NULL && !json_is_string(json_object_get(v,
 			    "app")))
 				bad++;
-			if (!json_is_object(json_object_get(json_object_get(e,
-			    "input"), "customer")))
+			/* The bounded record, not the input. */
+			if (json_object_get(e, "input") != NULL ||
+			    !json_is_array(json_object_get(json_object_get(e,
+			    "why"), "candidates")) ||
+			    json_array_size(json_object_get(json_object_get(e,
+			    "why"), "candidates")) > 16 ||
+			    strlen(line) > 8192)
 				bad++;
 		}
 		json_decref(e);

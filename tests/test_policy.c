@@ -4,11 +4,15 @@
  * checks.
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <dirent.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "policy.h"
@@ -271,6 +275,103 @@ test_fixtures(void)
 	    stdout, &e) < 0);
 }
 
+static void expect_refused(struct policy_vm *, const char *, const char *);
+
+static double
+ms_since(const struct timespec *t0, clockid_t clk)
+{
+	struct timespec t;
+
+	clock_gettime(clk, &t);
+	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Run the hostile policy's "spin" for n iterations; 0 or the error. */
+static int
+spin(struct policy_vm *vm, long long n, double *ret_wall, double *ret_cpu,
+    struct xerr *e)
+{
+	struct timespec w0, c0;
+	json_t *in = json_pack("{s:s, s:I}", "attack", "spin", "n",
+	    (json_int_t)n), *out = NULL;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &w0);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	r = policy_vm_call(vm, POLICY_PARTITION, in, &out, e);
+	*ret_wall = ms_since(&w0, CLOCK_MONOTONIC);
+	*ret_cpu = ms_since(&c0, CLOCK_THREAD_CPUTIME_ID);
+	json_decref(in);
+	json_decref(out);
+	return r;
+}
+
+/*
+ * The time limit counts the policy's CPU time, not the wall clock: pin
+ * this thread and a spinning child to one CPU, so the policy gets about
+ * half of it; work worth ~60% of the budget then takes longer than the
+ * budget in wall-clock time, and must still be accepted.  A busy loop
+ * is still stopped, by CPU time.
+ */
+static void
+test_cpu_budget_under_load(void)
+{
+	struct policy_limits lim = { POLICY_INSTR_MAX, 0, 100 };
+	struct policy_set *s = NULL;
+	struct policy_vm *vm = NULL;
+	cpu_set_t one, saved;
+	double wall = 0, cpu = 0, best = 0;
+	long long n = 200000;
+	struct xerr e;
+	pid_t kid;
+	int i, ok = 0;
+
+	ASSERT_EQ(policy_set_load(make_set("hostile", "hostile.lua"), luadir,
+	    NULL, &lim, &s, &e), 0);
+	ASSERT_EQ(policy_vm_new(s, &vm, &e), 0);
+	/* Calibrate unloaded: n iterations worth ~60 ms of CPU. */
+	for (i = 0; i < 8; i++) {
+		ASSERT_EQ(spin(vm, n, &wall, &cpu, &e), 0);
+		if (cpu >= 20)
+			break;
+		n *= 2;
+	}
+	n = (long long)(n * (60.0 / (cpu > 1 ? cpu : 1)));
+	ASSERT_EQ(sched_getaffinity(0, sizeof(saved), &saved), 0);
+	CPU_ZERO(&one);
+	for (i = 0; i < CPU_SETSIZE && !CPU_ISSET(i, &saved); i++)
+		;
+	CPU_SET(i, &one);
+	ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+	if ((kid = fork()) == 0) {
+		for (;;)
+			;
+	}
+	ASSERT_TRUE(kid > 0);
+	/* The child inherited the pinning; give it time to run. */
+	usleep(20000);
+	for (i = 0; i < 5 && !ok; i++) {
+		xerr_clear(&e);
+		ASSERT_EQ(spin(vm, n, &wall, &cpu, &e), 0);
+		if (wall > lim.time_ms)
+			ok = 1;
+		if (wall > best)
+			best = wall;
+	}
+	/* The path was taken: wall clock over the limit, CPU under it. */
+	if (!ok)
+		T_FAIL("load did not slow the policy past %u ms (best %.1f "
+		    "ms wall, %.1f ms CPU)", lim.time_ms, best, cpu);
+	ASSERT_TRUE(cpu < lim.time_ms);
+	/* A busy loop under the same load is still stopped by CPU time. */
+	expect_refused(vm, "loop", "CPU time limit of 100 ms exceeded");
+	kill(kid, SIGKILL);
+	waitpid(kid, NULL, 0);
+	ASSERT_EQ(sched_setaffinity(0, sizeof(saved), &saved), 0);
+	policy_vm_free(vm);
+	policy_set_unref(s);
+}
+
 /* Call the hostile policy with input.attack = `attack`. */
 static int
 attack(struct policy_vm *vm, const char *what, json_t **ret, struct xerr *e)
@@ -413,9 +514,10 @@ test_sandbox(void)
 	ASSERT_EQ(policy_set_load(make_set("hostile", "hostile.lua"), luadir,
 	    NULL, &lim, &s, &e), 0);
 	ASSERT_EQ(policy_vm_new(s, &vm, &e), 0);
-	expect_refused(vm, "loop", "time limit of 50 ms exceeded");
+	expect_refused(vm, "loop", "CPU time limit of 50 ms exceeded");
 	policy_vm_free(vm);
 	policy_set_unref(s);
+	test_cpu_budget_under_load();
 
 	/* Limits over the maxima are refused. */
 	lim.time_ms = POLICY_TIME_MAX_MS + 1;
