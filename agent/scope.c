@@ -21,7 +21,9 @@ parse_labels(json_t *labels, struct scope_sel *sel, const char *what,
 	const char *k;
 	json_t *v;
 
-	if (labels == NULL)
+	/* Lua's {} arrives as an empty list. */
+	if (labels == NULL || (json_is_array(labels) &&
+	    json_array_size(labels) == 0))
 		return 0;
 	if (!json_is_object(labels))
 		return xerr_set(e, XTCMK_E_POLICY, "scope: %s.labels must be "
@@ -79,8 +81,14 @@ parse_sel(json_t *o, int apps, struct scope_sel *sel, struct xerr *e)
 	size_t len;
 
 	sel->room = -1;
+	sel->limit = apps ? SCOPE_APPS_DEFAULT : SCOPE_WORKLOADS_MAX;
 	if (o == NULL)
 		return 0;
+	if (json_is_array(o) && json_array_size(o) == 0) {
+		sel->present = 1;
+		return apps ? xerr_set(e, XTCMK_E_POLICY, "scope: apps needs "
+		    "a stem or a label equal to a value") : 0;
+	}
 	if (!json_is_object(o))
 		return xerr_set(e, XTCMK_E_POLICY, "scope: %s must be a table "
 		    "of selector fields", what);
