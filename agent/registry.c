@@ -174,6 +174,14 @@ static const char *const migrations[] = {
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
     REG_SCHEMA_VERSION, "one migration per schema version");
 
+const char *
+reg_migration_sql(int n)
+{
+	if (n < 1 || n > REG_SCHEMA_VERSION)
+		return NULL;
+	return migrations[n - 1];
+}
+
 /* SQLite failure: busy, a trigger's refusal, or an internal error. */
 int
 regi_dberr(struct registry *r, struct xerr *e, int rc)

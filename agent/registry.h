@@ -30,6 +30,8 @@ struct registry;
 /* Open or create `path` (mode 0600), run migrations up to
  * REG_SCHEMA_VERSION.  Refuses a file from a newer schema. */
 int	reg_open(const char *path, struct registry **ret_reg, struct xerr *e);
+/* The SQL of migration n (1..REG_SCHEMA_VERSION), for tests. */
+const char *reg_migration_sql(int n);
 void	reg_close(struct registry *r);
 
 /*

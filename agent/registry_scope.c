@@ -96,7 +96,7 @@ scope_apps(struct registry *r, const struct scope_sel *sel, json_t *out,
 	const struct scope_label *l = indexed_label(sel);
 	sqlite3_stmt *st;
 	json_t *app;
-	int rc, taken = 0, scanned = 0;
+	int rc, step, taken = 0, scanned = 0;
 
 	*ret_more = 0;
 	if (sel->stem != NULL)
@@ -112,7 +112,7 @@ scope_apps(struct registry *r, const struct scope_sel *sel, json_t *out,
 		    "ORDER BY a.name", "ssi", l->key, l->value, sel->room);
 	if (rc != 0)
 		return rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (++scanned > SCOPE_SCAN_MAX) {
 			*ret_more = 1;
 			break;
@@ -139,8 +139,8 @@ scope_apps(struct registry *r, const struct scope_sel *sel, json_t *out,
 	regi_finish(r, st);
 	if (rc < 0)
 		return rc;
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : regi_dberr(r, e,
-	    rc);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? 0 :
+	    regi_dberr(r, e, step);
 }
 
 static int
