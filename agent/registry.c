@@ -500,7 +500,8 @@ regi_col_json(sqlite3_stmt *st, int i, json_t *dflt)
 	return v;
 }
 
-/* Collect the rows of a prepared statement, each made by `fn`. */
+/* Collect the rows of a prepared statement (cached or not), each made
+ * by `fn`; the statement is finished. */
 int
 regi_collect(struct registry *r, sqlite3_stmt *st,
     json_t *(*fn)(sqlite3_stmt *), json_t **ret_array, struct xerr *e)
@@ -510,7 +511,7 @@ regi_collect(struct registry *r, sqlite3_stmt *st,
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		json_array_append_new(a, fn(st));
-	sqlite3_finalize(st);
+	regi_finish(r, st);
 	if (rc != SQLITE_DONE) {
 		json_decref(a);
 		return regi_dberr(r, e, rc);
@@ -571,7 +572,7 @@ regi_get_one(struct registry *r, const char *sql, const char *key,
 	int rc;
 
 	pthread_mutex_lock(&r->mu);
-	if ((rc = regi_prep(r, &st, e, sql, "s", key)) == 0)
+	if ((rc = regi_prepc(r, &st, e, sql, "s", key)) == 0)
 		rc = regi_collect(r, st, fn, &a, e);
 	pthread_mutex_unlock(&r->mu);
 	if (rc == 0 && json_array_size(a) == 0)

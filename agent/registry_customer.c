@@ -500,6 +500,24 @@ reg_check(struct registry *r, json_t **ret_report, struct xerr *e)
 		  "'fics_max_insert' AS n UNION SELECT 'fics_max_update') t "
 		  "WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE "
 		  "type = 'trigger' AND name = t.n)", "" },
+		{ "SELECT p.name || ' counts ' || p.customers || ' customers "
+		  "but serves ' || (SELECT count(*) FROM assignments a WHERE "
+		  "a.app = p.name) FROM apps p WHERE p.customers <> (SELECT "
+		  "count(*) FROM assignments a WHERE a.app = p.name)",
+		  "application " },
+		{ "SELECT p.name || ' counts ' || p.fic_count || ' FICs but "
+		  "holds ' || (SELECT count(*) FROM fics f WHERE f.app = "
+		  "p.name) FROM apps p WHERE p.fic_count <> (SELECT count(*) "
+		  "FROM fics f WHERE f.app = p.name)", "application " },
+		{ "SELECT p.name || ' label ' || j.key || ' is missing from "
+		  "the label index' FROM apps p, json_each(p.labels) j WHERE "
+		  "NOT EXISTS (SELECT 1 FROM app_labels l WHERE l.key = j.key "
+		  "AND l.value = j.value AND l.app = p.name)", "application " },
+		{ "SELECT w.name || ' label ' || j.key || ' is missing from "
+		  "the label index' FROM workloads w, json_each(w.labels) j "
+		  "WHERE NOT EXISTS (SELECT 1 FROM workload_labels l WHERE "
+		  "l.key = j.key AND l.value = j.value AND l.workload = "
+		  "w.name)", "workload " },
 		{ "PRAGMA integrity_check", "integrity: " },
 	};
 	json_t *list, *counts;

@@ -31,6 +31,7 @@
 
 static struct agent A;
 static struct xc_conn adm = { .fd = -1 };
+static char extra[256];
 
 static json_t *
 admin(json_t *req, int *ret_status, char *msg, size_t msglen)
@@ -280,10 +281,69 @@ check_import(void)
 	json_decref(batch);
 }
 
+/*
+ * A partition policy without P.scope sees the whole registry, which is
+ * allowed only while it is small: past SCOPE_FULL_MAX (1000) workloads
+ * onboarding fails with a message saying how to port the policy.
+ */
+static void
+check_unscoped(void)
+{
+	char dir[300], path[700], cmd[1400], msg[1024], cid[40], pid[40];
+	json_t *r;
+	FILE *f;
+	int i, st;
+
+	snprintf(dir, sizeof(dir), "%s/unscoped", A.dir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s/policies/default/"
+	    "role.lua' '%s/policies/default/versioning.lua' '%s'", dir,
+	    h_srcdir(), h_srcdir(), dir);
+	ASSERT_EQ(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/partition.lua", dir);
+	ASSERT_TRUE((f = fopen(path, "w")) != NULL);
+	fputs("return { name = \"unscoped\", decide = function(input)\n"
+	    "  return { app = \"plain-1\", federate = "
+	    "{ input.workloads[1].name } }\nend }\n", f);
+	fclose(f);
+	agent_stop(&A);
+	xc_close(&adm);
+	snprintf(A.policy_dir, sizeof(A.policy_dir), "%s", dir);
+	ASSERT_EQ(agent_config(&A, NULL, extra), 0);
+	ASSERT_EQ(agent_start(&A), 0);
+	r = admin(json_pack("{s:s, s:o}", "cmd", "customer.add", "customer",
+	    customer("plain-a", "eu", 500)), &st, msg, sizeof(msg));
+	ASSERT_TRUE(r != NULL);
+	ASSERT_STR(json_string_value(json_object_get(r, "app")), "plain-1");
+	json_decref(r);
+	ASSERT_EQ(stat_of("onboarding", "unscoped"), 1);
+	ASSERT_EQ(stat_of("onboarding", "scoped"), 0);
+	/* 1001 workloads in all. */
+	for (i = 3; i <= 1000; i++) {
+		snprintf(cid, sizeof(cid), "30000000-0000-4000-8000-%012d", i);
+		snprintf(pid, sizeof(pid), "40000000-0000-4000-8000-%012d", i);
+		snprintf(path, sizeof(path), "wl-zz-%04d", i);
+		r = admin(json_pack("{s:s, s:{s:s, s:s, s:s}}", "cmd",
+		    "workload.add", "workload", "name", path, "client_id",
+		    cid, "principal_id", pid), &st, msg, sizeof(msg));
+		if (r == NULL) {
+			T_FAIL("workload.add %s: %s", path, msg);
+			return;
+		}
+		json_decref(r);
+	}
+	r = admin(json_pack("{s:s, s:o}", "cmd", "customer.add", "customer",
+	    customer("plain-b", "eu", 501)), &st, msg, sizeof(msg));
+	ASSERT_TRUE(r == NULL);
+	ASSERT_EQ(st, XTCMK_E_POLICY);
+	ASSERT_CONTAINS(msg, "policy 'unscoped' (partition.lua) has no "
+	    "P.scope");
+	ASSERT_CONTAINS(msg, "add P.scope(customer, params)");
+	ASSERT_EQ(stat_of("onboarding", "unscoped"), 1);
+}
+
 int
 main(void)
 {
-	char extra[256];
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -298,6 +358,7 @@ main(void)
 	add_workloads();
 	check_idempotent_add();
 	check_import();
+	check_unscoped();
 	xc_close(&adm);
 	rc = agent_stop(&A);
 	ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);

@@ -407,6 +407,24 @@ test_migration(void)
 	ASSERT_EQ(reg_check(r, &a, &e), 0);
 	ASSERT_TRUE(json_is_true(json_object_get(a, "ok")));
 	json_decref(a);
+	/* The check notices counts and index rows that went wrong. */
+	ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+	exec_ok(db, "UPDATE apps SET customers = 99 WHERE name = "
+	    "'xtcmk-eu-2'");
+	exec_ok(db, "DELETE FROM workload_labels");
+	sqlite3_close(db);
+	ASSERT_EQ(reg_check(r, &a, &e), 0);
+	ASSERT_TRUE(json_is_false(json_object_get(a, "ok")));
+	{
+		char *t = json_dumps(json_object_get(a, "problems"), 0);
+
+		ASSERT_CONTAINS(t, "xtcmk-eu-2 counts 99 customers but "
+		    "serves 10");
+		ASSERT_CONTAINS(t, "wl-eu label region is missing from the "
+		    "label index");
+		free(t);
+	}
+	json_decref(a);
 	reg_close(r);
 	/* Opened again: nothing more to migrate. */
 	ASSERT_EQ(reg_open(path, &r, &e), 0);
