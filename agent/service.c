@@ -38,6 +38,9 @@
 #define JOB_QUEUE_MAX		1024
 #define DCACHE_BUCKETS		4096
 #define DCACHE_MAX		(1u << 20)	/* entries before a flush */
+/* An import's reply is one frame's JSON field. */
+#define IMPORT_REPLY_MAX	(XW_PAYLOAD_MAX - XW_FIELD_HDR - 256)
+#define IMPORT_ERROR_SHORT	96	/* an error, when the reply is tight */
 
 struct job {
 	enum policy_kind	 kind;
@@ -1085,6 +1088,30 @@ service_onboard(struct service *s, json_t *customer, json_t **ret_result,
 	return rc;
 }
 
+/* Bytes of JSON an import's results take (with the counts, < 100). */
+static size_t
+reply_size(json_t *results)
+{
+	char *t = json_dumps(results, JSON_COMPACT);
+	size_t n = t != NULL ? strlen(t) + 100 : SIZE_MAX;
+
+	free(t);
+	return n;
+}
+
+/* Cut the string member `key` of `o` to `max` bytes (with "..."). */
+static void
+shorten(json_t *o, const char *key, size_t max)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	char buf[IMPORT_ERROR_SHORT + 4];
+
+	if (v == NULL || strlen(v) <= max || max > IMPORT_ERROR_SHORT)
+		return;
+	snprintf(buf, sizeof(buf), "%.*s...", (int)max, v);
+	json_object_set_new(o, key, json_string(buf));
+}
+
 /*
  * Bulk onboarding: every customer decided and checked as by
  * service_onboard, in order, inside one registry transaction (each
@@ -1140,6 +1167,17 @@ service_import(struct service *s, json_t *customers, json_t **ret_reply,
 			rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 			break;
 		}
+	}
+	/* The reply must fit one frame, or what was committed could not
+	 * be reported: shorten the errors, else refuse the whole batch. */
+	if (rc == 0 && reply_size(results) > IMPORT_REPLY_MAX) {
+		json_array_foreach(results, i, row)
+			shorten(row, "error", IMPORT_ERROR_SHORT);
+		if (reply_size(results) > IMPORT_REPLY_MAX)
+			rc = xerr_set(e, XTCMK_E_TOOBIG, "the results of %zu "
+			    "customers would not fit one reply; nothing was "
+			    "imported: send fewer customers per request",
+			    json_array_size(customers));
 	}
 	{
 		int brc = reg_batch_end(s->reg, rc == 0, rc == 0 ? e : NULL);

@@ -271,6 +271,33 @@ check_import(void)
 	json_decref(r);
 	check_invariants(ids);
 
+	/* Over IMPORT_BATCH_MAX (1000). */
+	json_array_clear(batch);
+	for (n = 0; n <= 1000; n++)
+		json_array_append_new(batch, json_pack("{s:s}", "id", "x"));
+	r = admin(json_pack("{s:s, s:O}", "cmd", "customer.import",
+	    "customers", batch), &st, msg, sizeof(msg));
+	ASSERT_TRUE(r == NULL);
+	ASSERT_EQ(st, XTCMK_E_TOOBIG);
+	ASSERT_CONTAINS(msg, "at most 1000 per request");
+	/* Results that would not fit one reply: nothing is imported, not
+	 * even the valid first customer. */
+	json_array_clear(batch);
+	json_array_append_new(batch, customer("imp-lost", "eu", 700));
+	for (n = 0; n < 999; n++) {
+		snprintf(id, sizeof(id), "bad-%03d", n);
+		json_array_append_new(batch, json_pack("{s:s}", "id", id));
+	}
+	r = admin(json_pack("{s:s, s:O}", "cmd", "customer.import",
+	    "customers", batch), &st, msg, sizeof(msg));
+	ASSERT_TRUE(r == NULL);
+	ASSERT_EQ(st, XTCMK_E_TOOBIG);
+	ASSERT_CONTAINS(msg, "nothing was imported");
+	r = admin(json_pack("{s:s, s:s}", "cmd", "customer.show", "id",
+	    "imp-lost"), &st, msg, sizeof(msg));
+	ASSERT_TRUE(r == NULL);
+	ASSERT_EQ(st, XTCMK_E_NOT_FOUND);
+
 	/* Limits: not an array, an empty one. */
 	r = admin(json_pack("{s:s, s:s}", "cmd", "customer.import",
 	    "customers", "x"), &st, msg, sizeof(msg));
