@@ -9,9 +9,17 @@
  * deadline.  Once a limit trips, the hook re-arms on every instruction
  * and raises again, so pcall cannot swallow it, and the state is rebuilt
  * before the next call.
+ *
+ * Pristine calls: a state keeps the three chunks compiled, never their
+ * results.  Every call runs its policy's chunk again with a fresh _ENV
+ * and a fresh module table (modules are re-run from their compiled
+ * chunks), so globals, chunk upvalues and module tables written by one
+ * call are garbage by the next.  Nothing else a policy can reach
+ * outlives a call (see policy_sandbox.c).
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -30,11 +38,18 @@
 #include "policy_int.h"
 
 #define POLICY_HOOK_EVERY	1000		/* instructions between checks */
-#define POLICY_NAME_MAX		64		/* longest policy `name` */
 #define POLICY_MEM_SLACK	(256u << 10)	/* room to unwind after a trip */
 
 static const char *const kind_names[POLICY__COUNT] = {
 	"partition", "role", "versioning"
+};
+
+/* A module of the lua/ library read into memory (policy_set_preload). */
+struct policy_module {
+	char		*name;		/* "xtcmk.place" */
+	char		*path;
+	char		*src;
+	size_t		 len;
 };
 
 struct policy_set {
@@ -47,6 +62,9 @@ struct policy_set {
 	size_t		 srclen[POLICY__COUNT];
 	char		*name[POLICY__COUNT];
 	char		 hash[2 * 32 + 1];
+	struct policy_module *lib;	/* NULL: require reads lua_dir */
+	size_t		 nlib, libbytes;
+	int		 preloaded;
 };
 
 enum trip {
@@ -67,7 +85,7 @@ struct policy_vm {
 	struct timespec	 deadline;	/* wall clock backstop */
 	enum trip	 tripped;
 	int		 broken;	/* rebuild before the next call */
-	int		 ref[POLICY__COUNT];
+	int		 chunk[POLICY__COUNT];	/* compiled, never run twice */
 };
 
 /* What a protected C function gets and leaves behind. */
@@ -199,6 +217,37 @@ vm_hook(lua_State *L, lua_Debug *ar)
 	vm_trip_raise(L, vm);
 }
 
+int
+policy_tripped(lua_State *L)
+{
+	return vm_of(L)->tripped != TRIP_NONE;
+}
+
+/*
+ * After a costly C function (sort, move, patterns): charge the time it
+ * took against the deadlines now rather than at the next count hook,
+ * which a loop of such calls would reach only after 1000 of them.
+ */
+void
+policy_charge(lua_State *L)
+{
+	struct policy_vm *vm = vm_of(L);
+	struct timespec now, cpu;
+
+	if (vm->tripped == TRIP_NONE) {
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (ts_after(&cpu, &vm->cpu_deadline))
+			vm->tripped = TRIP_TIME;
+		else if (ts_after(&now, &vm->deadline))
+			vm->tripped = TRIP_WALL;
+		else
+			return;
+	}
+	lua_sethook(L, vm_hook, LUA_MASKLINE | LUA_MASKCOUNT, 1);
+	vm_trip_raise(L, vm);
+}
+
 static void
 ts_add_ms(struct timespec *t, unsigned long ms)
 {
@@ -300,32 +349,20 @@ vm_run(struct policy_vm *vm, lua_CFunction fn, struct call *c,
 
 /* ---- policies in a state -------------------------------------------- */
 
-/* Get field `f` of the policy table of c->kind, raw. */
+/*
+ * Run the compiled chunk of c->kind afresh: a new _ENV, a new module
+ * table, and check what it returns.  Leaves the policy table on the
+ * stack and returns 1, or sets c->err and returns 0.
+ */
 static int
-push_policy_field(lua_State *L, struct call *c, const char *f)
+vm_instance(lua_State *L, struct call *c)
 {
-	lua_rawgeti(L, LUA_REGISTRYINDEX, c->vm->ref[c->kind]); /* pol */
-	lua_pushstring(L, f);				/* pol f */
-	return lua_rawget(L, -2);			/* pol v */
-}
-
-static int
-vm_load_policy(lua_State *L)
-{
-	struct call *c = lua_touserdata(L, 1);
-	struct policy_set *s = c->vm->set;
-	char chunk[PATH_MAX + 32];
 	const char *nm;
 	size_t len;
 
-	snprintf(chunk, sizeof(chunk), "@%s/%s.lua", s->dir,
-	    kind_names[c->kind]);
-	if (luaL_loadbufferx(L, s->src[c->kind], s->srclen[c->kind], chunk,
-	    "t") != LUA_OK) {				/* err */
-		snprintf(c->err, sizeof(c->err), "%s", lua_tostring(L, -1));
-		return 0;
-	}
-	policy_sandbox_push_env(L);		/* fn env */
+	policy_sandbox_reset(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->vm->chunk[c->kind]); /* fn */
+	policy_sandbox_push_env(L);			/* fn env */
 	lua_setupvalue(L, -2, 1);			/* fn */
 	lua_call(L, 0, 1);				/* pol */
 	if (!lua_istable(L, -1)) {
@@ -357,6 +394,15 @@ vm_load_policy(lua_State *L)
 		return 0;
 	}
 	lua_pop(L, 1);					/* pol */
+	lua_pushliteral(L, "move");			/* pol "move" */
+	if (lua_rawget(L, -2) > LUA_TNIL && (c->kind != POLICY_PARTITION ||
+	    !lua_isfunction(L, -1))) {			/* pol move */
+		snprintf(c->err, sizeof(c->err), "`move` must be a function "
+		    "and only a partition policy has one (found a %s)",
+		    luaL_typename(L, -1));
+		return 0;
+	}
+	lua_pop(L, 1);					/* pol */
 	lua_pushliteral(L, "name");			/* pol "name" */
 	c->name[0] = '\0';
 	if (lua_rawget(L, -2) == LUA_TSTRING) {		/* pol name */
@@ -370,7 +416,37 @@ vm_load_policy(lua_State *L)
 		memcpy(c->name, nm, len + 1);
 	}
 	lua_pop(L, 1);					/* pol */
+	return 1;
+}
+
+/* Get field `f` of a fresh instance of the policy of c->kind, raw. */
+static int
+push_policy_field(lua_State *L, struct call *c, const char *f)
+{
+	if (!vm_instance(L, c))
+		return LUA_TNONE;			/* ... */
+	lua_pushstring(L, f);				/* pol f */
+	return lua_rawget(L, -2);			/* pol v */
+}
+
+/* Compile c->kind's file once per state, and check one instance of it. */
+static int
+vm_load_policy(lua_State *L)
+{
+	struct call *c = lua_touserdata(L, 1);
+	struct policy_set *s = c->vm->set;
+	char chunk[PATH_MAX + 32];
+
+	snprintf(chunk, sizeof(chunk), "@%s/%s.lua", s->dir,
+	    kind_names[c->kind]);
+	if (luaL_loadbufferx(L, s->src[c->kind], s->srclen[c->kind], chunk,
+	    "t") != LUA_OK) {				/* err */
+		snprintf(c->err, sizeof(c->err), "%s", lua_tostring(L, -1));
+		return 0;
+	}
 	c->ref = luaL_ref(L, LUA_REGISTRYINDEX);	/* */
+	c->vm->chunk[c->kind] = c->ref;
+	vm_instance(L, c);
 	return 0;
 }
 
@@ -409,7 +485,6 @@ vm_build(struct policy_vm *vm, struct xerr *e)
 		c.ref = LUA_NOREF;
 		if ((r = vm_run(vm, vm_load_policy, &c, e)) < 0)
 			goto fail;
-		vm->ref[k] = c.ref;
 		if (s->name[k] == NULL && c.name[0] != '\0' &&
 		    (s->name[k] = strdup(c.name)) == NULL) {
 			r = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
@@ -429,7 +504,8 @@ vm_decide(lua_State *L)
 	struct call *c = lua_touserdata(L, 1);
 	char path[POLICY_PATH_MAX] = "result";
 
-	push_policy_field(L, c, "decide");		/* pol decide */
+	if (push_policy_field(L, c, "decide") != LUA_TFUNCTION)
+		return 0;				/* c->err says why */
 	policy_json_push(L, c->input, 0);		/* pol decide in */
 	policy_json_push(L, c->params, 0);	/* pol decide in par */
 	lua_call(L, 2, 1);				/* pol res */
@@ -458,7 +534,7 @@ vm_scope(lua_State *L)
 	char path[POLICY_PATH_MAX] = "scope";
 
 	if (push_policy_field(L, c, "scope") != LUA_TFUNCTION)
-		return 0;				/* pol nil */
+		return 0;				/* pol nil, or c->err */
 	policy_json_push(L, c->input, 0);		/* pol scope cust */
 	policy_json_push(L, c->params, 0);	/* pol scope cust par */
 	lua_call(L, 2, 1);				/* pol res */
@@ -492,7 +568,7 @@ vm_selftest(lua_State *L)
 	lua_Debug ar;
 
 	if (push_policy_field(L, c, "selftest") != LUA_TFUNCTION)
-		return 0;				/* pol st */
+		return 0;				/* pol nil, or c->err */
 	lua_pushvalue(L, -1);				/* pol st st */
 	lua_getinfo(L, ">S", &ar);			/* pol st */
 	policy_json_push(L, c->params, 0);		/* pol st par */
@@ -617,6 +693,7 @@ check_limits(const struct policy_limits *in, struct policy_limits *out,
 static void
 set_free(struct policy_set *s)
 {
+	size_t i;
 	int k;
 
 	if (s == NULL)
@@ -625,21 +702,29 @@ set_free(struct policy_set *s)
 		free(s->src[k]);
 		free(s->name[k]);
 	}
+	for (i = 0; i < s->nlib; i++) {
+		free(s->lib[i].name);
+		free(s->lib[i].path);
+		free(s->lib[i].src);
+	}
+	free(s->lib);
 	json_decref(s->params);
 	free(s->dir);
 	free(s->lua_dir);
 	free(s);
 }
 
+/*
+ * A set from sources in memory (a worker gets them from the agent, the
+ * agent from the files): no Lua runs here.
+ */
 int
-policy_set_load(const char *dir, const char *lua_dir, json_t *params,
-    const struct policy_limits *lim, struct policy_set **ret_set,
+policy_set_new(const char *dir, const char *lua_dir, json_t *params,
+    const struct policy_limits *lim, char *const src[POLICY__COUNT],
+    const size_t srclen[POLICY__COUNT], struct policy_set **ret_set,
     struct xerr *e)
 {
 	struct policy_set *s;
-	struct policy_vm *vm = NULL;
-	char path[PATH_MAX];
-	struct call c;
 	int k, r;
 
 	if (params != NULL && !json_is_object(params))
@@ -658,37 +743,222 @@ policy_set_load(const char *dir, const char *lua_dir, json_t *params,
 		goto fail;
 	}
 	for (k = 0; k < POLICY__COUNT; k++) {
-		r = snprintf(path, sizeof(path), "%s/%s.lua", dir,
-		    kind_names[k]);
-		if (r < 0 || (size_t)r >= sizeof(path)) {
-			r = xerr_set(e, XTCMK_E_INVAL, "policy directory path "
-			    "too long");
+		if (srclen[k] > POLICY_SOURCE_MAX) {
+			r = xerr_set(e, XTCMK_E_TOOBIG, "%s.lua is %zu bytes; "
+			    "a policy file may hold at most %d", kind_names[k],
+			    srclen[k], POLICY_SOURCE_MAX);
 			goto fail;
 		}
-		if ((r = read_source(path, &s->src[k], &s->srclen[k], e)) < 0)
+		if ((s->src[k] = malloc(srclen[k] + 1)) == NULL) {
+			r = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 			goto fail;
+		}
+		memcpy(s->src[k], src[k], srclen[k]);
+		s->src[k][srclen[k]] = '\0';
+		s->srclen[k] = srclen[k];
 	}
 	if (set_hash(s) == -1) {
 		r = xerr_set(e, XTCMK_E_INTERNAL, "SHA-256 failed");
 		goto fail;
 	}
+	*ret_set = s;
+	return 0;
+fail:
+	set_free(s);
+	return r;
+}
+
+/* Read the three files of `dir` into a set; no Lua runs. */
+int
+policy_set_read(const char *dir, const char *lua_dir, json_t *params,
+    const struct policy_limits *lim, struct policy_set **ret_set,
+    struct xerr *e)
+{
+	char path[PATH_MAX], *src[POLICY__COUNT] = { NULL };
+	size_t len[POLICY__COUNT] = { 0 };
+	int k, r = 0;
+
+	for (k = 0; k < POLICY__COUNT; k++) {
+		r = snprintf(path, sizeof(path), "%s/%s.lua", dir,
+		    kind_names[k]);
+		if (r < 0 || (size_t)r >= sizeof(path)) {
+			r = xerr_set(e, XTCMK_E_INVAL, "policy directory path "
+			    "too long");
+			goto out;
+		}
+		if ((r = read_source(path, &src[k], &len[k], e)) < 0)
+			goto out;
+	}
+	r = policy_set_new(dir, lua_dir, params, lim, src, len, ret_set, e);
+out:
+	for (k = 0; k < POLICY__COUNT; k++)
+		free(src[k]);
+	return r;
+}
+
+/*
+ * Compile the three policies in a scratch state (filling their names)
+ * and run every selftest, each within the per-call budget.
+ */
+int
+policy_set_check(struct policy_set *s, struct xerr *e)
+{
+	struct policy_vm *vm = NULL;
+	struct call c;
+	int k, r;
+
 	if ((r = policy_vm_new(s, &vm, e)) < 0)
-		goto fail;
+		return r;
 	for (k = 0; k < POLICY__COUNT; k++) {
 		memset(&c, 0, sizeof(c));
 		c.kind = k;
 		c.params = s->params;
 		if ((r = vm_run(vm, vm_selftest, &c, e)) < 0)
-			goto fail;
+			break;
 	}
+	policy_set_ref(s);		/* policy_vm_free drops the vm's */
 	policy_vm_free(vm);
+	atomic_fetch_sub(&s->refs, 1);
+	return r < 0 ? r : 0;
+}
+
+int
+policy_set_load(const char *dir, const char *lua_dir, json_t *params,
+    const struct policy_limits *lim, struct policy_set **ret_set,
+    struct xerr *e)
+{
+	struct policy_set *s;
+	int r;
+
+	if ((r = policy_set_read(dir, lua_dir, params, lim, &s, e)) < 0)
+		return r;
+	if ((r = policy_set_check(s, e)) < 0) {
+		policy_set_unref(s);
+		return r;
+	}
 	*ret_set = s;
 	return 0;
-fail:
-	if (vm != NULL)
-		policy_vm_free(vm);		/* drops the vm's reference */
-	set_free(s);
+}
+
+/* ---- the library, read ahead of confinement -------------------------- */
+
+static int
+lib_add(struct policy_set *s, const char *name, const char *path,
+    struct xerr *e)
+{
+	struct policy_module *m;
+	char *src;
+	size_t len;
+	int r;
+
+	if (s->nlib >= POLICY_LIBRARY_FILES_MAX)
+		return xerr_set(e, XTCMK_E_TOOBIG, "%s holds more than %d "
+		    "modules", s->lua_dir, POLICY_LIBRARY_FILES_MAX);
+	if ((r = read_source(path, &src, &len, e)) < 0)
+		return r;
+	if (len > POLICY_LIBRARY_BYTES_MAX - s->libbytes) {
+		free(src);
+		return xerr_set(e, XTCMK_E_TOOBIG, "the modules in %s hold "
+		    "more than %d bytes", s->lua_dir,
+		    POLICY_LIBRARY_BYTES_MAX);
+	}
+	if ((m = reallocarray(s->lib, s->nlib + 1, sizeof(*m))) == NULL) {
+		free(src);
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	}
+	s->lib = m;
+	m += s->nlib;
+	m->name = strdup(name);
+	m->path = strdup(path);
+	m->src = src;
+	m->len = len;
+	if (m->name == NULL || m->path == NULL) {
+		free(m->name);
+		free(m->path);
+		free(src);
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	}
+	s->nlib++;
+	s->libbytes += len;
+	return 0;
+}
+
+/* Add every NAME.lua under `path` as module `prefix`NAME. */
+static int
+lib_walk(struct policy_set *s, const char *path, const char *prefix,
+    int depth, struct xerr *e)
+{
+	char sub[PATH_MAX], name[POLICY_MODULE_NAME_MAX + 8];
+	struct dirent *d;
+	struct stat st;
+	size_t n;
+	DIR *dp;
+	int r = 0;
+
+	if (depth > POLICY_LIBRARY_DEPTH_MAX)
+		return 0;
+	if ((dp = opendir(path)) == NULL)
+		return xerr_set(e, XTCMK_E_NOT_FOUND, "cannot read the Lua "
+		    "library %s: %s", path, strerror(errno));
+	while (r == 0 && (d = readdir(dp)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		if (snprintf(sub, sizeof(sub), "%s/%s", path, d->d_name) >=
+		    (int)sizeof(sub) || stat(sub, &st) == -1)
+			continue;
+		n = strlen(d->d_name);
+		if (S_ISDIR(st.st_mode)) {
+			if (snprintf(name, sizeof(name), "%s%s.", prefix,
+			    d->d_name) < (int)sizeof(name))
+				r = lib_walk(s, sub, name, depth + 1, e);
+		} else if (S_ISREG(st.st_mode) && n > 4 &&
+		    strcmp(d->d_name + n - 4, ".lua") == 0 &&
+		    snprintf(name, sizeof(name), "%s%.*s", prefix,
+		    (int)(n - 4), d->d_name) < (int)sizeof(name) &&
+		    policy_module_name_ok(name, strlen(name)))
+			r = lib_add(s, name, sub, e);
+	}
+	closedir(dp);
 	return r;
+}
+
+/*
+ * Read every module of lua_dir into the set, so `require` needs no file
+ * system afterwards (a policy worker does this before it confines
+ * itself).
+ */
+int
+policy_set_preload(struct policy_set *s, struct xerr *e)
+{
+	if (s->preloaded)
+		return 0;
+	if (lib_walk(s, s->lua_dir, "", 0, e) < 0)
+		return -1;
+	s->preloaded = 1;
+	return 0;
+}
+
+/*
+ * The source of module `name` when the library was read ahead: 1 and
+ * the source, 0 when it was not, -1 when no such module exists.
+ */
+int
+policy_module_source(lua_State *L, const char *name, const char **ret_src,
+    size_t *ret_len, const char **ret_path)
+{
+	const struct policy_set *s = vm_of(L)->set;
+	size_t i;
+
+	if (!s->preloaded)
+		return 0;
+	for (i = 0; i < s->nlib; i++)
+		if (strcmp(s->lib[i].name, name) == 0) {
+			*ret_src = s->lib[i].src;
+			*ret_len = s->lib[i].len;
+			*ret_path = s->lib[i].path;
+			return 1;
+		}
+	return -1;
 }
 
 struct policy_set *
@@ -732,6 +1002,42 @@ json_t *
 policy_set_params(const struct policy_set *s)
 {
 	return s->params;
+}
+
+const struct policy_limits *
+policy_set_limits(const struct policy_set *s)
+{
+	return &s->lim;
+}
+
+const char *
+policy_set_lua_dir(const struct policy_set *s)
+{
+	return s->lua_dir;
+}
+
+const char *
+policy_set_source(const struct policy_set *s, enum policy_kind k,
+    size_t *ret_len)
+{
+	*ret_len = s->srclen[k];
+	return s->src[k];
+}
+
+/* The names a worker reported, before the set is published. */
+int
+policy_set_set_name(struct policy_set *s, enum policy_kind k,
+    const char *name)
+{
+	char *n;
+
+	if ((unsigned)k >= POLICY__COUNT || s->name[k] != NULL ||
+	    name == NULL || name[0] == '\0' || strlen(name) > POLICY_NAME_MAX)
+		return 0;
+	if ((n = strdup(name)) == NULL)
+		return -1;
+	s->name[k] = n;
+	return 0;
 }
 
 /* ---- vms ------------------------------------------------------------- */

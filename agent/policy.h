@@ -31,6 +31,7 @@
 #define POLICY_TIME_MAX_MS	10000
 #define POLICY_RESULT_DEPTH_MAX	16		/* nesting of a returned table */
 #define POLICY_STRING_MAX	4096		/* longest string in a result */
+#define POLICY_NAME_MAX		64		/* longest policy `name` */
 
 enum policy_kind {
 	POLICY_PARTITION = 0,
@@ -61,6 +62,28 @@ const char *policy_kind_name(enum policy_kind k);
 int	policy_set_load(const char *dir, const char *lua_dir, json_t *params,
 	    const struct policy_limits *lim, struct policy_set **ret_set,
 	    struct xerr *e);
+/*
+ * The two halves of policy_set_load: read the files (no Lua runs), and
+ * compile and self-test in a scratch state.  policy_set_new makes a set
+ * from sources in memory.
+ */
+int	policy_set_read(const char *dir, const char *lua_dir, json_t *params,
+	    const struct policy_limits *lim, struct policy_set **ret_set,
+	    struct xerr *e);
+int	policy_set_new(const char *dir, const char *lua_dir, json_t *params,
+	    const struct policy_limits *lim, char *const src[POLICY__COUNT],
+	    const size_t srclen[POLICY__COUNT], struct policy_set **ret_set,
+	    struct xerr *e);
+int	policy_set_check(struct policy_set *s, struct xerr *e);
+/* Read the whole lua/ library now; `require` then opens no file. */
+int	policy_set_preload(struct policy_set *s, struct xerr *e);
+const struct policy_limits *policy_set_limits(const struct policy_set *s);
+const char *policy_set_lua_dir(const struct policy_set *s);
+const char *policy_set_source(const struct policy_set *s, enum policy_kind k,
+	    size_t *ret_len);
+/* Record a policy's `name` reported by a worker (before publication). */
+int	policy_set_set_name(struct policy_set *s, enum policy_kind k,
+	    const char *name);
 struct policy_set *policy_set_ref(struct policy_set *s);
 void	policy_set_unref(struct policy_set *s);
 /* Hex SHA-256 over the three files' names and contents. */

@@ -12,9 +12,22 @@
 #include <lua.h>
 
 #define POLICY_PATH_MAX		256		/* a result path in messages */
+#define POLICY_MODULE_NAME_MAX	128		/* longest name for require */
+#define POLICY_LIBRARY_FILES_MAX 256		/* modules read ahead */
+#define POLICY_LIBRARY_BYTES_MAX (8 << 20)	/* their total size */
+#define POLICY_LIBRARY_DEPTH_MAX 8		/* folder nesting */
 
 /* policy.c: the library directory of the set the state `L` runs. */
 const char *policy_lua_dir(lua_State *L);
+/* policy.c: a module's source when the library was read ahead. */
+int	policy_module_source(lua_State *L, const char *name,
+	    const char **ret_src, size_t *ret_len, const char **ret_path);
+/*
+ * policy.c: whether the running call tripped a limit; charge the time a
+ * costly C function took (raises when a deadline passed).
+ */
+int	policy_tripped(lua_State *L);
+void	policy_charge(lua_State *L);
 
 /*
  * policy_sandbox.c: open the allowed libraries into a fresh state and
@@ -23,6 +36,9 @@ const char *policy_lua_dir(lua_State *L);
  */
 int	policy_sandbox_open(lua_State *L);
 void	policy_sandbox_push_env(lua_State *L);
+/* Start a call with no module instantiated (compiled chunks are kept). */
+void	policy_sandbox_reset(lua_State *L);
+int	policy_module_name_ok(const char *s, size_t len);
 
 /*
  * policy_json.c: push `j` as fresh Lua values (raises past the input

@@ -92,6 +92,19 @@ path_index(char *path, long long i)
 	return len;
 }
 
+/* A result key: at most POLICY_STRING_MAX bytes of UTF-8 without NUL. */
+static int
+key_ok(const char *key, size_t len)
+{
+	json_t *j;
+
+	if (len > POLICY_STRING_MAX || memchr(key, '\0', len) != NULL ||
+	    (j = json_stringn(key, len)) == NULL)
+		return 0;
+	json_decref(j);
+	return 1;
+}
+
 static json_t *
 table_to_json(lua_State *L, int idx, char *path, int depth, char *err,
     size_t errsize)
@@ -162,9 +175,11 @@ table_to_json(lua_State *L, int idx, char *path, int depth, char *err,
 	while (lua_next(L, idx) != 0) {			/* k v */
 		key = lua_tolstring(L, -2, &len);
 		old = path_key(path, key);
-		if (len > POLICY_STRING_MAX || memchr(key, '\0', len)) {
-			snprintf(err, errsize, "%s: key too long or "
-			    "holds a NUL byte", path);
+		if (!key_ok(key, len)) {
+			path[old] = '\0';
+			snprintf(err, errsize, "%s has a key that is not valid "
+			    "UTF-8, holds a NUL byte or is over %d bytes",
+			    path, POLICY_STRING_MAX);
 			v = NULL;
 		} else
 			v = policy_json_from_lua(L, lua_gettop(L), path,
@@ -215,6 +230,12 @@ policy_json_from_lua(lua_State *L, int idx, char *path, int depth,
 			snprintf(err, errsize, "%s is a string of "
 			    "%zu bytes; the limit is %d", path, len,
 			    POLICY_STRING_MAX);
+			return NULL;
+		}
+		if (memchr(s, '\0', len) != NULL) {
+			snprintf(err, errsize, "%s holds a NUL byte (at byte "
+			    "%zu)", path, (size_t)((const char *)memchr(s, '\0',
+			    len) - s));
 			return NULL;
 		}
 		if ((j = json_stringn(s, len)) == NULL)

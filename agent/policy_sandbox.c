@@ -4,12 +4,19 @@
  *	- base functions from an allow-list (no load, loadfile, dofile,
  *	  print, collectgarbage, getmetatable, setmetatable, rawset);
  *	- copies of string (without dump), table, math and utf8, with
- *	  find, match, gmatch and gsub refusing patterns too costly to run;
- *	- `require` of our own that reads modules by name from the lua/
- *	  library directory, text chunks only;
+ *	  find, match, gmatch and gsub refusing patterns too costly to run,
+ *	  table.move refusing huge ranges, and the costly C functions
+ *	  charging their time at once;
+ *	- xpcall whose message handler does not run once a limit tripped
+ *	  (the handler would run with hooks off and could loop for ever);
+ *	- `require` of our own that loads modules by name from the lua/
+ *	  library (read ahead in a policy worker), text chunks only, run
+ *	  afresh in every call;
  *	- `xtcmk` with now() and version.
  * Strings keep their metatable, but its __index is a private copy of the
- * string table that no policy can reach or change.
+ * string table that no policy can reach or change.  Every policy and
+ * module gets fresh copies of the library tables, so nothing a policy
+ * reaches is shared with another call.
  */
 #include <sys/stat.h>
 
@@ -29,8 +36,9 @@
 #include "policy.h"
 #include "policy_int.h"
 
-#define POLICY_MODULE_NAME_MAX	128		/* longest name for require */
-#define MODULES_KEY		"xtcmk.modules"
+#define MODULES_KEY		"xtcmk.modules"		/* this call's */
+#define CHUNKS_KEY		"xtcmk.chunks"		/* compiled, kept */
+#define TABLE_MOVE_MAX		(1 << 20)	/* elements per table.move */
 
 static const char *const base_allow[] = {
 	"assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
@@ -41,6 +49,10 @@ static const char *const base_deny[] = {
 	"load", "loadfile", "dofile", "print", "collectgarbage",
 	"getmetatable", "setmetatable", "rawset", "require", NULL
 };
+/* C functions whose own work can be large: charged when they return. */
+static const char *const table_charged[] = { "sort", "concat", "unpack",
+	NULL };
+static const char *const string_charged[] = { "rep", "format", NULL };
 static const char *const lib_allow[] = {
 	"string", "table", "math", "utf8", NULL
 };
@@ -101,10 +113,12 @@ policy_sandbox_push_env(lua_State *L)
 
 /*
  * Lua's pattern matcher backtracks inside C, where the count hook never
- * runs: a pattern with k backtracking quantifiers costs up to n^(k+1)
- * steps on a subject of n bytes.  The sandbox's find, match, gmatch and
- * gsub refuse a pattern whose worst case exceeds about 2^PATTERN_WORK_LOG2
- * steps; plain finds (4th argument true) are linear and always allowed.
+ * runs: a pattern with k backtracking items ('*', '+', '-', '?', %b)
+ * costs up to n^(k+1) steps times the pattern's length on a subject of
+ * n bytes, and a plain find of a needle of m bytes costs n * m.  The
+ * sandbox's find, match, gmatch and gsub refuse a call whose worst case
+ * exceeds about 2^PATTERN_WORK_LOG2 steps; the time a call did take is
+ * charged at once.  Only find has a `plain` argument (its 4th).
  */
 #define PATTERN_WORK_LOG2	26
 
@@ -116,39 +130,118 @@ pattern_quantifiers(const char *p, size_t len)
 
 	for (i = 0; i < len; i++) {
 		if (p[i] == '%' && i + 1 < len) {
-			i++;
+			if (p[++i] == 'b')
+				q++;
 			continue;
 		}
-		if (p[i] == '*' || p[i] == '+' || p[i] == '-')
+		if (p[i] == '*' || p[i] == '+' || p[i] == '-' || p[i] == '?')
 			q++;
 	}
 	return q;
 }
 
 static int
+log2_ceil(size_t n)
+{
+	int bits = 0;
+
+	while ((n >> bits) > 0)
+		bits++;
+	return bits;
+}
+
+static int
 l_guarded_match(lua_State *L)
 {
-	size_t n = 0, plen = 0, bits = 0;
+	size_t n = 0, plen = 0;
 	const char *pat;
-	int q;
+	int q, plain;
 
-	if (lua_type(L, 1) == LUA_TSTRING && lua_type(L, 2) == LUA_TSTRING &&
-	    !lua_toboolean(L, 4)) {
+	plain = lua_toboolean(L, lua_upvalueindex(2)) && lua_toboolean(L, 4);
+	if (lua_type(L, 1) == LUA_TSTRING && lua_type(L, 2) == LUA_TSTRING) {
 		lua_tolstring(L, 1, &n);
 		pat = lua_tolstring(L, 2, &plen);
-		q = pattern_quantifiers(pat, plen);
-		while ((n >> bits) > 0)
-			bits++;
-		if ((size_t)(q + 1) * bits > PATTERN_WORK_LOG2)
-			return luaL_error(L, "pattern with %d quantifiers is "
-			    "too costly on a subject of %d bytes (the sandbox "
-			    "cannot interrupt pattern matching): use fewer "
-			    "'*', '+', '-' or a plain find", q, (int)n);
+		q = plain ? 0 : pattern_quantifiers(pat, plen);
+		if ((q + 1) * log2_ceil(n) + log2_ceil(plen) >
+		    PATTERN_WORK_LOG2)
+			return luaL_error(L, "%s of %d bytes with %d "
+			    "backtracking items is too costly on a subject "
+			    "of %d bytes (the sandbox cannot interrupt "
+			    "pattern matching): use fewer '*', '+', '-', "
+			    "'?', %%b, a shorter needle or a shorter subject",
+			    plain ? "plain needle" : "pattern", (int)plen, q,
+			    (int)n);
 	}
 	lua_pushvalue(L, lua_upvalueindex(1));		/* args f */
 	lua_insert(L, 1);				/* f args */
 	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);	/* results */
+	policy_charge(L);
 	return lua_gettop(L);
+}
+
+/* A costly C function (upvalue 1), its time charged when it returns. */
+static int
+l_charged(lua_State *L)
+{
+	lua_pushvalue(L, lua_upvalueindex(1));		/* args f */
+	lua_insert(L, 1);				/* f args */
+	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);	/* results */
+	policy_charge(L);
+	return lua_gettop(L);
+}
+
+/* table.move(a1, f, e, t [,a2]) over at most TABLE_MOVE_MAX elements. */
+static int
+l_table_move(lua_State *L)
+{
+	lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
+
+	if (e >= f && (f <= 0 ? e >= TABLE_MOVE_MAX + f :
+	    e - f >= TABLE_MOVE_MAX))
+		return luaL_error(L, "table.move of more than %d elements "
+		    "(the sandbox cannot interrupt it)", TABLE_MOVE_MAX);
+	return l_charged(L);
+}
+
+/* Run the message handler (upvalue 1) unless a limit tripped. */
+static int
+l_msgh_guard(lua_State *L)
+{
+	if (policy_tripped(L)) {
+		lua_settop(L, 1);			/* err */
+		return 1;
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));		/* args h */
+	lua_insert(L, 1);				/* h args */
+	lua_call(L, lua_gettop(L) - 1, 1);		/* res */
+	return 1;
+}
+
+/* xpcall(f, msgh, ...) with msgh behind l_msgh_guard. */
+static int
+l_xpcall(lua_State *L)
+{
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_pushvalue(L, 2);				/* f h ... h */
+	lua_pushcclosure(L, l_msgh_guard, 1);		/* f h ... g */
+	lua_replace(L, 2);				/* f g ... */
+	lua_pushvalue(L, lua_upvalueindex(1));		/* f g ... xp */
+	lua_insert(L, 1);				/* xp f g ... */
+	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);	/* results */
+	return lua_gettop(L);
+}
+
+/* Replace the functions named in `fns` of the table on top by `wrap`. */
+static void
+wrap_fns(lua_State *L, const char *const *fns, lua_CFunction wrap)
+{
+	int i;
+
+	for (i = 0; fns[i] != NULL; i++) {		/* t */
+		lua_getfield(L, -1, fns[i]);		/* t f */
+		lua_pushcclosure(L, wrap, 1);		/* t w */
+		lua_setfield(L, -2, fns[i]);		/* t */
+	}
 }
 
 static void
@@ -160,9 +253,11 @@ guard_patterns(lua_State *L)
 
 	for (i = 0; fns[i] != NULL; i++) {		/* string */
 		lua_getfield(L, -1, fns[i]);		/* string f */
-		lua_pushcclosure(L, l_guarded_match, 1); /* string g */
+		lua_pushboolean(L, i == 0);		/* string f isfind */
+		lua_pushcclosure(L, l_guarded_match, 2); /* string g */
 		lua_setfield(L, -2, fns[i]);		/* string */
 	}
+	wrap_fns(L, string_charged, l_charged);
 }
 
 /*
@@ -192,6 +287,15 @@ policy_sandbox_open(lua_State *L)
 		lua_pushnil(L);				/* G nil */
 		lua_setfield(L, -2, base_deny[i]);	/* G */
 	}
+	lua_getfield(L, -1, "xpcall");			/* G xp */
+	lua_pushcclosure(L, l_xpcall, 1);		/* G xp' */
+	lua_setfield(L, -2, "xpcall");			/* G */
+	lua_getfield(L, -1, LUA_TABLIBNAME);		/* G table */
+	wrap_fns(L, table_charged, l_charged);		/* G table */
+	lua_getfield(L, -1, "move");			/* G table move */
+	lua_pushcclosure(L, l_table_move, 1);		/* G table move' */
+	lua_setfield(L, -2, "move");			/* G table */
+	lua_pop(L, 1);					/* G */
 	lua_getfield(L, -1, LUA_STRLIBNAME);		/* G string */
 	lua_pushnil(L);					/* G string nil */
 	lua_setfield(L, -2, "dump");			/* G string */
@@ -202,13 +306,21 @@ policy_sandbox_open(lua_State *L)
 	copy_table(L, -3);				/* G string "" mt idx */
 	lua_setfield(L, -2, "__index");			/* G string "" mt */
 	lua_pop(L, 4);					/* */
-	lua_newtable(L);				/* mods */
-	lua_setfield(L, LUA_REGISTRYINDEX, MODULES_KEY);	/* */
+	lua_newtable(L);				/* chunks */
+	lua_setfield(L, LUA_REGISTRYINDEX, CHUNKS_KEY);	/* */
+	policy_sandbox_reset(L);
 	return 0;
 }
 
-static int
-module_name_ok(const char *s, size_t len)
+void
+policy_sandbox_reset(lua_State *L)
+{
+	lua_newtable(L);				/* mods */
+	lua_setfield(L, LUA_REGISTRYINDEX, MODULES_KEY);	/* */
+}
+
+int
+policy_module_name_ok(const char *s, size_t len)
 {
 	size_t i;
 	int start = 1;
@@ -230,54 +342,48 @@ module_name_ok(const char *s, size_t len)
 }
 
 /*
- * require(name): load LUA_DIR/name-with-slashes.lua as text in a fresh
- * sandboxed env, once per state.  The file is read into a userdata
- * first, so no error can strike while the descriptor is open.
+ * Compile module `name` (its source read ahead, or read from lua_dir
+ * into a userdata first, so no error can strike while the descriptor is
+ * open) and push the compiled chunk.
  */
-static int
-l_require(lua_State *L)
+static void
+compile_module(lua_State *L, const char *name, size_t len)
 {
-	const char *lua_dir = policy_lua_dir(L);
+	const char *lua_dir = policy_lua_dir(L), *src, *where;
 	char path[PATH_MAX], chunk[PATH_MAX + 1];
 	struct stat st;
-	const char *name;
-	size_t len, i, off;
+	size_t i, off, srclen;
 	ssize_t n;
 	char *buf;
 	int fd, rc;
 
-	name = luaL_checklstring(L, 1, &len);
-	if (!module_name_ok(name, len))
-		return luaL_error(L, "require: bad module name; use lowercase "
-		    "names such as \"xtcmk.place\" (the library is %s)",
+	switch (policy_module_source(L, name, &src, &srclen, &where)) {
+	case 1:
+		snprintf(chunk, sizeof(chunk), "@%s", where);
+		if (luaL_loadbufferx(L, src, srclen, chunk, "t") != LUA_OK)
+			lua_error(L);			/* err */
+		return;					/* fn */
+	case -1:
+		luaL_error(L, "require: module '%s' not found in %s", name,
 		    lua_dir);
-	lua_settop(L, 1);
-	lua_getfield(L, LUA_REGISTRYINDEX, MODULES_KEY);	/* name mods */
-	lua_pushvalue(L, 1);				/* name mods name */
-	if (lua_rawget(L, 2) != LUA_TNIL) {		/* name mods v */
-		if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
-			return luaL_error(L, "require: module '%s' requires "
-			    "itself while loading", name);
-		return 1;
+		return;
 	}
-	lua_pop(L, 1);					/* name mods */
-	rc = snprintf(path, sizeof(path), "%s/%s.lua", lua_dir,
+	rc = snprintf(path, sizeof(path), "%s/%.*s.lua", lua_dir, (int)len,
 	    name);
 	if (rc < 0 || (size_t)rc >= sizeof(path))
-		return luaL_error(L, "require: path of '%s' too long", name);
+		luaL_error(L, "require: path of '%s' too long", name);
 	for (i = strlen(lua_dir) + 1; path[i] != '\0'; i++)
 		if (path[i] == '.' && strcmp(path + i, ".lua") != 0)
 			path[i] = '/';
 	if (stat(path, &st) == -1 || !S_ISREG(st.st_mode))
-		return luaL_error(L, "require: module '%s' not found "
+		luaL_error(L, "require: module '%s' not found "
 		    "(looked for %s)", name, path);
 	if (st.st_size > POLICY_SOURCE_MAX)
-		return luaL_error(L, "require: %s is larger than %d bytes",
+		luaL_error(L, "require: %s is larger than %d bytes",
 		    path, POLICY_SOURCE_MAX);
-	buf = lua_newuserdatauv(L, (size_t)st.st_size + 1, 0);
-	/* name mods buf */
+	buf = lua_newuserdatauv(L, (size_t)st.st_size + 1, 0);	/* buf */
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return luaL_error(L, "require: cannot open %s: %s", path,
+		luaL_error(L, "require: cannot open %s: %s", path,
 		    strerror(errno));
 	for (off = 0; off < (size_t)st.st_size; off += (size_t)n) {
 		n = read(fd, buf + off, (size_t)st.st_size - off);
@@ -290,30 +396,66 @@ l_require(lua_State *L)
 	}
 	close(fd);
 	if (off != (size_t)st.st_size)
-		return luaL_error(L, "require: short read on %s", path);
+		luaL_error(L, "require: short read on %s", path);
 	snprintf(chunk, sizeof(chunk), "@%s", path);
 	if (luaL_loadbufferx(L, buf, off, chunk, "t") != LUA_OK)
-		return lua_error(L);			/* name mods buf err */
-	/* name mods buf fn */
-	policy_sandbox_push_env(L);		/* name mods buf fn env */
-	lua_setupvalue(L, -2, 1);			/* name mods buf fn */
+		lua_error(L);				/* buf err */
+	lua_remove(L, -2);				/* fn */
+}
+
+/*
+ * require(name): the module's value in this call, made by running its
+ * compiled chunk (compiled once per state) with a fresh sandboxed env.
+ */
+static int
+l_require(lua_State *L)
+{
+	const char *name;
+	size_t len;
+
+	name = luaL_checklstring(L, 1, &len);
+	if (!policy_module_name_ok(name, len))
+		return luaL_error(L, "require: bad module name; use lowercase "
+		    "names such as \"xtcmk.place\" (the library is %s)",
+		    policy_lua_dir(L));
+	lua_settop(L, 1);
+	lua_getfield(L, LUA_REGISTRYINDEX, MODULES_KEY);	/* name mods */
+	lua_pushvalue(L, 1);				/* name mods name */
+	if (lua_rawget(L, 2) != LUA_TNIL) {		/* name mods v */
+		if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+			return luaL_error(L, "require: module '%s' requires "
+			    "itself while loading", name);
+		return 1;
+	}
+	lua_pop(L, 1);					/* name mods */
+	lua_getfield(L, LUA_REGISTRYINDEX, CHUNKS_KEY);	/* name mods ch */
+	lua_pushvalue(L, 1);				/* name mods ch name */
+	if (lua_rawget(L, 3) != LUA_TFUNCTION) {	/* name mods ch fn */
+		lua_pop(L, 1);				/* name mods ch */
+		compile_module(L, name, len);		/* name mods ch fn */
+		lua_pushvalue(L, 1);			/* ... fn name */
+		lua_pushvalue(L, -2);			/* ... fn name fn */
+		lua_rawset(L, 3);			/* name mods ch fn */
+	}
+	policy_sandbox_push_env(L);		/* name mods ch fn env */
+	lua_setupvalue(L, -2, 1);			/* name mods ch fn */
 	lua_pushvalue(L, 1);				/* ... fn name */
 	lua_pushboolean(L, 0);				/* ... fn name false */
-	lua_rawset(L, 2);				/* name mods buf fn */
-	lua_pushvalue(L, 1);				/* name mods buf fn name */
-	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {		/* name mods buf err */
+	lua_rawset(L, 2);				/* name mods ch fn */
+	lua_pushvalue(L, 1);			/* name mods ch fn name */
+	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {		/* name mods ch err */
 		lua_pushvalue(L, 1);			/* ... err name */
 		lua_pushnil(L);				/* ... err name nil */
-		lua_rawset(L, 2);			/* name mods buf err */
+		lua_rawset(L, 2);			/* name mods ch err */
 		return lua_error(L);
 	}
-	/* name mods buf mod */
+	/* name mods ch mod */
 	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);				/* name mods buf */
-		lua_pushboolean(L, 1);			/* name mods buf true */
+		lua_pop(L, 1);				/* name mods ch */
+		lua_pushboolean(L, 1);			/* name mods ch true */
 	}
-	lua_pushvalue(L, 1);				/* name mods buf mod name */
+	lua_pushvalue(L, 1);				/* name mods ch mod name */
 	lua_pushvalue(L, -2);				/* ... mod name mod */
-	lua_rawset(L, 2);				/* name mods buf mod */
+	lua_rawset(L, 2);				/* name mods ch mod */
 	return 1;
 }
