@@ -55,6 +55,8 @@ static const struct ckey ckeys[] = {
 	{ "policy", "instructions", C_UINT, OFF(limits.instructions), 1000, POLICY_INSTR_MAX },
 	{ "policy", "memory", C_SIZE, OFF(limits.memory), 1u << 20, POLICY_MEM_MAX },
 	{ "policy", "time_ms", C_UINT, OFF(limits.time_ms), 1, POLICY_TIME_MAX_MS },
+	{ "policy", "isolation", C_STR, OFF(policy_isolation), 0, 0 },
+	{ "policy", "worker", C_PATH, OFF(policy_worker), 0, 0 },
 	{ "keys", "status_workers", C_UINT, OFF(status_workers), 1, 64 },
 	{ "keys", "dek_cache_entries", C_UINT, OFF(dek_cache_entries), 0, 1048576 },
 	{ "azure", "tenant", C_STR, OFF(azure_tenant), 0, 0 },
@@ -100,6 +102,8 @@ config_defaults(struct config *c)
 	c->state_dir = xstrdup(XTCMK_STATEDIR);
 	c->policy_dir = xstrdup(XTCMK_POLICYDIR);
 	c->lua_dir = xstrdup(XTCMK_LUADIR);
+	c->policy_isolation = xstrdup("process");
+	c->policy_worker = xstrdup(XTCMK_POLICYD);
 	c->log_level = LOG_INFO;
 	c->max_connections = 4096;
 	c->max_connections_per_uid = 1024;
@@ -138,6 +142,8 @@ config_free(struct config *c)
 	free(c->workload);
 	free(c->policy_dir);
 	free(c->lua_dir);
+	free(c->policy_isolation);
+	free(c->policy_worker);
 	free(c->azure_tenant);
 	free(c->azure_authority);
 	free(c->azure_identity);
@@ -518,6 +524,15 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 		return xerr_set(e, XTCMK_E_INVAL, "[azure] authority must be "
 		    "an https:// URL, e.g. https://login.microsoftonline.com");
 	}
+	if (strcmp(c->policy_isolation, "process") != 0 &&
+	    strcmp(c->policy_isolation, "inprocess") != 0) {
+		rc = xerr_set(e, XTCMK_E_INVAL, "[policy] isolation = '%s': "
+		    "use process (policy worker processes, the default) or "
+		    "inprocess (inside the agent, for comparison only)",
+		    c->policy_isolation);
+		config_free(c);
+		return rc;
+	}
 	if ((rc = azure_check(c, e)) < 0) {
 		config_free(c);
 		return rc;
@@ -529,6 +544,12 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 	    access(XTCMK_LUADIR, F_OK) != 0) {
 		free(c->lua_dir);
 		c->lua_dir = strdup(XTCMK_SRCDIR "/lua");
+	}
+	if (strcmp(c->policy_worker, XTCMK_POLICYD) == 0 &&
+	    access(XTCMK_POLICYD, X_OK) != 0) {
+		free(c->policy_worker);
+		c->policy_worker = strdup(XTCMK_BUILDDIR
+		    "/agent/policyworker/xtcmk-policyd");
 	}
 	if (strcmp(c->policy_dir, XTCMK_POLICYDIR) == 0 &&
 	    access(XTCMK_POLICYDIR, F_OK) != 0) {
@@ -607,8 +628,9 @@ config_dump(const struct config *c, FILE *out)
 	dump_ids(out, "admin_uids", &c->admin_uids);
 	dump_ids(out, "admin_gids", &c->admin_gids);
 	fprintf(out, "\n[policy]\ninstructions = %lu\nmemory = %zu\n"
-	    "time_ms = %u\n", c->limits.instructions, c->limits.memory,
-	    c->limits.time_ms);
+	    "time_ms = %u\nisolation = %s\nworker = %s\n",
+	    c->limits.instructions, c->limits.memory, c->limits.time_ms,
+	    c->policy_isolation, c->policy_worker);
 	fprintf(out, "\n[keys]\nstatus_workers = %u\n"
 	    "dek_cache_entries = %u\n", c->status_workers,
 	    c->dek_cache_entries);

@@ -64,6 +64,8 @@ struct config {
 	int	 azure_local_wrap;
 	struct id_list data_uids, data_gids, admin_uids, admin_gids;
 	struct policy_limits limits;
+	char	*policy_isolation;	/* "process" (default) or "inprocess" */
+	char	*policy_worker;		/* the xtcmk-policyd executable */
 	json_t	*params;		/* [params] as an object */
 };
 

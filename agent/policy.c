@@ -561,6 +561,36 @@ vm_scope(lua_State *L)
 	return 0;
 }
 
+/* P.move(input, params) of the partition policy, if it has one. */
+static int
+vm_move(lua_State *L)
+{
+	struct call *c = lua_touserdata(L, 1);
+	char path[POLICY_PATH_MAX] = "move";
+
+	if (push_policy_field(L, c, "move") != LUA_TFUNCTION)
+		return 0;				/* pol nil, or c->err */
+	policy_json_push(L, c->input, 0);		/* pol move in */
+	policy_json_push(L, c->params, 0);	/* pol move in par */
+	lua_call(L, 2, 1);				/* pol res */
+	if (lua_type(L, -1) != LUA_TTABLE) {
+		snprintf(c->err, sizeof(c->err), "move returned %s; it must "
+		    "return { allow = true|false, reason = \"...\" }",
+		    lua_isnil(L, -1) ? "nothing" : luaL_typename(L, -1));
+		return 0;
+	}
+	c->output = policy_json_from_lua(L, lua_gettop(L), path, 1, c->err,
+	    sizeof(c->err));
+	if (c->output != NULL && (!json_is_object(c->output) ||
+	    !json_is_boolean(json_object_get(c->output, "allow")))) {
+		snprintf(c->err, sizeof(c->err), "move must return { allow = "
+		    "true|false, reason = \"...\" }");
+		json_decref(c->output);
+		c->output = NULL;
+	}
+	return 0;
+}
+
 static int
 vm_selftest(lua_State *L)
 {
@@ -720,7 +750,7 @@ set_free(struct policy_set *s)
  */
 int
 policy_set_new(const char *dir, const char *lua_dir, json_t *params,
-    const struct policy_limits *lim, char *const src[POLICY__COUNT],
+    const struct policy_limits *lim, const char *const src[POLICY__COUNT],
     const size_t srclen[POLICY__COUNT], struct policy_set **ret_set,
     struct xerr *e)
 {
@@ -789,7 +819,8 @@ policy_set_read(const char *dir, const char *lua_dir, json_t *params,
 		if ((r = read_source(path, &src[k], &len[k], e)) < 0)
 			goto out;
 	}
-	r = policy_set_new(dir, lua_dir, params, lim, src, len, ret_set, e);
+	r = policy_set_new(dir, lua_dir, params, lim,
+	    (const char *const *)src, len, ret_set, e);
 out:
 	for (k = 0; k < POLICY__COUNT; k++)
 		free(src[k]);
@@ -1143,6 +1174,32 @@ policy_vm_scope(struct policy_vm *vm, json_t *customer, json_t *params,
 		return r;
 	}
 	*ret_scope = c.output;
+	return 0;
+}
+
+int
+policy_vm_move(struct policy_vm *vm, json_t *input, json_t *params,
+    json_t **ret_verdict, struct xerr *e)
+{
+	struct call c;
+	int r;
+
+	if (params == NULL)
+		params = vm->set->params;
+	if (!json_is_object(input) || !json_is_object(params))
+		return xerr_set(e, XTCMK_E_INVAL, "move needs an input object "
+		    "and params");
+	if ((vm->broken || vm->L == NULL) && (r = vm_build(vm, e)) < 0)
+		return r;
+	memset(&c, 0, sizeof(c));
+	c.kind = POLICY_PARTITION;
+	c.input = input;
+	c.params = params;
+	if ((r = vm_run(vm, vm_move, &c, e)) < 0) {
+		json_decref(c.output);
+		return r;
+	}
+	*ret_verdict = c.output;
 	return 0;
 }
 

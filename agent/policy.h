@@ -71,7 +71,7 @@ int	policy_set_read(const char *dir, const char *lua_dir, json_t *params,
 	    const struct policy_limits *lim, struct policy_set **ret_set,
 	    struct xerr *e);
 int	policy_set_new(const char *dir, const char *lua_dir, json_t *params,
-	    const struct policy_limits *lim, char *const src[POLICY__COUNT],
+	    const struct policy_limits *lim, const char *const src[POLICY__COUNT],
 	    const size_t srclen[POLICY__COUNT], struct policy_set **ret_set,
 	    struct xerr *e);
 int	policy_set_check(struct policy_set *s, struct xerr *e);
@@ -114,6 +114,13 @@ int	policy_vm_call(struct policy_vm *vm, enum policy_kind k, json_t *input,
  */
 int	policy_vm_scope(struct policy_vm *vm, json_t *customer, json_t *params,
 	    json_t **ret_scope, struct xerr *e);
+/*
+ * The partition policy's P.move(input, params): *ret_verdict gets
+ * { allow = bool, reason = "..." }, or NULL when the policy has no move
+ * function.  input = { customer, from = app, to = app }.
+ */
+int	policy_vm_move(struct policy_vm *vm, json_t *input, json_t *params,
+	    json_t **ret_verdict, struct xerr *e);
 /* The same with `params` (object) instead of the set's (fixtures). */
 int	policy_vm_call_params(struct policy_vm *vm, enum policy_kind k,
 	    json_t *input, json_t *params, json_t **ret_output,

@@ -2,11 +2,17 @@
  * service.c - decisions: the policy workers, the decision cache and the
  * request dispatch.
  *
- * Policies run only on the policy worker threads, each owning its own
- * lua_State (struct policy_vm); other threads hand them jobs.  A reload
- * builds and self-tests a new policy set and swaps the pointer; workers
- * rebuild their state before their next job.  Failing sets never replace
- * a working one.
+ * Policies run only through the policy worker threads; other threads
+ * hand them jobs.  With [policy] isolation = process (the default) each
+ * thread owns a policy worker process (policyworker/worker.h): Lua never
+ * runs in the agent, and every wait on a worker has a deadline, past
+ * which the worker is killed and the job fails naming the policy and the
+ * limit; the thread then spawns a fresh worker.  With inprocess each
+ * thread owns a lua_State (struct policy_vm), kept for comparison.  A
+ * reload reads a new set and has a worker compile and self-test it (in
+ * process mode a throw-away one, under the same deadlines), then swaps
+ * the pointer; threads replace their worker before their next job.
+ * Failing sets never replace a working one.
  *
  * The decision for an onboarded customer is computed once (role and
  * key-versioning policies on the registry's data), encoded in the wire
@@ -34,6 +40,7 @@
 #include "service.h"
 #include "strhash.h"
 #include "validate.h"
+#include "worker.h"
 
 #define JOB_QUEUE_MAX		1024
 #define DCACHE_BUCKETS		4096
@@ -44,7 +51,7 @@
 
 struct job {
 	enum policy_kind	 kind;
-	int			 scope;		/* P.scope, not P.decide */
+	const char		*op;		/* decide, scope, move */
 	json_t			*input;
 	json_t			*output;
 	struct policy_set	*set;		/* the set that answered */
@@ -81,6 +88,12 @@ struct service {
 	int			 stopping;
 	pthread_t		*workers;
 	unsigned		 nworkers;
+	atomic_uint		 next_worker;	/* index of a starting thread */
+	int			 inprocess;	/* [policy] isolation */
+	const char		*test_syscall;	/* tests only, see policyd.c */
+	atomic_int		 astop;		/* cuts worker waits short */
+	struct pworker_counters	 pw;
+	atomic_int		*pw_pid;	/* per thread, 0: none */
 
 	pthread_mutex_t		 onboard_mu;	/* one onboarding at a time */
 	pthread_mutex_t		 reload_mu;	/* one reload at a time */
@@ -140,14 +153,72 @@ current_set(struct service *s)
 	return set;
 }
 
+/* In-process: run the job on this thread's lua_State. */
+static void
+job_inprocess(struct policy_vm **vmp, struct policy_set *set, struct job *j)
+{
+	if (*vmp != NULL && policy_vm_set(*vmp) != set) {
+		policy_vm_free(*vmp);
+		*vmp = NULL;
+	}
+	j->rc = 0;
+	if (*vmp == NULL)
+		j->rc = policy_vm_new(set, vmp, &j->err);
+	if (j->rc < 0)
+		return;
+	if (strcmp(j->op, "scope") == 0)
+		j->rc = policy_vm_scope(*vmp, j->input, NULL, &j->output,
+		    &j->err);
+	else if (strcmp(j->op, "move") == 0)
+		j->rc = policy_vm_move(*vmp, j->input, NULL, &j->output,
+		    &j->err);
+	else
+		j->rc = policy_vm_call(*vmp, j->kind, j->input, &j->output,
+		    &j->err);
+}
+
+/*
+ * Make sure this thread has a usable worker process for `set`: replace
+ * one that serves another set, died or wore out.
+ */
+static int
+worker_ready(struct service *s, unsigned idx, struct pworker **pwp,
+    struct policy_set *set, struct xerr *e)
+{
+	int rc;
+
+	if (*pwp != NULL && (pworker_set(*pwp) != set ||
+	    !pworker_usable(*pwp))) {
+		pworker_free(*pwp);
+		*pwp = NULL;
+		atomic_store(&s->pw_pid[idx], 0);
+	}
+	if (*pwp != NULL)
+		return 0;
+	rc = pworker_spawn(s->cfg->policy_worker, set, s->test_syscall,
+	    &s->pw, &s->astop, pwp, e);
+	if (rc == 0)
+		atomic_store(&s->pw_pid[idx], (int)pworker_pid(*pwp));
+	return rc;
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct service *s = arg;
 	struct policy_vm *vm = NULL;
+	struct pworker *pw = NULL;
 	struct policy_set *set;
 	struct job *j;
+	struct xerr err;
+	unsigned idx = atomic_fetch_add(&s->next_worker, 1);
 
+	if (!s->inprocess) {
+		set = current_set(s);
+		if (worker_ready(s, idx, &pw, set, &err) < 0)
+			log_err("policy worker: %s", err.msg);
+		policy_set_unref(set);
+	}
 	pthread_mutex_lock(&s->job_mu);
 	for (;;) {
 		while (s->jhead == NULL && !s->stopping)
@@ -162,28 +233,62 @@ worker_main(void *arg)
 		pthread_mutex_unlock(&s->job_mu);
 
 		set = current_set(s);
-		if (vm != NULL && policy_vm_set(vm) != set) {
-			policy_vm_free(vm);
-			vm = NULL;
-		}
-		j->rc = 0;
-		if (vm == NULL)
-			j->rc = policy_vm_new(set, &vm, &j->err);
-		if (j->rc == 0 && j->scope)
-			j->rc = policy_vm_scope(vm, j->input, NULL,
-			    &j->output, &j->err);
-		else if (j->rc == 0)
-			j->rc = policy_vm_call(vm, j->kind, j->input,
-			    &j->output, &j->err);
+		if (s->inprocess)
+			job_inprocess(&vm, set, j);
+		else if ((j->rc = worker_ready(s, idx, &pw, set,
+		    &j->err)) == 0)
+			j->rc = pworker_call(pw, j->op, j->kind, j->input,
+			    NULL, &j->output, &j->err);
 		j->set = set;
 
 		pthread_mutex_lock(&s->job_mu);
 		j->done = 1;
 		pthread_cond_broadcast(&s->done_cv);
+		/* A worker killed at its deadline is replaced at once. */
+		if (pw != NULL && !pworker_usable(pw) && !s->stopping) {
+			pthread_mutex_unlock(&s->job_mu);
+			set = current_set(s);
+			if (worker_ready(s, idx, &pw, set, &err) < 0)
+				log_err("policy worker: %s", err.msg);
+			policy_set_unref(set);
+			pthread_mutex_lock(&s->job_mu);
+		}
 	}
 	pthread_mutex_unlock(&s->job_mu);
 	policy_vm_free(vm);
+	pworker_free(pw);
+	atomic_store(&s->pw_pid[idx], 0);
 	return NULL;
+}
+
+/*
+ * Load the set in the configured directory: read it, then compile and
+ * self-test it in a throw-away policy worker (process isolation, every
+ * wait bounded) or in this thread (inprocess).
+ */
+static int
+load_set(struct service *s, json_t *params, const struct policy_limits *lim,
+    struct policy_set **ret_set, struct xerr *e)
+{
+	struct policy_set *set;
+	struct pworker *probe = NULL;
+	int rc;
+
+	if (s->inprocess)
+		return policy_set_load(s->cfg->policy_dir, s->cfg->lua_dir,
+		    params, lim, ret_set, e);
+	if ((rc = policy_set_read(s->cfg->policy_dir, s->cfg->lua_dir,
+	    params, lim, &set, e)) < 0)
+		return rc;
+	rc = pworker_spawn(s->cfg->policy_worker, set, NULL, &s->pw,
+	    &s->astop, &probe, e);
+	pworker_free(probe);
+	if (rc < 0) {
+		policy_set_unref(set);
+		return rc;
+	}
+	*ret_set = set;
+	return 0;
 }
 
 /*
@@ -222,14 +327,15 @@ log_decision(struct service *s, enum policy_kind kind, const char *customer,
  * reference to the set that answered (also on failure).
  */
 static int
-run_job(struct service *s, enum policy_kind kind, int scope, json_t *input,
-    json_t **ret_output, struct policy_set **ret_set, struct xerr *e)
+run_job(struct service *s, enum policy_kind kind, const char *op,
+    json_t *input, json_t **ret_output, struct policy_set **ret_set,
+    struct xerr *e)
 {
 	struct job j;
 
 	memset(&j, 0, sizeof(j));
 	j.kind = kind;
-	j.scope = scope;
+	j.op = op;
 	j.input = input;
 	pthread_mutex_lock(&s->job_mu);
 	if (s->jcount >= JOB_QUEUE_MAX) {
@@ -270,7 +376,8 @@ service_policy(struct service *s, int kind, const char *customer,
 	int rc;
 
 	xerr_clear(&err);
-	rc = run_job(s, (enum policy_kind)kind, 0, input, &out, &set, &err);
+	rc = run_job(s, (enum policy_kind)kind, "decide", input, &out, &set,
+	    &err);
 	if (rc == 0)
 		rc = policy_verdict_check(set, (enum policy_kind)kind, input,
 		    out, &err);
@@ -370,8 +477,7 @@ service_reload(struct service *s, struct xerr *e)
 			    "[policy] changed; they take effect at the next "
 			    "restart", s->cfg->path);
 	}
-	rc = policy_set_load(s->cfg->policy_dir, s->cfg->lua_dir, params,
-	    &lim, &set, e);
+	rc = load_set(s, params, &lim, &set, e);
 	if (rc < 0) {
 		atomic_fetch_add(&s->n_reload_fail, 1);
 		log_err("policy reload refused, the previous set keeps "
@@ -934,7 +1040,7 @@ partition_input(struct service *s, json_t *cv, json_t **ret_input,
 	if ((base = json_pack("{s:O, s:i}", "customer", cv, "limit",
 	    REG_FIC_MAX)) == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-	rc = run_job(s, POLICY_PARTITION, 1, cv, &doc, &set, e);
+	rc = run_job(s, POLICY_PARTITION, "scope", cv, &doc, &set, e);
 	if (set != NULL)
 		snprintf(ret_set_hash, 65, "%s", policy_set_hash(set));
 	if (rc < 0)
@@ -1324,15 +1430,17 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 	pthread_rwlock_init(&s->dc_lock, NULL);
 	if ((rc = make_state_dir(cfg->state_dir, e)) < 0)
 		goto fail;
-	if ((rc = policy_set_load(cfg->policy_dir, cfg->lua_dir, cfg->params,
-	    &cfg->limits, &s->set, e)) < 0)
+	s->inprocess = strcmp(cfg->policy_isolation, "inprocess") == 0;
+	s->test_syscall = secure_getenv("XTCMK_TEST_POLICYD_SYSCALL");
+	if ((rc = load_set(s, cfg->params, &cfg->limits, &s->set, e)) < 0)
 		goto fail;
 	if ((rc = reg_open(cfg->registry_path, &s->reg, e)) < 0)
 		goto fail;
 	if ((rc = dlog_open(cfg->decision_log, &s->dlog, e)) < 0)
 		goto fail;
 	s->nworkers = cfg->policy_workers;
-	if ((s->workers = calloc(s->nworkers, sizeof(pthread_t))) == NULL) {
+	if ((s->workers = calloc(s->nworkers, sizeof(pthread_t))) == NULL ||
+	    (s->pw_pid = calloc(s->nworkers, sizeof(*s->pw_pid))) == NULL) {
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto fail;
 	}
@@ -1360,6 +1468,7 @@ service_close(struct service *s)
 	if (s == NULL)
 		return;
 	keys_close(s->keys);
+	atomic_store(&s->astop, 1);
 	pthread_mutex_lock(&s->job_mu);
 	s->stopping = 1;
 	pthread_cond_broadcast(&s->job_cv);
@@ -1367,6 +1476,7 @@ service_close(struct service *s)
 	for (i = 0; i < s->nworkers; i++)
 		pthread_join(s->workers[i], NULL);
 	free(s->workers);
+	free(s->pw_pid);
 	dlog_close(s->dlog);
 	reg_close(s->reg);
 	policy_set_unref(s->set);

@@ -1,0 +1,475 @@
+/*
+ * client.c - the agent's side of the policy workers (see worker.h).
+ *
+ * Every wait is a poll of at most POLICYD_POLL_MS, after which the
+ * worker's CPU clock (clock_getcpuclockid) and the wall clock are
+ * compared with the call's budget: the agent, not the worker, decides
+ * when a call is over.
+ */
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "worker.h"
+
+struct pworker {
+	pid_t			 pid;
+	int			 fd;
+	clockid_t		 cpu;		/* the worker's CPU clock */
+	int			 dead;
+	struct policy_set	*set;
+	struct pworker_counters	*cnt;
+	const atomic_int	*stopping;
+	struct pbuf		 out;
+};
+
+static long long
+ms_since(const struct timespec *t0, clockid_t clk, int *ret_ok)
+{
+	struct timespec now;
+
+	if (clock_gettime(clk, &now) == -1) {
+		*ret_ok = 0;
+		return 0;
+	}
+	*ret_ok = 1;
+	return (long long)(now.tv_sec - t0->tv_sec) * 1000 +
+	    (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Kill, then reap within POLICYD_REAP_MS; describe how it ended. */
+static void
+kill_reap(struct pworker *w, char *how, size_t howsize)
+{
+	struct timespec d = { 0, 1000000 };
+	int status = 0, i;
+	pid_t r = 0;
+
+	if (w->pid <= 0)
+		return;
+	kill(w->pid, SIGKILL);
+	for (i = 0; i < POLICYD_REAP_MS; i++) {
+		if ((r = waitpid(w->pid, &status, WNOHANG)) != 0)
+			break;
+		nanosleep(&d, NULL);
+	}
+	if (how != NULL && r == w->pid) {
+		if (WIFSIGNALED(status))
+			snprintf(how, howsize, "killed by signal %d%s",
+			    WTERMSIG(status), WTERMSIG(status) == SIGSYS ?
+			    " (SIGSYS: a system call its seccomp filter "
+			    "forbids)" : WTERMSIG(status) == SIGXCPU ?
+			    " (SIGXCPU: RLIMIT_CPU)" : "");
+		else
+			snprintf(how, howsize, "exited with status %d",
+			    WEXITSTATUS(status));
+	}
+	w->pid = -1;
+	w->dead = 1;
+}
+
+enum wait_end { END_OK = 0, END_CPU, END_WALL, END_DIED, END_STOP };
+
+/*
+ * Write w->out, then read one frame, within `cpu_ms` of the worker's
+ * CPU and `wall_ms` of wall clock.
+ */
+static enum wait_end
+exchange(struct pworker *w, unsigned cpu_ms, unsigned wall_ms,
+    struct pmsg *ret_m, long long *ret_cpu_used)
+{
+	struct timespec cpu0, wall0;
+	uint8_t hdr[POLICYD_HDR], type = 0;
+	size_t woff = 0, hoff = 0, roff = 0;
+	uint8_t *data = NULL;
+	long len = -1;
+	long long used;
+	struct pollfd pfd;
+	sigset_t pend;
+	ssize_t n;
+	int ok;
+
+	*ret_cpu_used = 0;
+	if (clock_gettime(w->cpu, &cpu0) == -1)
+		return END_DIED;
+	clock_gettime(CLOCK_MONOTONIC, &wall0);
+	for (;;) {
+		/* SIGTERM waits for sigwait in the agent: stop now. */
+		if (sigpending(&pend) == 0 && (sigismember(&pend, SIGTERM) ||
+		    sigismember(&pend, SIGINT)))
+			w->dead = 1;
+		if (w->dead || (w->stopping != NULL &&
+		    atomic_load(w->stopping))) {
+			free(data);
+			return END_STOP;
+		}
+		pfd.fd = w->fd;
+		pfd.events = woff < w->out.len ? POLLOUT : POLLIN;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, POLICYD_POLL_MS) == -1 && errno != EINTR)
+			break;
+		if (pfd.revents & (POLLIN | POLLOUT | POLLHUP | POLLERR)) {
+			if (woff < w->out.len) {
+				n = send(w->fd, w->out.data + woff,
+				    w->out.len - woff, MSG_NOSIGNAL);
+				if (n == -1 && errno != EAGAIN &&
+				    errno != EINTR)
+					break;
+				if (n > 0)
+					woff += (size_t)n;
+			} else if (len < 0) {
+				n = read(w->fd, hdr + hoff, sizeof(hdr) - hoff);
+				if (n == 0 || (n == -1 && errno != EAGAIN &&
+				    errno != EINTR))
+					break;
+				if (n > 0 && (hoff += (size_t)n) ==
+				    sizeof(hdr)) {
+					if ((len = pchan_hdr(hdr, &type)) < 0 ||
+					    (data = malloc((size_t)len + 1)) ==
+					    NULL)
+						break;
+				}
+			} else {
+				n = read(w->fd, data + roff, (size_t)len - roff);
+				if (n == 0 || (n == -1 && errno != EAGAIN &&
+				    errno != EINTR))
+					break;
+				if (n > 0)
+					roff += (size_t)n;
+			}
+			if (len >= 0 && roff == (size_t)len) {
+				ret_m->type = type;
+				ret_m->data = data;
+				ret_m->len = (size_t)len;
+				ret_m->off = 0;
+				*ret_cpu_used = ms_since(&cpu0, w->cpu, &ok);
+				return END_OK;
+			}
+		}
+		used = ms_since(&cpu0, w->cpu, &ok);
+		*ret_cpu_used = used;
+		if (!ok)
+			break;
+		if (used > (long long)cpu_ms) {
+			free(data);
+			return END_CPU;
+		}
+		if (ms_since(&wall0, CLOCK_MONOTONIC, &ok) > (long long)wall_ms) {
+			free(data);
+			return END_WALL;
+		}
+	}
+	free(data);
+	return END_DIED;
+}
+
+/* Turn a failed exchange into the caller's error; the worker is gone. */
+static int
+ended(struct pworker *w, enum wait_end how, const char *what,
+    unsigned limit_ms, long long used, struct xerr *e)
+{
+	char died[128] = "";
+
+	kill_reap(w, died, sizeof(died));
+	switch (how) {
+	case END_CPU:
+		atomic_fetch_add(&w->cnt->killed_cpu, 1);
+		return xerr_set(e, XTCMK_E_POLICY, "%s: killed after exceeding "
+		    "the CPU time limit of %u ms (it ran %lld ms); its policy "
+		    "worker was restarted", what, limit_ms, used);
+	case END_WALL:
+		atomic_fetch_add(&w->cnt->killed_wall, 1);
+		return xerr_set(e, XTCMK_E_POLICY, "%s: killed after exceeding "
+		    "the wall-clock limit of %u ms; its policy worker was "
+		    "restarted", what, limit_ms * POLICY_WALL_FACTOR);
+	case END_STOP:
+		return xerr_set(e, XTCMK_E_UNAVAILABLE, "%s: the agent is "
+		    "shutting down", what);
+	default:
+		atomic_fetch_add(&w->cnt->died, 1);
+		return xerr_set(e, XTCMK_E_POLICY, "%s: its policy worker %s; "
+		    "it was restarted", what, died[0] != '\0' ? died :
+		    "stopped answering");
+	}
+}
+
+/* A worker's error frame as the caller's error. */
+static int
+worker_error(struct pmsg *m, struct xerr *e)
+{
+	char code[16], msg[XERR_MSG_MAX];
+	int c;
+
+	if (pmsg_next_str(m, code, sizeof(code)) == -1 ||
+	    pmsg_next_str(m, msg, sizeof(msg)) == -1)
+		return xerr_set(e, XTCMK_E_INTERNAL, "malformed error from a "
+		    "policy worker");
+	c = atoi(code);
+	if (c <= 0 || c == XTCMK_OK)
+		c = XTCMK_E_INTERNAL;
+	return xerr_set(e, c, "%s", msg);
+}
+
+static int
+send_load(struct pworker *w)
+{
+	const struct policy_limits *lim = policy_set_limits(w->set);
+	char lims[96], *params;
+	const char *src;
+	size_t len;
+	int k;
+
+	if ((params = json_dumps(policy_set_params(w->set),
+	    JSON_COMPACT)) == NULL)
+		return -1;
+	snprintf(lims, sizeof(lims), "%lu %zu %u", lim->instructions,
+	    lim->memory, lim->time_ms);
+	pbuf_start(&w->out, PCHAN_LOAD);
+	pbuf_add_str(&w->out, policy_set_dir(w->set));
+	pbuf_add_str(&w->out, policy_set_lua_dir(w->set));
+	pbuf_add_str(&w->out, params);
+	pbuf_add_str(&w->out, lims);
+	free(params);
+	for (k = 0; k < POLICY__COUNT; k++) {
+		src = policy_set_source(w->set, k, &len);
+		pbuf_add(&w->out, src, len);
+	}
+	return pbuf_finish(&w->out);
+}
+
+static int
+start(struct pworker *w, const char *exe, const char *test_syscall,
+    struct xerr *e)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	char arg[64], *argv[3], *envp[1] = { NULL };
+	sigset_t none, all;
+	int sv[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		return xerr_set(e, XTCMK_E_INTERNAL, "socketpair: %s",
+		    strerror(errno));
+	argv[0] = "xtcmk-policyd";
+	argv[1] = NULL;
+	argv[2] = NULL;
+	if (test_syscall != NULL) {
+		snprintf(arg, sizeof(arg), "--test-syscall=%s", test_syscall);
+		argv[1] = arg;
+	}
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+	    POSIX_SPAWN_SETSIGDEF);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &all);
+	r = posix_spawn(&w->pid, exe, &fa, &at, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(sv[1]);
+	if (r != 0) {
+		close(sv[0]);
+		w->pid = -1;
+		return xerr_set(e, XTCMK_E_INTERNAL, "cannot start the policy "
+		    "worker %s: %s (set [policy] worker)", exe, strerror(r));
+	}
+	w->fd = sv[0];
+	if (fcntl(w->fd, F_SETFL, O_NONBLOCK) == -1 ||
+	    clock_getcpuclockid(w->pid, &w->cpu) != 0) {
+		kill_reap(w, NULL, 0);
+		return xerr_set(e, XTCMK_E_INTERNAL, "cannot watch the policy "
+		    "worker: %s", strerror(errno));
+	}
+	atomic_fetch_add(&w->cnt->spawned, 1);
+	return 0;
+}
+
+int
+pworker_spawn(const char *exe, struct policy_set *set,
+    const char *test_syscall, struct pworker_counters *cnt,
+    const atomic_int *stopping, struct pworker **ret_w, struct xerr *e)
+{
+	const struct policy_limits *lim = policy_set_limits(set);
+	char what[PATH_MAX + 64], hash[72], name[POLICY_NAME_MAX + 1];
+	struct pworker *w;
+	struct pmsg m = { 0 };
+	enum wait_end how;
+	long long used;
+	unsigned cpu_ms, wall_ms;
+	int k, r;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	w->fd = -1;
+	w->cnt = cnt;
+	w->stopping = stopping;
+	w->set = policy_set_ref(set);
+	snprintf(what, sizeof(what), "policy set %s", policy_set_dir(set));
+	if ((r = start(w, exe, test_syscall, e)) < 0)
+		goto fail;
+	if (send_load(w) == -1) {
+		r = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	/* Compiling and one budget per self-test, plus starting up. */
+	cpu_ms = POLICYD_SPAWN_MS + (POLICY__COUNT + 1) *
+	    (lim->time_ms + POLICYD_CPU_SLACK_MS);
+	wall_ms = POLICYD_SPAWN_MS + (POLICY__COUNT + 1) * lim->time_ms *
+	    POLICY_WALL_FACTOR;
+	if ((how = exchange(w, cpu_ms, wall_ms, &m, &used)) != END_OK) {
+		r = ended(w, how, what, how == END_CPU ? cpu_ms : wall_ms /
+		    POLICY_WALL_FACTOR, used, e);
+		goto fail;
+	}
+	if (m.type == PCHAN_ERROR) {
+		r = worker_error(&m, e);
+		goto fail;
+	}
+	if (m.type != PCHAN_READY || pmsg_next_str(&m, hash,
+	    sizeof(hash)) == -1 || strcmp(hash, policy_set_hash(set)) != 0) {
+		r = xerr_set(e, XTCMK_E_INTERNAL, "%s: the policy worker "
+		    "answered with a different set", what);
+		goto fail;
+	}
+	for (k = 0; k < POLICY__COUNT; k++)
+		if (pmsg_next_str(&m, name, sizeof(name)) == 0 &&
+		    strcmp(name, policy_kind_name(k)) != 0 &&
+		    policy_set_set_name(set, k, name) == -1) {
+			r = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+			goto fail;
+		}
+	pmsg_free(&m);
+	*ret_w = w;
+	return 0;
+fail:
+	pmsg_free(&m);
+	pworker_free(w);
+	return r;
+}
+
+int
+pworker_call(struct pworker *w, const char *op, enum policy_kind k,
+    json_t *input, json_t *params, json_t **ret_out, struct xerr *e)
+{
+	const struct policy_limits *lim = policy_set_limits(w->set);
+	char *in = NULL, *par = NULL, kind[8], what[POLICY_NAME_MAX + 64];
+	struct pmsg m = { 0 };
+	const uint8_t *p;
+	enum wait_end how;
+	json_error_t je;
+	json_t *out;
+	long long used;
+	size_t len;
+	int r;
+
+	snprintf(what, sizeof(what), "policy '%s' (%s.lua)",
+	    policy_set_name(w->set, k), policy_kind_name(k));
+	if (w->dead)
+		return xerr_set(e, XTCMK_E_INTERNAL, "%s: its worker is gone",
+		    what);
+	in = json_dumps(input, JSON_COMPACT);
+	par = params != NULL ? json_dumps(params, JSON_COMPACT) : NULL;
+	snprintf(kind, sizeof(kind), "%d", (int)k);
+	if (in == NULL || (params != NULL && par == NULL)) {
+		r = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	pbuf_start(&w->out, PCHAN_CALL);
+	pbuf_add_str(&w->out, op);
+	pbuf_add_str(&w->out, kind);
+	pbuf_add_str(&w->out, in);
+	pbuf_add_str(&w->out, par);
+	if (pbuf_finish(&w->out) == -1) {
+		r = xerr_set(e, XTCMK_E_TOOBIG, "%s: the input is larger than "
+		    "%u bytes", what, POLICYD_FRAME_MAX);
+		goto out;
+	}
+	how = exchange(w, lim->time_ms + POLICYD_CPU_SLACK_MS,
+	    lim->time_ms * POLICY_WALL_FACTOR, &m, &used);
+	if (how != END_OK) {
+		r = ended(w, how, what, lim->time_ms, used, e);
+		goto out;
+	}
+	if (m.type == PCHAN_ERROR) {
+		r = worker_error(&m, e);
+		goto out;
+	}
+	/* The worker checked the result; check again, it is not trusted. */
+	if (m.type != PCHAN_RESULT || pmsg_next(&m, &p, &len) == -1 ||
+	    (out = json_loadb((const char *)p, len, JSON_DECODE_ANY,
+	    &je)) == NULL || !(json_is_object(out) || json_is_null(out))) {
+		kill_reap(w, NULL, 0);
+		r = xerr_set(e, XTCMK_E_POLICY, "%s: the policy worker sent a "
+		    "malformed result; it was restarted", what);
+		goto out;
+	}
+	if (json_is_null(out)) {
+		json_decref(out);
+		out = NULL;
+	}
+	*ret_out = out;
+	r = 0;
+out:
+	pmsg_free(&m);
+	free(in);
+	free(par);
+	return r;
+}
+
+int
+pworker_usable(struct pworker *w)
+{
+	struct timespec t;
+
+	if (w == NULL || w->dead)
+		return 0;
+	/* Replace a worker well before RLIMIT_CPU would kill it mid-call. */
+	if (clock_gettime(w->cpu, &t) == -1 ||
+	    t.tv_sec > POLICYD_CPU_LIFE_S / 2) {
+		atomic_fetch_add(&w->cnt->recycled, 1);
+		return 0;
+	}
+	return 1;
+}
+
+pid_t
+pworker_pid(const struct pworker *w)
+{
+	return w->pid;
+}
+
+struct policy_set *
+pworker_set(const struct pworker *w)
+{
+	return w->set;
+}
+
+void
+pworker_free(struct pworker *w)
+{
+	if (w == NULL)
+		return;
+	if (w->fd != -1)
+		close(w->fd);
+	kill_reap(w, NULL, 0);
+	pbuf_free(&w->out);
+	policy_set_unref(w->set);
+	free(w);
+}

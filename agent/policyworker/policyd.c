@@ -1,0 +1,276 @@
+/*
+ * policyd.c - xtcmk-policyd, the policy worker.  The agent spawns it with
+ * its end of a socketpair as descriptor 3, an empty environment and no
+ * other descriptors worth keeping; it never runs on its own.
+ *
+ * Life of a worker: read the LOAD frame (the policy set's sources,
+ * params and limits), read the whole lua/ library into memory, close
+ * every descriptor but the channel, confine itself (resource limits,
+ * no_new_privs, a seccomp allow-list that kills the process on any other
+ * system call), then compile the set and run its self-tests and answer
+ * READY.  From then on it answers CALL frames one at a time, each from a
+ * pristine state (see policy.c), until the channel closes.  The agent
+ * enforces the deadlines: it SIGKILLs a worker whose call runs past its
+ * CPU budget or wall-clock deadline and spawns another.
+ */
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "chan.h"
+#include "policy.h"
+#include "worker.h"
+
+#define CHAN_FD			3
+
+static const int allowed_syscalls[] = {
+	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(brk), SCMP_SYS(mmap),
+	SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
+	SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres),
+	SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(futex),
+	SCMP_SYS(rt_sigreturn), SCMP_SYS(restart_syscall), SCMP_SYS(exit),
+	SCMP_SYS(exit_group),
+};
+
+static int
+send_error(struct pbuf *b, int code, const char *msg)
+{
+	char num[16];
+
+	snprintf(num, sizeof(num), "%d", code);
+	pbuf_start(b, PCHAN_ERROR);
+	pbuf_add_str(b, num);
+	pbuf_add_str(b, msg);
+	if (pbuf_finish(b) == -1)
+		return -1;
+	return pchan_write_all(CHAN_FD, b->data, b->len);
+}
+
+/*
+ * Only the calls the loaded engine needs: memory, clocks, the channel.
+ * read and write are allowed on the channel alone; anything else kills
+ * the whole process (SIGSYS).
+ */
+static int
+confine(const struct policy_limits *lim)
+{
+	struct rlimit rl;
+	scmp_filter_ctx ctx;
+	size_t i;
+	int ok;
+
+	rl.rlim_cur = rl.rlim_max = (rlim_t)lim->memory * 2 +
+	    POLICYD_AS_SLACK;
+	if (setrlimit(RLIMIT_AS, &rl) == -1)
+		return -1;
+	rl.rlim_cur = rl.rlim_max = POLICYD_CPU_LIFE_S;
+	if (setrlimit(RLIMIT_CPU, &rl) == -1)
+		return -1;
+	rl.rlim_cur = rl.rlim_max = 0;
+	if (setrlimit(RLIMIT_CORE, &rl) == -1 ||
+	    setrlimit(RLIMIT_FSIZE, &rl) == -1 ||
+	    setrlimit(RLIMIT_NPROC, &rl) == -1)
+		return -1;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		return -1;
+	if ((ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
+		return -1;
+	ok = 1;
+	for (i = 0; ok && i < sizeof(allowed_syscalls) /
+	    sizeof(allowed_syscalls[0]); i++) {
+		if (allowed_syscalls[i] == SCMP_SYS(read) ||
+		    allowed_syscalls[i] == SCMP_SYS(write))
+			ok = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
+			    allowed_syscalls[i], 1,
+			    SCMP_A0(SCMP_CMP_EQ, CHAN_FD)) == 0;
+		else
+			ok = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
+			    allowed_syscalls[i], 0) == 0;
+	}
+	ok = ok && seccomp_load(ctx) == 0;
+	seccomp_release(ctx);
+	return ok ? 0 : -1;
+}
+
+/* The test-only hook (--test-syscall=NAME): try a forbidden call. */
+static void
+test_syscall(const char *name)
+{
+	char *argv[] = { "true", NULL };
+
+	if (strcmp(name, "open") == 0)
+		(void)syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY);
+	else if (strcmp(name, "socket") == 0)
+		(void)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+	else if (strcmp(name, "execve") == 0)
+		(void)syscall(SYS_execve, "/bin/true", argv, argv + 1);
+}
+
+/* LOAD: make the set (no Lua yet) and read the library. */
+static int
+load(struct pmsg *m, struct policy_set **ret_set, struct xerr *e)
+{
+	char dir[PATH_MAX], lua_dir[PATH_MAX], lims[96];
+	const char *src[POLICY__COUNT];
+	size_t srclen[POLICY__COUNT], plen;
+	const uint8_t *p, *item;
+	struct policy_limits lim;
+	json_t *params;
+	json_error_t je;
+	int k, r;
+
+	if (m->type != PCHAN_LOAD || pmsg_next_str(m, dir, sizeof(dir)) ||
+	    pmsg_next_str(m, lua_dir, sizeof(lua_dir)) ||
+	    pmsg_next(m, &p, &plen) ||
+	    pmsg_next_str(m, lims, sizeof(lims)) ||
+	    sscanf(lims, "%lu %zu %u", &lim.instructions, &lim.memory,
+	    &lim.time_ms) != 3)
+		return xerr_set(e, XTCMK_E_INTERNAL, "malformed LOAD frame");
+	for (k = 0; k < POLICY__COUNT; k++) {
+		if (pmsg_next(m, &item, &srclen[k]) == -1)
+			return xerr_set(e, XTCMK_E_INTERNAL, "malformed LOAD "
+			    "frame");
+		src[k] = (const char *)item;
+	}
+	if ((params = json_loadb((const char *)p, plen, 0, &je)) == NULL)
+		return xerr_set(e, XTCMK_E_INTERNAL, "params: %s", je.text);
+	r = policy_set_new(dir, lua_dir, params, &lim, src, srclen, ret_set,
+	    e);
+	json_decref(params);
+	if (r == 0 && (r = policy_set_preload(*ret_set, e)) < 0)
+		policy_set_unref(*ret_set);
+	return r;
+}
+
+/* READY with the set's hash and the policies' names. */
+static int
+send_ready(struct pbuf *b, struct policy_set *set)
+{
+	int k;
+
+	pbuf_start(b, PCHAN_READY);
+	pbuf_add_str(b, policy_set_hash(set));
+	for (k = 0; k < POLICY__COUNT; k++)
+		pbuf_add_str(b, policy_set_name(set, k));
+	if (pbuf_finish(b) == -1)
+		return -1;
+	return pchan_write_all(CHAN_FD, b->data, b->len);
+}
+
+/* CALL: op, kind, input, params ("" for the set's). */
+static int
+call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b)
+{
+	char op[16], kind[8];
+	const uint8_t *in, *par;
+	size_t inlen, parlen;
+	json_t *input = NULL, *params = NULL, *out = NULL;
+	json_error_t je;
+	struct xerr e;
+	char *text;
+	int k, r;
+
+	xerr_clear(&e);
+	if (m->type != PCHAN_CALL || pmsg_next_str(m, op, sizeof(op)) ||
+	    pmsg_next_str(m, kind, sizeof(kind)) ||
+	    pmsg_next(m, &in, &inlen) || pmsg_next(m, &par, &parlen) ||
+	    (k = atoi(kind)) < 0 || k >= POLICY__COUNT)
+		return send_error(b, XTCMK_E_INTERNAL, "malformed CALL frame");
+	if ((input = json_loadb((const char *)in, inlen, 0, &je)) == NULL ||
+	    (parlen > 0 && (params = json_loadb((const char *)par, parlen, 0,
+	    &je)) == NULL)) {
+		json_decref(input);
+		return send_error(b, XTCMK_E_INTERNAL, "malformed CALL input");
+	}
+	if (strcmp(op, "scope") == 0)
+		r = policy_vm_scope(vm, input, params, &out, &e);
+	else if (strcmp(op, "move") == 0)
+		r = policy_vm_move(vm, input, params, &out, &e);
+	else
+		r = policy_vm_call_params(vm, k, input, params, &out, &e);
+	json_decref(input);
+	json_decref(params);
+	if (r < 0)
+		return send_error(b, -r, e.msg);
+	text = out != NULL ? json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY) :
+	    strdup("null");
+	json_decref(out);
+	if (text == NULL)
+		return send_error(b, XTCMK_E_NOMEM, "out of memory");
+	pbuf_start(b, PCHAN_RESULT);
+	pbuf_add_str(b, text);
+	free(text);
+	if (pbuf_finish(b) == -1)
+		return send_error(b, XTCMK_E_TOOBIG, "result too large");
+	return pchan_write_all(CHAN_FD, b->data, b->len);
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *test = NULL;
+	struct policy_set *set = NULL;
+	struct policy_vm *vm = NULL;
+	struct pbuf b;
+	struct pmsg m;
+	struct xerr e;
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (strncmp(argv[i], "--test-syscall=", 15) == 0)
+			test = argv[i] + 15;
+	if (fcntl(CHAN_FD, F_GETFD) == -1) {
+		fprintf(stderr, "xtcmk-policyd is started by xtcmkd only\n");
+		return 2;
+	}
+	/* Die with the agent. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		return 1;
+	memset(&b, 0, sizeof(b));
+	xerr_clear(&e);
+	if (pchan_read_msg(CHAN_FD, &m) == -1)
+		return 1;
+	if (load(&m, &set, &e) < 0) {
+		send_error(&b, e.code != 0 ? e.code : XTCMK_E_INTERNAL,
+		    e.msg);
+		return 1;
+	}
+	pmsg_free(&m);
+	/* Nothing but the channel from here on. */
+	close_range(0, CHAN_FD - 1, 0);
+	close_range(CHAN_FD + 1, ~0U, 0);
+	if (confine(policy_set_limits(set)) == -1) {
+		send_error(&b, XTCMK_E_INTERNAL, "cannot confine the policy "
+		    "worker (seccomp, rlimits or no_new_privs)");
+		return 1;
+	}
+	if (policy_set_check(set, &e) < 0 ||
+	    policy_vm_new(set, &vm, &e) < 0) {
+		send_error(&b, e.code, e.msg);
+		return 1;
+	}
+	if (send_ready(&b, set) == -1)
+		return 1;
+	while (pchan_read_msg(CHAN_FD, &m) == 0) {
+		if (test != NULL)
+			test_syscall(test);
+		if (call(vm, &m, &b) == -1)
+			break;
+		pmsg_free(&m);
+	}
+	return 0;
+}

@@ -1,0 +1,68 @@
+/*
+ * worker.h - policy worker processes, as the agent sees them.
+ *
+ * A struct pworker is one xtcmk-policyd process (policyd.c) serving one
+ * policy set, spawned with posix_spawn (never a fork of the threaded
+ * agent), talking over a socketpair.  Every exchange has deadlines: a
+ * call may use the set's CPU time limit plus POLICYD_CPU_SLACK_MS of
+ * the worker's CPU and POLICY_WALL_FACTOR times the limit of wall
+ * clock; past either the worker is SIGKILLed and the call fails with an
+ * error naming the policy and the limit.  A dead worker is never used
+ * again: the owner frees it and spawns another.  Nothing here waits
+ * without a deadline.
+ */
+#ifndef XTCMK_POLICYD_WORKER_H
+#define XTCMK_POLICYD_WORKER_H
+
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "policy.h"
+#include "xerr.h"
+
+#define POLICYD_AS_SLACK	(256ul << 20)	/* RLIMIT_AS over 2x memory */
+#define POLICYD_CPU_LIFE_S	3600		/* RLIMIT_CPU of a worker */
+#define POLICYD_CPU_SLACK_MS	50		/* kill past limit + this */
+#define POLICYD_SPAWN_MS	5000		/* exec, library, compile */
+#define POLICYD_REAP_MS		1000		/* after SIGKILL */
+#define POLICYD_POLL_MS		10		/* CPU checks while waiting */
+
+struct pworker_counters {
+	atomic_ullong	spawned;	/* workers started */
+	atomic_ullong	killed_cpu;	/* past the CPU budget */
+	atomic_ullong	killed_wall;	/* past the wall-clock deadline */
+	atomic_ullong	died;		/* exited or killed otherwise */
+	atomic_ullong	recycled;	/* replaced near RLIMIT_CPU */
+};
+
+struct pworker;
+
+/*
+ * Spawn `exe` for `set`: it loads the set, confines itself, compiles
+ * and self-tests the set (each test within the call budget) and says
+ * READY, all within POLICYD_SPAWN_MS plus the self-tests' deadlines.
+ * Fills the set's policy names from the worker's report.  `test_syscall`
+ * (tests only, NULL otherwise) makes the worker try that system call
+ * after confinement.  `stopping` (may be NULL) cuts every wait short.
+ */
+int	pworker_spawn(const char *exe, struct policy_set *set,
+	    const char *test_syscall, struct pworker_counters *cnt,
+	    const atomic_int *stopping, struct pworker **ret_w,
+	    struct xerr *e);
+/*
+ * One call: `op` "decide" (kind k), "scope" or "move"; params NULL for
+ * the set's.  *ret_out is the result (NULL for a scope or move the
+ * policy does not have).
+ */
+int	pworker_call(struct pworker *w, const char *op, enum policy_kind k,
+	    json_t *input, json_t *params, json_t **ret_out, struct xerr *e);
+/* Whether the worker can take another call (not dead, not worn out). */
+int	pworker_usable(struct pworker *w);
+pid_t	pworker_pid(const struct pworker *w);
+struct policy_set *pworker_set(const struct pworker *w);
+/* SIGKILL, reap (bounded) and free; accepts NULL. */
+void	pworker_free(struct pworker *w);
+
+#endif
