@@ -90,7 +90,7 @@ struct service {
 	unsigned		 nworkers;
 	atomic_uint		 next_worker;	/* index of a starting thread */
 	int			 inprocess;	/* [policy] isolation */
-	const char		*test_syscall;	/* tests only, see policyd.c */
+	const char		*test_hook;	/* tests only, see policyd.c */
 	atomic_int		 astop;		/* cuts worker waits short */
 	struct pworker_counters	 pw;
 	atomic_int		*pw_pid;	/* per thread, 0: none */
@@ -195,7 +195,7 @@ worker_ready(struct service *s, unsigned idx, struct pworker **pwp,
 	}
 	if (*pwp != NULL)
 		return 0;
-	rc = pworker_spawn(s->cfg->policy_worker, set, s->test_syscall,
+	rc = pworker_spawn(s->cfg->policy_worker, set, s->test_hook,
 	    &s->pw, &s->astop, pwp, e);
 	if (rc == 0)
 		atomic_store(&s->pw_pid[idx], (int)pworker_pid(*pwp));
@@ -1322,6 +1322,30 @@ service_count_conn(struct service *s, int delta, int refused)
 	atomic_fetch_add(&s->n_conn, delta);
 }
 
+/* The policy worker processes: how many ran, how they ended, pids. */
+static json_t *
+workers_stats(struct service *s)
+{
+	json_t *w, *pids;
+	unsigned i;
+	int pid;
+
+	w = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}",
+	    "isolation", s->inprocess ? "inprocess" : "process",
+	    "spawned", (json_int_t)s->pw.spawned,
+	    "killed_cpu", (json_int_t)s->pw.killed_cpu,
+	    "killed_wall", (json_int_t)s->pw.killed_wall,
+	    "died", (json_int_t)s->pw.died,
+	    "recycled", (json_int_t)s->pw.recycled);
+	if (w == NULL || (pids = json_array()) == NULL)
+		return w;
+	for (i = 0; i < s->nworkers; i++)
+		if ((pid = atomic_load(&s->pw_pid[i])) > 0)
+			json_array_append_new(pids, json_integer(pid));
+	json_object_set_new(w, "pids", pids);
+	return w;
+}
+
 json_t *
 service_stats(struct service *s)
 {
@@ -1360,6 +1384,8 @@ service_stats(struct service *s)
 		    "scoped", (json_int_t)s->n_scoped,
 		    "unscoped", (json_int_t)s->n_unscoped,
 		    "import_batches", (json_int_t)s->n_import_batches));
+	if (st != NULL)
+		json_object_set_new(st, "policy_workers", workers_stats(s));
 	if (st != NULL && s->keys != NULL)
 		json_object_set_new(st, "keys", keys_stats(s->keys));
 	return st;
@@ -1431,7 +1457,7 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 	if ((rc = make_state_dir(cfg->state_dir, e)) < 0)
 		goto fail;
 	s->inprocess = strcmp(cfg->policy_isolation, "inprocess") == 0;
-	s->test_syscall = secure_getenv("XTCMK_TEST_POLICYD_SYSCALL");
+	s->test_hook = secure_getenv("XTCMK_TEST_POLICYD");
 	if ((rc = load_set(s, cfg->params, &cfg->limits, &s->set, e)) < 0)
 		goto fail;
 	if ((rc = reg_open(cfg->registry_path, &s->reg, e)) < 0)

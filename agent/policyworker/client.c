@@ -250,7 +250,7 @@ send_load(struct pworker *w)
 }
 
 static int
-start(struct pworker *w, const char *exe, const char *test_syscall,
+start(struct pworker *w, const char *exe, const char *test_hook,
     struct xerr *e)
 {
 	posix_spawn_file_actions_t fa;
@@ -265,8 +265,8 @@ start(struct pworker *w, const char *exe, const char *test_syscall,
 	argv[0] = "xtcmk-policyd";
 	argv[1] = NULL;
 	argv[2] = NULL;
-	if (test_syscall != NULL) {
-		snprintf(arg, sizeof(arg), "--test-syscall=%s", test_syscall);
+	if (test_hook != NULL) {
+		snprintf(arg, sizeof(arg), "--test=%s", test_hook);
 		argv[1] = arg;
 	}
 	sigemptyset(&none);
@@ -303,7 +303,7 @@ start(struct pworker *w, const char *exe, const char *test_syscall,
 
 int
 pworker_spawn(const char *exe, struct policy_set *set,
-    const char *test_syscall, struct pworker_counters *cnt,
+    const char *test_hook, struct pworker_counters *cnt,
     const atomic_int *stopping, struct pworker **ret_w, struct xerr *e)
 {
 	const struct policy_limits *lim = policy_set_limits(set);
@@ -322,7 +322,7 @@ pworker_spawn(const char *exe, struct policy_set *set,
 	w->stopping = stopping;
 	w->set = policy_set_ref(set);
 	snprintf(what, sizeof(what), "policy set %s", policy_set_dir(set));
-	if ((r = start(w, exe, test_syscall, e)) < 0)
+	if ((r = start(w, exe, test_hook, e)) < 0)
 		goto fail;
 	if (send_load(w) == -1) {
 		r = xerr_set(e, XTCMK_E_NOMEM, "out of memory");

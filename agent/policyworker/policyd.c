@@ -105,12 +105,20 @@ confine(const struct policy_limits *lim)
 	return ok ? 0 : -1;
 }
 
-/* The test-only hook (--test-syscall=NAME): try a forbidden call. */
+/*
+ * The test-only hook (--test=NAME, passed by an agent started with
+ * XTCMK_TEST_POLICYD=NAME), run at each call after confinement: try a
+ * forbidden system call, or spin in C where no Lua hook can stop it.
+ */
 static void
-test_syscall(const char *name)
+test_hook(const char *name)
 {
 	char *argv[] = { "true", NULL };
+	volatile unsigned long n = 0;
 
+	if (strcmp(name, "spin") == 0)
+		for (;;)
+			n++;
 	if (strcmp(name, "open") == 0)
 		(void)syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY);
 	else if (strcmp(name, "socket") == 0)
@@ -230,8 +238,8 @@ main(int argc, char *argv[])
 	int i;
 
 	for (i = 1; i < argc; i++)
-		if (strncmp(argv[i], "--test-syscall=", 15) == 0)
-			test = argv[i] + 15;
+		if (strncmp(argv[i], "--test=", 7) == 0)
+			test = argv[i] + 7;
 	if (fcntl(CHAN_FD, F_GETFD) == -1) {
 		fprintf(stderr, "xtcmk-policyd is started by xtcmkd only\n");
 		return 2;
@@ -267,7 +275,7 @@ main(int argc, char *argv[])
 		return 1;
 	while (pchan_read_msg(CHAN_FD, &m) == 0) {
 		if (test != NULL)
-			test_syscall(test);
+			test_hook(test);
 		if (call(vm, &m, &b) == -1)
 			break;
 		pmsg_free(&m);

@@ -43,12 +43,12 @@ struct pworker;
  * Spawn `exe` for `set`: it loads the set, confines itself, compiles
  * and self-tests the set (each test within the call budget) and says
  * READY, all within POLICYD_SPAWN_MS plus the self-tests' deadlines.
- * Fills the set's policy names from the worker's report.  `test_syscall`
- * (tests only, NULL otherwise) makes the worker try that system call
- * after confinement.  `stopping` (may be NULL) cuts every wait short.
+ * Fills the set's policy names from the worker's report.  `test_hook`
+ * (tests only, NULL otherwise: open, socket, execve or spin) makes the
+ * worker misbehave in C at each call, see policyd.c.  `stopping` (may be NULL) cuts every wait short.
  */
 int	pworker_spawn(const char *exe, struct policy_set *set,
-	    const char *test_syscall, struct pworker_counters *cnt,
+	    const char *test_hook, struct pworker_counters *cnt,
 	    const atomic_int *stopping, struct pworker **ret_w,
 	    struct xerr *e);
 /*
