@@ -52,17 +52,17 @@ read_token(struct crypt_device *cd, int token, struct token *t)
 }
 
 /*
- * Unwrap the token's blob and return the derived passphrase in a
- * malloc'd buffer (cryptsetup_token_buffer_free wipes it).
+ * Unwrap the token's blob and return the derived passphrase in locked
+ * memory (the start of a struct token_secret; cryptsetup_token_buffer_free
+ * wipes and unmaps it).
  */
 EXPORT int
 cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer,
     size_t *buffer_len, void *usrptr)
 {
 	struct token *t;
+	struct token_secret *sec = NULL;
 	struct xtcmk *h = NULL;
-	uint8_t dek[XTCMK_DEK_LEN];
-	char *pass = NULL;
 	int r, rc;
 
 	(void)usrptr;
@@ -70,10 +70,14 @@ cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer,
 		return -ENOMEM;
 	if ((r = read_token(cd, token, t)) < 0)
 		goto out;
+	if ((sec = token_secret_alloc(sizeof(*sec))) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
 	if ((rc = xtcmk_open(t->socket[0] != '\0' ? t->socket : NULL,
 	    t->timeout_ms, &h)) == XTCMK_OK)
 		rc = xtcmk_dek_unwrap(h, t->customer, t->blob, t->blob_len,
-		    dek);
+		    sec->dek);
 	if (rc != XTCMK_OK) {
 		crypt_logf(cd, CRYPT_LOG_ERROR, "xtcmk token %d: customer %s, "
 		    "key %s: %s%s%s\n", token, t->customer, t->key_id,
@@ -82,26 +86,20 @@ cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer,
 		r = token_errno(rc);
 		goto out;
 	}
-	if ((pass = malloc(TOKEN_PASS_LEN)) == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if ((r = token_passphrase(dek, pass)) < 0) {
+	r = token_passphrase(sec->dek, sec->pass);
+	explicit_bzero(sec->dek, sizeof(sec->dek));
+	if (r < 0) {
 		crypt_logf(cd, CRYPT_LOG_ERROR, "xtcmk token %d: cannot "
 		    "derive the keyslot passphrase.\n", token);
 		goto out;
 	}
 	crypt_logf(cd, CRYPT_LOG_DEBUG, "xtcmk token %d: data key of %s "
 	    "unwrapped by the agent.", token, t->customer);
-	*buffer = pass;
+	*buffer = sec->pass;
 	*buffer_len = TOKEN_PASS_LEN;
-	pass = NULL;
+	sec = NULL;
  out:
-	explicit_bzero(dek, sizeof(dek));
-	if (pass != NULL) {
-		explicit_bzero(pass, TOKEN_PASS_LEN);
-		free(pass);
-	}
+	token_secret_free(sec, sizeof(*sec));
 	xtcmk_close(h);
 	free(t);
 	return r;
@@ -110,10 +108,9 @@ cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer,
 EXPORT void
 cryptsetup_token_buffer_free(void *buffer, size_t buffer_len)
 {
-	if (buffer == NULL)
-		return;
-	explicit_bzero(buffer, buffer_len);
-	free(buffer);
+	/* buffer is the start of the struct token_secret open returned. */
+	(void)buffer_len;
+	token_secret_free(buffer, sizeof(struct token_secret));
 }
 
 /* Refuse a malformed token (at import and before every open). */

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 #include <openssl/evp.h>
@@ -360,6 +362,46 @@ token_passphrase(const uint8_t dek[XTCMK_DEK_LEN], char pass[TOKEN_PASS_LEN])
 	}
 	explicit_bzero(mac, sizeof(mac));
 	return 0;
+}
+
+static size_t
+pages(size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (len + page - 1) / page * page;
+}
+
+void *
+token_secret_alloc(size_t len)
+{
+	void *p;
+
+	if (len == 0)
+		return NULL;
+	p = mmap(NULL, pages(len), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	/* Unlocked only when RLIMIT_MEMLOCK forbids: still wiped. */
+	(void)mlock(p, pages(len));
+#ifdef MADV_DONTDUMP
+	(void)madvise(p, pages(len), MADV_DONTDUMP);
+#endif
+#ifdef MADV_WIPEONFORK
+	(void)madvise(p, pages(len), MADV_WIPEONFORK);
+#endif
+	return p;
+}
+
+void
+token_secret_free(void *p, size_t len)
+{
+	if (p == NULL || len == 0)
+		return;
+	explicit_bzero(p, len);
+	(void)munlock(p, pages(len));
+	(void)munmap(p, pages(len));
 }
 
 int

@@ -70,6 +70,19 @@ int	token_blob_ids(const uint8_t *blob, size_t len, char *customer,
  */
 int	token_passphrase(const uint8_t dek[XTCMK_DEK_LEN],
 	    char pass[TOKEN_PASS_LEN]);
+/*
+ * Memory for secrets (DEK, passphrase, key file): whole anonymous pages,
+ * locked when the limits allow, left out of core dumps and wiped in a
+ * forked child.  token_secret_free() wipes and unmaps; NULL is fine.
+ * Allocation returns NULL only when the pages cannot be mapped.
+ */
+void	*token_secret_alloc(size_t len);
+/* What an unlock holds: the passphrase first (the plugin hands it out). */
+struct token_secret {
+	char	pass[TOKEN_PASS_LEN];
+	uint8_t	dek[XTCMK_DEK_LEN];
+};
+void	 token_secret_free(void *p, size_t len);
 /* The negative errno libcryptsetup expects for an xtcmk result. */
 int	token_errno(int xtcmk_result);
 

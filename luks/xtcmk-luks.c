@@ -97,7 +97,7 @@ read_keyfile(const char *path, char **ret_key, size_t *ret_len)
 		    "file of 1 to %d bytes\n", path, KEYFILE_MAX);
 		goto fail;
 	}
-	if ((key = malloc((size_t)st.st_size)) == NULL)
+	if ((key = token_secret_alloc((size_t)st.st_size)) == NULL)
 		goto fail;
 	while (len < (size_t)st.st_size) {
 		n = read(fd, key + len, (size_t)st.st_size - len);
@@ -115,10 +115,8 @@ read_keyfile(const char *path, char **ret_key, size_t *ret_len)
 	*ret_len = len;
 	return 0;
  fail:
-	if (key != NULL) {
-		explicit_bzero(key, (size_t)st.st_size);
-		free(key);
-	}
+	if (key != NULL)
+		token_secret_free(key, (size_t)st.st_size);
 	if (fd != -1)
 		close(fd);
 	return -1;
@@ -146,8 +144,8 @@ enrol(const char *device, const char *customer, const char *keyfile,
 	struct crypt_device *cd = NULL;
 	struct xtcmk *h = NULL;
 	struct token *t = NULL;
-	uint8_t dek[XTCMK_DEK_LEN];
-	char pass[TOKEN_PASS_LEN], cust[TOKEN_CUSTOMER_MAX + 1];
+	struct token_secret *sec = NULL;
+	char cust[TOKEN_CUSTOMER_MAX + 1];
 	char err[TOKEN_ERR_MAX], *key = NULL, *json = NULL;
 	size_t key_len = 0;
 	int ret = 1, rc, slot = -1, tok;
@@ -160,11 +158,12 @@ enrol(const char *device, const char *customer, const char *keyfile,
 	}
 	if (load(device, &cd) == -1 ||
 	    read_keyfile(keyfile, &key, &key_len) == -1 ||
-	    (t = calloc(1, sizeof(*t))) == NULL)
+	    (t = calloc(1, sizeof(*t))) == NULL ||
+	    (sec = token_secret_alloc(sizeof(*sec))) == NULL)
 		goto out;
 	t->blob_len = sizeof(t->blob);
 	if ((rc = xtcmk_open(sock, timeout_ms, &h)) != XTCMK_OK ||
-	    (rc = xtcmk_dek_new(h, customer, dek, t->blob,
+	    (rc = xtcmk_dek_new(h, customer, sec->dek, t->blob,
 	    &t->blob_len)) != XTCMK_OK) {
 		agent_error("cannot create a data key", customer, rc);
 		goto out;
@@ -175,13 +174,13 @@ enrol(const char *device, const char *customer, const char *keyfile,
 		    "%s\n", err);
 		goto out;
 	}
-	if (token_passphrase(dek, pass) < 0) {
+	if (token_passphrase(sec->dek, sec->pass) < 0) {
 		fprintf(stderr, "xtcmk-luks: cannot derive the passphrase\n");
 		goto out;
 	}
 	if ((rc = crypt_set_pbkdf_type(cd, &pbkdf)) < 0 ||
 	    (slot = crypt_keyslot_add_by_passphrase(cd, CRYPT_ANY_SLOT, key,
-	    key_len, pass, sizeof(pass))) < 0) {
+	    key_len, sec->pass, sizeof(sec->pass))) < 0) {
 		fprintf(stderr, "xtcmk-luks: cannot add a keyslot to %s: %s\n",
 		    device, slot == -EPERM ? "the key file does not unlock "
 		    "any keyslot" : strerror(-(slot < 0 ? slot : rc)));
@@ -205,12 +204,8 @@ enrol(const char *device, const char *customer, const char *keyfile,
 	    t->key_id, slot);
 	ret = 0;
  out:
-	explicit_bzero(dek, sizeof(dek));
-	explicit_bzero(pass, sizeof(pass));
-	if (key != NULL) {
-		explicit_bzero(key, key_len);
-		free(key);
-	}
+	token_secret_free(sec, sizeof(*sec));
+	token_secret_free(key, key_len);
 	free(json);
 	free(t);
 	xtcmk_close(h);
@@ -238,15 +233,17 @@ rewrap(const char *device, int token, const char *sock)
 	struct crypt_device *cd = NULL;
 	struct xtcmk *h = NULL;
 	struct token *t = NULL;
-	uint8_t dek[XTCMK_DEK_LEN], blob[XTCMK_BLOB_MAX];
-	char pass[TOKEN_PASS_LEN], cust[TOKEN_CUSTOMER_MAX + 1];
+	struct token_secret *sec = NULL;
+	uint8_t blob[XTCMK_BLOB_MAX];
+	char cust[TOKEN_CUSTOMER_MAX + 1];
 	char kid[TOKEN_KID_MAX + 1], err[TOKEN_ERR_MAX];
 	const char *json;
 	char *njson = NULL;
 	size_t blob_len = sizeof(blob);
 	int ret = 1, rc;
 
-	if (load(device, &cd) == -1 || (t = calloc(1, sizeof(*t))) == NULL)
+	if (load(device, &cd) == -1 || (t = calloc(1, sizeof(*t))) == NULL ||
+	    (sec = token_secret_alloc(sizeof(*sec))) == NULL)
 		goto out;
 	if (crypt_token_json_get(cd, token, &json) < 0) {
 		fprintf(stderr, "xtcmk-luks: %s has no token %d\n", device,
@@ -267,13 +264,13 @@ rewrap(const char *device, int token, const char *sock)
 	}
 	/* Same DEK, or the keyslot would be stranded: prove it first. */
 	if ((rc = xtcmk_dek_unwrap(h, t->customer, blob, blob_len,
-	    dek)) != XTCMK_OK) {
+	    sec->dek)) != XTCMK_OK) {
 		agent_error("cannot unwrap the rewrapped blob", t->customer,
 		    rc);
 		goto out;
 	}
-	if (token_passphrase(dek, pass) < 0 || opens_keyslot(cd, t,
-	    pass) == -1) {
+	if (token_passphrase(sec->dek, sec->pass) < 0 ||
+	    opens_keyslot(cd, t, sec->pass) == -1) {
 		fprintf(stderr, "xtcmk-luks: the rewrapped data key does not "
 		    "open the token's keyslots; token %d left unchanged\n",
 		    token);
@@ -303,8 +300,7 @@ rewrap(const char *device, int token, const char *sock)
 	}
 	ret = 0;
  out:
-	explicit_bzero(dek, sizeof(dek));
-	explicit_bzero(pass, sizeof(pass));
+	token_secret_free(sec, sizeof(*sec));
 	free(njson);
 	free(t);
 	xtcmk_close(h);
