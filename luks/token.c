@@ -70,7 +70,7 @@ b64_decode(const char *s, uint8_t *out, size_t out_size, size_t *ret_len)
 	for (i = 0; i < len; i += 4) {
 		for (k = 0; k < 4; k++)
 			v[k] = b64val(s[i + k]);
-		/* Padding only at the very end, and only as "xxx=" or "xx==". */
+		/* Padding only at the very end: "xxx=" or "xx==". */
 		if (v[0] < 0 || v[1] < 0 ||
 		    (v[2] < 0 && (i + 4 != len || pad != 2)) ||
 		    (v[3] < 0 && (i + 4 != len || pad == 0)))
@@ -140,21 +140,27 @@ token_blob_ids(const uint8_t *blob, size_t len, char *customer,
     size_t customer_len, char *key_id, size_t key_id_len, char *err,
     size_t err_len)
 {
+	char c_id[TOKEN_CUSTOMER_MAX + 1], k_id[TOKEN_KID_MAX + 1];
 	size_t c, k;
 
 	if (len < 10 || memcmp(blob, BLOB_MAGIC, 4) != 0)
 		return fail(err, err_len, "\"xtcmk-blob\" is not a wrapped "
 		    "data key (no \"XTCB\" header)");
 	c = get16(blob + 8);
-	if (10 + c + 2 > len || take_text(blob + 10, c, customer,
-	    customer_len) == -1)
-		return fail(err, err_len, "\"xtcmk-blob\": customer id field is "
-		    "truncated or not printable");
+	if (10 + c + 2 > len || take_text(blob + 10, c, c_id,
+	    sizeof(c_id)) == -1)
+		return fail(err, err_len, "\"xtcmk-blob\": customer id field "
+		    "is truncated or not printable");
 	k = get16(blob + 10 + c);
-	if (12 + c + k > len || take_text(blob + 12 + c, k, key_id,
-	    key_id_len) == -1)
+	if (12 + c + k > len || take_text(blob + 12 + c, k, k_id,
+	    sizeof(k_id)) == -1)
 		return fail(err, err_len, "\"xtcmk-blob\": key id field is "
 		    "truncated or not printable");
+	if (c >= customer_len || k >= key_id_len)
+		return fail(err, err_len, "\"xtcmk-blob\": customer or key "
+		    "id too long");
+	memcpy(customer, c_id, c + 1);
+	memcpy(key_id, k_id, k + 1);
 	return 0;
 }
 
