@@ -144,6 +144,21 @@ else
 fi
 [ "$(unwraps)" = $((u0 + 1)) ] && ok "the unlock cost one agent unwrap" ||
 	bad "agent unwraps $u0 -> $(unwraps), expected one more"
+# Ten more, against cryptsetup with the key file (keyslot 0, the same
+# PBKDF) and plugins off, since cryptsetup tries tokens before a key file:
+# what the token costs over a local key.
+t0=$(now)
+for _ in $(seq 10); do unlock || bad "unlock: $(cat "$T/err")"; done
+t_unlock10=$(($(ms "$t0") / 10))
+t0=$(now)
+for _ in $(seq 10); do
+	cs open --test-passphrase --disable-external-tokens \
+		--key-file "$T/keyfile" --key-slot 0 "$T/img" ||
+		bad "key file unlock"
+done
+t_keyfile10=$(($(ms "$t0") / 10))
+[ "$(unwraps)" = $((u0 + 11)) ] && ok "10 more unlocks: $t_unlock10 ms each (key file: $t_keyfile10 ms), one unwrap each" ||
+	bad "agent unwraps $u0 -> $(unwraps), expected 11 more"
 cs --debug open --test-passphrase --token-only "$T/img" 2>&1 |
 	grep -q "Token handler xtcmk-.* loaded successfully" &&
 	ok "cryptsetup loaded our plugin from $TOKDIR" || bad "plugin not loaded"
@@ -280,7 +295,7 @@ t0=$(now)
 cs open --test-passphrase --token-only --token-id 1 "$T/img" 2>"$T/err" &&
 	bad "unlocked with the agent stopped"
 t_stopped1=$(ms "$t0")
-if [ "$t_stopped1" -ge 900 ] && [ "$t_stopped1" -le 2000 ] &&
+if [ "$t_stopped1" -ge 900 ] && [ "$t_stopped1" -le 2500 ] &&
     grep -q "deadline passed" "$T/err"; then
 	ok "agent stopped: token 1 refused in $t_stopped1 ms (timeout 1000 ms)"
 else
@@ -303,7 +318,8 @@ else
 	bad "agent down: $t_down ms: $(cat "$T/err")"
 fi
 
-echo "measured: unlock ${t_unlock:-?} ms, revocation ${t_revoke:-?} ms," \
+echo "measured: unlock ${t_unlock:-?} ms (mean of 10: ${t_unlock10:-?} ms, key file ${t_keyfile10:-?} ms)," \
+	"revocation ${t_revoke:-?} ms," \
 	"restore ${t_restore:-?} ms, agent stopped ${t_stopped:-?}/${t_stopped1:-?} ms" \
 	"(timeout 3000/1000 ms), agent down ${t_down:-?} ms"
 echo "luks.sh: $pass passed, $fail failed"
