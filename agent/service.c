@@ -937,15 +937,22 @@ partition_input(struct service *s, json_t *cv, json_t **ret_input,
 	rc = run_job(s, POLICY_PARTITION, 1, cv, &doc, &set, e);
 	if (set != NULL)
 		snprintf(ret_set_hash, 65, "%s", policy_set_hash(set));
-	if (rc < 0)
+	if (rc == 0 && doc != NULL && (rc = scope_parse(doc, &sc, e)) < 0) {
+		char why[XERR_MSG_MAX];
+
+		snprintf(why, sizeof(why), "%s", e->msg);
+		xerr_set(e, XTCMK_E_POLICY, "policy '%s' (partition.lua): %s",
+		    policy_set_name(set, POLICY_PARTITION), why);
+	}
+	if (rc < 0) {
+		/* A scope that fails is a refused partition decision. */
+		atomic_fetch_add(&s->n_policy_err, 1);
+		if (set != NULL)
+			log_decision(s, POLICY_PARTITION, json_string_value(
+			    json_object_get(cv, "id")), base, NULL, set, e);
 		goto out;
+	}
 	if (doc != NULL) {
-		if ((rc = scope_parse(doc, &sc, e)) < 0) {
-			xerr_set(e, XTCMK_E_POLICY, "policy '%s' "
-			    "(partition.lua): %s", policy_set_name(set,
-			    POLICY_PARTITION), e->msg);
-			goto out;
-		}
 		rc = reg_scope_resolve(s->reg, &sc, base, ret_input, e);
 		scope_clear(&sc);
 		if (rc == 0)
