@@ -34,6 +34,7 @@
 #define REG_BUSY_MS		5000		/* wait for another writer */
 #define REG_APPLICATION_ID	0x78746b72	/* "xtkr" in the file header */
 #define FIC_NAME_MAX		120		/* Graph: 3-120 characters */
+#define REG_VACUUM_BEFORE	3	/* migrating from below: VACUUM once */
 
 /* Migration N (1-based) brings user_version from N-1 to N. */
 static const char *const migrations[] = {
@@ -627,7 +628,18 @@ migrate(struct registry *r, struct xerr *e)
 		if ((rc = regi_run(r, e, sql, "")) != 0)
 			return regi_tx_end(r, rc, 0, e);
 	}
-	return regi_tx_end(r, 0, 0, e);
+	if ((rc = regi_tx_end(r, 0, 0, e)) != 0)
+		return rc;
+	/*
+	 * Schema 3 dropped the stored decision inputs, most of an old
+	 * file: give the space back once.  VACUUM copies only the live
+	 * pages, now small; if it fails the registry is still whole.
+	 */
+	if (v > 0 && v < REG_VACUUM_BEFORE &&
+	    sqlite3_exec(r->db, "VACUUM", NULL, NULL, NULL) == SQLITE_OK)
+		sqlite3_exec(r->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
+		    NULL, NULL);
+	return 0;
 }
 
 int

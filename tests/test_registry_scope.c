@@ -6,6 +6,8 @@
  * triggers; batches with savepoints; and the migration of a schema-2
  * registry (full decision inputs stored) to schema 3.
  */
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,6 +315,8 @@ test_migration(void)
 	struct xerr e;
 	sqlite3 *db;
 	json_t *in, *a, *doc;
+	struct stat sb;
+	off_t before;
 	size_t i;
 	int n;
 
@@ -366,11 +370,17 @@ test_migration(void)
 	sqlite3_close(db);
 	free(big);
 
+	ASSERT_EQ(stat(path, &sb), 0);
+	before = sb.st_size;
+	ASSERT_INT(before, >, 30 * 190 * 1024);
 	ASSERT_EQ(reg_open(path, &r, &e), 0);
 	if (r == NULL) {
 		fprintf(stderr, "migration: %s\n", e.msg);
 		return;
 	}
+	/* The space of the dropped inputs is given back. */
+	ASSERT_EQ(stat(path, &sb), 0);
+	ASSERT_INT(sb.st_size, <, before / 10);
 	/* The compact record replaced the input. */
 	ASSERT_EQ(reg_assignment_get(r, "c3", &a, &e), 0);
 	ASSERT_CONTAINS(json_string_value(json_object_get(json_object_get(a,
