@@ -249,8 +249,8 @@ onboard_one(struct service *s, json_t *customer, json_t **ret_result,
 	if ((rc = svc_decide_rest(s, customer, app, &rest, e)) < 0)
 		goto out;
 	why = scope_why(input, json_object_get(input, "scope") != NULL);
-	if ((rc = reg_customer_onboard(service_registry(s), customer, part, why, hash,
-	    e)) < 0)
+	if ((rc = reg_customer_onboard(service_registry(s), customer, part,
+	    why, hash, e)) < 0)
 		goto out;
 	svc_count(s, SVC_ASSIGNED);
 	log_info("customer %s assigned to application %s (policy %.12s)", id,
@@ -375,7 +375,8 @@ service_import(struct service *s, json_t *customers, json_t **ret_reply,
 			    json_array_size(customers));
 	}
 	{
-		int brc = reg_batch_end(service_registry(s), rc == 0, rc == 0 ? e : NULL);
+		int brc = reg_batch_end(service_registry(s), rc == 0,
+		    rc == 0 ? e : NULL);
 
 		if (rc == 0)
 			rc = brc;
