@@ -220,12 +220,12 @@ reg_customer_onboard(struct registry *r, json_t *customer, json_t *decision,
 
 	if ((rc = regi_tx_begin(r, 1, e)) != 0)
 		goto out_fed;
-	if ((rc = regi_prep(r, &st, e, "SELECT coalesce(a.app, '') FROM "
+	if ((rc = regi_prepc(r, &st, e, "SELECT coalesce(a.app, '') FROM "
 	    "customers c LEFT JOIN assignments a ON a.customer = c.id WHERE "
 	    "c.id = ?", "s", ci.id)) == 0) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			cur = strdup((const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
+		regi_finish(r, st);
 		if (cur != NULL)
 			rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' exists "
 			    "already, on application '%s'; assignments are "
