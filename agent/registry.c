@@ -241,10 +241,14 @@ vprep(struct registry *r, int cached, sqlite3_stmt **ret_st, struct xerr *e,
 		else
 			st = c->st;
 	}
-	if (st == NULL && (rc = sqlite3_prepare_v3(r->db, sql, -1,
+	if (st != NULL)
+		r->n_reused++;
+	else if ((rc = sqlite3_prepare_v3(r->db, sql, -1,
 	    c != NULL ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL)) !=
 	    SQLITE_OK)
 		return regi_dberr(r, e, rc);
+	else
+		r->n_prepared++;
 	if (c != NULL) {
 		c->st = st;
 		c->busy = 1;
@@ -727,6 +731,16 @@ reg_close(struct registry *r)
 	pthread_mutex_destroy(&r->mu);
 	free(r->path);
 	free(r);
+}
+
+void
+reg_stmt_counts(struct registry *r, unsigned long long *ret_prepared,
+    unsigned long long *ret_reused)
+{
+	pthread_mutex_lock(&r->mu);
+	*ret_prepared = r->n_prepared;
+	*ret_reused = r->n_reused;
+	pthread_mutex_unlock(&r->mu);
 }
 
 unsigned long long

@@ -153,6 +153,10 @@ int	reg_scope_resolve(struct registry *r, const struct scope *sc,
 int	reg_scope_counts(struct registry *r, long long *ret_apps,
 	    long long *ret_workloads, struct xerr *e);
 
+/* Statements prepared, and reused from the statement cache, so far. */
+void	reg_stmt_counts(struct registry *r, unsigned long long *ret_prepared,
+	    unsigned long long *ret_reused);
+
 /* Monotonic counter bumped by every committed change (for caches). */
 unsigned long long reg_generation(struct registry *r);
 

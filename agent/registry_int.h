@@ -41,6 +41,7 @@ struct registry {
 	int		 depth;		/* open transactions (nested) */
 	int		 changed;	/* a nested write awaits the commit */
 	struct regi_stmt cache[REGI_STMT_CACHE];
+	unsigned long long n_prepared, n_reused;	/* statements */
 };
 
 /* Objects regi_need() and regi_not_found() know by kind. */

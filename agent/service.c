@@ -928,6 +928,14 @@ service_stats(struct service *s)
 	    "refused", (json_int_t)s->n_conn_refused,
 	    "decision_log", "written", (json_int_t)w,
 	    "dropped", (json_int_t)d);
+	if (st != NULL) {
+		unsigned long long prep = 0, reuse = 0;
+
+		reg_stmt_counts(s->reg, &prep, &reuse);
+		json_object_set_new(st, "registry", json_pack("{s:I, s:I}",
+		    "statements_prepared", (json_int_t)prep,
+		    "statements_reused", (json_int_t)reuse));
+	}
 	if (st != NULL)
 		json_object_set_new(st, "onboarding", json_pack("{s:I, s:I, "
 		    "s:I, s:I, s:I, s:I}",
