@@ -162,6 +162,9 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 	} else if (strcmp(cmd, "customer.add") == 0) {
 		if ((obj = arg_obj(req, "customer", e, &rc)) != NULL)
 			rc = service_onboard(s, obj, &r, e);
+	} else if (strcmp(cmd, "customer.import") == 0) {
+		rc = service_import(s, json_object_get(req, "customers"), &r,
+		    e);
 	} else if (strcmp(cmd, "customer.list") == 0) {
 		if ((rc = reg_customer_list(reg, &obj, e)) == 0)
 			r = page(obj, req);

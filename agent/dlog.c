@@ -27,7 +27,32 @@ struct dlog {
 	unsigned	 head, count;
 	int		 writing, stop;
 	unsigned long long written, dropped;
+	unsigned long long dropped_warned;	/* count at the last warning */
+	time_t		 warned_at;
 };
+
+#define DLOG_WARN_EVERY_S	60	/* at most one drop warning a minute */
+
+/*
+ * Count a dropped line (locked) and warn in the agent log, at most once
+ * per DLOG_WARN_EVERY_S, with the number dropped since the last warning.
+ */
+static void
+dropped_locked(struct dlog *l, const char *why, size_t len)
+{
+	time_t now = time(NULL);
+
+	l->dropped++;
+	if (l->warned_at != 0 && now - l->warned_at < DLOG_WARN_EVERY_S)
+		return;
+	log_warn("decision log: dropped %llu entr%s since the last warning "
+	    "(%llu in all; this one: %s, %zu bytes); see `xtcmkctl stats`",
+	    l->dropped - l->dropped_warned,
+	    l->dropped - l->dropped_warned == 1 ? "y" : "ies", l->dropped,
+	    why, len);
+	l->dropped_warned = l->dropped;
+	l->warned_at = now;
+}
 
 static void
 write_all(int fd, const char *s, size_t len)
@@ -152,7 +177,8 @@ dlog_append(struct dlog *l, json_t *entry)
 	if (len > DLOG_LINE_MAX || (line = malloc(len + 2)) == NULL) {
 		free(s);
 		pthread_mutex_lock(&l->mu);
-		l->dropped++;
+		dropped_locked(l, len > DLOG_LINE_MAX ? "over the line limit" :
+		    "out of memory", len);
 		pthread_mutex_unlock(&l->mu);
 		return;
 	}
@@ -162,7 +188,7 @@ dlog_append(struct dlog *l, json_t *entry)
 	free(s);
 	pthread_mutex_lock(&l->mu);
 	if (l->count == DLOG_QUEUE_MAX) {
-		l->dropped++;
+		dropped_locked(l, "queue full", len);
 		free(line);
 	} else {
 		l->queue[(l->head + l->count) % DLOG_QUEUE_MAX] = line;

@@ -26,7 +26,8 @@
 #define POLICY_INSTR_MAX	100000000
 #define POLICY_MEM_DEFAULT	(32u << 20)	/* bytes per lua_State */
 #define POLICY_MEM_MAX		(1024u << 20)
-#define POLICY_TIME_DEFAULT_MS	200		/* wall clock per call */
+#define POLICY_TIME_DEFAULT_MS	200		/* thread CPU time per call */
+#define POLICY_WALL_FACTOR	5		/* wall-clock backstop: 5x */
 #define POLICY_TIME_MAX_MS	10000
 #define POLICY_RESULT_DEPTH_MAX	16		/* nesting of a returned table */
 #define POLICY_STRING_MAX	4096		/* longest string in a result */
@@ -83,6 +84,13 @@ struct policy_set *policy_vm_set(const struct policy_vm *vm);
  */
 int	policy_vm_call(struct policy_vm *vm, enum policy_kind k, json_t *input,
 	    json_t **ret_output, struct xerr *e);
+/*
+ * The partition policy's P.scope(customer, params) (params NULL: the
+ * set's): *ret_scope gets its table as JSON, or NULL when the policy has
+ * no scope function (it then sees the whole registry, see scope.h).
+ */
+int	policy_vm_scope(struct policy_vm *vm, json_t *customer, json_t *params,
+	    json_t **ret_scope, struct xerr *e);
 /* The same with `params` (object) instead of the set's (fixtures). */
 int	policy_vm_call_params(struct policy_vm *vm, enum policy_kind k,
 	    json_t *input, json_t *params, json_t **ret_output,

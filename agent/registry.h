@@ -22,7 +22,7 @@
 #include "xerr.h"
 
 #define REG_FIC_MAX		20	/* Entra: federated credentials per app */
-#define REG_SCHEMA_VERSION	2
+#define REG_SCHEMA_VERSION	3
 #define REG_KINDS_MAX		8
 
 struct registry;
@@ -30,6 +30,8 @@ struct registry;
 /* Open or create `path` (mode 0600), run migrations up to
  * REG_SCHEMA_VERSION.  Refuses a file from a newer schema. */
 int	reg_open(const char *path, struct registry **ret_reg, struct xerr *e);
+/* The SQL of migration n (1..REG_SCHEMA_VERSION), for tests. */
+const char *reg_migration_sql(int n);
 void	reg_close(struct registry *r);
 
 /*
@@ -82,13 +84,14 @@ int	reg_customer_list(struct registry *r, json_t **ret_array,
  * the application if `decision.app` does not exist yet (with
  * `decision.app_labels`), add a FIC for each workload in
  * `decision.federate` that does not have one, check the 20 limit, and
- * record the assignment with `inputs`, `decision` and `policy_hash`.
+ * record the assignment with `why` (the bounded record of why, at most
+ * 4 KiB of JSON, see scope_why()), `decision` and `policy_hash`.
  * Nothing is written if any step fails.  A customer that exists already is
  * XTCMK_E_EXISTS (assignments are sticky).
  * decision: {"app": name, "app_labels": {}?, "federate": [workload...]}
  */
 int	reg_customer_onboard(struct registry *r, json_t *customer,
-	    json_t *decision, json_t *inputs, const char *policy_hash,
+	    json_t *decision, json_t *why, const char *policy_hash,
 	    struct xerr *e);
 /* Explicit move to an existing application; logged with reason and actor. */
 int	reg_customer_move(struct registry *r, const char *id,
@@ -97,7 +100,7 @@ int	reg_customer_move(struct registry *r, const char *id,
 /* Remove a customer and its assignment (logged). */
 int	reg_customer_remove(struct registry *r, const char *id,
 	    const char *actor, struct xerr *e);
-/* The stored assignment record: {"customer", "app", "inputs",
+/* The stored assignment record: {"customer", "app", "why",
  * "outputs", "policy_hash", "time"}; moves: [{"from","to","reason",
  * "actor","time"}]. */
 int	reg_assignment_get(struct registry *r, const char *id,
@@ -127,6 +130,32 @@ int	reg_check(struct registry *r, json_t **ret_report, struct xerr *e);
 int	reg_usage_add(struct registry *r, json_t *rows, struct xerr *e);
 int	reg_usage_get(struct registry *r, const char *customer,
 	    json_t **ret_array, struct xerr *e);
+
+/*
+ * A batch: one write transaction held across many calls from this thread
+ * (other threads wait), each call's own transaction nesting as a
+ * savepoint, so a failed call undoes only its own changes and later
+ * calls see earlier ones.  reg_batch_end() commits (one fsync) or, with
+ * commit 0, rolls everything back.
+ */
+int	reg_batch_begin(struct registry *r, struct xerr *e);
+int	reg_batch_end(struct registry *r, int commit, struct xerr *e);
+
+/*
+ * Partition scopes (scope.h): resolve `sc` into a copy of `input` whose
+ * "apps", "workloads" and "scope" are what the selectors pick, through
+ * indexed lookups.  reg_scope_counts() counts apps and workloads up to
+ * SCOPE_FULL_MAX + 1 (for policies without a scope).
+ */
+struct scope;
+int	reg_scope_resolve(struct registry *r, const struct scope *sc,
+	    json_t *input, json_t **ret_input, struct xerr *e);
+int	reg_scope_counts(struct registry *r, long long *ret_apps,
+	    long long *ret_workloads, struct xerr *e);
+
+/* Statements prepared, and reused from the statement cache, so far. */
+void	reg_stmt_counts(struct registry *r, unsigned long long *ret_prepared,
+	    unsigned long long *ret_reused);
 
 /* Monotonic counter bumped by every committed change (for caches). */
 unsigned long long reg_generation(struct registry *r);

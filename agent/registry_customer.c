@@ -18,7 +18,8 @@
 #include "registry_int.h"
 #include "validate.h"
 
-#define REG_DOC_MAX		(8 * 1024 * 1024) /* inputs/outputs JSON text */
+#define REG_WHY_MAX		4096	/* the stored record of why, JSON */
+#define REG_OUTPUTS_MAX		(64 * 1024) /* the stored decision, JSON */
 
 static const char *const customer_kinds[] = {
 	"host", "storage", "storage-existing", "cosmosdb", "netapp",
@@ -106,19 +107,20 @@ customer_parse(json_t *c, struct customer_in *ci, struct xerr *e)
 	return 0;
 }
 
-/* JSON text of an optional document, bounded by REG_DOC_MAX. */
+/* JSON text of an optional document, bounded by `max`. */
 static int
-doc_text(json_t *v, const char *what, char **ret_text, struct xerr *e)
+doc_text(json_t *v, const char *what, size_t max, char **ret_text,
+    struct xerr *e)
 {
 	char *s = json_dumps(v != NULL ? v : json_null(),
 	    JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 
 	if (s == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-	if (strlen(s) > REG_DOC_MAX) {
+	if (strlen(s) > max) {
 		free(s);
-		return xerr_set(e, XTCMK_E_TOOBIG, "%s is over %d bytes of "
-		    "JSON", what, REG_DOC_MAX);
+		return xerr_set(e, XTCMK_E_TOOBIG, "%s is over %zu bytes of "
+		    "JSON", what, max);
 	}
 	*ret_text = s;
 	return 0;
@@ -170,7 +172,7 @@ onboard_app(struct registry *r, const char *app, json_t *fed,
 
 int
 reg_customer_onboard(struct registry *r, json_t *customer, json_t *decision,
-    json_t *inputs, const char *policy_hash, struct xerr *e)
+    json_t *why, const char *policy_hash, struct xerr *e)
 {
 	struct customer_in ci;
 	const char *app;
@@ -211,18 +213,19 @@ reg_customer_onboard(struct registry *r, json_t *customer, json_t *decision,
 				    "\"federate\" must hold workload names");
 			break;
 		}
-	if (rc != 0 || (rc = doc_text(inputs, "decision inputs", &in, e)) != 0 ||
-	    (rc = doc_text(decision, "decision", &out, e)) != 0)
+	if (rc != 0 || (rc = doc_text(why, "the record of why",
+	    REG_WHY_MAX, &in, e)) != 0 || (rc = doc_text(decision,
+	    "the decision", REG_OUTPUTS_MAX, &out, e)) != 0)
 		goto out_fed;
 
 	if ((rc = regi_tx_begin(r, 1, e)) != 0)
 		goto out_fed;
-	if ((rc = regi_prep(r, &st, e, "SELECT coalesce(a.app, '') FROM "
+	if ((rc = regi_prepc(r, &st, e, "SELECT coalesce(a.app, '') FROM "
 	    "customers c LEFT JOIN assignments a ON a.customer = c.id WHERE "
 	    "c.id = ?", "s", ci.id)) == 0) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			cur = strdup((const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
+		regi_finish(r, st);
 		if (cur != NULL)
 			rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' exists "
 			    "already, on application '%s'; assignments are "
@@ -399,7 +402,7 @@ reg_assignment_get(struct registry *r, const char *id,
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:I}",
 		    "customer", col_str(st, 0), "app", col_str(st, 1),
-		    "inputs", regi_col_json(st, 2, json_null()),
+		    "why", regi_col_json(st, 2, json_null()),
 		    "outputs", regi_col_json(st, 3, json_null()),
 		    "policy_hash", col_str(st, 4),
 		    "time", (json_int_t)sqlite3_column_int64(st, 5));
@@ -497,6 +500,24 @@ reg_check(struct registry *r, json_t **ret_report, struct xerr *e)
 		  "'fics_max_insert' AS n UNION SELECT 'fics_max_update') t "
 		  "WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE "
 		  "type = 'trigger' AND name = t.n)", "" },
+		{ "SELECT p.name || ' counts ' || p.customers || ' customers "
+		  "but serves ' || (SELECT count(*) FROM assignments a WHERE "
+		  "a.app = p.name) FROM apps p WHERE p.customers <> (SELECT "
+		  "count(*) FROM assignments a WHERE a.app = p.name)",
+		  "application " },
+		{ "SELECT p.name || ' counts ' || p.fic_count || ' FICs but "
+		  "holds ' || (SELECT count(*) FROM fics f WHERE f.app = "
+		  "p.name) FROM apps p WHERE p.fic_count <> (SELECT count(*) "
+		  "FROM fics f WHERE f.app = p.name)", "application " },
+		{ "SELECT p.name || ' label ' || j.key || ' is missing from "
+		  "the label index' FROM apps p, json_each(p.labels) j WHERE "
+		  "NOT EXISTS (SELECT 1 FROM app_labels l WHERE l.key = j.key "
+		  "AND l.value = j.value AND l.app = p.name)", "application " },
+		{ "SELECT w.name || ' label ' || j.key || ' is missing from "
+		  "the label index' FROM workloads w, json_each(w.labels) j "
+		  "WHERE NOT EXISTS (SELECT 1 FROM workload_labels l WHERE "
+		  "l.key = j.key AND l.value = j.value AND l.workload = "
+		  "w.name)", "workload " },
 		{ "PRAGMA integrity_check", "integrity: " },
 	};
 	json_t *list, *counts;

@@ -29,7 +29,9 @@
 #include "log.h"
 #include "policy.h"
 #include "registry.h"
+#include "scope.h"
 #include "service.h"
+#include "service_int.h"
 #include "strhash.h"
 #include "validate.h"
 
@@ -39,6 +41,7 @@
 
 struct job {
 	enum policy_kind	 kind;
+	int			 scope;		/* P.scope, not P.decide */
 	json_t			*input;
 	json_t			*output;
 	struct policy_set	*set;		/* the set that answered */
@@ -85,7 +88,8 @@ struct service {
 
 	atomic_ullong		 n_req[16], n_err, n_hit, n_miss, n_policy,
 				 n_policy_err, n_conn_total, n_conn_refused,
-				 n_reload, n_reload_fail;
+				 n_reload, n_reload_fail,
+				 n_onboard[SVC__COUNT];
 	atomic_int		 n_conn;
 };
 
@@ -161,7 +165,10 @@ worker_main(void *arg)
 		j->rc = 0;
 		if (vm == NULL)
 			j->rc = policy_vm_new(set, &vm, &j->err);
-		if (j->rc == 0)
+		if (j->rc == 0 && j->scope)
+			j->rc = policy_vm_scope(vm, j->input, NULL,
+			    &j->output, &j->err);
+		else if (j->rc == 0)
 			j->rc = policy_vm_call(vm, j->kind, j->input,
 			    &j->output, &j->err);
 		j->set = set;
@@ -175,6 +182,11 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Log a decision.  A partition entry carries the bounded record of why
+ * (scope_why), never the input: the input of a decision is as large as
+ * its scope, the log line must stay small.
+ */
 static void
 log_decision(struct service *s, enum policy_kind kind, const char *customer,
     json_t *input, json_t *output, const struct policy_set *set,
@@ -182,12 +194,17 @@ log_decision(struct service *s, enum policy_kind kind, const char *customer,
 {
 	json_t *entry;
 
-	entry = json_pack("{s:s, s:s?, s:O, s:s, s:s}",
+	entry = json_pack("{s:s, s:s?, s:s, s:s}",
 	    "decision", policy_kind_name(kind), "customer", customer,
-	    "input", input, "policy", policy_set_name(set, kind),
+	    "policy", policy_set_name(set, kind),
 	    "policy_hash", policy_set_hash(set));
 	if (entry == NULL)
 		return;
+	if (kind == POLICY_PARTITION)
+		json_object_set_new(entry, "why", scope_why(input,
+		    json_object_get(input, "scope") != NULL));
+	else
+		json_object_set(entry, "input", input);
 	if (output != NULL)
 		json_object_set(entry, "output", output);
 	if (err != NULL)
@@ -196,19 +213,24 @@ log_decision(struct service *s, enum policy_kind kind, const char *customer,
 	json_decref(entry);
 }
 
-int
-service_policy(struct service *s, int kind, const char *customer,
-    json_t *input, json_t **ret_output, char *ret_hash, struct xerr *e)
+/*
+ * Queue a job for a policy worker and wait for it.  *ret_set gets a
+ * reference to the set that answered (also on failure).
+ */
+static int
+run_job(struct service *s, enum policy_kind kind, int scope, json_t *input,
+    json_t **ret_output, struct policy_set **ret_set, struct xerr *e)
 {
 	struct job j;
-	int rc;
 
 	memset(&j, 0, sizeof(j));
-	j.kind = (enum policy_kind)kind;
+	j.kind = kind;
+	j.scope = scope;
 	j.input = input;
 	pthread_mutex_lock(&s->job_mu);
 	if (s->jcount >= JOB_QUEUE_MAX) {
 		pthread_mutex_unlock(&s->job_mu);
+		*ret_set = NULL;
 		return xerr_set(e, XTCMK_E_BUSY, "policy queue full (%d "
 		    "jobs); retry later", JOB_QUEUE_MAX);
 	}
@@ -222,26 +244,47 @@ service_policy(struct service *s, int kind, const char *customer,
 	while (!j.done)
 		pthread_cond_wait(&s->done_cv, &s->job_mu);
 	pthread_mutex_unlock(&s->job_mu);
-
 	atomic_fetch_add(&s->n_policy, 1);
-	rc = j.rc;
-	if (rc == 0)
-		rc = policy_verdict_check(j.set, j.kind, input, j.output,
-		    &j.err);
-	log_decision(s, j.kind, customer, input, rc == 0 ? j.output : NULL,
-	    j.set, rc == 0 ? NULL : &j.err);
-	if (rc < 0) {
-		atomic_fetch_add(&s->n_policy_err, 1);
+	*ret_set = j.set;
+	if (j.rc < 0) {
 		json_decref(j.output);
 		if (e != NULL)
 			*e = j.err;
-		policy_set_unref(j.set);
+		return j.rc;
+	}
+	*ret_output = j.output;
+	return 0;
+}
+
+int
+service_policy(struct service *s, int kind, const char *customer,
+    json_t *input, json_t **ret_output, char *ret_hash, struct xerr *e)
+{
+	struct policy_set *set = NULL;
+	json_t *out = NULL;
+	struct xerr err;
+	int rc;
+
+	xerr_clear(&err);
+	rc = run_job(s, (enum policy_kind)kind, 0, input, &out, &set, &err);
+	if (rc == 0)
+		rc = policy_verdict_check(set, (enum policy_kind)kind, input,
+		    out, &err);
+	if (set != NULL)
+		log_decision(s, (enum policy_kind)kind, customer, input,
+		    rc == 0 ? out : NULL, set, rc == 0 ? NULL : &err);
+	if (rc < 0) {
+		atomic_fetch_add(&s->n_policy_err, 1);
+		json_decref(out);
+		if (e != NULL)
+			*e = err;
+		policy_set_unref(set);
 		return rc;
 	}
 	if (ret_hash != NULL)
-		snprintf(ret_hash, 65, "%s", policy_set_hash(j.set));
-	policy_set_unref(j.set);
-	*ret_output = j.output;
+		snprintf(ret_hash, 65, "%s", policy_set_hash(set));
+	policy_set_unref(set);
+	*ret_output = out;
 	return 0;
 }
 
@@ -356,8 +399,8 @@ service_reload(struct service *s, struct xerr *e)
 /* --- decisions ------------------------------------------------------- */
 
 /* The parts of a customer record every policy sees. */
-static json_t *
-customer_view(json_t *c)
+json_t *
+svc_customer_view(json_t *c)
 {
 	return json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}",
 	    "id", json_object_get(c, "id"),
@@ -388,8 +431,8 @@ key_view(const char *uri_text, struct xerr *e)
  * Role and key-versioning decisions for `customer` served by `app`;
  * *ret gets {"role": ..., "versioning": ...}.
  */
-static int
-decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
+int
+svc_decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
     struct xerr *e)
 {
 	json_t *cv, *in_role = NULL, *in_ver = NULL, *role = NULL, *ver = NULL;
@@ -397,7 +440,7 @@ decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
 	const char *id = json_string_value(json_object_get(customer, "id"));
 	int rc;
 
-	cv = customer_view(customer);
+	cv = svc_customer_view(customer);
 	key = key_view(json_string_value(json_object_get(customer, "key_uri")),
 	    e);
 	if (cv == NULL || key == NULL) {
@@ -446,7 +489,7 @@ service_decide_json(struct service *s, const char *id, json_t **ret,
 	}
 	if ((rc = reg_app_get(s->reg, appname, &app, e)) < 0)
 		goto out;
-	if ((rc = decide_rest(s, c, app, &rest, e)) < 0)
+	if ((rc = svc_decide_rest(s, c, app, &rest, e)) < 0)
 		goto out;
 	if (wl != NULL && (rc = reg_fic_exists(s->reg, appname, wl, e)) < 0)
 		goto out;
@@ -771,86 +814,70 @@ out:
 	return rc;
 }
 
-/* --- onboarding ------------------------------------------------------ */
+/* --- what onboard.c uses (service_int.h) ----------------------------- */
+
+void
+svc_count(struct service *s, enum svc_counter c)
+{
+	atomic_fetch_add(&s->n_onboard[c], 1);
+}
+
+void
+svc_onboard_lock(struct service *s, int lock)
+{
+	if (lock)
+		pthread_mutex_lock(&s->onboard_mu);
+	else
+		pthread_mutex_unlock(&s->onboard_mu);
+}
 
 int
-service_onboard(struct service *s, json_t *customer, json_t **ret_result,
-    struct xerr *e)
+svc_scope(struct service *s, json_t *cv, struct scope *ret_scope,
+    int *ret_has, char *ret_hash, struct xerr *e)
 {
-	json_t *existing = NULL, *apps = NULL, *wls = NULL, *input = NULL;
-	json_t *part = NULL, *app = NULL, *rest = NULL, *cv = NULL;
-	const char *id = json_string_value(json_object_get(customer, "id"));
-	const char *appname;
-	char hash[65];
+	struct policy_set *set = NULL;
+	json_t *doc = NULL, *in;
 	int rc;
 
-	if (id == NULL)
-		return xerr_set(e, XTCMK_E_INVAL, "customer needs an \"id\"");
-	if ((rc = valid_customer_id(id, e)) < 0)
-		return rc;
-	/* Refuse bad input before any policy sees it. */
-	{
-		const char *t = json_string_value(json_object_get(customer,
-		    "tenant"));
-		const char *u = json_string_value(json_object_get(customer,
-		    "key_uri"));
-		struct key_uri ku;
+	*ret_has = 0;
+	ret_hash[0] = '\0';
+	rc = run_job(s, POLICY_PARTITION, 1, cv, &doc, &set, e);
+	if (set != NULL)
+		snprintf(ret_hash, 65, "%s", policy_set_hash(set));
+	if (rc == 0 && doc != NULL && (rc = scope_parse(doc, ret_scope,
+	    e)) < 0) {
+		char why[XERR_MSG_MAX];
 
-		if (t == NULL || u == NULL)
-			return xerr_set(e, XTCMK_E_INVAL, "customer needs a "
-			    "\"tenant\" (GUID) and a \"key_uri\"");
-		if ((rc = valid_guid(t, "tenant", e)) < 0 ||
-		    (rc = key_uri_parse(u, &ku, e)) < 0)
-			return rc;
+		snprintf(why, sizeof(why), "%s", e->msg);
+		xerr_set(e, XTCMK_E_POLICY, "policy '%s' (partition.lua): %s",
+		    policy_set_name(set, POLICY_PARTITION), why);
 	}
-	if (json_object_get(customer, "kinds") == NULL)
-		json_object_set_new(customer, "kinds", json_pack("[s]", "host"));
-	if (json_object_get(customer, "labels") == NULL)
-		json_object_set_new(customer, "labels", json_object());
-	pthread_mutex_lock(&s->onboard_mu);
-	if (reg_customer_get(s->reg, id, &existing, NULL) == 0) {
-		rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' is already "
-		    "assigned to application '%s'; assignments are sticky: "
-		    "use `xtcmkctl customer move` to change it", id,
-		    json_string_value(json_object_get(existing, "app")));
-		goto out;
-	}
-	if ((rc = reg_app_list(s->reg, &apps, e)) < 0 ||
-	    (rc = reg_workload_list(s->reg, &wls, e)) < 0)
-		goto out;
-	cv = customer_view(customer);
-	input = json_pack("{s:O, s:O, s:O, s:i}", "customer", cv,
-	    "apps", apps, "workloads", wls, "limit", REG_FIC_MAX);
-	if ((rc = service_policy(s, POLICY_PARTITION, id, input, &part, hash,
-	    e)) < 0)
-		goto out;
-	appname = json_string_value(json_object_get(part, "app"));
-	/* The role and versioning policies must accept this customer
-	 * before anything is recorded. */
-	if (reg_app_get(s->reg, appname, &app, NULL) < 0)
-		app = json_pack("{s:s, s:n, s:O?}", "name", appname,
-		    "client_id", "labels", json_object_get(part, "app_labels"));
-	if ((rc = decide_rest(s, customer, app, &rest, e)) < 0)
-		goto out;
-	if ((rc = reg_customer_onboard(s->reg, customer, part, input, hash,
-	    e)) < 0)
-		goto out;
-	log_info("customer %s assigned to application %s (policy %.12s)", id,
-	    appname, hash);
-	*ret_result = json_pack("{s:s, s:s, s:O, s:O?, s:s}", "customer", id,
-	    "app", appname, "federate", json_object_get(part, "federate"),
-	    "reason", json_object_get(part, "reason"), "policy_hash", hash);
-out:
-	pthread_mutex_unlock(&s->onboard_mu);
-	json_decref(existing);
-	json_decref(apps);
-	json_decref(wls);
-	json_decref(cv);
-	json_decref(input);
-	json_decref(part);
-	json_decref(app);
-	json_decref(rest);
+	if (rc < 0) {
+		/* A scope that fails is a refused partition decision. */
+		atomic_fetch_add(&s->n_policy_err, 1);
+		if (set != NULL && (in = json_pack("{s:O}", "customer",
+		    cv)) != NULL) {
+			log_decision(s, POLICY_PARTITION, json_string_value(
+			    json_object_get(cv, "id")), in, NULL, set, e);
+			json_decref(in);
+		}
+	} else
+		*ret_has = doc != NULL;
+	json_decref(doc);
+	policy_set_unref(set);
 	return rc;
+}
+
+const char *
+svc_partition_name(struct service *s)
+{
+	struct policy_set *set = current_set(s);
+	static __thread char name[80];
+
+	snprintf(name, sizeof(name), "%s", policy_set_name(set,
+	    POLICY_PARTITION));
+	policy_set_unref(set);
+	return name;
 }
 
 /* --- life cycle ------------------------------------------------------ */
@@ -901,6 +928,23 @@ service_stats(struct service *s)
 	    "refused", (json_int_t)s->n_conn_refused,
 	    "decision_log", "written", (json_int_t)w,
 	    "dropped", (json_int_t)d);
+	if (st != NULL) {
+		unsigned long long prep = 0, reuse = 0;
+
+		reg_stmt_counts(s->reg, &prep, &reuse);
+		json_object_set_new(st, "registry", json_pack("{s:I, s:I}",
+		    "statements_prepared", (json_int_t)prep,
+		    "statements_reused", (json_int_t)reuse));
+	}
+	if (st != NULL)
+		json_object_set_new(st, "onboarding", json_pack("{s:I, s:I, "
+		    "s:I, s:I, s:I, s:I}",
+		    "assigned", (json_int_t)s->n_onboard[SVC_ASSIGNED],
+		    "already", (json_int_t)s->n_onboard[SVC_ALREADY],
+		    "refused", (json_int_t)s->n_onboard[SVC_REFUSED],
+		    "scoped", (json_int_t)s->n_onboard[SVC_SCOPED],
+		    "unscoped", (json_int_t)s->n_onboard[SVC_UNSCOPED],
+		    "import_batches", (json_int_t)s->n_onboard[SVC_IMPORTS]));
 	if (st != NULL && s->keys != NULL)
 		json_object_set_new(st, "keys", keys_stats(s->keys));
 	return st;

@@ -63,9 +63,26 @@ int	service_policy(struct service *s, int kind, const char *customer,
  * DECIDE reply). */
 int	service_decide_json(struct service *s, const char *customer,
 	    json_t **ret_decision, struct xerr *e);
-/* Onboard: partition decision + registry transaction + other decisions. */
+/*
+ * Onboard: partition decision + registry transaction + other decisions.
+ * Repeating an add with the same tenant, key URI, vault_auth, kinds and
+ * labels returns the existing assignment with "already": true; a repeat
+ * that differs is XTCMK_E_EXISTS naming the fields.
+ */
 int	service_onboard(struct service *s, json_t *customer,
 	    json_t **ret_result, struct xerr *e);
+
+#define IMPORT_BATCH_MAX	1000	/* customers per customer.import */
+
+/*
+ * customer.import: onboard `customers` (an array of customer.add
+ * objects) in order in one registry transaction; *ret_reply is
+ * {"results": [{"customer", "status": "assigned"|"already"|"refused",
+ * "app", "code", "error"}...], "assigned", "already", "refused"}, made
+ * after the commit.
+ */
+int	service_import(struct service *s, json_t *customers,
+	    json_t **ret_reply, struct xerr *e);
 json_t	*service_stats(struct service *s);
 json_t	*service_status(struct service *s);
 

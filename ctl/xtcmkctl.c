@@ -575,6 +575,10 @@ cmd_customer(int argc, char **argv)
 			return rc;
 		if (opt_json)
 			print_json(r);
+		else if (json_is_true(json_object_get(r, "already")))
+			printf("customer %s already assigned to application "
+			    "%s (same tenant, key, vault auth, kinds and "
+			    "labels)\n", jstr(r, "customer"), jstr(r, "app"));
 		else {
 			printf("customer %s assigned to application %s\n",
 			    jstr(r, "customer"), jstr(r, "app"));

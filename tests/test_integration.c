@@ -30,6 +30,7 @@
 
 #include "client.h"
 #include "harness.h"
+#include "harness_admin.h"
 #include "t.h"
 #include "wire.h"
 #include "xtcmk.h"
@@ -199,59 +200,7 @@ wl_region(const char *name)
 static json_t *
 admin(json_t *req, int *ret_status, char *msg, size_t msglen)
 {
-	char err[XC_ERR_MAX] = "";
-	struct xw_buf b;
-	struct xw_field f;
-	uint8_t *payload, *reply = NULL;
-	uint16_t status = 0;
-	size_t rlen = 0;
-	json_t *r = NULL;
-	char *text;
-	int rc = -1, tries;
-
-	if (msg != NULL && msglen > 0)
-		msg[0] = '\0';
-	text = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	if (text == NULL || (payload = malloc(XW_PAYLOAD_MAX)) == NULL) {
-		free(text);
-		return NULL;
-	}
-	xw_buf_init(&b, payload, XW_PAYLOAD_MAX);
-	xw_put_str(&b, XT_JSON, text);
-	free(text);
-	/* A restarted agent leaves a dead connection behind: retry once. */
-	for (tries = 0; tries < 2; tries++) {
-		int64_t dl = xc_deadline(CALL_MS);
-
-		rc = 0;
-		if (adm.fd == -1)
-			rc = xc_connect(A.sock, dl, err, sizeof(err), &adm);
-		if (rc == 0)
-			rc = xc_request(&adm, XW_ADMIN, payload, b.len,
-			    XW_PAYLOAD_MAX, dl, err, sizeof(err), &status,
-			    &reply, &rlen);
-		if (rc == 0)
-			break;
-		xc_close(&adm);
-	}
-	free(payload);
-	if (rc < 0) {
-		if (ret_status != NULL)
-			*ret_status = -rc;
-		if (msg != NULL)
-			snprintf(msg, msglen, "%s", err);
-		return NULL;
-	}
-	if (ret_status != NULL)
-		*ret_status = status;
-	if (status != 0) {
-		if (msg != NULL)
-			xc_reply_message(reply, rlen, msg, msglen);
-	} else if (xw_find(reply, rlen, XT_JSON, &f) == 1)
-		r = json_loadb((const char *)f.val, f.len, 0, NULL);
-	free(reply);
-	return r;
+	return h_admin(A.sock, &adm, CALL_MS, req, ret_status, msg, msglen);
 }
 
 static json_t *
@@ -1732,7 +1681,8 @@ check_decision_log(void)
 		    strcmp(kind, "role") != 0 &&
 		    strcmp(kind, "versioning") != 0) ||
 		    !json_is_string(json_object_get(e, "customer")) ||
-		    !json_is_object(json_object_get(e, "input")) ||
+		    !json_is_object(json_object_get(e,
+		    strcmp(kind, "partition") == 0 ? "why" : "input")) ||
 		    !json_is_string(json_object_get(e, "policy")) ||
 		    !json_is_string(json_object_get(e, "policy_hash")) ||
 		    strlen(jstr(e, "policy_hash")) != 64 ||
@@ -1757,8 +1707,13 @@ check_decision_log(void)
 			if (v != NULL && !json_is_string(json_object_get(v,
 			    "app")))
 				bad++;
-			if (!json_is_object(json_object_get(json_object_get(e,
-			    "input"), "customer")))
+			/* The bounded record, not the input. */
+			if (json_object_get(e, "input") != NULL ||
+			    !json_is_array(json_object_get(json_object_get(e,
+			    "why"), "candidates")) ||
+			    json_array_size(json_object_get(json_object_get(e,
+			    "why"), "candidates")) > 16 ||
+			    strlen(line) > 8192)
 				bad++;
 		}
 		json_decref(e);

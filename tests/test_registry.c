@@ -381,7 +381,7 @@ test_onboard(struct registry *r)
 	json_decref(v);
 	ASSERT_EQ(reg_assignment_get(r, "fabrikam", &v, &e), 0);
 	ASSERT_STR(json_string_value(json_object_get(json_object_get(v,
-	    "inputs"), "customer")), "fabrikam");
+	    "why"), "customer")), "fabrikam");
 	ASSERT_STR(json_string_value(json_object_get(json_object_get(v,
 	    "outputs"), "app")), "app-new");
 	ASSERT_EQ(json_array_size(json_object_get(v, "moves")), 0);
