@@ -8,16 +8,21 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <ftw.h>
 #include <grp.h>
 #include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
-#include "config.h"	/* build paths */
+#include "config.h"	/* installed paths */
 #include "conf.h"
 #include "log.h"
 #include "validate.h"
@@ -76,6 +81,29 @@ static const struct ckey ckeys[] = {
 	{ "azure", "rate_limit", C_UINT, OFF(azure_rate_limit), 0, 100000 },
 	{ "azure", "local_wrap", C_BOOL, OFF(azure_local_wrap), 0, 0 },
 };
+/* Indexes into ckeys[] that code refers to. */
+#define KEY_POLICY_DIR	4
+#define KEY_LUA_DIR	5
+#define NCKEYS	(sizeof(ckeys) / sizeof(ckeys[0]))
+_Static_assert(NCKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
+
+const char *
+config_where(const struct config *c, const char *section, const char *key,
+    char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < NCKEYS; i++)
+		if (strcmp(ckeys[i].section, section) == 0 &&
+		    strcmp(ckeys[i].key, key) == 0 && c->key_line[i] != 0) {
+			snprintf(buf, len, "%s:%u: [%s] %s", c->path,
+			    c->key_line[i], section, key);
+			return buf;
+		}
+	snprintf(buf, len, "%s%s[%s] %s (default)", c->path ? c->path : "",
+	    c->path ? ": " : "", section, key);
+	return buf;
+}
 
 static char *
 xstrdup(const char *s)
@@ -332,7 +360,7 @@ param_value(const char *v)
 
 static int
 parse_line(struct config *c, char *line, char *section, size_t seclen,
-    const char *where, struct xerr *e)
+    unsigned lineno, const char *where, struct xerr *e)
 {
 	char *eq, *key, *val;
 	size_t i;
@@ -382,10 +410,12 @@ parse_line(struct config *c, char *line, char *section, size_t seclen,
 			    "the value is not valid UTF-8 text", where, key);
 		return 0;
 	}
-	for (i = 0; i < sizeof(ckeys) / sizeof(ckeys[0]); i++)
+	for (i = 0; i < NCKEYS; i++)
 		if (strcmp(ckeys[i].section, section) == 0 &&
-		    strcmp(ckeys[i].key, key) == 0)
+		    strcmp(ckeys[i].key, key) == 0) {
+			c->key_line[i] = lineno;
 			return set_key(c, &ckeys[i], val, where, e);
+		}
 	return xerr_set(e, XTCMK_E_INVAL,
 	    "%s: unknown key '%s' in [%s] (see xtcmk.conf(5))", where, key,
 	    section);
@@ -418,21 +448,28 @@ config_parse_file(struct config *c, const char *path, struct xerr *e)
 			    "%d bytes", where, CONFIG_LINE_MAX);
 			break;
 		}
-		rc = parse_line(c, line, section, sizeof(section), where, e);
+		rc = parse_line(c, line, section, sizeof(section), lineno, where,
+		    e);
 	}
 	fclose(f);
 	return rc;
 }
 
 static int
-http_url(const char *v, const char *key, struct xerr *e)
+http_url(const struct config *c, const char *v, const char *key,
+    struct xerr *e)
 {
+	char w[CONFIG_WHERE_MAX];
+
 	if (v != NULL && strncmp(v, "http://", 7) != 0 &&
 	    strncmp(v, "https://", 8) != 0)
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] %s must be an "
-		    "http:// or https:// URL, not '%s'", key, v);
+		return xerr_set(e, XTCMK_E_INVAL, "%s must be an http:// or "
+		    "https:// URL, not '%s'", config_where(c, "azure", key, w,
+		    sizeof(w)), v);
 	return 0;
 }
+
+#define WHERE(k)	config_where(c, "azure", (k), w, sizeof(w))
 
 /* The [azure] keys that depend on each other. */
 static int
@@ -440,57 +477,73 @@ azure_check(const struct config *c, struct xerr *e)
 {
 	const char *id = c->azure_identity;
 	const char *v;
+	char w[CONFIG_WHERE_MAX];
 	int rc;
 
 	if (id != NULL && strcmp(id, "imds") != 0 &&
 	    strcmp(id, "workload-identity") != 0 &&
 	    strcmp(id, "app-service") != 0)
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] identity '%s': use "
-		    "imds, workload-identity or app-service", id);
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s': use imds, "
+		    "workload-identity or app-service", WHERE("identity"), id);
 	if ((c->azure_identity_client_id != NULL) +
 	    (c->azure_identity_object_id != NULL) +
 	    (c->azure_identity_resource_id != NULL) > 1)
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] sets more than one "
-		    "of identity_client_id, identity_object_id and "
+		return xerr_set(e, XTCMK_E_INVAL, "%s: [azure] sets more than "
+		    "one of identity_client_id, identity_object_id and "
 		    "identity_resource_id: keep the one that names the "
-		    "identity");
+		    "identity", c->path ? c->path : "config");
 	if (c->azure_identity_client_id != NULL && valid_guid(
-	    c->azure_identity_client_id, "[azure] identity_client_id", e) < 0)
+	    c->azure_identity_client_id, WHERE("identity_client_id"), e) < 0)
 		return -XTCMK_E_INVAL;
 	if (c->azure_identity_object_id != NULL && valid_guid(
-	    c->azure_identity_object_id, "[azure] identity_object_id", e) < 0)
+	    c->azure_identity_object_id, WHERE("identity_object_id"), e) < 0)
 		return -XTCMK_E_INVAL;
 	if (c->azure_identity_resource_id != NULL && valid_uami_resource_id(
-	    c->azure_identity_resource_id, e) < 0)
-		return -XTCMK_E_INVAL;
-	if ((rc = http_url(c->azure_imds_endpoint, "imds_endpoint", e)) < 0 ||
-	    (rc = http_url(c->azure_identity_endpoint, "identity_endpoint",
-	    e)) < 0)
+	    c->azure_identity_resource_id, e) < 0) {
+		char msg[sizeof(e->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", e->msg);
+		return xerr_set(e, XTCMK_E_INVAL, "%s: %s",
+		    WHERE("identity_resource_id"), msg);
+	}
+	if ((rc = http_url(c, c->azure_imds_endpoint, "imds_endpoint",
+	    e)) < 0 || (rc = http_url(c, c->azure_identity_endpoint,
+	    "identity_endpoint", e)) < 0)
 		return rc;
 	if (c->azure_ca_file != NULL && access(c->azure_ca_file, R_OK) != 0)
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] ca_file %s is not "
-		    "readable: %s", c->azure_ca_file, strerror(errno));
+		return xerr_set(e, XTCMK_E_INVAL, "%s: %s is not readable: %s",
+		    WHERE("ca_file"), c->azure_ca_file, strerror(errno));
 	if ((v = c->azure_connect_to) != NULL && (strchr(v, ':') == NULL ||
 	    strchr(v, '/') != NULL))
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] connect_to '%s': "
-		    "use HOST:PORT (tests only; leave it unset in "
-		    "production)", v);
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s': use HOST:PORT "
+		    "(tests only; leave it unset in production)",
+		    WHERE("connect_to"), v);
 	if ((v = c->azure_token_audience) != NULL &&
 	    strncmp(v, "api://AzureADTokenExchange", 26) != 0)
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] token_audience '%s': "
-		    "use api://AzureADTokenExchange (or its USGov or China "
-		    "form)", v);
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s': use "
+		    "api://AzureADTokenExchange (or its USGov or China form)",
+		    WHERE("token_audience"), v);
 	if ((v = c->azure_api_version) != NULL && strspn(v,
 	    "0123456789.-abcdefghijklmnopqrstuvwxyz") != strlen(v))
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] api_version '%s' "
-		    "is not an api-version such as 7.4", v);
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s' is not an "
+		    "api-version such as 7.4", WHERE("api_version"), v);
+	if (strncmp(c->azure_authority, "https://", 8) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "%s must be an https:// "
+		    "URL, e.g. https://login.microsoftonline.com",
+		    WHERE("authority"));
+	if (c->azure_tenant != NULL &&
+	    valid_guid(c->azure_tenant, WHERE("tenant"), e) < 0)
+		return -XTCMK_E_INVAL;
 	return 0;
 }
+
+#undef WHERE
 
 int
 config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 {
 	struct config *c;
+	const char *tree;
 	int rc;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -504,36 +557,33 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 		}
 	}
 	if (c->workload != NULL && strlen(c->workload) > 64) {
+		char w[CONFIG_WHERE_MAX];
+
+		rc = xerr_set(e, XTCMK_E_INVAL, "%s: longer than 64 "
+		    "characters", config_where(c, "agent", "workload", w,
+		    sizeof(w)));
 		config_free(c);
-		return xerr_set(e, XTCMK_E_INVAL,
-		    "workload name longer than 64 characters");
-	}
-	if (c->azure_tenant != NULL &&
-	    valid_guid(c->azure_tenant, "[azure] tenant", e) < 0) {
-		config_free(c);
-		return -XTCMK_E_INVAL;
-	}
-	if (strncmp(c->azure_authority, "https://", 8) != 0) {
-		config_free(c);
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] authority must be "
-		    "an https:// URL, e.g. https://login.microsoftonline.com");
+		return rc;
 	}
 	if ((rc = azure_check(c, e)) < 0) {
 		config_free(c);
 		return rc;
 	}
-	/* An uninstalled build runs from its source tree: when the built-in
-	 * library and policy directories are not installed, use the
-	 * tree's (only for defaults; configured paths are never changed). */
-	if (strcmp(c->lua_dir, XTCMK_LUADIR) == 0 &&
+	/* An uninstalled build runs from its source tree, named by
+	 * $XTCMK_SRCDIR (`meson devenv`, the tests): when the built-in
+	 * library and policy directories are not installed, use the tree's
+	 * (only for defaults; configured paths are never changed). */
+	tree = secure_getenv("XTCMK_SRCDIR");
+	if (tree != NULL && *tree == '/' && c->key_line[KEY_LUA_DIR] == 0 &&
 	    access(XTCMK_LUADIR, F_OK) != 0) {
 		free(c->lua_dir);
-		c->lua_dir = strdup(XTCMK_SRCDIR "/lua");
+		c->lua_dir = path_join(tree, "lua");
 	}
-	if (strcmp(c->policy_dir, XTCMK_POLICYDIR) == 0 &&
+	if (tree != NULL && *tree == '/' &&
+	    c->key_line[KEY_POLICY_DIR] == 0 &&
 	    access(XTCMK_POLICYDIR, F_OK) != 0) {
 		free(c->policy_dir);
-		c->policy_dir = strdup(XTCMK_SRCDIR "/policies/default");
+		c->policy_dir = path_join(tree, "policies/default");
 	}
 	c->registry_path = path_join(c->state_dir, "registry.db");
 	if (c->decision_log == NULL)
@@ -644,4 +694,162 @@ config_dump(const struct config *c, FILE *out)
 			free(s);
 		}
 	}
+}
+
+/* --- what start-up needs (--check-config runs the same) ------------- */
+
+static int
+dir_of(const char *path, char *buf, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return -1;
+	snprintf(buf, len, "%.*s", slash == path ? 1 : (int)(slash - path),
+	    path);
+	return 0;
+}
+
+static int
+need_dir(const struct config *c, const char *key, const char *path,
+    const char *hint, struct xerr *e)
+{
+	char dir[PATH_MAX], w[CONFIG_WHERE_MAX];
+	struct stat st;
+
+	if (dir_of(path, dir, sizeof(dir)) < 0)
+		return 0;
+	if (stat(dir, &st) == -1)
+		return xerr_set(e, XTCMK_E_INVAL, "%s: directory %s of %s: %s%s",
+		    config_where(c, "agent", key, w, sizeof(w)), dir, path,
+		    strerror(errno), hint);
+	if (!S_ISDIR(st.st_mode))
+		return xerr_set(e, XTCMK_E_INVAL, "%s: %s is not a directory",
+		    config_where(c, "agent", key, w, sizeof(w)), dir);
+	return 0;
+}
+
+/*
+ * Who may change what the agent trusts: root and the agent's own user.
+ * Anyone else able to write the config could grant themselves admin_uids,
+ * anyone able to write a policy decides which application serves whom.
+ */
+static int
+safe_mode(const struct stat *st)
+{
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		return 0;
+	if ((st->st_mode & S_IWOTH) != 0 && !(S_ISDIR(st->st_mode) &&
+	    (st->st_mode & S_ISVTX) != 0 && st->st_uid == 0))
+		return 0;
+	if ((st->st_mode & S_IWGRP) != 0 && st->st_gid != 0 &&
+	    st->st_gid != getegid())
+		return 0;
+	return 1;
+}
+
+static int
+mode_error(const char *what, const char *path, const struct stat *st,
+    struct xerr *e)
+{
+	return xerr_set(e, XTCMK_E_INVAL, "%s %s is owned by uid %u gid %u "
+	    "with mode %04o: only root or the agent's user (uid %u) may be "
+	    "able to write it (chown root and chmod go-w)", what, path,
+	    (unsigned)st->st_uid, (unsigned)st->st_gid,
+	    (unsigned)(st->st_mode & 07777), (unsigned)geteuid());
+}
+
+/* nftw(3) has no user pointer: the walk runs under config_check_start's
+ * single caller at a time (start-up, --check-config, reload_mu). */
+static pthread_mutex_t walk_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	const char	*what;
+	struct xerr	*e;
+	unsigned	 n;
+	int		 rc;
+} walk;
+
+static int
+walk_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)f;
+	if (flag == FTW_SL || flag == FTW_SLN)
+		return 0;
+	if (flag == FTW_DNR || flag == FTW_NS) {
+		walk.rc = xerr_set(walk.e, XTCMK_E_INVAL, "%s: cannot read "
+		    "%s", walk.what, path);
+		return 1;
+	}
+	if (++walk.n > CONFIG_WALK_MAX) {
+		walk.rc = xerr_set(walk.e, XTCMK_E_INVAL, "%s holds more than "
+		    "%d files", walk.what, CONFIG_WALK_MAX);
+		return 1;
+	}
+	if (!safe_mode(st)) {
+		walk.rc = mode_error(walk.what, path, st, walk.e);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+check_tree(const struct config *c, const char *key, const char *path,
+    struct xerr *e)
+{
+	char what[CONFIG_WHERE_MAX];
+	int rc;
+
+	config_where(c, "agent", key, what, sizeof(what));
+	pthread_mutex_lock(&walk_mu);
+	walk.what = what;
+	walk.e = e;
+	walk.n = 0;
+	walk.rc = 0;
+	if (nftw(path, walk_one, 16, FTW_PHYS) == -1 && walk.rc == 0)
+		walk.rc = xerr_set(e, XTCMK_E_INVAL, "%s: %s: %s", what, path,
+		    strerror(errno));
+	rc = walk.rc;
+	pthread_mutex_unlock(&walk_mu);
+	return rc;
+}
+
+int
+config_check_start(const struct config *c, int activated, struct xerr *e)
+{
+	struct sockaddr_un sa;
+	char w[CONFIG_WHERE_MAX];
+	struct stat st;
+	int rc;
+
+	if (!activated) {
+		if (strlen(c->socket_path) >= sizeof(sa.sun_path))
+			return xerr_set(e, XTCMK_E_INVAL, "%s: %s is %zu bytes; "
+			    "a Unix socket path holds at most %zu",
+			    config_where(c, "agent", "socket", w, sizeof(w)),
+			    c->socket_path, strlen(c->socket_path),
+			    sizeof(sa.sun_path) - 1);
+		if ((rc = need_dir(c, "socket", c->socket_path, " (systemd "
+		    "makes /run/xtcmk through RuntimeDirectory=; otherwise "
+		    "create it)", e)) < 0)
+			return rc;
+	}
+	/* The agent makes state_dir itself, not its parent. */
+	if ((rc = need_dir(c, "state_dir", c->state_dir, "", e)) < 0)
+		return rc;
+	if (strncmp(c->decision_log, c->state_dir, strlen(c->state_dir)) != 0 ||
+	    strchr(c->decision_log + strlen(c->state_dir) + 1, '/') != NULL)
+		if ((rc = need_dir(c, "decision_log", c->decision_log, "",
+		    e)) < 0)
+			return rc;
+	if (c->path != NULL) {
+		if (stat(c->path, &st) == -1)
+			return xerr_set(e, XTCMK_E_INVAL, "%s: %s", c->path,
+			    strerror(errno));
+		if (!safe_mode(&st))
+			return mode_error("config", c->path, &st, e);
+	}
+	if ((rc = check_tree(c, "policy_dir", c->policy_dir, e)) < 0 ||
+	    (rc = check_tree(c, "lua_dir", c->lua_dir, e)) < 0)
+		return rc;
+	return 0;
 }

@@ -18,6 +18,9 @@
 #define CONFIG_PARAMS_MAX	128	/* keys in [params] */
 #define CONN_MAX_LIMIT		65536
 #define FRAME_MIN		1024
+#define CONFIG_KEYS_MAX		64	/* entries in conf.c's key table */
+#define CONFIG_WHERE_MAX	(4096 + 96)	/* "FILE:LINE: [section] key" */
+#define CONFIG_WALK_MAX		4096	/* files checked under a policy dir */
 
 struct id_list {
 	int	any;			/* "*": everybody */
@@ -65,12 +68,25 @@ struct config {
 	struct id_list data_uids, data_gids, admin_uids, admin_gids;
 	struct policy_limits limits;
 	json_t	*params;		/* [params] as an object */
+	unsigned key_line[CONFIG_KEYS_MAX];	/* line that set each key */
 };
 
 /* Load `path` (NULL: defaults only).  Unknown sections or keys, bad
  * values and missing files are errors naming file:line and the key. */
 int	config_load(const char *path, struct config **ret_cfg, struct xerr *e);
 void	config_free(struct config *c);
+/*
+ * What start-up needs beyond a well-formed file: the socket path fits
+ * sun_path, the directories of the socket, the state and the decision log
+ * exist, and no one but root or the agent's user can write the config,
+ * the policies or the Lua library.  `activated`: the socket comes from
+ * systemd, so [agent] socket is not used.  Errors name file:line and key.
+ */
+int	config_check_start(const struct config *c, int activated,
+	    struct xerr *e);
+/* "FILE:LINE: [section] key", or "[section] key (default)". */
+const char *config_where(const struct config *c, const char *section,
+	    const char *key, char *buf, size_t len);
 /* May the peer ask data-plane (0) or admin (1) questions? */
 int	config_allows(const struct config *c, int admin, uid_t uid, gid_t gid);
 /* Print the effective configuration as INI (for --check-config). */
