@@ -57,6 +57,8 @@ static const struct ckey ckeys[] = {
 	{ "access", "data_gids", C_GIDS, OFF(data_gids), 0, 0 },
 	{ "access", "admin_uids", C_UIDS, OFF(admin_uids), 0, 0 },
 	{ "access", "admin_gids", C_GIDS, OFF(admin_gids), 0, 0 },
+	{ "access", "monitor_uids", C_UIDS, OFF(monitor_uids), 0, 0 },
+	{ "access", "monitor_gids", C_GIDS, OFF(monitor_gids), 0, 0 },
 	{ "policy", "instructions", C_UINT, OFF(limits.instructions), 1000, POLICY_INSTR_MAX },
 	{ "policy", "memory", C_SIZE, OFF(limits.memory), 1u << 20, POLICY_MEM_MAX },
 	{ "policy", "time_ms", C_UINT, OFF(limits.time_ms), 1, POLICY_TIME_MAX_MS },
@@ -608,14 +610,25 @@ in_list(const struct id_list *l, unsigned id)
 }
 
 int
-config_allows(const struct config *c, int admin, uid_t uid, gid_t gid)
+config_allows(const struct config *c, int role, uid_t uid, gid_t gid)
 {
-	if (admin)
-		return in_list(&c->admin_uids, uid) ||
-		    in_list(&c->admin_gids, gid);
-	/* Admins may always ask data-plane questions too. */
-	return in_list(&c->data_uids, uid) || in_list(&c->data_gids, gid) ||
-	    in_list(&c->admin_uids, uid) || in_list(&c->admin_gids, gid);
+	int admin = in_list(&c->admin_uids, uid) ||
+	    in_list(&c->admin_gids, gid);
+	int monitor = in_list(&c->monitor_uids, uid) ||
+	    in_list(&c->monitor_gids, gid);
+	int data = in_list(&c->data_uids, uid) || in_list(&c->data_gids, gid);
+
+	switch (role) {
+	case ACCESS_ADMIN:
+		return admin;
+	case ACCESS_MONITOR:
+		return admin || monitor;
+	case ACCESS_CONNECT:
+		return admin || monitor || data;
+	default:
+		/* Admins may always ask data-plane questions too. */
+		return admin || data;
+	}
 }
 
 static void
@@ -656,6 +669,8 @@ config_dump(const struct config *c, FILE *out)
 	dump_ids(out, "data_gids", &c->data_gids);
 	dump_ids(out, "admin_uids", &c->admin_uids);
 	dump_ids(out, "admin_gids", &c->admin_gids);
+	dump_ids(out, "monitor_uids", &c->monitor_uids);
+	dump_ids(out, "monitor_gids", &c->monitor_gids);
 	fprintf(out, "\n[policy]\ninstructions = %lu\nmemory = %zu\n"
 	    "time_ms = %u\n", c->limits.instructions, c->limits.memory,
 	    c->limits.time_ms);

@@ -66,6 +66,7 @@ struct config {
 	unsigned azure_rate_limit;	/* requests/s per vault, 0: none */
 	int	 azure_local_wrap;
 	struct id_list data_uids, data_gids, admin_uids, admin_gids;
+	struct id_list monitor_uids, monitor_gids;	/* read-only admin */
 	struct policy_limits limits;
 	json_t	*params;		/* [params] as an object */
 	unsigned key_line[CONFIG_KEYS_MAX];	/* line that set each key */
@@ -87,8 +88,16 @@ int	config_check_start(const struct config *c, int activated,
 /* "FILE:LINE: [section] key", or "[section] key (default)". */
 const char *config_where(const struct config *c, const char *section,
 	    const char *key, char *buf, size_t len);
-/* May the peer ask data-plane (0) or admin (1) questions? */
-int	config_allows(const struct config *c, int admin, uid_t uid, gid_t gid);
+/* What a peer may do. */
+enum access_role {
+	ACCESS_DATA = 0,	/* data plane: decisions, data keys */
+	ACCESS_ADMIN = 1,	/* every admin command */
+	ACCESS_MONITOR = 2,	/* admin commands that only read */
+	ACCESS_CONNECT = 3,	/* any of the above: may connect */
+};
+/* May the peer act in `role` (enum access_role)?  Admins hold every role;
+ * monitors only ACCESS_MONITOR (and so ACCESS_CONNECT). */
+int	config_allows(const struct config *c, int role, uid_t uid, gid_t gid);
 /* Print the effective configuration as INI (for --check-config). */
 void	config_dump(const struct config *c, FILE *out);
 

@@ -281,9 +281,72 @@ mark_revoked(struct keys *k, const char *customer, const char *why)
 	n = keycache_purge_customer(k->cache, customer);
 	if (!was) {
 		atomic_fetch_add(&k->n_revocations, 1);
-		log_warn("customer %s: key revoked, failing closed (%zu cached "
+		log_event(LOG_WARNING, LOG_MSGID_KEY_STATE, customer, NULL,
+		    "customer %s: key revoked, failing closed (%zu cached "
 		    "keys wiped): %s", customer, n, why);
 	}
+}
+
+static int
+provider_failure(int rc)
+{
+	return rc == -XTCMK_E_PROVIDER || rc == -XTCMK_E_TIMEOUT ||
+	    rc == -XTCMK_E_UNAVAILABLE || rc == -XTCMK_E_DENIED ||
+	    rc == -XTCMK_E_NOT_FOUND;
+}
+
+static const char *
+provider_fix(int rc)
+{
+	switch (-rc) {
+	case XTCMK_E_DENIED:
+		return "the customer's vault refuses the application: the "
+		    "grant of `xtcmkctl customer kit CUSTOMER` is missing "
+		    "or was removed";
+	case XTCMK_E_NOT_FOUND:
+		return "the key URI no longer resolves: check the key and "
+		    "vault named at onboarding";
+	default:
+		return "check that the key service and login endpoint are "
+		    "reachable and [azure] in xtcmk.conf; `xtcmkctl customer "
+		    "check CUSTOMER` probes each step";
+	}
+}
+
+/*
+ * A key-service call's outcome for `customer`: log a failure once per
+ * change of cause (not per request: a customer's broken grant would
+ * otherwise fill the journal), and the recovery once.
+ */
+static void
+note_provider(struct keys *k, const char *customer, const char *op, int rc,
+    const char *msg)
+{
+	struct kstate *st;
+	char app[NAME_MAX_LEN + 1] = "";
+	int prev = 0, log = 0;
+
+	if (rc < 0 && !provider_failure(rc))
+		return;
+	pthread_mutex_lock(&k->mu);
+	if ((st = find_locked(k, customer)) != NULL) {
+		prev = st->fail_code;
+		log = prev != (rc < 0 ? rc : 0);
+		st->fail_code = rc < 0 ? rc : 0;
+		snprintf(app, sizeof(app), "%s", st->app);
+	}
+	pthread_mutex_unlock(&k->mu);
+	if (!log)
+		return;
+	if (rc < 0)
+		log_event(LOG_WARNING, LOG_MSGID_KEY_STATE, customer,
+		    *app ? app : NULL, "customer %s: key service %s failed: "
+		    "%s; fix: %s (logged once until the cause changes)",
+		    customer, op, msg, provider_fix(rc));
+	else
+		log_event(LOG_NOTICE, LOG_MSGID_KEY_STATE, customer,
+		    *app ? app : NULL, "customer %s: key service answers "
+		    "again (%s)", customer, op);
 }
 
 /*
@@ -312,6 +375,8 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 	keys_req_of(snap, &req);
 	atomic_fetch_add(&k->n_checks, 1);
 	rc = provider_get_key(p, &req, &u, &ks, e);
+	note_provider(k, snap->customer, "key check", rc == -XTCMK_E_REVOKED ?
+	    0 : rc, rc < 0 ? e->msg : "");
 	pthread_mutex_lock(&k->mu);
 	if ((st = find_locked(k, snap->customer)) != NULL) {
 		st->checked_at = now;
@@ -343,7 +408,8 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 	pthread_mutex_unlock(&k->mu);
 	if (restored) {
 		atomic_fetch_add(&k->n_restores, 1);
-		log_info("customer %s: key enabled again, service restored",
+		log_event(LOG_NOTICE, LOG_MSGID_KEY_STATE, snap->customer,
+		    NULL, "customer %s: key enabled again, service restored",
 		    snap->customer);
 	}
 	if (rc == -XTCMK_E_REVOKED)
@@ -529,6 +595,8 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 	keys_req_of(st, &req);
 	rc = provider_wrap(p, &req, &u, dek, XTCMK_DEK_LEN, b.wrapped,
 	    sizeof(b.wrapped), &b.wrapped_len, e);
+	note_provider(k, st->customer, "wrap", rc == -XTCMK_E_REVOKED ? 0 : rc,
+	    rc < 0 ? e->msg : "");
 	if (rc == -XTCMK_E_REVOKED) {
 		struct xerr e2;
 
@@ -603,6 +671,9 @@ unwrap_blob(struct keys *k, struct kstate *st, const struct blob *b,
 
 	rc = keycache_get_or_load(k->cache, st->customer, b->kid, bytes, len,
 	    st->cache_max == 0 ? 0 : st->ttl_s, load_dek, &a, dek, e);
+	/* Failures only: a success may be a cache hit. */
+	if (rc < 0 && rc != -XTCMK_E_REVOKED)
+		note_provider(k, st->customer, "unwrap", rc, e->msg);
 	if (rc == -XTCMK_E_REVOKED) {
 		struct xerr e2;
 

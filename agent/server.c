@@ -331,13 +331,13 @@ accept_one(struct server *srv, int fd)
 		close(fd);
 		return;
 	}
-	if (!config_allows(srv->cfg, 0, cred.uid, cred.gid)) {
+	if (!config_allows(srv->cfg, ACCESS_CONNECT, cred.uid, cred.gid)) {
 		/* Any local user can connect: count every refusal (stats),
 		 * log one line per REFUSED_LOG_INTERVAL at most. */
 		if ((skipped = log_ratelimit(&refused_rl)) >= 0)
 			log_event(LOG_WARNING, LOG_MSGID_REFUSED, NULL, NULL,
 			    "refused connection from uid %u gid %u pid %d: "
-			    "not in [access] data_uids/data_gids (%ld more "
+			    "not in [access] data, admin or monitor lists (%ld more "
 			    "refused since the last such line; see xtcmkctl "
 			    "stats)", (unsigned)cred.uid, (unsigned)cred.gid,
 			    (int)cred.pid, skipped);

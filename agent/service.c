@@ -749,9 +749,21 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
 	int rc;
 
 	atomic_fetch_add(&s->n_req[type < 16 ? type : 0], 1);
-	if (type == XW_ADMIN && !config_allows(s->cfg, 1, p->uid, p->gid)) {
+	/* Admin commands: admins and monitors here, admin.c decides per
+	 * command.  Everything else but HELLO and PING is the data plane,
+	 * which monitors may not use. */
+	if (type == XW_ADMIN && !config_allows(s->cfg, ACCESS_MONITOR, p->uid,
+	    p->gid)) {
 		rc = xerr_set(e, XTCMK_E_DENIED, "uid %u may not run admin "
-		    "commands: add it to [access] admin_uids", p->uid);
+		    "commands: add it to [access] admin_uids (or monitor_uids "
+		    "to read only)", p->uid);
+		goto out;
+	}
+	if (type != XW_ADMIN && type != XW_HELLO && type != XW_PING &&
+	    !config_allows(s->cfg, ACCESS_DATA, p->uid, p->gid)) {
+		rc = xerr_set(e, XTCMK_E_DENIED, "uid %u may only run "
+		    "read-only admin commands ([access] monitor_uids): add it "
+		    "to data_uids for decisions and data keys", p->uid);
 		goto out;
 	}
 	switch (type) {

@@ -66,6 +66,8 @@ state_dir = $T/state
 policy_dir = $P/etc/xtcmk/policies/default
 lua_dir = $P/share/xtcmk/lua
 workload = wl-eu-1
+[access]
+monitor_uids = 65534
 CONF
 chmod 0644 "$T/xtcmk.conf"
 cp "$T/xtcmk.conf" "$T/good.conf"
@@ -151,6 +153,33 @@ $C reload >/dev/null
 add c5 05
 waitfor 5 grep -q '"c5"' "$L" 2>/dev/null
 check "rotation: xtcmkctl reload reopens the decision log" grep -q '"c5"' "$L"
+
+# --- the read-only monitor role (uid 65534 in monitor_uids) ------------------
+chmod 0711 "$T"
+chmod 0666 "$T/xtcmkd.sock"	# as xtcmkd.socket's SocketMode=0666
+M="setpriv --reuid=65534 --regid=65534 --clear-groups $C"
+for cmd in "status" "stats" "customer list" "customer show c1" "workload list" \
+	"app list" "decide c1" "key list"; do
+	if out=$($M $cmd 2>&1); then ok "monitor may: $cmd"
+	else bad "monitor refused '$cmd': $out"; fi
+done
+for cmd in "customer remove c2" "reload" "customer move c1 --to xtcmk-eu-9 --reason x" \
+	"workload remove wl-eu-1" "check" "key create https://m.vault.local/keys/k"; do
+	out=$($M $cmd 2>&1); rc=$?
+	if [ $rc -ne 0 ] && grep -q "needs admin_uids" <<<"$out"; then ok "monitor may not: $cmd"
+	else bad "monitor ran '$cmd': rc=$rc $out"; fi
+done
+check "the refused removal changed nothing" eval "$C customer show c2 >/dev/null"
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$P/libexec/xtcmk/examples/xtcmk-example-host" \
+	-l "$(find "$D" -name 'libxtcmk.so*' -type f | head -1)" -s "$T/xtcmkd.sock" decide c1 2>&1); rc=$?
+[ $rc -ne 0 ] && grep -qi "monitor_uids\|denied\|may only" <<<"$out" &&
+	ok "monitor may not use the data plane (decide through libxtcmk)" ||
+	bad "monitor on the data plane: rc=$rc $out"
+$C customer remove c5 >/dev/null 2>&1
+waitfor 2 grep -q "notice: admin customer.remove by uid 0 pid [0-9]*: id=c5" "$T/agent.log" &&
+	ok "admin changes logged at notice with actor and subject" ||
+	bad "no notice for customer.remove: $(grep admin "$T/agent.log")"
+chmod 0700 "$T"
 
 # --- one agent per state_dir --------------------------------------------
 sed "s|^socket = .*|socket = $T/second.sock|" "$T/good.conf" >"$T/second.conf"
