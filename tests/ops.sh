@@ -207,6 +207,44 @@ else
 fi
 kill -TERM "$PID"; wait "$PID" 2>/dev/null; PID=
 
+# --- a key-service failure is logged once per customer, not per call ------
+# connect_to sends every HTTPS host to a closed loopback port.
+mkdir -p "$T/pf"
+cat >"$T/pf.conf" <<CONF
+[agent]
+socket = $T/pf/s.sock
+state_dir = $T/pf/state
+workload = wl-eu-1
+policy_dir = $P/etc/xtcmk/policies/default
+lua_dir = $P/share/xtcmk/lua
+[azure]
+imds_endpoint = http://127.0.0.1:1
+connect_to = 127.0.0.1:1
+retries = 0
+[params]
+revocation_check = 1
+refresh = 1
+CONF
+env -u XTCMK_SRCDIR "$AGENT" -c "$T/pf.conf" 2>"$T/pf.log" &
+PID=$!
+waitfor 10 test -S "$T/pf/s.sock"
+CP="$CTL -s $T/pf/s.sock"
+$CP workload add wl-eu-1 --client-id 21111111-1111-4111-8111-111111111111 \
+	--principal-id 31111111-1111-4111-8111-111111111111 --label region=eu >/dev/null
+$CP customer add az1 --tenant 11111111-1111-4111-8111-111111111101 \
+	--key-uri https://kv1.vault.azure.net/keys/k --label region=eu >/dev/null
+$CP app set xtcmk-eu-1 --client-id 41111111-1111-4111-8111-111111111111 >/dev/null
+for _ in 1 2 3; do $CP key status az1 >/dev/null 2>&1; done
+sleep 3
+checks=$($CP --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"]["checks"])')
+lines=$(grep -c "customer az1: key service key check failed: .*Couldn't connect.*; fix: " "$T/pf.log")
+if [ "$checks" -ge 4 ] && [ "$lines" = 1 ] && grep -q "key check failed.*\[customer az1 app xtcmk-eu-1\]" "$T/pf.log"; then
+	ok "key-service failure: $checks failed checks, one warning with cause, fix, customer and app"
+else
+	bad "key-service failure logging: checks=$checks lines=$lines $(grep 'key service' "$T/pf.log")"
+fi
+kill -TERM "$PID"; wait "$PID" 2>/dev/null; PID=
+
 # --- fd 3 that is not a listening socket: refuse, do not spin -------------
 : >"$T/notasocket"
 out=$(env -u XTCMK_SRCDIR timeout 10 sh -c 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -c "$1"' \
