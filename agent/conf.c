@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <grp.h>
+#include <netdb.h>
 #include <limits.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -82,6 +83,7 @@ static const struct ckey ckeys[] = {
 	{ "azure", "retries", C_UINT, OFF(azure_retries), 0, 10 },
 	{ "azure", "rate_limit", C_UINT, OFF(azure_rate_limit), 0, 100000 },
 	{ "azure", "local_wrap", C_BOOL, OFF(azure_local_wrap), 0, 0 },
+	{ "metrics", "listen", C_STR, OFF(metrics_listen), 0, 0 },
 };
 /* Indexes into ckeys[] that code refers to. */
 #define KEY_POLICY_DIR	4
@@ -182,6 +184,7 @@ config_free(struct config *c)
 	free(c->azure_ca_file);
 	free(c->azure_connect_to);
 	free(c->azure_api_version);
+	free(c->metrics_listen);
 	json_decref(c->params);
 	free(c);
 }
@@ -381,11 +384,12 @@ parse_line(struct config *c, char *line, char *section, size_t seclen,
 		    strcmp(section, "policy") != 0 &&
 		    strcmp(section, "keys") != 0 &&
 		    strcmp(section, "azure") != 0 &&
+		    strcmp(section, "metrics") != 0 &&
 		    strcmp(section, "params") != 0)
 			return xerr_set(e, XTCMK_E_INVAL,
 			    "%s: unknown section [%s]; sections are [agent], "
-			    "[access], [policy], [keys], [azure] and [params]", where,
-			    section);
+			    "[access], [policy], [keys], [azure], [metrics] and "
+			    "[params]", where, section);
 		return 0;
 	}
 	if ((eq = strchr(line, '=')) == NULL)
@@ -700,6 +704,8 @@ config_dump(const struct config *c, FILE *out)
 	fprintf(out, "timeout_ms = %u\nretries = %u\nrate_limit = %u\n"
 	    "local_wrap = %s\n", c->azure_timeout_ms, c->azure_retries,
 	    c->azure_rate_limit, c->azure_local_wrap ? "yes" : "no");
+	if (c->metrics_listen != NULL)
+		fprintf(out, "\n[metrics]\nlisten = %s\n", c->metrics_listen);
 	fprintf(out, "\n[params]\n");
 	json_object_foreach(c->params, k, v) {
 		if (json_is_string(v))
@@ -828,9 +834,49 @@ check_tree(const struct config *c, const char *key, const char *path,
 	return rc;
 }
 
+/* "HOST:PORT" or "[V6]:PORT", numeric only. */
+int
+config_metrics_addr(const struct config *c, struct sockaddr_storage *ss,
+    int *ret_v6, struct xerr *e)
+{
+	const char *v = c->metrics_listen;
+	char w[CONFIG_WHERE_MAX];
+	char host[64];
+	const char *colon = strrchr(v, ':');
+	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+	    .ai_socktype = SOCK_STREAM }, *ai;
+	size_t hl;
+
+	if (colon == NULL || colon == v || colon[1] == '\0')
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s': use ADDRESS:PORT, "
+		    "e.g. 127.0.0.1:9477", config_where(c, "metrics", "listen",
+		    w, sizeof(w)), v);
+	hl = (size_t)(colon - v);
+	if (v[0] == '[' && hl > 2 && v[hl - 1] == ']') {
+		v++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host))
+		return xerr_set(e, XTCMK_E_INVAL, "%s: address too long",
+		    config_where(c, "metrics", "listen", w, sizeof(w)));
+	memcpy(host, v, hl);
+	host[hl] = '\0';
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s': not a numeric "
+		    "address and port", config_where(c, "metrics", "listen", w,
+		    sizeof(w)), c->metrics_listen);
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*ret_v6 = ai->ai_family == AF_INET6;
+	freeaddrinfo(ai);
+	return 0;
+}
+
 int
 config_check_start(const struct config *c, int activated, struct xerr *e)
 {
+	struct sockaddr_storage ss;
+	int v6;
+
 	struct sockaddr_un sa;
 	char w[CONFIG_WHERE_MAX];
 	struct stat st;
@@ -865,6 +911,9 @@ config_check_start(const struct config *c, int activated, struct xerr *e)
 	}
 	if ((rc = check_tree(c, "policy_dir", c->policy_dir, e)) < 0 ||
 	    (rc = check_tree(c, "lua_dir", c->lua_dir, e)) < 0)
+		return rc;
+	if (c->metrics_listen != NULL &&
+	    (rc = config_metrics_addr(c, &ss, &v6, e)) < 0)
 		return rc;
 	return 0;
 }

@@ -65,6 +65,7 @@ struct config {
 	unsigned azure_retries;
 	unsigned azure_rate_limit;	/* requests/s per vault, 0: none */
 	int	 azure_local_wrap;
+	char	*metrics_listen;	/* [metrics] listen, NULL: off */
 	struct id_list data_uids, data_gids, admin_uids, admin_gids;
 	struct id_list monitor_uids, monitor_gids;	/* read-only admin */
 	struct policy_limits limits;
@@ -85,6 +86,10 @@ void	config_free(struct config *c);
  */
 int	config_check_start(const struct config *c, int activated,
 	    struct xerr *e);
+struct sockaddr_storage;
+/* [metrics] listen as a socket address ("ADDRESS:PORT", "[V6]:PORT"). */
+int	config_metrics_addr(const struct config *c, struct sockaddr_storage *ss,
+	    int *ret_v6, struct xerr *e);
 /* "FILE:LINE: [section] key", or "[section] key (default)". */
 const char *config_where(const struct config *c, const char *section,
 	    const char *key, char *buf, size_t len);

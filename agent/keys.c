@@ -36,6 +36,7 @@
 #include "keys_int.h"
 #include "keystore.h"
 #include "log.h"
+#include "metrics.h"
 #include "provider.h"
 #include "registry.h"
 #include "service.h"
@@ -363,7 +364,7 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 	struct key_uri u = snap->uri;
 	struct provider *p;
 	struct kstate *st;
-	long long now = mono_s();
+	long long now = mono_s(), t0;
 	int rc, restored = 0;
 
 	if ((p = keys_provider_for(k, &u, e)) == NULL)
@@ -374,7 +375,9 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 		u.version[0] = '\0';
 	keys_req_of(snap, &req);
 	atomic_fetch_add(&k->n_checks, 1);
+	t0 = metrics_now_us();
 	rc = provider_get_key(p, &req, &u, &ks, e);
+	metrics_provider(p->kind, MP_GET, rc, metrics_now_us() - t0);
 	note_provider(k, snap->customer, "key check", rc == -XTCMK_E_REVOKED ?
 	    0 : rc, rc < 0 ? e->msg : "");
 	pthread_mutex_lock(&k->mu);
@@ -583,6 +586,7 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 	struct provider *p;
 	struct key_uri u;
 	struct blob b;
+	long long t0;
 	int rc;
 
 	if ((rc = in_force(k, st, e)) < 0)
@@ -593,8 +597,10 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 		return -XTCMK_E_PROVIDER;
 	memset(&b, 0, sizeof(b));
 	keys_req_of(st, &req);
+	t0 = metrics_now_us();
 	rc = provider_wrap(p, &req, &u, dek, XTCMK_DEK_LEN, b.wrapped,
 	    sizeof(b.wrapped), &b.wrapped_len, e);
+	metrics_provider(p->kind, MP_WRAP, rc, metrics_now_us() - t0);
 	note_provider(k, st->customer, "wrap", rc == -XTCMK_E_REVOKED ? 0 : rc,
 	    rc < 0 ? e->msg : "");
 	if (rc == -XTCMK_E_REVOKED) {
@@ -634,6 +640,7 @@ load_dek(void *arg, uint8_t dek[KEYCACHE_DEK_LEN], struct xerr *e)
 	struct provider_req req;
 	struct provider *p;
 	struct key_uri u;
+	long long t0;
 	size_t n;
 	int rc;
 
@@ -645,8 +652,10 @@ load_dek(void *arg, uint8_t dek[KEYCACHE_DEK_LEN], struct xerr *e)
 	if ((p = keys_provider_for(a->k, &u, e)) == NULL)
 		return -XTCMK_E_PROVIDER;
 	keys_req_of(a->st, &req);
+	t0 = metrics_now_us();
 	rc = provider_unwrap(p, &req, &u, a->b->wrapped, a->b->wrapped_len,
 	    dek, KEYCACHE_DEK_LEN, &n, e);
+	metrics_provider(p->kind, MP_UNWRAP, rc, metrics_now_us() - t0);
 	if (rc < 0)
 		return rc;
 	if (n != KEYCACHE_DEK_LEN) {
@@ -825,6 +834,31 @@ keys_flush(struct keys *k)
 {
 	if (k != NULL && k->cache != NULL)
 		keys_usage_flush(k);
+}
+
+void
+keys_state_counts(struct keys *k, unsigned *ret_ok, unsigned *ret_revoked,
+    unsigned *ret_failing)
+{
+	struct kstate *st;
+	unsigned ok = 0, revoked = 0, failing = 0, i;
+
+	if (k != NULL) {
+		pthread_mutex_lock(&k->mu);
+		for (i = 0; i < KS_BUCKETS; i++)
+			for (st = k->map[i]; st != NULL; st = st->next) {
+				if (st->revoked)
+					revoked++;
+				else if (st->fail_code != 0)
+					failing++;
+				else
+					ok++;
+			}
+		pthread_mutex_unlock(&k->mu);
+	}
+	*ret_ok = ok;
+	*ret_revoked = revoked;
+	*ret_failing = failing;
 }
 
 json_t *

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "conf.h"
 #include "log.h"
+#include "metrics.h"
 #include "sd.h"
 #include "server.h"
 #include "service.h"
@@ -134,6 +135,7 @@ main(int argc, char **argv)
 	struct config *cfg;
 	struct service *svc;
 	struct server *srv;
+	struct metrics *met;
 	struct sigctx sc;
 	struct xerr e;
 	pthread_t sigthr;
@@ -217,6 +219,12 @@ main(int argc, char **argv)
 		return fail_start("", e.msg);
 	}
 	service_set_socket(svc, server_path(srv));
+	if (metrics_open(cfg, svc, &met, &e) < 0) {
+		server_close(srv);
+		service_close(svc);
+		config_free(cfg);
+		return fail_start("", e.msg);
+	}
 	sc.svc = svc;
 	sc.srv = srv;
 	if (pthread_create(&sigthr, NULL, signal_main, &sc) != 0)
@@ -234,6 +242,7 @@ main(int argc, char **argv)
 	}
 	server_run(srv);
 	pthread_join(sigthr, NULL);
+	metrics_close(met);
 	server_close(srv);
 	service_flush(svc);
 	/* Connection threads may still be inside a request; the registry

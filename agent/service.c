@@ -29,6 +29,7 @@
 #include "dlog.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "registry.h"
 #include "service.h"
@@ -746,6 +747,7 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
     const uint8_t *payload, uint32_t len, struct xw_buf *reply,
     struct xerr *e)
 {
+	long long t0 = metrics_now_us();
 	int rc;
 
 	atomic_fetch_add(&s->n_req[type < 16 ? type : 0], 1);
@@ -792,6 +794,7 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
 out:
 	if (rc < 0)
 		atomic_fetch_add(&s->n_err, 1);
+	metrics_request(type, rc, metrics_now_us() - t0);
 	return rc;
 }
 
