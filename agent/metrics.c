@@ -54,8 +54,6 @@ static const char *const type_names[NTYPES] = {
 	[XW_DEK_UNWRAP] = "dek_unwrap", [XW_DEK_REWRAP] = "dek_rewrap",
 	[XW_KEY_STATUS] = "key_status",
 };
-static const char *const pop_names[MP_NOPS] = { "get", "wrap", "unwrap" };
-static const char *const kind_names[3] = { "other", "local", "azure" };
 
 long long
 metrics_now_us(void)
@@ -98,6 +96,9 @@ metrics_provider(int provider_kind, enum metrics_pop op, int rc,
 }
 
 #ifdef HAVE_MICROHTTPD
+
+static const char *const pop_names[MP_NOPS] = { "get", "wrap", "unwrap" };
+static const char *const kind_names[3] = { "other", "local", "azure" };
 
 struct metrics {
 	struct MHD_Daemon	*d;

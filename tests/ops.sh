@@ -39,7 +39,8 @@ AGENT=$P/sbin/xtcmkd CTL=$P/bin/xtcmkctl
 check "installed: xtcmkd, xtcmkctl, sample config, logrotate, example policies" \
 	test -x "$AGENT" -a -x "$CTL" -a -f "$P/share/doc/xtcmk/xtcmk.conf" \
 	-a -f "$P/etc/logrotate.d/xtcmk" \
-	-a -f "$P/share/doc/xtcmk/examples/policies/by-tier/partition.lua"
+	-a -f "$P/share/doc/xtcmk/examples/policies/by-tier/partition.lua" \
+	-a -f "$P/share/bash-completion/completions/xtcmkctl"
 hits=$(for f in $(find "$D" -type f); do
 	strings -a "$f" | grep -qF -e "$S" -e "$(cd "$B" && pwd)" && echo "$f"; done)
 check "no source or build path in any installed file${hits:+: $hits}" test -z "$hits"
