@@ -180,6 +180,16 @@ $C customer remove c5 >/dev/null 2>&1
 waitfor 2 grep -q "notice: admin customer.remove by uid 0 pid [0-9]*: id=c5" "$T/agent.log" &&
 	ok "admin changes logged at notice with actor and subject" ||
 	bad "no notice for customer.remove: $(grep admin "$T/agent.log")"
+# Refusals (uid 65533 is in no [access] list): counted, logged once.
+r0=$($C --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["connections"]["refused"])')
+for _ in $(seq 20); do
+	setpriv --reuid=65533 --regid=65533 --clear-groups $C status >/dev/null 2>&1
+done
+r1=$($C --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["connections"]["refused"])')
+n=$(grep -c "refused connection from uid 65533" "$T/agent.log")
+[ $((r1 - r0)) = 20 ] && [ "$n" = 1 ] &&
+	ok "20 refused connections: all counted, one log line" ||
+	bad "refusals: counted $((r1 - r0)), logged $n times"
 chmod 0700 "$T"
 
 # --- one agent per state_dir --------------------------------------------
