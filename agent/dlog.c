@@ -36,18 +36,25 @@ struct dlog {
 	unsigned long long written, dropped;
 };
 
+/* A full disk fails every line: say so once a minute, with the count. */
+static struct log_ratelimit write_rl = LOG_RATELIMIT_INIT(60, 1);
+
 static void
 write_all(int fd, const char *s, size_t len)
 {
 	ssize_t n;
+	long skipped;
 
 	while (len > 0) {
 		n = write(fd, s, len);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			log_err("decision log: write failed: %s",
-			    strerror(errno));
+			if ((skipped = log_ratelimit(&write_rl)) >= 0)
+				log_event(LOG_ERR, LOG_MSGID_DLOG, NULL, NULL,
+				    "decision log: write failed: %s (%ld more "
+				    "failed writes not logged)",
+				    strerror(errno), skipped);
 			return;
 		}
 		s += n;

@@ -504,6 +504,8 @@ out:
 	pthread_mutex_unlock(&k->mu);
 }
 
+static struct log_ratelimit usage_rl = LOG_RATELIMIT_INIT(60, 1);
+
 /* Move the usage counted so far into the registry. */
 void
 keys_usage_flush(struct keys *k)
@@ -512,6 +514,7 @@ keys_usage_flush(struct keys *k)
 	struct kstate *st;
 	struct xerr e;
 	unsigned i;
+	long skipped;
 	int j;
 
 	pthread_mutex_lock(&k->mu);
@@ -534,8 +537,10 @@ keys_usage_flush(struct keys *k)
 			}
 	pthread_mutex_unlock(&k->mu);
 	if (json_array_size(rows) > 0 &&
-	    reg_usage_add(service_registry(k->svc), rows, &e) < 0)
-		log_warn("key usage not recorded: %s", e.msg);
+	    reg_usage_add(service_registry(k->svc), rows, &e) < 0 &&
+	    (skipped = log_ratelimit(&usage_rl)) >= 0)
+		log_warn("key usage not recorded: %s (%ld more such "
+		    "failures not logged)", e.msg, skipped);
 	json_decref(rows);
 }
 
