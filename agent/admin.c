@@ -3,8 +3,9 @@
  *
  * A request is {"cmd": NAME, ...arguments}; the reply is a JSON object.
  * Lists are paged ({"offset", "limit"} in, {"items", "total", "next"} out)
- * because a reply must fit one frame.  Only peers in [access] admin_uids or
- * admin_gids get here (service_handle checks).
+ * because a reply must fit one frame.  Only peers in [access] admin or
+ * monitor lists get here (service_handle checks); admin_rules below says
+ * which commands monitors may run and which changes are audited.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,73 @@
 
 #define ADMIN_PAGE_DEFAULT	100
 #define ADMIN_PAGE_MAX		500
+
+/*
+ * Authorization by command.  READ: admins and monitors ([access]
+ * monitor_uids/monitor_gids); CHANGE: admins only, and logged at notice
+ * when it succeeds (the audit trail of who moved, removed or added what).
+ * A command missing here is an admin-only change.
+ */
+enum { ADMIN_READ, ADMIN_CHANGE, ADMIN_PROBE };
+static const struct admin_rule {
+	const char	*cmd;
+	int		 kind;
+} admin_rules[] = {
+	{ "status", ADMIN_READ },
+	{ "stats", ADMIN_READ },
+	{ "decide", ADMIN_READ },
+	{ "workload.list", ADMIN_READ },
+	{ "workload.show", ADMIN_READ },
+	{ "app.list", ADMIN_READ },
+	{ "app.show", ADMIN_READ },
+	{ "customer.list", ADMIN_READ },
+	{ "customer.show", ADMIN_READ },
+	{ "key.list", ADMIN_READ },
+	{ "key.show", ADMIN_READ },
+	{ "key.status", ADMIN_READ },
+	/* Admin-only, but they change nothing: not audited. */
+	{ "check", ADMIN_PROBE },
+	{ "customer.check", ADMIN_PROBE },
+};
+
+static int
+admin_rule(const char *cmd)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(admin_rules) / sizeof(admin_rules[0]); i++)
+		if (strcmp(admin_rules[i].cmd, cmd) == 0)
+			return admin_rules[i].kind;
+	return ADMIN_CHANGE;
+}
+
+/* What a change was about, for the audit line: names, never key
+ * material or arguments at large. */
+static void
+audit_subject(json_t *req, char *buf, size_t len)
+{
+	static const char *const keys[] = { "id", "name", "app", "workload",
+	    "to", "uri", "reason" };
+	static const char *const objs[] = { "customer", "workload", "app" };
+	const char *v;
+	size_t i, n = 0;
+	json_t *o;
+
+	buf[0] = '\0';
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]) && n < len; i++)
+		if ((v = json_string_value(json_object_get(req, keys[i]))) !=
+		    NULL)
+			n += (size_t)snprintf(buf + n, len - n, " %s=%.80s",
+			    keys[i], v);
+	for (i = 0; i < sizeof(objs) / sizeof(objs[0]) && n < len; i++) {
+		o = json_object_get(req, objs[i]);
+		if (json_is_object(o) && ((v = json_string_value(
+		    json_object_get(o, "id"))) != NULL || (v =
+		    json_string_value(json_object_get(o, "name"))) != NULL))
+			n += (size_t)snprintf(buf + n, len - n, " %s=%.80s",
+			    objs[i], v);
+	}
+}
 
 static const char *
 arg_str(json_t *req, const char *key, struct xerr *e, int *rc)
@@ -105,14 +173,21 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 	struct registry *reg = service_registry(s);
 	const char *cmd, *a1, *a2;
 	json_t *obj, *r = NULL;
-	char actor[64];
-	int rc = 0;
+	char actor[64], subject[512];
+	int rc = 0, kind;
 
 	if ((cmd = arg_str(req, "cmd", e, &rc)) == NULL)
 		return rc;
 	snprintf(actor, sizeof(actor), "uid %u pid %d", (unsigned)p->uid,
 	    (int)p->pid);
 	log_debug("admin command %s from %s", cmd, actor);
+	kind = admin_rule(cmd);
+	if (kind != ADMIN_READ && !config_allows(service_config(s),
+	    ACCESS_ADMIN, p->uid, p->gid))
+		return xerr_set(e, XTCMK_E_DENIED, "uid %u may run only "
+		    "read-only commands (status, stats, lists, shows, decide: "
+		    "[access] monitor_uids); '%s' needs admin_uids",
+		    (unsigned)p->uid, cmd);
 
 	if (strcmp(cmd, "status") == 0)
 		r = service_status(s);
@@ -197,6 +272,13 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 		return rc;
 	if (r == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	if (kind == ADMIN_CHANGE) {
+		audit_subject(req, subject, sizeof(subject));
+		log_event(LOG_NOTICE, LOG_MSGID_ADMIN, json_string_value(
+		    json_object_get(req, "id")), json_string_value(
+		    json_object_get(req, "app")), "admin %s by %s:%s", cmd,
+		    actor, subject);
+	}
 	*ret_reply = r;
 	return 0;
 }

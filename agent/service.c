@@ -15,10 +15,12 @@
  * cache (generation numbers), so a decision is never staler than the data.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +29,7 @@
 #include "dlog.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "registry.h"
 #include "scope.h"
@@ -65,6 +68,8 @@ struct service {
 	struct dlog		*dlog;
 	struct keys		*keys;
 	time_t			 started;
+	int			 lockfd;	/* flock on state_dir/xtcmkd.lock */
+	char			 listen_path[108];	/* socket in use */
 
 	pthread_mutex_t		 pol_mu;	/* set, pol_gen */
 	struct policy_set	*set;
@@ -346,13 +351,21 @@ service_reload(struct service *s, struct xerr *e)
 	struct config *fresh = NULL;
 	json_t *params;
 	struct policy_limits lim;
+	struct xerr de;
 	int rc;
 
 	pthread_mutex_lock(&s->reload_mu);
+	/* Rotation first: a broken config must not keep the log on a
+	 * renamed file. */
+	if (dlog_reopen(s->dlog, &de) < 0)
+		log_event(LOG_ERR, LOG_MSGID_DLOG, NULL, NULL, "decision log "
+		    "stays on the old file: %s", de.msg);
 	params = s->cfg->params;
 	lim = s->cfg->limits;
 	if (s->cfg->path != NULL) {
-		if ((rc = config_load(s->cfg->path, &fresh, e)) < 0) {
+		if ((rc = config_load(s->cfg->path, &fresh, e)) < 0 ||
+		    (rc = config_check_start(fresh, 1, e)) < 0) {
+			config_free(fresh);
 			atomic_fetch_add(&s->n_reload_fail, 1);
 			log_err("reload refused, the previous policies and "
 			    "params keep serving: %s", e->msg);
@@ -391,8 +404,8 @@ service_reload(struct service *s, struct xerr *e)
 	pthread_mutex_unlock(&s->pol_mu);
 	policy_set_unref(old);
 	atomic_fetch_add(&s->n_reload, 1);
-	log_info("policy set %s loaded from %s", policy_set_hash(set),
-	    s->cfg->policy_dir);
+	log_event(LOG_NOTICE, LOG_MSGID_RELOAD, NULL, NULL, "policy set %s "
+	    "loaded from %s", policy_set_hash(set), s->cfg->policy_dir);
 	return 0;
 }
 
@@ -777,12 +790,25 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
     const uint8_t *payload, uint32_t len, struct xw_buf *reply,
     struct xerr *e)
 {
+	long long t0 = metrics_now_us();
 	int rc;
 
 	atomic_fetch_add(&s->n_req[type < 16 ? type : 0], 1);
-	if (type == XW_ADMIN && !config_allows(s->cfg, 1, p->uid, p->gid)) {
+	/* Admin commands: admins and monitors here, admin.c decides per
+	 * command.  Everything else but HELLO and PING is the data plane,
+	 * which monitors may not use. */
+	if (type == XW_ADMIN && !config_allows(s->cfg, ACCESS_MONITOR, p->uid,
+	    p->gid)) {
 		rc = xerr_set(e, XTCMK_E_DENIED, "uid %u may not run admin "
-		    "commands: add it to [access] admin_uids", p->uid);
+		    "commands: add it to [access] admin_uids (or monitor_uids "
+		    "to read only)", p->uid);
+		goto out;
+	}
+	if (type != XW_ADMIN && type != XW_HELLO && type != XW_PING &&
+	    !config_allows(s->cfg, ACCESS_DATA, p->uid, p->gid)) {
+		rc = xerr_set(e, XTCMK_E_DENIED, "uid %u may only run "
+		    "read-only admin commands ([access] monitor_uids): add it "
+		    "to data_uids for decisions and data keys", p->uid);
 		goto out;
 	}
 	switch (type) {
@@ -811,6 +837,7 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
 out:
 	if (rc < 0)
 		atomic_fetch_add(&s->n_err, 1);
+	metrics_request(type, rc, metrics_now_us() - t0);
 	return rc;
 }
 
@@ -902,13 +929,13 @@ service_count_conn(struct service *s, int delta, int refused)
 json_t *
 service_stats(struct service *s)
 {
-	unsigned long long w = 0, d = 0;
+	unsigned long long w = 0, d = 0, torn = 0;
 	json_t *st;
 
-	dlog_stats(s->dlog, &w, &d);
+	dlog_stats(s->dlog, &w, &d, &torn);
 	st = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, "
 	    "s:{s:I, s:I, s:i}, s:{s:I, s:I, s:I, s:I}, "
-	    "s:{s:i, s:I, s:I}, s:{s:I, s:I}}",
+	    "s:{s:i, s:I, s:I}, s:{s:I, s:I, s:I}}",
 	    "requests",
 	    "hello", (json_int_t)s->n_req[XW_HELLO],
 	    "decide", (json_int_t)s->n_req[XW_DECIDE],
@@ -927,7 +954,7 @@ service_stats(struct service *s)
 	    "total", (json_int_t)s->n_conn_total,
 	    "refused", (json_int_t)s->n_conn_refused,
 	    "decision_log", "written", (json_int_t)w,
-	    "dropped", (json_int_t)d);
+	    "dropped", (json_int_t)d, "torn_bytes_cut", (json_int_t)torn);
 	if (st != NULL) {
 		unsigned long long prep = 0, reuse = 0;
 
@@ -961,7 +988,8 @@ service_status(struct service *s)
 	    "agent", "xtcmkd " XTCMK_VERSION, "pid", (int)getpid(),
 	    "uptime", (json_int_t)(time(NULL) - s->started),
 	    "workload", s->cfg->workload,
-	    "socket", s->cfg->socket_path,
+	    "socket", s->listen_path[0] != '\0' ? s->listen_path :
+	    s->cfg->socket_path,
 	    "state_dir", s->cfg->state_dir,
 	    "registry", s->cfg->registry_path,
 	    "policy", "dir", policy_set_dir(set), "hash", policy_set_hash(set),
@@ -995,6 +1023,46 @@ make_state_dir(const char *dir, struct xerr *e)
 	return 0;
 }
 
+/*
+ * One agent per state directory: two would each cache the registry's
+ * decisions and race on the keystore.  The lock is released by the
+ * kernel when the process ends, however it ends.
+ */
+static int
+lock_state_dir(const char *dir, int *ret_fd, struct xerr *e)
+{
+	char path[4096], pid[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/xtcmkd.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1)
+		return xerr_set(e, XTCMK_E_INVAL, "cannot open %s: %s", path,
+		    strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		return xerr_set(e, XTCMK_E_EXISTS, "state directory %s is in "
+		    "use by another xtcmkd (pid %s): give each agent its own "
+		    "[agent] state_dir", dir, *pid ? pid : "?");
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("%s: cannot record the pid: %s", path,
+		    strerror(errno));
+	*ret_fd = fd;
+	return 0;
+}
+
+void
+service_set_socket(struct service *s, const char *path)
+{
+	snprintf(s->listen_path, sizeof(s->listen_path), "%s", path);
+}
+
 int
 service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 {
@@ -1006,6 +1074,7 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	s->cfg = cfg;
 	s->started = time(NULL);
+	s->lockfd = -1;
 	pthread_mutex_init(&s->pol_mu, NULL);
 	pthread_mutex_init(&s->job_mu, NULL);
 	pthread_cond_init(&s->job_cv, NULL);
@@ -1013,7 +1082,8 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 	pthread_mutex_init(&s->onboard_mu, NULL);
 	pthread_mutex_init(&s->reload_mu, NULL);
 	pthread_rwlock_init(&s->dc_lock, NULL);
-	if ((rc = make_state_dir(cfg->state_dir, e)) < 0)
+	if ((rc = make_state_dir(cfg->state_dir, e)) < 0 ||
+	    (rc = lock_state_dir(cfg->state_dir, &s->lockfd, e)) < 0)
 		goto fail;
 	if ((rc = policy_set_load(cfg->policy_dir, cfg->lua_dir, cfg->params,
 	    &cfg->limits, &s->set, e)) < 0)
@@ -1064,5 +1134,7 @@ service_close(struct service *s)
 	pthread_rwlock_wrlock(&s->dc_lock);
 	dcache_flush_locked(s);
 	pthread_rwlock_unlock(&s->dc_lock);
+	if (s->lockfd != -1)
+		close(s->lockfd);
 	free(s);
 }

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,83 @@ usage(FILE *out)
 "      [--resource-group RG] [--subscription GUID] [--location LOC]\n"
 "      [--vault-resource-id ID]\n"
 "  key plan-rotation ID\n");
+}
+
+/*
+ * `xtcmkctl COMMAND --help`: the usage lines of COMMAND (a line naming it
+ * and the indented lines continuing it).  0 if COMMAND is unknown.
+ */
+static int
+usage_cmd(FILE *out, const char *cmd)
+{
+	char *text = NULL, *line, *save = NULL;
+	size_t len = 0, n = strlen(cmd);
+	int on = 0, found = 0;
+	FILE *f;
+
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return 0;
+	usage(f);
+	fclose(f);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "  ", 2) != 0) {
+			on = 0;
+			continue;
+		}
+		if (line[2] != ' ') {
+			/* "  CMD ..." or "  a | b | CMD | c" */
+			on = (strncmp(line + 2, cmd, n) == 0 &&
+			    (line[2 + n] == ' ' || line[2 + n] == '\0')) ||
+			    (strchr(line, '|') != NULL && line[2] >= 'a' &&
+			    strstr(line, cmd) != NULL &&
+			    strncmp(line + 2, "status", 6) == 0);
+			if (on && !found++)
+				fprintf(out, "usage: xtcmkctl [-j] [-c config] "
+				    "[-s socket]\n");
+		}
+		if (on)
+			fprintf(out, "%s\n", line);
+	}
+	free(text);
+	if (found)
+		fprintf(out, "see xtcmkctl(8)\n");
+	return found;
+}
+
+static int err_printed;
+
+/*
+ * Report an error: "xtcmkctl: MESSAGE" on standard error, or with -j a
+ * JSON object on standard output, {"error": MESSAGE, "code": N, "status":
+ * TEXT} where N is the xtcmk result code (xtcmk_strerror(3)), so scripts
+ * read one format.
+ */
+static void
+ctl_err(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+ctl_err(int code, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	json_t *j;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	err_printed = 1;
+	if (!opt_json) {
+		fprintf(stderr, "xtcmkctl: %s\n", msg);
+		return;
+	}
+	j = json_pack("{s:s, s:i, s:s}", "error", msg, "code", code,
+	    "status", xtcmk_strerror(code));
+	if (j != NULL)
+		json_dumpf(j, stdout, JSON_COMPACT);
+	fputc('\n', stdout);
+	json_decref(j);
 }
 
 static int
@@ -145,7 +223,7 @@ call(json_t *req, json_t **ret_reply)
 	free(text);
 	if (b.err != 0) {
 		free(payload);
-		fprintf(stderr, "xtcmkctl: request too large\n");
+		ctl_err(XTCMK_E_TOOBIG, "request too large");
 		return EXIT_USAGE;
 	}
 	rc = 0;
@@ -158,25 +236,22 @@ call(json_t *req, json_t **ret_reply)
 		    &reply, &rlen);
 	free(payload);
 	if (rc < 0) {
-		fprintf(stderr, "xtcmkctl: %s: %s\n", socket_path(),
-		    err[0] ? err : xtcmk_strerror(-rc));
-		if (-rc == XTCMK_E_UNAVAILABLE)
-			fprintf(stderr, "xtcmkctl: is xtcmkd running? "
-			    "(start it, or point -s/-c/$XTCMK_SOCKET at its "
-			    "socket)\n");
+		ctl_err(-rc, "%s: %s%s", socket_path(),
+		    err[0] ? err : xtcmk_strerror(-rc),
+		    -rc == XTCMK_E_UNAVAILABLE ? " (start xtcmkd, or point "
+		    "-s/-c/$XTCMK_SOCKET at its socket)" : "");
 		return exit_for(-rc);
 	}
 	if (status != 0) {
 		xc_reply_message(reply, rlen, msg, sizeof(msg));
-		fprintf(stderr, "xtcmkctl: %s\n", msg[0] ? msg :
-		    xtcmk_strerror(status));
+		ctl_err(status, "%s", msg[0] ? msg : xtcmk_strerror(status));
 		free(reply);
 		return exit_for(status);
 	}
 	if (xw_find(reply, rlen, XT_JSON, &f) != 1 ||
 	    (*ret_reply = json_loadb((const char *)f.val, f.len, 0,
 	    &jerr)) == NULL) {
-		fprintf(stderr, "xtcmkctl: the agent's reply is not JSON\n");
+		ctl_err(XTCMK_E_PROTOCOL, "the agent's reply is not JSON");
 		free(reply);
 		return EXIT_FAIL;
 	}
@@ -327,19 +402,17 @@ parse_opts(int argc, char **argv, const char *const *allowed, char **pos,
 			if (strcmp(allowed[j], argv[i]) == 0)
 				ok = 1;
 		if (!ok) {
-			fprintf(stderr, "xtcmkctl: unknown option %s\n",
-			    argv[i]);
+			ctl_err(XTCMK_E_INVAL, "unknown option %s", argv[i]);
 			return -1;
 		}
 		if (i + 1 >= argc) {
-			fprintf(stderr, "xtcmkctl: %s needs a value\n",
-			    argv[i]);
+			ctl_err(XTCMK_E_INVAL, "%s needs a value", argv[i]);
 			return -1;
 		}
 		if (strcmp(argv[i], "--label") == 0) {
 			if ((eq = strchr(argv[i + 1], '=')) == NULL) {
-				fprintf(stderr, "xtcmkctl: --label takes "
-				    "key=value, not '%s'\n", argv[i + 1]);
+				ctl_err(XTCMK_E_INVAL, "--label takes "
+				    "key=value, not '%s'", argv[i + 1]);
 				return -1;
 			}
 			*eq = '\0';
@@ -372,8 +445,7 @@ static int
 need(const char *v, const char *what)
 {
 	if (v == NULL) {
-		fprintf(stderr, "xtcmkctl: missing %s (see xtcmkctl(8))\n",
-		    what);
+		ctl_err(XTCMK_E_INVAL, "missing %s (see xtcmkctl(8))", what);
 		return -1;
 	}
 	return 0;
@@ -810,7 +882,7 @@ offline_config(struct config **ret_cfg)
 	if (path == NULL && access(XTCMK_SYSCONFDIR "/xtcmk.conf", F_OK) == 0)
 		path = XTCMK_SYSCONFDIR "/xtcmk.conf";
 	if (config_load(path, ret_cfg, &e) < 0) {
-		fprintf(stderr, "xtcmkctl: %s\n", e.msg);
+		ctl_err(e.code, "%s", e.msg);
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
@@ -836,7 +908,7 @@ cmd_policy(int argc, char **argv)
 		rc = policy_set_load(dir, cfg->lua_dir, cfg->params,
 		    &cfg->limits, &set, &e);
 		if (rc < 0)
-			fprintf(stderr, "xtcmkctl: policy set %s refused: %s\n",
+			ctl_err(XTCMK_E_POLICY, "policy set %s refused: %s",
 			    dir, e.msg);
 		else {
 			if (opt_json)
@@ -863,15 +935,15 @@ cmd_policy(int argc, char **argv)
 		}
 		if (i >= argc) {
 			config_free(cfg);
-			fprintf(stderr, "xtcmkctl: policy test needs fixture "
-			    "files\n");
+			ctl_err(XTCMK_E_INVAL, "policy test needs fixture "
+			    "files");
 			return EXIT_USAGE;
 		}
 		rc = policy_run_fixtures(dir, cfg->lua_dir, cfg->params,
 		    &cfg->limits, argv + i, argc - i, opt_json, stdout, &e);
 		if (rc < 0)
-			fprintf(stderr, "xtcmkctl: policy set %s refused: "
-			    "%s\n", dir, e.msg);
+			ctl_err(XTCMK_E_POLICY, "policy set %s refused: %s",
+			    dir, e.msg);
 		config_free(cfg);
 		return rc == 0 ? EXIT_OK : EXIT_POLICY;
 	}
@@ -961,6 +1033,16 @@ main(int argc, char **argv)
 	argc--;
 	argv++;
 	io.json = opt_json;
+	/* `xtcmkctl COMMAND [...] --help`: that command's usage. */
+	for (ch = 0; ch < argc; ch++)
+		if (strcmp(argv[ch], "--help") == 0 ||
+		    strcmp(argv[ch], "-h") == 0) {
+			if (usage_cmd(stdout, cmd))
+				return EXIT_OK;
+			ctl_err(XTCMK_E_INVAL, "unknown command '%s'", cmd);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
 	if ((rc = onb_main(&io, cmd, argc, argv)) >= 0)
 		;
 	else if (strcmp(cmd, "status") == 0 && argc == 0)
@@ -986,8 +1068,13 @@ main(int argc, char **argv)
 		rc = cmd_key(argc, argv);
 	else
 		rc = EXIT_USAGE;
-	if (rc == EXIT_USAGE)
+	if (rc == EXIT_USAGE) {
+		if (opt_json && !err_printed)
+			ctl_err(XTCMK_E_INVAL, "usage: '%s' with these "
+			    "arguments is not a command (xtcmkctl %s --help)",
+			    cmd, cmd);
 		usage(stderr);
+	}
 	xc_close(&conn);
 	return rc;
 }
