@@ -264,22 +264,21 @@ admin_simple(const char *cmd)
 static json_t *
 admin_list(const char *cmd)
 {
-	json_t *all = json_array(), *r;
-	json_int_t off = 0;
+	json_t *all = json_array(), *r, *after = json_null();
 
 	for (;;) {
-		r = admin(json_pack("{s:s, s:I, s:i}", "cmd", cmd, "offset",
-		    off, "limit", 100), NULL, NULL, 0);
+		r = admin(json_pack("{s:s, s:o, s:i}", "cmd", cmd, "after",
+		    after, "limit", 100), NULL, NULL, 0);
 		if (r == NULL) {
 			json_decref(all);
 			return NULL;
 		}
 		json_array_extend(all, json_object_get(r, "items"));
-		if (!json_is_integer(json_object_get(r, "next"))) {
+		if (!json_is_string(json_object_get(r, "next"))) {
 			json_decref(r);
 			return all;
 		}
-		off = json_integer_value(json_object_get(r, "next"));
+		after = json_incref(json_object_get(r, "next"));
 		json_decref(r);
 	}
 }
