@@ -338,25 +338,25 @@ regi_page_limit(int limit)
 }
 
 int
-regi_page(struct registry *r, json_t *(*fn)(sqlite3_stmt *), int limit,
-    json_t **ret_items, int *ret_more, struct xerr *e, const char *sql,
-    const char *fmt, ...)
+regi_page(struct registry *r, const char *sql, const char *fmt,
+    const char *s, long long n, int limit, json_t *(*fn)(sqlite3_stmt *),
+    json_t **ret_items, int *ret_more, struct xerr *e)
 {
 	sqlite3_stmt *st;
 	json_t *a = NULL;
-	va_list ap;
+	long long rows;
 	int rc;
 
 	limit = regi_page_limit(limit);
+	rows = (long long)limit + 1;
 	pthread_mutex_lock(&r->mu);
-	va_start(ap, fmt);
-	rc = vprep(r, &st, e, sql, fmt, ap);
-	va_end(ap);
-	if (rc == 0 && (rc = sqlite3_bind_int64(st, (int)strlen(fmt) + 1,
-	    (long long)limit + 1)) != SQLITE_OK) {
-		rc = regi_dberr(r, e, rc);
-		sqlite3_finalize(st);
-	} else if (rc == 0)
+	if (strcmp(fmt, "s") == 0)
+		rc = regi_prep(r, &st, e, sql, "si", s, rows);
+	else if (strcmp(fmt, "i") == 0)
+		rc = regi_prep(r, &st, e, sql, "ii", n, rows);
+	else
+		rc = regi_prep(r, &st, e, sql, "sii", s, n, rows);
+	if (rc == 0)
 		rc = regi_collect(r, st, fn, &a, e);
 	pthread_mutex_unlock(&r->mu);
 	if (rc != 0)
@@ -649,9 +649,9 @@ int
 reg_workload_page(struct registry *r, const char *after, int limit,
     json_t **ret_items, int *ret_more, struct xerr *e)
 {
-	return regi_page(r, workload_row, limit, ret_items, ret_more, e,
-	    WORKLOAD_COLS " WHERE name > ? ORDER BY name LIMIT ?", "s",
-	    after != NULL ? after : "");
+	return regi_page(r, WORKLOAD_COLS " WHERE name > ? ORDER BY name "
+	    "LIMIT ?", "s", after != NULL ? after : "", 0, limit, workload_row,
+	    ret_items, ret_more, e);
 }
 
 /* ---- applications and FICs ---- */

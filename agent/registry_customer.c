@@ -379,9 +379,9 @@ int
 reg_customer_page(struct registry *r, const char *after, int limit,
     json_t **ret_items, int *ret_more, struct xerr *e)
 {
-	return regi_page(r, customer_row, limit, ret_items, ret_more, e,
-	    CUSTOMER_COLS " WHERE c.id > ? ORDER BY c.id LIMIT ?", "s",
-	    after != NULL ? after : "");
+	return regi_page(r, CUSTOMER_COLS " WHERE c.id > ? ORDER BY c.id "
+	    "LIMIT ?", "s", after != NULL ? after : "", 0, limit, customer_row,
+	    ret_items, ret_more, e);
 }
 
 static json_t *
@@ -534,11 +534,11 @@ reg_moves_page(struct registry *r, const char *customer, long long after,
 	"actor, time, id FROM moves WHERE "
 	/* One customer's entries come from the moves_customer index. */
 	if (customer != NULL)
-		return regi_page(r, log_page_row, limit, ret_items, ret_more,
-		    e, LOG_COLS "customer = ? AND id > ? ORDER BY id LIMIT ?",
-		    "si", customer, after);
-	return regi_page(r, log_page_row, limit, ret_items, ret_more, e,
-	    LOG_COLS "id > ? ORDER BY id LIMIT ?", "i", after);
+		return regi_page(r, LOG_COLS "customer = ? AND id > ? ORDER BY "
+		    "id LIMIT ?", "si", customer, after, limit, log_page_row,
+		    ret_items, ret_more, e);
+	return regi_page(r, LOG_COLS "id > ? ORDER BY id LIMIT ?", "i", NULL,
+	    after, limit, log_page_row, ret_items, ret_more, e);
 #undef LOG_COLS
 }
 

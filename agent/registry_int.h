@@ -72,15 +72,16 @@ int	regi_list(struct registry *r, const char *sql, int nargs,
 	    struct xerr *e);
 
 /*
- * One page of a keyed list, locked: `sql` selects in key order and ends in
- * "LIMIT ?" (its last parameter, which regi_page() binds to limit + 1
- * after the arguments of `fmt`, as regi_prep() binds them).  Up to
- * `limit` rows (clamped to 1..REG_PAGE_MAX) made by `fn` go to
- * *ret_items, and *ret_more says whether another row followed.
+ * One page of a keyed list, locked: `sql` selects in key order and its
+ * parameters are, as `fmt` says ("s", "i" or "si"), the string `s`
+ * and/or the number `n`, then the LIMIT, which regi_page() binds to
+ * limit + 1.  Up to `limit` rows (clamped to 1..REG_PAGE_MAX) made by
+ * `fn` go to *ret_items, and *ret_more says whether another row followed.
  */
-int	regi_page(struct registry *r, json_t *(*fn)(sqlite3_stmt *),
-	    int limit, json_t **ret_items, int *ret_more, struct xerr *e,
-	    const char *sql, const char *fmt, ...);
+int	regi_page(struct registry *r, const char *sql, const char *fmt,
+	    const char *s, long long n, int limit,
+	    json_t *(*fn)(sqlite3_stmt *), json_t **ret_items, int *ret_more,
+	    struct xerr *e);
 /* Clamp a requested page size to 1..REG_PAGE_MAX. */
 int	regi_page_limit(int limit);
 
