@@ -42,6 +42,7 @@ static const char *opt_socket;
 static const char *opt_config;
 static struct xc_conn conn = { .fd = -1 };
 static char last_err[1024];	/* the agent's last error sentence */
+static int quiet_not_found;	/* NOT_FOUND is the caller's to report */
 
 static void
 usage(FILE *out)
@@ -177,8 +178,9 @@ call(json_t *req, json_t **ret_reply)
 	if (status != 0) {
 		xc_reply_message(reply, rlen, msg, sizeof(msg));
 		snprintf(last_err, sizeof(last_err), "%s", msg);
-		fprintf(stderr, "xtcmkctl: %s\n", msg[0] ? msg :
-		    xtcmk_strerror(status));
+		if (!(quiet_not_found && status == XTCMK_E_NOT_FOUND))
+			fprintf(stderr, "xtcmkctl: %s\n", msg[0] ? msg :
+			    xtcmk_strerror(status));
 		free(reply);
 		return exit_for(status);
 	}
@@ -296,6 +298,18 @@ static void
 collect_row(json_t *item, void *arg)
 {
 	json_array_append((json_t *)arg, item);
+}
+
+/* call(), leaving a NOT_FOUND answer for the caller to explain. */
+static int
+call_quiet(json_t *req, json_t **ret_reply)
+{
+	int rc;
+
+	quiet_not_found = 1;
+	rc = call(req, ret_reply);
+	quiet_not_found = 0;
+	return rc;
 }
 
 /* Every item of a list command in one array (for the documents). */
@@ -1348,7 +1362,7 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct onb_io io = { call, call_list, exit_for, 0 };
+	struct onb_io io = { call, call_quiet, call_list, exit_for, 0 };
 	const char *cmd;
 	int ch, rc;
 
