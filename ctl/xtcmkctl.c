@@ -761,9 +761,11 @@ import_send(struct import *im)
 	rc = call(req, &r);
 	json_decref(req);
 	if (rc != EXIT_OK) {
-		if (strstr(last_err, "unknown admin command") != NULL)
+		if (strstr(last_err, "unknown admin command") != NULL) {
 			fprintf(stderr, "xtcmkctl: this xtcmkd does not have "
 			    "customer.import: run a newer agent\n");
+			return rc;
+		}
 		fprintf(stderr, "xtcmkctl: %s: stopped at line %ld; the "
 		    "customers before it are done: run the same import again "
 		    "to go on (customers already there answer \"already\")\n",
