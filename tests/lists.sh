@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# lists.sh - keyset paging of the admin lists against a real agent: a page
+# of large rows stops at the frame and hands back "next" (fewer items
+# than asked for), streaming follows "next" to the end with every row
+# once in key order, --limit/--after give one page, the old "offset" and
+# bad limits are refused with a sentence saying what to do, and the moves
+# log and the keystore's keys page like the rest.
+set -u
+B=${1:?build dir}
+S=${XTCMK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+T=$(mktemp -d /tmp/xtcmk-lists.XXXXXX)
+PID=
+cleanup() {
+	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+C="$B/ctl/xtcmkctl -s $T/s.sock"
+TENANT=72f988bf-86f1-41af-91ab-2d7cd011db47
+
+printf '[agent]\nsocket = %s/s.sock\nstate_dir = %s/state\npolicy_dir = %s/policies/default\nlua_dir = %s/lua\nworkload = wl-eu-1\n[params]\ncustomers_per_app = 4\n' \
+    "$T" "$T" "$S" "$S" >"$T/xtcmk.conf"
+mkdir -p "$T/state"
+"$B/agent/xtcmkd" -c "$T/xtcmk.conf" >"$T/agent.log" 2>&1 &
+PID=$!
+for _ in $(seq 100); do [ -S "$T/s.sock" ] && break; sleep 0.1; done
+[ -S "$T/s.sock" ] || { echo "FAIL: agent did not start"; cat "$T/agent.log"; exit 1; }
+
+for i in $(seq 1 22); do
+	$C workload add "wl-eu-$i" \
+	    --client-id "$(printf '%08x-0000-4000-8000-%012x' 1 "$i")" \
+	    --principal-id "$(printf '%08x-0000-4000-8000-%012x' 2 "$i")" \
+	    --label region=eu >/dev/null || bad "workload add wl-eu-$i"
+done
+# 14 customers of ~10 KiB each (32 labels of 255 characters): six or so
+# fill a frame.
+long=$(printf 'v%.0s' $(seq 1 255))
+labels=$(for k in $(seq 1 31); do printf -- '--label k%02d=%s ' "$k" "$long"; done)
+for i in $(seq -w 1 14); do
+	# shellcheck disable=SC2086
+	$C customer add "big-$i" --tenant "$TENANT" \
+	    --key-uri "https://big$i-kv.vault.azure.net/keys/cmk" \
+	    --label region=eu $labels >/dev/null || bad "customer add big-$i"
+done
+
+# One page asked for 1000 rows stops at the frame, with "next".
+$C -j customer list --limit 1000 >"$T/p1.json" || bad "customer list --limit 1000"
+read -r n next < <(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(len(d["items"]), d["next"])' "$T/p1.json")
+if [ "$n" -ge 1 ] && [ "$n" -lt 14 ] && [ "$next" = "$(printf 'big-%02d' "$n")" ]; then ok
+else bad "a page of large rows: $n items, next '$next'"; fi
+[ "$(stat -c %s "$T/p1.json")" -lt 65536 ] && ok || bad "a page is over a frame"
+# The next page starts after it.
+$C -j customer list --limit 1000 --after "$next" >"$T/p2.json" || bad "customer list --after"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["items"][0]["id"] == sys.argv[2], d["items"][0]["id"]' \
+    "$T/p2.json" "$(printf 'big-%02d' $((n + 1)))" && ok || bad "the page after $next"
+# Streaming follows next to the end: every row once, in order.
+$C -j customer list >"$T/all.json" || bad "customer list"
+python3 -c '
+import json, sys
+ids = [c["id"] for c in json.load(open(sys.argv[1]))]
+assert ids == ["big-%02d" % i for i in range(1, 15)], ids' "$T/all.json" && ok ||
+    bad "streamed customer list"
+[ "$($C customer list | wc -l)" = 15 ] && ok || bad "human customer list rows"
+# Small pages: --limit 3 --after walks the workloads.
+after= seen=
+while :; do
+	out=$($C -j workload list --limit 3 ${after:+--after "$after"}) || { bad "workload list --limit 3"; break; }
+	read -r names next < <(python3 -c 'import json, sys; d = json.load(sys.stdin); print(",".join(w["name"] for w in d["items"]), d["next"] or "")' <<<"$out")
+	seen="$seen${seen:+,}$names"
+	[ -z "$next" ] && break
+	after=$next
+done
+want=$(for i in $(seq 1 22); do echo "wl-eu-$i"; done | sort | paste -sd,)
+[ "$seen" = "$want" ] && ok || bad "workload pages: $seen"
+out=$($C workload list --limit 3 2>&1 >/dev/null)
+grep -q 'more follow: --after wl-eu-11' <<<"$out" && ok || bad "one human page: '$out'"
+# Applications with their FIC and customer counts, all pages.
+$C -j app list >"$T/apps.json" && python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1]))
+assert sum(x["customers"] for x in a) == 14 and all(x["fic_count"] == len(x["fics"]) <= 20 for x in a), a' "$T/apps.json" &&
+    ok || bad "app list counts"
+
+# Refusals that say what to do.
+expect_err() {	# expect_err CODE PATTERN -- command...
+	local code=$1 pat=$2 out rc; shift 3
+	out=$("$@" 2>&1); rc=$?
+	[ "$rc" = "$code" ] && grep -qE -- "$pat" <<<"$out" && ok ||
+	    bad "$* exited $rc, want $code /$pat/: $out"
+}
+expect_err 2 "--limit takes a number from 1 to 1000" -- $C customer list --limit 0
+expect_err 2 "--limit takes" -- $C customer list --limit 1001
+expect_err 2 "--after takes the number" -- $C customer moves --after x
+
+# The moves log pages by its number.
+$C customer move big-01 --to xtcmk-eu-2 --reason r1 >/dev/null || bad "customer move"
+$C customer remove big-14 >/dev/null || bad "customer remove"
+$C -j customer moves --limit 1 >"$T/m1.json" || bad "customer moves --limit 1"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert len(d["items"]) == 1 and isinstance(d["next"], int), d' "$T/m1.json" &&
+    ok || bad "moves page"
+[ "$($C -j customer moves | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')" = 2 ] && ok || bad "moves stream"
+[ "$($C -j customer moves big-14 | python3 -c 'import json, sys; a = json.load(sys.stdin); print(a[0]["op"])')" = remove ] &&
+    ok || bad "moves of one customer"
+
+# The keystore's keys page by VAULT/NAME.
+for k in k1 k2 k3; do $C key create "https://lists.vault.local/keys/$k" >/dev/null || bad "key create $k"; done
+[ "$($C -j key list --limit 2 | python3 -c 'import json, sys; d = json.load(sys.stdin); print(len(d["items"]), d["next"])')" = "2 lists/k2" ] &&
+    ok || bad "key list page"
+[ "$($C -j key list --after lists/k2 | python3 -c 'import json, sys; d = json.load(sys.stdin); print([k["name"] for k in d["items"]])')" = "['k3']" ] &&
+    ok || bad "key list after"
+[ "$($C key list | wc -l)" = 4 ] && ok || bad "human key list"
+
+echo "lists: $pass passed, $fail failed"
+[ "$fail" = 0 ]
