@@ -101,10 +101,22 @@ static int
 page_reply(json_t *items, int more, const char *key, json_t **ret,
     struct xerr *e)
 {
-	json_t *keep = json_array(), *v, *last = NULL;
+	json_t *keep, *v, *last = NULL;
 	size_t i, used = 2, len;
 	char *t;
 
+	/* Most pages fit whole: one encoding to check that. */
+	if ((t = json_dumps(items, JSON_COMPACT)) != NULL &&
+	    strlen(t) <= ADMIN_PAGE_BYTES) {
+		free(t);
+		last = json_array_get(items, json_array_size(items) - 1);
+		*ret = json_pack("{s:o, s:O}", "items", items, "next", more ?
+		    json_object_get(last, key) : json_null());
+		return *ret == NULL ? xerr_set(e, XTCMK_E_NOMEM, "out of "
+		    "memory") : 0;
+	}
+	free(t);
+	keep = json_array();
 	json_array_foreach(items, i, v) {
 		if ((t = json_dumps(v, JSON_COMPACT)) == NULL)
 			break;
