@@ -21,6 +21,7 @@
 #define ADMIN_PAGE_DEFAULT	200		/* rows when "limit" is absent */
 #define ADMIN_APP_PAGE_DEFAULT	20		/* an application is ~3 KiB */
 #define ADMIN_PAGE_MAX		REG_PAGE_MAX
+#define ADMIN_PROBLEMS_SHOWN	100	/* of `check`, the rest counted */
 /* The items of a page: one frame less the field header and room for
  * {"items":[],"next":KEY} with a key of a few hundred bytes. */
 #define ADMIN_PAGE_BYTES	(XW_PAYLOAD_MAX - XW_FIELD_HDR - 1024)
@@ -235,6 +236,20 @@ keys_page(struct service *s, json_t *req, json_t **ret, struct xerr *e)
 	return page_reply(items, more, "key", ret, e);
 }
 
+/* A broken registry can list a problem per row: show the first
+ * ADMIN_PROBLEMS_SHOWN and how many there are, so the reply fits. */
+static void
+cap_problems(json_t *report)
+{
+	json_t *p = json_object_get(report, "problems");
+	size_t n = json_array_size(p);
+
+	json_object_set_new(report, "problems_total", json_integer(
+	    (json_int_t)n));
+	while (json_array_size(p) > ADMIN_PROBLEMS_SHOWN)
+		json_array_remove(p, json_array_size(p) - 1);
+}
+
 static json_t *
 ok(void)
 {
@@ -288,9 +303,10 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 	else if (strcmp(cmd, "reload") == 0) {
 		if ((rc = service_reload(s, e)) == 0)
 			r = service_status(s);
-	} else if (strcmp(cmd, "check") == 0)
-		rc = reg_check(reg, &r, e);
-	else if (strcmp(cmd, "workload.add") == 0) {
+	} else if (strcmp(cmd, "check") == 0) {
+		if ((rc = reg_check(reg, &r, e)) == 0)
+			cap_problems(r);
+	} else if (strcmp(cmd, "workload.add") == 0) {
 		if ((obj = arg_obj(req, "workload", e, &rc)) != NULL &&
 		    (rc = reg_workload_add(reg, obj, e)) == 0)
 			r = ok();

@@ -1149,6 +1149,11 @@ cmd_check(void)
 		printf("registry: %s\n", good ? "consistent" : "PROBLEMS");
 		json_array_foreach(json_object_get(r, "problems"), i, v)
 			printf("  %s\n", json_string_value(v));
+		if (json_integer_value(json_object_get(r, "problems_total")) >
+		    (json_int_t)json_array_size(json_object_get(r, "problems")))
+			printf("  ... %lld problems in all\n", (long long)
+			    json_integer_value(json_object_get(r,
+			    "problems_total")));
 	}
 	json_decref(r);
 	return good ? EXIT_OK : EXIT_CONFLICT;

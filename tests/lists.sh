@@ -4,7 +4,8 @@
 # than asked for), streaming follows "next" to the end with every row
 # once in key order, --limit/--after give one page, the old "offset" and
 # bad limits are refused with a sentence saying what to do, and the moves
-# log and the keystore's keys page like the rest.
+# log and the keystore's keys page like the rest; `check` of a broken
+# registry shows the first 100 problems and counts them all.
 set -u
 B=${1:?build dir}
 S=${XTCMK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -112,6 +113,23 @@ for k in k1 k2 k3; do $C key create "https://lists.vault.local/keys/$k" >/dev/nu
 [ "$($C -j key list --after lists/k2 | python3 -c 'import json, sys; d = json.load(sys.stdin); print([k["name"] for k in d["items"]])')" = "['k3']" ] &&
     ok || bad "key list after"
 [ "$($C key list | wc -l)" = 4 ] && ok || bad "human key list"
+
+# A registry broken behind the agent's back: `check` lists the first 100
+# problems of 150 and counts them all, in one reply.
+kill "$PID"; wait "$PID" 2>/dev/null; PID=
+if command -v sqlite3 >/dev/null; then
+	sqlite3 "$T/state/registry.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150) INSERT INTO fics (app, workload, name, created) SELECT 'ghost-' || i, 'wl-eu-1', 'xtcmk-wl-eu-1', 0 FROM n" ||
+	    bad "sqlite3 insert"
+	"$B/agent/xtcmkd" -c "$T/xtcmk.conf" >>"$T/agent.log" 2>&1 &
+	PID=$!
+	for _ in $(seq 100); do $C status >/dev/null 2>&1 && break; sleep 0.1; done
+	out=$($C check); rc=$?
+	[ "$rc" = 5 ] && grep -q '150 problems in all' <<<"$out" && ok || bad "check: rc $rc: $(tail -2 <<<"$out")"
+	$C -j check | python3 -c 'import json, sys; d = json.load(sys.stdin); assert len(d["problems"]) == 100 and d["problems_total"] == 150, d["problems_total"]' &&
+	    ok || bad "check --json: first 100 of 150"
+else
+	bad "sqlite3 is not installed (apt-get install sqlite3)"
+fi
 
 echo "lists: $pass passed, $fail failed"
 [ "$fail" = 0 ]
