@@ -197,7 +197,7 @@ plan_all(const struct onb_io *io, struct args *a, json_t *status,
 		return finish(io, rc, NULL, &e, a->fmt);
 	next = json_null();
 	for (;;) {
-		if ((rc = io->call(json_pack("{s:s, s:o}", "cmd", "app.list",
+		if ((rc = fetch(io, json_pack("{s:s, s:o}", "cmd", "app.list",
 		    "after", next), &page)) != 0)
 			break;
 		if (!started) {
