@@ -1,5 +1,5 @@
 /*
- * test_import.c - the file formats of `xtcmkctl customer import`
+ * test_import_file.c - the file formats of `xtcmkctl customer import`
  * (ctl/import.c): JSON lines and CSV told apart by the first non-blank
  * character, defaults filled in as `customer add` sends them, quoted CSV
  * fields, and a clear error naming the line for every kind of mistake.

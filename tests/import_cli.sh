@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# import.sh - `xtcmkctl customer import` against a real agent: JSON lines
+# import_cli.sh - `xtcmkctl customer import` against a real agent: JSON lines
 # and CSV files, standard input, the per-line report and summary, --json,
 # exit codes (0, 9 with nothing sent, 10 when the agent refused some),
 # re-running a file (every customer "already"), and an agent killed
