@@ -42,8 +42,7 @@ static const char *opt_socket;
 static const char *opt_config;
 static struct xc_conn conn = { .fd = -1 };
 static char last_err[1024];	/* the agent's last error sentence */
-static int quiet_status;	/* an answer the caller reports, not call() */
-static int last_status;		/* the agent's last error code */
+static int quiet_not_found;	/* NOT_FOUND is the caller's to report */
 
 static void
 usage(FILE *out)
@@ -179,8 +178,7 @@ call(json_t *req, json_t **ret_reply)
 	if (status != 0) {
 		xc_reply_message(reply, rlen, msg, sizeof(msg));
 		snprintf(last_err, sizeof(last_err), "%s", msg);
-		last_status = status;
-		if (status != quiet_status)
+		if (!(quiet_not_found && status == XTCMK_E_NOT_FOUND))
 			fprintf(stderr, "xtcmkctl: %s\n", msg[0] ? msg :
 			    xtcmk_strerror(status));
 		free(reply);
@@ -308,9 +306,9 @@ call_quiet(json_t *req, json_t **ret_reply)
 {
 	int rc;
 
-	quiet_status = XTCMK_E_NOT_FOUND;
+	quiet_not_found = 1;
 	rc = call(req, ret_reply);
-	quiet_status = 0;
+	quiet_not_found = 0;
 	return rc;
 }
 
@@ -746,34 +744,22 @@ import_progress(struct import *im, int last)
 	    last ? "\n" : "");
 }
 
-/*
- * Send customers `from` to `from + n` of the batch and report each
- * result; an exit code.  The agent imports nothing when its results
- * would not fit a frame (TOOBIG): then each half goes on its own.
- */
+/* Send the batch and report each result; an exit code. */
 static int
-import_range(struct import *im, size_t from, size_t n)
+import_send(struct import *im)
 {
-	json_t *req, *r, *res, *v, *sub = json_array();
+	json_t *req, *r, *res, *v;
 	const char *st, *id;
-	size_t i;
+	size_t i, n = json_array_size(im->batch);
 	int rc, k;
 
-	for (i = from; i < from + n; i++)
-		json_array_append(sub, json_array_get(im->batch, i));
-	req = json_pack("{s:s, s:o}", "cmd", "customer.import", "customers",
-	    sub);
+	if (n == 0)
+		return EXIT_OK;
+	req = json_pack("{s:s, s:O}", "cmd", "customer.import", "customers",
+	    im->batch);
 	last_err[0] = '\0';
-	last_status = 0;
-	quiet_status = n > 1 ? XTCMK_E_TOOBIG : 0;
 	rc = call(req, &r);
-	quiet_status = 0;
 	json_decref(req);
-	if (rc != EXIT_OK && last_status == XTCMK_E_TOOBIG && n > 1) {
-		if ((rc = import_range(im, from, n / 2)) != EXIT_OK)
-			return rc;
-		return import_range(im, from + n / 2, n - n / 2);
-	}
 	if (rc != EXIT_OK) {
 		if (strstr(last_err, "unknown admin command") != NULL) {
 			fprintf(stderr, "xtcmkctl: this xtcmkd does not have "
@@ -783,21 +769,20 @@ import_range(struct import *im, size_t from, size_t n)
 		fprintf(stderr, "xtcmkctl: %s: stopped at line %ld; the "
 		    "customers before it are done: run the same import again "
 		    "to go on (customers already there answer \"already\")\n",
-		    im->file, im->lines[from]);
+		    im->file, im->lines[0]);
 		return rc;
 	}
 	res = json_object_get(r, "results");
 	if (json_array_size(res) != n) {
 		fprintf(stderr, "xtcmkctl: the agent answered %zu results for "
 		    "%zu customers (lines %ld-%ld); run the same import again\n",
-		    json_array_size(res), n, im->lines[from],
-		    im->lines[from + n - 1]);
+		    json_array_size(res), n, im->lines[0], im->lines[n - 1]);
 		json_decref(r);
 		return EXIT_FAIL;
 	}
 	json_array_foreach(res, i, v) {
 		id = json_string_value(json_object_get(json_array_get(
-		    im->batch, from + i), "id"));
+		    im->batch, i), "id"));
 		st = json_string_value(json_object_get(v, "status"));
 		for (k = 0; k < 3 && st != NULL; k++)
 			if (strcmp(st, import_status[k]) == 0)
@@ -806,7 +791,7 @@ import_range(struct import *im, size_t from, size_t n)
 		    0) {
 			fprintf(stderr, "xtcmkctl: line %ld: the agent's result "
 			    "is not about customer %s or has no known status\n",
-			    im->lines[from + i], id);
+			    im->lines[i], id);
 			json_decref(r);
 			return EXIT_FAIL;
 		}
@@ -814,35 +799,22 @@ import_range(struct import *im, size_t from, size_t n)
 		im->done++;
 		if (opt_json) {
 			json_object_set_new(v, "line",
-			    json_integer(im->lines[from + i]));
+			    json_integer(im->lines[i]));
 			fputs(im->done == 1 ? "{\"results\": [\n" : ",\n",
 			    stdout);
 			json_dumpf(v, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		} else if (k < 2)
-			printf("%ld %s %s %s\n", im->lines[from + i], id, st,
+			printf("%ld %s %s %s\n", im->lines[i], id, st,
 			    jstr(v, "app"));
 		else
-			printf("%ld %s refused: %s\n", im->lines[from + i], id,
+			printf("%ld %s refused: %s\n", im->lines[i], id,
 			    jstr(v, "error"));
 	}
 	json_decref(r);
-	import_progress(im, 0);
-	return EXIT_OK;
-}
-
-/* Send the batch and empty it; an exit code. */
-static int
-import_send(struct import *im)
-{
-	size_t n = json_array_size(im->batch);
-	int rc;
-
-	if (n == 0)
-		return EXIT_OK;
-	rc = import_range(im, 0, n);
 	json_array_clear(im->batch);
 	im->bytes = 0;
-	return rc;
+	import_progress(im, 0);
+	return EXIT_OK;
 }
 
 /*
