@@ -766,6 +766,10 @@ import_send(struct import *im)
 			    "customer.import: run a newer agent\n");
 			return rc;
 		}
+		if (strstr(last_err, "would not fit") != NULL)
+			fprintf(stderr, "xtcmkctl: the agent's answer to %zu "
+			    "customers would not fit one reply: use a smaller "
+			    "--batch\n", n);
 		fprintf(stderr, "xtcmkctl: %s: stopped at line %ld; the "
 		    "customers before it are done: run the same import again "
 		    "to go on (customers already there answer \"already\")\n",

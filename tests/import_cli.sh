@@ -123,6 +123,16 @@ out=$($C customer import "$T/d.jsonl" 2>&1); rc=$?
     grep -q '2 assigned, 0 already there, 1 refused' <<<"$out" && ok ||
     bad "refused customer: rc $rc: $out"
 
+# 5b. Many refusals in big requests: every customer reported once, in
+#     order, nothing on standard error.
+jsonl 500 1399 mars >"$T/f.jsonl"
+out=$($C customer import "$T/f.jsonl" --batch 1000 2>"$T/f.err"); rc=$?
+[ "$rc" = 10 ] && [ "$(grep -c '^[0-9]* imp-[0-9]* refused: ' <<<"$out")" = 900 ] &&
+    [ "$(awk '/^[0-9]+ imp-/{print $1}' <<<"$out" | tr '\n' ' ')" = "$(seq 1 900 | tr '\n' ' ')" ] &&
+    grep -q '900 customer(s): 0 assigned, 0 already there, 900 refused' <<<"$out" &&
+    [ ! -s "$T/f.err" ] && ok ||
+    bad "900 refusals: rc $rc: $(tail -1 <<<"$out") $(head -3 "$T/f.err")"
+
 # 6. The agent dies half-way: exit 3 with the line to go on from; a rerun
 #    of the same file completes it.
 jsonl 1000 4999 >"$T/e.jsonl"
