@@ -5,32 +5,11 @@
 # re-running a file (every customer "already"), and an agent killed
 # half-way (exit 3, the line to go on from, a rerun completes it).
 # Fails, never skips, when the agent has no customer.import.
-set -u
-B=${1:?build dir}
-S=${XTCMK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
-T=$(mktemp -d /tmp/xtcmk-import.XXXXXX)
-PID=
-cleanup() {
-	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-C="$B/ctl/xtcmkctl -s $T/s.sock"
-TENANT=72f988bf-86f1-41af-91ab-2d7cd011db47
-
-start_agent() {
-	printf '[agent]\nsocket = %s/s.sock\nstate_dir = %s/state\npolicy_dir = %s/policies/default\nlua_dir = %s/lua\nworkload = wl-eu-1\n[params]\ncustomers_per_app = 40\n' \
-	    "$T" "$T" "$S" "$S" >"$T/xtcmk.conf"
-	mkdir -p "$T/state"
-	rm -f "$T/s.sock"
-	"$B/agent/xtcmkd" -c "$T/xtcmk.conf" >>"$T/agent.log" 2>&1 &
-	PID=$!
-	for _ in $(seq 100); do [ -S "$T/s.sock" ] && return 0; sleep 0.1; done
-	echo "agent did not start:"; cat "$T/agent.log"; exit 1
-}
+NAME=import
+. "$(dirname "$0")/agent_lib.sh"
+AGENT_CONF='[params]
+customers_per_app = 40
+'
 count() { $C -j "$1" list | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))'; }
 guid() { printf '%08x-0000-4000-8000-%012x' "$1" "$2"; }
 # jsonl FIRST LAST [REGION]: customers imp-FIRST..imp-LAST, one a line.
@@ -42,7 +21,7 @@ jsonl() {
 	done
 }
 
-start_agent
+start_agent wl-eu-1 "$AGENT_CONF"
 for i in 1 2 3; do
 	$C workload add wl-eu-$i --client-id "$(guid 1 $i)" \
 	    --principal-id "$(guid 2 $i)" --label region=eu >/dev/null ||
@@ -142,7 +121,7 @@ for _ in $(seq 200); do
 	[ "$(wc -l <"$T/e.out")" -ge 40 ] && break
 	sleep 0.05
 done
-kill -9 "$PID"; wait "$PID" 2>/dev/null; PID=
+kill_agent
 wait "$IMP"; rc=$?
 done_lines=$(wc -l <"$T/e.out")
 if [ "$rc" = 3 ] && grep -q 'e.jsonl: stopped at line [0-9]*' "$T/e.err"; then
@@ -154,7 +133,7 @@ elif [ "$rc" = 0 ]; then
 else
 	bad "killed agent: rc $rc: $(cat "$T/e.err")"
 fi
-start_agent
+start_agent wl-eu-1 "$AGENT_CONF"
 out=$($C customer import "$T/e.jsonl" 2>&1); rc=$?
 # A batch in flight when the agent died may or may not have committed.
 sum=$(tail -1 <<<"$out")
@@ -167,5 +146,4 @@ n=$(count customer)
 [ "$n" = $((250 + 2 + 2 + 4000)) ] && ok || bad "customer list has $n after the rerun"
 $C check >/dev/null && ok || bad "registry check after the imports"
 
-echo "import: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

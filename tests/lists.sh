@@ -6,29 +6,11 @@
 # bad limits are refused with a sentence saying what to do, and the moves
 # log and the keystore's keys page like the rest; `check` of a broken
 # registry shows the first 100 problems and counts them all.
-set -u
-B=${1:?build dir}
-S=${XTCMK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
-T=$(mktemp -d /tmp/xtcmk-lists.XXXXXX)
-PID=
-cleanup() {
-	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-C="$B/ctl/xtcmkctl -s $T/s.sock"
-TENANT=72f988bf-86f1-41af-91ab-2d7cd011db47
-
-printf '[agent]\nsocket = %s/s.sock\nstate_dir = %s/state\npolicy_dir = %s/policies/default\nlua_dir = %s/lua\nworkload = wl-eu-1\n[params]\ncustomers_per_app = 4\n' \
-    "$T" "$T" "$S" "$S" >"$T/xtcmk.conf"
-mkdir -p "$T/state"
-"$B/agent/xtcmkd" -c "$T/xtcmk.conf" >"$T/agent.log" 2>&1 &
-PID=$!
-for _ in $(seq 100); do [ -S "$T/s.sock" ] && break; sleep 0.1; done
-[ -S "$T/s.sock" ] || { echo "FAIL: agent did not start"; cat "$T/agent.log"; exit 1; }
+NAME=lists
+. "$(dirname "$0")/agent_lib.sh"
+start_agent wl-eu-1 '[params]
+customers_per_app = 4
+'
 
 for i in $(seq 1 22); do
 	$C workload add "wl-eu-$i" \
@@ -116,13 +98,13 @@ for k in k1 k2 k3; do $C key create "https://lists.vault.local/keys/$k" >/dev/nu
 
 # A registry broken behind the agent's back: `check` lists the first 100
 # problems of 150 and counts them all, in one reply.
-kill "$PID"; wait "$PID" 2>/dev/null; PID=
+stop_agent
 if command -v sqlite3 >/dev/null; then
 	sqlite3 "$T/state/registry.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150) INSERT INTO fics (app, workload, name, created) SELECT 'ghost-' || i, 'wl-eu-1', 'xtcmk-wl-eu-1', 0 FROM n" ||
 	    bad "sqlite3 insert"
-	"$B/agent/xtcmkd" -c "$T/xtcmk.conf" >>"$T/agent.log" 2>&1 &
-	PID=$!
-	for _ in $(seq 100); do $C status >/dev/null 2>&1 && break; sleep 0.1; done
+	start_agent wl-eu-1 '[params]
+customers_per_app = 4
+'
 	out=$($C check); rc=$?
 	[ "$rc" = 5 ] && grep -q '150 problems in all' <<<"$out" && ok || bad "check: rc $rc: $(tail -2 <<<"$out")"
 	$C -j check | python3 -c 'import json, sys; d = json.load(sys.stdin); assert len(d["problems"]) == 100 and d["problems_total"] == 150, d["problems_total"]' &&
@@ -131,5 +113,4 @@ else
 	bad "sqlite3 is not installed (apt-get install sqlite3)"
 fi
 
-echo "lists: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

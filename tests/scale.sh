@@ -12,37 +12,19 @@
 # XTCMK_SCALE_VIA=add onboards them one `customer add` at a time instead
 # (slow; for an agent without customer.import).  Fails, never skips,
 # when the agent has no customer.import.
-set -u
-B=${1:?build dir}
-S=${XTCMK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+NAME=scale
+. "$(dirname "$0")/agent_lib.sh"
 N=${XTCMK_SCALE_CUSTOMERS:-20000}
 VIA=${XTCMK_SCALE_VIA:-import}
-T=$(mktemp -d /tmp/xtcmk-scale.XXXXXX)
-PID=
-cleanup() {
-	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc; }
 command -v sqlite3 >/dev/null || { echo "FAIL: sqlite3 is not installed (apt-get install sqlite3)"; exit 1; }
-C="$B/ctl/xtcmkctl -s $T/s.sock"
-DB=$T/state/registry.db
-ISV=72f988bf-86f1-41af-91ab-2d7cd011db47
 REGIONS="westeurope northeurope eastus westus japaneast australiaeast"
 
-printf '[agent]\nsocket = %s/s.sock\nstate_dir = %s/state\npolicy_dir = %s/policies/default\nlua_dir = %s/lua\nworkload = wl-westeurope-01\n[azure]\ntenant = %s\n' \
-    "$T" "$T" "$S" "$S" "$ISV" >"$T/xtcmk.conf"
-mkdir -p "$T/state"
-"$B/agent/xtcmkd" -c "$T/xtcmk.conf" >"$T/agent.log" 2>&1 &
-PID=$!
-for _ in $(seq 100); do [ -S "$T/s.sock" ] && break; sleep 0.1; done
-[ -S "$T/s.sock" ] || { echo "FAIL: agent did not start"; cat "$T/agent.log"; exit 1; }
-[ -f "$DB" ] || DB=$(ls "$T"/state/*.db | head -1)
+start_agent wl-westeurope-01 "[azure]
+tenant = $TENANT
+"
+DB=$(ls "$T"/state/*.db | head -1)
 
 # 150 workloads, 25 per region.
 t0=$(now)
@@ -180,5 +162,4 @@ echo "app plan over $napps applications: $(since "$t0") s"
     bad "app plan covers $(grep -c '^Application ' "$T/plan.txt") of $napps applications"
 $C check >/dev/null && ok || bad "registry check"
 
-echo "scale: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish
