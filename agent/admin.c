@@ -119,8 +119,11 @@ page_reply(json_t *items, int more, const char *key, json_t **ret,
 	free(t);
 	keep = json_array();
 	json_array_foreach(items, i, v) {
-		if ((t = json_dumps(v, JSON_COMPACT)) == NULL)
-			break;
+		if ((t = json_dumps(v, JSON_COMPACT)) == NULL) {
+			json_decref(items);
+			json_decref(keep);
+			return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		}
 		len = strlen(t) + (i > 0);
 		free(t);
 		if (used + len > ADMIN_PAGE_BYTES) {
