@@ -275,6 +275,16 @@ list_each(const char *cmd, json_t *args, const struct page_opt *po,
 			json_object_set_new(req, "limit",
 			    json_integer(po->limit));
 		rc = call(req, &r);
+		if (rc == EXIT_OK && (json_object_get(r, "total") != NULL ||
+		    (!json_is_null(json_object_get(req, "after")) &&
+		    json_equal(json_object_get(req, "after"),
+		    json_object_get(r, "next"))))) {
+			/* An agent paging by offset ignores "after". */
+			fprintf(stderr, "xtcmkctl: the agent does not page %s "
+			    "by key: it is older than this xtcmkctl\n", cmd);
+			json_decref(r);
+			rc = EXIT_FAIL;
+		}
 		json_decref(req);
 		if (rc != EXIT_OK)
 			return rc;
