@@ -66,6 +66,16 @@ assert all(x["status"] == "already" and x["app"].startswith("xtcmk-eu-") for x i
 assert [x["customer"] for x in r] == ["imp-%05d" % i for i in range(1, 251)]
 EOF
 
+[ ! -s "$T/err" ] && ok || bad "progress or errors on a stderr that is not a terminal: $(head -2 "$T/err")"
+# On a terminal, a progress line updated with \r.
+if command -v script >/dev/null; then
+	script -qc "$C customer import $T/a.jsonl >/dev/null" /dev/null >"$T/tty.txt"
+	grep -q $'\r250/250 customers: 0 assigned, 250 already, 0 refused' "$T/tty.txt" &&
+	    ok || bad "no progress line on a terminal: $(od -c "$T/tty.txt" | head -3)"
+else
+	bad "script(1) is needed to test the progress line (apt-get install bsdutils)"
+fi
+
 # 3. CSV from standard input, with blank lines; kinds and labels.
 {
 	echo "id,tenant,key_uri,vault_auth,kinds,labels"
