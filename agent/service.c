@@ -776,9 +776,10 @@ handle_admin(struct service *s, const struct peer *p, const uint8_t *payload,
 	if (text == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	if (strlen(text) > b->cap - b->len - XW_FIELD_HDR)
-		rc = xerr_set(e, XTCMK_E_TOOBIG, "reply of %zu bytes is over "
-		    "the frame limit; ask for fewer items (limit/offset)",
-		    strlen(text));
+		rc = xerr_set(e, XTCMK_E_TOOBIG, "the reply of %zu bytes is "
+		    "over the %d-byte frame limit; lists are paged and every "
+		    "other reply is bounded, so please report this command",
+		    strlen(text), XW_PAYLOAD_MAX);
 	else
 		xw_put_str(b, XT_JSON, text);
 	free(text);
