@@ -36,6 +36,7 @@
 #include "keys_int.h"
 #include "keystore.h"
 #include "log.h"
+#include "metrics.h"
 #include "provider.h"
 #include "registry.h"
 #include "service.h"
@@ -281,9 +282,72 @@ mark_revoked(struct keys *k, const char *customer, const char *why)
 	n = keycache_purge_customer(k->cache, customer);
 	if (!was) {
 		atomic_fetch_add(&k->n_revocations, 1);
-		log_warn("customer %s: key revoked, failing closed (%zu cached "
+		log_event(LOG_WARNING, LOG_MSGID_KEY_STATE, customer, NULL,
+		    "customer %s: key revoked, failing closed (%zu cached "
 		    "keys wiped): %s", customer, n, why);
 	}
+}
+
+static int
+provider_failure(int rc)
+{
+	return rc == -XTCMK_E_PROVIDER || rc == -XTCMK_E_TIMEOUT ||
+	    rc == -XTCMK_E_UNAVAILABLE || rc == -XTCMK_E_DENIED ||
+	    rc == -XTCMK_E_NOT_FOUND;
+}
+
+static const char *
+provider_fix(int rc)
+{
+	switch (-rc) {
+	case XTCMK_E_DENIED:
+		return "the customer's vault refuses the application: the "
+		    "grant of `xtcmkctl customer kit CUSTOMER` is missing "
+		    "or was removed";
+	case XTCMK_E_NOT_FOUND:
+		return "the key URI no longer resolves: check the key and "
+		    "vault named at onboarding";
+	default:
+		return "check that the key service and login endpoint are "
+		    "reachable and [azure] in xtcmk.conf; `xtcmkctl customer "
+		    "check CUSTOMER` probes each step";
+	}
+}
+
+/*
+ * A key-service call's outcome for `customer`: log a failure once per
+ * change of cause (not per request: a customer's broken grant would
+ * otherwise fill the journal), and the recovery once.
+ */
+static void
+note_provider(struct keys *k, const char *customer, const char *op, int rc,
+    const char *msg)
+{
+	struct kstate *st;
+	char app[NAME_MAX_LEN + 1] = "";
+	int prev = 0, log = 0;
+
+	if (rc < 0 && !provider_failure(rc))
+		return;
+	pthread_mutex_lock(&k->mu);
+	if ((st = find_locked(k, customer)) != NULL) {
+		prev = st->fail_code;
+		log = prev != (rc < 0 ? rc : 0);
+		st->fail_code = rc < 0 ? rc : 0;
+		snprintf(app, sizeof(app), "%s", st->app);
+	}
+	pthread_mutex_unlock(&k->mu);
+	if (!log)
+		return;
+	if (rc < 0)
+		log_event(LOG_WARNING, LOG_MSGID_KEY_STATE, customer,
+		    *app ? app : NULL, "customer %s: key service %s failed: "
+		    "%s; fix: %s (logged once until the cause changes)",
+		    customer, op, msg, provider_fix(rc));
+	else
+		log_event(LOG_NOTICE, LOG_MSGID_KEY_STATE, customer,
+		    *app ? app : NULL, "customer %s: key service answers "
+		    "again (%s)", customer, op);
 }
 
 /*
@@ -300,7 +364,7 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 	struct key_uri u = snap->uri;
 	struct provider *p;
 	struct kstate *st;
-	long long now = mono_s();
+	long long now = mono_s(), t0;
 	int rc, restored = 0;
 
 	if ((p = keys_provider_for(k, &u, e)) == NULL)
@@ -311,7 +375,11 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 		u.version[0] = '\0';
 	keys_req_of(snap, &req);
 	atomic_fetch_add(&k->n_checks, 1);
+	t0 = metrics_now_us();
 	rc = provider_get_key(p, &req, &u, &ks, e);
+	metrics_provider(p->kind, MP_GET, rc, metrics_now_us() - t0);
+	note_provider(k, snap->customer, "key check", rc == -XTCMK_E_REVOKED ?
+	    0 : rc, rc < 0 ? e->msg : "");
 	pthread_mutex_lock(&k->mu);
 	if ((st = find_locked(k, snap->customer)) != NULL) {
 		st->checked_at = now;
@@ -343,7 +411,8 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 	pthread_mutex_unlock(&k->mu);
 	if (restored) {
 		atomic_fetch_add(&k->n_restores, 1);
-		log_info("customer %s: key enabled again, service restored",
+		log_event(LOG_NOTICE, LOG_MSGID_KEY_STATE, snap->customer,
+		    NULL, "customer %s: key enabled again, service restored",
 		    snap->customer);
 	}
 	if (rc == -XTCMK_E_REVOKED)
@@ -435,6 +504,8 @@ out:
 	pthread_mutex_unlock(&k->mu);
 }
 
+static struct log_ratelimit usage_rl = LOG_RATELIMIT_INIT(60, 1);
+
 /* Move the usage counted so far into the registry. */
 void
 keys_usage_flush(struct keys *k)
@@ -443,6 +514,7 @@ keys_usage_flush(struct keys *k)
 	struct kstate *st;
 	struct xerr e;
 	unsigned i;
+	long skipped;
 	int j;
 
 	pthread_mutex_lock(&k->mu);
@@ -465,8 +537,10 @@ keys_usage_flush(struct keys *k)
 			}
 	pthread_mutex_unlock(&k->mu);
 	if (json_array_size(rows) > 0 &&
-	    reg_usage_add(service_registry(k->svc), rows, &e) < 0)
-		log_warn("key usage not recorded: %s", e.msg);
+	    reg_usage_add(service_registry(k->svc), rows, &e) < 0 &&
+	    (skipped = log_ratelimit(&usage_rl)) >= 0)
+		log_warn("key usage not recorded: %s (%ld more such "
+		    "failures not logged)", e.msg, skipped);
 	json_decref(rows);
 }
 
@@ -517,6 +591,7 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 	struct provider *p;
 	struct key_uri u;
 	struct blob b;
+	long long t0;
 	int rc;
 
 	if ((rc = in_force(k, st, e)) < 0)
@@ -527,8 +602,12 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 		return -XTCMK_E_PROVIDER;
 	memset(&b, 0, sizeof(b));
 	keys_req_of(st, &req);
+	t0 = metrics_now_us();
 	rc = provider_wrap(p, &req, &u, dek, XTCMK_DEK_LEN, b.wrapped,
 	    sizeof(b.wrapped), &b.wrapped_len, e);
+	metrics_provider(p->kind, MP_WRAP, rc, metrics_now_us() - t0);
+	note_provider(k, st->customer, "wrap", rc == -XTCMK_E_REVOKED ? 0 : rc,
+	    rc < 0 ? e->msg : "");
 	if (rc == -XTCMK_E_REVOKED) {
 		struct xerr e2;
 
@@ -566,6 +645,7 @@ load_dek(void *arg, uint8_t dek[KEYCACHE_DEK_LEN], struct xerr *e)
 	struct provider_req req;
 	struct provider *p;
 	struct key_uri u;
+	long long t0;
 	size_t n;
 	int rc;
 
@@ -577,8 +657,10 @@ load_dek(void *arg, uint8_t dek[KEYCACHE_DEK_LEN], struct xerr *e)
 	if ((p = keys_provider_for(a->k, &u, e)) == NULL)
 		return -XTCMK_E_PROVIDER;
 	keys_req_of(a->st, &req);
+	t0 = metrics_now_us();
 	rc = provider_unwrap(p, &req, &u, a->b->wrapped, a->b->wrapped_len,
 	    dek, KEYCACHE_DEK_LEN, &n, e);
+	metrics_provider(p->kind, MP_UNWRAP, rc, metrics_now_us() - t0);
 	if (rc < 0)
 		return rc;
 	if (n != KEYCACHE_DEK_LEN) {
@@ -603,6 +685,9 @@ unwrap_blob(struct keys *k, struct kstate *st, const struct blob *b,
 
 	rc = keycache_get_or_load(k->cache, st->customer, b->kid, bytes, len,
 	    st->cache_max == 0 ? 0 : st->ttl_s, load_dek, &a, dek, e);
+	/* Failures only: a success may be a cache hit. */
+	if (rc < 0 && rc != -XTCMK_E_REVOKED)
+		note_provider(k, st->customer, "unwrap", rc, e->msg);
 	if (rc == -XTCMK_E_REVOKED) {
 		struct xerr e2;
 
@@ -754,6 +839,31 @@ keys_flush(struct keys *k)
 {
 	if (k != NULL && k->cache != NULL)
 		keys_usage_flush(k);
+}
+
+void
+keys_state_counts(struct keys *k, unsigned *ret_ok, unsigned *ret_revoked,
+    unsigned *ret_failing)
+{
+	struct kstate *st;
+	unsigned ok = 0, revoked = 0, failing = 0, i;
+
+	if (k != NULL) {
+		pthread_mutex_lock(&k->mu);
+		for (i = 0; i < KS_BUCKETS; i++)
+			for (st = k->map[i]; st != NULL; st = st->next) {
+				if (st->revoked)
+					revoked++;
+				else if (st->fail_code != 0)
+					failing++;
+				else
+					ok++;
+			}
+		pthread_mutex_unlock(&k->mu);
+	}
+	*ret_ok = ok;
+	*ret_revoked = revoked;
+	*ret_failing = failing;
 }
 
 json_t *

@@ -47,6 +47,8 @@ struct kstate {
 	int		 revoked;
 	char		 reason[XERR_MSG_MAX];
 	long long	 revoked_since;		/* unix s */
+	int		 fail_code;		/* last logged provider
+						 * failure, 0: healthy */
 	/* Usage per version, only ever used under the lock: a snapshot
 	 * copy of the state (the request path) must stay small. */
 	struct vusage	*usage;

@@ -75,6 +75,18 @@ enum trip {
 	TRIP_MEMORY
 };
 
+/* Calls stopped by each limit, process-wide (metrics). */
+static atomic_ullong trips[3];
+
+void
+policy_trip_counts(unsigned long long ret_counts[3])
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		ret_counts[i] = atomic_load(&trips[i]);
+}
+
 struct policy_vm {
 	struct policy_set *set;
 	lua_State	*L;
@@ -326,6 +338,8 @@ vm_run(struct policy_vm *vm, lua_CFunction fn, struct call *c,
 		msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) :
 		    "error without a message";
 		if (rc == LUA_ERRMEM)
+			atomic_fetch_add(&trips[TRIP_MEMORY - 1], 1);
+		if (rc == LUA_ERRMEM)
 			r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): "
 			    "memory limit of %zu bytes exceeded", who,
 			    kind_names[c->kind], vm->set->lim.memory);
@@ -333,6 +347,7 @@ vm_run(struct policy_vm *vm, lua_CFunction fn, struct call *c,
 			r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): "
 			    "%s", who, kind_names[c->kind], msg);
 	} else if (vm->tripped != TRIP_NONE) {
+		atomic_fetch_add(&trips[vm->tripped - 1], 1);
 		r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): %s "
 		    "exceeded", who, kind_names[c->kind],
 		    vm->tripped == TRIP_BUDGET ? "instruction budget" :

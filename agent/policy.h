@@ -88,6 +88,9 @@ struct policy_set *policy_set_ref(struct policy_set *s);
 void	policy_set_unref(struct policy_set *s);
 /* Hex SHA-256 over the three files' names and contents. */
 const char *policy_set_hash(const struct policy_set *s);
+/* Policy calls stopped by the instruction budget, the time limit and the
+ * memory limit since start, in that order. */
+void	policy_trip_counts(unsigned long long ret_counts[3]);
 const char *policy_set_dir(const struct policy_set *s);
 /* The `name` each policy gave itself (or its file name). */
 const char *policy_set_name(const struct policy_set *s, enum policy_kind k);

@@ -34,6 +34,7 @@
 #define REG_BUSY_MS		5000		/* wait for another writer */
 #define REG_APPLICATION_ID	0x78746b72	/* "xtkr" in the file header */
 #define FIC_NAME_MAX		120		/* Graph: 3-120 characters */
+#define REG_VACUUM_BEFORE	3	/* migrating from below: VACUUM once */
 
 /* Migration N (1-based) brings user_version from N-1 to N. */
 static const char *const migrations[] = {
@@ -240,10 +241,14 @@ vprep(struct registry *r, int cached, sqlite3_stmt **ret_st, struct xerr *e,
 		else
 			st = c->st;
 	}
-	if (st == NULL && (rc = sqlite3_prepare_v3(r->db, sql, -1,
+	if (st != NULL)
+		r->n_reused++;
+	else if ((rc = sqlite3_prepare_v3(r->db, sql, -1,
 	    c != NULL ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL)) !=
 	    SQLITE_OK)
 		return regi_dberr(r, e, rc);
+	else
+		r->n_prepared++;
 	if (c != NULL) {
 		c->st = st;
 		c->busy = 1;
@@ -534,6 +539,43 @@ regi_list(struct registry *r, const char *sql, int nargs, const char *arg,
 	return rc;
 }
 
+int
+regi_page_limit(int limit)
+{
+	return limit < 1 ? 1 : limit > REG_PAGE_MAX ? REG_PAGE_MAX : limit;
+}
+
+int
+regi_page(struct registry *r, const char *sql, const char *fmt,
+    const char *s, long long n, int limit, json_t *(*fn)(sqlite3_stmt *),
+    json_t **ret_items, int *ret_more, struct xerr *e)
+{
+	sqlite3_stmt *st;
+	json_t *a = NULL;
+	long long rows;
+	int rc;
+
+	limit = regi_page_limit(limit);
+	rows = (long long)limit + 1;
+	pthread_mutex_lock(&r->mu);
+	if (strcmp(fmt, "s") == 0)
+		rc = regi_prep(r, &st, e, sql, "si", s, rows);
+	else if (strcmp(fmt, "i") == 0)
+		rc = regi_prep(r, &st, e, sql, "ii", n, rows);
+	else
+		rc = regi_prep(r, &st, e, sql, "sii", s, n, rows);
+	if (rc == 0)
+		rc = regi_collect(r, st, fn, &a, e);
+	pthread_mutex_unlock(&r->mu);
+	if (rc != 0)
+		return rc;
+	*ret_more = json_array_size(a) > (size_t)limit;
+	if (*ret_more)
+		json_array_remove(a, (size_t)limit);
+	*ret_items = a;
+	return 0;
+}
+
 /* Indexed by OBJ_* (registry_int.h). */
 static const struct {
 	const char	*kind, *sql, *cmd;
@@ -627,7 +669,18 @@ migrate(struct registry *r, struct xerr *e)
 		if ((rc = regi_run(r, e, sql, "")) != 0)
 			return regi_tx_end(r, rc, 0, e);
 	}
-	return regi_tx_end(r, 0, 0, e);
+	if ((rc = regi_tx_end(r, 0, 0, e)) != 0)
+		return rc;
+	/*
+	 * Schema 3 dropped the stored decision inputs, most of an old
+	 * file: give the space back once.  VACUUM copies only the live
+	 * pages, now small; if it fails the registry is still whole.
+	 */
+	if (v > 0 && v < REG_VACUUM_BEFORE &&
+	    sqlite3_exec(r->db, "VACUUM", NULL, NULL, NULL) == SQLITE_OK)
+		sqlite3_exec(r->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
+		    NULL, NULL);
+	return 0;
 }
 
 int
@@ -715,6 +768,16 @@ reg_close(struct registry *r)
 	pthread_mutex_destroy(&r->mu);
 	free(r->path);
 	free(r);
+}
+
+void
+reg_stmt_counts(struct registry *r, unsigned long long *ret_prepared,
+    unsigned long long *ret_reused)
+{
+	pthread_mutex_lock(&r->mu);
+	*ret_prepared = r->n_prepared;
+	*ret_reused = r->n_reused;
+	pthread_mutex_unlock(&r->mu);
 }
 
 unsigned long long
@@ -822,6 +885,15 @@ reg_workload_list(struct registry *r, json_t **ret_array, struct xerr *e)
 	    workload_row, ret_array, e);
 }
 
+int
+reg_workload_page(struct registry *r, const char *after, int limit,
+    json_t **ret_items, int *ret_more, struct xerr *e)
+{
+	return regi_page(r, WORKLOAD_COLS " WHERE name > ? ORDER BY name "
+	    "LIMIT ?", "s", after != NULL ? after : "", 0, limit, workload_row,
+	    ret_items, ret_more, e);
+}
+
 /* ---- applications and FICs ---- */
 
 int
@@ -916,57 +988,80 @@ reg_app_set_client_id(struct registry *r, const char *name,
 }
 
 static json_t *
-fic_row(sqlite3_stmt *st)
+app_row(sqlite3_stmt *st)
 {
-	return json_pack("{s:o, s:o, s:I}", "workload", col_str(st, 0),
-	    "name", col_str(st, 1),
-	    "created", (json_int_t)sqlite3_column_int64(st, 2));
+	return json_pack("{s:o, s:o, s:o, s:I, s:[], s:[], s:i, s:i}",
+	    "name", col_str(st, 0), "client_id", col_str(st, 1),
+	    "labels", regi_col_json(st, 2, json_object()),
+	    "created", (json_int_t)sqlite3_column_int64(st, 3),
+	    "federated_credentials", "fics", "fic_count", 0, "customers", 0);
 }
 
-/* Read one application with its FICs and customer count (locked). */
-static int
-app_read(struct registry *r, const char *name, json_t **ret_app,
-    struct xerr *e)
-{
-	sqlite3_stmt *st;
-	json_t *o = NULL, *fics = NULL, *creds = NULL;
-	long long n;
-	int rc;
+#define APP_COLS	"SELECT name, client_id, labels, created FROM apps"
 
-	if ((rc = regi_prep(r, &st, e, "SELECT name, client_id, labels, "
-	    "created FROM apps WHERE name = ?", "s", name)) != 0)
-		return rc;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		o = json_pack("{s:o, s:o, s:o, s:I}", "name", col_str(st, 0),
-		    "client_id", col_str(st, 1),
-		    "labels", regi_col_json(st, 2, json_object()),
-		    "created", (json_int_t)sqlite3_column_int64(st, 3));
-	sqlite3_finalize(st);
-	if (o == NULL)
-		return rc == SQLITE_ROW || rc == SQLITE_DONE ?
-		    regi_not_found(e, OBJ_APP, name) : regi_dberr(r, e, rc);
-	if ((rc = regi_prep(r, &st, e, "SELECT workload, name, created FROM "
-	    "fics WHERE app = ? ORDER BY workload", "s", name)) != 0 ||
-	    (rc = regi_collect(r, st, fic_row, &creds, e)) != 0)
-		goto fail;
-	json_object_set_new(o, "federated_credentials", creds);
-	if ((rc = regi_prep(r, &st, e, "SELECT workload FROM fics WHERE "
-	    "app = ? ORDER BY workload", "s", name)) != 0 ||
-	    (rc = regi_collect(r, st, text_row, &fics, e)) != 0)
-		goto fail;
-	json_object_set_new(o, "fic_count",
-	    json_integer((json_int_t)json_array_size(fics)));
-	json_object_set_new(o, "fics", fics);
-	if ((n = regi_num(r, e, "SELECT count(*) FROM assignments WHERE "
-	    "app = ?", "s", name)) < 0) {
-		rc = (int)n;
-		goto fail;
+/*
+ * Give the applications in `apps` (objects from app_row(), in name order)
+ * their FICs and customer counts, with two range queries over the names
+ * from the first to the last (on the fics primary key and the
+ * assignments_app index), not one per application.  Locked.
+ */
+static int
+app_fill(struct registry *r, json_t *apps, struct xerr *e)
+{
+	const char *lo, *hi, *name;
+	sqlite3_stmt *st;
+	json_t *by = json_object(), *a, *f;
+	size_t i, n = json_array_size(apps);
+	int rc = 0;
+
+	if (n == 0) {
+		json_decref(by);
+		return 0;
 	}
-	json_object_set_new(o, "customers", json_integer(n));
-	*ret_app = o;
-	return 0;
-fail:
-	json_decref(o);
+	json_array_foreach(apps, i, a)
+		json_object_set(by, json_string_value(json_object_get(a,
+		    "name")), a);
+	lo = json_string_value(json_object_get(json_array_get(apps, 0),
+	    "name"));
+	hi = json_string_value(json_object_get(json_array_get(apps, n - 1),
+	    "name"));
+	if ((rc = regi_prep(r, &st, e, "SELECT app, workload, name, created "
+	    "FROM fics WHERE app >= ? AND app <= ? ORDER BY app, workload",
+	    "ss", lo, hi)) != 0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		name = (const char *)sqlite3_column_text(st, 0);
+		if (name == NULL || (a = json_object_get(by, name)) == NULL)
+			continue;
+		f = json_pack("{s:o, s:o, s:I}", "workload", col_str(st, 1),
+		    "name", col_str(st, 2),
+		    "created", (json_int_t)sqlite3_column_int64(st, 3));
+		json_array_append_new(json_object_get(a,
+		    "federated_credentials"), f);
+		json_array_append_new(json_object_get(a, "fics"),
+		    col_str(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		rc = regi_dberr(r, e, rc);
+		goto out;
+	}
+	if ((rc = regi_prep(r, &st, e, "SELECT app, count(*) FROM assignments "
+	    "WHERE app >= ? AND app <= ? GROUP BY app", "ss", lo, hi)) != 0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		name = (const char *)sqlite3_column_text(st, 0);
+		if (name != NULL && (a = json_object_get(by, name)) != NULL)
+			json_object_set_new(a, "customers", json_integer(
+			    sqlite3_column_int64(st, 1)));
+	}
+	sqlite3_finalize(st);
+	rc = rc == SQLITE_DONE ? 0 : regi_dberr(r, e, rc);
+	json_array_foreach(apps, i, a)
+		json_object_set_new(a, "fic_count", json_integer((json_int_t)
+		    json_array_size(json_object_get(a, "fics"))));
+out:
+	json_decref(by);
 	return rc;
 }
 
@@ -974,40 +1069,69 @@ int
 reg_app_get(struct registry *r, const char *name, json_t **ret_app,
     struct xerr *e)
 {
+	sqlite3_stmt *st;
+	json_t *a = NULL;
 	int rc;
 
 	if ((rc = regi_tx_begin(r, 0, e)) != 0)
 		return rc;
-	return regi_tx_end(r, app_read(r, name, ret_app, e), 0, e);
+	if ((rc = regi_prep(r, &st, e, APP_COLS " WHERE name = ?", "s",
+	    name)) == 0 && (rc = regi_collect(r, st, app_row, &a, e)) == 0) {
+		if (json_array_size(a) == 0)
+			rc = regi_not_found(e, OBJ_APP, name);
+		else
+			rc = app_fill(r, a, e);
+	}
+	if ((rc = regi_tx_end(r, rc, 0, e)) == 0)
+		*ret_app = json_incref(json_array_get(a, 0));
+	json_decref(a);
+	return rc;
+}
+
+/* Apps after `after` in name order, at most `limit` (<0: all), filled. */
+static int
+app_page(struct registry *r, const char *after, int limit, json_t **ret_items,
+    int *ret_more, struct xerr *e)
+{
+	sqlite3_stmt *st;
+	json_t *a = NULL;
+	int rc, more = 0;
+
+	if ((rc = regi_tx_begin(r, 0, e)) != 0)
+		return rc;
+	if (limit >= 0)
+		limit = regi_page_limit(limit);
+	if ((rc = regi_prep(r, &st, e, APP_COLS " WHERE name > ? ORDER BY "
+	    "name LIMIT ?", "si", after != NULL ? after : "",
+	    limit < 0 ? -1LL : (long long)limit + 1)) == 0 &&
+	    (rc = regi_collect(r, st, app_row, &a, e)) == 0) {
+		if (limit >= 0 && json_array_size(a) > (size_t)limit) {
+			json_array_remove(a, (size_t)limit);
+			more = 1;
+		}
+		rc = app_fill(r, a, e);
+	}
+	if ((rc = regi_tx_end(r, rc, 0, e)) != 0) {
+		json_decref(a);
+		return rc;
+	}
+	*ret_items = a;
+	if (ret_more != NULL)
+		*ret_more = more;
+	return 0;
+}
+
+int
+reg_app_page(struct registry *r, const char *after, int limit,
+    json_t **ret_items, int *ret_more, struct xerr *e)
+{
+	return app_page(r, after, limit, ret_items, ret_more, e);
 }
 
 int
 reg_app_list(struct registry *r, json_t **ret_array, struct xerr *e)
 {
-	sqlite3_stmt *st;
-	json_t *names = NULL, *a, *o;
-	size_t i;
-	int rc;
-
-	if ((rc = regi_tx_begin(r, 0, e)) != 0)
-		return rc;
-	if ((rc = regi_prep(r, &st, e, "SELECT name FROM apps ORDER BY name",
-	    "")) != 0 || (rc = regi_collect(r, st, text_row, &names, e)) != 0)
-		return regi_tx_end(r, rc, 0, e);
-	a = json_array();
-	for (i = 0; rc == 0 && i < json_array_size(names); i++) {
-		rc = app_read(r, json_string_value(json_array_get(names, i)),
-		    &o, e);
-		if (rc == 0)
-			json_array_append_new(a, o);
-	}
-	json_decref(names);
-	if ((rc = regi_tx_end(r, rc, 0, e)) != 0) {
-		json_decref(a);
-		return rc;
-	}
-	*ret_array = a;
-	return 0;
+	return app_page(r, NULL, -1, ret_array, NULL, e);
 }
 
 int

@@ -41,6 +41,7 @@ struct registry {
 	int		 depth;		/* open transactions (nested) */
 	int		 changed;	/* a nested write awaits the commit */
 	struct regi_stmt cache[REGI_STMT_CACHE];
+	unsigned long long n_prepared, n_reused;	/* statements */
 };
 
 /* Objects regi_need() and regi_not_found() know by kind. */
@@ -95,6 +96,20 @@ int	regi_collect(struct registry *r, sqlite3_stmt *st,
 int	regi_list(struct registry *r, const char *sql, int nargs,
 	    const char *arg, json_t *(*fn)(sqlite3_stmt *), json_t **ret_array,
 	    struct xerr *e);
+
+/*
+ * One page of a keyed list, locked: `sql` selects in key order and its
+ * parameters are, as `fmt` says ("s", "i" or "si"), the string `s`
+ * and/or the number `n`, then the LIMIT, which regi_page() binds to
+ * limit + 1.  Up to `limit` rows (clamped to 1..REG_PAGE_MAX) made by
+ * `fn` go to *ret_items, and *ret_more says whether another row followed.
+ */
+int	regi_page(struct registry *r, const char *sql, const char *fmt,
+	    const char *s, long long n, int limit,
+	    json_t *(*fn)(sqlite3_stmt *), json_t **ret_items, int *ret_more,
+	    struct xerr *e);
+/* Clamp a requested page size to 1..REG_PAGE_MAX. */
+int	regi_page_limit(int limit);
 
 /* A text column as a JSON string, SQL NULL as JSON null. */
 static inline json_t *

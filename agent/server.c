@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sd.h"
 #include "server.h"
 #include "service.h"
 #include "wire.h"
@@ -41,6 +42,7 @@ struct server {
 	struct service	*svc;
 	int		 lfd;
 	int		 owned_path;	/* we bound it: unlink at exit */
+	char		 path[108];	/* what lfd is bound to */
 	atomic_int	 stop;
 	atomic_uint	 conns;
 	pthread_mutex_t	 uid_mu;
@@ -310,9 +312,15 @@ refuse(struct server *srv, int fd, int code, const char *msg)
 	service_count_conn(srv->svc, 0, 1);
 }
 
+#define REFUSED_LOG_INTERVAL	60	/* seconds between refusal lines */
+static struct log_ratelimit refused_rl =
+    LOG_RATELIMIT_INIT(REFUSED_LOG_INTERVAL, 1);
+static struct log_ratelimit accept_rl = LOG_RATELIMIT_INIT(60, 1);
+
 static void
 accept_one(struct server *srv, int fd)
 {
+	long skipped;
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	pthread_attr_t attr;
@@ -323,10 +331,16 @@ accept_one(struct server *srv, int fd)
 		close(fd);
 		return;
 	}
-	if (!config_allows(srv->cfg, 0, cred.uid, cred.gid)) {
-		log_info("refused connection from uid %u gid %u pid %d: not "
-		    "in [access] data_uids/data_gids", (unsigned)cred.uid,
-		    (unsigned)cred.gid, (int)cred.pid);
+	if (!config_allows(srv->cfg, ACCESS_CONNECT, cred.uid, cred.gid)) {
+		/* Any local user can connect: count every refusal (stats),
+		 * log one line per REFUSED_LOG_INTERVAL at most. */
+		if ((skipped = log_ratelimit(&refused_rl)) >= 0)
+			log_event(LOG_WARNING, LOG_MSGID_REFUSED, NULL, NULL,
+			    "refused connection from uid %u gid %u pid %d: "
+			    "not in [access] data, admin or monitor lists (%ld more "
+			    "refused since the last such line; see xtcmkctl "
+			    "stats)", (unsigned)cred.uid, (unsigned)cred.gid,
+			    (int)cred.pid, skipped);
 		refuse(srv, fd, XTCMK_E_DENIED, "this user may not use "
 		    "xtcmkd: ask the admin to add it to [access] in "
 		    "xtcmk.conf");
@@ -390,32 +404,54 @@ server_open(struct config *cfg, struct service *svc, struct server **ret_srv,
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct server *srv;
 	struct stat st;
-	const char *lp, *lf;
 	mode_t old;
-	int fd, rc;
+	int fd, rc, n;
 
-	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
-		return xerr_set(e, XTCMK_E_INVAL, "socket path %s is longer "
-		    "than %zu bytes", cfg->socket_path,
-		    sizeof(sa.sun_path) - 1);
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	srv->cfg = cfg;
 	srv->svc = svc;
 	pthread_mutex_init(&srv->uid_mu, NULL);
-	memcpy(sa.sun_path, cfg->socket_path, strlen(cfg->socket_path));
 
-	/* systemd socket activation: one stream socket on fd 3. */
-	lp = secure_getenv("LISTEN_PID");
-	lf = secure_getenv("LISTEN_FDS");
-	if (lp != NULL && lf != NULL && atoi(lp) == getpid() &&
-	    atoi(lf) == 1) {
-		srv->lfd = 3;
-		fcntl(3, F_SETFD, FD_CLOEXEC);
-		log_info("listening on the socket systemd passed");
+	/* systemd socket activation: one listening Unix stream socket on
+	 * fd 3; anything else is a unit file mistake, refused at start
+	 * rather than served badly. */
+	if ((n = sd_fds()) < 0) {
+		free(srv);
+		return xerr_set(e, XTCMK_E_INVAL, "socket activation: bad "
+		    "LISTEN_FDS: %s", strerror(-n));
+	}
+	if (n > 1) {
+		free(srv);
+		return xerr_set(e, XTCMK_E_INVAL, "socket activation passed "
+		    "%d sockets; xtcmkd takes one (a single ListenStream= in "
+		    "xtcmkd.socket)", n);
+	}
+	if (n == 1) {
+		if ((rc = sd_fd_is_unix_stream(SD_FIRST_FD)) <= 0) {
+			free(srv);
+			return xerr_set(e, XTCMK_E_INVAL, "socket activation: "
+			    "fd %d is not a listening Unix stream socket%s%s "
+			    "(xtcmkd.socket needs ListenStream=/path and no "
+			    "Accept=yes)", SD_FIRST_FD, rc < 0 ? ": " : "",
+			    rc < 0 ? strerror(-rc) : "");
+		}
+		srv->lfd = SD_FIRST_FD;
+		fcntl(SD_FIRST_FD, F_SETFD, FD_CLOEXEC);
+		sd_fd_path(SD_FIRST_FD, srv->path, sizeof(srv->path));
+		log_info("listening on %s (from systemd)", *srv->path ?
+		    srv->path : "an unnamed socket");
 		*ret_srv = srv;
 		return 0;
 	}
+	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
+		free(srv);
+		return xerr_set(e, XTCMK_E_INVAL, "socket path %s is longer "
+		    "than %zu bytes", cfg->socket_path,
+		    sizeof(sa.sun_path) - 1);
+	}
+	memcpy(sa.sun_path, cfg->socket_path, strlen(cfg->socket_path));
+	snprintf(srv->path, sizeof(srv->path), "%s", cfg->socket_path);
 	if (lstat(cfg->socket_path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			free(srv);
@@ -466,16 +502,26 @@ server_run(struct server *srv)
 			continue;
 		fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno == EMFILE || errno == ENFILE) {
-				log_warn("accept: %s; waiting",
+			if (errno == EINTR || errno == EAGAIN ||
+			    errno == ECONNABORTED)
+				continue;
+			/* EMFILE and the like pass; anything else will not
+			 * go away by retrying at once: never spin. */
+			if (log_ratelimit(&accept_rl) >= 0)
+				log_warn("accept: %s; retrying every 100 ms",
 				    strerror(errno));
-				usleep(100000);
-			}
+			usleep(100000);
 			continue;
 		}
 		accept_one(srv, fd);
 	}
 	return 0;
+}
+
+const char *
+server_path(const struct server *srv)
+{
+	return srv->path;
 }
 
 void

@@ -21,11 +21,12 @@
  * cache (generation numbers), so a decision is never staler than the data.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,10 +35,12 @@
 #include "dlog.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "registry.h"
 #include "scope.h"
 #include "service.h"
+#include "service_int.h"
 #include "strhash.h"
 #include "validate.h"
 #include "worker.h"
@@ -45,9 +48,6 @@
 #define JOB_QUEUE_MAX		1024
 #define DCACHE_BUCKETS		4096
 #define DCACHE_MAX		(1u << 20)	/* entries before a flush */
-/* An import's reply is one frame's JSON field. */
-#define IMPORT_REPLY_MAX	(XW_PAYLOAD_MAX - XW_FIELD_HDR - 256)
-#define IMPORT_ERROR_SHORT	96	/* an error, when the reply is tight */
 
 struct job {
 	enum policy_kind	 kind;
@@ -75,6 +75,8 @@ struct service {
 	struct dlog		*dlog;
 	struct keys		*keys;
 	time_t			 started;
+	int			 lockfd;	/* flock on state_dir/xtcmkd.lock */
+	char			 listen_path[108];	/* socket in use */
 
 	pthread_mutex_t		 pol_mu;	/* set, pol_gen */
 	struct policy_set	*set;
@@ -104,9 +106,8 @@ struct service {
 
 	atomic_ullong		 n_req[16], n_err, n_hit, n_miss, n_policy,
 				 n_policy_err, n_conn_total, n_conn_refused,
-				 n_reload, n_reload_fail, n_scoped, n_unscoped,
-				 n_assigned, n_already, n_onboard_refused,
-				 n_import_batches;
+				 n_reload, n_reload_fail,
+				 n_onboard[SVC__COUNT];
 	atomic_int		 n_conn;
 };
 
@@ -457,13 +458,21 @@ service_reload(struct service *s, struct xerr *e)
 	struct config *fresh = NULL;
 	json_t *params;
 	struct policy_limits lim;
+	struct xerr de;
 	int rc;
 
 	pthread_mutex_lock(&s->reload_mu);
+	/* Rotation first: a broken config must not keep the log on a
+	 * renamed file. */
+	if (dlog_reopen(s->dlog, &de) < 0)
+		log_event(LOG_ERR, LOG_MSGID_DLOG, NULL, NULL, "decision log "
+		    "stays on the old file: %s", de.msg);
 	params = s->cfg->params;
 	lim = s->cfg->limits;
 	if (s->cfg->path != NULL) {
-		if ((rc = config_load(s->cfg->path, &fresh, e)) < 0) {
+		if ((rc = config_load(s->cfg->path, &fresh, e)) < 0 ||
+		    (rc = config_check_start(fresh, 1, e)) < 0) {
+			config_free(fresh);
 			atomic_fetch_add(&s->n_reload_fail, 1);
 			log_err("reload refused, the previous policies and "
 			    "params keep serving: %s", e->msg);
@@ -501,16 +510,16 @@ service_reload(struct service *s, struct xerr *e)
 	pthread_mutex_unlock(&s->pol_mu);
 	policy_set_unref(old);
 	atomic_fetch_add(&s->n_reload, 1);
-	log_info("policy set %s loaded from %s", policy_set_hash(set),
-	    s->cfg->policy_dir);
+	log_event(LOG_NOTICE, LOG_MSGID_RELOAD, NULL, NULL, "policy set %s "
+	    "loaded from %s", policy_set_hash(set), s->cfg->policy_dir);
 	return 0;
 }
 
 /* --- decisions ------------------------------------------------------- */
 
 /* The parts of a customer record every policy sees. */
-static json_t *
-customer_view(json_t *c)
+json_t *
+svc_customer_view(json_t *c)
 {
 	return json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}",
 	    "id", json_object_get(c, "id"),
@@ -541,8 +550,8 @@ key_view(const char *uri_text, struct xerr *e)
  * Role and key-versioning decisions for `customer` served by `app`;
  * *ret gets {"role": ..., "versioning": ...}.
  */
-static int
-decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
+int
+svc_decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
     struct xerr *e)
 {
 	json_t *cv, *in_role = NULL, *in_ver = NULL, *role = NULL, *ver = NULL;
@@ -550,7 +559,7 @@ decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
 	const char *id = json_string_value(json_object_get(customer, "id"));
 	int rc;
 
-	cv = customer_view(customer);
+	cv = svc_customer_view(customer);
 	key = key_view(json_string_value(json_object_get(customer, "key_uri")),
 	    e);
 	if (cv == NULL || key == NULL) {
@@ -599,7 +608,7 @@ service_decide_json(struct service *s, const char *id, json_t **ret,
 	}
 	if ((rc = reg_app_get(s->reg, appname, &app, e)) < 0)
 		goto out;
-	if ((rc = decide_rest(s, c, app, &rest, e)) < 0)
+	if ((rc = svc_decide_rest(s, c, app, &rest, e)) < 0)
 		goto out;
 	if (wl != NULL && (rc = reg_fic_exists(s->reg, appname, wl, e)) < 0)
 		goto out;
@@ -873,9 +882,10 @@ handle_admin(struct service *s, const struct peer *p, const uint8_t *payload,
 	if (text == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	if (strlen(text) > b->cap - b->len - XW_FIELD_HDR)
-		rc = xerr_set(e, XTCMK_E_TOOBIG, "reply of %zu bytes is over "
-		    "the frame limit; ask for fewer items (limit/offset)",
-		    strlen(text));
+		rc = xerr_set(e, XTCMK_E_TOOBIG, "the reply of %zu bytes is "
+		    "over the %d-byte frame limit; lists are paged and every "
+		    "other reply is bounded, so please report this command",
+		    strlen(text), XW_PAYLOAD_MAX);
 	else
 		xw_put_str(b, XT_JSON, text);
 	free(text);
@@ -887,12 +897,25 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
     const uint8_t *payload, uint32_t len, struct xw_buf *reply,
     struct xerr *e)
 {
+	long long t0 = metrics_now_us();
 	int rc;
 
 	atomic_fetch_add(&s->n_req[type < 16 ? type : 0], 1);
-	if (type == XW_ADMIN && !config_allows(s->cfg, 1, p->uid, p->gid)) {
+	/* Admin commands: admins and monitors here, admin.c decides per
+	 * command.  Everything else but HELLO and PING is the data plane,
+	 * which monitors may not use. */
+	if (type == XW_ADMIN && !config_allows(s->cfg, ACCESS_MONITOR, p->uid,
+	    p->gid)) {
 		rc = xerr_set(e, XTCMK_E_DENIED, "uid %u may not run admin "
-		    "commands: add it to [access] admin_uids", p->uid);
+		    "commands: add it to [access] admin_uids (or monitor_uids "
+		    "to read only)", p->uid);
+		goto out;
+	}
+	if (type != XW_ADMIN && type != XW_HELLO && type != XW_PING &&
+	    !config_allows(s->cfg, ACCESS_DATA, p->uid, p->gid)) {
+		rc = xerr_set(e, XTCMK_E_DENIED, "uid %u may only run "
+		    "read-only admin commands ([access] monitor_uids): add it "
+		    "to data_uids for decisions and data keys", p->uid);
 		goto out;
 	}
 	switch (type) {
@@ -921,386 +944,74 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
 out:
 	if (rc < 0)
 		atomic_fetch_add(&s->n_err, 1);
+	metrics_request(type, rc, metrics_now_us() - t0);
 	return rc;
 }
 
-/* --- onboarding ------------------------------------------------------ */
+/* --- what onboard.c uses (service_int.h) ----------------------------- */
 
-/* Refuse bad input before any policy sees it; fill the defaults. */
-static int
-onboard_check(json_t *customer, const char **ret_id, struct xerr *e)
+void
+svc_count(struct service *s, enum svc_counter c)
 {
-	const char *id, *t, *u;
-	struct key_uri ku;
-	int rc;
-
-	if (!json_is_object(customer))
-		return xerr_set(e, XTCMK_E_INVAL, "a customer is a JSON object "
-		    "with id, tenant, key_uri and vault_auth");
-	id = json_string_value(json_object_get(customer, "id"));
-	if (id == NULL)
-		return xerr_set(e, XTCMK_E_INVAL, "customer needs an \"id\"");
-	if ((rc = valid_customer_id(id, e)) < 0)
-		return rc;
-	t = json_string_value(json_object_get(customer, "tenant"));
-	u = json_string_value(json_object_get(customer, "key_uri"));
-	if (t == NULL || u == NULL)
-		return xerr_set(e, XTCMK_E_INVAL, "customer '%s' needs a "
-		    "\"tenant\" (GUID) and a \"key_uri\"", id);
-	if ((rc = valid_guid(t, "tenant", e)) < 0 ||
-	    (rc = key_uri_parse(u, &ku, e)) < 0)
-		return rc;
-	if (json_object_get(customer, "kinds") == NULL)
-		json_object_set_new(customer, "kinds", json_pack("[s]", "host"));
-	if (json_object_get(customer, "labels") == NULL)
-		json_object_set_new(customer, "labels", json_object());
-	*ret_id = id;
-	return 0;
+	atomic_fetch_add(&s->n_onboard[c], 1);
 }
 
-/* Same members, in any order (kinds are a set). */
-static int
-same_set(json_t *a, json_t *b)
+void
+svc_onboard_lock(struct service *s, int lock)
 {
-	size_t i, j;
-
-	if (!json_is_array(a) || !json_is_array(b) ||
-	    json_array_size(a) != json_array_size(b))
-		return 0;
-	for (i = 0; i < json_array_size(a); i++) {
-		for (j = 0; j < json_array_size(b); j++)
-			if (json_equal(json_array_get(a, i),
-			    json_array_get(b, j)))
-				break;
-		if (j == json_array_size(b))
-			return 0;
-	}
-	return 1;
+	if (lock)
+		pthread_mutex_lock(&s->onboard_mu);
+	else
+		pthread_mutex_unlock(&s->onboard_mu);
 }
 
-static void
-add_word(char *buf, size_t len, const char *w)
-{
-	size_t n = strlen(buf);
-
-	snprintf(buf + n, len - n, " %s", w);
-}
-
-/*
- * Is the repeated `c` the customer `old` on record?  The names of the
- * fields that differ go to `diff` (empty when the same).
- */
-static void
-customer_diff(json_t *old, json_t *c, char *diff, size_t len)
-{
-	const char *t0 = json_string_value(json_object_get(old, "tenant"));
-	const char *t1 = json_string_value(json_object_get(c, "tenant"));
-	const char *va = json_string_value(json_object_get(c, "vault_auth"));
-	char uri[KEY_URI_MAX + 1] = "";
-	struct key_uri ku;
-	struct xerr e;
-
-	diff[0] = '\0';
-	if (key_uri_parse(json_string_value(json_object_get(c, "key_uri")),
-	    &ku, &e) == 0)
-		key_uri_format(&ku, 1, uri, sizeof(uri));
-	if (t0 == NULL || t1 == NULL || strcasecmp(t0, t1) != 0)
-		add_word(diff, len, "tenant");
-	if (strcmp(uri, json_string_value(json_object_get(old, "key_uri")) ?
-	    json_string_value(json_object_get(old, "key_uri")) : "") != 0)
-		add_word(diff, len, "key_uri");
-	if (va == NULL || !json_equal(json_object_get(old, "vault_auth"),
-	    json_object_get(c, "vault_auth")))
-		add_word(diff, len, "vault_auth");
-	if (!same_set(json_object_get(old, "kinds"),
-	    json_object_get(c, "kinds")))
-		add_word(diff, len, "kinds");
-	if (!json_equal(json_object_get(old, "labels"),
-	    json_object_get(c, "labels")))
-		add_word(diff, len, "labels");
-}
-
-/*
- * The input of the partition decision.  A policy with P.scope gets what
- * its selectors pick (bounded by their limits); one without gets every
- * application and workload, which is refused past SCOPE_FULL_MAX of
- * either.  *ret_set_hash: the set whose scope was used ("" if none).
- */
-static int
-partition_input(struct service *s, json_t *cv, json_t **ret_input,
-    char *ret_set_hash, struct xerr *e)
+int
+svc_scope(struct service *s, json_t *cv, struct scope *ret_scope,
+    int *ret_has, char *ret_hash, struct xerr *e)
 {
 	struct policy_set *set = NULL;
-	struct scope sc;
-	json_t *doc = NULL, *base, *apps = NULL, *wls = NULL;
-	long long na, nw;
+	json_t *doc = NULL, *in;
 	int rc;
 
-	ret_set_hash[0] = '\0';
-	if ((base = json_pack("{s:O, s:i}", "customer", cv, "limit",
-	    REG_FIC_MAX)) == NULL)
-		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	*ret_has = 0;
+	ret_hash[0] = '\0';
 	rc = run_job(s, POLICY_PARTITION, "scope", cv, &doc, &set, e);
 	if (set != NULL)
-		snprintf(ret_set_hash, 65, "%s", policy_set_hash(set));
-	if (rc < 0)
-		goto out;
-	if (doc != NULL) {
-		if ((rc = scope_parse(doc, &sc, e)) < 0) {
-			xerr_set(e, XTCMK_E_POLICY, "policy '%s' "
-			    "(partition.lua): %s", policy_set_name(set,
-			    POLICY_PARTITION), e->msg);
-			goto out;
+		snprintf(ret_hash, 65, "%s", policy_set_hash(set));
+	if (rc == 0 && doc != NULL && (rc = scope_parse(doc, ret_scope,
+	    e)) < 0) {
+		char why[XERR_MSG_MAX];
+
+		snprintf(why, sizeof(why), "%s", e->msg);
+		xerr_set(e, XTCMK_E_POLICY, "policy '%s' (partition.lua): %s",
+		    policy_set_name(set, POLICY_PARTITION), why);
+	}
+	if (rc < 0) {
+		/* A scope that fails is a refused partition decision. */
+		atomic_fetch_add(&s->n_policy_err, 1);
+		if (set != NULL && (in = json_pack("{s:O}", "customer",
+		    cv)) != NULL) {
+			log_decision(s, POLICY_PARTITION, json_string_value(
+			    json_object_get(cv, "id")), in, NULL, set, e);
+			json_decref(in);
 		}
-		rc = reg_scope_resolve(s->reg, &sc, base, ret_input, e);
-		scope_clear(&sc);
-		if (rc == 0)
-			atomic_fetch_add(&s->n_scoped, 1);
-		goto out;
-	}
-	if ((rc = reg_scope_counts(s->reg, &na, &nw, e)) < 0)
-		goto out;
-	if (na > SCOPE_FULL_MAX || nw > SCOPE_FULL_MAX) {
-		rc = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (partition.lua) "
-		    "has no P.scope, and the registry holds more than %d "
-		    "applications or workloads: add P.scope(customer, params) "
-		    "returning the applications and workloads the policy "
-		    "chooses among (see xtcmk-policy(7), SCOPE)",
-		    policy_set_name(set, POLICY_PARTITION), SCOPE_FULL_MAX);
-		goto out;
-	}
-	if ((rc = reg_app_list(s->reg, &apps, e)) < 0 ||
-	    (rc = reg_workload_list(s->reg, &wls, e)) < 0)
-		goto out;
-	json_object_set(base, "apps", apps);
-	json_object_set(base, "workloads", wls);
-	*ret_input = json_incref(base);
-	atomic_fetch_add(&s->n_unscoped, 1);
-out:
+	} else
+		*ret_has = doc != NULL;
 	json_decref(doc);
-	json_decref(base);
-	json_decref(apps);
-	json_decref(wls);
 	policy_set_unref(set);
 	return rc;
 }
 
-/* The app as the role policy sees it: from the scoped input if there. */
-static json_t *
-decided_app(json_t *input, json_t *part)
+const char *
+svc_partition_name(struct service *s)
 {
-	const char *name = json_string_value(json_object_get(part, "app"));
-	json_t *a;
-	size_t i;
+	struct policy_set *set = current_set(s);
+	static __thread char name[80];
 
-	json_array_foreach(json_object_get(input, "apps"), i, a)
-		if (json_is_string(json_object_get(a, "name")) &&
-		    strcmp(json_string_value(json_object_get(a, "name")),
-		    name) == 0)
-			return json_incref(a);
-	return json_pack("{s:s, s:n, s:O?}", "name", name, "client_id",
-	    "labels", json_object_get(part, "app_labels"));
-}
-
-/*
- * Onboard one customer (the caller holds onboard_mu): an idempotent
- * repeat returns the existing assignment with "already": true; otherwise
- * scope, partition, role and versioning decisions, then the registry
- * transaction (a savepoint inside an import batch).
- */
-static int
-onboard_one(struct service *s, json_t *customer, json_t **ret_result,
-    struct xerr *e)
-{
-	json_t *existing = NULL, *input = NULL, *part = NULL, *app = NULL;
-	json_t *rest = NULL, *cv = NULL, *why = NULL;
-	const char *id = NULL, *appname;
-	char hash[65], scope_hash[65], diff[96];
-	int rc, tries;
-
-	if ((rc = onboard_check(customer, &id, e)) < 0)
-		return rc;
-	if (reg_customer_get(s->reg, id, &existing, NULL) == 0) {
-		customer_diff(existing, customer, diff, sizeof(diff));
-		if (diff[0] != '\0') {
-			rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' is "
-			    "already assigned to application '%s' with a "
-			    "different%s; assignments are sticky: use "
-			    "`xtcmkctl customer move` to change the "
-			    "application, or remove and add the customer", id,
-			    json_string_value(json_object_get(existing,
-			    "app")), diff);
-			goto out;
-		}
-		atomic_fetch_add(&s->n_already, 1);
-		*ret_result = json_pack("{s:s, s:O, s:b, s:O}", "customer", id,
-		    "app", json_object_get(existing, "app"), "already", 1,
-		    "policy_hash", json_object_get(existing, "policy_hash"));
-		rc = 0;
-		goto out;
-	}
-	cv = customer_view(customer);
-	/* A reload between scope and decide would pair one set's scope
-	 * with another's decision: run both again (bounded). */
-	for (tries = 0; tries < 3; tries++) {
-		json_decref(input);
-		json_decref(part);
-		input = part = NULL;
-		if ((rc = partition_input(s, cv, &input, scope_hash, e)) < 0 ||
-		    (rc = service_policy(s, POLICY_PARTITION, id, input, &part,
-		    hash, e)) < 0)
-			goto out;
-		if (strcmp(hash, scope_hash) == 0)
-			break;
-	}
-	appname = json_string_value(json_object_get(part, "app"));
-	/* The role and versioning policies must accept this customer
-	 * before anything is recorded. */
-	app = decided_app(input, part);
-	if ((rc = decide_rest(s, customer, app, &rest, e)) < 0)
-		goto out;
-	why = scope_why(input, json_object_get(input, "scope") != NULL);
-	if ((rc = reg_customer_onboard(s->reg, customer, part, why, hash,
-	    e)) < 0)
-		goto out;
-	atomic_fetch_add(&s->n_assigned, 1);
-	log_info("customer %s assigned to application %s (policy %.12s)", id,
-	    appname, hash);
-	*ret_result = json_pack("{s:s, s:s, s:O, s:O?, s:s}", "customer", id,
-	    "app", appname, "federate", json_object_get(part, "federate"),
-	    "reason", json_object_get(part, "reason"), "policy_hash", hash);
-out:
-	if (rc < 0)
-		atomic_fetch_add(&s->n_onboard_refused, 1);
-	json_decref(existing);
-	json_decref(cv);
-	json_decref(input);
-	json_decref(part);
-	json_decref(app);
-	json_decref(rest);
-	json_decref(why);
-	return rc;
-}
-
-int
-service_onboard(struct service *s, json_t *customer, json_t **ret_result,
-    struct xerr *e)
-{
-	int rc;
-
-	pthread_mutex_lock(&s->onboard_mu);
-	rc = onboard_one(s, customer, ret_result, e);
-	pthread_mutex_unlock(&s->onboard_mu);
-	return rc;
-}
-
-/* Bytes of JSON an import's results take (with the counts, < 100). */
-static size_t
-reply_size(json_t *results)
-{
-	char *t = json_dumps(results, JSON_COMPACT);
-	size_t n = t != NULL ? strlen(t) + 100 : SIZE_MAX;
-
-	free(t);
-	return n;
-}
-
-/* Cut the string member `key` of `o` to `max` bytes (with "..."). */
-static void
-shorten(json_t *o, const char *key, size_t max)
-{
-	const char *v = json_string_value(json_object_get(o, key));
-	char buf[IMPORT_ERROR_SHORT + 4];
-
-	if (v == NULL || strlen(v) <= max || max > IMPORT_ERROR_SHORT)
-		return;
-	snprintf(buf, sizeof(buf), "%.*s...", (int)max, v);
-	json_object_set_new(o, key, json_string(buf));
-}
-
-/*
- * Bulk onboarding: every customer decided and checked as by
- * service_onboard, in order, inside one registry transaction (each
- * customer a savepoint, so a refusal undoes only its own part and later
- * customers see earlier assignments).  One commit, one fsync; the reply
- * is made only after it, so what it reports as assigned is durable.
- */
-int
-service_import(struct service *s, json_t *customers, json_t **ret_reply,
-    struct xerr *e)
-{
-	json_t *results = NULL, *res, *row, *c;
-	struct xerr ce;
-	size_t i;
-	int rc, assigned = 0, already = 0, refused = 0;
-
-	if (!json_is_array(customers) || json_array_size(customers) == 0)
-		return xerr_set(e, XTCMK_E_INVAL, "\"customers\" must be a "
-		    "non-empty array of customer objects");
-	if (json_array_size(customers) > IMPORT_BATCH_MAX)
-		return xerr_set(e, XTCMK_E_TOOBIG, "%zu customers in one "
-		    "import; at most %d per request: split the file into "
-		    "batches", json_array_size(customers), IMPORT_BATCH_MAX);
-	if ((results = json_array()) == NULL)
-		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-	pthread_mutex_lock(&s->onboard_mu);
-	if ((rc = reg_batch_begin(s->reg, e)) < 0) {
-		pthread_mutex_unlock(&s->onboard_mu);
-		json_decref(results);
-		return rc;
-	}
-	json_array_foreach(customers, i, c) {
-		const char *id = json_string_value(json_object_get(c, "id"));
-
-		res = NULL;
-		xerr_clear(&ce);
-		if (onboard_one(s, c, &res, &ce) == 0) {
-			int dup = json_is_true(json_object_get(res,
-			    "already"));
-
-			row = json_pack("{s:s, s:s, s:O}", "customer", id,
-			    "status", dup ? "already" : "assigned",
-			    "app", json_object_get(res, "app"));
-			dup ? already++ : assigned++;
-		} else {
-			row = json_pack("{s:s?, s:s, s:i, s:s}", "customer", id,
-			    "status", "refused", "code", ce.code != 0 ?
-			    ce.code : XTCMK_E_INTERNAL, "error", ce.msg);
-			refused++;
-		}
-		json_decref(res);
-		if (row == NULL || json_array_append_new(results, row) < 0) {
-			rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-			break;
-		}
-	}
-	/* The reply must fit one frame, or what was committed could not
-	 * be reported: shorten the errors, else refuse the whole batch. */
-	if (rc == 0 && reply_size(results) > IMPORT_REPLY_MAX) {
-		json_array_foreach(results, i, row)
-			shorten(row, "error", IMPORT_ERROR_SHORT);
-		if (reply_size(results) > IMPORT_REPLY_MAX)
-			rc = xerr_set(e, XTCMK_E_TOOBIG, "the results of %zu "
-			    "customers would not fit one reply; nothing was "
-			    "imported: send fewer customers per request",
-			    json_array_size(customers));
-	}
-	{
-		int brc = reg_batch_end(s->reg, rc == 0, rc == 0 ? e : NULL);
-
-		if (rc == 0)
-			rc = brc;
-	}
-	pthread_mutex_unlock(&s->onboard_mu);
-	atomic_fetch_add(&s->n_import_batches, 1);
-	if (rc < 0) {
-		json_decref(results);
-		return rc;
-	}
-	*ret_reply = json_pack("{s:o, s:i, s:i, s:i}", "results", results,
-	    "assigned", assigned, "already", already, "refused", refused);
-	return *ret_reply == NULL ? xerr_set(e, XTCMK_E_NOMEM,
-	    "out of memory") : 0;
+	snprintf(name, sizeof(name), "%s", policy_set_name(set,
+	    POLICY_PARTITION));
+	policy_set_unref(set);
+	return name;
 }
 
 /* --- life cycle ------------------------------------------------------ */
@@ -1349,13 +1060,13 @@ workers_stats(struct service *s)
 json_t *
 service_stats(struct service *s)
 {
-	unsigned long long w = 0, d = 0;
+	unsigned long long w = 0, d = 0, torn = 0;
 	json_t *st;
 
-	dlog_stats(s->dlog, &w, &d);
+	dlog_stats(s->dlog, &w, &d, &torn);
 	st = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, "
 	    "s:{s:I, s:I, s:i}, s:{s:I, s:I, s:I, s:I}, "
-	    "s:{s:i, s:I, s:I}, s:{s:I, s:I}}",
+	    "s:{s:i, s:I, s:I}, s:{s:I, s:I, s:I}}",
 	    "requests",
 	    "hello", (json_int_t)s->n_req[XW_HELLO],
 	    "decide", (json_int_t)s->n_req[XW_DECIDE],
@@ -1374,16 +1085,24 @@ service_stats(struct service *s)
 	    "total", (json_int_t)s->n_conn_total,
 	    "refused", (json_int_t)s->n_conn_refused,
 	    "decision_log", "written", (json_int_t)w,
-	    "dropped", (json_int_t)d);
+	    "dropped", (json_int_t)d, "torn_bytes_cut", (json_int_t)torn);
+	if (st != NULL) {
+		unsigned long long prep = 0, reuse = 0;
+
+		reg_stmt_counts(s->reg, &prep, &reuse);
+		json_object_set_new(st, "registry", json_pack("{s:I, s:I}",
+		    "statements_prepared", (json_int_t)prep,
+		    "statements_reused", (json_int_t)reuse));
+	}
 	if (st != NULL)
 		json_object_set_new(st, "onboarding", json_pack("{s:I, s:I, "
 		    "s:I, s:I, s:I, s:I}",
-		    "assigned", (json_int_t)s->n_assigned,
-		    "already", (json_int_t)s->n_already,
-		    "refused", (json_int_t)s->n_onboard_refused,
-		    "scoped", (json_int_t)s->n_scoped,
-		    "unscoped", (json_int_t)s->n_unscoped,
-		    "import_batches", (json_int_t)s->n_import_batches));
+		    "assigned", (json_int_t)s->n_onboard[SVC_ASSIGNED],
+		    "already", (json_int_t)s->n_onboard[SVC_ALREADY],
+		    "refused", (json_int_t)s->n_onboard[SVC_REFUSED],
+		    "scoped", (json_int_t)s->n_onboard[SVC_SCOPED],
+		    "unscoped", (json_int_t)s->n_onboard[SVC_UNSCOPED],
+		    "import_batches", (json_int_t)s->n_onboard[SVC_IMPORTS]));
 	if (st != NULL)
 		json_object_set_new(st, "policy_workers", workers_stats(s));
 	if (st != NULL && s->keys != NULL)
@@ -1402,7 +1121,8 @@ service_status(struct service *s)
 	    "agent", "xtcmkd " XTCMK_VERSION, "pid", (int)getpid(),
 	    "uptime", (json_int_t)(time(NULL) - s->started),
 	    "workload", s->cfg->workload,
-	    "socket", s->cfg->socket_path,
+	    "socket", s->listen_path[0] != '\0' ? s->listen_path :
+	    s->cfg->socket_path,
 	    "state_dir", s->cfg->state_dir,
 	    "registry", s->cfg->registry_path,
 	    "policy", "dir", policy_set_dir(set), "hash", policy_set_hash(set),
@@ -1436,6 +1156,46 @@ make_state_dir(const char *dir, struct xerr *e)
 	return 0;
 }
 
+/*
+ * One agent per state directory: two would each cache the registry's
+ * decisions and race on the keystore.  The lock is released by the
+ * kernel when the process ends, however it ends.
+ */
+static int
+lock_state_dir(const char *dir, int *ret_fd, struct xerr *e)
+{
+	char path[4096], pid[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/xtcmkd.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1)
+		return xerr_set(e, XTCMK_E_INVAL, "cannot open %s: %s", path,
+		    strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		return xerr_set(e, XTCMK_E_EXISTS, "state directory %s is in "
+		    "use by another xtcmkd (pid %s): give each agent its own "
+		    "[agent] state_dir", dir, *pid ? pid : "?");
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("%s: cannot record the pid: %s", path,
+		    strerror(errno));
+	*ret_fd = fd;
+	return 0;
+}
+
+void
+service_set_socket(struct service *s, const char *path)
+{
+	snprintf(s->listen_path, sizeof(s->listen_path), "%s", path);
+}
+
 int
 service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 {
@@ -1447,6 +1207,7 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	s->cfg = cfg;
 	s->started = time(NULL);
+	s->lockfd = -1;
 	pthread_mutex_init(&s->pol_mu, NULL);
 	pthread_mutex_init(&s->job_mu, NULL);
 	pthread_cond_init(&s->job_cv, NULL);
@@ -1454,7 +1215,8 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 	pthread_mutex_init(&s->onboard_mu, NULL);
 	pthread_mutex_init(&s->reload_mu, NULL);
 	pthread_rwlock_init(&s->dc_lock, NULL);
-	if ((rc = make_state_dir(cfg->state_dir, e)) < 0)
+	if ((rc = make_state_dir(cfg->state_dir, e)) < 0 ||
+	    (rc = lock_state_dir(cfg->state_dir, &s->lockfd, e)) < 0)
 		goto fail;
 	s->inprocess = strcmp(cfg->policy_isolation, "inprocess") == 0;
 	s->test_hook = secure_getenv("XTCMK_TEST_POLICYD");
@@ -1509,5 +1271,7 @@ service_close(struct service *s)
 	pthread_rwlock_wrlock(&s->dc_lock);
 	dcache_flush_locked(s);
 	pthread_rwlock_unlock(&s->dc_lock);
+	if (s->lockfd != -1)
+		close(s->lockfd);
 	free(s);
 }

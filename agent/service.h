@@ -37,7 +37,12 @@ int	service_handle(struct service *s, const struct peer *p, uint16_t type,
 	    const uint8_t *payload, uint32_t len, struct xw_buf *reply,
 	    struct xerr *e);
 
-/* Load the policy set again; the old one keeps serving on failure. */
+/* The socket actually listened on (systemd's may differ from the
+ * config's), for `status`. */
+void	service_set_socket(struct service *s, const char *path);
+
+/* Reopen the decision log, read the config's [params] and [policy] again
+ * and load the policy set; the old set keeps serving on failure. */
 int	service_reload(struct service *s, struct xerr *e);
 
 /* Write what is still only in memory (key usage, queued decision-log

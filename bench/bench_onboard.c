@@ -162,6 +162,7 @@ main(int argc, char **argv)
 			    "name", wl, "client_id", cid, "principal_id",
 			    pid_s, "labels", "region", regions[i])));
 		}
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("%-10s %14s %14s\n", "customers", "cpu_ms/add", "wall_ms/add");
 	list = strdup(sizes);
 	for (tok = strtok_r(list, ",", &save); tok != NULL;

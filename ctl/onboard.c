@@ -438,27 +438,32 @@ out:
 	return rc;
 }
 
+struct onb_plan {
+	json_t		*doc;
+	json_t		*intro;		/* body of the first section */
+	json_t		*workloads, *current, *extra;
+	const char	*only;
+	char		*issuer;
+	size_t		 n;
+};
+
 int
-onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
-    const char *only, json_t *current, json_t *extra, json_t **ret_doc,
+onb_plan_begin(json_t *status, json_t *workloads, const char *only,
+    json_t *current, json_t *extra, struct onb_plan **ret_plan,
     struct xerr *e)
 {
 	const char *tenant = onb_str(json_object_get(status, "azure"),
-	    "tenant"), *name;
-	json_t *doc, *app, *cur, *w, *body;
+	    "tenant");
+	struct onb_plan *p;
+	json_t *doc, *w, *body;
 	char *issuer;
 	size_t i;
-	int rc = 0, n = 0;
 
 	if (tenant == NULL)
 		return xerr_set(e, XTCMK_E_CONFLICT, "the provider tenant is "
 		    "not configured, and it is the issuer of every federated "
 		    "credential: set `tenant = <your tenant GUID>` in the "
 		    "[azure] section of xtcmk.conf and restart xtcmkd");
-	if (only != NULL && find_named(apps, "name", only) == NULL)
-		return xerr_set(e, XTCMK_E_NOT_FOUND, "unknown application "
-		    "'%s'; `xtcmkctl app list` shows the registered ones",
-		    only);
 	json_array_foreach(extra, i, w)
 		if (find_named(workloads, "name", json_string_value(w)) ==
 		    NULL)
@@ -466,8 +471,10 @@ onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
 			    "'%s'; `xtcmkctl workload list` shows the "
 			    "registered ones", json_string_value(w));
 	if ((issuer = onb_printf("%s/%s/v2.0", onb_authority(status),
-	    tenant)) == NULL)
+	    tenant)) == NULL || (p = calloc(1, sizeof(*p))) == NULL) {
+		free(issuer);
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	}
 	doc = onb_doc_new("app-plan", only != NULL ?
 	    "Federated identity credentials: one application" :
 	    "Federated identity credentials: every application");
@@ -492,24 +499,6 @@ onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
 		    "added or removed, save what Entra has (`az ad app "
 		    "federated-credential list --id APP_OBJECT_ID > "
 		    "current.json`) and pass --current current.json.");
-	json_array_foreach(apps, i, app) {
-		name = onb_str(app, "name");
-		if (only != NULL && strcmp(name, only) != 0)
-			continue;
-		cur = NULL;
-		if (json_is_array(current) && only != NULL)
-			cur = current;
-		else if (json_is_object(current))
-			cur = json_object_get(current, name);
-		if ((rc = plan_app(doc, app, workloads, cur, only != NULL ?
-		    extra : NULL, issuer, e)) < 0)
-			break;
-		n++;
-	}
-	if (rc == 0 && n == 0)
-		onb_p(body, "No application is registered yet: onboard a "
-		    "customer (`xtcmkctl customer add`) or add one (`xtcmkctl "
-		    "app add`).");
 	onb_note(doc, "Graph accepts a wrong issuer, subject or audience "
 	    "when the credential is created; it fails only at token exchange "
 	    "(AADSTS70021). Only user-assigned identities of the same tenant "
@@ -518,12 +507,87 @@ onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
 	    "--federated-credential-id NAME` is from memory, not from the "
 	    "seed documents (UNVERIFIED); Graph's DELETE by name is "
 	    "documented.");
-	free(issuer);
-	if (rc < 0) {
-		json_decref(doc);
+	p->doc = doc;
+	p->intro = body;
+	p->workloads = workloads;
+	p->current = current;
+	p->extra = extra;
+	p->only = only;
+	p->issuer = issuer;
+	*ret_plan = p;
+	return 0;
+}
+
+json_t *
+onb_plan_doc(struct onb_plan *p)
+{
+	return p->doc;
+}
+
+int
+onb_plan_app(struct onb_plan *p, json_t *app, struct xerr *e)
+{
+	const char *name = onb_str(app, "name");
+	json_t *cur = NULL;
+	int rc;
+
+	if (name == NULL || (p->only != NULL && strcmp(name, p->only) != 0))
+		return 0;
+	if (json_is_array(p->current) && p->only != NULL)
+		cur = p->current;
+	else if (json_is_object(p->current))
+		cur = json_object_get(p->current, name);
+	if ((rc = plan_app(p->doc, app, p->workloads, cur, p->only != NULL ?
+	    p->extra : NULL, p->issuer, e)) < 0)
 		return rc;
-	}
-	*ret_doc = doc;
+	p->n++;
+	return 0;
+}
+
+void
+onb_plan_none(struct onb_plan *p)
+{
+	onb_p(p->intro, "No application is registered yet: onboard a "
+	    "customer (`xtcmkctl customer add`) or add one (`xtcmkctl app "
+	    "add`).");
+}
+
+void
+onb_plan_free(struct onb_plan *p)
+{
+	if (p == NULL)
+		return;
+	json_decref(p->doc);
+	free(p->issuer);
+	free(p);
+}
+
+int
+onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
+    const char *only, json_t *current, json_t *extra, json_t **ret_doc,
+    struct xerr *e)
+{
+	struct onb_plan *p;
+	json_t *app;
+	size_t i;
+	int rc;
+
+	if (only != NULL && find_named(apps, "name", only) == NULL)
+		return xerr_set(e, XTCMK_E_NOT_FOUND, "unknown application "
+		    "'%s'; `xtcmkctl app list` shows the registered ones",
+		    only);
+	if ((rc = onb_plan_begin(status, workloads, only, current, extra, &p,
+	    e)) < 0)
+		return rc;
+	json_array_foreach(apps, i, app)
+		if ((rc = onb_plan_app(p, app, e)) < 0) {
+			onb_plan_free(p);
+			return rc;
+		}
+	if (p->n == 0)
+		onb_plan_none(p);
+	*ret_doc = json_incref(p->doc);
+	onb_plan_free(p);
 	return 0;
 }
 

@@ -2,8 +2,9 @@
 # tests/man.sh BUILDDIR - the man pages and systemd units.
 #
 # Lints every page (source and built) with mandoc -Tlint -W warning;
-# checks that every xtcmkctl command of usage(), every config key of
-# conf.c's ckeys[] and every public function of xtcmk.h is documented;
+# checks that every xtcmkctl and xtcmk-luks command of usage(), every
+# config key of conf.c's ckeys[] and every public function of xtcmk.h is
+# documented;
 # verifies the units with systemd-analyze when it is installed.
 set -u
 
@@ -138,14 +139,30 @@ for m in $(grep -o '\bXW_\(HELLO\|DECIDE\|ADMIN\|PING\|DEK_[A-Z]*\|KEY_[A-Z]*\)\
 	grep -q "Dv ${m#XW_}\b" <<<"$proto" || bad "xtcmk-protocol(7) lacks $m"
 done
 
-# 6. systemd units.
+# 6. xtcmk-luks(8): its SYNOPSIS is usage() (case aside: usage() says
+# DEVICE where the page says device) and every command is described.
+if [ -f "$src/luks/xtcmk-luks.c" ]; then
+	flat() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//' | tr 'A-Z' 'a-z'; }
+	luse=$(sed -n '/^usage(FILE \*out)/,/^}/p' "$src/luks/xtcmk-luks.c" |
+	    grep -o '"[^"]*"' | tr -d '"\n' | sed 's/\\n/ /g; s/usage: //' | flat)
+	lpage=$(render xtcmk-luks.8)
+	lsyn=$(printf '%s\n' "$lpage" | sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' |
+	    sed '1d;$d' | flat)
+	[ -n "$luse" ] && [ "$luse" = "$lsyn" ] ||
+	    bad "xtcmk-luks SYNOPSIS '$lsyn' differs from usage() '$luse'"
+	for c in $(grep -o 'xtcmk-luks [a-z]*' <<<"$luse" | sed 's/.* //' | sort -u); do
+		grep -q "^ *$c device" <<<"$lpage" || bad "xtcmk-luks(8) lacks command '$c'"
+	done
+fi
+
+# 7. systemd units.
 for u in xtcmkd.service xtcmkd.socket; do
 	[ -f "$build/systemd/$u" ] || bad "$build/systemd/$u was not built"
 done
 svc="$build/systemd/xtcmkd.service"
 if [ -f "$svc" ]; then
 	grep -q '@[A-Z]*@' "$svc" && bad "$svc has an unfilled @TOKEN@"
-	for want in 'Type=simple' 'User=xtcmk' 'ExecReload=/bin/kill -HUP $MAINPID' \
+	for want in 'Type=notify' 'NotifyAccess=main' 'Restart=on-failure' 'User=xtcmk' 'ExecReload=/bin/kill -HUP $MAINPID' \
 	    'StateDirectory=xtcmk' 'RuntimeDirectory=xtcmk' 'CapabilityBoundingSet=' \
 	    'LimitMEMLOCK=64M' 'UMask=0077' 'SystemCallFilter=@system-service'; do
 		grep -qxF "$want" "$svc" || bad "xtcmkd.service lacks $want"

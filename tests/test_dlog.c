@@ -35,7 +35,7 @@ int
 main(void)
 {
 	char dir[] = "/tmp/xtcmk-dlog-XXXXXX", path[64], errpath[64];
-	unsigned long long w = 0, d = 0;
+	unsigned long long w = 0, d = 0, torn = 0;
 	struct dlog *l = NULL;
 	struct xerr e;
 	json_t *small, *big;
@@ -65,9 +65,10 @@ main(void)
 	dlog_append(l, big);
 	dlog_append(l, small);
 	dlog_flush(l);
-	dlog_stats(l, &w, &d);
+	dlog_stats(l, &w, &d, &torn);
 	ASSERT_EQ(w, 2);
 	ASSERT_EQ(d, 2);
+	ASSERT_EQ(torn, 0);
 	dlog_close(l);
 
 	dup2(saved, STDERR_FILENO);

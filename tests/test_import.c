@@ -389,6 +389,18 @@ main(void)
 	xc_close(&adm);
 	rc = agent_stop(&A);
 	ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+	{
+		/* The agent's own sanitizer reports land in its log. */
+		char cmd[512];
+
+		snprintf(cmd, sizeof(cmd), "grep -qE 'runtime error|Sanitizer' "
+		    "'%s'", A.log);
+		rc = system(cmd);
+		ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+	}
+	if (t_failures != 0)
+		fprintf(stderr, "agent log: %s (kept: set XTCMK_KEEP=1)\n",
+		    A.log);
 	agent_cleanup(&A);
 	return t_done();
 }

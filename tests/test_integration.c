@@ -213,22 +213,21 @@ admin_simple(const char *cmd)
 static json_t *
 admin_list(const char *cmd)
 {
-	json_t *all = json_array(), *r;
-	json_int_t off = 0;
+	json_t *all = json_array(), *r, *after = json_null();
 
 	for (;;) {
-		r = admin(json_pack("{s:s, s:I, s:i}", "cmd", cmd, "offset",
-		    off, "limit", 100), NULL, NULL, 0);
+		r = admin(json_pack("{s:s, s:o, s:i}", "cmd", cmd, "after",
+		    after, "limit", 100), NULL, NULL, 0);
 		if (r == NULL) {
 			json_decref(all);
 			return NULL;
 		}
 		json_array_extend(all, json_object_get(r, "items"));
-		if (!json_is_integer(json_object_get(r, "next"))) {
+		if (!json_is_string(json_object_get(r, "next"))) {
 			json_decref(r);
 			return all;
 		}
-		off = json_integer_value(json_object_get(r, "next"));
+		after = json_incref(json_object_get(r, "next"));
 		json_decref(r);
 	}
 }
@@ -395,6 +394,44 @@ onboard_all(void)
 	ASSERT_EQ(onboarded, NCUST);
 }
 
+/*
+ * Keyset paging in the admin protocol: "offset" and a limit out of range
+ * are refused with what to send instead; a page's "next" is the key of
+ * its last item and the following page starts after it.
+ */
+static void
+check_paging(void)
+{
+	char msg[512];
+	json_t *r, *p2, *items;
+	int st = 0;
+
+	r = admin(json_pack("{s:s, s:i}", "cmd", "customer.list", "offset", 0),
+	    &st, msg, sizeof(msg));
+	ASSERT_TRUE(r == NULL);
+	ASSERT_EQ(st, XTCMK_E_INVAL);
+	ASSERT_CONTAINS(msg, "pass \"after\"");
+	json_decref(r);
+	r = admin(json_pack("{s:s, s:i}", "cmd", "app.list", "limit", 1001),
+	    &st, msg, sizeof(msg));
+	ASSERT_TRUE(r == NULL);
+	ASSERT_CONTAINS(msg, "from 1 to 1000");
+	json_decref(r);
+	r = admin(json_pack("{s:s, s:i}", "cmd", "customer.list", "limit", 7),
+	    NULL, NULL, 0);
+	items = json_object_get(r, "items");
+	ASSERT_EQ(json_array_size(items), 7);
+	ASSERT_STR(json_string_value(json_object_get(r, "next")),
+	    jstr(json_array_get(items, 6), "id"));
+	p2 = admin(json_pack("{s:s, s:O, s:i}", "cmd", "customer.list",
+	    "after", json_object_get(r, "next"), "limit", 1), NULL, NULL, 0);
+	ASSERT_EQ(json_array_size(json_object_get(p2, "items")), 1);
+	ASSERT_TRUE(strcmp(jstr(json_array_get(json_object_get(p2, "items"),
+	    0), "id"), jstr(json_array_get(items, 6), "id")) > 0);
+	json_decref(p2);
+	json_decref(r);
+}
+
 /* Fill app_of[] from the registry (customer.list); number of customers. */
 static int
 read_assignments(char (*map)[NAME_LEN])
@@ -474,6 +511,7 @@ check_partition(struct xtcmk *h)
 	ASSERT_EQ(total, NCUST);
 
 	ASSERT_EQ(read_assignments(app_of), NCUST);
+	check_paging();
 	for (i = 0; i < NCUST; i++) {
 		a = find_app(apps, app_of[i]);
 		if (a == NULL || !same_str(jstr(json_object_get(a, "labels"),

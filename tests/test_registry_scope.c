@@ -6,6 +6,8 @@
  * triggers; batches with savepoints; and the migration of a schema-2
  * registry (full decision inputs stored) to schema 3.
  */
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +192,44 @@ test_resolve(struct registry *r)
 	ASSERT_EQ(json_array_size(json_object_get(in, "workloads")), 3);
 	json_decref(in);
 
+	/* Steady state: onboarding and resolving prepare nothing new. */
+	{
+		unsigned long long p0, u0, p1, u1;
+		struct scope sc;
+		json_t *doc = J("{\"apps\": {\"stem\": \"xtcmk-eu-\", "
+		    "\"room\": 9}, \"workloads\": {\"labels\": "
+		    "{\"region\": \"eu\"}}}"), *base = json_object(), *c;
+
+		ASSERT_EQ(scope_parse(doc, &sc, &e), 0);
+		ASSERT_EQ(onboard(r, "warm", "xtcmk-eu-30", "eu", NULL,
+		    "wl-eu-a", &e), 0);
+		ASSERT_EQ(reg_scope_resolve(r, &sc, base, &in, &e), 0);
+		json_decref(in);
+		ASSERT_EQ(reg_customer_get(r, "warm", &c, &e), 0);
+		json_decref(c);
+		reg_stmt_counts(r, &p0, &u0);
+		for (i = 0; i < 20; i++) {
+			snprintf(id, sizeof(id), "steady-%d", i);
+			ASSERT_EQ(onboard(r, id, "xtcmk-eu-30", "eu", NULL,
+			    "wl-eu-a", &e), 0);
+			ASSERT_EQ(reg_scope_resolve(r, &sc, base, &in, &e), 0);
+			json_decref(in);
+			ASSERT_EQ(reg_customer_get(r, id, &c, &e), 0);
+			json_decref(c);
+		}
+		reg_stmt_counts(r, &p1, &u1);
+		ASSERT_EQ(p1 - p0, 0);
+		ASSERT_INT(u1 - u0, >=, 20 * 10);
+		for (i = 0; i < 20; i++) {
+			snprintf(id, sizeof(id), "steady-%d", i);
+			ASSERT_EQ(reg_customer_remove(r, id, "t", &e), 0);
+		}
+		ASSERT_EQ(reg_customer_remove(r, "warm", "t", &e), 0);
+		scope_clear(&sc);
+		json_decref(doc);
+		json_decref(base);
+	}
+
 	/* A customer leaving frees room: the trigger-kept count follows. */
 	ASSERT_EQ(reg_customer_remove(r, "eu-2-0", "t", &e), 0);
 	ASSERT_EQ(reg_customer_move(r, "eu-3-0", "xtcmk-eu-1", "t", "t", &e),
@@ -313,6 +353,8 @@ test_migration(void)
 	struct xerr e;
 	sqlite3 *db;
 	json_t *in, *a, *doc;
+	struct stat sb;
+	off_t before;
 	size_t i;
 	int n;
 
@@ -366,11 +408,17 @@ test_migration(void)
 	sqlite3_close(db);
 	free(big);
 
+	ASSERT_EQ(stat(path, &sb), 0);
+	before = sb.st_size;
+	ASSERT_INT(before, >, 30 * 190 * 1024);
 	ASSERT_EQ(reg_open(path, &r, &e), 0);
 	if (r == NULL) {
 		fprintf(stderr, "migration: %s\n", e.msg);
 		return;
 	}
+	/* The space of the dropped inputs is given back. */
+	ASSERT_EQ(stat(path, &sb), 0);
+	ASSERT_INT(sb.st_size, <, before / 10);
 	/* The compact record replaced the input. */
 	ASSERT_EQ(reg_assignment_get(r, "c3", &a, &e), 0);
 	ASSERT_CONTAINS(json_string_value(json_object_get(json_object_get(a,
