@@ -438,7 +438,7 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 	} else if (strcmp(cmd, "customer.move") == 0) {
 		if ((a1 = arg_str(req, "id", e, &rc)) != NULL &&
 		    (a2 = arg_str(req, "to", e, &rc)) != NULL &&
-		    (rc = reg_customer_move(reg, a1, a2,
+		    (rc = service_move(s, a1, a2,
 		    json_string_value(json_object_get(req, "reason")), actor,
 		    e)) == 0)
 			r = ok();

@@ -283,6 +283,49 @@ service_onboard(struct service *s, json_t *customer, json_t **ret_result,
 	return rc;
 }
 
+/*
+ * customer.move: the partition policy's P.move must allow it (see
+ * xtcmk-policy(7)); then the registry moves the customer in its own
+ * transaction, which keeps the FIC and stickiness invariants.  Under the
+ * onboarding lock, so no onboarding decides on a half-made move.
+ */
+int
+service_move(struct service *s, const char *id, const char *to,
+    const char *reason, const char *actor, struct xerr *e)
+{
+	struct registry *reg = service_registry(s);
+	json_t *c = NULL, *from = NULL, *dest = NULL, *in = NULL;
+	const char *fromname;
+	int rc;
+
+	svc_onboard_lock(s, 1);
+	if ((rc = reg_customer_get(reg, id, &c, e)) < 0)
+		goto out;
+	if ((fromname = json_string_value(json_object_get(c, "app"))) ==
+	    NULL) {
+		rc = xerr_set(e, XTCMK_E_NOT_FOUND, "customer '%s' has no "
+		    "application assigned", id);
+		goto out;
+	}
+	if ((rc = reg_app_get(reg, fromname, &from, e)) < 0 ||
+	    (rc = reg_app_get(reg, to, &dest, e)) < 0)
+		goto out;
+	if ((in = json_pack("{s:o, s:O, s:O}", "customer",
+	    svc_customer_view(c), "from", from, "to", dest)) == NULL) {
+		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = svc_move_check(s, in, e)) == 0)
+		rc = reg_customer_move(reg, id, to, reason, actor, e);
+out:
+	svc_onboard_lock(s, 0);
+	json_decref(in);
+	json_decref(dest);
+	json_decref(from);
+	json_decref(c);
+	return rc;
+}
+
 /* Bytes of JSON an import's results take (with the counts, < 100). */
 static size_t
 reply_size(json_t *results)

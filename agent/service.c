@@ -1002,6 +1002,44 @@ svc_scope(struct service *s, json_t *cv, struct scope *ret_scope,
 	return rc;
 }
 
+int
+svc_move_check(struct service *s, json_t *input, struct xerr *e)
+{
+	struct policy_set *set = NULL;
+	json_t *v = NULL, *entry;
+	const char *why;
+	int rc;
+
+	rc = run_job(s, POLICY_PARTITION, "move", input, &v, &set, e);
+	if (rc == 0 && v != NULL &&
+	    !json_is_true(json_object_get(v, "allow"))) {
+		why = json_string_value(json_object_get(v, "reason"));
+		rc = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (partition.lua) "
+		    "refuses the move: %s", policy_set_name(set,
+		    POLICY_PARTITION), why != NULL ? why : "no reason given");
+	}
+	if (rc < 0)
+		atomic_fetch_add(&s->n_policy_err, 1);
+	if (set != NULL && (entry = json_pack("{s:s, s:O?, s:O?, s:O?, s:s, "
+	    "s:s}", "decision", "move", "customer", json_object_get(
+	    json_object_get(input, "customer"), "id"), "from",
+	    json_object_get(json_object_get(input, "from"), "name"), "to",
+	    json_object_get(json_object_get(input, "to"), "name"), "policy",
+	    policy_set_name(set, POLICY_PARTITION), "policy_hash",
+	    policy_set_hash(set))) != NULL) {
+		if (v != NULL)
+			json_object_set(entry, "output", v);
+		if (rc < 0)
+			json_object_set_new(entry, "error",
+			    json_string(e->msg));
+		dlog_append(s->dlog, entry);
+		json_decref(entry);
+	}
+	json_decref(v);
+	policy_set_unref(set);
+	return rc;
+}
+
 const char *
 svc_partition_name(struct service *s)
 {

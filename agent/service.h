@@ -76,6 +76,9 @@ int	service_decide_json(struct service *s, const char *customer,
  */
 int	service_onboard(struct service *s, json_t *customer,
 	    json_t **ret_result, struct xerr *e);
+/* customer.move, checked by the partition policy's P.move first. */
+int	service_move(struct service *s, const char *id, const char *to,
+	    const char *reason, const char *actor, struct xerr *e);
 
 #define IMPORT_BATCH_MAX	1000	/* customers per customer.import */
 

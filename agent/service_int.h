@@ -35,6 +35,13 @@ void	svc_onboard_lock(struct service *s, int lock);
  */
 int	svc_scope(struct service *s, json_t *cv, struct scope *ret_scope,
 	    int *ret_has, char *ret_hash, struct xerr *e);
+/*
+ * Run the partition policy's P.move on a worker with `input` ({customer,
+ * from, to}): 0 when the move may go ahead (allowed, or the policy has
+ * no move function), XTCMK_E_POLICY naming the policy and its reason
+ * when it refuses.  Logged in the decision log as decision "move".
+ */
+int	svc_move_check(struct service *s, json_t *input, struct xerr *e);
 /* The current partition policy's name (thread-local copy). */
 const char *svc_partition_name(struct service *s);
 /* The parts of a customer record every policy sees. */

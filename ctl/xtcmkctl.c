@@ -70,7 +70,7 @@ usage(FILE *out)
 "  key create URI [--bits 2048|3072] | rotate URI | disable URI |\n"
 "      enable URI | delete URI | list | show URI | status CUSTOMER\n"
 "  policy check [DIR]\n"
-"  policy test [--dir DIR] FIXTURE...\n"
+"  policy test [--dir DIR] [--host-params] FIXTURE...\n"
 "onboarding documents (--format text|md|json; see xtcmk-onboarding(7)):\n"
 "  app plan [APP] [--current FILE] [--add WORKLOAD ...]\n"
 "  customer kit ID [--grant rbac|access-policy] [--vault-resource-id ID]\n"
@@ -1375,10 +1375,18 @@ cmd_policy(int argc, char **argv)
 		return rc < 0 ? EXIT_POLICY : EXIT_OK;
 	}
 	if (strcmp(argv[0], "test") == 0) {
-		i = 1;
-		if (argc > 2 && strcmp(argv[1], "--dir") == 0) {
-			dir = argv[2];
-			i = 3;
+		int host_params = 0;
+
+		/* Fixtures are self-contained: the host's [params] only
+		 * when asked (--host-params). */
+		for (i = 1; i < argc; i++) {
+			if (strcmp(argv[i], "--host-params") == 0)
+				host_params = 1;
+			else if (strcmp(argv[i], "--dir") == 0 &&
+			    i + 1 < argc)
+				dir = argv[++i];
+			else
+				break;
 		}
 		if (i >= argc) {
 			config_free(cfg);
@@ -1386,8 +1394,9 @@ cmd_policy(int argc, char **argv)
 			    "files");
 			return EXIT_USAGE;
 		}
-		rc = policy_run_fixtures(dir, cfg->lua_dir, cfg->params,
-		    &cfg->limits, argv + i, argc - i, opt_json, stdout, &e);
+		rc = policy_run_fixtures(dir, cfg->lua_dir, host_params ?
+		    cfg->params : NULL, &cfg->limits, argv + i, argc - i,
+		    opt_json, stdout, &e);
 		if (rc < 0)
 			ctl_err(XTCMK_E_POLICY, "policy set %s refused: %s",
 			    dir, e.msg);

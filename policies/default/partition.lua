@@ -32,7 +32,17 @@ Rules: the customer's region is customer.labels.region.  Shared apps of
 a region (labels.region == region, no labels.dedicated) are filled in
 order to customers_per_app customers; when all are full the next one,
 "<prefix>-<region>-<n>", is opened.  A customer whose labels.tier is the
-dedicated tier gets "<prefix>-<region>-<customer id>".  The workloads
+dedicated tier gets "<prefix>-d-<region>-<id>-<tag>", <id> the customer
+id lowercased (other characters as "-") and <tag> 12 hex digits hashed
+from the exact id: a namespace of its own ("-d-", and never only digits
+after the stem) that no shared name and no other customer's dedicated
+name can take.  An existing application of that name that is not
+labelled dedicated = <tag> is refused, with the reason.
+
+Moves (P.move(input, params), input = { customer, from, to }): a
+dedicated customer may move only to its own application; a shared one
+only to a shared application of its region ("<stem><n>", labelled with
+the region and not dedicated).  The workloads
 labelled with the region federate with the app (sorted by name; with
 more than 20, rendezvous hashing on the app name picks a stable 20).
 ]]
@@ -58,7 +68,11 @@ local function settings(c, params)
 	t.dedicated = params.dedicated_tier or "dedicated"
 	t.stem = (params.app_prefix or "xtcmk") .. "-" ..
 	    sanitize(t.region, 24) .. "-"
-	t.own = t.stem .. sanitize(c.id, 63 - #t.stem)
+	t.tag = string.format("%08x%04x", place.fnv1a32(c.id),
+	    place.fnv1a32("\1" .. c.id) & 0xffff)
+	local dstem = (params.app_prefix or "xtcmk") .. "-d-" ..
+	    sanitize(t.region, 24) .. "-"
+	t.own = dstem .. sanitize(c.id, 63 - #dstem - 13) .. "-" .. t.tag
 	t.is_dedicated = labels.get(c.labels, "tier") == t.dedicated
 	return t
 end
@@ -107,12 +121,18 @@ function P.decide(input, params)
 		for _, a in ipairs(apps) do
 			if a.name == name then app = a end
 		end
+		if app ~= nil and labels.get(app.labels, "dedicated") ~= t.tag then
+			error("application " .. name .. " exists but is not " ..
+			    "customer " .. c.id .. "'s dedicated application " ..
+			    "(its label dedicated is not " .. t.tag .. "); " ..
+			    "refusing to share it")
+		end
 		local fed = capacity.plan(app, wanted(name), limit) or
 		    error("dedicated application " .. name .. " has no FIC " ..
 		    "left for the region's workloads")
 		return {
 			app = name,
-			app_labels = { region = region, dedicated = sanitize(c.id, 63) },
+			app_labels = { region = region, dedicated = t.tag },
 			federate = fed,
 			reason = "tier " .. dedicated .. ": own application in " ..
 			    region,
@@ -146,6 +166,28 @@ function P.decide(input, params)
 	}
 end
 
+function P.move(input, params)
+	local t = settings(input.customer, params or {})
+	local to = input.to or {}
+	if t.is_dedicated then
+		if to.name == t.own then
+			return { allow = true, reason = "its own application" }
+		end
+		return { allow = false, reason = "customer " ..
+		    input.customer.id .. " is tier " .. t.dedicated ..
+		    " and may only be served by its own application " .. t.own }
+	end
+	if labels.match(to.labels, { region = t.region, dedicated = false })
+	    and capacity.number(to.name or "", t.stem) ~= nil then
+		return { allow = true, reason = "a shared application of " ..
+		    "region " .. t.region }
+	end
+	return { allow = false, reason = "customer " .. input.customer.id ..
+	    " is a shared customer of region " .. t.region .. "; it may " ..
+	    "only move to a shared application " .. t.stem .. "<n> " ..
+	    "labelled region=" .. t.region .. " and not dedicated" }
+end
+
 function P.selftest(params)
 	local wl = {
 		{ name = "wl-eu-1", labels = { region = "eu" } },
@@ -167,8 +209,16 @@ function P.selftest(params)
 	end
 	r = P.decide({ customer = { id = "Big.Co", labels = { region = "us",
 	    tier = "dedicated" } }, apps = {}, workloads = wl, limit = 20 }, p)
-	if r.app ~= "t-us-big-co" or r.federate[1] ~= "wl-us-1" then
+	if r.app:match("^t%-d%-us%-big%-co%-%x+$") == nil or
+	    r.federate[1] ~= "wl-us-1" then
 		return false, "a dedicated customer should get its own app"
+	end
+	local r2 = P.decide({ customer = { id = "big-co", labels = {
+	    region = "us", tier = "dedicated" } }, apps = {}, workloads = wl,
+	    limit = 20 }, p)
+	if r2.app == r.app then
+		return false, "ids differing in case or punctuation must not " ..
+		    "share a dedicated app"
 	end
 	-- With a scope, apps holds only candidates: the next number comes
 	-- from input.scope.max_number.

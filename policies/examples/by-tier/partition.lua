@@ -11,11 +11,11 @@ separate pool of hosts for premium customers.
 Scope: the tier's numbered applications with room (first 8 in fill
 order) and the workloads of the tier's pool.
 Input, output: as in default/partition.lua (see xtcmk-policy(7)).
-Params:
-  tiers = { free = { per_app = 200, pool = "shared" },
-            premium = { per_app = 20, pool = "premium" },
-            regulated = { per_app = 1, pool = "premium" } }
-    (these are the defaults; a tier not listed is treated as "free")
+Params (scalars only, as [params] in xtcmk.conf can give them):
+  free_per_app = 200        free_pool = "shared"
+  premium_per_app = 20      premium_pool = "premium"
+  regulated_per_app = 1     regulated_pool = "premium"
+    (these are the defaults; a tier other than these three is "free")
   app_prefix = "xtcmk"
 Application names: "<prefix>-<tier>-<n>".
 ]]
@@ -34,12 +34,19 @@ local DEFAULT_TIERS = {
 
 -- The customer's tier, its rule and the stem of its applications.
 local function tier_of(c, params)
-	local tiers = params.tiers or DEFAULT_TIERS
 	local tier = labels.get(c.labels, "tier", "free")
-	if tiers[tier] == nil then
+	if DEFAULT_TIERS[tier] == nil then
 		tier = "free"
 	end
-	local rule = tiers[tier] or error("params.tiers has no entry free")
+	local rule = {
+		per_app = params[tier .. "_per_app"] or
+		    DEFAULT_TIERS[tier].per_app,
+		pool = params[tier .. "_pool"] or DEFAULT_TIERS[tier].pool,
+	}
+	if math.type(rule.per_app) ~= "integer" or rule.per_app < 1 then
+		error("params." .. tier .. "_per_app must be a whole number " ..
+		    "of at least 1")
+	end
 	return tier, rule, (params.app_prefix or "xtcmk") .. "-" .. tier .. "-"
 end
 
