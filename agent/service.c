@@ -1020,9 +1020,9 @@ svc_move_check(struct service *s, json_t *input, struct xerr *e)
 	}
 	if (rc < 0)
 		atomic_fetch_add(&s->n_policy_err, 1);
-	if (set != NULL && (entry = json_pack("{s:s, s:O?, s:O?, s:O?, s:s, "
-	    "s:s}", "decision", "move", "customer", json_object_get(
-	    json_object_get(input, "customer"), "id"), "from",
+	if (set != NULL && (entry = json_pack("{s:s, s:O?, s:{s:O?, s:O?}, "
+	    "s:s, s:s}", "decision", "move", "customer", json_object_get(
+	    json_object_get(input, "customer"), "id"), "input", "from",
 	    json_object_get(json_object_get(input, "from"), "name"), "to",
 	    json_object_get(json_object_get(input, "to"), "name"), "policy",
 	    policy_set_name(set, POLICY_PARTITION), "policy_hash",

@@ -69,6 +69,8 @@ lua_dir = $P/share/xtcmk/lua
 workload = wl-eu-1
 [access]
 monitor_uids = 65534
+[policy]
+worker = $P/libexec/xtcmk/xtcmk-policyd
 CONF
 chmod 0644 "$T/xtcmk.conf"
 cp "$T/xtcmk.conf" "$T/good.conf"
@@ -228,6 +230,8 @@ state_dir = $T/pf/state
 workload = wl-eu-1
 policy_dir = $P/etc/xtcmk/policies/default
 lua_dir = $P/share/xtcmk/lua
+[policy]
+worker = $P/libexec/xtcmk/xtcmk-policyd
 [azure]
 imds_endpoint = http://127.0.0.1:1
 connect_to = 127.0.0.1:1

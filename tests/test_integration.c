@@ -984,10 +984,13 @@ check_cli_invariants(struct xtcmk *h)
 	json_decref(apps);
 	ASSERT_TRUE(other[0] != '\0');
 	ASSERT_EQ(ctl(&A, NULL, 0, "app add empty-app --label region=eu"), 0);
+	/* The default partition policy's P.move: a shared customer only
+	 * to a numbered shared application of its region. */
 	rc = ctl(&A, ctl_out, CTL_OUT_MAX, "customer move cust-0000 --to "
-	    "empty-app --reason 'no fic'");
-	ASSERT_EQ(rc, 5);
-	ASSERT_CONTAINS(ctl_out, "federate");
+	    "empty-app --reason 'not shared'");
+	ASSERT_EQ(rc, 6);
+	ASSERT_CONTAINS(ctl_out, "refuses the move: customer cust-0000 is a "
+	    "shared customer of region eu");
 	rc = ctl(&A, ctl_out, CTL_OUT_MAX, "customer move cust-0000 --to "
 	    "no-such-app --reason 'nowhere'");
 	ASSERT_EQ(rc, 4);
@@ -1717,7 +1720,8 @@ check_decision_log(void)
 		if (!json_is_object(e) || kind == NULL ||
 		    (strcmp(kind, "partition") != 0 &&
 		    strcmp(kind, "role") != 0 &&
-		    strcmp(kind, "versioning") != 0) ||
+		    strcmp(kind, "versioning") != 0 &&
+		    strcmp(kind, "move") != 0) ||
 		    !json_is_string(json_object_get(e, "customer")) ||
 		    !json_is_object(json_object_get(e,
 		    strcmp(kind, "partition") == 0 ? "why" : "input")) ||
