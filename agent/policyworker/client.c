@@ -33,6 +33,7 @@ struct pworker {
 	struct pworker_counters	*cnt;
 	const atomic_int	*stopping;
 	struct pbuf		 out;
+	struct pbuf		 in;		/* a frame coming in */
 };
 
 static long long
@@ -82,97 +83,112 @@ kill_reap(struct pworker *w, char *how, size_t howsize)
 
 enum wait_end { END_OK = 0, END_CPU, END_WALL, END_DIED, END_STOP };
 
+/* Over a deadline, or asked to stop?  END_OK when neither. */
+static enum wait_end
+limits(struct pworker *w, const struct timespec *cpu0,
+    const struct timespec *wall0, unsigned cpu_ms, unsigned wall_ms,
+    long long *ret_cpu_used)
+{
+	sigset_t pend;
+	int ok;
+
+	/* SIGTERM waits for sigwait in the agent: stop now. */
+	if (sigpending(&pend) == 0 && (sigismember(&pend, SIGTERM) ||
+	    sigismember(&pend, SIGINT)))
+		w->dead = 1;
+	if (w->dead || (w->stopping != NULL && atomic_load(w->stopping)))
+		return END_STOP;
+	*ret_cpu_used = ms_since(cpu0, w->cpu, &ok);
+	if (!ok)
+		return END_DIED;
+	if (*ret_cpu_used > (long long)cpu_ms)
+		return END_CPU;
+	if (ms_since(wall0, CLOCK_MONOTONIC, &ok) > (long long)wall_ms)
+		return END_WALL;
+	return END_OK;
+}
+
 /*
  * Write w->out, then read one frame, within `cpu_ms` of the worker's
- * CPU and `wall_ms` of wall clock.
+ * CPU and `wall_ms` of wall clock.  The common case costs a send, a
+ * poll and a read: the deadlines are checked whenever a poll of
+ * POLICYD_POLL_MS ends without progress, and every POLICYD_POLL_MS of
+ * progress at the latest.
  */
 static enum wait_end
 exchange(struct pworker *w, unsigned cpu_ms, unsigned wall_ms,
     struct pmsg *ret_m, long long *ret_cpu_used)
 {
-	struct timespec cpu0, wall0;
-	uint8_t hdr[POLICYD_HDR], type = 0;
-	size_t woff = 0, hoff = 0, roff = 0;
-	uint8_t *data = NULL;
-	long len = -1;
-	long long used;
+	struct timespec cpu0, wall0, last;
+	uint8_t type = 0, *d;
+	size_t woff = 0, have = 0, need = POLICYD_HDR;
+	enum wait_end end;
 	struct pollfd pfd;
-	sigset_t pend;
 	ssize_t n;
-	int ok;
+	long len = -1;
+	int r, ok;
 
 	*ret_cpu_used = 0;
 	if (clock_gettime(w->cpu, &cpu0) == -1)
 		return END_DIED;
 	clock_gettime(CLOCK_MONOTONIC, &wall0);
+	last = wall0;
 	for (;;) {
-		/* SIGTERM waits for sigwait in the agent: stop now. */
-		if (sigpending(&pend) == 0 && (sigismember(&pend, SIGTERM) ||
-		    sigismember(&pend, SIGINT)))
-			w->dead = 1;
-		if (w->dead || (w->stopping != NULL &&
-		    atomic_load(w->stopping))) {
-			free(data);
-			return END_STOP;
-		}
-		pfd.fd = w->fd;
-		pfd.events = woff < w->out.len ? POLLOUT : POLLIN;
-		pfd.revents = 0;
-		if (poll(&pfd, 1, POLICYD_POLL_MS) == -1 && errno != EINTR)
-			break;
-		if (pfd.revents & (POLLIN | POLLOUT | POLLHUP | POLLERR)) {
-			if (woff < w->out.len) {
-				n = send(w->fd, w->out.data + woff,
-				    w->out.len - woff, MSG_NOSIGNAL);
-				if (n == -1 && errno != EAGAIN &&
-				    errno != EINTR)
-					break;
-				if (n > 0)
-					woff += (size_t)n;
-			} else if (len < 0) {
-				n = read(w->fd, hdr + hoff, sizeof(hdr) - hoff);
-				if (n == 0 || (n == -1 && errno != EAGAIN &&
-				    errno != EINTR))
-					break;
-				if (n > 0 && (hoff += (size_t)n) ==
-				    sizeof(hdr)) {
-					if ((len = pchan_hdr(hdr, &type)) < 0 ||
-					    (data = malloc((size_t)len + 1)) ==
-					    NULL)
-						break;
-				}
-			} else {
-				n = read(w->fd, data + roff, (size_t)len - roff);
-				if (n == 0 || (n == -1 && errno != EAGAIN &&
-				    errno != EINTR))
-					break;
-				if (n > 0)
-					roff += (size_t)n;
+		if (woff < w->out.len) {
+			n = send(w->fd, w->out.data + woff, w->out.len - woff,
+			    MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n == -1 && errno != EAGAIN && errno != EINTR)
+				return END_DIED;
+			if (n > 0)
+				woff += (size_t)n;
+		} else {
+			if (w->in.cap < need) {
+				if ((d = realloc(w->in.data, need)) == NULL)
+					return END_DIED;
+				w->in.data = d;
+				w->in.cap = need;
 			}
-			if (len >= 0 && roff == (size_t)len) {
+			n = read(w->fd, w->in.data + have, need - have);
+			if (n == 0 || (n == -1 && errno != EAGAIN &&
+			    errno != EINTR))
+				return END_DIED;
+			if (n > 0)
+				have += (size_t)n;
+			if (len < 0 && have >= POLICYD_HDR) {
+				if ((len = pchan_hdr(w->in.data, &type)) < 0)
+					return END_DIED;
+				need = POLICYD_HDR + (size_t)len;
+				continue;
+			}
+			if (len >= 0 && have == need) {
+				if ((d = malloc((size_t)len + 1)) == NULL)
+					return END_DIED;
+				memcpy(d, w->in.data + POLICYD_HDR,
+				    (size_t)len);
 				ret_m->type = type;
-				ret_m->data = data;
+				ret_m->data = d;
 				ret_m->len = (size_t)len;
 				ret_m->off = 0;
-				*ret_cpu_used = ms_since(&cpu0, w->cpu, &ok);
 				return END_OK;
 			}
 		}
-		used = ms_since(&cpu0, w->cpu, &ok);
-		*ret_cpu_used = used;
-		if (!ok)
-			break;
-		if (used > (long long)cpu_ms) {
-			free(data);
-			return END_CPU;
-		}
-		if (ms_since(&wall0, CLOCK_MONOTONIC, &ok) > (long long)wall_ms) {
-			free(data);
-			return END_WALL;
-		}
+		if (n > 0 && ms_since(&last, CLOCK_MONOTONIC, &ok) <
+		    POLICYD_POLL_MS)
+			continue;
+		pfd.fd = w->fd;
+		pfd.events = woff < w->out.len ? POLLOUT : POLLIN;
+		pfd.revents = 0;
+		if ((r = poll(&pfd, 1, POLICYD_POLL_MS)) == -1 &&
+		    errno != EINTR)
+			return END_DIED;
+		if (r > 0 && ms_since(&last, CLOCK_MONOTONIC, &ok) <
+		    POLICYD_POLL_MS)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &last);
+		if ((end = limits(w, &cpu0, &wall0, cpu_ms, wall_ms,
+		    ret_cpu_used)) != END_OK)
+			return end;
 	}
-	free(data);
-	return END_DIED;
 }
 
 /* Turn a failed exchange into the caller's error; the worker is gone. */
@@ -470,6 +486,7 @@ pworker_free(struct pworker *w)
 		close(w->fd);
 	kill_reap(w, NULL, 0);
 	pbuf_free(&w->out);
+	pbuf_free(&w->in);
 	policy_set_unref(w->set);
 	free(w);
 }
