@@ -369,6 +369,26 @@ check_confinement(void)
 		ASSERT_EQ(fread(line, 1, sizeof(line), f), 0);
 		fclose(f);
 	}
+	/* The limits xtcmk-policy(7) promises (memory 32M: 2 x 32M + 256M). */
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	if ((f = fopen(path, "r")) == NULL) {
+		T_FAIL("cannot read %s", path);
+		return;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "Max address space", 17) == 0)
+			ASSERT_CONTAINS(line, "335544320");
+		else if (strncmp(line, "Max cpu time", 12) == 0)
+			ASSERT_CONTAINS(line, "3600");
+		else if (strncmp(line, "Max core file size", 18) == 0 ||
+		    strncmp(line, "Max file size", 13) == 0 ||
+		    strncmp(line, "Max processes", 13) == 0) {
+			nfd = -1;
+			sscanf(line + 26, "%d", &nfd);
+			ASSERT_EQ(nfd, 0);
+		}
+	}
+	fclose(f);
 }
 
 /*
