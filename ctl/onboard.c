@@ -550,19 +550,19 @@ kit_grant_rbac(json_t *doc, json_t *body, json_t *role,
 	json_t *arm;
 
 	if (ku->service == KEY_SERVICE_MHSM) {
-		onb_p(body, "Managed HSM uses its own local RBAC. Assign "
-		    "'%s' (the Managed HSM role of that name) to the "
-		    "application's service principal %s:", rname,
-		    on_key ? "on the key" : "on the HSM");
+		/* Managed HSM local RBAC: the Key Vault roles do not exist
+		 * there (FACTS 6); the role decision names the HSM's own. */
+		onb_p(body, "Managed HSM uses its own local RBAC, not Azure "
+		    "RBAC. Assign its role '%s' (role definition id %s) to the "
+		    "application's service principal %s; the Key Vault roles "
+		    "do not exist on a Managed HSM.", rname,
+		    rid, on_key ? "on the key" : "on the HSM");
 		onb_code(body, "sh", "sp_id=$(az ad sp show --id %s --query id "
 		    "-o tsv)\naz keyvault role assignment create --hsm-name "
 		    "%s --role \"%s\" --assignee-object-id \"$sp_id\" "
 		    "--assignee-principal-type ServicePrincipal --scope "
 		    "/keys%s%s", cid, ku->vault, rname, on_key ? "/" : "",
 		    on_key ? ku->name : "");
-		onb_note(doc, "Managed HSM role names, ids and the `az "
-		    "keyvault role assignment` syntax are UNVERIFIED here; "
-		    "check them against the Managed HSM documentation.");
 		return;
 	}
 	sc = onb_printf("%s%s%s", v, on_key ? "/keys/" : "", on_key ?

@@ -16,6 +16,7 @@
 
 #define ROLE_CRYPTO_USER	"12338af0-0e69-4776-bea7-57ae8d297424"
 #define ROLE_CSE_USER		"e147488a-f6f5-4113-8e2d-b22465e65bf6"
+#define ROLE_MHSM_CSE_USER	"33413926-3206-4cdd-b39a-83574fe37a17"
 #define STORAGE_API		"2022-09-01"
 #define COSMOS_API		"2022-05-15"
 #define NETAPP_API		"2025-01-01"
@@ -140,6 +141,7 @@ check_kind(struct res *r, struct xerr *e)
 		    "grace")), STORAGE_CHECK_S);
 	if (strcmp(mech, "rbac") == 0 && strcmp(r->kind, "host") != 0 &&
 	    rid != NULL && strcmp(rid, ROLE_CSE_USER) != 0 &&
+	    strcmp(rid, ROLE_MHSM_CSE_USER) != 0 &&
 	    strcmp(rid, ROLE_CRYPTO_USER) != 0)
 		onb_note(r->doc, "The customer's grant is '%s'; the documents "
 		    "use Key Vault Crypto Service Encryption User (Storage, "

@@ -184,6 +184,19 @@ expect 2 "usage" -- $C app plan --add wl-x-10
 expect 9 "cannot read" -- $C app plan xtcmk-eu-1 --current "$T/missing.json"
 
 # Phase 2
+# A Managed HSM key: its local RBAC role, never the Key Vault one.
+$C customer add adventure --tenant 31111111-1111-4111-8111-111111111116 \
+	--key-uri https://adv-hsm.managedhsm.azure.net/keys/cmk --kind host --label region=us >/dev/null ||
+	bad "customer adventure (Managed HSM) added"
+golden kit-adventure.txt -- $C customer kit adventure
+check_json kit-mhsm '
+g = d["grant"]
+assert g["role"] == "Managed HSM Crypto Service Encryption User", g
+assert g["role_id"] == "33413926-3206-4cdd-b39a-83574fe37a17", g
+code = "\n".join(i.get("code", "") for s in d["sections"] for i in s["body"])
+assert "--hsm-name adv-hsm --role \"Managed HSM Crypto Service Encryption User\"" in code, code
+assert "Key Vault Crypto Service Encryption User" not in json.dumps(d), d
+' -- $C customer kit adventure --json
 golden kit-contoso.txt -- $C customer kit contoso
 golden kit-contoso.md -- $C customer kit contoso --format md
 golden kit-contoso.json -- $C customer kit contoso --json
