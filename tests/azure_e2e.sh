@@ -324,6 +324,44 @@ else
 	bad "oct-HSM round trip" "$($H encrypt northaes "$T/plain" "$T/enca" 2>&1)"
 fi
 
+# --- AccessDenied, the newer denial form, is a missing grant -----------
+# Real vaults (newer form) and Managed HSM local RBAC answer 403
+# AccessDenied; it must revoke the customer at once (cached DEKs wiped)
+# and name the grant, like ForbiddenByPolicy / ForbiddenByRbac.
+emu_ctl /vault "{\"name\":\"adatum\",\"kind\":\"vault\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"auth\":\"access-policy\",\"deny_form\":\"access-denied\"}" >/dev/null &&
+emu_ctl /grant "{\"vault\":\"adatum\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"app_id\":\"$EMU_APP_ID\",\"permissions\":[\"get\",\"wrapKey\",\"unwrapKey\"]}" >/dev/null &&
+emu_ctl /key '{"vault":"adatum","name":"cmk"}' >/dev/null || bad "adatum vault set up"
+$C customer add adatum --tenant "$EMU_CUSTOMER_TENANT" --auth access-policy \
+	--key-uri https://adatum.vault.azure.net/keys/cmk --kind host --label region=eu >/dev/null ||
+	bad "customer adatum onboarded"
+revoked_of() { $C -j stats | python3 -c "import json,sys; print(json.load(sys.stdin)['keys']['revocations'])"; }
+denied_with() {	# denied_with NAME CUSTOMER FILE GRANT-JSON PATTERN
+	local name=$1 cust=$2 file=$3 grant=$4 pat=$5 r0 f0
+	$H encrypt "$cust" "$T/plain" "$file" >/dev/null 2>&1 &&
+	    $H decrypt "$cust" "$file" "$T/decd" >/dev/null 2>&1 || bad "$name: round trip before"
+	r0=$(revoked_of) f0=$(counter forbidden_403)
+	emu_ctl /grant/remove "$grant" >/dev/null || bad "$name: grant removed"
+	says() { $H decrypt "$cust" "$file" "$T/decd" >"$T/msg" 2>&1; grep -qE -- "$pat" "$T/msg"; }
+	if until_ok 6 says && [ "$(revoked_of)" -gt "$r0" ] &&
+	    [ "$(counter forbidden_403)" -gt "$f0" ] &&
+	    $C key status "$cust" 2>&1 | grep -q "REVOKED"; then
+		ok "$name: the customer is revoked and the refusal names the grant"
+		sed 's/^/       /' "$T/msg"
+	else
+		bad "$name" "$(cat "$T/msg"); revocations $r0 -> $(revoked_of); $($C key status "$cust" 2>&1)"
+	fi
+	emu_ctl /grant "$grant" >/dev/null || bad "$name: grant restored"
+	back() { $H decrypt "$cust" "$file" "$T/decd" && cmp -s "$T/plain" "$T/decd"; }
+	until_ok 6 back && ok "$name: grant restored, service recovers" ||
+		bad "$name: recovery" "$($H decrypt "$cust" "$file" "$T/decd" 2>&1)"
+}
+denied_with "vault AccessDenied (access policy)" adatum "$T/encad" \
+	"{\"vault\":\"adatum\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"app_id\":\"$EMU_APP_ID\",\"permissions\":[\"get\",\"wrapKey\",\"unwrapKey\"]}" \
+	"\\(AccessDenied\\): the customer must add access-policy key permissions get, wrapKey, unwrapKey"
+denied_with "Managed HSM AccessDenied (local RBAC)" northwind "$T/enchd" \
+	"{\"vault\":\"northhsm\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"app_id\":\"$EMU_APP_ID\"}" \
+	"\\(AccessDenied\\): the customer must grant role Managed HSM Crypto Service Encryption User on key https://northhsm.managedhsm.azure.net/keys/cmk"
+
 # --- other identity sources ---------------------------------------------
 stop_agent
 n_as=$(counter appservice_token)

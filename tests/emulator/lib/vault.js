@@ -114,21 +114,29 @@ forbidden(st, res, v, tok, op, keyName)
 {
 	const o = OPS[op];
 	const caller = `appid=${tok.appid};oid=${tok.oid};iss=${tok.iss}`;
+	const prov = v.kind === 'mhsm' ? 'managedHsm' : 'vaults';
+	const suffix = ['read', 'delete'].includes(o.act) &&
+	    v.kind !== 'mhsm' ? o.act : `${o.act}/action`;
+	const action = `Microsoft.KeyVault/${prov}/keys/${suffix}`;
+	const denied = v.deny_form === 'access-denied';
+	if (v.kind === 'mhsm' && denied) {
+		/* Managed HSM local RBAC: AccessDenied is error.code itself. */
+		const scope = keyName ? `/keys/${keyName}` : '/';
+		return fail(st, res, v, 403, kvError('AccessDenied',
+		    `Not authorized to access ${action} on '${scope}'. Caller: ${caller}`),
+		    'forbidden_403');
+	}
 	if (v.auth === 'rbac') {
-		const prov = v.kind === 'mhsm' ? 'managedHsm' : 'vaults';
-		const suffix = ['read', 'delete'].includes(o.act) &&
-		    v.kind !== 'mhsm' ? o.act : `${o.act}/action`;
-		const action = `Microsoft.KeyVault/${prov}/keys/${suffix}`;
 		const resource = `/subscriptions/${SUBSCRIPTION}/resourcegroups/rg/providers/microsoft.keyvault/${prov.toLowerCase()}/${v.name}` +
 		    (keyName ? `/keys/${keyName}` : '');
 		const msg = 'Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\n' +
 		    `Caller: ${caller}\r\nAction: '${action}'\r\nResource: '${resource}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: null \r\nVault: ${v.name};location=${REGION}\r\n`;
 		return fail(st, res, v, 403, kvError('Forbidden', msg,
-		    'ForbiddenByRbac'), 'forbidden_403');
+		    denied ? 'AccessDenied' : 'ForbiddenByRbac'), 'forbidden_403');
 	}
 	const msg = `The user, group or application '${caller}' does not have keys ${o.perm} permission on key vault '${v.name};location=${REGION}'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287`;
-	fail(st, res, v, 403, kvError('Forbidden', msg, 'ForbiddenByPolicy'),
-	    'forbidden_403');
+	fail(st, res, v, 403, kvError('Forbidden', msg,
+	    denied ? 'AccessDenied' : 'ForbiddenByPolicy'), 'forbidden_403');
 }
 
 function
