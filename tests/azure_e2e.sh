@@ -82,7 +82,7 @@ start_agent() {
 		printf 'ca_file = %s\nconnect_to = 127.0.0.1:%s\n' "$EMU_CA_FILE" "$EMU_HTTPS_PORT"
 		printf 'timeout_ms = 2000\nretries = 4\nrate_limit = 200\n'
 		printf '%s' "${AZ_EXTRA:-}"
-		printf '[params]\nrevocation_check = 1\nrefresh = 1\ncache_ttl = 2\n'
+		printf '[params]\nrevocation_check = 1\nrefresh = 1\ncache_ttl = %s\n' "${AZ_CACHE_TTL:-2}"
 	} >"$T/xtcmk.conf"
 	rm -f "$T/s.sock"
 	"$B/agent/xtcmkd" -c "$T/xtcmk.conf" >>"$T/agent.log" 2>&1 &
@@ -361,6 +361,48 @@ denied_with "vault AccessDenied (access policy)" adatum "$T/encad" \
 denied_with "Managed HSM AccessDenied (local RBAC)" northwind "$T/enchd" \
 	"{\"vault\":\"northhsm\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"app_id\":\"$EMU_APP_ID\"}" \
 	"\\(AccessDenied\\): the customer must grant role Managed HSM Crypto Service Encryption User on key https://northhsm.managedhsm.azure.net/keys/cmk"
+
+# --- one old version disabled: its blobs fail closed, cached or not ----
+# cache_ttl = 600 s: only a check of that very version within
+# revocation_check (1 s) can wipe its cached DEK.
+r=$(emu_ctl /key "{\"vault\":\"$EMU_VAULT\",\"name\":\"ver\"}")
+W1=$(sed -n 's/.*"version":"\([^"]*\)".*/\1/p' <<<"$r")
+$C customer add verco --tenant "$EMU_CUSTOMER_TENANT" \
+	--key-uri "https://$EMU_VAULT.vault.azure.net/keys/ver" --kind host --label region=eu >/dev/null ||
+	bad "customer verco onboarded"
+$H encrypt verco "$T/plain" "$T/encva" >/dev/null 2>&1 && $H encrypt verco "$T/plain" "$T/encvb" >/dev/null 2>&1 ||
+	bad "verco: two blobs under the first version"
+stop_agent
+AZ_CACHE_TTL=600 start_agent
+u0=$(counter unwrapkey)
+$H decrypt verco "$T/encva" "$T/dec" >/dev/null 2>&1 || bad "verco: decrypt after restart"
+r=$(emu_ctl /key/rotate "{\"vault\":\"$EMU_VAULT\",\"name\":\"ver\"}")
+W2=$(sed -n 's/.*"version":"\([^"]*\)".*/\1/p' <<<"$r")
+on_w2() { $H encrypt verco "$T/plain" "$T/encvn" && $H inspect "$T/encvn" | grep -q "$W2"; }
+until_ok 6 on_w2 || bad "verco: new blobs on the rotated version"
+$H decrypt verco "$T/encva" "$T/dec" >/dev/null 2>&1 || bad "verco: old blob before disabling"
+[ "$(counter unwrapkey)" = $((u0 + 1)) ] && ok "the old version's blob is served from the DEK cache (1 unwrapkey)" ||
+	bad "verco cache" "unwrapkey $u0 -> $(counter unwrapkey)"
+g0=$(counter get_key)
+emu_ctl /key/enable "{\"vault\":\"$EMU_VAULT\",\"name\":\"ver\",\"version\":\"$W1\",\"enabled\":false}" >/dev/null
+t0=$(ms)
+cached_refused() { $H decrypt verco "$T/encva" "$T/dec" >"$T/msg" 2>&1 && return 1; grep -q "$W1" "$T/msg"; }
+if until_ok 4 cached_refused; then
+	ok "disabled old version: its cached blob refused after $(( $(ms) - t0 )) ms (revocation_check 1 s, cache_ttl 600 s)"
+	sed 's/^/       /' "$T/msg"
+else
+	bad "disabled old version: cached blob" "$($H decrypt verco "$T/encva" "$T/dec" 2>&1)"
+fi
+[ "$(counter get_key)" -gt "$g0" ] && ok "the agent asked the vault for the old version (get_key $g0 -> $(counter get_key))" ||
+	bad "version check counter" "get_key $g0 -> $(counter get_key)"
+expect "disabled old version: an uncached blob of it is refused" 1 "$W1" -- \
+	$H decrypt verco "$T/encvb" "$T/dec"
+expect "disabled old version: key status shows it" 0 "version $W1 DISABLED" -- $C key status verco
+expect "the version in force still serves" 0 "" -- $H decrypt verco "$T/encvn" "$T/dec"
+emu_ctl /key/enable "{\"vault\":\"$EMU_VAULT\",\"name\":\"ver\",\"version\":\"$W1\",\"enabled\":true}" >/dev/null
+back_v1() { $H decrypt verco "$T/encva" "$T/dec" && cmp -s "$T/plain" "$T/dec"; }
+until_ok 6 back_v1 && ok "old version enabled again: its blobs decrypt again" ||
+	bad "old version re-enabled" "$($H decrypt verco "$T/encva" "$T/dec" 2>&1)"
 
 # --- other identity sources ---------------------------------------------
 stop_agent
