@@ -1,6 +1,6 @@
 /*
  * onboard_int.h - helpers shared by the onboarding generators
- * (onboard.c, onboard_res.c); not used elsewhere.
+ * (onboard.c, onboard_res.c, onboard_storage.c); not used elsewhere.
  */
 #ifndef XTCMK_ONBOARD_INT_H
 #define XTCMK_ONBOARD_INT_H
@@ -26,5 +26,37 @@ int	onb_vault_rid(const char *rid, const struct key_uri *ku,
 	    struct xerr *e);
 /* A user-given Azure name that is safe inside a generated command. */
 int	onb_safe_arg(const char *v, const char *what, struct xerr *e);
+/* v, or the placeholder when v is NULL. */
+const char *onb_ph(const char *v, const char *placeholder);
+/*
+ * An ARM template (FACTS 8: `$schema`, `contentVersion`, `resources`) that
+ * deploys `resource` (a reference is taken) with `params` (stolen; NULL
+ * for none): what `az deployment group create --template-file` takes.
+ */
+json_t	*onb_arm_template(json_t *resource, json_t *params);
+
+/* Phase 3 of one customer and one resource kind (onboard_res.c). */
+struct res {
+	const char	*id;		/* customer */
+	const char	*kind;
+	const char	*cid;		/* application (client) id */
+	const char	*uami;		/* identity resource id */
+	const char	*wl;		/* its workload name */
+	const char	*mode;		/* auto | pinned */
+	const char	*version;
+	const char	*account, *rg, *sub, *loc, *vault_rid;
+	struct key_uri	 ku;
+	char		 key_uri[600];	/* as the kind wants it */
+	json_t		*d, *doc;
+};
+
+#define STORAGE_API		"2022-09-01"
+#define ARM_SCHEMA		"https://schema.management.azure.com/schemas/" \
+				"2019-04-01/deploymentTemplate.json#"
+
+/* The user-assigned identity object of an ARM resource. */
+json_t	*onb_uami_identity(const char *type, const char *uami);
+/* Storage, new (`existing` 0) or existing account (onboard_storage.c). */
+void	onb_res_storage(struct res *r, int existing);
 
 #endif

@@ -263,16 +263,39 @@ assert enc["keyvaultproperties"] == {"keyvaulturi": "https://contoso-kv.vault.az
 assert enc["keySource"] == "Microsoft.Keyvault"
 assert "federatedClientId" not in json.dumps(d["arm"])
 assert d["key"]["mode"] == "auto"
+# FACTS 8: --template-file takes a template, not a bare resource.
+t = d["template"]
+assert t["$schema"].endswith("/deploymentTemplate.json#") and t["contentVersion"] == "1.0.0.0", t
+assert t["resources"] == [d["arm"]], t
+assert d["arm"]["sku"] == {"name": "Standard_LRS"} and d["arm"]["kind"] == "StorageV2"
+code = "\n".join(i.get("code", "") for s in d["sections"] for i in s["body"])
+assert "az storage account create" in code and "--key-vault-federated-client-id '$APPID'" in code, code
+assert "New-AzStorageAccount" in code and "-KeyVaultFederatedClientId '$APPID'" in code, code
+assert "az keyvault key set-attributes --vault-name contoso-kv --name cmk --enabled false" in code, code
+assert "--encryption-key-source Microsoft.Storage" in code
 ' -- $C resource config contoso --kind storage --json
 check_json res-storage-pinned '
 kvp = d["arm"]["properties"]["encryption"]["keyvaultproperties"]
 assert kvp == {"keyvaulturi": "https://fab-kv.vault.azure.net", "keyname": "cmk", "keyversion": "'$VER'"}, kvp
 assert d["arm"]["properties"]["encryption"]["identity"]["federatedIdentityClientId"] == "'$APPID'"
-assert "sku" not in d["arm"]
+# A PUT needs sku, kind and location: those of the account, as parameters.
+a = d["arm"]
+assert a["sku"] == {"name": "[parameters(\x27skuName\x27)]"} and a["kind"] == "[parameters(\x27kind\x27)]", a
+assert a["location"] == "[parameters(\x27location\x27)]", a
+assert set(d["template"]["parameters"]) == {"location", "kind", "skuName"}
+assert d["template"]["resources"] == [a]
+# Keep an existing system-assigned identity.
+assert a["identity"]["type"] == "SystemAssigned,UserAssigned", a["identity"]
 code = "\n".join(i.get("code", "") for s in d["sections"] for i in s["body"])
 assert "--encryption-key-version '$VER'" in code and "--key-vault-federated-client-id '$APPID'" in code
+assert "--identity-type SystemAssigned,UserAssigned" in code and "-IdentityType SystemAssignedUserAssigned" in code
+assert "UserAssigned --" not in code.replace("SystemAssigned,UserAssigned", "")
 assert "--encryption-key-source Microsoft.Storage" in code
-assert "--enabled false" in code
+assert "skuName=\"$sku\"" in code
+# Revoking a pinned key disables the pinned version, not the latest.
+assert "set-attributes --vault-name fab-kv --name cmk --version '$VER' --enabled false" in code, code
+assert "set-attributes --vault-name fab-kv --name cmk --version '$VER' --enabled true" in code, code
+assert "Update-AzKeyVaultKey -VaultName fab-kv -Name cmk -Version '$VER' -Enable $false" in code, code
 ' -- $C resource config fabrikam --kind storage-existing --json
 check_json res-cosmosdb-fields '
 p = d["arm"]["properties"]
@@ -282,6 +305,9 @@ assert not p["keyVaultKeyUri"].endswith("/")
 assert p["defaultIdentity"] == "UserAssignedIdentity='$RID1'&FederatedClientId='$APPID'"
 assert d["arm"]["identity"]["userAssignedIdentities"] == {"'$RID1'": {}}
 assert "federatedIdentityClientId" not in json.dumps(d["arm"])
+t = d["template"]
+assert t["$schema"].endswith("/deploymentTemplate.json#") and t["contentVersion"] == "1.0.0.0", t
+assert t["resources"] == [d["arm"]], t
 ' -- $C resource config contoso --kind cosmosdb --json
 check_json res-netapp-fields '
 b = d["body"]
