@@ -434,9 +434,26 @@ http_url(const char *v, const char *key, struct xerr *e)
 	return 0;
 }
 
+/*
+ * The identity token's audience of the authority's cloud (FACTS 4.1): a
+ * federated credential names one, and a token for another never matches.
+ */
+static const char *
+cloud_audience(const char *authority)
+{
+	const char *h = authority + strlen("https://");
+	size_t n = strcspn(h, "/:");
+
+	if (n >= 3 && strncmp(h + n - 3, ".us", 3) == 0)
+		return "api://AzureADTokenExchangeUSGov";
+	if (n >= 3 && strncmp(h + n - 3, ".cn", 3) == 0)
+		return "api://AzureADTokenExchangeChina";
+	return "api://AzureADTokenExchange";
+}
+
 /* The [azure] keys that depend on each other. */
 static int
-azure_check(const struct config *c, struct xerr *e)
+azure_check(struct config *c, struct xerr *e)
 {
 	const char *id = c->azure_identity;
 	const char *v;
@@ -480,6 +497,15 @@ azure_check(const struct config *c, struct xerr *e)
 		return xerr_set(e, XTCMK_E_INVAL, "[azure] token_audience '%s': "
 		    "use api://AzureADTokenExchange (or its USGov or China "
 		    "form)", v);
+	if (v != NULL && strcmp(v, cloud_audience(c->azure_authority)) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "[azure] token_audience '%s' "
+		    "is not the audience of the cloud of authority %s (%s): "
+		    "set it to %s or remove it", v, c->azure_authority,
+		    cloud_audience(c->azure_authority),
+		    cloud_audience(c->azure_authority));
+	if (v == NULL && (c->azure_token_audience = xstrdup(cloud_audience(
+	    c->azure_authority))) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	if ((v = c->azure_api_version) != NULL && strspn(v,
 	    "0123456789.-abcdefghijklmnopqrstuvwxyz") != strlen(v))
 		return xerr_set(e, XTCMK_E_INVAL, "[azure] api_version '%s' "

@@ -17,7 +17,7 @@
 #include "onboard_int.h"
 #include "validate.h"
 
-#define AUDIENCE	"api://AzureADTokenExchange"
+#define AUDIENCE	"api://AzureADTokenExchange"	/* public cloud */
 #define GRAPH_FIC_URL	"https://graph.microsoft.com/v1.0/applications/" \
 			    "{application-object-id}/federatedIdentityCredentials"
 #define FILE_MAX	(4 * 1024 * 1024)	/* --current FILE */
@@ -37,6 +37,20 @@ onb_authority(json_t *status)
 	    "authority");
 
 	return a != NULL ? a : "https://login.microsoftonline.com";
+}
+
+/*
+ * The audience the agent requests for its identity token ([azure]
+ * token_audience, which follows the authority's cloud): every federated
+ * credential must name it, or the exchange fails (AADSTS70021).
+ */
+const char *
+onb_audience(json_t *status)
+{
+	const char *a = onb_str(json_object_get(status, "azure"),
+	    "token_audience");
+
+	return a != NULL ? a : AUDIENCE;
 }
 
 int
@@ -196,14 +210,14 @@ new_fic_name(json_t *taken, const char *wl)
 }
 
 static json_t *
-fic_body(const char *name, const char *issuer, const char *subject,
-    const char *wl, const char *app)
+fic_body(const char *name, const char *issuer, const char *aud,
+    const char *subject, const char *wl, const char *app)
 {
 	char *desc = onb_printf("xtcmk: workload identity %s acts as "
 	    "application %s (cross-tenant customer-managed keys)", wl, app);
 	json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "name", name,
 	    "issuer", issuer, "subject", subject, "description",
-	    desc ? desc : "", "audiences", AUDIENCE);
+	    desc ? desc : "", "audiences", aud);
 
 	free(desc);
 	return b;
@@ -238,7 +252,7 @@ plan_refuse(struct xerr *e, const char *app, size_t keep, size_t add,
 
 static int
 plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
-    json_t *extra, const char *issuer, struct xerr *e)
+    json_t *extra, const char *issuer, const char *aud, struct xerr *e)
 {
 	const char *name = onb_str(app, "name"), *cid, *wl, *subj;
 	json_t *fics = json_array(), *remove = json_array(), *foreign =
@@ -288,7 +302,7 @@ plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
 		json_array_foreach(cur, j, c)
 			if (same_fic(c, issuer, subj))
 				found = 1;
-		b = fic_body(onb_str(f, "name"), issuer, subj, wl, name);
+		b = fic_body(onb_str(f, "name"), issuer, aud, subj, wl, name);
 		json_object_set_new(b, "workload", json_string(wl));
 		json_object_set_new(b, "action", json_string(found ? "keep" :
 		    "create"));
@@ -307,7 +321,7 @@ plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
 			continue;
 		if (onb_str(c, "issuer") != NULL && strcmp(onb_str(c,
 		    "issuer"), issuer) == 0 && onb_has(json_object_get(c,
-		    "audiences"), AUDIENCE))
+		    "audiences"), aud))
 			json_array_append_new(remove, json_pack("{s:s?, s:s?, "
 			    "s:s}", "name", onb_str(c, "name"), "subject",
 			    onb_str(c, "subject"), "reason", "its subject is "
@@ -388,7 +402,7 @@ plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
 		json_array_foreach(fics, i, f) {
 			if (strcmp(onb_str(f, "action"), "create") != 0)
 				continue;
-			b = fic_body(onb_str(f, "name"), issuer,
+			b = fic_body(onb_str(f, "name"), issuer, aud,
 			    onb_str(f, "subject"), onb_str(f, "workload"),
 			    name);
 			s = json_dumps(b, JSON_INDENT(2) |
@@ -444,7 +458,7 @@ onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
     struct xerr *e)
 {
 	const char *tenant = onb_str(json_object_get(status, "azure"),
-	    "tenant"), *name;
+	    "tenant"), *name, *aud = onb_audience(status);
 	json_t *doc, *app, *cur, *w, *body;
 	char *issuer;
 	size_t i;
@@ -473,7 +487,7 @@ onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
 	    "Federated identity credentials: every application");
 	json_object_set_new(doc, "provider_tenant", json_string(tenant));
 	json_object_set_new(doc, "issuer", json_string(issuer));
-	json_object_set_new(doc, "audience", json_string(AUDIENCE));
+	json_object_set_new(doc, "audience", json_string(aud));
 	json_object_set_new(doc, "limit", json_integer(ONB_FIC_MAX));
 	json_object_set_new(doc, "apps", json_array());
 	body = onb_section(doc, "Phase 1: the provider federates its "
@@ -485,7 +499,7 @@ onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
 	    "(object) id, audience %s. An application holds at most %d. "
 	    "Creating one needs Application Administrator, Application "
 	    "Developer, Cloud Application Administrator or ownership of the "
-	    "application.", tenant, issuer, AUDIENCE, ONB_FIC_MAX);
+	    "application.", tenant, issuer, aud, ONB_FIC_MAX);
 	if (current == NULL)
 		onb_p(body, "Without --current, every credential the registry "
 		    "holds is listed as one to create. To see what must be "
@@ -502,7 +516,7 @@ onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
 		else if (json_is_object(current))
 			cur = json_object_get(current, name);
 		if ((rc = plan_app(doc, app, workloads, cur, only != NULL ?
-		    extra : NULL, issuer, e)) < 0)
+		    extra : NULL, issuer, aud, e)) < 0)
 			break;
 		n++;
 	}

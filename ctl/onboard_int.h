@@ -14,6 +14,8 @@
 const char *onb_str(json_t *o, const char *key);
 /* status.azure.authority, or the public cloud's. */
 const char *onb_authority(json_t *status);
+/* status.azure.token_audience (the agent's), or the public cloud's. */
+const char *onb_audience(json_t *status);
 /* customer.show's decision, or -XTCMK_E_POLICY with the policy's reason. */
 int	onb_decision(json_t *show, const char *id, json_t **ret_d,
 	    struct xerr *e);

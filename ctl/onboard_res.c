@@ -299,11 +299,11 @@ res_host(struct res *r, json_t *status)
 	    "\nauthority = %s", r->wl, onb_ph(tenant, "<provider-tenant>"),
 	    onb_authority(status));
 	onb_p(body, "The agent exchanges the identity's token (audience "
-	    "api://AzureADTokenExchange) for a token of application %s in "
+	    "%s) for a token of application %s in "
 	    "tenant %s and wraps and unwraps data keys with %s. Versioning: "
 	    "%s; it looks for new versions every %llds, checks for "
 	    "revocation every %llds and caches data keys %llds.",
-	    r->cid, onb_str(r->d, "tenant"), r->key_uri, r->mode,
+	    onb_audience(status), r->cid, onb_str(r->d, "tenant"), r->key_uri, r->mode,
 	    (long long)json_integer_value(json_object_get(ver, "refresh")),
 	    (long long)json_integer_value(json_object_get(ver,
 	    "revocation_check")),

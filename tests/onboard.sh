@@ -62,7 +62,7 @@ start_agent() {	# start_agent [TENANT]
 		printf '[agent]\nsocket = %s/s.sock\nstate_dir = %s/state\n' "$T" "$T"
 		printf 'policy_dir = %s/policies/default\nlua_dir = %s/lua\n' "$S" "$S"
 		printf 'workload = wl-eu-1\n[params]\ncustomers_per_app = 10\n'
-		[ -n "${1:-}" ] && printf '[azure]\ntenant = %s\n' "$1"
+		[ -n "${1:-}" ] && printf '[azure]\ntenant = %s\n%s\n' "$1" "${2:-}"
 	} >"$T/xtcmk.conf"
 	rm -f "$T/s.sock"
 	"$B/agent/xtcmkd" -c "$T/xtcmk.conf" >>"$T/agent.log" 2>&1 &
@@ -361,6 +361,23 @@ check_json rot-pinned '
 assert d["kinds"][0]["disable_old_after"] is None and d["disable_old_after"] is None
 ' -- $C key plan-rotation fabrikam --json
 expect 4 "no customer 'nobody'" -- $C key plan-rotation nobody
+
+# US Government cloud: the issuer and the FIC audience follow the
+# authority, and are what the agent requests ([azure] token_audience).
+stop_agent
+start_agent $ISV "authority = https://login.microsoftonline.us"
+check_json app-plan-usgov '
+assert d["issuer"] == "https://login.microsoftonline.us/'$ISV'/v2.0", d["issuer"]
+assert d["audience"] == "api://AzureADTokenExchangeUSGov", d["audience"]
+n = 0
+for a in d["apps"]:
+    for f in a["fics"]:
+        assert f["audiences"] == ["api://AzureADTokenExchangeUSGov"], f
+        n += 1
+assert n > 0
+' -- $C app plan --json
+expect 0 "api://AzureADTokenExchangeUSGov\) for a token" -- $C resource config hostco --kind host
+stop_agent
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
