@@ -44,6 +44,7 @@ struct res {
 	const char	*cid;		/* application (client) id */
 	const char	*uami;		/* identity resource id */
 	const char	*wl;		/* its workload name */
+	const char	*wl_client_id;	/* the identity's client id */
 	const char	*mode;		/* auto | pinned */
 	const char	*version;
 	const char	*account, *rg, *sub, *loc, *vault_rid;

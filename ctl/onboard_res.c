@@ -286,18 +286,36 @@ res_host(struct res *r, json_t *status)
 	const char *tenant = onb_str(json_object_get(status, "azure"),
 	    "tenant");
 
+	/* A host with more than one user-assigned identity must say which
+	 * one is the workload's: name it by client id and resource id. */
 	json_object_set_new(r->doc, "agent_config", json_pack("{s:{s:s}, "
-	    "s:{s:s, s:s}}", "agent", "workload", r->wl, "azure", "tenant",
-	    onb_ph(tenant, "<provider-tenant>"), "authority",
-	    onb_authority(status)));
+	    "s:{s:s, s:s, s:s, s:s?, s:s?}}", "agent", "workload", r->wl,
+	    "azure", "tenant", onb_ph(tenant, "<provider-tenant>"),
+	    "authority", onb_authority(status), "identity", "imds",
+	    "identity_client_id", r->wl_client_id,
+	    "identity_resource_id", r->wl_client_id ? NULL : r->uami));
 	body = onb_section(r->doc, "The agent on each host");
 	onb_p(body, "Every host that serves customer %s runs xtcmkd as a "
 	    "workload identity federated with application %s (here %s, "
 	    "identity %s, assigned to the VM, scale set or pod). In "
-	    "xtcmk.conf:", r->id, onb_str(r->d, "app"), r->wl, r->uami);
-	onb_code(body, "ini", "[agent]\nworkload = %s\n\n[azure]\ntenant = %s"
-	    "\nauthority = %s", r->wl, onb_ph(tenant, "<provider-tenant>"),
-	    onb_authority(status));
+	    "xtcmk.conf (identity = imds on a VM, scale set or AKS node; "
+	    "workload-identity or app-service elsewhere, see xtcmk.conf(5)):",
+	    r->id, onb_str(r->d, "app"), r->wl, r->uami);
+	if (r->wl_client_id != NULL)
+		onb_code(body, "ini", "[agent]\nworkload = %s\n\n[azure]\n"
+		    "tenant = %s\nauthority = %s\nidentity = imds\n"
+		    "identity_client_id = %s", r->wl,
+		    onb_ph(tenant, "<provider-tenant>"), onb_authority(status),
+		    r->wl_client_id);
+	else
+		onb_code(body, "ini", "[agent]\nworkload = %s\n\n[azure]\n"
+		    "tenant = %s\nauthority = %s\nidentity = imds\n"
+		    "identity_resource_id = %s", r->wl,
+		    onb_ph(tenant, "<provider-tenant>"), onb_authority(status),
+		    r->uami);
+	onb_p(body, "The identity selector makes the agent ask for the "
+	    "workload's own identity: a host with two user-assigned "
+	    "identities would otherwise get the wrong one, or none.");
 	onb_p(body, "The agent exchanges the identity's token (audience "
 	    "%s) for a token of application %s in "
 	    "tenant %s and wraps and unwraps data keys with %s. Versioning: "
@@ -320,8 +338,6 @@ res_host(struct res *r, json_t *status)
 	onb_p(body, "Check from the host: `xtcmkctl decide %s` must say "
 	    "\"served\", and `xtcmkctl key status %s` \"active\".", r->id,
 	    r->id);
-	onb_note(r->doc, "This build's agent has only the local key provider; "
-	    "the Azure provider follows the same configuration.");
 }
 
 int
@@ -357,6 +373,7 @@ onb_resource_config(json_t *status, json_t *show, json_t *workloads,
 	    &w, e)) < 0)
 		return rc;
 	r.wl = onb_str(w, "name");
+	r.wl_client_id = onb_str(w, "client_id");
 	r.uami = onb_str(w, "resource_id");
 	ver = json_object_get(r.d, "versioning");
 	r.mode = onb_ph(onb_str(ver, "mode"), "auto");

@@ -326,6 +326,15 @@ check_json res-host-fields '
 assert d["agent_config"]["agent"]["workload"] == "wl-us-1"
 assert d["agent_config"]["azure"]["tenant"] == "'$ISV'"
 assert d["identity"]["resource_id"].endswith("/wl-us-1")
+# The identity selector: the identity of the workload, by client id.
+az = d["agent_config"]["azure"]
+assert az["identity"] == "imds", az
+assert az["identity_client_id"] == "11111111-1111-4111-8111-111111111113", az
+assert "identity_resource_id" not in az, az	# one selector only
+code = "\n".join(i.get("code", "") for s in d["sections"] for i in s["body"])
+assert "identity_client_id = 11111111-1111-4111-8111-111111111113" in code, code
+text = json.dumps(d)
+assert "only the local key provider" not in text, text
 ' -- $C resource config hostco --kind host --json
 check_json res-identity '
 assert d["identity"]["workload"] == "wl-eu-2"
