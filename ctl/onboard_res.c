@@ -289,7 +289,7 @@ res_host(struct res *r, json_t *status)
 	/* A host with more than one user-assigned identity must say which
 	 * one is the workload's: name it by client id and resource id. */
 	json_object_set_new(r->doc, "agent_config", json_pack("{s:{s:s}, "
-	    "s:{s:s, s:s, s:s, s:s?, s:s?}}", "agent", "workload", r->wl,
+	    "s:{s:s, s:s, s:s, s:s*, s:s*}}", "agent", "workload", r->wl,
 	    "azure", "tenant", onb_ph(tenant, "<provider-tenant>"),
 	    "authority", onb_authority(status), "identity", "imds",
 	    "identity_client_id", r->wl_client_id,
