@@ -317,6 +317,13 @@ az_kv_error(struct az_ctx *x, const struct provider_req *pr,
 		return xerr_set(e, XTCMK_E_PROVIDER, "the firewall of the vault "
 		    "of key %s refuses this host: the customer must allow "
 		    "its address or a private endpoint", key);
+	/* Before the unwrap case below: not a corrupted blob. */
+	if (r->status == 400 && strcmp(ke.code, "BadParameter") == 0 &&
+	    strstr(ke.message, "version") != NULL)
+		return xerr_set(e, XTCMK_E_PROVIDER, "the vault of key %s does "
+		    "not accept api-version %s (%.200s): set [azure] api_version "
+		    "to one it knows, such as 7.4, or remove it", key,
+		    x != NULL ? x->conf.api_version : "?", ke.message);
 	if (r->status == 401)
 		return xerr_set(e, XTCMK_E_PROVIDER, "the vault of key %s "
 		    "refused the token for application %s in tenant %s (%s): "

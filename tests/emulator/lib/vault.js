@@ -11,7 +11,14 @@ const { b64u, unb64u, guid, now, jwtVerify, sendJson, kvError, readBody } =
 const { ROLES, kidOf, vaultHost } = require('./state');
 
 const REGION = 'westeurope';
-const API_VERSION_RE = /^(\d+\.\d+(-preview(\.\d+)?)?|\d{4}-\d{2}-\d{2}(-preview)?)$/;
+/*
+ * The api-versions whose wire shapes the emulator implements (FACTS 1.1:
+ * the TypeSpec versions 7.5 and 7.6, 7.4 and its preview as recorded,
+ * the date-based 2025-06-01 and 2025-07-01, which @azure/keyvault-keys
+ * 4.10 sends).  Key Vault answers any other with 400 BadParameter.
+ */
+const API_VERSIONS = new Set(['7.4', '7.4-preview.1', '7.5', '7.6',
+    '2025-06-01', '2025-07-01']);
 const SUBSCRIPTION = '33333333-3333-3333-3333-333333333333';
 
 /*
@@ -384,7 +391,7 @@ handle(st, req, res, url, hostname, fault)
 	if (tok.tid !== v.tenant)
 		return challenge(st, res, v, `AKV10032: Invalid issuer. Expected one of https://sts.windows.net/${v.tenant}/, found ${tok.iss}.`);
 	const apiv = url.searchParams.get('api-version');
-	if (!apiv || !API_VERSION_RE.test(apiv))
+	if (!apiv || !API_VERSIONS.has(apiv))
 		return badParam(st, res, v, apiv ? `The specified version (${apiv}) is not recognized. Consider using the latest supported version.` :
 		    'Missing api-version');
 	const r = route(req.method, url.pathname);
