@@ -91,6 +91,8 @@ struct az_http_resp {
 struct az_http_stats {
 	unsigned long long requests, attempts, retries, throttled, failures,
 	    rate_waits;
+	unsigned long long retry_after_waits;	/* waits a Retry-After set */
+	unsigned long long retry_after_ms;	/* their total */
 };
 
 int	az_http_new(const struct az_conf *c, struct az_http **ret,
