@@ -371,6 +371,34 @@ assert d["kinds"][0]["disable_old_after"] is None and d["disable_old_after"] is 
 ' -- $C key plan-rotation fabrikam --json
 expect 4 "no customer 'nobody'" -- $C key plan-rotation nobody
 
+# Every Azure CLI command of the documents, parsed by the real az
+# (Debian's azure-cli; offline, no login: "Please run 'az login'" means
+# the arguments parsed).
+AZPY=/usr/bin/python3
+if command -v az >/dev/null && "$AZPY" -c "import azure.cli.core" 2>/dev/null; then
+	mkdir -p "$T/docs" "$T/azcfg"
+	n=0
+	for args in "app plan" "customer kit contoso" "customer kit fabrikam" \
+	    "customer kit northwind --vault-resource-id $VRID" "customer kit adventure" \
+	    "resource config contoso --kind storage --account contosodata --resource-group isv-rg --location westeurope" \
+	    "resource config fabrikam --kind storage-existing --account fabdata --resource-group isv-rg" \
+	    "resource config contoso --kind cosmosdb --account contosodb --resource-group isv-rg --location westeurope" \
+	    "resource config northwind --kind netapp --account anf1 --resource-group isv-rg --subscription $SUB --location westeurope --vault-resource-id $VRID" \
+	    "resource config hostco --kind host" "key plan-rotation contoso" "key plan-rotation fabrikam"; do
+		n=$((n + 1))
+		$C $args --json >"$T/docs/$n.json" 2>&1 || bad "az parse: $args --json failed: $(cat "$T/docs/$n.json")"
+	done
+	NET=
+	command -v unshare >/dev/null && unshare -n true 2>/dev/null && NET="unshare -n"
+	if (cd "$T/docs" && AZURE_CONFIG_DIR="$T/azcfg" AZURE_CORE_COLLECT_TELEMETRY=0 \
+	    AZURE_CORE_ERROR_RECOMMENDATION=off AZURE_CORE_SURVEY_MESSAGE=false \
+	    $NET "$AZPY" "$S/tests/az_parse.py" "$T"/docs/*.json >"$T/azparse" 2>&1); then ok
+	else bad "az parse:"; grep -v "^ok " "$T/azparse"; fi
+	grep -E "^(UNCHECKED|FAIL)|parsed," "$T/azparse" | sed 's/^/az: /'
+else
+	echo "SKIP: az parse: the Azure CLI is not installed (apt-get install azure-cli, see scripts/deps.sh)"
+fi
+
 # US Government cloud: the issuer and the FIC audience follow the
 # authority, and are what the agent requests ([azure] token_audience).
 stop_agent
