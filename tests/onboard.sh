@@ -176,6 +176,10 @@ expect 5 "would hold 21 .*not managed by xtcmk" -- \
 for i in $(seq 10 28); do $C app fic add xtcmk-us-1 wl-x-$i >/dev/null || bad "fic add wl-x-$i"; done
 expect 0 "20 of 20" -- $C app plan xtcmk-us-1
 expect 5 "would hold 21 federated credentials" -- $C app fic add xtcmk-us-1 wl-x-29
+# Adding an existing FIC does nothing, and says so (xtcmkctl(8)).
+expect 0 "already holds a federated credential for workload wl-x-10: nothing changed" -- \
+	$C app fic add xtcmk-us-1 wl-x-10
+check_json fic-add-existing 'assert d["changed"] is False, d' -- $C --json app fic add xtcmk-us-1 wl-x-10
 expect 5 "would hold 21" -- $C app plan xtcmk-us-1 --add wl-x-29
 for i in $(seq 10 28); do $C app fic remove xtcmk-us-1 wl-x-$i >/dev/null; done
 expect 4 "unknown application 'nope'" -- $C app plan nope
