@@ -981,6 +981,10 @@ keys_open(struct config *cfg, struct service *svc, struct keys **ret_keys,
 	pthread_key_create(&k->scratch_key, scratch_free);
 	if ((rc = keystore_open(cfg->state_dir, &k->ks, e)) < 0)
 		goto fail;
+	if (keystore_swept(k->ks) > 0)
+		log_info("keystore: removed %zu files an interrupted write "
+		    "left behind (temporary files, unacknowledged versions)",
+		    keystore_swept(k->ks));
 	if ((k->local = provider_local_new(k->ks)) == NULL) {
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto fail;
