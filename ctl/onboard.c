@@ -777,12 +777,18 @@ onb_customer_kit(json_t *status, json_t *show, const char *grant,
 		    "# if purge protection is off (it cannot be turned off "
 		    "again):\naz keyvault update --name %s "
 		    "--enable-purge-protection true", ku.vault, ku.vault);
-	if (ku.service != KEY_SERVICE_MHSM)
+	if (ku.service != KEY_SERVICE_MHSM) {
+		/* The vault's resource group is the 4th segment of its id. */
+		char rg[128] = "<resource-group>";
+
+		if (vault_rid != NULL)
+			sscanf(vault_rid, "/%*[^/]/%*[^/]/%*[^/]/%127[^/]", rg);
 		onb_code(body, "powershell", "Get-AzKeyVault -VaultName %s | "
 		    "Select-Object EnableSoftDelete, EnablePurgeProtection, "
 		    "EnableRbacAuthorization\nUpdate-AzKeyVault -VaultName %s "
-		    "-ResourceGroupName <resource-group> -EnablePurgeProtection",
-		    ku.vault, ku.vault);
+		    "-ResourceGroupName %s -EnablePurgeProtection", ku.vault,
+		    ku.vault, rg);
+	}
 	onb_p(body, "The key %s must be an RSA key (RSA or RSA-HSM).",
 	    ku.name);
 
@@ -815,8 +821,11 @@ onb_customer_kit(json_t *status, json_t *show, const char *grant,
 		    "you rotate)", s ? s : "");
 	} else {
 		s = onb_printf("%s/keys/%s", ku.base, ku.name);
-		onb_li(body, "the key URI without a version: %s (new versions "
-		    "are picked up automatically)", s ? s : "");
+		onb_li(body, "the key URI without a version: %s (%s)", s ? s :
+		    "", netapp ? "NetApp Files names the key without a "
+		    "version; whether it follows new versions on its own is "
+		    "unverified: tell your provider before you rotate or disable "
+		    "a version" : "new versions are picked up automatically");
 	}
 	json_array_append_new(back, json_pack("{s:s, s:s}", "item", "key_uri",
 	    "value", s ? s : ""));

@@ -445,9 +445,10 @@ rot_kind(json_t *doc, json_t *body, const char *kind, json_t *ver,
 		    "restores access without downtime";
 	} else if (strcmp(kind, "cosmosdb") == 0) {
 		after = grace > STORAGE_CHECK_S ? grace : STORAGE_CHECK_S;
-		when = "Cosmos DB picks up new versions automatically; how "
-		    "soon is not documented (UNVERIFIED): keep the old version "
-		    "enabled at least 24 hours and the policy's grace";
+		when = "Cosmos DB picks up new versions automatically; its "
+		    "documentation says the old version can be disabled after "
+		    "24 hours: keep it enabled 24 hours (or the policy's grace, "
+		    "if longer)";
 		revoke = "the account loses access to the key and goes into "
 		    "a revoked state until the key is enabled again (details "
 		    "in the Cosmos DB CMK documentation; UNVERIFIED here)";

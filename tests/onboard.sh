@@ -233,6 +233,10 @@ g = d["grant"]
 assert g["role"] == "Key Vault Crypto User" and g["role_id"] == "12338af0-0e69-4776-bea7-57ae8d297424"
 assert g["scope_id"] == "'$VRID'/keys/files"
 assert {"item": "vault_resource_id", "value": "'$VRID'"} in d["send_back"]
+code = "\n".join(i.get("code", "") for s in d["sections"] for i in s["body"])
+assert "-ResourceGroupName cust-rg -EnablePurgeProtection" in code, code
+text = json.dumps(d)
+assert "picked up automatically" not in text, "NetApp: following new versions is unverified"
 ' -- $C customer kit northwind --vault-resource-id "$VRID" --json
 expect 5 "access policies.*drop --grant" -- $C customer kit fabrikam --grant rbac
 expect 5 "Azure RBAC permission model.*drop --grant" -- $C customer kit contoso --grant access-policy
@@ -365,6 +369,8 @@ check_json rot-fields '
 k = {x["kind"]: x for x in d["kinds"]}
 assert k["storage"]["disable_old_after"] == 86400 and k["cosmosdb"]["disable_old_after"] == 86400
 assert d["disable_old_after"] == 86400
+assert "can be disabled after 24 hours" in k["cosmosdb"]["when"], k["cosmosdb"]
+assert "UNVERIFIED" not in k["cosmosdb"]["when"]
 ' -- $C key plan-rotation contoso --json
 check_json rot-host '
 assert d["kinds"][0]["disable_old_after"] == 86400
