@@ -259,7 +259,7 @@ plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
 	    json_array(), *unfed = json_array(), *planned, *w, *f, *c, *b;
 	json_t *out, *body, *taken;
 	size_t i, j, keep = 0, add = 0;
-	char *n, *s, *cmds = NULL, *t;
+	char *n, *s, *cmds = NULL, *ps = NULL, *t;
 	int rc = 0, found;
 
 	cid = onb_str(app, "client_id");
@@ -392,7 +392,11 @@ plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
 		    s ? s : "", name, name);
 		free(s);
 	}
+	if (cid == NULL)
+		onb_step_app_create(body, name);
 	if (add > 0) {
+		ps = onb_printf("$app = Get-AzADApplication -ApplicationId %s",
+		    cid ? cid : "<application-client-id>");
 		onb_p(body, "Microsoft Graph requests (one per credential; the "
 		    "application object id is not its client id: `az ad app "
 		    "show --id %s --query id -o tsv`):", cid ? cid :
@@ -418,12 +422,18 @@ plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
 			free(s);
 			free(cmds);
 			cmds = t;
+			t = onb_step_fic_ps(ps ? ps : "", b);
+			free(ps);
+			ps = t;
 			json_decref(b);
 		}
 		onb_p(body, "The same with the Azure CLI:");
 		onb_code(body, "sh", "%s", cmds ? cmds : "");
+		onb_p(body, "With PowerShell (Az.Resources):");
+		onb_code(body, "powershell", "%s", ps ? ps : "");
 		free(cmds);
-		cmds = NULL;
+		free(ps);
+		cmds = ps = NULL;
 	}
 	if (json_array_size(remove) > 0) {
 		onb_p(body, "Credentials to delete (Graph: DELETE %s/{name}; "
@@ -500,6 +510,7 @@ onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
 	    "Creating one needs Application Administrator, Application "
 	    "Developer, Cloud Application Administrator or ownership of the "
 	    "application.", tenant, issuer, aud, ONB_FIC_MAX);
+	onb_step_identities(body, tenant);
 	if (current == NULL)
 		onb_p(body, "Without --current, every credential the registry "
 		    "holds is listed as one to create. To see what must be "
@@ -528,6 +539,10 @@ onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
 	    "when the credential is created; it fails only at token exchange "
 	    "(AADSTS70021). Only user-assigned identities of the same tenant "
 	    "as the application work.");
+	onb_note(doc, "The PowerShell lines New-AzADApplication "
+	    "-SignInAudience and New-AzUserAssignedIdentity are from memory "
+	    "(UNVERIFIED); the az lines are parsed by the real Azure CLI in "
+	    "xtcmk's tests.");
 	onb_note(doc, "`az ad app federated-credential delete "
 	    "--federated-credential-id NAME` is from memory, not from the "
 	    "seed documents (UNVERIFIED); Graph's DELETE by name is "
@@ -791,6 +806,8 @@ onb_customer_kit(json_t *status, json_t *show, const char *grant,
 	}
 	onb_p(body, "The key %s must be an RSA key (RSA or RSA-HSM).",
 	    ku.name);
+	onb_step_vault_create(body, &ku, strcmp(mech, "rbac") == 0,
+	    onb_has(kinds, "cosmosdb"));
 
 	body = onb_section(doc, "3. Grant the application access to the key");
 	if (strcmp(mech, "rbac") == 0)
@@ -798,10 +815,7 @@ onb_customer_kit(json_t *status, json_t *show, const char *grant,
 	else
 		kit_grant_policy(doc, body, role, &ku, cid);
 	if (netapp) {
-		onb_p(body, "For Azure NetApp Files, also approve the private "
-		    "endpoint your provider creates to the vault: key vault, "
-		    "Networking, Private endpoint connections, select the "
-		    "incoming connection, Approve.");
+		onb_step_netapp_approve(body, &ku, vault_rid);
 		if (strcmp(mech, "rbac") != 0)
 			onb_note(doc, "The NetApp Files cross-tenant document "
 			    "grants only the RBAC role Key Vault Crypto User; "

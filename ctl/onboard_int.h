@@ -1,6 +1,7 @@
 /*
  * onboard_int.h - helpers shared by the onboarding generators
- * (onboard.c, onboard_res.c, onboard_storage.c); not used elsewhere.
+ * (onboard.c, onboard_res.c, onboard_storage.c, onboard_steps.c); not
+ * used elsewhere.
  */
 #ifndef XTCMK_ONBOARD_INT_H
 #define XTCMK_ONBOARD_INT_H
@@ -59,6 +60,16 @@ struct res {
 
 /* The user-assigned identity object of an ARM resource. */
 json_t	*onb_uami_identity(const char *type, const char *uami);
+/* Steps the Azure documents leave to other pages (onboard_steps.c). */
+void	onb_step_app_create(json_t *body, const char *name);
+void	onb_step_identities(json_t *body, const char *tenant);
+/* `prev` plus New-AzADAppFederatedCredential for `fic` (a Graph body). */
+char	*onb_step_fic_ps(const char *prev, json_t *fic);
+void	onb_step_vault_create(json_t *body, const struct key_uri *ku,
+	    int rbac, int cosmos);
+void	onb_step_netapp_approve(json_t *body, const struct key_uri *ku,
+	    const char *vault_rid);
+
 /* Storage, new (`existing` 0) or existing account (onboard_storage.c). */
 void	onb_res_storage(struct res *r, int existing);
 

@@ -221,25 +221,33 @@ res_netapp(struct res *r)
 	    onb_ph(r->account, "<netapp-account>"), NETAPP_API);
 	json_object_set_new(r->doc, "uri", json_string(uri ? uri : ""));
 
-	body = onb_section(r->doc, "Before: private endpoint and grant");
-	onb_li(body, "The customer granted the application's service "
+	body = onb_section(r->doc, "Before: private endpoint and grant, in "
+	    "this order");
+	onb_li(body, "1. The customer granted the application's service "
 	    "principal the Azure RBAC role Key Vault Crypto User (%s) on the "
 	    "vault or key (`xtcmkctl customer kit %s`).", ROLE_CRYPTO_USER,
 	    r->id);
-	onb_li(body, "Get the vault's full resource id from the customer%s.",
+	onb_li(body, "2. The customer sends the vault's full resource id%s.",
 	    r->vault_rid ? "" : " (pass it with --vault-resource-id)");
-	onb_li(body, "Create a private endpoint to that resource id, target "
-	    "subresource \"vault\", in the same virtual network as the "
-	    "volumes but not in the subnet delegated to "
-	    "Microsoft.NetApp/volumes.");
+	onb_li(body, "3. You create a private endpoint to that resource id, "
+	    "target subresource \"vault\", in the same virtual network as "
+	    "the volumes but in a subnet of its own: not the subnet delegated "
+	    "to Microsoft.NetApp/volumes, which takes only volumes.");
 	onb_code(body, "sh", "az network private-endpoint create --name %s-pe "
-	    "--resource-group %s \\\n    --vnet-name <vnet> --subnet <subnet> "
-	    "--private-connection-resource-id %s \\\n    --group-id vault "
-	    "--connection-name %s-pe --manual-request true", r->ku.vault,
-	    onb_ph(r->rg, "<resource-group>"), onb_ph(r->vault_rid,
-	    "<vault-resource-id>"), r->ku.vault);
-	onb_li(body, "The customer approves the incoming connection (key "
-	    "vault, Networking, Private endpoint connections, Approve).");
+	    "--resource-group %s \\\n    --vnet-name <vnet> --subnet "
+	    "<endpoint-subnet> --private-connection-resource-id %s \\\n"
+	    "    --group-id vault --connection-name %s-pe --manual-request "
+	    "true", r->ku.vault, onb_ph(r->rg, "<resource-group>"),
+	    onb_ph(r->vault_rid, "<vault-resource-id>"), r->ku.vault);
+	onb_li(body, "4. The customer approves the pending connection (`az "
+	    "network private-endpoint-connection approve`, see their kit); "
+	    "until then the endpoint is Pending and the account cannot reach "
+	    "the key. Check:");
+	onb_code(body, "sh", "az network private-endpoint show --name %s-pe "
+	    "--resource-group %s --query "
+	    "\"manualPrivateLinkServiceConnections[0]."
+	    "privateLinkServiceConnectionState.status\" -o tsv",
+	    r->ku.vault, onb_ph(r->rg, "<resource-group>"));
 	onb_li(body, "An account that uses a same-tenant customer-managed key "
 	    "must first switch back to Microsoft-managed keys.");
 	onb_li(body, "The key must be an RSA key; the vault needs soft delete "
@@ -262,9 +270,14 @@ res_netapp(struct res *r)
 	    "    --location %s --service-level premium --usage-threshold 100 "
 	    "--file-path <path> \\\n    --vnet <vnet> --subnet <delegated-subnet> "
 	    "--network-features Standard \\\n    --encryption-key-source "
-	    "Microsoft.KeyVault --kv-private-endpoint-id <private-endpoint-id>",
-	    onb_ph(r->rg, "<resource-group>"), onb_ph(r->account, "<netapp-account>"),
-	    onb_ph(r->loc, "<location>"));
+	    "Microsoft.KeyVault --kv-private-endpoint-id \"$(az network "
+	    "private-endpoint show --name %s-pe --resource-group %s --query id "
+	    "-o tsv)\"", onb_ph(r->rg, "<resource-group>"),
+	    onb_ph(r->account, "<netapp-account>"), onb_ph(r->loc, "<location>"),
+	    r->ku.vault, onb_ph(r->rg, "<resource-group>"));
+	onb_p(body, "--subnet here is the subnet delegated to "
+	    "Microsoft.NetApp/volumes; the private endpoint is in another "
+	    "subnet of the same virtual network.");
 	free(uri);
 	s = r->vault_rid ? NULL : onb_printf("<vault-resource-id> stands for "
 	    "the customer's vault resource id; pass --vault-resource-id.");

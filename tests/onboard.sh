@@ -381,6 +381,48 @@ assert d["kinds"][0]["disable_old_after"] is None and d["disable_old_after"] is 
 ' -- $C key plan-rotation fabrikam --json
 expect 4 "no customer 'nobody'" -- $C key plan-rotation nobody
 
+# The steps around the setup that the documents must carry themselves.
+code_of() { python3 -c "import json, sys
+d = json.load(sys.stdin)
+print(\"\\n\".join(i.get(\"code\", \"\") for s in d[\"sections\"] for i in s[\"body\"]))"; }
+steps() {	# steps NAME PATTERN... -- command
+	local name=$1 out p; shift
+	local pats=()
+	while [ "$1" != "--" ]; do pats+=("$1"); shift; done
+	shift
+	out=$("$@" --json 2>&1 | code_of 2>&1)
+	for p in "${pats[@]}"; do
+		grep -qF -- "$p" <<<"$out" || { bad "$name: lacks '$p'"; return; }
+	done
+	ok
+}
+$C app add xtcmk-eu-9 --label region=eu >/dev/null || bad "app add xtcmk-eu-9"
+steps "phase 1: app, identities, PowerShell FIC" \
+	"az ad app create --display-name xtcmk-eu-9 --sign-in-audience AzureADMultipleOrgs" \
+	'{"displayName": "xtcmk-eu-9", "signInAudience": "AzureADMultipleOrgs"}' \
+	"az identity create --name <workload>" "New-AzUserAssignedIdentity" \
+	-- $C app plan xtcmk-eu-9
+steps "phase 1: New-AzADAppFederatedCredential" "New-AzADAppFederatedCredential -ApplicationObjectId \$app.Id" \
+	"-Audience api://AzureADTokenExchange" -- $C app plan
+steps "phase 2: the customer's own vault and key" \
+	"az keyvault create --name contoso-kv" "--enable-purge-protection true --enable-rbac-authorization true" \
+	'az role assignment create --role "Key Vault Crypto Officer"' \
+	"az keyvault key create --vault-name contoso-kv --name cmk --kty RSA" \
+	"--bypass AzureServices" -- $C customer kit contoso
+steps "phase 2, NetApp: approve the private endpoint" \
+	"az network private-endpoint-connection approve --id" \
+	"private-endpoint-connection list --id \"\$vault_id\"" \
+	-- $C customer kit northwind --vault-resource-id "$VRID"
+steps "phase 3, NetApp: endpoint id looked up, not a placeholder" \
+	"--kv-private-endpoint-id \"\$(az network private-endpoint show --name north-kv-pe" \
+	"--subnet <endpoint-subnet>" -- \
+	$C resource config northwind --kind netapp --account anf1 --resource-group isv-rg --vault-resource-id "$VRID"
+check_json netapp-order '
+text = json.dumps(d)
+assert "private-endpoint-id>" not in text, "placeholder"
+assert "delegated to Microsoft.NetApp/volumes" in text
+' -- $C resource config northwind --kind netapp --account anf1 --resource-group isv-rg --vault-resource-id "$VRID" --json
+
 # Every Azure CLI command of the documents, parsed by the real az
 # (Debian's azure-cli; offline, no login: "Please run 'az login'" means
 # the arguments parsed).
