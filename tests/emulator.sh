@@ -222,6 +222,15 @@ check "old version still unwraps its DEK" jt "$body" 'j.value === "'"$DEK"'"'
 ctl /grant/remove "{\"vault\":\"contoso\",\"app_id\":\"$EMU_APP_ID\"}"
 req GET "$KV/keys/cmk?$AV" "${AUTH[@]}"
 check "role removed -> 403 ForbiddenByRbac" jt "$body" '"'"$status"'" === "403" && j.error.code === "Forbidden" && j.error.innererror.code === "ForbiddenByRbac" && j.error.message.startsWith("Caller is not authorized to perform action on resource.\r\n") && j.error.message.includes("Action: '"'Microsoft.KeyVault/vaults/keys/read'"'")'
+# The newer denial form, per vault (FACTS 2), and the Managed HSM form.
+ctl /vault "{\"name\":\"contoso\",\"kind\":\"vault\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"auth\":\"rbac\",\"deny_form\":\"access-denied\"}"
+req GET "$KV/keys/cmk?$AV" "${AUTH[@]}"
+check "deny_form access-denied -> 403 innererror AccessDenied" jt "$body" '"'"$status"'" === "403" && j.error.code === "Forbidden" && j.error.innererror.code === "AccessDenied"'
+ctl /vault "{\"name\":\"contoso\",\"kind\":\"vault\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"auth\":\"rbac\"}"
+ctl /grant/remove "{\"vault\":\"contosohsm\",\"app_id\":\"$EMU_APP_ID\"}"
+req GET "https://contosohsm.managedhsm.azure.net/keys/hsmkey?$AV" -H "Authorization: Bearer $HSMTOK"
+check "Managed HSM without a role -> 403 error.code AccessDenied (local RBAC)" jt "$body" '"'"$status"'" === "403" && j.error.code === "AccessDenied" && j.error.innererror === undefined && j.error.message.startsWith("Not authorized to access Microsoft.KeyVault/managedHsm/keys/read/action")'
+ctl /grant "{\"vault\":\"contosohsm\",\"app_id\":\"$EMU_APP_ID\"}"
 ctl /grant "{\"vault\":\"contoso\",\"app_id\":\"$EMU_APP_ID\",\"scope\":\"key:cmk\"}"
 req GET "$KV/keys/cmk?$AV" "${AUTH[@]}"
 s1=$status
