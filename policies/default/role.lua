@@ -45,6 +45,7 @@ function P.decide(input, params)
 		error("customer " .. tostring(c.id) .. " declares vault_auth " ..
 		    tostring(c.vault_auth) .. "; expected rbac or access-policy")
 	end
+	-- Self-contained (no require), as xtcmk.roles.in_mhsm does it.
 	if type(c.key_uri) == "string" and
 	    c.key_uri:lower():find("^https://[^/]+%.managedhsm%.") then
 		return {
