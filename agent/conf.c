@@ -469,11 +469,28 @@ http_url(const struct config *c, const char *v, const char *key,
 	return 0;
 }
 
+/*
+ * The identity token's audience of the authority's cloud (FACTS 4.1): a
+ * federated credential names one, and a token for another never matches.
+ */
+static const char *
+cloud_audience(const char *authority)
+{
+	const char *h = authority + strlen("https://");
+	size_t n = strcspn(h, "/:");
+
+	if (n >= 3 && strncmp(h + n - 3, ".us", 3) == 0)
+		return "api://AzureADTokenExchangeUSGov";
+	if (n >= 3 && strncmp(h + n - 3, ".cn", 3) == 0)
+		return "api://AzureADTokenExchangeChina";
+	return "api://AzureADTokenExchange";
+}
+
 #define WHERE(k)	config_where(c, "azure", (k), w, sizeof(w))
 
 /* The [azure] keys that depend on each other. */
 static int
-azure_check(const struct config *c, struct xerr *e)
+azure_check(struct config *c, struct xerr *e)
 {
 	const char *id = c->azure_identity;
 	const char *v;
@@ -518,19 +535,29 @@ azure_check(const struct config *c, struct xerr *e)
 		return xerr_set(e, XTCMK_E_INVAL, "%s '%s': use HOST:PORT "
 		    "(tests only; leave it unset in production)",
 		    WHERE("connect_to"), v);
+	if (strncmp(c->azure_authority, "https://", 8) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "%s must be an https:// "
+		    "URL, e.g. https://login.microsoftonline.com",
+		    WHERE("authority"));
 	if ((v = c->azure_token_audience) != NULL &&
 	    strncmp(v, "api://AzureADTokenExchange", 26) != 0)
 		return xerr_set(e, XTCMK_E_INVAL, "%s '%s': use "
 		    "api://AzureADTokenExchange (or its USGov or China form)",
 		    WHERE("token_audience"), v);
+	if (v != NULL && strcmp(v, cloud_audience(c->azure_authority)) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s' "
+		    "is not the audience of the cloud of authority %s (%s): "
+		    "set it to %s or remove it",
+		    WHERE("token_audience"), v, c->azure_authority,
+		    cloud_audience(c->azure_authority),
+		    cloud_audience(c->azure_authority));
+	if (v == NULL && (c->azure_token_audience = xstrdup(cloud_audience(
+	    c->azure_authority))) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	if ((v = c->azure_api_version) != NULL && strspn(v,
 	    "0123456789.-abcdefghijklmnopqrstuvwxyz") != strlen(v))
 		return xerr_set(e, XTCMK_E_INVAL, "%s '%s' is not an "
 		    "api-version such as 7.4", WHERE("api_version"), v);
-	if (strncmp(c->azure_authority, "https://", 8) != 0)
-		return xerr_set(e, XTCMK_E_INVAL, "%s must be an https:// "
-		    "URL, e.g. https://login.microsoftonline.com",
-		    WHERE("authority"));
 	if (c->azure_tenant != NULL &&
 	    valid_guid(c->azure_tenant, WHERE("tenant"), e) < 0)
 		return -XTCMK_E_INVAL;

@@ -999,9 +999,10 @@ service_status(struct service *s)
 	    "versioning", policy_set_name(set, POLICY_VERSIONING),
 	    "providers", "local (*.vault.local), azure (Key Vault, Managed HSM)");
 	if (st != NULL)
-		json_object_set_new(st, "azure", json_pack("{s:s?, s:s}",
-		    "tenant", s->cfg->azure_tenant,
-		    "authority", s->cfg->azure_authority));
+		json_object_set_new(st, "azure", json_pack("{s:s?, s:s, "
+		    "s:s?}", "tenant", s->cfg->azure_tenant,
+		    "authority", s->cfg->azure_authority,
+		    "token_audience", s->cfg->azure_token_audience));
 	policy_set_unref(set);
 	return st;
 }
