@@ -29,6 +29,7 @@
 #define XTCMK_EXPORT	__attribute__((visibility("default")))
 
 #define XTCMK_POOL_MAX		8	/* idle connections kept per handle */
+#define XTCMK_CHUNK_SLOTS	16	/* connection slots allocated at once */
 #define XTCMK_TIMEOUT_DEFAULT	5000	/* ms, per call, total */
 #define XTCMK_ERR_MAX		512	/* xtcmk_last_error() text */
 #define XTCMK_DECISION_REPLY_MAX XW_PAYLOAD_MAX
@@ -40,13 +41,46 @@
 #define XTCMK_REQ_MAX		(2 * XW_FIELD_HDR + XW_CUSTOMER_MAX + \
 				    XTCMK_BLOB_MAX)
 
+/*
+ * The connection pool.  Every connection a call uses lives in a slot of a
+ * chunk owned by the pool, so the pool knows each descriptor it ever
+ * handed out, idle or in flight.  A pool belongs to one process (`pid`):
+ * a forked child never takes the inherited pool's lock (another parent
+ * thread may have held it at fork time) nor talks on its connections; it
+ * installs a fresh pool and closes its copies of every inherited
+ * descriptor that fstat still shows to be the same socket.  Chunks are
+ * only ever added (published with a release store) and freed with the
+ * handle, so the child can walk them without the lock.
+ */
+enum { SLOT_FREE, SLOT_IDLE, SLOT_BUSY };
+
+struct xtcmk_slot {
+	struct xc_conn		 c;	/* c.fd -1 when not connected */
+	int			 state;	/* SLOT_* */
+	struct xtcmk_slot	*next;	/* idle or free list */
+};
+
+struct xtcmk_chunk {
+	struct xtcmk_chunk	*next;
+	struct xtcmk_slot	 slot[XTCMK_CHUNK_SLOTS];
+};
+
+struct xtcmk_pool {
+	pid_t			 pid;	/* the process this pool belongs to */
+	pthread_mutex_t		 lock;	/* guards everything below */
+	unsigned		 busy;	/* calls inside */
+	int			 closing; /* xtcmk_close ran; last call frees */
+	size_t			 nidle;
+	struct xtcmk_slot	*idle;	/* most recently used first */
+	struct xtcmk_slot	*free;
+	struct xtcmk_chunk	*chunks;
+	struct xtcmk_pool	*prev;	/* the pool inherited at fork */
+};
+
 struct xtcmk {
-	char		*path;
-	unsigned	 timeout_ms;
-	pthread_mutex_t	 lock;		/* guards pid, nidle, idle */
-	pid_t		 pid;		/* process the pool belongs to */
-	size_t		 nidle;
-	struct xc_conn	 idle[XTCMK_POOL_MAX];
+	char			*path;
+	unsigned		 timeout_ms;
+	struct xtcmk_pool	*pool;	/* atomic: replaced in a child */
 };
 
 #define DF_STR	0x1
@@ -142,6 +176,205 @@ xtcmk_last_error(void)
 	return last_err;
 }
 
+static struct xtcmk_pool *
+pool_new(struct xtcmk_pool *prev)
+{
+	struct xtcmk_pool *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	if (pthread_mutex_init(&p->lock, NULL) != 0) {
+		free(p);
+		return NULL;
+	}
+	p->pid = getpid();
+	p->prev = prev;
+	return p;
+}
+
+/*
+ * Close every connection of a pool, without its lock.  For a pool of this
+ * process only when no call is inside; for an inherited pool, xc_close
+ * closes the child's copy only if it is still the same socket.
+ */
+static void
+pool_drop_all(struct xtcmk_pool *p)
+{
+	struct xtcmk_chunk *ch;
+	size_t i;
+
+	for (ch = __atomic_load_n(&p->chunks, __ATOMIC_ACQUIRE); ch != NULL;
+	    ch = ch->next)
+		for (i = 0; i < XTCMK_CHUNK_SLOTS; i++)
+			if (__atomic_load_n(&ch->slot[i].c.fd,
+			    __ATOMIC_ACQUIRE) >= 0)
+				xc_close(&ch->slot[i].c);
+}
+
+/* Free a pool chain (connections already dropped). */
+static void
+pool_free(struct xtcmk_pool *p, pid_t me)
+{
+	struct xtcmk_pool *prev;
+	struct xtcmk_chunk *ch, *next;
+
+	for (; p != NULL; p = prev) {
+		prev = p->prev;
+		for (ch = p->chunks; ch != NULL; ch = next) {
+			next = ch->next;
+			free(ch);
+		}
+		/* An inherited mutex may be locked for ever: never touch it. */
+		if (p->pid == me)
+			pthread_mutex_destroy(&p->lock);
+		free(p);
+	}
+}
+
+/*
+ * The pool of this process.  In a forked child the first call installs a
+ * fresh pool (compare-and-swap, so concurrent first calls agree) and
+ * closes the inherited descriptors; no inherited lock is ever taken.
+ */
+static struct xtcmk_pool *
+pool_get(struct xtcmk *h)
+{
+	struct xtcmk_pool *p, *np;
+	pid_t me = getpid();
+
+	p = __atomic_load_n(&h->pool, __ATOMIC_ACQUIRE);
+	while (p->pid != me) {
+		if ((np = pool_new(p)) == NULL)
+			return NULL;
+		if (__atomic_compare_exchange_n(&h->pool, &p, np, 0,
+		    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			pool_drop_all(p);
+			return np;
+		}
+		/* Another thread of this child won; p is now its pool. */
+		np->prev = NULL;
+		pool_free(np, me);
+	}
+	return p;
+}
+
+/* Called with p->lock held: a free slot, allocating a chunk if needed. */
+static struct xtcmk_slot *
+slot_alloc(struct xtcmk_pool *p)
+{
+	struct xtcmk_chunk *ch;
+	struct xtcmk_slot *s;
+	size_t i;
+
+	if (p->free == NULL) {
+		if ((ch = calloc(1, sizeof(*ch))) == NULL)
+			return NULL;
+		for (i = 0; i < XTCMK_CHUNK_SLOTS; i++) {
+			ch->slot[i].c.fd = -1;
+			ch->slot[i].next = i + 1 < XTCMK_CHUNK_SLOTS ?
+			    &ch->slot[i + 1] : NULL;
+		}
+		ch->next = p->chunks;
+		__atomic_store_n(&p->chunks, ch, __ATOMIC_RELEASE);
+		p->free = &ch->slot[0];
+	}
+	s = p->free;
+	p->free = s->next;
+	return s;
+}
+
+/*
+ * A slot for one call: an idle connection (s->c.fd >= 0) or an empty slot
+ * to connect in.  The call owns the slot until pool_put.
+ */
+static int
+pool_take(struct xtcmk *h, struct xtcmk_pool **ret_pool,
+    struct xtcmk_slot **ret_slot)
+{
+	struct xtcmk_pool *p;
+	struct xtcmk_slot *s;
+
+	if ((p = pool_get(h)) == NULL) {
+		set_error("out of memory");
+		return XTCMK_E_NOMEM;
+	}
+	pthread_mutex_lock(&p->lock);
+	if ((s = p->idle) != NULL) {
+		p->idle = s->next;
+		p->nidle--;
+	} else if ((s = slot_alloc(p)) == NULL) {
+		pthread_mutex_unlock(&p->lock);
+		set_error("out of memory");
+		return XTCMK_E_NOMEM;
+	}
+	s->state = SLOT_BUSY;
+	s->next = NULL;
+	p->busy++;
+	pthread_mutex_unlock(&p->lock);
+	*ret_pool = p;
+	*ret_slot = s;
+	return 0;
+}
+
+static void handle_free(struct xtcmk *);
+
+/*
+ * End a call: keep its connection idle (if still open and the pool has
+ * room) or close it.  The last call to end after xtcmk_close frees the
+ * handle.
+ */
+static void
+pool_put(struct xtcmk *h, struct xtcmk_pool *p, struct xtcmk_slot *s)
+{
+	int last;
+
+	pthread_mutex_lock(&p->lock);
+	if (s->c.fd >= 0 && p->nidle < XTCMK_POOL_MAX && !p->closing) {
+		s->state = SLOT_IDLE;
+		s->next = p->idle;
+		p->idle = s;
+		p->nidle++;
+	} else {
+		xc_close(&s->c);
+		s->state = SLOT_FREE;
+		s->next = p->free;
+		p->free = s;
+	}
+	last = --p->busy == 0 && p->closing;
+	pthread_mutex_unlock(&p->lock);
+	if (last)
+		handle_free(h);
+}
+
+/* Close every idle connection: after one went stale, the rest likely did. */
+static void
+pool_flush(struct xtcmk_pool *p)
+{
+	struct xtcmk_slot *s;
+
+	while ((s = p->idle) != NULL) {
+		p->idle = s->next;
+		xc_close(&s->c);
+		s->state = SLOT_FREE;
+		s->next = p->free;
+		p->free = s;
+	}
+	p->nidle = 0;
+}
+
+static void
+handle_free(struct xtcmk *h)
+{
+	struct xtcmk_pool *p = __atomic_load_n(&h->pool, __ATOMIC_ACQUIRE);
+	struct xtcmk_pool *q;
+
+	for (q = p; q != NULL; q = q->prev)
+		pool_drop_all(q);
+	pool_free(p, getpid());
+	free(h->path);
+	free(h);
+}
+
 XTCMK_EXPORT int
 xtcmk_open(const char *socket_path, unsigned timeout_ms,
     struct xtcmk **ret_handle)
@@ -164,93 +397,45 @@ xtcmk_open(const char *socket_path, unsigned timeout_ms,
 		return XTCMK_E_INVAL;
 	}
 	if ((h = calloc(1, sizeof(*h))) == NULL ||
-	    (h->path = strdup(path)) == NULL) {
+	    (h->path = strdup(path)) == NULL ||
+	    (h->pool = pool_new(NULL)) == NULL) {
+		if (h != NULL)
+			free(h->path);
 		free(h);
 		set_error("out of memory");
 		return XTCMK_E_NOMEM;
 	}
-	if (pthread_mutex_init(&h->lock, NULL) != 0) {
-		free(h->path);
-		free(h);
-		set_error("cannot initialise a mutex");
-		return XTCMK_E_NOMEM;
-	}
 	h->timeout_ms = timeout_ms == 0 ? XTCMK_TIMEOUT_DEFAULT : timeout_ms;
-	h->pid = getpid();
 	*ret_handle = h;
 	return XTCMK_OK;
 }
 
 /*
- * Called with h->lock held.  In a forked child, the pool's connections are
- * the parent's: forget them (xc_close only closes a descriptor that is
- * still the same socket, and never talks on it).
+ * Calls already running in other threads finish (each within its own
+ * deadline) and the last one to end frees the handle; no call may start
+ * once xtcmk_close has been called.  In a forked child this closes the
+ * child's copies of the parent's connections without taking any lock.
  */
-static void
-pool_check_fork(struct xtcmk *h)
-{
-	pid_t me = getpid();
-	size_t i;
-
-	if (h->pid == me)
-		return;
-	for (i = 0; i < h->nidle; i++)
-		xc_close(&h->idle[i]);
-	h->nidle = 0;
-	h->pid = me;
-}
-
-static int
-pool_take(struct xtcmk *h, struct xc_conn *ret_conn)
-{
-	int found = 0;
-
-	pthread_mutex_lock(&h->lock);
-	pool_check_fork(h);
-	if (h->nidle > 0) {
-		*ret_conn = h->idle[--h->nidle];
-		found = 1;
-	}
-	pthread_mutex_unlock(&h->lock);
-	return found;
-}
-
-static void
-pool_put(struct xtcmk *h, struct xc_conn *c)
-{
-	/*
-	 * No fork check needed: a call only ends in the process that began
-	 * it, and a parent's h->pid never changes.
-	 */
-	pthread_mutex_lock(&h->lock);
-	if (c->pid == h->pid && h->nidle < XTCMK_POOL_MAX) {
-		h->idle[h->nidle++] = *c;
-		c->fd = -1;
-	}
-	pthread_mutex_unlock(&h->lock);
-	xc_close(c);
-}
-
-/* Drop every idle connection: after one went stale, the rest likely did. */
-static void
-pool_flush(struct xtcmk *h)
-{
-	pthread_mutex_lock(&h->lock);
-	pool_check_fork(h);
-	while (h->nidle > 0)
-		xc_close(&h->idle[--h->nidle]);
-	pthread_mutex_unlock(&h->lock);
-}
-
 XTCMK_EXPORT void
 xtcmk_close(struct xtcmk *h)
 {
+	struct xtcmk_pool *p;
+	int last;
+
 	if (h == NULL)
 		return;
-	pool_flush(h);
-	pthread_mutex_destroy(&h->lock);
-	free(h->path);
-	free(h);
+	p = __atomic_load_n(&h->pool, __ATOMIC_ACQUIRE);
+	if (p->pid != getpid()) {
+		handle_free(h);		/* no call can be inside in a child */
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->closing = 1;
+	pool_flush(p);
+	last = p->busy == 0;
+	pthread_mutex_unlock(&p->lock);
+	if (last)
+		handle_free(h);
 }
 
 /*
@@ -265,7 +450,8 @@ call(struct xtcmk *h, uint16_t type, const uint8_t *req, size_t len,
     size_t reply_max, int wipe, uint8_t **ret_reply, size_t *ret_len)
 {
 	char errbuf[XC_ERR_MAX];
-	struct xc_conn c;
+	struct xtcmk_pool *p;
+	struct xtcmk_slot *s;
 	uint8_t *reply = NULL;
 	size_t rlen = 0;
 	uint16_t status = 0;
@@ -273,26 +459,30 @@ call(struct xtcmk *h, uint16_t type, const uint8_t *req, size_t len,
 	int reused, rc;
 
 	errbuf[0] = '\0';
-	reused = pool_take(h, &c);
+	if ((rc = pool_take(h, &p, &s)) != 0)
+		return rc;
+	reused = s->c.fd >= 0;
 	for (;;) {
-		if (!reused && (rc = xc_connect(h->path, deadline, errbuf,
-		    sizeof(errbuf), &c)) < 0)
+		if (!reused && (rc = xc_connect_into(h->path, deadline, errbuf,
+		    sizeof(errbuf), &s->c)) < 0)
 			break;
-		rc = xc_request(&c, type, req, len, reply_max, deadline,
+		rc = xc_request(&s->c, type, req, len, reply_max, deadline,
 		    errbuf, sizeof(errbuf), &status, &reply, &rlen);
 		if (rc == -XTCMK_E_UNAVAILABLE && reused) {
-			pool_flush(h);
+			pthread_mutex_lock(&p->lock);
+			pool_flush(p);
+			pthread_mutex_unlock(&p->lock);
 			reused = 0;
 			continue;
 		}
 		break;
 	}
+	pool_put(h, p, s);	/* h may be freed from here on */
 	if (rc < 0) {
 		set_error("%s", errbuf[0] != '\0' ? errbuf :
 		    xtcmk_strerror(-rc));
 		return -rc;
 	}
-	pool_put(h, &c);
 	if (status != 0) {
 		xc_reply_message(reply, rlen, last_err, sizeof(last_err));
 		if (last_err[0] == '\0')
