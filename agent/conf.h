@@ -17,6 +17,7 @@
 #define CONFIG_IDS_MAX		64	/* uids or gids per ACL list */
 #define CONFIG_PARAMS_MAX	128	/* keys in [params] */
 #define CONN_MAX_LIMIT		65536
+#define CONN_PER_UID_DIV	4	/* default per-uid share of the total */
 #define FRAME_MIN		1024
 
 struct id_list {
@@ -73,6 +74,8 @@ int	config_load(const char *path, struct config **ret_cfg, struct xerr *e);
 void	config_free(struct config *c);
 /* May the peer ask data-plane (0) or admin (1) questions? */
 int	config_allows(const struct config *c, int admin, uid_t uid, gid_t gid);
+/* The default max_connections_per_uid: a CONN_PER_UID_DIV-th of the total. */
+unsigned config_default_per_uid(const struct config *c);
 /* Print the effective configuration as INI (for --check-config). */
 void	config_dump(const struct config *c, FILE *out);
 
