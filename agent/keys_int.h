@@ -46,6 +46,8 @@ struct kstate {
 	int		 checking;
 	int		 revoked;
 	char		 reason[XERR_MSG_MAX];
+	size_t		 blob_len;		/* last blob made for... */
+	char		 blob_version[KEY_VERSION_LEN + 1]; /* ...this */
 	long long	 revoked_since;		/* unix s */
 	/* Usage per version, only ever used under the lock: a snapshot
 	 * copy of the state (the request path) must stay small. */

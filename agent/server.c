@@ -223,6 +223,21 @@ conn_error(struct conn *c, uint16_t type, uint32_t reqid, int code,
 	return conn_reply(c, type, (uint16_t)code, reqid, b.len);
 }
 
+/* An error reply from a request's xerr: the message and, for TOOBIG, the
+ * size that would fit. */
+static int
+conn_error_e(struct conn *c, uint16_t type, uint32_t reqid,
+    const struct xerr *e)
+{
+	struct xw_buf b;
+
+	xw_buf_init(&b, c->wbuf + XW_HDR_LEN, XW_PAYLOAD_MAX);
+	xw_put_str(&b, XT_MESSAGE, e->msg);
+	if (e->code == XTCMK_E_TOOBIG && e->need != 0)
+		xw_put_u64(&b, XT_BLOB_NEED, e->need);
+	return conn_reply(c, type, (uint16_t)e->code, reqid, b.len);
+}
+
 /*
  * Serve one frame from the buffer.  Returns 0 to go on, -1 to close the
  * connection (after telling the client why where possible).
@@ -279,7 +294,8 @@ conn_frame(struct conn *c)
 	memmove(c->rbuf, c->rbuf + total, c->rlen - total);
 	c->rlen -= total;
 	if (rc < 0) {
-		if (conn_error(c, h.type, h.reqid, -rc, e.msg) < 0)
+		e.code = -rc;
+		if (conn_error_e(c, h.type, h.reqid, &e) < 0)
 			return -1;
 		return e.code == XTCMK_E_PROTOCOL ||
 		    (h.type == XW_HELLO) ? -1 : 0;

@@ -748,6 +748,7 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
 		rc = handle_hello(s, payload, len, reply, e);
 		break;
 	case XW_PING:
+		xw_put_str(reply, XT_AGENT, "xtcmkd " XTCMK_VERSION);
 		rc = 0;
 		break;
 	case XW_DECIDE:
