@@ -2,8 +2,8 @@
  * xtcmk.c - libxtcmk, the client module host services load (a guest in
  * someone else's process).
  *
- * Owns: the handle and its connection pool, fork detection, the public
- * calls of xtcmk.h, the decision index and the per-thread error text.  The
+ * Owns: the public calls of xtcmk.h (the handle and its connection pool
+ * are in pool.c), the decision index and the per-thread error text.  The
  * transport itself (connect, server check, framing, deadline) is in
  * common/client.c, shared with xtcmkctl.
  *
@@ -26,13 +26,11 @@
 #include "wire.h"
 #include "client.h"
 #include "xtcmk.h"
+#include "pool.h"
 
 #define XTCMK_EXPORT	__attribute__((visibility("default")))
 
-#define XTCMK_POOL_MAX		8	/* idle connections kept per handle */
-#define XTCMK_CHUNK_SLOTS	16	/* connection slots allocated at once */
 #define XTCMK_TIMEOUT_DEFAULT	5000	/* ms, per call, total */
-#define XTCMK_ERR_MAX		512	/* xtcmk_last_error() text */
 #define XTCMK_DECISION_REPLY_MAX XW_PAYLOAD_MAX
 #define XTCMK_DECISION_FIELDS_MAX 2048	/* fields kept from one decision */
 #define XTCMK_DECISION_TAG_MAX	99	/* tags 1..99 are decision fields */
@@ -41,50 +39,6 @@
 #define XTCMK_STATUS_REPLY_MAX	(3 * XW_STR_MAX + 256)
 #define XTCMK_REQ_MAX		(3 * XW_FIELD_HDR + XW_CUSTOMER_MAX + \
 				    XTCMK_BLOB_MAX + 8)
-
-/*
- * The connection pool.  Every connection a call uses lives in a slot of a
- * chunk owned by the pool, so the pool knows each descriptor it ever
- * handed out, idle or in flight.  A pool belongs to one process (`pid`):
- * a forked child never takes the inherited pool's lock (another parent
- * thread may have held it at fork time) nor talks on its connections; it
- * installs a fresh pool and closes its copies of every inherited
- * descriptor that fstat still shows to be the same socket.  Chunks are
- * only ever added (published with a release store) and freed with the
- * handle, so the child can walk them without the lock.
- */
-enum { SLOT_FREE, SLOT_IDLE, SLOT_BUSY };
-
-struct xtcmk_slot {
-	struct xc_conn		 c;	/* c.fd -1 when not connected */
-	int			 state;	/* SLOT_* */
-	struct xtcmk_slot	*next;	/* idle or free list */
-};
-
-struct xtcmk_chunk {
-	struct xtcmk_chunk	*next;
-	struct xtcmk_slot	 slot[XTCMK_CHUNK_SLOTS];
-};
-
-struct xtcmk_pool {
-	pid_t			 pid;	/* the process this pool belongs to */
-	pthread_mutex_t		 lock;	/* guards everything below */
-	unsigned		 busy;	/* calls inside */
-	int			 closing; /* xtcmk_close ran; last call frees */
-	size_t			 nidle;
-	struct xtcmk_slot	*idle;	/* most recently used first */
-	struct xtcmk_slot	*free;
-	struct xtcmk_chunk	*chunks;
-	struct xtcmk_pool	*prev;	/* the pool inherited at fork */
-	int			 err_code; /* last failed call on the handle */
-	char			 err[XTCMK_ERR_MAX];
-};
-
-struct xtcmk {
-	char			*path;
-	unsigned		 timeout_ms;
-	struct xtcmk_pool	*pool;	/* atomic: replaced in a child */
-};
 
 #define DF_STR	0x1
 #define DF_U64	0x2
@@ -179,220 +133,6 @@ XTCMK_EXPORT const char *
 xtcmk_last_error(void)
 {
 	return last_err;
-}
-
-static struct xtcmk_pool *
-pool_new(struct xtcmk_pool *prev)
-{
-	struct xtcmk_pool *p;
-
-	if ((p = calloc(1, sizeof(*p))) == NULL)
-		return NULL;
-	if (pthread_mutex_init(&p->lock, NULL) != 0) {
-		free(p);
-		return NULL;
-	}
-	p->pid = getpid();
-	p->prev = prev;
-	return p;
-}
-
-/*
- * Close every connection of a pool, without its lock.  For a pool of this
- * process only when no call is inside; for an inherited pool, xc_close
- * closes the child's copy only if it is still the same socket.
- */
-static void
-pool_drop_all(struct xtcmk_pool *p)
-{
-	struct xtcmk_chunk *ch;
-	size_t i;
-
-	for (ch = __atomic_load_n(&p->chunks, __ATOMIC_ACQUIRE); ch != NULL;
-	    ch = ch->next)
-		for (i = 0; i < XTCMK_CHUNK_SLOTS; i++)
-			if (__atomic_load_n(&ch->slot[i].c.fd,
-			    __ATOMIC_ACQUIRE) >= 0)
-				xc_close(&ch->slot[i].c);
-}
-
-/* Free a pool chain (connections already dropped). */
-static void
-pool_free(struct xtcmk_pool *p, pid_t me)
-{
-	struct xtcmk_pool *prev;
-	struct xtcmk_chunk *ch, *next;
-
-	for (; p != NULL; p = prev) {
-		prev = p->prev;
-		for (ch = p->chunks; ch != NULL; ch = next) {
-			next = ch->next;
-			free(ch);
-		}
-		/* An inherited mutex may be locked for ever: never touch it. */
-		if (p->pid == me)
-			pthread_mutex_destroy(&p->lock);
-		free(p);
-	}
-}
-
-/*
- * The pool of this process.  In a forked child the first call installs a
- * fresh pool (compare-and-swap, so concurrent first calls agree) and
- * closes the inherited descriptors; no inherited lock is ever taken.
- */
-static struct xtcmk_pool *
-pool_get(struct xtcmk *h)
-{
-	struct xtcmk_pool *p, *np;
-	pid_t me = getpid();
-
-	p = __atomic_load_n(&h->pool, __ATOMIC_ACQUIRE);
-	while (p->pid != me) {
-		if ((np = pool_new(p)) == NULL)
-			return NULL;
-		if (__atomic_compare_exchange_n(&h->pool, &p, np, 0,
-		    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-			pool_drop_all(p);
-			return np;
-		}
-		/* Another thread of this child won; p is now its pool. */
-		np->prev = NULL;
-		pool_free(np, me);
-	}
-	return p;
-}
-
-/* Called with p->lock held: a free slot, allocating a chunk if needed. */
-static struct xtcmk_slot *
-slot_alloc(struct xtcmk_pool *p)
-{
-	struct xtcmk_chunk *ch;
-	struct xtcmk_slot *s;
-	size_t i;
-
-	if (p->free == NULL) {
-		if ((ch = calloc(1, sizeof(*ch))) == NULL)
-			return NULL;
-		for (i = 0; i < XTCMK_CHUNK_SLOTS; i++) {
-			ch->slot[i].c.fd = -1;
-			ch->slot[i].next = i + 1 < XTCMK_CHUNK_SLOTS ?
-			    &ch->slot[i + 1] : NULL;
-		}
-		ch->next = p->chunks;
-		__atomic_store_n(&p->chunks, ch, __ATOMIC_RELEASE);
-		p->free = &ch->slot[0];
-	}
-	s = p->free;
-	p->free = s->next;
-	return s;
-}
-
-/*
- * A slot for one call: an idle connection (s->c.fd >= 0) or an empty slot
- * to connect in.  The call owns the slot until pool_put.
- */
-static int
-pool_take(struct xtcmk *h, struct xtcmk_pool **ret_pool,
-    struct xtcmk_slot **ret_slot)
-{
-	struct xtcmk_pool *p;
-	struct xtcmk_slot *s;
-
-	if ((p = pool_get(h)) == NULL) {
-		set_error("out of memory");
-		return XTCMK_E_NOMEM;
-	}
-	pthread_mutex_lock(&p->lock);
-	if ((s = p->idle) != NULL) {
-		p->idle = s->next;
-		p->nidle--;
-	} else if ((s = slot_alloc(p)) == NULL) {
-		pthread_mutex_unlock(&p->lock);
-		set_error("out of memory");
-		return XTCMK_E_NOMEM;
-	}
-	s->state = SLOT_BUSY;
-	s->next = NULL;
-	p->busy++;
-	pthread_mutex_unlock(&p->lock);
-	*ret_pool = p;
-	*ret_slot = s;
-	return 0;
-}
-
-static void handle_free(struct xtcmk *);
-
-/* Called with p->lock held: the handle's error after a call ending in rc. */
-static void
-note_result(struct xtcmk_pool *p, int rc)
-{
-	if (rc != 0) {
-		p->err_code = rc;
-		memcpy(p->err, last_err, sizeof(p->err));
-	} else if (p->err_code != 0) {
-		p->err_code = 0;
-		p->err[0] = '\0';
-	}
-}
-
-/*
- * End a call that ended in `rc`: keep its connection idle (if still open
- * and the pool has room) or close it, and note the result for
- * xtcmk_handle_error.  The last call to end after xtcmk_close frees the
- * handle.
- */
-static void
-pool_put(struct xtcmk *h, struct xtcmk_pool *p, struct xtcmk_slot *s, int rc)
-{
-	int last;
-
-	pthread_mutex_lock(&p->lock);
-	note_result(p, rc);
-	if (s->c.fd >= 0 && p->nidle < XTCMK_POOL_MAX && !p->closing) {
-		s->state = SLOT_IDLE;
-		s->next = p->idle;
-		p->idle = s;
-		p->nidle++;
-	} else {
-		xc_close(&s->c);
-		s->state = SLOT_FREE;
-		s->next = p->free;
-		p->free = s;
-	}
-	last = --p->busy == 0 && p->closing;
-	pthread_mutex_unlock(&p->lock);
-	if (last)
-		handle_free(h);
-}
-
-/* Close every idle connection: after one went stale, the rest likely did. */
-static void
-pool_flush(struct xtcmk_pool *p)
-{
-	struct xtcmk_slot *s;
-
-	while ((s = p->idle) != NULL) {
-		p->idle = s->next;
-		xc_close(&s->c);
-		s->state = SLOT_FREE;
-		s->next = p->free;
-		p->free = s;
-	}
-	p->nidle = 0;
-}
-
-static void
-handle_free(struct xtcmk *h)
-{
-	struct xtcmk_pool *p = __atomic_load_n(&h->pool, __ATOMIC_ACQUIRE);
-	struct xtcmk_pool *q;
-
-	for (q = p; q != NULL; q = q->prev)
-		pool_drop_all(q);
-	pool_free(p, getpid());
-	free(h->path);
-	free(h);
 }
 
 XTCMK_EXPORT int
@@ -514,8 +254,10 @@ call(struct xcall *x, uint16_t type, const uint8_t *req, size_t len,
 	int reused, rc;
 
 	errbuf[0] = '\0';
-	if ((rc = pool_take(x->h, &x->p, &x->s)) != 0)
+	if ((rc = pool_take(x->h, &x->p, &x->s)) != 0) {
+		set_error("out of memory");
 		return rc;
+	}
 	s = x->s;
 	reused = s->c.fd >= 0;
 	for (;;) {
@@ -569,12 +311,12 @@ call_end(struct xcall *x, int rc)
 	if (rc == XTCMK_OK)
 		last_err[0] = '\0';
 	if (x->p != NULL)
-		pool_put(x->h, x->p, x->s, rc);
+		pool_put(x->h, x->p, x->s, rc, last_err);
 	else if (x->h != NULL && rc != XTCMK_OK &&
 	    (p = pool_get(x->h)) != NULL) {
 		/* Refused before any request: still the handle's error. */
 		pthread_mutex_lock(&p->lock);
-		note_result(p, rc);
+		pool_note(p, rc, last_err);
 		pthread_mutex_unlock(&p->lock);
 	}
 	return rc;
