@@ -317,11 +317,18 @@ main(int argc, char **argv)
 		return 2;
 	self[n] = '\0';
 	valgrind = argc == 2 && strcmp(argv[1], "--valgrind") == 0;
-	if (valgrind) {
 #if defined(__SANITIZE_ADDRESS__)
-		printf("valgrind: skipped (ASan build)\n");
-		return T_SKIP;
+	/*
+	 * The sanitizer runtime's own locks are not reset in a child: forking
+	 * while other threads allocate leaves 1-2% of children blocked in
+	 * __sanitizer::FutexWait (measured, GCC 12), before any module code
+	 * runs.  glibc's malloc is fork-safe; this test needs a plain build.
+	 */
+	printf("prefork: skipped (ASan build: the sanitizer allocator is not "
+	    "fork-safe with other threads inside malloc)\n");
+	return T_SKIP;
 #endif
+	if (valgrind) {
 		if (system("valgrind --version >/dev/null 2>&1") != 0) {
 			printf("valgrind: skipped (not installed)\n");
 			return T_SKIP;
