@@ -128,7 +128,7 @@ config_defaults(struct config *c)
 	c->lua_dir = xstrdup(XTCMK_LUADIR);
 	c->log_level = LOG_INFO;
 	c->max_connections = 4096;
-	c->max_connections_per_uid = 1024;
+	c->max_connections_per_uid = 0;	/* CONN_PER_UID_DIV of the total */
 	c->idle_timeout_s = 300;
 	c->request_timeout_s = 5;
 	c->max_frame = 65536;
@@ -615,10 +615,20 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 	c->registry_path = path_join(c->state_dir, "registry.db");
 	if (c->decision_log == NULL)
 		c->decision_log = path_join(c->state_dir, "decisions.jsonl");
+	if (c->max_connections_per_uid == 0)
+		c->max_connections_per_uid = config_default_per_uid(c);
 	if (c->max_connections_per_uid > c->max_connections)
 		c->max_connections_per_uid = c->max_connections;
 	*ret_cfg = c;
 	return 0;
+}
+
+unsigned
+config_default_per_uid(const struct config *c)
+{
+	unsigned n = c->max_connections / CONN_PER_UID_DIV;
+
+	return n > 0 ? n : 1;
 }
 
 static int

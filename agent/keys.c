@@ -420,11 +420,21 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 	return rc;
 }
 
+/* Seconds since the key was last confirmed enabled, when that is too long
+ * ago to act on (twice the check interval); 0 otherwise. */
+static long long
+stale_for(const struct kstate *st, long long now)
+{
+	if (st->ok_at != 0 && now - st->ok_at > 2 * (long long)st->check_s + 1)
+		return now - st->ok_at;
+	return 0;
+}
+
 /* Refuse unless the customer may be served by this host right now. */
 int
 keys_gate(struct keys *k, const struct kstate *st, struct xerr *e)
 {
-	long long now = mono_s();
+	long long stale = stale_for(st, mono_s());
 
 	if (!st->served)
 		return xerr_set(e, XTCMK_E_NOT_SERVED, "this host's workload "
@@ -436,11 +446,11 @@ keys_gate(struct keys *k, const struct kstate *st, struct xerr *e)
 	if (st->revoked)
 		return xerr_set(e, XTCMK_E_REVOKED, "customer '%s' is revoked: "
 		    "%s", st->customer, st->reason);
-	if (st->ok_at != 0 && now - st->ok_at > 2 * (long long)st->check_s + 1)
-		return xerr_set(e, XTCMK_E_REVOKED, "customer '%s': the key's "
-		    "state could not be confirmed for %llds (over twice the "
+	if (stale != 0)
+		return xerr_set(e, XTCMK_E_UNCONFIRMED, "customer '%s': the "
+		    "key's state could not be confirmed for %llds (over twice the "
 		    "revocation check interval): failing closed until the "
-		    "key service answers", st->customer, now - st->ok_at);
+		    "key service answers", st->customer, stale);
 	return 0;
 }
 
@@ -494,14 +504,19 @@ vusage_locked(struct kstate *st, const char *version, int create)
 
 static void
 usage_note(struct keys *k, const char *customer, const char *version,
-    int wrap)
+    int wrap, size_t blob_len)
 {
 	struct kstate *st;
 	struct vusage *u;
 
 	pthread_mutex_lock(&k->mu);
-	if ((st = find_locked(k, customer)) != NULL &&
-	    (u = vusage_locked(st, version, 1)) != NULL) {
+	if ((st = find_locked(k, customer)) != NULL && wrap &&
+	    blob_len != 0 && strcmp(st->version, version) == 0) {
+		st->blob_len = blob_len;
+		snprintf(st->blob_version, sizeof(st->blob_version), "%s",
+		    version);
+	}
+	if (st != NULL && (u = vusage_locked(st, version, 1)) != NULL) {
 		if (wrap)
 			u->wraps++;
 		else
@@ -768,7 +783,7 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 	if ((rc = blob_encode(&b, dek, XTCMK_DEK_LEN, out, BLOB_MAX, ret_len,
 	    e)) < 0)
 		return rc;
-	usage_note(k, st->customer, st->version, 1);
+	usage_note(k, st->customer, st->version, 1, *ret_len);
 	return 0;
 }
 
@@ -843,8 +858,102 @@ unwrap_blob(struct keys *k, struct kstate *st, const struct blob *b,
 		return rc;
 	}
 	if (rc == 0 && have_u)
-		usage_note(k, st->customer, u.version, 0);
+		usage_note(k, st->customer, u.version, 0, 0);
 	return rc;
+}
+
+/*
+ * KEY_STATUS: the state as text ("active", "revoked", "unknown": a key
+ * whose confirmation went stale reads "unknown") and as an enum
+ * xtcmk_key_state, with the reason.
+ */
+static int
+key_status_reply(struct keys *k, const struct kstate *st,
+    struct xw_buf *reply, const struct xerr *e)
+{
+	char why[XERR_MSG_MAX];
+	long long stale = stale_for(st, mono_s());
+	int code;
+
+	if (st->revoked) {
+		code = XTCMK_KEY_REVOKED;
+		snprintf(why, sizeof(why), "%s", st->reason);
+	} else if (st->ok_at == 0) {
+		code = XTCMK_KEY_UNKNOWN;
+		snprintf(why, sizeof(why), "%s", e->msg[0] ? e->msg :
+		    "the key's state was never confirmed");
+	} else if (stale != 0) {
+		code = XTCMK_KEY_UNCONFIRMED;
+		snprintf(why, sizeof(why), "the key's state could not be "
+		    "confirmed for %llds (over twice the revocation check "
+		    "interval)", stale);
+	} else {
+		json_t *dis = keys_disabled_versions(k, st->customer), *v;
+		const char *ver;
+
+		code = XTCMK_KEY_ACTIVE;
+		snprintf(why, sizeof(why), "key enabled at the last check");
+		/* Old versions refused on their own are part of the state. */
+		json_object_foreach(dis, ver, v) {
+			size_t n = strlen(why);
+
+			snprintf(why + n, sizeof(why) - n, "; version %s is "
+			    "disabled (its blobs are refused)", ver);
+		}
+		json_decref(dis);
+	}
+	xw_put_str(reply, XT_KEY_STATE, code == XTCMK_KEY_ACTIVE ? "active" :
+	    code == XTCMK_KEY_REVOKED ? "revoked" : "unknown");
+	xw_put_u64(reply, XT_KEY_STATE_CODE, (uint64_t)code);
+	xw_put_str(reply, XT_KEY_REASON, why);
+	xw_put_str(reply, XT_KEY_ID, st->kid);
+	return 0;
+}
+
+/*
+ * The size of a blob under the version in force: exact once one was made
+ * for it, else the least it can be (the smallest key of its algorithm).
+ */
+static size_t
+blob_need(const struct kstate *st, int *ret_exact)
+{
+	if (st->blob_len != 0 && strcmp(st->blob_version, st->version) == 0) {
+		*ret_exact = 1;
+		return st->blob_len;
+	}
+	*ret_exact = 0;
+	return BLOB_OVERHEAD + strlen(st->customer) + strlen(st->kid) +
+	    (st->alg == PROVIDER_ALG_A256KW ? BLOB_WRAPPED_A256KW :
+	    BLOB_WRAPPED_RSA_MIN);
+}
+
+/*
+ * A client that says how much room it has for the blob (XT_BLOB_CAP) is
+ * refused before any key is generated, unwrapped or wrapped when the
+ * blob cannot fit; the reply carries the size (XT_BLOB_NEED).
+ */
+static int
+check_room(const struct kstate *st, const uint8_t *payload, uint32_t len,
+    struct xerr *e)
+{
+	struct xw_field f;
+	uint64_t cap;
+	size_t need;
+	int exact;
+
+	if (xw_find(payload, len, XT_BLOB_CAP, &f) != 1)
+		return 0;
+	if (xw_field_u64(&f, &cap) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "blob room is not a 64-bit "
+		    "integer");
+	need = blob_need(st, &exact);
+	if (cap >= need)
+		return 0;
+	e->need = need;
+	return xerr_set(e, XTCMK_E_TOOBIG, "blob buffer of %llu bytes is too "
+	    "small: blobs of customer '%s' under %s take %s%zu bytes; no key "
+	    "was generated", (unsigned long long)cap, st->customer, st->kid,
+	    exact ? "" : "at least ", need);
 }
 
 int
@@ -878,28 +987,12 @@ keys_handle(struct keys *k, struct service *svc, uint16_t type,
 	if ((rc = keys_state_get(k, customer, &st, e)) < 0)
 		return rc;
 
-	if (type == XW_KEY_STATUS) {
-		char why[XERR_MSG_MAX] = "key enabled at the last check";
-		json_t *dis = keys_disabled_versions(k, customer), *v;
-		const char *ver;
-
-		/* Old versions refused on their own are part of the state. */
-		json_object_foreach(dis, ver, v) {
-			size_t n = strlen(why);
-
-			snprintf(why + n, sizeof(why) - n, "; version %s is "
-			    "disabled (its blobs are refused)", ver);
-		}
-		json_decref(dis);
-		xw_put_str(reply, XT_KEY_STATE, st.revoked ? "revoked" :
-		    st.ok_at == 0 ? "unknown" : "active");
-		xw_put_str(reply, XT_KEY_REASON, st.revoked ? st.reason :
-		    st.ok_at == 0 ? (e->msg[0] ? e->msg :
-		    "the key's state was never confirmed") : why);
-		xw_put_str(reply, XT_KEY_ID, st.kid);
-		return 0;
-	}
+	if (type == XW_KEY_STATUS)
+		return key_status_reply(k, &st, reply, e);
 	if ((rc = keys_gate(k, &st, e)) < 0)
+		return rc;
+	if ((type == XW_DEK_NEW || type == XW_DEK_REWRAP) &&
+	    (rc = check_room(&st, payload, len, e)) < 0)
 		return rc;
 
 	switch (type) {

@@ -52,6 +52,8 @@ struct kstate {
 	int		 checking;
 	int		 revoked;
 	char		 reason[XERR_MSG_MAX];
+	size_t		 blob_len;		/* last blob made for... */
+	char		 blob_version[KEY_VERSION_LEN + 1]; /* ...this */
 	long long	 revoked_since;		/* unix s */
 	int		 fail_code;		/* last logged provider
 						 * failure, 0: healthy */

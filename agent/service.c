@@ -93,6 +93,7 @@ struct service {
 
 	atomic_ullong		 n_req[16], n_err, n_hit, n_miss, n_policy,
 				 n_policy_err, n_conn_total, n_conn_refused,
+				 n_conn_nofile,
 				 n_reload, n_reload_fail,
 				 n_onboard[SVC__COUNT];
 	atomic_int		 n_conn;
@@ -817,6 +818,7 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
 		rc = handle_hello(s, payload, len, reply, e);
 		break;
 	case XW_PING:
+		xw_put_str(reply, XT_AGENT, "xtcmkd " XTCMK_VERSION);
 		rc = 0;
 		break;
 	case XW_DECIDE:
@@ -927,6 +929,12 @@ service_count_conn(struct service *s, int delta, int refused)
 	atomic_fetch_add(&s->n_conn, delta);
 }
 
+void
+service_count_nofile(struct service *s)
+{
+	atomic_fetch_add(&s->n_conn_nofile, 1);
+}
+
 json_t *
 service_stats(struct service *s)
 {
@@ -936,7 +944,7 @@ service_stats(struct service *s)
 	dlog_stats(s->dlog, &w, &d, &torn);
 	st = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, "
 	    "s:{s:I, s:I, s:i}, s:{s:I, s:I, s:I, s:I}, "
-	    "s:{s:i, s:I, s:I}, s:{s:I, s:I, s:I}}",
+	    "s:{s:i, s:I, s:I, s:I}, s:{s:I, s:I, s:I}}",
 	    "requests",
 	    "hello", (json_int_t)s->n_req[XW_HELLO],
 	    "decide", (json_int_t)s->n_req[XW_DECIDE],
@@ -954,6 +962,7 @@ service_stats(struct service *s)
 	    "connections", "open", (int)s->n_conn,
 	    "total", (json_int_t)s->n_conn_total,
 	    "refused", (json_int_t)s->n_conn_refused,
+	    "out_of_fds", (json_int_t)s->n_conn_nofile,
 	    "decision_log", "written", (json_int_t)w,
 	    "dropped", (json_int_t)d, "torn_bytes_cut", (json_int_t)torn);
 	if (st != NULL) {

@@ -51,6 +51,8 @@ void	service_flush(struct service *s);
 
 /* Counters, for `xtcmkctl stats`. */
 void	service_count_conn(struct service *s, int delta, int refused);
+/* A connection answered BUSY because the agent ran out of descriptors. */
+void	service_count_nofile(struct service *s);
 
 /* Internals shared by service.c, admin.c, keys.c and keys_admin.c. */
 struct config	*service_config(struct service *s);

@@ -237,6 +237,25 @@ restored() { $H decrypt contoso "$T/enc" "$T/dec" && cmp -s "$T/plain" "$T/dec";
 until_ok 6 restored && ok "re-enabled key: service restored without restart" ||
 	bad "recovery after re-enable" "$($H decrypt contoso "$T/enc" "$T/dec" 2>&1)"
 
+# --- unconfirmed: the vault fails for over two check intervals -----------
+# Not a revocation: the state could not be confirmed.  The agent fails
+# closed with XTCMK_E_UNCONFIRMED, which the module calls retryable.
+emu_ctl /fault '{"match":{"host":"^contoso\\."},"kind":"status","status":503}' >/dev/null
+t0=$(ms)
+unconfirmed() { ! $H decrypt contoso "$T/enc" "$T/dec" >"$T/msg" 2>&1 && grep -q "could not be confirmed" "$T/msg"; }
+if until_ok 12 unconfirmed; then
+	ok "vault answering 503: decrypt fails closed as unconfirmed after $(( $(ms) - t0 )) ms"
+	grep -q "temporary: retry later" "$T/msg" && ok "unconfirmed is reported retryable" ||
+		bad "unconfirmed is retryable" "$(cat "$T/msg")"
+	grep -qi "revoked" "$T/msg" && bad "unconfirmed is not called revoked" "$(cat "$T/msg")"
+	expect "status: key unconfirmed" 1 "key unconfirmed" -- $H status contoso
+else
+	bad "a failing vault makes the key unconfirmed" "$(cat "$T/msg")"
+fi
+emu_ctl /fault/clear >/dev/null
+until_ok 10 restored && ok "vault answering again: service restored without restart" ||
+	bad "recovery after the vault answers" "$($H decrypt contoso "$T/enc" "$T/dec" 2>&1)"
+
 # --- lost grants: FIC, service principal, role --------------------------
 # The cached access token stays valid for an hour; the emulator makes the
 # vault reject it once so the agent must exchange again.
