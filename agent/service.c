@@ -15,6 +15,7 @@
  * cache (generation numbers), so a decision is never staler than the data.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -27,9 +28,11 @@
 #include "dlog.h"
 #include "keys.h"
 #include "log.h"
+#include "memcache.h"
 #include "policy.h"
 #include "registry.h"
 #include "service.h"
+#include "shmcache.h"
 #include "strhash.h"
 #include "validate.h"
 
@@ -82,6 +85,8 @@ struct service {
 	pthread_rwlock_t	 dc_lock;
 	struct dentry		*dc[DCACHE_BUCKETS];
 	unsigned		 dc_count;
+
+	struct shmcache		*mc;		/* fast path, or NULL */
 
 	atomic_ullong		 n_req[16], n_err, n_hit, n_miss, n_policy,
 				 n_policy_err, n_conn_total, n_conn_refused,
@@ -291,6 +296,52 @@ needs_restart(const struct config *a, const struct config *b)
 	return differ;
 }
 
+/* --- fast path (agent/shmcache.c) ------------------------------------ */
+
+/*
+ * Published records reflect the registry and policy generations they
+ * were computed from; invalidate them all when either moved.  Called
+ * before a change is acknowledged (admin replies, reloads).
+ */
+static void
+memcache_sync(struct service *s)
+{
+	shmcache_sync(s->mc, reg_generation(s->reg), atomic_load(&s->pol_gen));
+}
+
+void
+service_key_state(struct service *s, const char *customer, int revoked)
+{
+	shmcache_key_state(s->mc, customer, revoked ? XM_STATE_REVOKED :
+	    XM_STATE_ACTIVE);
+}
+
+/*
+ * Who may read the file is who the data-plane ACL names, as far as a
+ * file mode can say it: everyone for "*", one group, or else only this
+ * user (other allowed peers use the socket).
+ */
+static int
+memcache_open(struct service *s, struct xerr *e)
+{
+	const struct config *c = s->cfg;
+	mode_t mode = 0600;
+	gid_t gid = (gid_t)-1;
+
+	if (c->memcache == NULL || strcmp(c->memcache, "none") == 0)
+		return 0;
+	if (c->memcache[0] != '/')
+		return xerr_set(e, XTCMK_E_INVAL, "[agent] memcache must be an "
+		    "absolute path or none, not '%s'", c->memcache);
+	if (c->data_uids.any || c->data_gids.any)
+		mode = 0644;
+	else if (c->data_gids.n == 1) {
+		mode = 0640;
+		gid = (gid_t)c->data_gids.ids[0];
+	}
+	return shmcache_open(c->memcache, mode, gid, 0, &s->mc, e);
+}
+
 /*
  * Reload: read the config file again for [params] and [policy] (the
  * policies' inputs and limits), then load and self-test the policy set.
@@ -346,6 +397,7 @@ service_reload(struct service *s, struct xerr *e)
 	s->set = set;
 	atomic_fetch_add(&s->pol_gen, 1);
 	pthread_mutex_unlock(&s->pol_mu);
+	memcache_sync(s);
 	policy_set_unref(old);
 	atomic_fetch_add(&s->n_reload, 1);
 	log_info("policy set %s loaded from %s", policy_set_hash(set),
@@ -650,21 +702,27 @@ handle_decide(struct service *s, const uint8_t *payload, uint32_t len,
 
 	if ((rc = req_customer(payload, len, id, e)) < 0)
 		return rc;
-	if (dcache_get(s, id, b)) {
-		atomic_fetch_add(&s->n_hit, 1);
-		return 0;
-	}
-	atomic_fetch_add(&s->n_miss, 1);
 	/* Read the generations first: a change during the computation
 	 * leaves an entry that is already stale, never a wrong one. */
 	rg = reg_generation(s->reg);
 	pg = atomic_load(&s->pol_gen);
+	if (dcache_get(s, id, b)) {
+		atomic_fetch_add(&s->n_hit, 1);
+		goto publish;
+	}
+	atomic_fetch_add(&s->n_miss, 1);
 	if ((rc = service_decide_json(s, id, &d, e)) < 0)
 		return rc;
 	decision_encode(d, b);
 	json_decref(d);
-	if (b->err == 0)
-		dcache_put(s, id, b->data + start, b->len - start, rg, pg);
+	if (b->err != 0)
+		return 0;
+	dcache_put(s, id, b->data + start, b->len - start, rg, pg);
+publish:
+	/* What the cache above would serve, host processes may read. */
+	if (s->mc != NULL)
+		shmcache_publish(s->mc, id, b->data + start, b->len - start,
+		    rg, pg, reg_generation(s->reg), atomic_load(&s->pol_gen));
 	return 0;
 }
 
@@ -754,6 +812,7 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
 		break;
 	case XW_ADMIN:
 		rc = handle_admin(s, p, payload, len, reply, e);
+		memcache_sync(s);	/* before the reply acknowledges */
 		break;
 	case XW_DEK_NEW:
 	case XW_DEK_UNWRAP:
@@ -901,6 +960,8 @@ service_stats(struct service *s)
 	    "refused", (json_int_t)s->n_conn_refused,
 	    "decision_log", "written", (json_int_t)w,
 	    "dropped", (json_int_t)d);
+	if (st != NULL)
+		json_object_set_new(st, "memcache", shmcache_stats(s->mc));
 	if (st != NULL && s->keys != NULL)
 		json_object_set_new(st, "keys", keys_stats(s->keys));
 	return st;
@@ -976,6 +1037,8 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 		goto fail;
 	if ((rc = reg_open(cfg->registry_path, &s->reg, e)) < 0)
 		goto fail;
+	if ((rc = memcache_open(s, e)) < 0)
+		goto fail;
 	if ((rc = dlog_open(cfg->decision_log, &s->dlog, e)) < 0)
 		goto fail;
 	s->nworkers = cfg->policy_workers;
@@ -1020,5 +1083,6 @@ service_close(struct service *s)
 	pthread_rwlock_wrlock(&s->dc_lock);
 	dcache_flush_locked(s);
 	pthread_rwlock_unlock(&s->dc_lock);
+	shmcache_close(s->mc);	/* readers fall back to the socket */
 	free(s);
 }

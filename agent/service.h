@@ -67,6 +67,10 @@ int	service_decide_json(struct service *s, const char *customer,
 int	service_onboard(struct service *s, json_t *customer,
 	    json_t **ret_result, struct xerr *e);
 json_t	*service_stats(struct service *s);
+/* The key state of `customer` changed (revoked or active again): tell
+ * host processes' fast path before the change is acknowledged. */
+void	service_key_state(struct service *s, const char *customer,
+	    int revoked);
 json_t	*service_status(struct service *s);
 
 /* admin.c: one JSON command. */

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "wire.h"
 #include "client.h"
+#include "shm.h"
 #include "xtcmk.h"
 
 #define XTCMK_EXPORT	__attribute__((visibility("default")))
@@ -47,6 +48,7 @@ struct xtcmk {
 	pid_t		 pid;		/* process the pool belongs to */
 	size_t		 nidle;
 	struct xc_conn	 idle[XTCMK_POOL_MAX];
+	struct xm_client *fast;		/* module/shm.c; NULL: socket only */
 };
 
 #define DF_STR	0x1
@@ -177,6 +179,7 @@ xtcmk_open(const char *socket_path, unsigned timeout_ms,
 	}
 	h->timeout_ms = timeout_ms == 0 ? XTCMK_TIMEOUT_DEFAULT : timeout_ms;
 	h->pid = getpid();
+	h->fast = xm_client_new(path);	/* fast path: optional */
 	*ret_handle = h;
 	return XTCMK_OK;
 }
@@ -248,6 +251,7 @@ xtcmk_close(struct xtcmk *h)
 	if (h == NULL)
 		return;
 	pool_flush(h);
+	xm_client_free(h->fast);
 	pthread_mutex_destroy(&h->lock);
 	free(h->path);
 	free(h);
@@ -418,6 +422,26 @@ decision_parse(const uint8_t *p, size_t len,
 	return XTCMK_OK;
 }
 
+/*
+ * The decision from the agent's memory-mapped file (module/shm.c), parsed
+ * as a socket reply is; anything but XTCMK_OK: ask the socket.
+ */
+static int
+fastpath_decide(struct xtcmk *h, const char *customer,
+    struct xtcmk_decision **ret_decision)
+{
+	uint8_t buf[XM_SLOT_SIZE_MAX];
+	size_t len;
+
+	if (!xm_client_lookup(h->fast, customer, buf, sizeof(buf), &len))
+		return XTCMK_E_UNAVAILABLE;
+	if (decision_parse(buf, len, ret_decision) != XTCMK_OK) {
+		xm_client_bad(h->fast);
+		return XTCMK_E_PROTOCOL;
+	}
+	return XTCMK_OK;
+}
+
 XTCMK_EXPORT int
 xtcmk_decide(struct xtcmk *h, const char *customer,
     struct xtcmk_decision **ret_decision)
@@ -432,6 +456,8 @@ xtcmk_decide(struct xtcmk *h, const char *customer,
 	if (ret_decision == NULL)
 		return inval("ret_decision is NULL");
 	if ((rc = check_customer(customer)) != 0)
+		return rc;
+	if ((rc = fastpath_decide(h, customer, ret_decision)) == XTCMK_OK)
 		return rc;
 	xw_buf_init(&b, req, sizeof(req));
 	xw_put_str(&b, XT_CUSTOMER, customer);
@@ -707,4 +733,19 @@ XTCMK_EXPORT const struct xtcmk_functions *
 xtcmk_get_functions(void)
 {
 	return &functions;
+}
+
+/* --- fast path (XTCMK_FASTPATH_1.1) ---------------------------------- */
+
+XTCMK_EXPORT int
+xtcmk_fastpath_stats(struct xtcmk *h, struct xtcmk_fastpath_stats *ret_stats,
+    size_t size)
+{
+	struct xtcmk_fastpath_stats st;
+
+	if (h == NULL || ret_stats == NULL)
+		return inval("handle and ret_stats must not be NULL");
+	xm_client_stats(h->fast, &st);
+	memcpy(ret_stats, &st, size < sizeof(st) ? size : sizeof(st));
+	return XTCMK_OK;
 }
