@@ -27,7 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "memcache.h"
 #include "shmcache.h"
 

@@ -244,8 +244,9 @@ map_open(const struct xm_client *c)
  * The current mapping cannot answer (none yet, replaced, agent silent):
  * at most every XM_RECHECK_MS, map the file at the path if it is another
  * one.  Never blocks: if another thread holds the lock, try later.
+ * 1 if a new file is mapped.
  */
-static void
+static int
 map_refresh(struct xm_client *c, uint64_t now)
 {
 	struct xm_map *fresh, *old;
@@ -255,7 +256,7 @@ map_refresh(struct xm_client *c, uint64_t now)
 
 	if (now < next || !atomic_compare_exchange_strong(&c->next_check_ms,
 	    &next, now + XM_RECHECK_MS))
-		return;
+		return 0;
 	if (stat(c->path, &st) == 0 &&
 	    pthread_rwlock_tryrdlock(&c->lock) == 0) {
 		int same = c->map != NULL && st.st_dev == c->map->dev &&
@@ -265,19 +266,20 @@ map_refresh(struct xm_client *c, uint64_t now)
 
 		pthread_rwlock_unlock(&c->lock);
 		if (same)
-			return;	/* same file: the agent is just silent */
+			return 0;	/* same file: the agent is silent */
 	}
 	if ((fresh = map_open(c)) == NULL)
-		return;
+		return 0;
 	if (pthread_rwlock_trywrlock(&c->lock) != 0) {
 		map_free(fresh);
-		return;
+		return 0;
 	}
 	old = c->map;
 	c->map = fresh;
 	pthread_rwlock_unlock(&c->lock);
 	map_free(old);
 	atomic_fetch_add_explicit(&c->n_maps, 1, memory_order_relaxed);
+	return 1;
 }
 
 struct xm_client *
@@ -332,19 +334,22 @@ xm_client_lookup(struct xm_client *c, const char *id, uint8_t *buf,
 {
 	enum xm_why why;
 	uint64_t now;
+	int tries = 0;
 
 	if (c == NULL)
 		return 0;
 	if (c->disabled)
 		return count(c, XM_DISABLED);
 	now = mono_ms();
-	if (pthread_rwlock_tryrdlock(&c->lock) != 0)
-		return count(c, XM_BUSY);
-	why = c->map == NULL ? XM_NO_FILE : xm_lookup(&c->map->g,
-	    c->map->base, id, strlen(id), now, buf, cap, ret_len);
-	pthread_rwlock_unlock(&c->lock);
-	if (why == XM_NO_FILE || why == XM_RECYCLED || why == XM_HEARTBEAT)
-		map_refresh(c, now);
+	do {
+		if (pthread_rwlock_tryrdlock(&c->lock) != 0)
+			return count(c, XM_BUSY);
+		why = c->map == NULL ? XM_NO_FILE : xm_lookup(&c->map->g,
+		    c->map->base, id, strlen(id), now, buf, cap, ret_len);
+		pthread_rwlock_unlock(&c->lock);
+		/* Once more on a file just mapped in place of this one. */
+	} while ((why == XM_NO_FILE || why == XM_RECYCLED ||
+	    why == XM_HEARTBEAT) && tries++ == 0 && map_refresh(c, now));
 	return count(c, why);
 }
 

@@ -223,9 +223,11 @@ test_invalidation(void)
 	long long before, inv;
 
 	ASSERT_EQ(xtcmk_open(A.sock, 2000, &h), XTCMK_OK);
+	/* Published before: a new handle maps the file on its first call
+	 * and answers from it. */
 	ASSERT_EQ(decide_ok(h, 0, app, sizeof(app)), 0);
 	ASSERT_EQ(decide_ok(h, 0, app, sizeof(app)), 0);
-	ASSERT_EQ(fstats(h).hits, 1);
+	ASSERT_EQ(fstats(h).hits, 2);
 
 	inv = agent_memcache("invalidations");
 	ASSERT_EQ(ctl(&A, out, sizeof(out), "reload"), 0);
@@ -236,7 +238,7 @@ test_invalidation(void)
 	ASSERT_EQ(st.stale, 1);
 	ASSERT_EQ(agent_decides(), before + 1);
 	ASSERT_EQ(decide_ok(h, 0, NULL, 0), 0);	/* republished */
-	ASSERT_EQ(fstats(h).hits, 2);
+	ASSERT_EQ(fstats(h).hits, 3);
 
 	/* A move to an application this workload federates with. */
 	ASSERT_EQ(ctl(&A, out, sizeof(out), "app add fast-other --label "
@@ -252,7 +254,7 @@ test_invalidation(void)
 	ASSERT_EQ(fstats(h).stale, 2);
 	ASSERT_EQ(decide_ok(h, 0, app2, sizeof(app2)), 0);
 	ASSERT_STR(app2, "fast-other");
-	ASSERT_EQ(fstats(h).hits, 3);
+	ASSERT_EQ(fstats(h).hits, 4);
 	xtcmk_close(h);
 }
 
@@ -365,7 +367,7 @@ test_restart(void)
 	ASSERT_EQ(decide_ok(h, 2, NULL, 0), 0);
 	ASSERT_EQ(decide_ok(h, 2, NULL, 0), 0);
 	hits = fstats(h).hits;
-	ASSERT_EQ(hits, 1);
+	ASSERT_INT(hits, >=, 1);	/* 2 if published since the move */
 	ASSERT_EQ(agent_stop(&A) == -1, 0);
 	ASSERT_EQ(agent_start(&A), 0);
 	usleep(250000);		/* past the re-check interval */
@@ -373,7 +375,7 @@ test_restart(void)
 	ASSERT_EQ(decide_ok(h, 2, NULL, 0), 0);
 	st = fstats(h);
 	ASSERT_EQ(st.maps, 2);
-	ASSERT_INT(st.recycled + st.no_file, >=, 1);
+	ASSERT_INT(st.recycled + st.no_file + st.misses, >=, 1);
 	ASSERT_EQ(st.hits, hits + 1);
 	xtcmk_close(h);
 }
