@@ -13,10 +13,14 @@
  * fresh.  Anything else answers "ask the socket".
  *
  * A guest's rules hold: no threads, no signals, no atfork; the mapping
- * is read-only and holds no secret, so a forked child may keep it.  The
- * mapping is swapped (agent restarted: file replaced) under a rwlock
- * taken only with try-operations, so no call ever blocks on it, even in
- * a child forked while another thread held it.
+ * is read-only and holds no secret, so a forked child may keep it.
+ * Lookups write no shared memory (threads on other cores stay fast): the
+ * current mapping is one pointer, and the counters are sharded per
+ * thread.  When the agent replaced the file, the new one is mapped and
+ * published through the pointer; the old range is then overlaid with
+ * zero pages (MAP_FIXED), which a reader still inside it sees as
+ * "nothing published" (and which free the old file at once), and only
+ * unmapped at xtcmk_close().
  */
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -37,30 +41,45 @@
 
 #define XM_RECHECK_MS	200	/* between attempts to (re)open the file */
 
+#define XM_SHARDS	16	/* counter shards per handle */
+#define XM_LINE		128	/* bytes a shard is aligned to */
+
 struct xm_map {
 	uint8_t		*base;
 	struct xm_geom	 g;
 	dev_t		 dev;
 	ino_t		 ino;
+	struct xm_map	*older;		/* replaced mappings, kept to close */
 };
+
+struct xm_shard {
+	atomic_ullong	 n[XM__WHY_COUNT];
+} __attribute__((aligned(XM_LINE)));
 
 struct xm_client {
+	struct xm_shard		 shard[XM_SHARDS];
+	_Atomic(struct xm_map *) map;		/* NULL: none mapped */
+	pthread_mutex_t		 remap_mu;	/* trylock only */
+	atomic_ullong		 next_check_ms;
+	atomic_ullong		 n_maps;
+	int			 disabled;
 	char			 path[PATH_MAX];
 	char			 socket[PATH_MAX];
-	int			 disabled;
-	pthread_rwlock_t	 lock;		/* map: try-operations only */
-	struct xm_map		*map;
-	atomic_ullong		 next_check_ms;
-	atomic_ullong		 n[XM__WHY_COUNT];
-	atomic_ullong		 n_maps;
 };
 
+static __thread unsigned shard_of_thread = UINT_MAX;
+static atomic_uint shard_next;
+
+/*
+ * The agent's clock at tick resolution: the heartbeat bound is a second,
+ * and the coarse clock costs a few nanoseconds instead of tens.
+ */
 static uint64_t
 mono_ms(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
@@ -190,15 +209,6 @@ xm_lookup(const struct xm_geom *g, const uint8_t *base, const char *id,
 
 /* --- the handle's mapping -------------------------------------------- */
 
-static void
-map_free(struct xm_map *m)
-{
-	if (m == NULL)
-		return;
-	munmap(m->base, m->g.size);
-	free(m);
-}
-
 /*
  * Map the file if it is the agent's: a regular file owned by the
  * socket's owner, writable by nobody else, with a sound header.
@@ -235,49 +245,53 @@ map_open(const struct xm_client *c)
 		return NULL;
 	}
 	m->base = base;
+	m->g.size = (size_t)st.st_size;
 	m->dev = st.st_dev;
 	m->ino = st.st_ino;
 	return m;
 }
 
+/* Is the file at the path still the one mapped, and not retired? */
+static int
+map_current(const struct xm_client *c, const struct xm_map *m)
+{
+	struct stat st;
+
+	return m != NULL && stat(c->path, &st) == 0 && st.st_dev == m->dev &&
+	    st.st_ino == m->ino && atomic_load_explicit(&((const struct
+	    xm_header *)m->base)->retired, memory_order_acquire) == 0;
+}
+
 /*
  * The current mapping cannot answer (none yet, replaced, agent silent):
  * at most every XM_RECHECK_MS, map the file at the path if it is another
- * one.  Never blocks: if another thread holds the lock, try later.
+ * one.  Never blocks: if another thread is remapping, it does the work.
  * 1 if a new file is mapped.
  */
 static int
 map_refresh(struct xm_client *c, uint64_t now)
 {
 	struct xm_map *fresh, *old;
-	struct stat st;
 	uint64_t next = atomic_load_explicit(&c->next_check_ms,
 	    memory_order_relaxed);
 
 	if (now < next || !atomic_compare_exchange_strong(&c->next_check_ms,
 	    &next, now + XM_RECHECK_MS))
 		return 0;
-	if (stat(c->path, &st) == 0 &&
-	    pthread_rwlock_tryrdlock(&c->lock) == 0) {
-		int same = c->map != NULL && st.st_dev == c->map->dev &&
-		    st.st_ino == c->map->ino &&
-		    atomic_load(&((struct xm_header *)c->map->base)->retired)
-		    == 0;
-
-		pthread_rwlock_unlock(&c->lock);
-		if (same)
-			return 0;	/* same file: the agent is silent */
-	}
-	if ((fresh = map_open(c)) == NULL)
+	if (pthread_mutex_trylock(&c->remap_mu) != 0)
 		return 0;
-	if (pthread_rwlock_trywrlock(&c->lock) != 0) {
-		map_free(fresh);
-		return 0;
+	old = atomic_load_explicit(&c->map, memory_order_acquire);
+	if (map_current(c, old) || (fresh = map_open(c)) == NULL) {
+		pthread_mutex_unlock(&c->remap_mu);
+		return 0;	/* same file (the agent is silent), or none */
 	}
-	old = c->map;
-	c->map = fresh;
-	pthread_rwlock_unlock(&c->lock);
-	map_free(old);
+	fresh->older = old;
+	atomic_store_explicit(&c->map, fresh, memory_order_release);
+	/* Free the old file now; readers still in it read zeros. */
+	if (old != NULL)
+		(void)mmap(old->base, old->g.size, PROT_READ,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	pthread_mutex_unlock(&c->remap_mu);
 	atomic_fetch_add_explicit(&c->n_maps, 1, memory_order_relaxed);
 	return 1;
 }
@@ -288,8 +302,10 @@ xm_client_new(const char *socket_path)
 	struct xm_client *c;
 	const char *v, *p;
 
-	if ((c = calloc(1, sizeof(*c))) == NULL)
+	if (posix_memalign((void **)&c, XM_LINE, sizeof(*c)) != 0)
 		return NULL;
+	memset(c, 0, sizeof(*c));
+	atomic_init(&c->map, NULL);
 	v = secure_getenv("XTCMK_NO_MEMCACHE");
 	c->disabled = v != NULL && *v != '\0' && strcmp(v, "0") != 0;
 	p = secure_getenv("XTCMK_MEMCACHE");
@@ -304,7 +320,7 @@ xm_client_new(const char *socket_path)
 		c->disabled = 1;
 	else
 		memcpy(c->socket, socket_path, strlen(socket_path) + 1);
-	if (pthread_rwlock_init(&c->lock, NULL) != 0) {
+	if (pthread_mutex_init(&c->remap_mu, NULL) != 0) {
 		free(c);
 		return NULL;
 	}
@@ -314,17 +330,33 @@ xm_client_new(const char *socket_path)
 void
 xm_client_free(struct xm_client *c)
 {
+	struct xm_map *m, *older;
+
 	if (c == NULL)
 		return;
-	map_free(c->map);
-	pthread_rwlock_destroy(&c->lock);
+	for (m = atomic_load(&c->map); m != NULL; m = older) {
+		older = m->older;
+		munmap(m->base, m->g.size);
+		free(m);
+	}
+	pthread_mutex_destroy(&c->remap_mu);
 	free(c);
+}
+
+/* This thread's counters (threads spread over the shards). */
+static struct xm_shard *
+shard(struct xm_client *c)
+{
+	if (shard_of_thread == UINT_MAX)
+		shard_of_thread = atomic_fetch_add_explicit(&shard_next, 1,
+		    memory_order_relaxed) % XM_SHARDS;
+	return &c->shard[shard_of_thread];
 }
 
 static int
 count(struct xm_client *c, enum xm_why why)
 {
-	atomic_fetch_add_explicit(&c->n[why], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&shard(c)->n[why], 1, memory_order_relaxed);
 	return why == XM_HIT;
 }
 
@@ -332,6 +364,7 @@ int
 xm_client_lookup(struct xm_client *c, const char *id, uint8_t *buf,
     size_t cap, size_t *ret_len)
 {
+	struct xm_map *m;
 	enum xm_why why;
 	uint64_t now;
 	int tries = 0;
@@ -342,11 +375,9 @@ xm_client_lookup(struct xm_client *c, const char *id, uint8_t *buf,
 		return count(c, XM_DISABLED);
 	now = mono_ms();
 	do {
-		if (pthread_rwlock_tryrdlock(&c->lock) != 0)
-			return count(c, XM_BUSY);
-		why = c->map == NULL ? XM_NO_FILE : xm_lookup(&c->map->g,
-		    c->map->base, id, strlen(id), now, buf, cap, ret_len);
-		pthread_rwlock_unlock(&c->lock);
+		m = atomic_load_explicit(&c->map, memory_order_acquire);
+		why = m == NULL ? XM_NO_FILE : xm_lookup(&m->g, m->base, id,
+		    strlen(id), now, buf, cap, ret_len);
 		/* Once more on a file just mapped in place of this one. */
 	} while ((why == XM_NO_FILE || why == XM_RECYCLED ||
 	    why == XM_HEARTBEAT) && tries++ == 0 && map_refresh(c, now));
@@ -356,24 +387,34 @@ xm_client_lookup(struct xm_client *c, const char *id, uint8_t *buf,
 void
 xm_client_bad(struct xm_client *c)
 {
-	atomic_fetch_sub_explicit(&c->n[XM_HIT], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&c->n[XM_BAD], 1, memory_order_relaxed);
+	struct xm_shard *sh = shard(c);
+
+	atomic_fetch_sub_explicit(&sh->n[XM_HIT], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&sh->n[XM_BAD], 1, memory_order_relaxed);
 }
 
 void
 xm_client_stats(struct xm_client *c, struct xtcmk_fastpath_stats *st)
 {
+	unsigned long long n[XM__WHY_COUNT];
+	unsigned i, w;
+
 	memset(st, 0, sizeof(*st));
 	if (c == NULL)
 		return;
-	st->hits = atomic_load(&c->n[XM_HIT]);
-	st->misses = atomic_load(&c->n[XM_MISS]);
-	st->disabled = atomic_load(&c->n[XM_DISABLED]);
-	st->no_file = atomic_load(&c->n[XM_NO_FILE]);
-	st->stale = atomic_load(&c->n[XM_STALE]);
-	st->heartbeat = atomic_load(&c->n[XM_HEARTBEAT]);
-	st->recycled = atomic_load(&c->n[XM_RECYCLED]);
-	st->busy = atomic_load(&c->n[XM_BUSY]);
-	st->bad = atomic_load(&c->n[XM_BAD]);
+	memset(n, 0, sizeof(n));
+	for (i = 0; i < XM_SHARDS; i++)
+		for (w = 0; w < XM__WHY_COUNT; w++)
+			n[w] += atomic_load_explicit(&c->shard[i].n[w],
+			    memory_order_relaxed);
+	st->hits = n[XM_HIT];
+	st->misses = n[XM_MISS];
+	st->disabled = n[XM_DISABLED];
+	st->no_file = n[XM_NO_FILE];
+	st->stale = n[XM_STALE];
+	st->heartbeat = n[XM_HEARTBEAT];
+	st->recycled = n[XM_RECYCLED];
+	st->busy = n[XM_BUSY];
+	st->bad = n[XM_BAD];
 	st->maps = atomic_load(&c->n_maps);
 }
