@@ -5,6 +5,11 @@
 #
 #	bench/run.sh [BUILDDIR] [CALLS]
 #
+# bench_decide measures decisions through the fast path (the agent's
+# memory-mapped decision file), through the socket (XTCMK_NO_MEMCACHE=1)
+# and through a fast path that always falls back, against the echo
+# baseline of the same run.
+#
 # BUILDDIR defaults to ./build, CALLS (per measurement) to 20000.  The
 # agent is restarted once between bench_keys -w and bench_keys --cold so
 # the cold unwraps find no cached key.  Everything is removed at the end.

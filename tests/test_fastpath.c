@@ -10,6 +10,7 @@
  * measured against the heartbeat bound.
  */
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "memcache.h"
 #include "t.h"
 #include "xtcmk.h"
 
@@ -355,6 +357,77 @@ stop_under_load(int sig)
 	xtcmk_close(h);
 }
 
+/* The record of `id` in the agent's file right now (0: not found). */
+static int
+record_of(const char *id, uint64_t *ret_rev, uint32_t *ret_state)
+{
+	char path[400];
+	struct stat st;
+	const struct xm_header *h;
+	const struct xm_slot *s;
+	uint8_t *base;
+	uint32_t i;
+	int fd, found = 0;
+
+	snprintf(path, sizeof(path), "%s/xtcmkd.mc", A.dir);
+	if ((fd = open(path, O_RDONLY)) == -1 || fstat(fd, &st) == -1)
+		return 0;
+	base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (base == MAP_FAILED)
+		return 0;
+	h = (const struct xm_header *)base;
+	for (i = 0; i < h->nslots && !found; i++) {
+		s = (const struct xm_slot *)(base + XM_HDR_SIZE +
+		    (size_t)i * h->slot_size);
+		if (s->id_len == strlen(id) &&
+		    memcmp(s->id, id, s->id_len) == 0) {
+			*ret_rev = s->rev_gen;
+			*ret_state = s->state;
+			found = 1;
+		}
+	}
+	munmap(base, (size_t)st.st_size);
+	return found;
+}
+
+/*
+ * A key found disabled, then enabled again: the customer's record gets a
+ * new revocation generation and state each time, before the command
+ * that found it returns.
+ */
+static void
+test_key_events(void)
+{
+	struct xtcmk *h;
+	uint64_t r0 = 0, r1 = 0, r2 = 0;
+	uint32_t s0 = 9, s1 = 9, s2 = 9;
+	long long ev;
+
+	ASSERT_EQ(xtcmk_open(A.sock, 2000, &h), XTCMK_OK);
+	ASSERT_EQ(decide_ok(h, 3, NULL, 0), 0);
+	ASSERT_EQ(record_of("fast-3", &r0, &s0), 1);
+	ev = agent_memcache("key_events");
+	ASSERT_EQ(ctl(&A, out, sizeof(out), "key disable "
+	    "https://fast.vault.local/keys/k1"), 0);
+	(void)ctl(&A, out, sizeof(out), "key status fast-3");
+	ASSERT_EQ(record_of("fast-3", &r1, &s1), 1);
+	ASSERT_EQ(s1, XM_STATE_REVOKED);
+	ASSERT_INT(r1, >, r0);
+	ASSERT_INT(agent_memcache("key_events"), >, ev);
+	ASSERT_EQ(ctl(&A, out, sizeof(out), "key enable "
+	    "https://fast.vault.local/keys/k1"), 0);
+	(void)ctl(&A, out, sizeof(out), "key status fast-3");
+	ASSERT_EQ(record_of("fast-3", &r2, &s2), 1);
+	ASSERT_EQ(s2, XM_STATE_ACTIVE);
+	ASSERT_INT(r2, >, r1);
+	/* Decisions do not depend on the key's state: still served. */
+	ASSERT_EQ(decide_ok(h, 3, NULL, 0), 0);
+	ASSERT_INT(fstats(h).hits, >=, 1);
+	(void)s0;
+	xtcmk_close(h);
+}
+
 /* A new agent replaces the file: a handle notices and maps the new one. */
 static void
 test_restart(void)
@@ -387,6 +460,7 @@ main(void)
 	test_hits();
 	test_disabled();
 	test_invalidation();
+	test_key_events();
 	test_restart();
 	stop_under_load(SIGSTOP);
 	stop_under_load(SIGKILL);
