@@ -278,7 +278,7 @@ mark_revoked(struct keys *k, const char *customer, const char *why)
 			st->revoked_since = time(NULL);
 	}
 	pthread_mutex_unlock(&k->mu);
-	service_key_state(k->svc, customer, 1);	/* fast path */
+	service_key_state(k->svc, customer, 1, 1);	/* fast path */
 	n = keycache_purge_customer(k->cache, customer);
 	if (!was) {
 		atomic_fetch_add(&k->n_revocations, 1);
@@ -342,8 +342,8 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 		}
 	}
 	pthread_mutex_unlock(&k->mu);
-	if (restored || moved)
-		service_key_state(k->svc, snap->customer, 0);	/* fast path */
+	if (rc == 0)	/* fast path: active; a new generation if it changed */
+		service_key_state(k->svc, snap->customer, 0, restored || moved);
 	if (restored) {
 		atomic_fetch_add(&k->n_restores, 1);
 		log_info("customer %s: key enabled again, service restored",

@@ -310,10 +310,11 @@ memcache_sync(struct service *s)
 }
 
 void
-service_key_state(struct service *s, const char *customer, int revoked)
+service_key_state(struct service *s, const char *customer, int revoked,
+    int changed)
 {
 	shmcache_key_state(s->mc, customer, revoked ? XM_STATE_REVOKED :
-	    XM_STATE_ACTIVE);
+	    XM_STATE_ACTIVE, changed);
 }
 
 /*

@@ -67,10 +67,12 @@ int	service_decide_json(struct service *s, const char *customer,
 int	service_onboard(struct service *s, json_t *customer,
 	    json_t **ret_result, struct xerr *e);
 json_t	*service_stats(struct service *s);
-/* The key state of `customer` changed (revoked or active again): tell
- * host processes' fast path before the change is acknowledged. */
+/* The key state of `customer` was found revoked or active: tell host
+ * processes' fast path before the change is acknowledged; `changed`
+ * (revoked, enabled again, new version) gives it a new revocation
+ * generation even if the state reads the same. */
 void	service_key_state(struct service *s, const char *customer,
-	    int revoked);
+	    int revoked, int changed);
 json_t	*service_status(struct service *s);
 
 /* admin.c: one JSON command. */

@@ -371,7 +371,8 @@ out:
 }
 
 void
-shmcache_key_state(struct shmcache *sc, const char *id, int state)
+shmcache_key_state(struct shmcache *sc, const char *id, int state,
+    int changed)
 {
 	size_t idlen;
 	uint64_t hash;
@@ -382,13 +383,14 @@ shmcache_key_state(struct shmcache *sc, const char *id, int state)
 		return;
 	hash = xm_hash(sc->hdr->seed, id, idlen);
 	pthread_mutex_lock(&sc->mu);
-	atomic_fetch_add(&sc->n_key_events, 1);
 	/* A customer without a slot has nothing that could be served from
 	 * an older state: a new slot always gets a fresh generation. */
 	s = find_slot(sc, id, idlen, hash, &same);
-	if (s != NULL && same)
+	if (s != NULL && same && (changed || s->state != (uint32_t)state)) {
 		slot_write(s, id, idlen, hash, s->gen, ++sc->rev_counter,
 		    (uint32_t)state, NULL, s->len);
+		atomic_fetch_add(&sc->n_key_events, 1);
+	}
 	pthread_mutex_unlock(&sc->mu);
 }
 

@@ -40,9 +40,11 @@ void	shmcache_publish(struct shmcache *sc, const char *id,
 	    const uint8_t *payload, size_t len, unsigned long long rg,
 	    unsigned long long pg, unsigned long long now_rg,
 	    unsigned long long now_pg);
-/* The key state of `id` changed (enum xm_state): new revocation
- * generation, written before the change is acknowledged. */
-void	shmcache_key_state(struct shmcache *sc, const char *id, int state);
+/* The key state of `id` (enum xm_state) as just found: if it differs
+ * from the record's, or `changed`, a new revocation generation, written
+ * before the change is acknowledged. */
+void	shmcache_key_state(struct shmcache *sc, const char *id, int state,
+	    int changed);
 /* Counters for `xtcmkctl stats`; NULL sc gives {"enabled": false}. */
 json_t	*shmcache_stats(struct shmcache *sc);
 

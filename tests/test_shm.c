@@ -306,11 +306,22 @@ test_key_state(void)
 	ASSERT_TRUE(r0 != slot_of(img, "k2")->rev_gen);
 	ASSERT_EQ(slot_of(img, "k1")->state, XM_STATE_UNKNOWN);
 	free(img);
-	shmcache_key_state(sc, "k1", XM_STATE_REVOKED);
+	shmcache_key_state(sc, "k1", XM_STATE_REVOKED, 1);
 	img = read_file(path, &len);
 	ASSERT_INT(slot_of(img, "k1")->rev_gen, >, r0);
 	ASSERT_EQ(slot_of(img, "k1")->state, XM_STATE_REVOKED);
 	ASSERT_INT(slot_of(img, "k1")->len, >, 0);	/* decision kept */
+	r0 = slot_of(img, "k1")->rev_gen;
+	free(img);
+	/* The same state found again: nothing changes. */
+	shmcache_key_state(sc, "k1", XM_STATE_REVOKED, 0);
+	img = read_file(path, &len);
+	ASSERT_EQ(slot_of(img, "k1")->rev_gen, r0);
+	free(img);
+	/* A new version: same state, new generation. */
+	shmcache_key_state(sc, "k1", XM_STATE_REVOKED, 1);
+	img = read_file(path, &len);
+	ASSERT_INT(slot_of(img, "k1")->rev_gen, >, r0);
 	free(img);
 	/* A republished decision keeps the key state and generation. */
 	publish(sc, "k1", 5, 1);
