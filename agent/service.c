@@ -591,6 +591,8 @@ decision_encode(json_t *d, struct xw_buf *b)
 	put_json_u64(b, XT_GRACE_S, json_object_get(ver, "grace"));
 	put_json_u64(b, XT_CACHE_TTL_S, json_object_get(ver, "cache_ttl"));
 	put_json_u64(b, XT_CACHE_MAX, json_object_get(ver, "cache_max"));
+	put_json_u64(b, XT_HOST_CACHE_TTL_S,
+	    json_object_get(ver, "host_cache_ttl"));
 	put_json_str(b, XT_POLICY_HASH, json_object_get(d, "policy_hash"));
 	put_json_u64(b, XT_ASSIGNED_AT, json_object_get(d, "assigned_at"));
 }

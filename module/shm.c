@@ -109,6 +109,7 @@ xm_geom_check(const uint8_t *base, size_t size, struct xm_geom *ret_g)
 	g.bound_ms = h->heartbeat_bound_ms < XM_HEARTBEAT_BOUND_MAX ?
 	    h->heartbeat_bound_ms : XM_HEARTBEAT_BOUND_MAX;
 	memcpy(g.seed, h->seed, sizeof(g.seed));
+	g.file_id = h->file_id;
 	g.size = size;
 	*ret_g = g;
 	return 0;
@@ -160,7 +161,7 @@ slot_read(const struct xm_slot *s, const struct xm_geom *g, const char *id,
 enum xm_why
 xm_lookup(const struct xm_geom *g, const uint8_t *base, const char *id,
     size_t idlen, uint64_t now_ms, uint8_t *buf, size_t cap,
-    size_t *ret_len)
+    size_t *ret_len, struct xm_rec *ret_rec)
 {
 	const struct xm_header *h = (const struct xm_header *)base;
 	const struct xm_slot *s;
@@ -202,6 +203,11 @@ xm_lookup(const struct xm_geom *g, const uint8_t *base, const char *id,
 		    memory_order_acquire) != gen)
 			return XM_STALE;
 		*ret_len = fix.len;
+		if (ret_rec != NULL) {
+			ret_rec->file_id = g->file_id;
+			ret_rec->rev_gen = fix.rev_gen;
+			ret_rec->state = fix.state;
+		}
 		return XM_HIT;
 	}
 	return XM_MISS;
@@ -360,28 +366,59 @@ count(struct xm_client *c, enum xm_why why)
 	return why == XM_HIT;
 }
 
-int
-xm_client_lookup(struct xm_client *c, const char *id, uint8_t *buf,
-    size_t cap, size_t *ret_len)
+static enum xm_why
+client_lookup(struct xm_client *c, const char *id, uint8_t *buf, size_t cap,
+    size_t *ret_len, struct xm_rec *ret_rec)
 {
 	struct xm_map *m;
 	enum xm_why why;
 	uint64_t now;
 	int tries = 0;
 
-	if (c == NULL)
-		return 0;
 	if (c->disabled)
-		return count(c, XM_DISABLED);
+		return XM_DISABLED;
 	now = mono_ms();
 	do {
 		m = atomic_load_explicit(&c->map, memory_order_acquire);
 		why = m == NULL ? XM_NO_FILE : xm_lookup(&m->g, m->base, id,
-		    strlen(id), now, buf, cap, ret_len);
+		    strlen(id), now, buf, cap, ret_len, ret_rec);
 		/* Once more on a file just mapped in place of this one. */
 	} while ((why == XM_NO_FILE || why == XM_RECYCLED ||
 	    why == XM_HEARTBEAT) && tries++ == 0 && map_refresh(c, now));
-	return count(c, why);
+	return why;
+}
+
+int
+xm_client_lookup(struct xm_client *c, const char *id, uint8_t *buf,
+    size_t cap, size_t *ret_len)
+{
+	if (c == NULL)
+		return 0;
+	return count(c, client_lookup(c, id, buf, cap, ret_len, NULL));
+}
+
+enum xm_why
+xm_client_key(struct xm_client *c, const char *id, struct xm_rec *ret_rec,
+    uint64_t *ret_ttl_s)
+{
+	uint8_t buf[XM_SLOT_SIZE_MAX];
+	struct xw_field f;
+	struct xm_rec rec;
+	enum xm_why why;
+	uint64_t ttl = 0;
+	size_t len;
+
+	if (c == NULL)
+		return XM_DISABLED;
+	if ((why = client_lookup(c, id, buf, sizeof(buf), &len, &rec)) !=
+	    XM_HIT)
+		return why;
+	if (xw_find(buf, len, XT_HOST_CACHE_TTL_S, &f) == 1 &&
+	    xw_field_u64(&f, &ttl) < 0)
+		return XM_BAD;
+	*ret_rec = rec;
+	*ret_ttl_s = ttl;
+	return XM_HIT;
 }
 
 void

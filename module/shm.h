@@ -30,7 +30,15 @@ enum xm_why {
 struct xm_geom {
 	uint32_t	nslots, slot_size, probe_max, bound_ms;
 	uint64_t	seed[2];
+	uint64_t	file_id;
 	size_t		size;
+};
+
+/* What a hit says about the customer's key, besides the decision. */
+struct xm_rec {
+	uint64_t	file_id;	/* the file it came from */
+	uint64_t	rev_gen;	/* revocation generation */
+	uint32_t	state;		/* enum xm_state */
 };
 
 /* Check a mapped header against the file size: 0 or -1. */
@@ -42,7 +50,7 @@ int	xm_geom_check(const uint8_t *base, size_t size, struct xm_geom *ret_g);
  */
 enum xm_why xm_lookup(const struct xm_geom *g, const uint8_t *base,
 	    const char *id, size_t idlen, uint64_t now_ms, uint8_t *buf,
-	    size_t cap, size_t *ret_len);
+	    size_t cap, size_t *ret_len, struct xm_rec *ret_rec);
 
 struct xm_client;
 
@@ -52,6 +60,13 @@ void	xm_client_free(struct xm_client *c);
 /* 1 with a payload for `id` in buf, or 0: ask the socket. */
 int	xm_client_lookup(struct xm_client *c, const char *id, uint8_t *buf,
 	    size_t cap, size_t *ret_len);
+/*
+ * The key record of `id` and its decision's host_cache_ttl (seconds) for
+ * the DEK cache, not counted in the decision counters: XM_HIT or why
+ * not.  A record invalidated since (XM_STALE) is republished by a DECIDE.
+ */
+enum xm_why xm_client_key(struct xm_client *c, const char *id,
+	    struct xm_rec *ret_rec, uint64_t *ret_ttl_s);
 /* The payload of the last hit failed to parse: count it as bad. */
 void	xm_client_bad(struct xm_client *c);
 void	xm_client_stats(struct xm_client *c,

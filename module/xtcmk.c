@@ -19,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "wire.h"
 #include "client.h"
+#include "dekcache.h"
 #include "shm.h"
 #include "xtcmk.h"
 
@@ -40,6 +42,7 @@
 #define XTCMK_STATUS_REPLY_MAX	(2 * XW_STR_MAX + 256)
 #define XTCMK_REQ_MAX		(2 * XW_FIELD_HDR + XW_CUSTOMER_MAX + \
 				    XTCMK_BLOB_MAX)
+#define XTCMK_HOST_CACHE_TTL_MAX 86400	/* s, as the agent enforces */
 
 struct xtcmk {
 	char		*path;
@@ -49,6 +52,7 @@ struct xtcmk {
 	size_t		 nidle;
 	struct xc_conn	 idle[XTCMK_POOL_MAX];
 	struct xm_client *fast;		/* module/shm.c; NULL: socket only */
+	struct hc	*dek_cache;	/* module/dekcache.c; NULL: none */
 };
 
 #define DF_STR	0x1
@@ -180,6 +184,7 @@ xtcmk_open(const char *socket_path, unsigned timeout_ms,
 	h->timeout_ms = timeout_ms == 0 ? XTCMK_TIMEOUT_DEFAULT : timeout_ms;
 	h->pid = getpid();
 	h->fast = xm_client_new(path);	/* fast path: optional */
+	h->dek_cache = hc_new();	/* optional too */
 	*ret_handle = h;
 	return XTCMK_OK;
 }
@@ -252,6 +257,7 @@ xtcmk_close(struct xtcmk *h)
 		return;
 	pool_flush(h);
 	xm_client_free(h->fast);
+	hc_free(h->dek_cache);
 	pthread_mutex_destroy(&h->lock);
 	free(h->path);
 	free(h);
@@ -601,13 +607,50 @@ check_blob(const uint8_t *blob, size_t blob_len)
 	return 0;
 }
 
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * May DEKs of `customer` be kept in this process, and under which key
+ * record?  Its published decision must be current and allow it
+ * (host_cache_ttl).  A decision invalidated since (reload, registry
+ * change) is published again with one DECIDE.  0: no; else the TTL in
+ * seconds.
+ */
+static uint64_t
+dek_cacheable(struct xtcmk *h, const char *customer, struct xm_rec *ret_rec)
+{
+	struct xtcmk_decision *d;
+	uint64_t ttl = 0;
+	enum xm_why why;
+
+	if (h->dek_cache == NULL)
+		return 0;
+	why = xm_client_key(h->fast, customer, ret_rec, &ttl);
+	if (why == XM_STALE && xtcmk_decide(h, customer, &d) == XTCMK_OK) {
+		xtcmk_decision_free(d);
+		why = xm_client_key(h->fast, customer, ret_rec, &ttl);
+	}
+	if (why != XM_HIT || ret_rec->state != XM_STATE_ACTIVE)
+		return 0;
+	return ttl < XTCMK_HOST_CACHE_TTL_MAX ? ttl : XTCMK_HOST_CACHE_TTL_MAX;
+}
+
 XTCMK_EXPORT int
 xtcmk_dek_unwrap(struct xtcmk *h, const char *customer,
     const uint8_t *blob, size_t blob_len, uint8_t dek[XTCMK_DEK_LEN])
 {
 	uint8_t req[XTCMK_REQ_MAX], *reply = NULL;
 	struct xw_field fd;
+	struct xm_rec rec;
 	struct xw_buf b;
+	uint64_t ttl;
 	size_t rlen;
 	int rc;
 
@@ -616,14 +659,24 @@ xtcmk_dek_unwrap(struct xtcmk *h, const char *customer,
 	if ((rc = check_customer(customer)) != 0 ||
 	    (rc = check_blob(blob, blob_len)) != 0)
 		return rc;
+	/* The key record is read before the agent is asked: a revocation
+	 * after this point changes the generation the entry is kept under. */
+	if ((ttl = dek_cacheable(h, customer, &rec)) > 0 &&
+	    hc_get(h->dek_cache, customer, blob, blob_len, &rec, mono_ms(),
+	    dek))
+		return XTCMK_OK;
 	xw_buf_init(&b, req, sizeof(req));
 	xw_put_str(&b, XT_CUSTOMER, customer);
 	xw_put(&b, XT_BLOB, blob, blob_len);
 	if ((rc = call(h, XW_DEK_UNWRAP, b.data, b.len, XTCMK_DEK_REPLY_MAX,
 	    1, &reply, &rlen)) != 0)
 		return rc;
-	if ((rc = reply_dek(reply, rlen, &fd)) == 0)
+	if ((rc = reply_dek(reply, rlen, &fd)) == 0) {
 		memcpy(dek, fd.val, XTCMK_DEK_LEN);
+		if (ttl > 0)
+			hc_put(h->dek_cache, customer, blob, blob_len, &rec,
+			    mono_ms() + ttl * 1000, dek);
+	}
 	release(reply, rlen, 1);
 	return rc;
 }
@@ -746,6 +799,17 @@ xtcmk_fastpath_stats(struct xtcmk *h, struct xtcmk_fastpath_stats *ret_stats,
 	if (h == NULL || ret_stats == NULL)
 		return inval("handle and ret_stats must not be NULL");
 	xm_client_stats(h->fast, &st);
+	{
+		struct hc_stats hs;
+
+		hc_get_stats(h->dek_cache, &hs);
+		st.dek_hits = hs.hits;
+		st.dek_misses = hs.misses;
+		st.dek_inserts = hs.inserts;
+		st.dek_evictions = hs.evictions;
+		st.dek_invalid = hs.invalid;
+		st.dek_entries = hs.entries;
+	}
 	memcpy(ret_stats, &st, size < sizeof(st) ? size : sizeof(st));
 	return XTCMK_OK;
 }

@@ -176,6 +176,13 @@ struct xtcmk_fastpath_stats {
 	uint64_t	busy;		/* record rewritten past the retries */
 	uint64_t	bad;		/* record failed validation */
 	uint64_t	maps;		/* files mapped */
+	/* The DEK cache (versioning policy's host_cache_ttl). */
+	uint64_t	dek_hits;	/* unwraps answered in process */
+	uint64_t	dek_misses;
+	uint64_t	dek_inserts;
+	uint64_t	dek_evictions;	/* least recently used, wiped */
+	uint64_t	dek_invalid;	/* revoked, expired, replaced: wiped */
+	uint64_t	dek_entries;
 };
 
 /* Copy the handle's counters into *ret_stats (size: sizeof(*ret_stats),

@@ -74,6 +74,22 @@ agent_decides(void)
 }
 
 static long long
+agent_unwraps(void)
+{
+	json_t *st;
+	long long n = -1;
+
+	if (ctl(&A, out, sizeof(out), "--json stats") != 0)
+		return -1;
+	if ((st = json_loads(out, 0, NULL)) == NULL)
+		return -1;
+	n = json_integer_value(json_object_get(json_object_get(st,
+	    "requests"), "dek_unwrap"));
+	json_decref(st);
+	return n;
+}
+
+static long long
 agent_memcache(const char *key)
 {
 	json_t *st;
@@ -133,7 +149,8 @@ setup(void)
 	char t[40];
 	int i;
 
-	ASSERT_EQ(agent_init(&A, WL, NULL), 0);
+	/* Host processes may keep DEKs for 60 s (xtcmk-policy(7)). */
+	ASSERT_EQ(agent_init(&A, WL, "[params]\nhost_cache_ttl = 60\n"), 0);
 	A.die_with_test = 1;
 	ASSERT_EQ(agent_start(&A), 0);
 	ASSERT_EQ(ctl(&A, out, sizeof(out), "workload add " WL " --client-id "
@@ -428,6 +445,102 @@ test_key_events(void)
 	xtcmk_close(h);
 }
 
+/*
+ * The versioning policy allows DEKs in the host (host_cache_ttl): an
+ * unwrap is answered in process, never past a revocation (the agent's
+ * new revocation generation), never in a forked child, never after the
+ * heartbeat bound; DEK_NEW always asks the agent.
+ */
+static void
+test_dek_cache(void)
+{
+	struct xtcmk *h;
+	uint8_t dek[XTCMK_DEK_LEN], d2[XTCMK_DEK_LEN], blob[XTCMK_BLOB_MAX];
+	size_t blen = sizeof(blob);
+	long long u0, t0, last = -1;
+	int i, bad = 0, st, rc;
+	pid_t pid;
+
+	ASSERT_EQ(xtcmk_open(A.sock, 300, &h), XTCMK_OK);
+	ASSERT_EQ(decide_ok(h, 4, NULL, 0), 0);
+	ASSERT_EQ(xtcmk_dek_new(h, "fast-4", dek, blob, &blen), XTCMK_OK);
+	u0 = agent_unwraps();
+	ASSERT_EQ(xtcmk_dek_unwrap(h, "fast-4", blob, blen, d2), XTCMK_OK);
+	ASSERT_TRUE(memcmp(dek, d2, sizeof(dek)) == 0);
+	ASSERT_EQ(agent_unwraps(), u0 + 1);
+	for (i = 0; i < 100; i++) {
+		memset(d2, 0, sizeof(d2));
+		bad += xtcmk_dek_unwrap(h, "fast-4", blob, blen, d2) !=
+		    XTCMK_OK || memcmp(dek, d2, sizeof(dek)) != 0;
+	}
+	ASSERT_EQ(bad, 0);
+	ASSERT_EQ(agent_unwraps(), u0 + 1);
+	ASSERT_EQ(fstats(h).dek_hits, 100);
+	ASSERT_EQ(fstats(h).dek_entries, 1);
+
+	/* A child's copy of the keys is wiped: it asks the agent. */
+	pid = fork();
+	if (pid == 0) {
+		memset(d2, 0, sizeof(d2));
+		rc = xtcmk_dek_unwrap(h, "fast-4", blob, blen, d2);
+		_exit(rc != XTCMK_OK ? 1 : memcmp(dek, d2, sizeof(dek)) != 0 ?
+		    2 : fstats(h).dek_hits != 100 ? 3 : 0);
+	}
+	waitpid(pid, &st, 0);
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ASSERT_EQ(agent_unwraps(), u0 + 2);
+
+	/* DEK_NEW is never served here. */
+	{
+		uint8_t n1[XTCMK_DEK_LEN], n2[XTCMK_DEK_LEN];
+		uint8_t b1[XTCMK_BLOB_MAX], b2[XTCMK_BLOB_MAX];
+		size_t l1 = sizeof(b1), l2 = sizeof(b2);
+
+		ASSERT_EQ(xtcmk_dek_new(h, "fast-4", n1, b1, &l1), XTCMK_OK);
+		ASSERT_EQ(xtcmk_dek_new(h, "fast-4", n2, b2, &l2), XTCMK_OK);
+		ASSERT_TRUE(memcmp(n1, n2, sizeof(n1)) != 0);
+	}
+
+	/* Revoked: the agent's new generation empties the host cache. */
+	ASSERT_EQ(ctl(&A, out, sizeof(out), "key disable "
+	    "https://fast.vault.local/keys/k1"), 0);
+	(void)ctl(&A, out, sizeof(out), "key status fast-4");
+	ASSERT_EQ(xtcmk_dek_unwrap(h, "fast-4", blob, blen, d2),
+	    XTCMK_E_REVOKED);
+	ASSERT_INT(fstats(h).dek_invalid + fstats(h).dek_misses, >=, 1);
+	ASSERT_EQ(fstats(h).dek_hits, 100);
+	ASSERT_EQ(ctl(&A, out, sizeof(out), "key enable "
+	    "https://fast.vault.local/keys/k1"), 0);
+	(void)ctl(&A, out, sizeof(out), "key status fast-4");
+	u0 = agent_unwraps();
+	ASSERT_EQ(xtcmk_dek_unwrap(h, "fast-4", blob, blen, d2), XTCMK_OK);
+	ASSERT_EQ(xtcmk_dek_unwrap(h, "fast-4", blob, blen, d2), XTCMK_OK);
+	ASSERT_EQ(agent_unwraps(), u0 + 1);
+	ASSERT_EQ(fstats(h).dek_hits, 101);
+
+	/* Agent stopped: cached keys stop within the heartbeat bound. */
+	kill(A.pid, SIGSTOP);
+	t0 = now_ms();
+	while (now_ms() - t0 < BOUND_MS + SLACK_MS + 500) {
+		uint64_t before = fstats(h).dek_hits;
+
+		rc = xtcmk_dek_unwrap(h, "fast-4", blob, blen, d2);
+		if (rc == XTCMK_OK && fstats(h).dek_hits > before)
+			last = now_ms() - t0;
+		else if (rc != XTCMK_E_TIMEOUT && rc != XTCMK_E_UNAVAILABLE)
+			bad++;
+	}
+	kill(A.pid, SIGCONT);
+	fprintf(stderr, "agent stopped: last in-process unwrap %lld ms "
+	    "after it\n", last);
+	ASSERT_EQ(bad, 0);
+	ASSERT_INT(last, >=, 0);
+	ASSERT_INT(last, <=, BOUND_MS + SLACK_MS);
+	usleep(300000);
+	ASSERT_EQ(xtcmk_dek_unwrap(h, "fast-4", blob, blen, d2), XTCMK_OK);
+	xtcmk_close(h);
+}
+
 /* A new agent replaces the file: a handle notices and maps the new one. */
 static void
 test_restart(void)
@@ -461,6 +574,7 @@ main(void)
 	test_disabled();
 	test_invalidation();
 	test_key_events();
+	test_dek_cache();
 	test_restart();
 	stop_under_load(SIGSTOP);
 	stop_under_load(SIGKILL);

@@ -24,10 +24,12 @@ check_answer(const struct xm_geom *g, const uint8_t *img, const char *id,
 {
 	uint8_t buf[XM_SLOT_SIZE_MAX];
 	struct xw_field f;
+	struct xm_rec rec;
 	size_t len = 0, idlen = strlen(id);
 	enum xm_why why;
 
-	why = xm_lookup(g, img, id, idlen, now, buf, sizeof(buf), &len);
+	why = xm_lookup(g, img, id, idlen, now, buf, sizeof(buf), &len,
+	    &rec);
 	FUZZ_CHECK(why >= XM_HIT && why < XM__WHY_COUNT);
 	if (why != XM_HIT)
 		return;
@@ -35,6 +37,7 @@ check_answer(const struct xm_geom *g, const uint8_t *img, const char *id,
 	FUZZ_CHECK(len <= XM_PAYLOAD_MAX(g->slot_size));
 	FUZZ_CHECK(xw_find(buf, len, XT_CUSTOMER, &f) == 1);
 	FUZZ_CHECK(f.len == idlen && memcmp(f.val, id, idlen) == 0);
+	FUZZ_CHECK(rec.file_id == g->file_id);
 }
 
 int
