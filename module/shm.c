@@ -193,8 +193,10 @@ xm_lookup(const struct xm_geom *g, const uint8_t *base, const char *id,
 			continue;
 		/* Ours.  Published at the current generation, with a
 		 * payload that names the customer? */
-		if (fix.gen != gen)
+		if (fix.gen != gen) {
+			*ret_len = fix.len;	/* the old decision */
 			return XM_STALE;
+		}
 		if (fix.len == 0)
 			return XM_MISS;
 		if (!payload_names(buf, fix.len, id, idlen))
@@ -410,15 +412,18 @@ xm_client_key(struct xm_client *c, const char *id, struct xm_rec *ret_rec,
 
 	if (c == NULL)
 		return XM_DISABLED;
-	if ((why = client_lookup(c, id, buf, sizeof(buf), &len, &rec)) !=
-	    XM_HIT)
+	len = 0;
+	why = client_lookup(c, id, buf, sizeof(buf), &len, &rec);
+	if (why != XM_HIT && why != XM_STALE)
 		return why;
+	/* Of a stale record: the TTL the old decision had. */
 	if (xw_find(buf, len, XT_HOST_CACHE_TTL_S, &f) == 1 &&
 	    xw_field_u64(&f, &ttl) < 0)
 		return XM_BAD;
-	*ret_rec = rec;
 	*ret_ttl_s = ttl;
-	return XM_HIT;
+	if (why == XM_HIT)
+		*ret_rec = rec;
+	return why;
 }
 
 void

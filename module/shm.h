@@ -63,7 +63,8 @@ int	xm_client_lookup(struct xm_client *c, const char *id, uint8_t *buf,
 /*
  * The key record of `id` and its decision's host_cache_ttl (seconds) for
  * the DEK cache, not counted in the decision counters: XM_HIT or why
- * not.  A record invalidated since (XM_STALE) is republished by a DECIDE.
+ * not.  For a record invalidated since (XM_STALE, republished by a
+ * DECIDE) only *ret_ttl_s is set, from the old decision.
  */
 enum xm_why xm_client_key(struct xm_client *c, const char *id,
 	    struct xm_rec *ret_rec, uint64_t *ret_ttl_s);

@@ -633,7 +633,9 @@ dek_cacheable(struct xtcmk *h, const char *customer, struct xm_rec *ret_rec)
 	if (h->dek_cache == NULL)
 		return 0;
 	why = xm_client_key(h->fast, customer, ret_rec, &ttl);
-	if (why == XM_STALE && xtcmk_decide(h, customer, &d) == XTCMK_OK) {
+	/* Republish only for customers that used the cache. */
+	if (why == XM_STALE && ttl > 0 &&
+	    xtcmk_decide(h, customer, &d) == XTCMK_OK) {
 		xtcmk_decision_free(d);
 		why = xm_client_key(h->fast, customer, ret_rec, &ttl);
 	}

@@ -518,6 +518,22 @@ test_dek_cache(void)
 	ASSERT_EQ(agent_unwraps(), u0 + 1);
 	ASSERT_EQ(fstats(h).dek_hits, 101);
 
+	/* A reload invalidates the decision: one DECIDE publishes it again
+	 * (same revocation generation), and the key is still served. */
+	{
+		long long d0;
+
+		ASSERT_EQ(ctl(&A, out, sizeof(out), "reload"), 0);
+		u0 = agent_unwraps();
+		d0 = agent_decides();
+		ASSERT_EQ(xtcmk_dek_unwrap(h, "fast-4", blob, blen, d2),
+		    XTCMK_OK);
+		ASSERT_TRUE(memcmp(dek, d2, sizeof(dek)) == 0);
+		ASSERT_EQ(agent_unwraps(), u0);
+		ASSERT_EQ(agent_decides(), d0 + 1);
+		ASSERT_EQ(fstats(h).dek_hits, 102);
+	}
+
 	/* Agent stopped: cached keys stop within the heartbeat bound. */
 	kill(A.pid, SIGSTOP);
 	t0 = now_ms();
