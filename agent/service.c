@@ -326,6 +326,7 @@ static int
 memcache_open(struct service *s, struct xerr *e)
 {
 	const struct config *c = s->cfg;
+	struct xerr me;
 	mode_t mode = 0600;
 	gid_t gid = (gid_t)-1;
 
@@ -340,7 +341,12 @@ memcache_open(struct service *s, struct xerr *e)
 		mode = 0640;
 		gid = (gid_t)c->data_gids.ids[0];
 	}
-	return shmcache_open(c->memcache, mode, gid, 0, &s->mc, e);
+	/* An optimisation only: without it every call uses the socket. */
+	(void)e;
+	if (shmcache_open(c->memcache, mode, gid, 0, &s->mc, &me) < 0)
+		log_warn("fast path off, host processes will use the socket: "
+		    "%s", me.msg);
+	return 0;
 }
 
 /*

@@ -582,6 +582,41 @@ test_restart(void)
 	xtcmk_close(h);
 }
 
+/* No file can be made: the agent warns and serves over the socket. */
+static void
+test_no_file(void)
+{
+	struct xtcmk *h;
+	json_t *st;
+	char log[8192];
+	FILE *f;
+	size_t n;
+
+	ASSERT_EQ(agent_config(&A, WL, "[agent]\nmemcache = "
+	    "/nonexistent-xtcmk-dir/x.mc\n"), 0);
+	ASSERT_EQ(agent_start(&A), 0);
+	ASSERT_EQ(xtcmk_open(A.sock, 2000, &h), XTCMK_OK);
+	ASSERT_EQ(decide_ok(h, 5, NULL, 0), 0);
+	ASSERT_EQ(decide_ok(h, 5, NULL, 0), 0);
+	/* The killed agent's file is still at the default path: its
+	 * heartbeat is long stale. */
+	ASSERT_EQ(fstats(h).hits, 0);
+	ASSERT_EQ(fstats(h).heartbeat + fstats(h).no_file, 2);
+	ASSERT_EQ(ctl(&A, out, sizeof(out), "--json stats"), 0);
+	st = json_loads(out, 0, NULL);
+	ASSERT_TRUE(json_is_false(json_object_get(json_object_get(st,
+	    "memcache"), "enabled")));
+	json_decref(st);
+	ASSERT_TRUE((f = fopen(A.log, "r")) != NULL);
+	n = f != NULL ? fread(log, 1, sizeof(log) - 1, f) : 0;
+	log[n] = '\0';
+	if (f != NULL)
+		fclose(f);
+	ASSERT_CONTAINS(log, "fast path off");
+	xtcmk_close(h);
+	agent_stop(&A);
+}
+
 int
 main(void)
 {
@@ -596,6 +631,7 @@ main(void)
 	stop_under_load(SIGKILL);
 	waitpid(A.pid, NULL, 0);
 	A.pid = 0;
+	test_no_file();
 	agent_cleanup(&A);
 	return t_done();
 }
