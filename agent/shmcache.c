@@ -290,7 +290,7 @@ find_slot(struct shmcache *sc, const char *id, size_t idlen, uint64_t hash,
 	uint32_t i, mask = sc->nslots - 1;
 
 	for (i = 0; i < XM_PROBE_MAX; i++) {
-		s = slot_at(sc, (uint32_t)(hash + i) & mask);
+		s = slot_at(sc, xm_probe(hash, i, mask));
 		if (atomic_load_explicit(&s->seq, memory_order_relaxed) == 0) {
 			if (free_slot == NULL)
 				free_slot = s;

@@ -30,7 +30,7 @@
 #define XM_SLOTS_MAX		(1u << 20)	/* a reader refuses more */
 #define XM_SLOT_SIZE		1536u
 #define XM_SLOT_SIZE_MAX	4096u		/* a reader refuses more */
-#define XM_PROBE_MAX		32u		/* linear probes, writer and reader */
+#define XM_PROBE_MAX		64u		/* probes, writer and reader */
 #define XM_ID_MAX		XW_CUSTOMER_MAX
 #define XM_RETRY_MAX		16u		/* seqlock retries per slot */
 #define XM_HEARTBEAT_PERIOD_MS	100u
@@ -107,6 +107,17 @@ xm_default_path(const char *socket_path, char *buf, size_t buflen)
 		n -= 5;
 	w = snprintf(buf, buflen, "%.*s%s", (int)n, socket_path, XM_SUFFIX);
 	return w < 0 || (size_t)w >= buflen ? -1 : 0;
+}
+
+/*
+ * The i-th slot of a customer's probe sequence: triangular steps, which
+ * visit every slot of a power-of-two table and, unlike linear steps, do
+ * not pile chains into long runs (slots are far apart anyway).
+ */
+static inline uint32_t
+xm_probe(uint64_t hash, uint32_t i, uint32_t mask)
+{
+	return (uint32_t)(hash + (uint64_t)i * (i + 1) / 2) & mask;
 }
 
 /* Total file size for the geometry. */

@@ -184,7 +184,7 @@ xm_lookup(const struct xm_geom *g, const uint8_t *base, const char *id,
 	hash = xm_hash(g->seed, id, idlen);
 	for (i = 0; i < g->probe_max; i++) {
 		s = (const struct xm_slot *)(base + XM_HDR_SIZE +
-		    (size_t)((uint32_t)(hash + i) & mask) * g->slot_size);
+		    (size_t)xm_probe(hash, i, mask) * g->slot_size);
 		if ((rc = slot_read(s, g, id, idlen, &fix, buf, cap)) == 0)
 			return XM_MISS;
 		if (rc < 0)

@@ -638,6 +638,40 @@ test_race(void)
 	shmcache_close(r.sc);
 }
 
+/* The default file holds 100,000 customers, every one found. */
+static void
+test_capacity(void)
+{
+	struct xtcmk_fastpath_stats st;
+	struct shmcache *sc;
+	struct xerr e;
+	struct stat sb;
+	char path[128], id[32];
+	json_t *js;
+	int i, hits = 0;
+
+	make_socket("cap");
+	path_of("cap", "mc", path, sizeof(path));
+	ASSERT_EQ(shmcache_open(path, 0600, (gid_t)-1, 0, &sc, &e), 0);
+	for (i = 0; i < 100000; i++) {
+		snprintf(id, sizeof(id), "customer-%06d", i);
+		publish(sc, id, (uint64_t)i, 1);
+	}
+	js = shmcache_stats(sc);
+	ASSERT_EQ(json_integer_value(json_object_get(js, "published")),
+	    100000);
+	ASSERT_EQ(json_integer_value(json_object_get(js, "full")), 0);
+	json_decref(js);
+	ASSERT_EQ(stat(path, &sb), 0);
+	ASSERT_EQ(sb.st_size, (off_t)xm_file_size(XM_SLOTS, XM_SLOT_SIZE));
+	for (i = 0; i < 100000; i += 997) {
+		snprintf(id, sizeof(id), "customer-%06d", i);
+		hits += lookup_fresh("cap", id, &st);
+	}
+	ASSERT_EQ(hits, 101);
+	shmcache_close(sc);
+}
+
 int
 main(void)
 {
@@ -651,6 +685,7 @@ main(void)
 	test_damaged();
 	test_replaced();
 	test_race();
+	test_capacity();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	(void)!system(cmd);
 	return t_done();
