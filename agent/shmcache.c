@@ -36,6 +36,8 @@ struct shmcache {
 	size_t			 size;
 	struct xm_header	*hdr;
 	uint32_t		 nslots, slot_size;
+	dev_t			 dev;		/* of the file we made */
+	ino_t			 ino;
 
 	pthread_mutex_t		 mu;		/* everything below */
 	unsigned long long	 rg, pg;	/* what records reflect */
@@ -168,6 +170,14 @@ shmcache_open(const char *path, mode_t mode, gid_t gid, uint32_t nslots,
 		    "cache %s: %s", tmp, strerror(errno));
 		goto fail;
 	}
+	{
+		struct stat st;
+
+		if (fstat(fd, &st) == 0) {
+			sc->dev = st.st_dev;
+			sc->ino = st.st_ino;
+		}
+	}
 	sc->base = mmap(NULL, sc->size, PROT_READ | PROT_WRITE, MAP_SHARED,
 	    fd, 0);
 	if (sc->base == MAP_FAILED) {
@@ -232,6 +242,8 @@ fail:
 void
 shmcache_close(struct shmcache *sc)
 {
+	struct stat st;
+
 	if (sc == NULL)
 		return;
 	if (sc->beat_started) {
@@ -240,12 +252,15 @@ shmcache_close(struct shmcache *sc)
 		pthread_cond_signal(&sc->beat_cv);
 		pthread_mutex_unlock(&sc->beat_mu);
 		pthread_join(sc->beat, NULL);
-		/* Only the file we made is ours to remove. */
 		atomic_store_explicit(&sc->hdr->generation, 0,
 		    memory_order_release);
 		atomic_store_explicit(&sc->hdr->retired, 1,
 		    memory_order_release);
-		unlink(sc->path);
+		/* Only the file we made is ours to remove, not one a later
+		 * agent has put in its place. */
+		if (lstat(sc->path, &st) == 0 && st.st_dev == sc->dev &&
+		    st.st_ino == sc->ino)
+			unlink(sc->path);
 	}
 	if (sc->base != NULL)
 		munmap(sc->base, sc->size);
