@@ -309,6 +309,22 @@ memcache_sync(struct service *s)
 	shmcache_sync(s->mc, reg_generation(s->reg), atomic_load(&s->pol_gen));
 }
 
+/*
+ * A customer moved or removed: keys cached in host processes under its
+ * old record must not outlive it, so it gets a new revocation generation
+ * (before the reply acknowledges).
+ */
+static void
+memcache_customer_changed(struct service *s, json_t *req)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	const char *id = json_string_value(json_object_get(req, "id"));
+
+	if (cmd != NULL && id != NULL && (strcmp(cmd, "customer.move") == 0 ||
+	    strcmp(cmd, "customer.remove") == 0))
+		shmcache_customer_bump(s->mc, id);
+}
+
 void
 service_key_state(struct service *s, const char *customer, int revoked,
     int changed)
@@ -779,6 +795,8 @@ handle_admin(struct service *s, const struct peer *p, const uint8_t *payload,
 		    "JSON object: %s", jerr.text);
 	}
 	rc = admin_handle(s, p, req, &reply, e);
+	if (rc >= 0)
+		memcache_customer_changed(s, req);
 	json_decref(req);
 	if (rc < 0)
 		return rc;

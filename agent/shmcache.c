@@ -385,9 +385,9 @@ out:
 	pthread_mutex_unlock(&sc->mu);
 }
 
-void
-shmcache_key_state(struct shmcache *sc, const char *id, int state,
-    int changed)
+/* A new revocation generation for `id`; state < 0 keeps the state. */
+static void
+key_event(struct shmcache *sc, const char *id, int state, int changed)
 {
 	size_t idlen;
 	uint64_t hash;
@@ -401,12 +401,27 @@ shmcache_key_state(struct shmcache *sc, const char *id, int state,
 	/* A customer without a slot has nothing that could be served from
 	 * an older state: a new slot always gets a fresh generation. */
 	s = find_slot(sc, id, idlen, hash, &same);
+	if (s != NULL && same && state < 0)
+		state = (int)s->state;
 	if (s != NULL && same && (changed || s->state != (uint32_t)state)) {
 		slot_write(s, id, idlen, hash, s->gen, ++sc->rev_counter,
 		    (uint32_t)state, NULL, s->len);
 		atomic_fetch_add(&sc->n_key_events, 1);
 	}
 	pthread_mutex_unlock(&sc->mu);
+}
+
+void
+shmcache_key_state(struct shmcache *sc, const char *id, int state,
+    int changed)
+{
+	key_event(sc, id, state, changed);
+}
+
+void
+shmcache_customer_bump(struct shmcache *sc, const char *id)
+{
+	key_event(sc, id, -1, 1);
 }
 
 json_t *

@@ -45,6 +45,8 @@ void	shmcache_publish(struct shmcache *sc, const char *id,
  * before the change is acknowledged. */
 void	shmcache_key_state(struct shmcache *sc, const char *id, int state,
 	    int changed);
+/* `id` moved or was removed: a new revocation generation, same state. */
+void	shmcache_customer_bump(struct shmcache *sc, const char *id);
 /* Counters for `xtcmkctl stats`; NULL sc gives {"enabled": false}. */
 json_t	*shmcache_stats(struct shmcache *sc);
 

@@ -481,6 +481,11 @@ test_dek_cache(void)
 	/* A child's copy of the keys is wiped: it asks the agent. */
 	pid = fork();
 	if (pid == 0) {
+		/* The read-only mapping still answers decisions here. */
+		uint64_t h0 = fstats(h).hits;
+
+		if (decide_ok(h, 4, NULL, 0) != 0 || fstats(h).hits != h0 + 1)
+			_exit(4);
 		memset(d2, 0, sizeof(d2));
 		rc = xtcmk_dek_unwrap(h, "fast-4", blob, blen, d2);
 		_exit(rc != XTCMK_OK ? 1 : memcmp(dek, d2, sizeof(dek)) != 0 ?
@@ -532,6 +537,24 @@ test_dek_cache(void)
 		ASSERT_EQ(agent_unwraps(), u0);
 		ASSERT_EQ(agent_decides(), d0 + 1);
 		ASSERT_EQ(fstats(h).dek_hits, 102);
+	}
+
+	/* A move gives the customer a new revocation generation: its keys
+	 * cached here are not served again, only fetched anew. */
+	{
+		uint64_t inv = fstats(h).dek_invalid;
+
+		ASSERT_EQ(ctl(&A, out, sizeof(out), "customer move fast-4 "
+		    "--to fast-other --reason 'dek cache test'"), 0);
+		u0 = agent_unwraps();
+		ASSERT_EQ(xtcmk_dek_unwrap(h, "fast-4", blob, blen, d2),
+		    XTCMK_OK);
+		ASSERT_EQ(agent_unwraps(), u0 + 1);
+		ASSERT_EQ(fstats(h).dek_invalid, inv + 1);
+		ASSERT_EQ(xtcmk_dek_unwrap(h, "fast-4", blob, blen, d2),
+		    XTCMK_OK);
+		ASSERT_EQ(agent_unwraps(), u0 + 1);
+		ASSERT_EQ(fstats(h).dek_hits, 103);
 	}
 
 	/* Agent stopped: cached keys stop within the heartbeat bound. */
