@@ -416,11 +416,19 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 			rc = reg_app_get(reg, a1, &r, e);
 	} else if (strcmp(cmd, "fic.add") == 0 ||
 	    strcmp(cmd, "fic.remove") == 0) {
+		int had = 0;
+
+		/* An add of an existing FIC changes nothing: say so. */
 		if ((a1 = arg_str(req, "app", e, &rc)) != NULL &&
 		    (a2 = arg_str(req, "workload", e, &rc)) != NULL &&
+		    (cmd[4] != 'a' || (had = reg_fic_exists(reg, a1, a2,
+		    e)) >= 0) &&
 		    (rc = cmd[4] == 'a' ? reg_fic_add(reg, a1, a2, e) :
 		    reg_fic_remove(reg, a1, a2, e)) == 0)
-			r = ok();
+			r = json_pack("{s:b, s:b}", "ok", 1, "changed",
+			    cmd[4] != 'a' || had == 0);
+		else if (had < 0)
+			rc = had;
 	} else if (strcmp(cmd, "customer.add") == 0) {
 		if ((obj = arg_obj(req, "customer", e, &rc)) != NULL)
 			rc = service_onboard(s, obj, &r, e);

@@ -20,6 +20,7 @@
 #include "config.h"	/* installed paths */
 #include "conf.h"
 #include "log.h"
+#include "memcache.h"
 #include "validate.h"
 
 enum ctype { C_STR, C_PATH, C_UINT, C_SIZE, C_LEVEL, C_UIDS, C_GIDS, C_BOOL };
@@ -38,6 +39,7 @@ static const struct ckey ckeys[] = {
 	{ "agent", "socket", C_PATH, OFF(socket_path), 0, 0 },
 	{ "agent", "state_dir", C_PATH, OFF(state_dir), 0, 0 },
 	{ "agent", "decision_log", C_PATH, OFF(decision_log), 0, 0 },
+	{ "agent", "memcache", C_STR, OFF(memcache), 0, 0 },
 	{ "agent", "workload", C_STR, OFF(workload), 0, 0 },
 	{ "agent", "policy_dir", C_PATH, OFF(policy_dir), 0, 0 },
 	{ "agent", "lua_dir", C_PATH, OFF(lua_dir), 0, 0 },
@@ -82,10 +84,18 @@ static const struct ckey ckeys[] = {
 	{ "metrics", "listen", C_STR, OFF(metrics_listen), 0, 0 },
 };
 /* Indexes into ckeys[] that code refers to. */
-#define KEY_POLICY_DIR	4
-#define KEY_LUA_DIR	5
+#define KEY_POLICY_DIR	5
+#define KEY_LUA_DIR	6
 #define NCKEYS	(sizeof(ckeys) / sizeof(ckeys[0]))
 _Static_assert(NCKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
+
+/* The KEY_ indexes above still name the keys they mean. */
+static int
+key_indexes_ok(void)
+{
+	return strcmp(ckeys[KEY_POLICY_DIR].key, "policy_dir") == 0 &&
+	    strcmp(ckeys[KEY_LUA_DIR].key, "lua_dir") == 0;
+}
 
 /*
  * An uninstalled agent (BUILD/agent/xtcmkd) finds the policy worker it
@@ -159,7 +169,7 @@ config_defaults(struct config *c)
 	c->policy_worker = xstrdup(XTCMK_POLICYD);
 	c->log_level = LOG_INFO;
 	c->max_connections = 4096;
-	c->max_connections_per_uid = 1024;
+	c->max_connections_per_uid = 0;	/* CONN_PER_UID_DIV of the total */
 	c->idle_timeout_s = 300;
 	c->request_timeout_s = 5;
 	c->max_frame = 65536;
@@ -192,6 +202,7 @@ config_free(struct config *c)
 	free(c->state_dir);
 	free(c->registry_path);
 	free(c->decision_log);
+	free(c->memcache);
 	free(c->workload);
 	free(c->policy_dir);
 	free(c->lua_dir);
@@ -502,11 +513,28 @@ http_url(const struct config *c, const char *v, const char *key,
 	return 0;
 }
 
+/*
+ * The identity token's audience of the authority's cloud (FACTS 4.1): a
+ * federated credential names one, and a token for another never matches.
+ */
+static const char *
+cloud_audience(const char *authority)
+{
+	const char *h = authority + strlen("https://");
+	size_t n = strcspn(h, "/:");
+
+	if (n >= 3 && strncmp(h + n - 3, ".us", 3) == 0)
+		return "api://AzureADTokenExchangeUSGov";
+	if (n >= 3 && strncmp(h + n - 3, ".cn", 3) == 0)
+		return "api://AzureADTokenExchangeChina";
+	return "api://AzureADTokenExchange";
+}
+
 #define WHERE(k)	config_where(c, "azure", (k), w, sizeof(w))
 
 /* The [azure] keys that depend on each other. */
 static int
-azure_check(const struct config *c, struct xerr *e)
+azure_check(struct config *c, struct xerr *e)
 {
 	const char *id = c->azure_identity;
 	const char *v;
@@ -551,19 +579,29 @@ azure_check(const struct config *c, struct xerr *e)
 		return xerr_set(e, XTCMK_E_INVAL, "%s '%s': use HOST:PORT "
 		    "(tests only; leave it unset in production)",
 		    WHERE("connect_to"), v);
+	if (strncmp(c->azure_authority, "https://", 8) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "%s must be an https:// "
+		    "URL, e.g. https://login.microsoftonline.com",
+		    WHERE("authority"));
 	if ((v = c->azure_token_audience) != NULL &&
 	    strncmp(v, "api://AzureADTokenExchange", 26) != 0)
 		return xerr_set(e, XTCMK_E_INVAL, "%s '%s': use "
 		    "api://AzureADTokenExchange (or its USGov or China form)",
 		    WHERE("token_audience"), v);
+	if (v != NULL && strcmp(v, cloud_audience(c->azure_authority)) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s' "
+		    "is not the audience of the cloud of authority %s (%s): "
+		    "set it to %s or remove it",
+		    WHERE("token_audience"), v, c->azure_authority,
+		    cloud_audience(c->azure_authority),
+		    cloud_audience(c->azure_authority));
+	if (v == NULL && (c->azure_token_audience = xstrdup(cloud_audience(
+	    c->azure_authority))) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	if ((v = c->azure_api_version) != NULL && strspn(v,
 	    "0123456789.-abcdefghijklmnopqrstuvwxyz") != strlen(v))
 		return xerr_set(e, XTCMK_E_INVAL, "%s '%s' is not an "
 		    "api-version such as 7.4", WHERE("api_version"), v);
-	if (strncmp(c->azure_authority, "https://", 8) != 0)
-		return xerr_set(e, XTCMK_E_INVAL, "%s must be an https:// "
-		    "URL, e.g. https://login.microsoftonline.com",
-		    WHERE("authority"));
 	if (c->azure_tenant != NULL &&
 	    valid_guid(c->azure_tenant, WHERE("tenant"), e) < 0)
 		return -XTCMK_E_INVAL;
@@ -616,6 +654,11 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 	 * library and policy directories are not installed, use the tree's
 	 * (only for defaults; configured paths are never changed). */
 	tree = secure_getenv("XTCMK_SRCDIR");
+	if (!key_indexes_ok()) {
+		config_free(c);
+		return xerr_set(e, XTCMK_E_INTERNAL, "conf.c: KEY_POLICY_DIR "
+		    "and KEY_LUA_DIR do not match ckeys[]");
+	}
 	if (tree != NULL && *tree == '/' && c->key_line[KEY_LUA_DIR] == 0 &&
 	    access(XTCMK_LUADIR, F_OK) != 0) {
 		free(c->lua_dir);
@@ -633,10 +676,26 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 	c->registry_path = path_join(c->state_dir, "registry.db");
 	if (c->decision_log == NULL)
 		c->decision_log = path_join(c->state_dir, "decisions.jsonl");
+	if (c->max_connections_per_uid == 0)
+		c->max_connections_per_uid = config_default_per_uid(c);
 	if (c->max_connections_per_uid > c->max_connections)
 		c->max_connections_per_uid = c->max_connections;
+	if (c->memcache == NULL) {
+		char mc[PATH_MAX];
+
+		if (xm_default_path(c->socket_path, mc, sizeof(mc)) == 0)
+			c->memcache = strdup(mc);
+	}
 	*ret_cfg = c;
 	return 0;
+}
+
+unsigned
+config_default_per_uid(const struct config *c)
+{
+	unsigned n = c->max_connections / CONN_PER_UID_DIV;
+
+	return n > 0 ? n : 1;
 }
 
 static int
@@ -698,6 +757,8 @@ config_dump(const struct config *c, FILE *out)
 	    c->path ? " from " : " (built-in defaults)", c->path ? c->path : "");
 	fprintf(out, "socket = %s\nstate_dir = %s\ndecision_log = %s\n",
 	    c->socket_path, c->state_dir, c->decision_log);
+	if (c->memcache != NULL)
+		fprintf(out, "memcache = %s\n", c->memcache);
 	if (c->workload != NULL)
 		fprintf(out, "workload = %s\n", c->workload);
 	fprintf(out, "policy_dir = %s\nlua_dir = %s\nlog_level = %s\n",

@@ -17,6 +17,7 @@
 #define CONFIG_IDS_MAX		64	/* uids or gids per ACL list */
 #define CONFIG_PARAMS_MAX	128	/* keys in [params] */
 #define CONN_MAX_LIMIT		65536
+#define CONN_PER_UID_DIV	4	/* default per-uid share of the total */
 #define FRAME_MIN		1024
 #define CONFIG_KEYS_MAX		64	/* entries in conf.c's key table */
 #define CONFIG_WHERE_MAX	(4096 + 96)	/* "FILE:LINE: [section] key" */
@@ -34,6 +35,7 @@ struct config {
 	char	*state_dir;
 	char	*registry_path;		/* state_dir/registry.db */
 	char	*decision_log;		/* state_dir/decisions.jsonl */
+	char	*memcache;		/* fast-path file, "none": off */
 	char	*workload;		/* this host's workload identity, or NULL */
 	char	*policy_dir;
 	char	*lua_dir;
@@ -105,6 +107,8 @@ enum access_role {
 /* May the peer act in `role` (enum access_role)?  Admins hold every role;
  * monitors only ACCESS_MONITOR (and so ACCESS_CONNECT). */
 int	config_allows(const struct config *c, int role, uid_t uid, gid_t gid);
+/* The default max_connections_per_uid: a CONN_PER_UID_DIV-th of the total. */
+unsigned config_default_per_uid(const struct config *c);
 /* Print the effective configuration as INI (for --check-config). */
 void	config_dump(const struct config *c, FILE *out);
 

@@ -8,6 +8,17 @@
  * service.  Limits (see xtcmk.conf(5)): max_connections,
  * max_connections_per_uid, idle_timeout (no frame started), request_timeout
  * (a started frame must complete, a reply must drain), max_frame.
+ *
+ * Descriptors: at start the soft RLIMIT_NOFILE is raised to the hard
+ * limit, and the connection limits are clamped to what fits in it, with
+ * FDS_RESERVED descriptors left for the registry, logs and key-service
+ * sockets and a few more kept for admins (root, [access] admin_uids and
+ * admin_gids): when max_connections is reached, an admin still gets one
+ * of those, so xtcmkctl works whatever data clients hold.  One uid gets
+ * at most max_connections less a share kept for the other uids.  Should accept() still
+ * hit EMFILE/ENFILE, a reserve descriptor is given up to accept the
+ * connection, answer it BUSY and close it, so nothing waits in the backlog
+ * and the accept loop never spins; the warning is rate-limited.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +43,11 @@
 #define CONN_STACK_SIZE		(256 * 1024)
 #define UID_SLOTS		1024	/* open-addressed per-uid counters */
 #define RBUF_SIZE		(XW_HDR_LEN + XW_PAYLOAD_MAX)
+#define FDS_RESERVED		64	/* registry, logs, key services, ... */
+#define CONN_MIN		8	/* connections even at a tiny fd limit */
+#define ADMIN_SLOTS_MIN		4	/* connections kept for admins */
+#define ADMIN_SLOTS_DIV		32	/* ... or 1/32 of max_connections */
+#define NOFILE_WARN_S		10	/* one EMFILE warning per this */
 
 struct uid_slot {
 	uid_t		uid;
@@ -45,6 +62,13 @@ struct server {
 	char		 path[108];	/* what lfd is bound to */
 	atomic_int	 stop;
 	atomic_uint	 conns;
+	unsigned	 max_conns;	/* effective limits (see above) */
+	unsigned	 max_per_uid;
+	unsigned	 admin_slots;	/* admins beyond max_conns */
+	atomic_uint	 admin_extra;	/* admin connections beyond it */
+	int		 reserve_fd;	/* given up to answer at EMFILE */
+	long long	 nofile_warned;	/* last EMFILE warning (ms) */
+	unsigned	 nofile_refused; /* since then */
 	pthread_mutex_t	 uid_mu;
 	struct uid_slot	 uids[UID_SLOTS];
 	unsigned	 nuids;
@@ -55,6 +79,7 @@ struct conn {
 	int		 fd;
 	struct peer	 peer;
 	int		 hello;
+	int		 extra;		/* an admin slot beyond max_conns */
 	uint8_t		 rbuf[RBUF_SIZE];
 	size_t		 rlen;
 	uint8_t		 wbuf[XW_HDR_LEN + XW_PAYLOAD_MAX];
@@ -82,7 +107,7 @@ uid_acquire(struct server *srv, uid_t uid)
 
 		if (s->count > 0 && s->uid != uid)
 			continue;
-		if (s->count >= srv->cfg->max_connections_per_uid)
+		if (s->count >= srv->max_per_uid)
 			break;
 		s->uid = uid;
 		s->count++;
@@ -200,6 +225,21 @@ conn_error(struct conn *c, uint16_t type, uint32_t reqid, int code,
 	return conn_reply(c, type, (uint16_t)code, reqid, b.len);
 }
 
+/* An error reply from a request's xerr: the message and, for TOOBIG, the
+ * size that would fit. */
+static int
+conn_error_e(struct conn *c, uint16_t type, uint32_t reqid,
+    const struct xerr *e)
+{
+	struct xw_buf b;
+
+	xw_buf_init(&b, c->wbuf + XW_HDR_LEN, XW_PAYLOAD_MAX);
+	xw_put_str(&b, XT_MESSAGE, e->msg);
+	if (e->code == XTCMK_E_TOOBIG && e->need != 0)
+		xw_put_u64(&b, XT_BLOB_NEED, e->need);
+	return conn_reply(c, type, (uint16_t)e->code, reqid, b.len);
+}
+
 /*
  * Serve one frame from the buffer.  Returns 0 to go on, -1 to close the
  * connection (after telling the client why where possible).
@@ -256,7 +296,8 @@ conn_frame(struct conn *c)
 	memmove(c->rbuf, c->rbuf + total, c->rlen - total);
 	c->rlen -= total;
 	if (rc < 0) {
-		if (conn_error(c, h.type, h.reqid, -rc, e.msg) < 0)
+		e.code = -rc;
+		if (conn_error_e(c, h.type, h.reqid, &e) < 0)
 			return -1;
 		return e.code == XTCMK_E_PROTOCOL ||
 		    (h.type == XW_HELLO) ? -1 : 0;
@@ -290,7 +331,7 @@ conn_main(void *arg)
 	}
 	close(c->fd);
 	uid_release(srv, c->peer.uid);
-	atomic_fetch_sub(&srv->conns, 1);
+	atomic_fetch_sub(c->extra ? &srv->admin_extra : &srv->conns, 1);
 	service_count_conn(srv->svc, -1, 0);
 	free(c);
 	return NULL;
@@ -326,6 +367,7 @@ accept_one(struct server *srv, int fd)
 	pthread_attr_t attr;
 	pthread_t tid;
 	struct conn *c;
+	int admin, extra;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == -1) {
 		close(fd);
@@ -346,16 +388,27 @@ accept_one(struct server *srv, int fd)
 		    "xtcmk.conf");
 		return;
 	}
-	if (atomic_fetch_add(&srv->conns, 1) >= srv->cfg->max_connections) {
-		atomic_fetch_sub(&srv->conns, 1);
-		refuse(srv, fd, XTCMK_E_BUSY, "agent at max_connections");
-		return;
-	}
 	if (!uid_acquire(srv, cred.uid)) {
-		atomic_fetch_sub(&srv->conns, 1);
 		refuse(srv, fd, XTCMK_E_BUSY, "too many connections from "
 		    "this uid (max_connections_per_uid)");
 		return;
+	}
+	extra = 0;
+	if (atomic_fetch_add(&srv->conns, 1) >= srv->max_conns) {
+		atomic_fetch_sub(&srv->conns, 1);
+		admin = cred.uid == 0 ||
+		    config_allows(srv->cfg, 1, cred.uid, cred.gid);
+		if (admin && atomic_fetch_add(&srv->admin_extra, 1) <
+		    srv->admin_slots)
+			extra = 1;
+		else {
+			if (admin)
+				atomic_fetch_sub(&srv->admin_extra, 1);
+			uid_release(srv, cred.uid);
+			refuse(srv, fd, XTCMK_E_BUSY,
+			    "agent at max_connections");
+			return;
+		}
 	}
 	if ((c = malloc(sizeof(*c))) == NULL)
 		goto fail;
@@ -365,6 +418,7 @@ accept_one(struct server *srv, int fd)
 	c->peer.gid = cred.gid;
 	c->peer.pid = cred.pid;
 	c->hello = 0;
+	c->extra = extra;
 	c->rlen = 0;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, CONN_STACK_SIZE);
@@ -379,7 +433,7 @@ accept_one(struct server *srv, int fd)
 	return;
 fail:
 	uid_release(srv, cred.uid);
-	atomic_fetch_sub(&srv->conns, 1);
+	atomic_fetch_sub(extra ? &srv->admin_extra : &srv->conns, 1);
 	refuse(srv, fd, XTCMK_E_BUSY, "agent out of resources");
 }
 
@@ -397,6 +451,75 @@ socket_live(const struct sockaddr_un *sa)
 	return live;
 }
 
+/* Slots kept for others out of n: 1/ADMIN_SLOTS_DIV, >= ADMIN_SLOTS_MIN,
+ * <= n/2. */
+static unsigned
+slots_share(unsigned n)
+{
+	unsigned k = n / ADMIN_SLOTS_DIV;
+
+	if (k < ADMIN_SLOTS_MIN)
+		k = ADMIN_SLOTS_MIN;
+	return k > n / 2 ? n / 2 : k;
+}
+
+/*
+ * Raise the soft descriptor limit to the hard one and clamp the
+ * connection limits to what fits (see the top of this file).
+ */
+static void
+server_limits(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	struct rlimit rl;
+	unsigned long long nofile = 1024, fit;
+	unsigned others;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+				(void)getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		nofile = rl.rlim_cur == RLIM_INFINITY ? CONN_MAX_LIMIT * 2ULL :
+		    (unsigned long long)rl.rlim_cur;
+	}
+	fit = nofile > FDS_RESERVED + CONN_MIN ? nofile - FDS_RESERVED :
+	    CONN_MIN;
+	srv->admin_slots = slots_share((unsigned)(fit > CONN_MAX_LIMIT ?
+	    CONN_MAX_LIMIT : fit));
+	fit -= srv->admin_slots;
+	srv->max_conns = cfg->max_connections;
+	if (srv->max_conns > fit) {
+		log_warn("max_connections %u does not fit the descriptor "
+		    "limit %llu (RLIMIT_NOFILE, LimitNOFILE= in the unit): "
+		    "using %llu", cfg->max_connections, nofile, fit);
+		srv->max_conns = (unsigned)fit;
+	}
+	others = slots_share(srv->max_conns);
+	srv->max_per_uid = cfg->max_connections_per_uid;
+	if (srv->max_per_uid > srv->max_conns - others) {
+		if (srv->max_per_uid != config_default_per_uid(cfg))
+			log_warn("max_connections_per_uid %u would let one uid "
+			    "lock out the others: using %u",
+			    cfg->max_connections_per_uid,
+			    srv->max_conns - others);
+		srv->max_per_uid = srv->max_conns - others;
+	}
+	if (srv->max_per_uid == 0)
+		srv->max_per_uid = 1;
+	log_info("connections: at most %u, %u per uid, %u more for admins; "
+	    "descriptor limit %llu", srv->max_conns, srv->max_per_uid,
+	    srv->admin_slots, nofile);
+}
+
+static void
+reserve_open(struct server *srv)
+{
+	if (srv->reserve_fd == -1)
+		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 int
 server_open(struct config *cfg, struct service *svc, struct server **ret_srv,
     struct xerr *e)
@@ -411,7 +534,10 @@ server_open(struct config *cfg, struct service *svc, struct server **ret_srv,
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	srv->cfg = cfg;
 	srv->svc = svc;
+	srv->reserve_fd = -1;
 	pthread_mutex_init(&srv->uid_mu, NULL);
+	server_limits(srv);
+	reserve_open(srv);
 
 	/* systemd socket activation: one listening Unix stream socket on
 	 * fd 3; anything else is a unit file mistake, refused at start
@@ -491,6 +617,42 @@ server_open(struct config *cfg, struct service *svc, struct server **ret_srv,
 	return 0;
 }
 
+/*
+ * Out of descriptors: give up the reserve to accept one waiting
+ * connection, answer it BUSY and close it.  Without a reserve (another
+ * thread took the descriptor), back off on poll instead of spinning.
+ * Warns at most once per NOFILE_WARN_S.
+ */
+static void
+accept_nofile(struct server *srv, int err)
+{
+	long long now = now_ms();
+	int fd;
+
+	srv->nofile_refused++;
+	if (srv->nofile_warned == 0 ||
+	    now - srv->nofile_warned >= NOFILE_WARN_S * 1000LL) {
+		log_warn("accept: %s: answering new connections BUSY (%u "
+		    "since the last warning); raise LimitNOFILE= or lower "
+		    "max_connections", strerror(err), srv->nofile_refused);
+		srv->nofile_warned = now;
+		srv->nofile_refused = 0;
+	}
+	service_count_nofile(srv->svc);
+	if (srv->reserve_fd == -1) {
+		reserve_open(srv);
+		(void)poll(NULL, 0, 100);
+		return;
+	}
+	close(srv->reserve_fd);
+	srv->reserve_fd = -1;
+	fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd != -1)
+		refuse(srv, fd, XTCMK_E_BUSY, "agent out of file descriptors, "
+		    "retry later");
+	reserve_open(srv);
+}
+
 int
 server_run(struct server *srv)
 {
@@ -505,8 +667,12 @@ server_run(struct server *srv)
 			if (errno == EINTR || errno == EAGAIN ||
 			    errno == ECONNABORTED)
 				continue;
-			/* EMFILE and the like pass; anything else will not
-			 * go away by retrying at once: never spin. */
+			if (errno == EMFILE || errno == ENFILE) {
+				accept_nofile(srv, errno);
+				continue;
+			}
+			/* Anything else will not go away by retrying at
+			 * once: never spin. */
 			if (log_ratelimit(&accept_rl) >= 0)
 				log_warn("accept: %s; retrying every 100 ms",
 				    strerror(errno));
@@ -536,6 +702,8 @@ server_close(struct server *srv)
 	if (srv == NULL)
 		return;
 	close(srv->lfd);
+	if (srv->reserve_fd != -1)
+		close(srv->reserve_fd);
 	if (srv->owned_path)
 		unlink(srv->cfg->socket_path);
 	free(srv);

@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -36,11 +37,13 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "memcache.h"
 #include "policy.h"
 #include "registry.h"
 #include "scope.h"
 #include "service.h"
 #include "service_int.h"
+#include "shmcache.h"
 #include "strhash.h"
 #include "validate.h"
 #include "worker.h"
@@ -104,8 +107,11 @@ struct service {
 	struct dentry		*dc[DCACHE_BUCKETS];
 	unsigned		 dc_count;
 
+	struct shmcache		*mc;		/* fast path, or NULL */
+
 	atomic_ullong		 n_req[16], n_err, n_hit, n_miss, n_policy,
 				 n_policy_err, n_conn_total, n_conn_refused,
+				 n_conn_nofile,
 				 n_reload, n_reload_fail,
 				 n_onboard[SVC__COUNT];
 	atomic_int		 n_conn;
@@ -446,6 +452,75 @@ needs_restart(const struct config *a, const struct config *b)
 	return differ;
 }
 
+/* --- fast path (agent/shmcache.c) ------------------------------------ */
+
+/*
+ * Published records reflect the registry and policy generations they
+ * were computed from; invalidate them all when either moved.  Called
+ * before a change is acknowledged (admin replies, reloads).
+ */
+static void
+memcache_sync(struct service *s)
+{
+	shmcache_sync(s->mc, reg_generation(s->reg), atomic_load(&s->pol_gen));
+}
+
+/*
+ * A customer moved or removed: keys cached in host processes under its
+ * old record must not outlive it, so it gets a new revocation generation
+ * (before the reply acknowledges).
+ */
+static void
+memcache_customer_changed(struct service *s, json_t *req)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	const char *id = json_string_value(json_object_get(req, "id"));
+
+	if (cmd != NULL && id != NULL && (strcmp(cmd, "customer.move") == 0 ||
+	    strcmp(cmd, "customer.remove") == 0))
+		shmcache_customer_bump(s->mc, id);
+}
+
+void
+service_key_state(struct service *s, const char *customer, int revoked,
+    int changed)
+{
+	shmcache_key_state(s->mc, customer, revoked ? XM_STATE_REVOKED :
+	    XM_STATE_ACTIVE, changed);
+}
+
+/*
+ * Who may read the file is who the data-plane ACL names, as far as a
+ * file mode can say it: everyone for "*", one group, or else only this
+ * user (other allowed peers use the socket).
+ */
+static int
+memcache_open(struct service *s, struct xerr *e)
+{
+	const struct config *c = s->cfg;
+	struct xerr me;
+	mode_t mode = 0600;
+	gid_t gid = (gid_t)-1;
+
+	if (c->memcache == NULL || strcmp(c->memcache, "none") == 0)
+		return 0;
+	if (c->memcache[0] != '/')
+		return xerr_set(e, XTCMK_E_INVAL, "[agent] memcache must be an "
+		    "absolute path or none, not '%s'", c->memcache);
+	if (c->data_uids.any || c->data_gids.any)
+		mode = 0644;
+	else if (c->data_gids.n == 1) {
+		mode = 0640;
+		gid = (gid_t)c->data_gids.ids[0];
+	}
+	/* An optimisation only: without it every call uses the socket. */
+	(void)e;
+	if (shmcache_open(c->memcache, mode, gid, 0, &s->mc, &me) < 0)
+		log_warn("fast path off, host processes will use the socket: "
+		    "%s", me.msg);
+	return 0;
+}
+
 /*
  * Reload: read the config file again for [params] and [policy] (the
  * policies' inputs and limits), then load and self-test the policy set.
@@ -508,6 +583,7 @@ service_reload(struct service *s, struct xerr *e)
 	s->set = set;
 	atomic_fetch_add(&s->pol_gen, 1);
 	pthread_mutex_unlock(&s->pol_mu);
+	memcache_sync(s);
 	policy_set_unref(old);
 	atomic_fetch_add(&s->n_reload, 1);
 	log_event(LOG_NOTICE, LOG_MSGID_RELOAD, NULL, NULL, "policy set %s "
@@ -700,6 +776,8 @@ decision_encode(json_t *d, struct xw_buf *b)
 	put_json_u64(b, XT_GRACE_S, json_object_get(ver, "grace"));
 	put_json_u64(b, XT_CACHE_TTL_S, json_object_get(ver, "cache_ttl"));
 	put_json_u64(b, XT_CACHE_MAX, json_object_get(ver, "cache_max"));
+	put_json_u64(b, XT_HOST_CACHE_TTL_S,
+	    json_object_get(ver, "host_cache_ttl"));
 	put_json_str(b, XT_POLICY_HASH, json_object_get(d, "policy_hash"));
 	put_json_u64(b, XT_ASSIGNED_AT, json_object_get(d, "assigned_at"));
 }
@@ -812,21 +890,27 @@ handle_decide(struct service *s, const uint8_t *payload, uint32_t len,
 
 	if ((rc = req_customer(payload, len, id, e)) < 0)
 		return rc;
-	if (dcache_get(s, id, b)) {
-		atomic_fetch_add(&s->n_hit, 1);
-		return 0;
-	}
-	atomic_fetch_add(&s->n_miss, 1);
 	/* Read the generations first: a change during the computation
 	 * leaves an entry that is already stale, never a wrong one. */
 	rg = reg_generation(s->reg);
 	pg = atomic_load(&s->pol_gen);
+	if (dcache_get(s, id, b)) {
+		atomic_fetch_add(&s->n_hit, 1);
+		goto publish;
+	}
+	atomic_fetch_add(&s->n_miss, 1);
 	if ((rc = service_decide_json(s, id, &d, e)) < 0)
 		return rc;
 	decision_encode(d, b);
 	json_decref(d);
-	if (b->err == 0)
-		dcache_put(s, id, b->data + start, b->len - start, rg, pg);
+	if (b->err != 0)
+		return 0;
+	dcache_put(s, id, b->data + start, b->len - start, rg, pg);
+publish:
+	/* What the cache above would serve, host processes may read. */
+	if (s->mc != NULL)
+		shmcache_publish(s->mc, id, b->data + start, b->len - start,
+		    rg, pg, reg_generation(s->reg), atomic_load(&s->pol_gen));
 	return 0;
 }
 
@@ -874,6 +958,8 @@ handle_admin(struct service *s, const struct peer *p, const uint8_t *payload,
 		    "JSON object: %s", jerr.text);
 	}
 	rc = admin_handle(s, p, req, &reply, e);
+	if (rc >= 0)
+		memcache_customer_changed(s, req);
 	json_decref(req);
 	if (rc < 0)
 		return rc;
@@ -923,6 +1009,7 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
 		rc = handle_hello(s, payload, len, reply, e);
 		break;
 	case XW_PING:
+		xw_put_str(reply, XT_AGENT, "xtcmkd " XTCMK_VERSION);
 		rc = 0;
 		break;
 	case XW_DECIDE:
@@ -930,6 +1017,7 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
 		break;
 	case XW_ADMIN:
 		rc = handle_admin(s, p, payload, len, reply, e);
+		memcache_sync(s);	/* before the reply acknowledges */
 		break;
 	case XW_DEK_NEW:
 	case XW_DEK_UNWRAP:
@@ -1071,6 +1159,12 @@ service_count_conn(struct service *s, int delta, int refused)
 	atomic_fetch_add(&s->n_conn, delta);
 }
 
+void
+service_count_nofile(struct service *s)
+{
+	atomic_fetch_add(&s->n_conn_nofile, 1);
+}
+
 /* The policy worker processes: how many ran, how they ended, pids. */
 static json_t *
 workers_stats(struct service *s)
@@ -1104,7 +1198,7 @@ service_stats(struct service *s)
 	dlog_stats(s->dlog, &w, &d, &torn);
 	st = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, "
 	    "s:{s:I, s:I, s:i}, s:{s:I, s:I, s:I, s:I}, "
-	    "s:{s:i, s:I, s:I}, s:{s:I, s:I, s:I}}",
+	    "s:{s:i, s:I, s:I, s:I}, s:{s:I, s:I, s:I}}",
 	    "requests",
 	    "hello", (json_int_t)s->n_req[XW_HELLO],
 	    "decide", (json_int_t)s->n_req[XW_DECIDE],
@@ -1122,6 +1216,7 @@ service_stats(struct service *s)
 	    "connections", "open", (int)s->n_conn,
 	    "total", (json_int_t)s->n_conn_total,
 	    "refused", (json_int_t)s->n_conn_refused,
+	    "out_of_fds", (json_int_t)s->n_conn_nofile,
 	    "decision_log", "written", (json_int_t)w,
 	    "dropped", (json_int_t)d, "torn_bytes_cut", (json_int_t)torn);
 	if (st != NULL) {
@@ -1141,6 +1236,8 @@ service_stats(struct service *s)
 		    "scoped", (json_int_t)s->n_onboard[SVC_SCOPED],
 		    "unscoped", (json_int_t)s->n_onboard[SVC_UNSCOPED],
 		    "import_batches", (json_int_t)s->n_onboard[SVC_IMPORTS]));
+	if (st != NULL)
+		json_object_set_new(st, "memcache", shmcache_stats(s->mc));
 	if (st != NULL)
 		json_object_set_new(st, "policy_workers", workers_stats(s));
 	if (st != NULL && s->keys != NULL)
@@ -1169,9 +1266,10 @@ service_status(struct service *s)
 	    "versioning", policy_set_name(set, POLICY_VERSIONING),
 	    "providers", "local (*.vault.local), azure (Key Vault, Managed HSM)");
 	if (st != NULL)
-		json_object_set_new(st, "azure", json_pack("{s:s?, s:s}",
-		    "tenant", s->cfg->azure_tenant,
-		    "authority", s->cfg->azure_authority));
+		json_object_set_new(st, "azure", json_pack("{s:s?, s:s, "
+		    "s:s?}", "tenant", s->cfg->azure_tenant,
+		    "authority", s->cfg->azure_authority,
+		    "token_audience", s->cfg->azure_token_audience));
 	policy_set_unref(set);
 	return st;
 }
@@ -1262,6 +1360,8 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 		goto fail;
 	if ((rc = reg_open(cfg->registry_path, &s->reg, e)) < 0)
 		goto fail;
+	if ((rc = memcache_open(s, e)) < 0)
+		goto fail;
 	if ((rc = dlog_open(cfg->decision_log, &s->dlog, e)) < 0)
 		goto fail;
 	s->nworkers = cfg->policy_workers;
@@ -1309,6 +1409,7 @@ service_close(struct service *s)
 	pthread_rwlock_wrlock(&s->dc_lock);
 	dcache_flush_locked(s);
 	pthread_rwlock_unlock(&s->dc_lock);
+	shmcache_close(s->mc);	/* readers fall back to the socket */
 	if (s->lockfd != -1)
 		close(s->lockfd);
 	free(s);

@@ -51,6 +51,8 @@ void	service_flush(struct service *s);
 
 /* Counters, for `xtcmkctl stats`. */
 void	service_count_conn(struct service *s, int delta, int refused);
+/* A connection answered BUSY because the agent ran out of descriptors. */
+void	service_count_nofile(struct service *s);
 
 /* Internals shared by service.c, admin.c, keys.c and keys_admin.c. */
 struct config	*service_config(struct service *s);
@@ -92,6 +94,12 @@ int	service_move(struct service *s, const char *id, const char *to,
 int	service_import(struct service *s, json_t *customers,
 	    json_t **ret_reply, struct xerr *e);
 json_t	*service_stats(struct service *s);
+/* The key state of `customer` was found revoked or active: tell host
+ * processes' fast path before the change is acknowledged; `changed`
+ * (revoked, enabled again, new version) gives it a new revocation
+ * generation even if the state reads the same. */
+void	service_key_state(struct service *s, const char *customer,
+	    int revoked, int changed);
 json_t	*service_status(struct service *s);
 
 /* admin.c: one JSON command. */

@@ -72,6 +72,7 @@ enum xw_tag {
 	XT_KEY_ID		= 24,	/* key id with version */
 	XT_KEY_STATE		= 25,	/* "active" | "revoked" | "unknown" */
 	XT_KEY_REASON		= 26,
+	XT_HOST_CACHE_TTL_S	= 27,	/* u64, libxtcmk's DEK cache; 0 off */
 
 	XT_DEK			= 100,	/* 32 bytes */
 	XT_BLOB			= 101,
@@ -81,6 +82,9 @@ enum xw_tag {
 	XT_VERSION_MAX		= 105,
 	XT_VERSION		= 106,
 	XT_AGENT		= 107,
+	XT_BLOB_CAP		= 108,	/* u64: room for the blob (request) */
+	XT_BLOB_NEED		= 109,	/* u64: blob size, TOOBIG replies */
+	XT_KEY_STATE_CODE	= 110,	/* u64: enum xtcmk_key_state */
 };
 
 struct xw_hdr {

@@ -722,8 +722,8 @@ cmd_app(int argc, char **argv)
 	char *pos[CTL_ARGS_MAX];
 	struct kv opts[CTL_ARGS_MAX];
 	struct page_opt po;
-	json_t *labels = json_object(), *req;
-	int npos, nopts;
+	json_t *labels = json_object(), *req, *r;
+	int npos, nopts, rc;
 
 	if (parse_opts(argc, argv, allowed, pos, &npos, opts, &nopts,
 	    labels) < 0 || npos < 1) {
@@ -753,12 +753,29 @@ cmd_app(int argc, char **argv)
 		return simple(json_pack("{s:s, s:s}", "cmd", "app.show",
 		    "name", pos[1]), NULL);
 	if (strcmp(pos[0], "fic") == 0 && npos == 4 &&
-	    (strcmp(pos[1], "add") == 0 || strcmp(pos[1], "remove") == 0))
-		return simple(json_pack("{s:s, s:s, s:s}", "cmd",
-		    pos[1][0] == 'a' ? "fic.add" : "fic.remove", "app", pos[2],
-		    "workload", pos[3]), pos[1][0] == 'a' ?
-		    "federated credential added" :
+	    strcmp(pos[1], "remove") == 0)
+		return simple(json_pack("{s:s, s:s, s:s}", "cmd", "fic.remove",
+		    "app", pos[2], "workload", pos[3]),
 		    "federated credential removed");
+	if (strcmp(pos[0], "fic") == 0 && npos == 4 &&
+	    strcmp(pos[1], "add") == 0) {
+		req = json_pack("{s:s, s:s, s:s}", "cmd", "fic.add", "app",
+		    pos[2], "workload", pos[3]);
+		rc = call(req, &r);
+		json_decref(req);
+		if (rc != EXIT_OK)
+			return rc;
+		if (opt_json)
+			print_json(r);
+		else if (json_is_false(json_object_get(r, "changed")))
+			printf("application %s already holds a federated "
+			    "credential for workload %s: nothing changed\n",
+			    pos[2], pos[3]);
+		else
+			printf("federated credential added\n");
+		json_decref(r);
+		return EXIT_OK;
+	}
 	return EXIT_USAGE;
 }
 
@@ -1288,6 +1305,19 @@ cmd_stats(void)
 	    jint(r, "decision_cache.entries"), jint(r, "policy.calls"),
 	    jint(r, "policy.refusals"), jint(r, "policy.reloads"),
 	    jint(r, "policy.reloads_refused"));
+	if (json_is_true(json_object_get(json_object_get(r, "memcache"),
+	    "enabled")))
+		printf("fast path     %s: generation %lld, published %lld, "
+		    "unchanged %lld, too large %lld, chain full %lld, "
+		    "invalidations %lld, key events %lld\n",
+		    json_string_value(json_object_get(json_object_get(r,
+		    "memcache"), "path")), jint(r, "memcache.generation"),
+		    jint(r, "memcache.published"), jint(r, "memcache.unchanged"),
+		    jint(r, "memcache.oversize"), jint(r, "memcache.full"),
+		    jint(r, "memcache.invalidations"),
+		    jint(r, "memcache.key_events"));
+	else
+		printf("fast path     off (memcache = none)\n");
 	printf("connections   open %lld, total %lld, refused %lld\n",
 	    jint(r, "connections.open"), jint(r, "connections.total"),
 	    jint(r, "connections.refused"));

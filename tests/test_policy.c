@@ -831,6 +831,22 @@ test_verdicts(void)
 	    "does not grant");
 	verdict(s, POLICY_ROLE, "{\"customer\":{\"vault_auth\":\"rbac\"}}",
 	    "{\"mechanism\":\"rbac\",\"role\":\"Owner\"}", "not a known");
+	/* A Managed HSM has only its local RBAC roles, and a vault never
+	 * has them. */
+	verdict(s, POLICY_ROLE, "{\"customer\":{\"vault_auth\":\"rbac\","
+	    "\"key_uri\":\"https://contosohsm.managedhsm.azure.net/keys/k\"}}",
+	    "{\"mechanism\":\"rbac\",\"role\":"
+	    "\"Key Vault Crypto Service Encryption User\"}",
+	    "does not exist on a Managed HSM");
+	verdict(s, POLICY_ROLE, "{\"customer\":{\"vault_auth\":\"rbac\","
+	    "\"key_uri\":\"https://contosohsm.managedhsm.azure.net/keys/k\"}}",
+	    "{\"mechanism\":\"rbac\",\"role\":"
+	    "\"33413926-3206-4cdd-b39a-83574fe37a17\"}", NULL);
+	verdict(s, POLICY_ROLE, "{\"customer\":{\"vault_auth\":\"rbac\","
+	    "\"key_uri\":\"https://contoso.vault.azure.net/keys/k\"}}",
+	    "{\"mechanism\":\"rbac\",\"role\":"
+	    "\"Managed HSM Crypto Service Encryption User\"}",
+	    "does not exist in Key Vault");
 	verdict(s, POLICY_ROLE, "{\"customer\":{\"vault_auth\":\"rbac\"}}",
 	    "{\"mechanism\":\"rbac\",\"role\":\"Key Vault Crypto User\","
 	    "\"scope\":\"subscription\"}", "scope");
