@@ -28,6 +28,15 @@ for set in default examples/by-tier examples/hash-spread; do
 done
 expect 0 '"ok": true' -- $C --json policy check "$S/policies/default"
 
+# Fixtures see their own params only; the host's [params] (here a prefix
+# that would rename every application) only with --host-params.
+printf '[agent]\nlua_dir = %s/lua\n[params]\napp_prefix = host\n' "$S" >"$T/params.conf"
+expect 0 "[1-9][0-9]* passed, 0 failed" -- $CTL -c "$T/params.conf" policy test \
+	--dir "$S/policies/default" "$S/policies/default/tests/partition.json"
+expect 6 'expected "xtcmk-westeurope-1" got "host-westeurope-1"' -- \
+	$CTL -c "$T/params.conf" policy test --dir "$S/policies/default" \
+	--host-params "$S/policies/default/tests/partition.json"
+
 # A broken copy: syntax error, failing selftest, missing file.
 cp -r "$S/policies/default" "$T/broken"
 printf 'local P = {\nreturn P +\n' >"$T/broken/role.lua"
