@@ -2,17 +2,18 @@
  * service.c - decisions: the policy workers, the decision cache and the
  * request dispatch.
  *
- * Policies run only through the policy worker threads; other threads
- * hand them jobs.  With [policy] isolation = process (the default) each
- * thread owns a policy worker process (policyworker/worker.h): Lua never
- * runs in the agent, and every wait on a worker has a deadline, past
- * which the worker is killed and the job fails naming the policy and the
- * limit; the thread then spawns a fresh worker.  With inprocess each
- * thread owns a lua_State (struct policy_vm), kept for comparison.  A
+ * With [policy] isolation = process (the default) policies run in
+ * policy_workers worker processes (policyworker/worker.h), one per slot:
+ * a request checks a slot out and talks to its worker itself.  Lua
+ * never runs in the agent, and every wait on a worker has a deadline,
+ * past which the worker is killed and the call fails naming the policy
+ * and the limit; the slot gets a fresh worker before it is given back.
+ * With inprocess, kept for comparison, policy threads each own a
+ * lua_State (struct policy_vm) and other threads hand them jobs.  A
  * reload reads a new set and has a worker compile and self-test it (in
  * process mode a throw-away one, under the same deadlines), then swaps
- * the pointer; threads replace their worker before their next job.
- * Failing sets never replace a working one.
+ * the pointer; slots and threads replace their worker or state before
+ * their next call.  Failing sets never replace a working one.
  *
  * The decision for an onboarded customer is computed once (role and
  * key-versioning policies on the registry's data), encoded in the wire
@@ -91,14 +92,20 @@ struct service {
 	struct job		*jhead, *jtail;
 	unsigned		 jcount;
 	int			 stopping;
-	pthread_t		*workers;
-	unsigned		 nworkers;
-	atomic_uint		 next_worker;	/* index of a starting thread */
+	pthread_t		*workers;	/* inprocess: policy threads */
+	unsigned		 nthreads;
+	unsigned		 nworkers;	/* policy_workers */
 	int			 inprocess;	/* [policy] isolation */
 	const char		*test_hook;	/* tests only, see policyd.c */
 	atomic_int		 astop;		/* cuts worker waits short */
 	struct pworker_counters	 pw;
-	atomic_int		*pw_pid;	/* per thread, 0: none */
+	atomic_int		*pw_pid;	/* per slot, 0: none */
+	/* isolation = process: worker slots a request checks out. */
+	pthread_mutex_t		 pw_mu;
+	pthread_cond_t		 pw_cv;		/* a slot came free */
+	struct pworker		**pw_slot;
+	unsigned char		*pw_busy;
+	unsigned		 pw_waiting;
 
 	pthread_mutex_t		 onboard_mu;	/* one onboarding at a time */
 	pthread_mutex_t		 reload_mu;	/* one reload at a time */
@@ -185,7 +192,7 @@ job_inprocess(struct policy_vm **vmp, struct policy_set *set, struct job *j)
 }
 
 /*
- * Make sure this thread has a usable worker process for `set`: replace
+ * Make sure slot `idx` has a usable worker process for `set`: replace
  * one that serves another set, died or wore out.
  */
 static int
@@ -209,23 +216,15 @@ worker_ready(struct service *s, unsigned idx, struct pworker **pwp,
 	return rc;
 }
 
+/* isolation = inprocess: a policy thread with its own lua_State. */
 static void *
 worker_main(void *arg)
 {
 	struct service *s = arg;
 	struct policy_vm *vm = NULL;
-	struct pworker *pw = NULL;
 	struct policy_set *set;
 	struct job *j;
-	struct xerr err;
-	unsigned idx = atomic_fetch_add(&s->next_worker, 1);
 
-	if (!s->inprocess) {
-		set = current_set(s);
-		if (worker_ready(s, idx, &pw, set, &err) < 0)
-			log_err("policy worker: %s", err.msg);
-		policy_set_unref(set);
-	}
 	pthread_mutex_lock(&s->job_mu);
 	for (;;) {
 		while (s->jhead == NULL && !s->stopping)
@@ -240,32 +239,79 @@ worker_main(void *arg)
 		pthread_mutex_unlock(&s->job_mu);
 
 		set = current_set(s);
-		if (s->inprocess)
-			job_inprocess(&vm, set, j);
-		else if ((j->rc = worker_ready(s, idx, &pw, set,
-		    &j->err)) == 0)
-			j->rc = pworker_call(pw, j->op, j->kind, j->input,
-			    NULL, &j->output, &j->err);
+		job_inprocess(&vm, set, j);
 		j->set = set;
 
 		pthread_mutex_lock(&s->job_mu);
 		j->done = 1;
 		pthread_cond_broadcast(&s->done_cv);
-		/* A worker killed at its deadline is replaced at once. */
-		if (pw != NULL && !pworker_usable(pw) && !s->stopping) {
-			pthread_mutex_unlock(&s->job_mu);
-			set = current_set(s);
-			if (worker_ready(s, idx, &pw, set, &err) < 0)
-				log_err("policy worker: %s", err.msg);
-			policy_set_unref(set);
-			pthread_mutex_lock(&s->job_mu);
-		}
 	}
 	pthread_mutex_unlock(&s->job_mu);
 	policy_vm_free(vm);
-	pworker_free(pw);
-	atomic_store(&s->pw_pid[idx], 0);
 	return NULL;
+}
+
+/*
+ * isolation = process: the requesting thread checks a worker slot out
+ * and talks to the worker itself, so a call costs the worker's round
+ * trip and no hand-over to another thread.  Waiting for a free slot is
+ * bounded by the request timeout; the call by the worker deadlines.  A
+ * worker killed or worn out is replaced before the slot is given back.
+ */
+static int
+run_direct(struct service *s, enum policy_kind kind, const char *op,
+    json_t *input, json_t **ret_output, struct policy_set **ret_set,
+    struct xerr *e)
+{
+	struct policy_set *set;
+	struct timespec dl;
+	struct xerr err;
+	unsigned i;
+	int rc;
+
+	*ret_set = NULL;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += s->cfg->request_timeout_s;
+	pthread_mutex_lock(&s->pw_mu);
+	if (s->pw_waiting >= JOB_QUEUE_MAX) {
+		pthread_mutex_unlock(&s->pw_mu);
+		return xerr_set(e, XTCMK_E_BUSY, "policy queue full (%d "
+		    "jobs); retry later", JOB_QUEUE_MAX);
+	}
+	s->pw_waiting++;
+	for (;;) {
+		for (i = 0; i < s->nworkers && s->pw_busy[i]; i++)
+			;
+		if (i < s->nworkers || atomic_load(&s->astop) ||
+		    pthread_cond_timedwait(&s->pw_cv, &s->pw_mu, &dl) ==
+		    ETIMEDOUT)
+			break;
+	}
+	s->pw_waiting--;
+	if (i >= s->nworkers || atomic_load(&s->astop)) {
+		pthread_mutex_unlock(&s->pw_mu);
+		return xerr_set(e, XTCMK_E_BUSY, "every policy worker stayed "
+		    "busy for %u s (or the agent is stopping); retry later",
+		    s->cfg->request_timeout_s);
+	}
+	s->pw_busy[i] = 1;
+	pthread_mutex_unlock(&s->pw_mu);
+
+	set = current_set(s);
+	if ((rc = worker_ready(s, i, &s->pw_slot[i], set, e)) == 0)
+		rc = pworker_call(s->pw_slot[i], op, kind, input, NULL,
+		    ret_output, e);
+	if (s->pw_slot[i] != NULL && !pworker_usable(s->pw_slot[i]) &&
+	    !atomic_load(&s->astop) &&
+	    worker_ready(s, i, &s->pw_slot[i], set, &err) < 0)
+		log_err("policy worker: %s", err.msg);
+	pthread_mutex_lock(&s->pw_mu);
+	s->pw_busy[i] = 0;
+	pthread_cond_signal(&s->pw_cv);
+	pthread_mutex_unlock(&s->pw_mu);
+	atomic_fetch_add(&s->n_policy, 1);
+	*ret_set = set;
+	return rc;
 }
 
 /*
@@ -340,6 +386,8 @@ run_job(struct service *s, enum policy_kind kind, const char *op,
 {
 	struct job j;
 
+	if (!s->inprocess)
+		return run_direct(s, kind, op, input, ret_output, ret_set, e);
 	memset(&j, 0, sizeof(j));
 	j.kind = kind;
 	j.op = op;
@@ -1350,6 +1398,8 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 	pthread_cond_init(&s->done_cv, NULL);
 	pthread_mutex_init(&s->onboard_mu, NULL);
 	pthread_mutex_init(&s->reload_mu, NULL);
+	pthread_mutex_init(&s->pw_mu, NULL);
+	pthread_cond_init(&s->pw_cv, NULL);
 	pthread_rwlock_init(&s->dc_lock, NULL);
 	if ((rc = make_state_dir(cfg->state_dir, e)) < 0 ||
 	    (rc = lock_state_dir(cfg->state_dir, &s->lockfd, e)) < 0)
@@ -1366,17 +1416,23 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 		goto fail;
 	s->nworkers = cfg->policy_workers;
 	if ((s->workers = calloc(s->nworkers, sizeof(pthread_t))) == NULL ||
-	    (s->pw_pid = calloc(s->nworkers, sizeof(*s->pw_pid))) == NULL) {
+	    (s->pw_pid = calloc(s->nworkers, sizeof(*s->pw_pid))) == NULL ||
+	    (s->pw_slot = calloc(s->nworkers, sizeof(*s->pw_slot))) == NULL ||
+	    (s->pw_busy = calloc(s->nworkers, 1)) == NULL) {
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto fail;
 	}
-	for (i = 0; i < s->nworkers; i++)
+	for (i = 0; !s->inprocess && i < s->nworkers; i++)
+		if ((rc = worker_ready(s, i, &s->pw_slot[i], s->set, e)) < 0)
+			goto fail;
+	for (i = 0; s->inprocess && i < s->nworkers; i++)
 		if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0) {
-			s->nworkers = i;
+			s->nthreads = i;
 			rc = xerr_set(e, XTCMK_E_INTERNAL, "cannot start "
 			    "policy workers");
 			goto fail;
 		}
+	s->nthreads = s->inprocess ? s->nworkers : 0;
 	if ((rc = keys_open(cfg, s, &s->keys, e)) < 0)
 		goto fail;
 	*ret_svc = s;
@@ -1399,9 +1455,18 @@ service_close(struct service *s)
 	s->stopping = 1;
 	pthread_cond_broadcast(&s->job_cv);
 	pthread_mutex_unlock(&s->job_mu);
-	for (i = 0; i < s->nworkers; i++)
+	for (i = 0; i < s->nthreads; i++)
 		pthread_join(s->workers[i], NULL);
 	free(s->workers);
+	/* A slot still in use belongs to a request that is ending. */
+	pthread_mutex_lock(&s->pw_mu);
+	pthread_cond_broadcast(&s->pw_cv);
+	for (i = 0; s->pw_slot != NULL && i < s->nworkers; i++)
+		if (!s->pw_busy[i])
+			pworker_free(s->pw_slot[i]);
+	pthread_mutex_unlock(&s->pw_mu);
+	free(s->pw_slot);
+	free(s->pw_busy);
 	free(s->pw_pid);
 	dlog_close(s->dlog);
 	reg_close(s->reg);

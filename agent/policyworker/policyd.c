@@ -244,10 +244,11 @@ main(int argc, char *argv[])
 		fprintf(stderr, "xtcmk-policyd is started by xtcmkd only\n");
 		return 2;
 	}
-	/* Die with the agent. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() == 1)
-		return 1;
+	/*
+	 * No PR_SET_PDEATHSIG: it follows the agent thread that spawned
+	 * us, not the agent.  When the agent goes, the channel reads EOF
+	 * after the call in progress, which its limits bound.
+	 */
 	memset(&b, 0, sizeof(b));
 	xerr_clear(&e);
 	if (pchan_read_msg(CHAN_FD, &m) == -1)
