@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fleet.h"
 #include "keys.h"
 #include "log.h"
 #include "registry.h"
@@ -113,6 +114,11 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 	snprintf(actor, sizeof(actor), "uid %u pid %d", (unsigned)p->uid,
 	    (int)p->pid);
 	log_debug("admin command %s from %s", cmd, actor);
+	/* With the fleet registry, registry writes go to etcd. */
+	if ((rc = fleet_admin(service_fleet(s), reg, cmd, req, actor, &r,
+	    e)) <= 0)
+		return rc < 0 ? rc : (*ret_reply = r, 0);
+	rc = 0;
 
 	if (strcmp(cmd, "status") == 0)
 		r = service_status(s);

@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "dlog.h"
+#include "fleet.h"
 #include "keys.h"
 #include "log.h"
 #include "policy.h"
@@ -59,6 +60,7 @@ struct dentry {
 struct service {
 	struct config		*cfg;
 	struct registry		*reg;
+	struct fleet		*fleet;		/* NULL: backend = sqlite */
 	struct dlog		*dlog;
 	struct keys		*keys;
 	time_t			 started;
@@ -99,6 +101,12 @@ struct registry *
 service_registry(struct service *s)
 {
 	return s->reg;
+}
+
+struct fleet *
+service_fleet(struct service *s)
+{
+	return s->fleet;
 }
 
 struct dlog *
@@ -773,10 +781,13 @@ out:
 
 /* --- onboarding ------------------------------------------------------ */
 
-int
-service_onboard(struct service *s, json_t *customer, json_t **ret_result,
+/* Onboard one customer (the caller holds onboard_mu); decided from the
+ * registry (the fleet's mirror) as it is at `view`. */
+static int
+onboard_one(struct service *s, json_t *customer, json_t **ret_result,
     struct xerr *e)
 {
+	long long view = fleet_view(s->fleet);
 	json_t *existing = NULL, *apps = NULL, *wls = NULL, *input = NULL;
 	json_t *part = NULL, *app = NULL, *rest = NULL, *cv = NULL;
 	const char *id = json_string_value(json_object_get(customer, "id"));
@@ -807,7 +818,6 @@ service_onboard(struct service *s, json_t *customer, json_t **ret_result,
 		json_object_set_new(customer, "kinds", json_pack("[s]", "host"));
 	if (json_object_get(customer, "labels") == NULL)
 		json_object_set_new(customer, "labels", json_object());
-	pthread_mutex_lock(&s->onboard_mu);
 	if (reg_customer_get(s->reg, id, &existing, NULL) == 0) {
 		rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' is already "
 		    "assigned to application '%s'; assignments are sticky: "
@@ -832,8 +842,8 @@ service_onboard(struct service *s, json_t *customer, json_t **ret_result,
 		    "client_id", "labels", json_object_get(part, "app_labels"));
 	if ((rc = decide_rest(s, customer, app, &rest, e)) < 0)
 		goto out;
-	if ((rc = reg_customer_onboard(s->reg, customer, part, input, hash,
-	    e)) < 0)
+	if ((rc = fleet_onboard(s->fleet, s->reg, view, customer, part, input,
+	    hash, e)) < 0)
 		goto out;
 	log_info("customer %s assigned to application %s (policy %.12s)", id,
 	    appname, hash);
@@ -841,7 +851,6 @@ service_onboard(struct service *s, json_t *customer, json_t **ret_result,
 	    "app", appname, "federate", json_object_get(part, "federate"),
 	    "reason", json_object_get(part, "reason"), "policy_hash", hash);
 out:
-	pthread_mutex_unlock(&s->onboard_mu);
 	json_decref(existing);
 	json_decref(apps);
 	json_decref(wls);
@@ -850,6 +859,26 @@ out:
 	json_decref(part);
 	json_decref(app);
 	json_decref(rest);
+	return rc;
+}
+
+int
+service_onboard(struct service *s, json_t *customer, json_t **ret_result,
+    struct xerr *e)
+{
+	int rc, tries;
+
+	pthread_mutex_lock(&s->onboard_mu);
+	/* With the fleet registry another agent may win the commit: decide
+	 * again on the fresher mirror (bounded). */
+	for (tries = 0; ; tries++) {
+		rc = onboard_one(s, customer, ret_result, e);
+		if (rc != -XTCMK_E_BUSY || s->fleet == NULL ||
+		    tries == FLEET_RETRY_MAX)
+			break;
+		fleet_count_retry(s->fleet);
+	}
+	pthread_mutex_unlock(&s->onboard_mu);
 	return rc;
 }
 
@@ -926,6 +955,9 @@ service_status(struct service *s)
 	    "versioning", policy_set_name(set, POLICY_VERSIONING),
 	    "providers", "local (*.vault.local), azure (Key Vault, Managed HSM)");
 	if (st != NULL)
+		json_object_set_new(st, "registry_backend",
+		    fleet_status(s->fleet));
+	if (st != NULL)
 		json_object_set_new(st, "azure", json_pack("{s:s?, s:s}",
 		    "tenant", s->cfg->azure_tenant,
 		    "authority", s->cfg->azure_authority));
@@ -974,7 +1006,8 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 	if ((rc = policy_set_load(cfg->policy_dir, cfg->lua_dir, cfg->params,
 	    &cfg->limits, &s->set, e)) < 0)
 		goto fail;
-	if ((rc = reg_open(cfg->registry_path, &s->reg, e)) < 0)
+	if ((rc = reg_open(cfg->registry_path, &s->reg, e)) < 0 ||
+	    (rc = fleet_open(cfg, s->reg, &s->fleet, e)) < 0)
 		goto fail;
 	if ((rc = dlog_open(cfg->decision_log, &s->dlog, e)) < 0)
 		goto fail;
@@ -1015,6 +1048,7 @@ service_close(struct service *s)
 		pthread_join(s->workers[i], NULL);
 	free(s->workers);
 	dlog_close(s->dlog);
+	fleet_close(s->fleet);
 	reg_close(s->reg);
 	policy_set_unref(s->set);
 	pthread_rwlock_wrlock(&s->dc_lock);
