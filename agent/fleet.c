@@ -145,6 +145,7 @@ static void
 state_read(struct fleet *f)
 {
 	char *buf = NULL;
+	size_t len;
 	json_t *j;
 	int dfd;
 
@@ -152,7 +153,7 @@ state_read(struct fleet *f)
 	    -1)
 		return;
 	if (atomicfile_read(dfd, FLEET_STATE_FILE, FLEET_STATE_MAX, &buf,
-	    NULL) == 0 && (j = json_loads(buf, 0, NULL)) != NULL) {
+	    &len) == 0 && (j = json_loads(buf, 0, NULL)) != NULL) {
 		/* Another prefix's revision means nothing here. */
 		if (json_is_string(json_object_get(j, "prefix")) &&
 		    strcmp(json_string_value(json_object_get(j, "prefix")),
@@ -636,9 +637,7 @@ read_password(const char *path, char **ret, struct xerr *e)
 {
 	char *buf = NULL;
 	size_t n;
-	int dfd;
 
-	(void)dfd;
 	if (atomicfile_read(AT_FDCWD, path, FLEET_PASSWORD_MAX, &buf, &n) < 0)
 		return xerr_set(e, XTCMK_E_INVAL, "[registry] password_file %s "
 		    "cannot be read (a regular file of at most %d bytes)",
