@@ -129,6 +129,10 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 			r = service_status(s);
 	} else if (strcmp(cmd, "check") == 0)
 		rc = reg_check(reg, &r, e);
+	else if (strcmp(cmd, "registry.export") == 0)
+		rc = fleet_export(reg, req, &r, e);
+	else if (strcmp(cmd, "registry.import") == 0)
+		rc = fleet_import(service_fleet(s), reg, req, &r, e);
 	else if (strcmp(cmd, "workload.add") == 0) {
 		if ((obj = arg_obj(req, "workload", e, &rc)) != NULL &&
 		    (rc = reg_workload_add(reg, obj, e)) == 0)

@@ -233,8 +233,13 @@ gw_error(struct xerr *e, int code, const char *ep, long status, const char *body
 
 	if (m == NULL)
 		m = json_string_value(json_object_get(j, "error"));
-	xerr_set(e, code, "etcd %s: HTTP %ld: %s", ep, status,
-	    m != NULL ? m : "no reason given");
+	/* Some refusals come as plain text (one line). */
+	if (m == NULL && body != NULL && *body != '\0')
+		xerr_set(e, code, "etcd %s: HTTP %ld: %.*s", ep, status,
+		    (int)strcspn(body, "\r\n"), body);
+	else
+		xerr_set(e, code, "etcd %s: HTTP %ld: %s", ep, status,
+		    m != NULL ? m : "no reason given");
 	json_decref(j);
 }
 

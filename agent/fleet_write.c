@@ -95,6 +95,9 @@ commit(struct fleet *f, json_t *cmp, json_t *ops, struct xerr *e)
 		atomic_fetch_add(&f->n_refused, 1);
 		fleet_error(f, e->msg);
 		snprintf(msg, sizeof(msg), "%s", e->msg);
+		if (e->code != XTCMK_E_UNAVAILABLE)
+			return xerr_set(e, e->code, "the fleet registry (etcd) "
+			    "refused the change: %s", msg);
 		return xerr_set(e, XTCMK_E_UNAVAILABLE, "the fleet registry "
 		    "(etcd) did not take the change: %s; registry changes need "
 		    "a reachable etcd quorum, while decisions and data keys "
