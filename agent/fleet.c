@@ -392,6 +392,14 @@ on_watch(void *arg, json_t *msg)
 	pthread_mutex_unlock(&f->mu);
 	if (etcd_int(res, "compact_revision") > 0)
 		return 2;
+	/* etcd restored from an older snapshot: the mirror is ahead. */
+	if (json_is_true(json_object_get(res, "created")) && hrev > 0 &&
+	    hrev < fleet_view(f)) {
+		log_warn("fleet: etcd is at revision %lld, behind this "
+		    "mirror's %lld (restored from a snapshot?); resyncing",
+		    hrev, fleet_view(f));
+		return 2;
+	}
 	if (json_is_true(json_object_get(res, "canceled")))
 		return 3;
 	json_array_foreach(json_object_get(res, "events"), i, ev) {

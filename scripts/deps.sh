@@ -5,7 +5,8 @@ xtcmk_deps() {
 	local pkgs="gcc pkg-config meson ninja-build liblua5.4-dev libjansson-dev
 		libsqlite3-dev libssl-dev libcurl4-openssl-dev openssl mandoc
 		sqlite3 valgrind bc clang libclang-rt-14-dev python3 curl
-		libcryptsetup-dev libjson-c-dev cryptsetup-bin $*"
+		libcryptsetup-dev libjson-c-dev cryptsetup-bin etcd-server
+		etcd-client $*"
 	local missing=""
 	for p in $pkgs; do
 		dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
