@@ -91,6 +91,8 @@ struct az_http_resp {
 struct az_http_stats {
 	unsigned long long requests, attempts, retries, throttled, failures,
 	    rate_waits;
+	unsigned long long retry_after_waits;	/* waits a Retry-After set */
+	unsigned long long retry_after_ms;	/* their total */
 };
 
 int	az_http_new(const struct az_conf *c, struct az_http **ret,
@@ -216,6 +218,12 @@ struct az_kv_err {
 	char	message[384];
 };
 int	az_kv_err_parse(const char *body, struct az_kv_err *ret);
+/*
+ * A missing grant?  1: an RBAC role, 0: an access-policy permission,
+ * -1: not a denial.  `declared` is the customer's vault_auth or NULL.
+ */
+int	az_kv_denial(const struct key_uri *u, const struct az_kv_err *ke,
+	    const char *declared);
 
 struct az_challenge {
 	char	authority[512];		/* authorization / authorization_uri */

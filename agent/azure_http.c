@@ -44,7 +44,7 @@ struct az_http {
 	char		 connect_to[300];
 	struct curl_slist *connect_list;
 	atomic_ullong	 requests, attempts, retries, throttled, failures,
-			 rate_waits;
+			 rate_waits, retry_after_waits, retry_after_ms;
 };
 
 long long
@@ -256,6 +256,8 @@ az_http_stats(struct az_http *h, struct az_http_stats *ret)
 	ret->throttled = atomic_load(&h->throttled);
 	ret->failures = atomic_load(&h->failures);
 	ret->rate_waits = atomic_load(&h->rate_waits);
+	ret->retry_after_waits = atomic_load(&h->retry_after_waits);
+	ret->retry_after_ms = atomic_load(&h->retry_after_ms);
 }
 
 static CURL *
@@ -591,6 +593,11 @@ az_http_do(struct az_http *h, const struct az_http_req *req,
 			goto out;
 		}
 		atomic_fetch_add(&h->retries, 1);
+		if (cc == CURLE_OK && r.retry_after_s >= 0) {
+			atomic_fetch_add(&h->retry_after_waits, 1);
+			atomic_fetch_add(&h->retry_after_ms,
+			    (unsigned long long)wait);
+		}
 		sleep_ms(wait);
 	}
 	if (cc != CURLE_OK) {

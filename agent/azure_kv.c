@@ -611,7 +611,7 @@ provider_azure_stats(struct provider *p)
 	az_tcache_stats(x->tokens, &ts);
 	az_tcache_stats(x->assertions, &as);
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, "
-	    "s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, "
+	    "s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, "
 	    "s:I}}",
 	    "get", (json_int_t)p->calls_get,
 	    "wrap", (json_int_t)p->calls_wrap,
@@ -625,6 +625,8 @@ provider_azure_stats(struct provider *p)
 	    "throttled", (json_int_t)hs.throttled,
 	    "failures", (json_int_t)hs.failures,
 	    "rate_waits", (json_int_t)hs.rate_waits,
+	    "retry_after_waits", (json_int_t)hs.retry_after_waits,
+	    "retry_after_ms", (json_int_t)hs.retry_after_ms,
 	    "token_cache",
 	    "entries", (json_int_t)ts.entries,
 	    "hits", (json_int_t)ts.hits,

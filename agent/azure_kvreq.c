@@ -225,6 +225,34 @@ who_of(const struct provider_req *r, struct az_who *w)
 	w->role_hint = r->role_hint;
 }
 
+/*
+ * Whether a vault error says the caller lacks a grant, and of which kind:
+ * 1 an Azure RBAC role (ForbiddenByRbac, and AccessDenied from a Managed
+ * HSM, whose local RBAC is the only mode it has), 0 an access-policy
+ * permission (ForbiddenByPolicy), -1 not a denial.  Vaults answer
+ * AccessDenied in the newer form of either mode: the message tells which
+ * ("does not have keys ... permission" is the access-policy wording),
+ * otherwise what the customer declared.
+ */
+int
+az_kv_denial(const struct key_uri *u, const struct az_kv_err *ke,
+    const char *declared)
+{
+	if (strcmp(ke->code, "ForbiddenByRbac") == 0)
+		return 1;
+	if (strcmp(ke->code, "ForbiddenByPolicy") == 0)
+		return 0;
+	if (strcmp(ke->code, "AccessDenied") != 0)
+		return -1;
+	if (u->service == KEY_SERVICE_MHSM)
+		return 1;
+	if (strstr(ke->message, "does not have keys") != NULL)
+		return 0;
+	if (strstr(ke->message, "not authorized") != NULL)
+		return 1;
+	return declared == NULL || strcmp(declared, "access-policy") != 0;
+}
+
 /* The sentence for a vault refusal, naming the fix. */
 int
 az_kv_error(struct az_ctx *x, const struct provider_req *pr,
@@ -234,6 +262,7 @@ az_kv_error(struct az_ctx *x, const struct provider_req *pr,
 	struct az_kv_err ke;
 	char key[450], hint[400];
 	const char *app = pr->app ? pr->app : "(unnamed)";
+	int rbac;
 	const char *cid = pr->app_client_id ? pr->app_client_id : "?";
 
 	(void)x;
@@ -246,13 +275,16 @@ az_kv_error(struct az_ctx *x, const struct provider_req *pr,
 	if (strcmp(ke.code, "KeyDisabled") == 0)
 		return provider_err_disabled(e, key, u->version[0] ?
 		    u->version : "(current)");
-	if (strcmp(ke.code, "ForbiddenByRbac") == 0 ||
-	    strcmp(ke.code, "ForbiddenByPolicy") == 0) {
-		int rbac = ke.code[11] == 'R';
+	if ((rbac = az_kv_denial(u, &ke, pr->vault_auth)) >= 0) {
 		const char *declared = pr->vault_auth;
+		const char *role = u->service == KEY_SERVICE_MHSM ?
+		    "Managed HSM Crypto Service Encryption User" :
+		    "Key Vault Crypto Service Encryption User";
 
-		if (declared != NULL && strcmp(declared, rbac ? "rbac" :
-		    "access-policy") != 0)
+		/* The code names the vault's mode (RBAC or access policy)
+		 * only in the older form; AccessDenied leaves it open. */
+		if (declared != NULL && strcmp(ke.code, "AccessDenied") != 0 &&
+		    strcmp(declared, rbac ? "rbac" : "access-policy") != 0)
 			return xerr_set(e, XTCMK_E_REVOKED, "the vault of key "
 			    "%s authorizes with %s, but customer %s declares "
 			    "vault_auth = %s: correct the customer's vault_auth "
@@ -265,10 +297,10 @@ az_kv_error(struct az_ctx *x, const struct provider_req *pr,
 		if (pr->role_hint != NULL)
 			snprintf(hint, sizeof(hint), "%.399s", pr->role_hint);
 		else if (rbac)
-			snprintf(hint, sizeof(hint), "grant role Key Vault "
-			    "Crypto Service Encryption User on key %.150s to "
-			    "application %.64s (client id %.40s) in tenant %.40s", key,
-			    app, cid, pr->tenant ? pr->tenant : "?");
+			snprintf(hint, sizeof(hint), "grant role %s on key "
+			    "%.150s to application %.64s (client id %.40s) in "
+			    "tenant %.40s", role, key, app, cid,
+			    pr->tenant ? pr->tenant : "?");
 		else
 			snprintf(hint, sizeof(hint), "add access-policy key "
 			    "permissions get, wrapKey, unwrapKey for "
@@ -285,6 +317,13 @@ az_kv_error(struct az_ctx *x, const struct provider_req *pr,
 		return xerr_set(e, XTCMK_E_PROVIDER, "the firewall of the vault "
 		    "of key %s refuses this host: the customer must allow "
 		    "its address or a private endpoint", key);
+	/* Before the unwrap case below: not a corrupted blob. */
+	if (r->status == 400 && strcmp(ke.code, "BadParameter") == 0 &&
+	    strstr(ke.message, "version") != NULL)
+		return xerr_set(e, XTCMK_E_PROVIDER, "the vault of key %s does "
+		    "not accept api-version %s (%.200s): set [azure] api_version "
+		    "to one it knows, such as 7.4, or remove it", key,
+		    x != NULL ? x->conf.api_version : "?", ke.message);
 	if (r->status == 401)
 		return xerr_set(e, XTCMK_E_PROVIDER, "the vault of key %s "
 		    "refused the token for application %s in tenant %s (%s): "

@@ -55,6 +55,9 @@
 #define BLOB_MIN_LEN		(BLOB_HDR_LEN + 6 + 3 + BLOB_TAG_LEN + \
 				    BLOB_CHECKSUM_LEN)
 #define BLOB_MAX		2048	/* <= XTCMK_BLOB_MAX */
+#define BLOB_OVERHEAD		38	/* total length is 38+C+K+W */
+#define BLOB_WRAPPED_A256KW	40	/* a 32-byte DEK under AES key wrap */
+#define BLOB_WRAPPED_RSA_MIN	256	/* RSA-2048, the smallest key */
 
 struct blob {
 	uint8_t		version;

@@ -17,7 +17,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "config.h"	/* build paths */
+#include "config.h"	/* installed paths */
 #include "conf.h"
 #include "log.h"
 #include "validate.h"
@@ -52,6 +52,8 @@ static const struct ckey ckeys[] = {
 	{ "access", "data_gids", C_GIDS, OFF(data_gids), 0, 0 },
 	{ "access", "admin_uids", C_UIDS, OFF(admin_uids), 0, 0 },
 	{ "access", "admin_gids", C_GIDS, OFF(admin_gids), 0, 0 },
+	{ "access", "monitor_uids", C_UIDS, OFF(monitor_uids), 0, 0 },
+	{ "access", "monitor_gids", C_GIDS, OFF(monitor_gids), 0, 0 },
 	{ "policy", "instructions", C_UINT, OFF(limits.instructions), 1000, POLICY_INSTR_MAX },
 	{ "policy", "memory", C_SIZE, OFF(limits.memory), 1u << 20, POLICY_MEM_MAX },
 	{ "policy", "time_ms", C_UINT, OFF(limits.time_ms), 1, POLICY_TIME_MAX_MS },
@@ -75,6 +77,7 @@ static const struct ckey ckeys[] = {
 	{ "azure", "retries", C_UINT, OFF(azure_retries), 0, 10 },
 	{ "azure", "rate_limit", C_UINT, OFF(azure_rate_limit), 0, 100000 },
 	{ "azure", "local_wrap", C_BOOL, OFF(azure_local_wrap), 0, 0 },
+	{ "metrics", "listen", C_STR, OFF(metrics_listen), 0, 0 },
 	{ "registry", "backend", C_STR, OFF(registry_backend), 0, 0 },
 	{ "registry", "endpoints", C_STR, OFF(registry_endpoints), 0, 0 },
 	{ "registry", "prefix", C_STR, OFF(registry_prefix), 0, 0 },
@@ -86,6 +89,29 @@ static const struct ckey ckeys[] = {
 	{ "registry", "timeout_ms", C_UINT, OFF(registry_timeout_ms), 100, 120000 },
 	{ "registry", "sync_timeout_ms", C_UINT, OFF(registry_sync_timeout_ms), 10, 120000 },
 };
+/* Indexes into ckeys[] that code refers to. */
+#define KEY_POLICY_DIR	4
+#define KEY_LUA_DIR	5
+#define NCKEYS	(sizeof(ckeys) / sizeof(ckeys[0]))
+_Static_assert(NCKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
+
+const char *
+config_where(const struct config *c, const char *section, const char *key,
+    char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < NCKEYS; i++)
+		if (strcmp(ckeys[i].section, section) == 0 &&
+		    strcmp(ckeys[i].key, key) == 0 && c->key_line[i] != 0) {
+			snprintf(buf, len, "%s:%u: [%s] %s", c->path,
+			    c->key_line[i], section, key);
+			return buf;
+		}
+	snprintf(buf, len, "%s%s[%s] %s (default)", c->path ? c->path : "",
+	    c->path ? ": " : "", section, key);
+	return buf;
+}
 
 static char *
 xstrdup(const char *s)
@@ -112,7 +138,7 @@ config_defaults(struct config *c)
 	c->lua_dir = xstrdup(XTCMK_LUADIR);
 	c->log_level = LOG_INFO;
 	c->max_connections = 4096;
-	c->max_connections_per_uid = 1024;
+	c->max_connections_per_uid = 0;	/* CONN_PER_UID_DIV of the total */
 	c->idle_timeout_s = 300;
 	c->request_timeout_s = 5;
 	c->max_frame = 65536;
@@ -166,6 +192,7 @@ config_free(struct config *c)
 	free(c->azure_ca_file);
 	free(c->azure_connect_to);
 	free(c->azure_api_version);
+	free(c->metrics_listen);
 	free(c->registry_backend);
 	free(c->registry_endpoints);
 	free(c->registry_prefix);
@@ -354,7 +381,7 @@ param_value(const char *v)
 
 static int
 parse_line(struct config *c, char *line, char *section, size_t seclen,
-    const char *where, struct xerr *e)
+    unsigned lineno, const char *where, struct xerr *e)
 {
 	char *eq, *key, *val;
 	size_t i;
@@ -373,12 +400,13 @@ parse_line(struct config *c, char *line, char *section, size_t seclen,
 		    strcmp(section, "policy") != 0 &&
 		    strcmp(section, "keys") != 0 &&
 		    strcmp(section, "azure") != 0 &&
+		    strcmp(section, "metrics") != 0 &&
 		    strcmp(section, "registry") != 0 &&
 		    strcmp(section, "params") != 0)
 			return xerr_set(e, XTCMK_E_INVAL,
 			    "%s: unknown section [%s]; sections are [agent], "
-			    "[access], [policy], [keys], [azure], [registry] "
-			    "and [params]", where, section);
+			    "[access], [policy], [keys], [azure], [metrics], "
+			    "[registry] and [params]", where, section);
 		return 0;
 	}
 	if ((eq = strchr(line, '=')) == NULL)
@@ -405,10 +433,12 @@ parse_line(struct config *c, char *line, char *section, size_t seclen,
 			    "the value is not valid UTF-8 text", where, key);
 		return 0;
 	}
-	for (i = 0; i < sizeof(ckeys) / sizeof(ckeys[0]); i++)
+	for (i = 0; i < NCKEYS; i++)
 		if (strcmp(ckeys[i].section, section) == 0 &&
-		    strcmp(ckeys[i].key, key) == 0)
+		    strcmp(ckeys[i].key, key) == 0) {
+			c->key_line[i] = lineno;
 			return set_key(c, &ckeys[i], val, where, e);
+		}
 	return xerr_set(e, XTCMK_E_INVAL,
 	    "%s: unknown key '%s' in [%s] (see xtcmk.conf(5))", where, key,
 	    section);
@@ -441,74 +471,123 @@ config_parse_file(struct config *c, const char *path, struct xerr *e)
 			    "%d bytes", where, CONFIG_LINE_MAX);
 			break;
 		}
-		rc = parse_line(c, line, section, sizeof(section), where, e);
+		rc = parse_line(c, line, section, sizeof(section), lineno, where,
+		    e);
 	}
 	fclose(f);
 	return rc;
 }
 
 static int
-http_url(const char *v, const char *key, struct xerr *e)
+http_url(const struct config *c, const char *v, const char *key,
+    struct xerr *e)
 {
+	char w[CONFIG_WHERE_MAX];
+
 	if (v != NULL && strncmp(v, "http://", 7) != 0 &&
 	    strncmp(v, "https://", 8) != 0)
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] %s must be an "
-		    "http:// or https:// URL, not '%s'", key, v);
+		return xerr_set(e, XTCMK_E_INVAL, "%s must be an http:// or "
+		    "https:// URL, not '%s'", config_where(c, "azure", key, w,
+		    sizeof(w)), v);
 	return 0;
 }
 
+/*
+ * The identity token's audience of the authority's cloud (FACTS 4.1): a
+ * federated credential names one, and a token for another never matches.
+ */
+static const char *
+cloud_audience(const char *authority)
+{
+	const char *h = authority + strlen("https://");
+	size_t n = strcspn(h, "/:");
+
+	if (n >= 3 && strncmp(h + n - 3, ".us", 3) == 0)
+		return "api://AzureADTokenExchangeUSGov";
+	if (n >= 3 && strncmp(h + n - 3, ".cn", 3) == 0)
+		return "api://AzureADTokenExchangeChina";
+	return "api://AzureADTokenExchange";
+}
+
+#define WHERE(k)	config_where(c, "azure", (k), w, sizeof(w))
+
 /* The [azure] keys that depend on each other. */
 static int
-azure_check(const struct config *c, struct xerr *e)
+azure_check(struct config *c, struct xerr *e)
 {
 	const char *id = c->azure_identity;
 	const char *v;
+	char w[CONFIG_WHERE_MAX];
 	int rc;
 
 	if (id != NULL && strcmp(id, "imds") != 0 &&
 	    strcmp(id, "workload-identity") != 0 &&
 	    strcmp(id, "app-service") != 0)
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] identity '%s': use "
-		    "imds, workload-identity or app-service", id);
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s': use imds, "
+		    "workload-identity or app-service", WHERE("identity"), id);
 	if ((c->azure_identity_client_id != NULL) +
 	    (c->azure_identity_object_id != NULL) +
 	    (c->azure_identity_resource_id != NULL) > 1)
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] sets more than one "
-		    "of identity_client_id, identity_object_id and "
+		return xerr_set(e, XTCMK_E_INVAL, "%s: [azure] sets more than "
+		    "one of identity_client_id, identity_object_id and "
 		    "identity_resource_id: keep the one that names the "
-		    "identity");
+		    "identity", c->path ? c->path : "config");
 	if (c->azure_identity_client_id != NULL && valid_guid(
-	    c->azure_identity_client_id, "[azure] identity_client_id", e) < 0)
+	    c->azure_identity_client_id, WHERE("identity_client_id"), e) < 0)
 		return -XTCMK_E_INVAL;
 	if (c->azure_identity_object_id != NULL && valid_guid(
-	    c->azure_identity_object_id, "[azure] identity_object_id", e) < 0)
+	    c->azure_identity_object_id, WHERE("identity_object_id"), e) < 0)
 		return -XTCMK_E_INVAL;
 	if (c->azure_identity_resource_id != NULL && valid_uami_resource_id(
-	    c->azure_identity_resource_id, e) < 0)
-		return -XTCMK_E_INVAL;
-	if ((rc = http_url(c->azure_imds_endpoint, "imds_endpoint", e)) < 0 ||
-	    (rc = http_url(c->azure_identity_endpoint, "identity_endpoint",
-	    e)) < 0)
+	    c->azure_identity_resource_id, e) < 0) {
+		char msg[sizeof(e->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", e->msg);
+		return xerr_set(e, XTCMK_E_INVAL, "%s: %s",
+		    WHERE("identity_resource_id"), msg);
+	}
+	if ((rc = http_url(c, c->azure_imds_endpoint, "imds_endpoint",
+	    e)) < 0 || (rc = http_url(c, c->azure_identity_endpoint,
+	    "identity_endpoint", e)) < 0)
 		return rc;
 	if (c->azure_ca_file != NULL && access(c->azure_ca_file, R_OK) != 0)
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] ca_file %s is not "
-		    "readable: %s", c->azure_ca_file, strerror(errno));
+		return xerr_set(e, XTCMK_E_INVAL, "%s: %s is not readable: %s",
+		    WHERE("ca_file"), c->azure_ca_file, strerror(errno));
 	if ((v = c->azure_connect_to) != NULL && (strchr(v, ':') == NULL ||
 	    strchr(v, '/') != NULL))
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] connect_to '%s': "
-		    "use HOST:PORT (tests only; leave it unset in "
-		    "production)", v);
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s': use HOST:PORT "
+		    "(tests only; leave it unset in production)",
+		    WHERE("connect_to"), v);
+	if (strncmp(c->azure_authority, "https://", 8) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "%s must be an https:// "
+		    "URL, e.g. https://login.microsoftonline.com",
+		    WHERE("authority"));
 	if ((v = c->azure_token_audience) != NULL &&
 	    strncmp(v, "api://AzureADTokenExchange", 26) != 0)
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] token_audience '%s': "
-		    "use api://AzureADTokenExchange (or its USGov or China "
-		    "form)", v);
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s': use "
+		    "api://AzureADTokenExchange (or its USGov or China form)",
+		    WHERE("token_audience"), v);
+	if (v != NULL && strcmp(v, cloud_audience(c->azure_authority)) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s' "
+		    "is not the audience of the cloud of authority %s (%s): "
+		    "set it to %s or remove it",
+		    WHERE("token_audience"), v, c->azure_authority,
+		    cloud_audience(c->azure_authority),
+		    cloud_audience(c->azure_authority));
+	if (v == NULL && (c->azure_token_audience = xstrdup(cloud_audience(
+	    c->azure_authority))) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	if ((v = c->azure_api_version) != NULL && strspn(v,
 	    "0123456789.-abcdefghijklmnopqrstuvwxyz") != strlen(v))
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] api_version '%s' "
-		    "is not an api-version such as 7.4", v);
+		return xerr_set(e, XTCMK_E_INVAL, "%s '%s' is not an "
+		    "api-version such as 7.4", WHERE("api_version"), v);
+	if (c->azure_tenant != NULL &&
+	    valid_guid(c->azure_tenant, WHERE("tenant"), e) < 0)
+		return -XTCMK_E_INVAL;
 	return 0;
 }
+
+#undef WHERE
 
 /* [registry]: etcd needs endpoints; a prefix is a path ending in '/'. */
 static int
@@ -543,6 +622,7 @@ int
 config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 {
 	struct config *c;
+	const char *tree;
 	int rc;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -556,44 +636,51 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 		}
 	}
 	if (c->workload != NULL && strlen(c->workload) > 64) {
+		char w[CONFIG_WHERE_MAX];
+
+		rc = xerr_set(e, XTCMK_E_INVAL, "%s: longer than 64 "
+		    "characters", config_where(c, "agent", "workload", w,
+		    sizeof(w)));
 		config_free(c);
-		return xerr_set(e, XTCMK_E_INVAL,
-		    "workload name longer than 64 characters");
-	}
-	if (c->azure_tenant != NULL &&
-	    valid_guid(c->azure_tenant, "[azure] tenant", e) < 0) {
-		config_free(c);
-		return -XTCMK_E_INVAL;
-	}
-	if (strncmp(c->azure_authority, "https://", 8) != 0) {
-		config_free(c);
-		return xerr_set(e, XTCMK_E_INVAL, "[azure] authority must be "
-		    "an https:// URL, e.g. https://login.microsoftonline.com");
+		return rc;
 	}
 	if ((rc = azure_check(c, e)) < 0 || (rc = registry_check(c, e)) < 0) {
 		config_free(c);
 		return rc;
 	}
-	/* An uninstalled build runs from its source tree: when the built-in
-	 * library and policy directories are not installed, use the
-	 * tree's (only for defaults; configured paths are never changed). */
-	if (strcmp(c->lua_dir, XTCMK_LUADIR) == 0 &&
+	/* An uninstalled build runs from its source tree, named by
+	 * $XTCMK_SRCDIR (`meson devenv`, the tests): when the built-in
+	 * library and policy directories are not installed, use the tree's
+	 * (only for defaults; configured paths are never changed). */
+	tree = secure_getenv("XTCMK_SRCDIR");
+	if (tree != NULL && *tree == '/' && c->key_line[KEY_LUA_DIR] == 0 &&
 	    access(XTCMK_LUADIR, F_OK) != 0) {
 		free(c->lua_dir);
-		c->lua_dir = strdup(XTCMK_SRCDIR "/lua");
+		c->lua_dir = path_join(tree, "lua");
 	}
-	if (strcmp(c->policy_dir, XTCMK_POLICYDIR) == 0 &&
+	if (tree != NULL && *tree == '/' &&
+	    c->key_line[KEY_POLICY_DIR] == 0 &&
 	    access(XTCMK_POLICYDIR, F_OK) != 0) {
 		free(c->policy_dir);
-		c->policy_dir = strdup(XTCMK_SRCDIR "/policies/default");
+		c->policy_dir = path_join(tree, "policies/default");
 	}
 	c->registry_path = path_join(c->state_dir, "registry.db");
 	if (c->decision_log == NULL)
 		c->decision_log = path_join(c->state_dir, "decisions.jsonl");
+	if (c->max_connections_per_uid == 0)
+		c->max_connections_per_uid = config_default_per_uid(c);
 	if (c->max_connections_per_uid > c->max_connections)
 		c->max_connections_per_uid = c->max_connections;
 	*ret_cfg = c;
 	return 0;
+}
+
+unsigned
+config_default_per_uid(const struct config *c)
+{
+	unsigned n = c->max_connections / CONN_PER_UID_DIV;
+
+	return n > 0 ? n : 1;
 }
 
 static int
@@ -610,14 +697,25 @@ in_list(const struct id_list *l, unsigned id)
 }
 
 int
-config_allows(const struct config *c, int admin, uid_t uid, gid_t gid)
+config_allows(const struct config *c, int role, uid_t uid, gid_t gid)
 {
-	if (admin)
-		return in_list(&c->admin_uids, uid) ||
-		    in_list(&c->admin_gids, gid);
-	/* Admins may always ask data-plane questions too. */
-	return in_list(&c->data_uids, uid) || in_list(&c->data_gids, gid) ||
-	    in_list(&c->admin_uids, uid) || in_list(&c->admin_gids, gid);
+	int admin = in_list(&c->admin_uids, uid) ||
+	    in_list(&c->admin_gids, gid);
+	int monitor = in_list(&c->monitor_uids, uid) ||
+	    in_list(&c->monitor_gids, gid);
+	int data = in_list(&c->data_uids, uid) || in_list(&c->data_gids, gid);
+
+	switch (role) {
+	case ACCESS_ADMIN:
+		return admin;
+	case ACCESS_MONITOR:
+		return admin || monitor;
+	case ACCESS_CONNECT:
+		return admin || monitor || data;
+	default:
+		/* Admins may always ask data-plane questions too. */
+		return admin || data;
+	}
 }
 
 static void
@@ -658,6 +756,8 @@ config_dump(const struct config *c, FILE *out)
 	dump_ids(out, "data_gids", &c->data_gids);
 	dump_ids(out, "admin_uids", &c->admin_uids);
 	dump_ids(out, "admin_gids", &c->admin_gids);
+	dump_ids(out, "monitor_uids", &c->monitor_uids);
+	dump_ids(out, "monitor_gids", &c->monitor_gids);
 	fprintf(out, "\n[policy]\ninstructions = %lu\nmemory = %zu\n"
 	    "time_ms = %u\n", c->limits.instructions, c->limits.memory,
 	    c->limits.time_ms);
@@ -687,6 +787,8 @@ config_dump(const struct config *c, FILE *out)
 	fprintf(out, "timeout_ms = %u\nretries = %u\nrate_limit = %u\n"
 	    "local_wrap = %s\n", c->azure_timeout_ms, c->azure_retries,
 	    c->azure_rate_limit, c->azure_local_wrap ? "yes" : "no");
+	if (c->metrics_listen != NULL)
+		fprintf(out, "\n[metrics]\nlisten = %s\n", c->metrics_listen);
 	fprintf(out, "\n[registry]\nbackend = %s\nprefix = %s\n"
 	    "timeout_ms = %u\nsync_timeout_ms = %u\n", c->registry_backend,
 	    c->registry_prefix, c->registry_timeout_ms,

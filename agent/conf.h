@@ -17,7 +17,11 @@
 #define CONFIG_IDS_MAX		64	/* uids or gids per ACL list */
 #define CONFIG_PARAMS_MAX	128	/* keys in [params] */
 #define CONN_MAX_LIMIT		65536
+#define CONN_PER_UID_DIV	4	/* default per-uid share of the total */
 #define FRAME_MIN		1024
+#define CONFIG_KEYS_MAX		64	/* entries in conf.c's key table */
+#define CONFIG_WHERE_MAX	(4096 + 96)	/* "FILE:LINE: [section] key" */
+#define CONFIG_WALK_MAX		4096	/* files checked under a policy dir */
 
 struct id_list {
 	int	any;			/* "*": everybody */
@@ -62,6 +66,7 @@ struct config {
 	unsigned azure_retries;
 	unsigned azure_rate_limit;	/* requests/s per vault, 0: none */
 	int	 azure_local_wrap;
+	char	*metrics_listen;	/* [metrics] listen, NULL: off */
 	/* [registry]: the fleet registry (fleet.h, xtcmk-fleet(7)). */
 	char	*registry_backend;	/* sqlite | etcd */
 	char	*registry_endpoints;	/* URLs, comma or space separated */
@@ -74,16 +79,44 @@ struct config {
 	unsigned registry_timeout_ms;	/* one etcd call, all endpoints */
 	unsigned registry_sync_timeout_ms; /* read-your-writes wait */
 	struct id_list data_uids, data_gids, admin_uids, admin_gids;
+	struct id_list monitor_uids, monitor_gids;	/* read-only admin */
 	struct policy_limits limits;
 	json_t	*params;		/* [params] as an object */
+	unsigned key_line[CONFIG_KEYS_MAX];	/* line that set each key */
 };
 
 /* Load `path` (NULL: defaults only).  Unknown sections or keys, bad
  * values and missing files are errors naming file:line and the key. */
 int	config_load(const char *path, struct config **ret_cfg, struct xerr *e);
 void	config_free(struct config *c);
-/* May the peer ask data-plane (0) or admin (1) questions? */
-int	config_allows(const struct config *c, int admin, uid_t uid, gid_t gid);
+/*
+ * What start-up needs beyond a well-formed file: the socket path fits
+ * sun_path, the directories of the socket, the state and the decision log
+ * exist, and no one but root or the agent's user can write the config,
+ * the policies or the Lua library.  `activated`: the socket comes from
+ * systemd, so [agent] socket is not used.  Errors name file:line and key.
+ */
+int	config_check_start(const struct config *c, int activated,
+	    struct xerr *e);
+struct sockaddr_storage;
+/* [metrics] listen as a socket address ("ADDRESS:PORT", "[V6]:PORT"). */
+int	config_metrics_addr(const struct config *c, struct sockaddr_storage *ss,
+	    int *ret_v6, struct xerr *e);
+/* "FILE:LINE: [section] key", or "[section] key (default)". */
+const char *config_where(const struct config *c, const char *section,
+	    const char *key, char *buf, size_t len);
+/* What a peer may do. */
+enum access_role {
+	ACCESS_DATA = 0,	/* data plane: decisions, data keys */
+	ACCESS_ADMIN = 1,	/* every admin command */
+	ACCESS_MONITOR = 2,	/* admin commands that only read */
+	ACCESS_CONNECT = 3,	/* any of the above: may connect */
+};
+/* May the peer act in `role` (enum access_role)?  Admins hold every role;
+ * monitors only ACCESS_MONITOR (and so ACCESS_CONNECT). */
+int	config_allows(const struct config *c, int role, uid_t uid, gid_t gid);
+/* The default max_connections_per_uid: a CONN_PER_UID_DIV-th of the total. */
+unsigned config_default_per_uid(const struct config *c);
 /* Print the effective configuration as INI (for --check-config). */
 void	config_dump(const struct config *c, FILE *out);
 

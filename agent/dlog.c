@@ -5,6 +5,10 @@
  * thread writes batches with O_APPEND.  A full queue drops the line and
  * counts it: the decision itself was already made and recorded in the
  * registry, the log is the audit trail and must not stall requests.
+ *
+ * Rotation: after the file is renamed, dlog_reopen() (SIGHUP, `xtcmkctl
+ * reload`) opens the path again; lines already queued go to whichever
+ * file is open when the writer takes them, none is lost or split.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +23,9 @@
 
 struct dlog {
 	int		 fd;
+	char		*path;
+	pthread_mutex_t	 fd_mu;		/* held while writing and reopening */
+	unsigned long long torn;	/* bytes of a torn last line cut */
 	pthread_t	 thread;
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 cv;		/* work for the writer */
@@ -27,20 +34,51 @@ struct dlog {
 	unsigned	 head, count;
 	int		 writing, stop;
 	unsigned long long written, dropped;
+	unsigned long long dropped_warned;	/* count at the last warning */
+	time_t		 warned_at;
 };
+
+#define DLOG_WARN_EVERY_S	60	/* at most one drop warning a minute */
+
+/*
+ * Count a dropped line (locked) and warn in the agent log, at most once
+ * per DLOG_WARN_EVERY_S, with the number dropped since the last warning.
+ */
+static void
+dropped_locked(struct dlog *l, const char *why, size_t len)
+{
+	time_t now = time(NULL);
+
+	l->dropped++;
+	if (l->warned_at != 0 && now - l->warned_at < DLOG_WARN_EVERY_S)
+		return;
+	log_warn("decision log: dropped %llu entr%s since the last warning "
+	    "(%llu in all; this one: %s, %zu bytes); see `xtcmkctl stats`",
+	    l->dropped - l->dropped_warned,
+	    l->dropped - l->dropped_warned == 1 ? "y" : "ies", l->dropped,
+	    why, len);
+	l->dropped_warned = l->dropped;
+	l->warned_at = now;
+}
+/* A full disk fails every line: say so once a minute, with the count. */
+static struct log_ratelimit write_rl = LOG_RATELIMIT_INIT(60, 1);
 
 static void
 write_all(int fd, const char *s, size_t len)
 {
 	ssize_t n;
+	long skipped;
 
 	while (len > 0) {
 		n = write(fd, s, len);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			log_err("decision log: write failed: %s",
-			    strerror(errno));
+			if ((skipped = log_ratelimit(&write_rl)) >= 0)
+				log_event(LOG_ERR, LOG_MSGID_DLOG, NULL, NULL,
+				    "decision log: write failed: %s (%ld more "
+				    "failed writes not logged)",
+				    strerror(errno), skipped);
 			return;
 		}
 		s += n;
@@ -67,7 +105,9 @@ dlog_main(void *arg)
 		l->count--;
 		l->writing = 1;
 		pthread_mutex_unlock(&l->mu);
+		pthread_mutex_lock(&l->fd_mu);
 		write_all(l->fd, line, strlen(line));
+		pthread_mutex_unlock(&l->fd_mu);
 		free(line);
 		pthread_mutex_lock(&l->mu);
 		l->writing = 0;
@@ -78,41 +118,107 @@ dlog_main(void *arg)
 	return NULL;
 }
 
+/*
+ * A crash in the middle of a write leaves a partial last line.  Cut it
+ * (it is not valid JSON, and the decision it described was recorded in
+ * the registry before the reply): readers then see whole lines only.
+ * Returns the bytes cut.
+ */
+static off_t
+cut_torn_line(int fd)
+{
+	char buf[4096];
+	off_t end, pos, keep = -1;
+	ssize_t n, i;
+
+	if ((end = lseek(fd, 0, SEEK_END)) <= 0)
+		return 0;
+	/* Look back at most one line's worth for the last '\n'. */
+	for (pos = end; pos > 0 && keep < 0 && end - pos <= DLOG_LINE_MAX + 1;
+	    pos -= n) {
+		n = pos < (off_t)sizeof(buf) ? (ssize_t)pos :
+		    (ssize_t)sizeof(buf);
+		if (pread(fd, buf, (size_t)n, pos - n) != n)
+			return 0;
+		for (i = n - 1; i >= 0 && keep < 0; i--)
+			if (buf[i] == '\n')
+				keep = pos - n + i + 1;
+	}
+	if (keep < 0 && pos == 0)
+		keep = 0;		/* the only line is torn */
+	if (keep < 0 || keep == end)
+		return 0;		/* not ours to judge, or intact */
+	if (ftruncate(fd, keep) == -1)
+		return 0;
+	return end - keep;
+}
+
+static int
+open_log(const char *path, struct xerr *e)
+{
+	int fd;
+
+	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
+	if (fd == -1)
+		return xerr_set(e, XTCMK_E_INVAL, "cannot open decision log "
+		    "%s: %s", path, strerror(errno));
+	return fd;
+}
+
 int
 dlog_open(const char *path, struct dlog **ret_log, struct xerr *e)
 {
 	struct dlog *l;
+	off_t cut;
 	int rc;
 
-	if ((l = calloc(1, sizeof(*l))) == NULL)
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (l->path = strdup(path)) == NULL) {
+		free(l);
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-	l->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (l->fd == -1) {
-		rc = xerr_set(e, XTCMK_E_INVAL, "cannot open decision log "
-		    "%s: %s", path, strerror(errno));
+	}
+	if ((l->fd = open_log(path, e)) < 0) {
+		rc = l->fd;
+		free(l->path);
 		free(l);
 		return rc;
 	}
-	/* A crash in the middle of a write leaves a partial last line:
-	 * end it, so the next entry starts a line of its own. */
-	{
-		off_t end = lseek(l->fd, 0, SEEK_END);
-		char last;
-
-		if (end > 0 && pread(l->fd, &last, 1, end - 1) == 1 &&
-		    last != '\n')
-			write_all(l->fd, "\n", 1);
+	if ((cut = cut_torn_line(l->fd)) > 0) {
+		l->torn = (unsigned long long)cut;
+		log_event(LOG_WARNING, LOG_MSGID_DLOG, NULL, NULL,
+		    "decision log %s: cut a torn last line of %lld bytes "
+		    "left by a crash", path, (long long)cut);
 	}
 	pthread_mutex_init(&l->mu, NULL);
+	pthread_mutex_init(&l->fd_mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	pthread_cond_init(&l->idle, NULL);
 	if (pthread_create(&l->thread, NULL, dlog_main, l) != 0) {
 		close(l->fd);
+		free(l->path);
 		free(l);
 		return xerr_set(e, XTCMK_E_INTERNAL, "cannot start the "
 		    "decision log writer");
 	}
 	*ret_log = l;
+	return 0;
+}
+
+int
+dlog_reopen(struct dlog *l, struct xerr *e)
+{
+	int fd, old;
+
+	if (l == NULL)
+		return 0;
+	if ((fd = open_log(l->path, e)) < 0)
+		return fd;
+	pthread_mutex_lock(&l->fd_mu);
+	old = l->fd;
+	l->fd = fd;
+	pthread_mutex_unlock(&l->fd_mu);
+	close(old);
 	return 0;
 }
 
@@ -127,6 +233,8 @@ dlog_close(struct dlog *l)
 	pthread_mutex_unlock(&l->mu);
 	pthread_join(l->thread, NULL);
 	close(l->fd);
+	free(l->path);
+	pthread_mutex_destroy(&l->fd_mu);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
 	pthread_cond_destroy(&l->idle);
@@ -152,7 +260,8 @@ dlog_append(struct dlog *l, json_t *entry)
 	if (len > DLOG_LINE_MAX || (line = malloc(len + 2)) == NULL) {
 		free(s);
 		pthread_mutex_lock(&l->mu);
-		l->dropped++;
+		dropped_locked(l, len > DLOG_LINE_MAX ? "over the line limit" :
+		    "out of memory", len);
 		pthread_mutex_unlock(&l->mu);
 		return;
 	}
@@ -162,7 +271,7 @@ dlog_append(struct dlog *l, json_t *entry)
 	free(s);
 	pthread_mutex_lock(&l->mu);
 	if (l->count == DLOG_QUEUE_MAX) {
-		l->dropped++;
+		dropped_locked(l, "queue full", len);
 		free(line);
 	} else {
 		l->queue[(l->head + l->count) % DLOG_QUEUE_MAX] = line;
@@ -185,10 +294,11 @@ dlog_flush(struct dlog *l)
 
 void
 dlog_stats(struct dlog *l, unsigned long long *ret_written,
-    unsigned long long *ret_dropped)
+    unsigned long long *ret_dropped, unsigned long long *ret_torn)
 {
 	pthread_mutex_lock(&l->mu);
 	*ret_written = l->written;
 	*ret_dropped = l->dropped;
+	*ret_torn = l->torn;
 	pthread_mutex_unlock(&l->mu);
 }

@@ -14,7 +14,12 @@
 
 struct dlog;
 
+/* Open (create 0600) `path` for appending; a torn last line left by a
+ * crash is cut and counted (dlog_stats ret_torn, bytes). */
 int	dlog_open(const char *path, struct dlog **ret_log, struct xerr *e);
+/* Open the path again (after logrotate renamed the file); on failure the
+ * old file stays in use. */
+int	dlog_reopen(struct dlog *l, struct xerr *e);
 /* Flush what is queued and stop the writer. */
 void	dlog_close(struct dlog *l);
 /* Queue `entry` (not consumed) with a "time" field added; drops and
@@ -23,6 +28,6 @@ void	dlog_append(struct dlog *l, json_t *entry);
 /* Wait until everything queued so far is written (tests, shutdown). */
 void	dlog_flush(struct dlog *l);
 void	dlog_stats(struct dlog *l, unsigned long long *ret_written,
-	    unsigned long long *ret_dropped);
+	    unsigned long long *ret_dropped, unsigned long long *ret_torn);
 
 #endif

@@ -59,46 +59,51 @@ customer_line(json_t *c)
 	    "policy_hash", json_object_get(c, "policy_hash"));
 }
 
+/*
+ * One page: {"kind", "after"} in (absent: from the first workload), up
+ * to EXPORT_PAGE_MAX lines of that kind out, with "next": {"kind",
+ * "after"} or null.  Each page is one keyed range query (reg_*_page).
+ */
 int
 fleet_export(struct registry *reg, json_t *req, json_t **ret_reply,
     struct xerr *e)
 {
-	json_int_t off = json_integer_value(json_object_get(req, "offset"));
-	json_int_t lim = json_integer_value(json_object_get(req, "limit"));
-	json_t *lists[3] = { NULL, NULL, NULL }, *lines = NULL, *o;
+	static const char *const kinds[] = { "workload", "app", "customer" };
+	static const char *const keys[] = { "name", "name", "id" };
 	json_t *(*fn[3])(json_t *) = { wl_line, app_line, customer_line };
-	json_int_t pos = 0, n;
+	const char *kind = json_string_value(json_object_get(req, "kind"));
+	const char *after = json_string_value(json_object_get(req, "after"));
+	json_t *items = NULL, *lines, *o, *next = json_null();
 	size_t i;
-	int k, rc;
+	int k, more = 0, rc;
 
-	if (off < 0)
-		off = 0;
-	if (lim <= 0 || lim > EXPORT_PAGE_MAX)
-		lim = EXPORT_PAGE_MAX;
-	if ((rc = reg_workload_list(reg, &lists[0], e)) < 0 ||
-	    (rc = reg_app_list(reg, &lists[1], e)) < 0 ||
-	    (rc = reg_customer_list(reg, &lists[2], e)) < 0)
-		goto out;
+	for (k = 0; kind != NULL && k < 3; k++)
+		if (strcmp(kinds[k], kind) == 0)
+			break;
+	if (kind == NULL)
+		k = 0;
+	else if (k == 3)
+		return xerr_set(e, XTCMK_E_INVAL, "\"kind\" must be workload, "
+		    "app or customer");
+	rc = k == 0 ? reg_workload_page(reg, after, EXPORT_PAGE_MAX, &items,
+	    &more, e) : k == 1 ? reg_app_page(reg, after, EXPORT_PAGE_MAX,
+	    &items, &more, e) : reg_customer_page(reg, after,
+	    EXPORT_PAGE_MAX, &items, &more, e);
+	if (rc < 0)
+		return rc;
 	lines = json_array();
-	for (k = 0; k < 3; k++) {
-		n = (json_int_t)json_array_size(lists[k]);
-		for (i = 0; pos < off + lim && i < (size_t)n; i++, pos++)
-			if (pos >= off && (o = fn[k](json_array_get(lists[k],
-			    i))) != NULL)
-				json_array_append_new(lines, o);
-		if (pos < off + lim)
-			continue;
-		pos += n - (json_int_t)i;
-	}
-	*ret_reply = json_pack("{s:O, s:o}", "lines", lines, "next",
-	    off + lim < pos ? json_integer(off + lim) : json_null());
-	rc = *ret_reply != NULL ? 0 : xerr_set(e, XTCMK_E_NOMEM,
+	json_array_foreach(items, i, o)
+		json_array_append_new(lines, fn[k](o));
+	if (more)
+		next = json_pack("{s:s, s:O}", "kind", kinds[k], "after",
+		    json_object_get(json_array_get(items,
+		    json_array_size(items) - 1), keys[k]));
+	else if (k < 2)
+		next = json_pack("{s:s}", "kind", kinds[k + 1]);
+	json_decref(items);
+	*ret_reply = json_pack("{s:o, s:o}", "lines", lines, "next", next);
+	return *ret_reply != NULL ? 0 : xerr_set(e, XTCMK_E_NOMEM,
 	    "out of memory");
-out:
-	for (k = 0; k < 3; k++)
-		json_decref(lists[k]);
-	json_decref(lines);
-	return rc;
 }
 
 /* --- import ----------------------------------------------------------- */

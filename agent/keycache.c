@@ -32,6 +32,7 @@
 struct kc_entry {			/* in the locked region */
 	uint8_t		key[DIGEST_LEN];
 	uint8_t		cust[DIGEST_LEN];
+	uint8_t		ver[DIGEST_LEN];	/* SHA-256(customer, 0, kid) */
 	uint8_t		dek[KEYCACHE_DEK_LEN];
 	uint64_t	expires_ns;
 };
@@ -84,10 +85,32 @@ now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* SHA-256(customer, 0, kid): what a purge of one key version matches. */
+static int
+version_key(const char *customer, const char *kid, uint8_t ver[DIGEST_LEN])
+{
+	static const uint8_t zero;
+	EVP_MD_CTX *md;
+	unsigned int len;
+	int rc = -1;
+
+	if ((md = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(md, customer, strlen(customer)) == 1 &&
+	    EVP_DigestUpdate(md, &zero, 1) == 1 &&
+	    EVP_DigestUpdate(md, kid, strlen(kid)) == 1 &&
+	    EVP_DigestFinal_ex(md, ver, &len) == 1 && len == DIGEST_LEN)
+		rc = 0;
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
 /* Returns 0, or -1 if OpenSSL cannot hash (no default provider). */
 static int
 entry_key(const char *customer, const char *kid, const uint8_t *blob,
-    size_t blob_len, uint8_t key[DIGEST_LEN], uint8_t cust[DIGEST_LEN])
+    size_t blob_len, uint8_t key[DIGEST_LEN], uint8_t cust[DIGEST_LEN],
+    uint8_t ver[DIGEST_LEN])
 {
 	static const uint8_t zero;
 	EVP_MD_CTX *md;
@@ -108,6 +131,8 @@ entry_key(const char *customer, const char *kid, const uint8_t *blob,
 	    EVP_DigestFinal_ex(md, key, &len) == 1 && len == DIGEST_LEN)
 		rc = 0;
 	EVP_MD_CTX_free(md);
+	if (rc == 0 && ver != NULL)
+		rc = version_key(customer, kid, ver);
 	return rc;
 }
 
@@ -273,8 +298,8 @@ drop(struct keycache *c, int32_t i)
 
 static void
 insert(struct keycache *c, const uint8_t key[DIGEST_LEN],
-    const uint8_t cust[DIGEST_LEN], const uint8_t dek[KEYCACHE_DEK_LEN],
-    unsigned ttl_s)
+    const uint8_t cust[DIGEST_LEN], const uint8_t ver[DIGEST_LEN],
+    const uint8_t dek[KEYCACHE_DEK_LEN], unsigned ttl_s)
 {
 	uint64_t now = now_ns();
 	int32_t i;
@@ -304,6 +329,7 @@ insert(struct keycache *c, const uint8_t key[DIGEST_LEN],
 	} else
 		lru_remove(c, i);
 	memcpy(c->ent[i].cust, cust, DIGEST_LEN);
+	memcpy(c->ent[i].ver, ver, DIGEST_LEN);
 	memcpy(c->ent[i].dek, dek, KEYCACHE_DEK_LEN);
 	c->ent[i].expires_ns = now + (uint64_t)ttl_s * 1000000000ULL;
 	lru_push_front(c, i);
@@ -372,7 +398,8 @@ keycache_get_or_load(struct keycache *c, const char *customer,
     keycache_loader loader, void *loader_arg,
     uint8_t ret_dek[KEYCACHE_DEK_LEN], struct xerr *e)
 {
-	uint8_t key[DIGEST_LEN], cust[DIGEST_LEN], dek[KEYCACHE_DEK_LEN];
+	uint8_t key[DIGEST_LEN], cust[DIGEST_LEN], ver[DIGEST_LEN];
+	uint8_t dek[KEYCACHE_DEK_LEN];
 	struct kc_flight *f, **fp;
 	struct xerr err;
 	int rc;
@@ -380,7 +407,7 @@ keycache_get_or_load(struct keycache *c, const char *customer,
 	if (c == NULL || customer == NULL || kid == NULL || blob == NULL ||
 	    loader == NULL || ret_dek == NULL)
 		return xerr_set(e, XTCMK_E_INVAL, "keycache: missing argument");
-	if (entry_key(customer, kid, blob, blob_len, key, cust) < 0)
+	if (entry_key(customer, kid, blob, blob_len, key, cust, ver) < 0)
 		return xerr_set(e, XTCMK_E_INTERNAL, "keycache: SHA-256 is "
 		    "not available from OpenSSL");
 
@@ -441,7 +468,7 @@ keycache_get_or_load(struct keycache *c, const char *customer,
 			}
 	}
 	if (rc == 0 && (f == NULL || f->gen == c->gen))
-		insert(c, key, cust, dek, ttl_s);
+		insert(c, key, cust, ver, dek, ttl_s);
 	if (f != NULL) {
 		f->done = 1;
 		f->rc = rc;
@@ -471,7 +498,7 @@ keycache_lookup(struct keycache *c, const char *customer, const char *kid,
 	int rc;
 
 	if (c == NULL || customer == NULL || kid == NULL || blob == NULL ||
-	    entry_key(customer, kid, blob, blob_len, key, cust) < 0)
+	    entry_key(customer, kid, blob, blob_len, key, cust, NULL) < 0)
 		return -XTCMK_E_NOT_FOUND;
 	pthread_mutex_lock(&c->mu);
 	rc = lookup_locked(c, key, ret_dek);
@@ -488,15 +515,15 @@ keycache_put(struct keycache *c, const char *customer, const char *kid,
     const uint8_t *blob, size_t blob_len, const uint8_t dek[KEYCACHE_DEK_LEN],
     unsigned ttl_s)
 {
-	uint8_t key[DIGEST_LEN], cust[DIGEST_LEN];
+	uint8_t key[DIGEST_LEN], cust[DIGEST_LEN], ver[DIGEST_LEN];
 
 	if (c == NULL || customer == NULL || kid == NULL || blob == NULL ||
 	    dek == NULL)
 		return -XTCMK_E_INVAL;
-	if (entry_key(customer, kid, blob, blob_len, key, cust) < 0)
+	if (entry_key(customer, kid, blob, blob_len, key, cust, ver) < 0)
 		return -XTCMK_E_INTERNAL;
 	pthread_mutex_lock(&c->mu);
-	insert(c, key, cust, dek, ttl_s);
+	insert(c, key, cust, ver, dek, ttl_s);
 	pthread_mutex_unlock(&c->mu);
 	return 0;
 }
@@ -516,6 +543,29 @@ keycache_purge_customer(struct keycache *c, const char *customer)
 	for (i = 0; i < c->cap; i++)
 		if (c->link[i].used &&
 		    CRYPTO_memcmp(c->ent[i].cust, cust, DIGEST_LEN) == 0) {
+			drop(c, (int32_t)i);
+			n++;
+		}
+	c->st.purged += n;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+size_t
+keycache_purge_version(struct keycache *c, const char *customer,
+    const char *kid)
+{
+	uint8_t ver[DIGEST_LEN];
+	size_t i, n = 0;
+
+	if (c == NULL || customer == NULL || kid == NULL ||
+	    version_key(customer, kid, ver) < 0)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	c->gen++;
+	for (i = 0; i < c->cap; i++)
+		if (c->link[i].used &&
+		    CRYPTO_memcmp(c->ent[i].ver, ver, DIGEST_LEN) == 0) {
 			drop(c, (int32_t)i);
 			n++;
 		}

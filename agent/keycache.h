@@ -77,6 +77,10 @@ int	keycache_put(struct keycache *c, const char *customer,
 /* Wipe every entry of `customer`; returns how many.  Loads in flight
  * when a purge happens return their result but do not cache it. */
 size_t	keycache_purge_customer(struct keycache *c, const char *customer);
+/* Wipe every entry of one key version (`kid`, with its version) of
+ * `customer`; returns how many.  In-flight loads are not cached. */
+size_t	keycache_purge_version(struct keycache *c, const char *customer,
+	    const char *kid);
 /* Wipe everything; returns how many. */
 size_t	keycache_purge_all(struct keycache *c);
 /* Wipe expired entries now (they also go lazily); returns how many. */

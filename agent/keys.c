@@ -36,6 +36,7 @@
 #include "keys_int.h"
 #include "keystore.h"
 #include "log.h"
+#include "metrics.h"
 #include "provider.h"
 #include "registry.h"
 #include "service.h"
@@ -281,9 +282,72 @@ mark_revoked(struct keys *k, const char *customer, const char *why)
 	n = keycache_purge_customer(k->cache, customer);
 	if (!was) {
 		atomic_fetch_add(&k->n_revocations, 1);
-		log_warn("customer %s: key revoked, failing closed (%zu cached "
+		log_event(LOG_WARNING, LOG_MSGID_KEY_STATE, customer, NULL,
+		    "customer %s: key revoked, failing closed (%zu cached "
 		    "keys wiped): %s", customer, n, why);
 	}
+}
+
+static int
+provider_failure(int rc)
+{
+	return rc == -XTCMK_E_PROVIDER || rc == -XTCMK_E_TIMEOUT ||
+	    rc == -XTCMK_E_UNAVAILABLE || rc == -XTCMK_E_DENIED ||
+	    rc == -XTCMK_E_NOT_FOUND;
+}
+
+static const char *
+provider_fix(int rc)
+{
+	switch (-rc) {
+	case XTCMK_E_DENIED:
+		return "the customer's vault refuses the application: the "
+		    "grant of `xtcmkctl customer kit CUSTOMER` is missing "
+		    "or was removed";
+	case XTCMK_E_NOT_FOUND:
+		return "the key URI no longer resolves: check the key and "
+		    "vault named at onboarding";
+	default:
+		return "check that the key service and login endpoint are "
+		    "reachable and [azure] in xtcmk.conf; `xtcmkctl customer "
+		    "check CUSTOMER` probes each step";
+	}
+}
+
+/*
+ * A key-service call's outcome for `customer`: log a failure once per
+ * change of cause (not per request: a customer's broken grant would
+ * otherwise fill the journal), and the recovery once.
+ */
+static void
+note_provider(struct keys *k, const char *customer, const char *op, int rc,
+    const char *msg)
+{
+	struct kstate *st;
+	char app[NAME_MAX_LEN + 1] = "";
+	int prev = 0, log = 0;
+
+	if (rc < 0 && !provider_failure(rc))
+		return;
+	pthread_mutex_lock(&k->mu);
+	if ((st = find_locked(k, customer)) != NULL) {
+		prev = st->fail_code;
+		log = prev != (rc < 0 ? rc : 0);
+		st->fail_code = rc < 0 ? rc : 0;
+		snprintf(app, sizeof(app), "%s", st->app);
+	}
+	pthread_mutex_unlock(&k->mu);
+	if (!log)
+		return;
+	if (rc < 0)
+		log_event(LOG_WARNING, LOG_MSGID_KEY_STATE, customer,
+		    *app ? app : NULL, "customer %s: key service %s failed: "
+		    "%s; fix: %s (logged once until the cause changes)",
+		    customer, op, msg, provider_fix(rc));
+	else
+		log_event(LOG_NOTICE, LOG_MSGID_KEY_STATE, customer,
+		    *app ? app : NULL, "customer %s: key service answers "
+		    "again (%s)", customer, op);
 }
 
 /*
@@ -300,7 +364,7 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 	struct key_uri u = snap->uri;
 	struct provider *p;
 	struct kstate *st;
-	long long now = mono_s();
+	long long now = mono_s(), t0;
 	int rc, restored = 0;
 
 	if ((p = keys_provider_for(k, &u, e)) == NULL)
@@ -311,7 +375,11 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 		u.version[0] = '\0';
 	keys_req_of(snap, &req);
 	atomic_fetch_add(&k->n_checks, 1);
+	t0 = metrics_now_us();
 	rc = provider_get_key(p, &req, &u, &ks, e);
+	metrics_provider(p->kind, MP_GET, rc, metrics_now_us() - t0);
+	note_provider(k, snap->customer, "key check", rc == -XTCMK_E_REVOKED ?
+	    0 : rc, rc < 0 ? e->msg : "");
 	pthread_mutex_lock(&k->mu);
 	if ((st = find_locked(k, snap->customer)) != NULL) {
 		st->checked_at = now;
@@ -343,7 +411,8 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 	pthread_mutex_unlock(&k->mu);
 	if (restored) {
 		atomic_fetch_add(&k->n_restores, 1);
-		log_info("customer %s: key enabled again, service restored",
+		log_event(LOG_NOTICE, LOG_MSGID_KEY_STATE, snap->customer,
+		    NULL, "customer %s: key enabled again, service restored",
 		    snap->customer);
 	}
 	if (rc == -XTCMK_E_REVOKED)
@@ -351,11 +420,21 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 	return rc;
 }
 
+/* Seconds since the key was last confirmed enabled, when that is too long
+ * ago to act on (twice the check interval); 0 otherwise. */
+static long long
+stale_for(const struct kstate *st, long long now)
+{
+	if (st->ok_at != 0 && now - st->ok_at > 2 * (long long)st->check_s + 1)
+		return now - st->ok_at;
+	return 0;
+}
+
 /* Refuse unless the customer may be served by this host right now. */
 int
 keys_gate(struct keys *k, const struct kstate *st, struct xerr *e)
 {
-	long long now = mono_s();
+	long long stale = stale_for(st, mono_s());
 
 	if (!st->served)
 		return xerr_set(e, XTCMK_E_NOT_SERVED, "this host's workload "
@@ -367,11 +446,11 @@ keys_gate(struct keys *k, const struct kstate *st, struct xerr *e)
 	if (st->revoked)
 		return xerr_set(e, XTCMK_E_REVOKED, "customer '%s' is revoked: "
 		    "%s", st->customer, st->reason);
-	if (st->ok_at != 0 && now - st->ok_at > 2 * (long long)st->check_s + 1)
-		return xerr_set(e, XTCMK_E_REVOKED, "customer '%s': the key's "
-		    "state could not be confirmed for %llds (over twice the "
+	if (stale != 0)
+		return xerr_set(e, XTCMK_E_UNCONFIRMED, "customer '%s': the "
+		    "key's state could not be confirmed for %llds (over twice the "
 		    "revocation check interval): failing closed until the "
-		    "key service answers", st->customer, now - st->ok_at);
+		    "key service answers", st->customer, stale);
 	return 0;
 }
 
@@ -389,23 +468,20 @@ in_force(struct keys *k, struct kstate *st, struct xerr *e)
 	return keys_state_get(k, st->customer, st, e);
 }
 
-static void
-usage_note(struct keys *k, const char *customer, const char *version,
-    int wrap)
+/* Called locked: the usage row of `version`, made if `create` and room. */
+static struct vusage *
+vusage_locked(struct kstate *st, const char *version, int create)
 {
-	struct kstate *st;
-	struct vusage *u = NULL;
-	long long now = time(NULL);
+	struct vusage *u;
+	size_t vlen = strnlen(version, KEY_VERSION_LEN);
 	int i;
 
-	pthread_mutex_lock(&k->mu);
-	if ((st = find_locked(k, customer)) == NULL)
-		goto out;
 	for (i = 0; i < st->nusage; i++)
 		if (strcmp(st->usage[i].version, version) == 0)
-			u = &st->usage[i];
-	if (u == NULL && st->nusage == st->ausage &&
-	    st->ausage < KS_VERSIONS_MAX) {
+			return &st->usage[i];
+	if (!create)
+		return NULL;
+	if (st->nusage == st->ausage && st->ausage < KS_VERSIONS_MAX) {
 		int n = st->ausage == 0 ? 4 : 2 * st->ausage;
 		struct vusage *nu;
 
@@ -416,23 +492,173 @@ usage_note(struct keys *k, const char *customer, const char *version,
 			st->ausage = n;
 		}
 	}
-	if (u == NULL && st->nusage < st->ausage) {
-		u = &st->usage[st->nusage++];
-		memset(u, 0, sizeof(*u));
-		memcpy(u->version, version, strnlen(version,
-		    KEY_VERSION_LEN));
-		u->version[strnlen(version, KEY_VERSION_LEN)] = '\0';
-		u->first = now;
+	if (st->nusage >= st->ausage)
+		return NULL;
+	u = &st->usage[st->nusage++];
+	memset(u, 0, sizeof(*u));
+	memcpy(u->version, version, vlen);
+	u->version[vlen] = '\0';
+	u->first = time(NULL);
+	return u;
+}
+
+static void
+usage_note(struct keys *k, const char *customer, const char *version,
+    int wrap, size_t blob_len)
+{
+	struct kstate *st;
+	struct vusage *u;
+
+	pthread_mutex_lock(&k->mu);
+	if ((st = find_locked(k, customer)) != NULL && wrap &&
+	    blob_len != 0 && strcmp(st->version, version) == 0) {
+		st->blob_len = blob_len;
+		snprintf(st->blob_version, sizeof(st->blob_version), "%s",
+		    version);
 	}
-	if (u != NULL) {
+	if (st != NULL && (u = vusage_locked(st, version, 1)) != NULL) {
 		if (wrap)
 			u->wraps++;
 		else
 			u->unwraps++;
-		u->last = now;
+		u->last = time(NULL);
 	}
-out:
 	pthread_mutex_unlock(&k->mu);
+}
+
+static struct log_ratelimit usage_rl = LOG_RATELIMIT_INIT(60, 1);
+/*
+ * Ask for one version of the key, not the one in force, and record
+ * whether it is refused (disabled, deleted, expired): a refused version's
+ * cached DEKs are wiped and its blobs refused until a later check finds
+ * it enabled again, while the customer's other versions keep serving.
+ * An answer that is no answer (network, throttling) changes nothing.
+ */
+static int
+check_version(struct keys *k, const struct kstate *snap, const char *version,
+    struct xerr *e)
+{
+	struct provider_req req;
+	struct key_state ks;
+	struct key_uri u = snap->uri;
+	struct provider *p;
+	struct kstate *st;
+	struct vusage *v;
+	char kid[KID_MAX];
+	size_t n;
+	int rc, was = 0;
+
+	if ((p = keys_provider_for(k, &u, e)) == NULL)
+		return -XTCMK_E_PROVIDER;
+	snprintf(u.version, sizeof(u.version), "%s", version);
+	keys_req_of(snap, &req);
+	atomic_fetch_add(&k->n_version_checks, 1);
+	rc = provider_get_key(p, &req, &u, &ks, e);
+	if (rc < 0 && rc != -XTCMK_E_REVOKED)
+		return rc;
+	pthread_mutex_lock(&k->mu);
+	if ((st = find_locked(k, snap->customer)) != NULL &&
+	    (v = vusage_locked(st, version, 1)) != NULL) {
+		was = v->disabled;
+		v->disabled = rc < 0;
+		if (rc < 0)
+			snprintf(v->why, sizeof(v->why), "%.*s",
+			    (int)sizeof(v->why) - 1, e->msg);
+		else
+			v->why[0] = '\0';
+	}
+	pthread_mutex_unlock(&k->mu);
+	if (rc == 0) {
+		if (was)
+			log_info("customer %s: key version %s enabled again",
+			    snap->customer, version);
+		return 0;
+	}
+	if (key_uri_format(&u, 1, kid, sizeof(kid)) < 0)
+		return rc;
+	n = keycache_purge_version(k->cache, snap->customer, kid);
+	if (!was) {
+		atomic_fetch_add(&k->n_version_revocations, 1);
+		log_warn("customer %s: key version %s refused, its blobs fail "
+		    "closed (%zu cached keys wiped): %s", snap->customer,
+		    version, n, e->msg);
+	}
+	return rc;
+}
+
+int
+keys_check_versions(struct keys *k, const struct kstate *snap)
+{
+	char (*vers)[KEY_VERSION_LEN + 1];
+	long long now = time(NULL), window;
+	struct kstate *st;
+	struct xerr e;
+	int i, n = 0, disabled = 0;
+
+	if (snap->revoked)
+		return 0;
+	if ((vers = malloc(KS_VERSIONS_MAX * sizeof(*vers))) == NULL)
+		return 0;
+	/* A DEK stays cached up to cache_ttl after its last use. */
+	window = (long long)snap->ttl_s + snap->check_s;
+	pthread_mutex_lock(&k->mu);
+	if ((st = find_locked(k, snap->customer)) != NULL)
+		for (i = 0; i < st->nusage && n < KS_VERSIONS_MAX; i++) {
+			struct vusage *v = &st->usage[i];
+
+			if (strcmp(v->version, st->version) == 0 ||
+			    (!v->disabled && now - v->last > window))
+				continue;
+			memcpy(vers[n++], v->version, sizeof(vers[0]));
+		}
+	pthread_mutex_unlock(&k->mu);
+	for (i = 0; i < n; i++)
+		if (check_version(k, snap, vers[i], &e) == -XTCMK_E_REVOKED)
+			disabled++;
+	free(vers);
+	return disabled;
+}
+
+json_t *
+keys_disabled_versions(struct keys *k, const char *customer)
+{
+	json_t *r = json_object();
+	struct kstate *st;
+	int i;
+
+	if (r == NULL)
+		return NULL;
+	pthread_mutex_lock(&k->mu);
+	if ((st = find_locked(k, customer)) != NULL)
+		for (i = 0; i < st->nusage; i++)
+			if (st->usage[i].disabled)
+				json_object_set_new(r, st->usage[i].version,
+				    json_string(st->usage[i].why));
+	pthread_mutex_unlock(&k->mu);
+	return r;
+}
+
+/* Refuse a blob of a version found disabled, cached or not. */
+static int
+version_gate(struct keys *k, const char *customer, const char *version,
+    struct xerr *e)
+{
+	char why[KS_VERSION_WHY_MAX] = "";
+	struct kstate *st;
+	struct vusage *v;
+	int refused = 0;
+
+	pthread_mutex_lock(&k->mu);
+	if ((st = find_locked(k, customer)) != NULL &&
+	    (v = vusage_locked(st, version, 0)) != NULL && v->disabled) {
+		refused = 1;
+		snprintf(why, sizeof(why), "%s", v->why);
+	}
+	pthread_mutex_unlock(&k->mu);
+	if (!refused)
+		return 0;
+	return xerr_set(e, XTCMK_E_REVOKED, "customer '%s': the blob's key "
+	    "version %s is refused: %s", customer, version, why);
 }
 
 /* Move the usage counted so far into the registry. */
@@ -443,6 +669,7 @@ keys_usage_flush(struct keys *k)
 	struct kstate *st;
 	struct xerr e;
 	unsigned i;
+	long skipped;
 	int j;
 
 	pthread_mutex_lock(&k->mu);
@@ -465,8 +692,10 @@ keys_usage_flush(struct keys *k)
 			}
 	pthread_mutex_unlock(&k->mu);
 	if (json_array_size(rows) > 0 &&
-	    reg_usage_add(service_registry(k->svc), rows, &e) < 0)
-		log_warn("key usage not recorded: %s", e.msg);
+	    reg_usage_add(service_registry(k->svc), rows, &e) < 0 &&
+	    (skipped = log_ratelimit(&usage_rl)) >= 0)
+		log_warn("key usage not recorded: %s (%ld more such "
+		    "failures not logged)", e.msg, skipped);
 	json_decref(rows);
 }
 
@@ -517,6 +746,7 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 	struct provider *p;
 	struct key_uri u;
 	struct blob b;
+	long long t0;
 	int rc;
 
 	if ((rc = in_force(k, st, e)) < 0)
@@ -527,8 +757,12 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 		return -XTCMK_E_PROVIDER;
 	memset(&b, 0, sizeof(b));
 	keys_req_of(st, &req);
+	t0 = metrics_now_us();
 	rc = provider_wrap(p, &req, &u, dek, XTCMK_DEK_LEN, b.wrapped,
 	    sizeof(b.wrapped), &b.wrapped_len, e);
+	metrics_provider(p->kind, MP_WRAP, rc, metrics_now_us() - t0);
+	note_provider(k, st->customer, "wrap", rc == -XTCMK_E_REVOKED ? 0 : rc,
+	    rc < 0 ? e->msg : "");
 	if (rc == -XTCMK_E_REVOKED) {
 		struct xerr e2;
 
@@ -549,7 +783,7 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 	if ((rc = blob_encode(&b, dek, XTCMK_DEK_LEN, out, BLOB_MAX, ret_len,
 	    e)) < 0)
 		return rc;
-	usage_note(k, st->customer, st->version, 1);
+	usage_note(k, st->customer, st->version, 1, *ret_len);
 	return 0;
 }
 
@@ -566,6 +800,7 @@ load_dek(void *arg, uint8_t dek[KEYCACHE_DEK_LEN], struct xerr *e)
 	struct provider_req req;
 	struct provider *p;
 	struct key_uri u;
+	long long t0;
 	size_t n;
 	int rc;
 
@@ -577,8 +812,10 @@ load_dek(void *arg, uint8_t dek[KEYCACHE_DEK_LEN], struct xerr *e)
 	if ((p = keys_provider_for(a->k, &u, e)) == NULL)
 		return -XTCMK_E_PROVIDER;
 	keys_req_of(a->st, &req);
+	t0 = metrics_now_us();
 	rc = provider_unwrap(p, &req, &u, a->b->wrapped, a->b->wrapped_len,
 	    dek, KEYCACHE_DEK_LEN, &n, e);
+	metrics_provider(p->kind, MP_UNWRAP, rc, metrics_now_us() - t0);
 	if (rc < 0)
 		return rc;
 	if (n != KEYCACHE_DEK_LEN) {
@@ -599,19 +836,124 @@ unwrap_blob(struct keys *k, struct kstate *st, const struct blob *b,
 {
 	struct load_arg a = { k, st, b };
 	struct key_uri u;
-	int rc;
+	int rc, have_u;
 
+	have_u = key_uri_parse(b->kid, &u, NULL) == 0;
+	if (have_u && (rc = version_gate(k, st->customer, u.version, e)) < 0)
+		return rc;
 	rc = keycache_get_or_load(k->cache, st->customer, b->kid, bytes, len,
 	    st->cache_max == 0 ? 0 : st->ttl_s, load_dek, &a, dek, e);
+	/* Failures only: a success may be a cache hit. */
+	if (rc < 0 && rc != -XTCMK_E_REVOKED)
+		note_provider(k, st->customer, "unwrap", rc, e->msg);
 	if (rc == -XTCMK_E_REVOKED) {
 		struct xerr e2;
 
-		(void)keys_check_now(k, st, 0, &e2);
+		/* The whole key, or only this blob's version?  Ask. */
+		if (have_u && u.version[0] != '\0' &&
+		    strcmp(u.version, st->version) != 0)
+			(void)check_version(k, st, u.version, &e2);
+		else
+			(void)keys_check_now(k, st, 0, &e2);
 		return rc;
 	}
-	if (rc == 0 && key_uri_parse(b->kid, &u, NULL) == 0)
-		usage_note(k, st->customer, u.version, 0);
+	if (rc == 0 && have_u)
+		usage_note(k, st->customer, u.version, 0, 0);
 	return rc;
+}
+
+/*
+ * KEY_STATUS: the state as text ("active", "revoked", "unknown": a key
+ * whose confirmation went stale reads "unknown") and as an enum
+ * xtcmk_key_state, with the reason.
+ */
+static int
+key_status_reply(struct keys *k, const struct kstate *st,
+    struct xw_buf *reply, const struct xerr *e)
+{
+	char why[XERR_MSG_MAX];
+	long long stale = stale_for(st, mono_s());
+	int code;
+
+	if (st->revoked) {
+		code = XTCMK_KEY_REVOKED;
+		snprintf(why, sizeof(why), "%s", st->reason);
+	} else if (st->ok_at == 0) {
+		code = XTCMK_KEY_UNKNOWN;
+		snprintf(why, sizeof(why), "%s", e->msg[0] ? e->msg :
+		    "the key's state was never confirmed");
+	} else if (stale != 0) {
+		code = XTCMK_KEY_UNCONFIRMED;
+		snprintf(why, sizeof(why), "the key's state could not be "
+		    "confirmed for %llds (over twice the revocation check "
+		    "interval)", stale);
+	} else {
+		json_t *dis = keys_disabled_versions(k, st->customer), *v;
+		const char *ver;
+
+		code = XTCMK_KEY_ACTIVE;
+		snprintf(why, sizeof(why), "key enabled at the last check");
+		/* Old versions refused on their own are part of the state. */
+		json_object_foreach(dis, ver, v) {
+			size_t n = strlen(why);
+
+			snprintf(why + n, sizeof(why) - n, "; version %s is "
+			    "disabled (its blobs are refused)", ver);
+		}
+		json_decref(dis);
+	}
+	xw_put_str(reply, XT_KEY_STATE, code == XTCMK_KEY_ACTIVE ? "active" :
+	    code == XTCMK_KEY_REVOKED ? "revoked" : "unknown");
+	xw_put_u64(reply, XT_KEY_STATE_CODE, (uint64_t)code);
+	xw_put_str(reply, XT_KEY_REASON, why);
+	xw_put_str(reply, XT_KEY_ID, st->kid);
+	return 0;
+}
+
+/*
+ * The size of a blob under the version in force: exact once one was made
+ * for it, else the least it can be (the smallest key of its algorithm).
+ */
+static size_t
+blob_need(const struct kstate *st, int *ret_exact)
+{
+	if (st->blob_len != 0 && strcmp(st->blob_version, st->version) == 0) {
+		*ret_exact = 1;
+		return st->blob_len;
+	}
+	*ret_exact = 0;
+	return BLOB_OVERHEAD + strlen(st->customer) + strlen(st->kid) +
+	    (st->alg == PROVIDER_ALG_A256KW ? BLOB_WRAPPED_A256KW :
+	    BLOB_WRAPPED_RSA_MIN);
+}
+
+/*
+ * A client that says how much room it has for the blob (XT_BLOB_CAP) is
+ * refused before any key is generated, unwrapped or wrapped when the
+ * blob cannot fit; the reply carries the size (XT_BLOB_NEED).
+ */
+static int
+check_room(const struct kstate *st, const uint8_t *payload, uint32_t len,
+    struct xerr *e)
+{
+	struct xw_field f;
+	uint64_t cap;
+	size_t need;
+	int exact;
+
+	if (xw_find(payload, len, XT_BLOB_CAP, &f) != 1)
+		return 0;
+	if (xw_field_u64(&f, &cap) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "blob room is not a 64-bit "
+		    "integer");
+	need = blob_need(st, &exact);
+	if (cap >= need)
+		return 0;
+	e->need = need;
+	return xerr_set(e, XTCMK_E_TOOBIG, "blob buffer of %llu bytes is too "
+	    "small: blobs of customer '%s' under %s take %s%zu bytes; no key "
+	    "was generated", (unsigned long long)cap, st->customer, st->kid,
+	    exact ? "" : "at least ", need);
 }
 
 int
@@ -645,17 +987,12 @@ keys_handle(struct keys *k, struct service *svc, uint16_t type,
 	if ((rc = keys_state_get(k, customer, &st, e)) < 0)
 		return rc;
 
-	if (type == XW_KEY_STATUS) {
-		xw_put_str(reply, XT_KEY_STATE, st.revoked ? "revoked" :
-		    st.ok_at == 0 ? "unknown" : "active");
-		xw_put_str(reply, XT_KEY_REASON, st.revoked ? st.reason :
-		    st.ok_at == 0 ? (e->msg[0] ? e->msg :
-		    "the key's state was never confirmed") :
-		    "key enabled at the last check");
-		xw_put_str(reply, XT_KEY_ID, st.kid);
-		return 0;
-	}
+	if (type == XW_KEY_STATUS)
+		return key_status_reply(k, &st, reply, e);
 	if ((rc = keys_gate(k, &st, e)) < 0)
+		return rc;
+	if ((type == XW_DEK_NEW || type == XW_DEK_REWRAP) &&
+	    (rc = check_room(&st, payload, len, e)) < 0)
 		return rc;
 
 	switch (type) {
@@ -737,7 +1074,10 @@ checker_main(void *arg)
 				pthread_mutex_unlock(&k->mu);
 				if (!found)
 					break;
-				(void)keys_check_now(k, &snap, 0, &e);
+				if (keys_check_now(k, &snap, 0, &e) == 0 &&
+				    keys_state_get(k, snap.customer, &snap,
+				    &e) == 0)
+					(void)keys_check_versions(k, &snap);
 				pthread_mutex_lock(&k->mu);
 				if ((st = find_locked(k, snap.customer)) !=
 				    NULL)
@@ -754,6 +1094,31 @@ keys_flush(struct keys *k)
 {
 	if (k != NULL && k->cache != NULL)
 		keys_usage_flush(k);
+}
+
+void
+keys_state_counts(struct keys *k, unsigned *ret_ok, unsigned *ret_revoked,
+    unsigned *ret_failing)
+{
+	struct kstate *st;
+	unsigned ok = 0, revoked = 0, failing = 0, i;
+
+	if (k != NULL) {
+		pthread_mutex_lock(&k->mu);
+		for (i = 0; i < KS_BUCKETS; i++)
+			for (st = k->map[i]; st != NULL; st = st->next) {
+				if (st->revoked)
+					revoked++;
+				else if (st->fail_code != 0)
+					failing++;
+				else
+					ok++;
+			}
+		pthread_mutex_unlock(&k->mu);
+	}
+	*ret_ok = ok;
+	*ret_revoked = revoked;
+	*ret_failing = failing;
 }
 
 json_t *
@@ -791,6 +1156,10 @@ keys_stats(struct keys *k)
 	    "revocations", (json_int_t)k->n_revocations,
 	    "restores", (json_int_t)k->n_restores,
 	    "checks", (json_int_t)k->n_checks);
+	if (r != NULL)
+		json_object_set_new(r, "versions", json_pack("{s:I, s:I}",
+		    "checks", (json_int_t)k->n_version_checks,
+		    "revocations", (json_int_t)k->n_version_revocations));
 	if (r != NULL && k->azure != NULL)
 		json_object_set_new(r, "azure", provider_azure_stats(k->azure));
 	return r;
@@ -814,6 +1183,10 @@ keys_open(struct config *cfg, struct service *svc, struct keys **ret_keys,
 	pthread_key_create(&k->scratch_key, scratch_free);
 	if ((rc = keystore_open(cfg->state_dir, &k->ks, e)) < 0)
 		goto fail;
+	if (keystore_swept(k->ks) > 0)
+		log_info("keystore: removed %zu files an interrupted write "
+		    "left behind (temporary files, unacknowledged versions)",
+		    keystore_swept(k->ks));
 	if ((k->local = provider_local_new(k->ks)) == NULL) {
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto fail;

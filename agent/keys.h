@@ -26,6 +26,10 @@ int	keys_handle(struct keys *k, struct service *svc, uint16_t type,
 int	keys_admin(struct keys *k, const char *cmd, json_t *req,
 	    json_t **ret_reply, struct xerr *e);
 json_t	*keys_stats(struct keys *k);
+/* Customers with a key state here: served, revoked, and failing (the
+ * key service fails for them, see note_provider in keys.c). */
+void	keys_state_counts(struct keys *k, unsigned *ret_ok,
+	    unsigned *ret_revoked, unsigned *ret_failing);
 /* Record the usage counted so far in the registry (clean shutdown). */
 void	keys_flush(struct keys *k);
 

@@ -68,8 +68,9 @@ static int
 key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
 {
 	struct kstate st;
-	json_t *usage = NULL, *r, *row, *show = NULL, *versions;
+	json_t *usage = NULL, *r, *row, *show = NULL, *versions, *disabled;
 	char line[512], *text = NULL;
+	const char *dv;
 	size_t i, tlen = 0;
 	FILE *f;
 	int rc;
@@ -79,10 +80,15 @@ key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
 	if ((rc = keys_check_now(k, &st, 0, e)) < 0 && rc != -XTCMK_E_REVOKED)
 		return rc;
 	(void)keys_state_get(k, customer, &st, e);
+	(void)keys_check_versions(k, &st);
+	if ((disabled = keys_disabled_versions(k, customer)) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	keys_usage_flush(k);
 	if ((rc = reg_usage_get(service_registry(k->svc), customer, &usage,
-	    e)) < 0)
+	    e)) < 0) {
+		json_decref(disabled);
 		return rc;
+	}
 	if (st.uri.service == KEY_SERVICE_LOCAL)
 		(void)keystore_show(k->ks, st.uri.vault, st.uri.name, &show,
 		    NULL);
@@ -112,6 +118,8 @@ key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
 		}
 		json_object_set_new(row, "current",
 		    json_boolean(strcmp(v, st.version) == 0));
+		json_object_set_new(row, "disabled", json_boolean(
+		    json_object_get(disabled, v) != NULL));
 		if (strcmp(v, st.version) != 0 && superseded > 0)
 			json_object_set_new(row, "disable_after", json_integer(
 			    superseded + st.grace_s));
@@ -123,6 +131,9 @@ key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
 	    "" : "", "mode", st.pinned ? "pinned" : "auto",
 	    "current", st.version, "grace", (json_int_t)st.grace_s,
 	    "versions", usage);
+	/* Versions refused on their own while the key serves: their
+	 * cached DEKs were wiped and their blobs fail closed. */
+	json_object_set_new(r, "disabled_versions", disabled);
 	{
 		char base[600];
 
@@ -162,6 +173,10 @@ key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
 		}
 		if (json_array_size(usage) == 0)
 			fprintf(f, "  no wraps or unwraps recorded yet\n");
+		json_object_foreach(disabled, dv, row)
+			fprintf(f, "  version %s DISABLED: its blobs are refused "
+			    "and its cached keys wiped: %s\n", dv,
+			    json_string_value(row));
 		fclose(f);
 		json_object_set_new(r, "text", json_string(text));
 		free(text);

@@ -9,6 +9,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include <jansson.h>
+
 #include "keys.h"
 #include "provider.h"
 #include "validate.h"
@@ -16,10 +18,14 @@
 
 #define KS_BUCKETS		1024
 
+#define KS_VERSION_WHY_MAX	256	/* why a version is refused */
+
 struct vusage {
 	char		version[KEY_VERSION_LEN + 1];
 	unsigned long long wraps, unwraps;	/* not yet flushed */
 	long long	first, last;		/* unix seconds */
+	int		disabled;		/* refused at its last check */
+	char		why[KS_VERSION_WHY_MAX];
 };
 
 struct kstate {
@@ -46,7 +52,11 @@ struct kstate {
 	int		 checking;
 	int		 revoked;
 	char		 reason[XERR_MSG_MAX];
+	size_t		 blob_len;		/* last blob made for... */
+	char		 blob_version[KEY_VERSION_LEN + 1]; /* ...this */
 	long long	 revoked_since;		/* unix s */
+	int		 fail_code;		/* last logged provider
+						 * failure, 0: healthy */
 	/* Usage per version, only ever used under the lock: a snapshot
 	 * copy of the state (the request path) must stay small. */
 	struct vusage	*usage;
@@ -68,6 +78,7 @@ struct keys {
 	atomic_int	 stop;
 	pthread_key_t	 scratch_key;
 	atomic_ullong	 n_revocations, n_restores, n_checks;
+	atomic_ullong	 n_version_checks, n_version_revocations;
 };
 
 /*
@@ -79,6 +90,15 @@ int	keys_state_get(struct keys *k, const char *customer,
 /* Ask the provider for the key's state now and record the result. */
 int	keys_check_now(struct keys *k, const struct kstate *snap, int force,
 	    struct xerr *e);
+/*
+ * Check every old version of the customer's key that may have DEKs in the
+ * cache (used within cache_ttl) or was found disabled: a disabled version's
+ * cached DEKs are wiped and its blobs refused.  Returns how many versions
+ * are disabled now.
+ */
+int	keys_check_versions(struct keys *k, const struct kstate *snap);
+/* The versions found disabled, as {version: why}; NULL on OOM. */
+json_t	*keys_disabled_versions(struct keys *k, const char *customer);
 /* Refuse unless the customer may be served by this host right now. */
 int	keys_gate(struct keys *k, const struct kstate *st, struct xerr *e);
 /* The provider holding key `u`, or NULL with `e` set. */

@@ -351,6 +351,48 @@ out:
 	return rc;
 }
 
+/*
+ * Remove what a crash left in a key directory: temporary files of
+ * atomicfile_write() (".NAME.<hex>.tmp") and the .pem of a version that
+ * meta.json does not list (`k` NULL: none listed, a create that crashed
+ * before its commit).  Such a version was never acknowledged, so no blob
+ * names it.  Returns how many files went.
+ */
+static size_t
+sweep_key_dir(int kfd, struct ks_key *k)
+{
+	char ver[KEY_VERSION_LEN + 1];
+	struct dirent *de;
+	size_t n = 0, len;
+	DIR *d;
+	int fd, drop;
+
+	if ((fd = openat(kfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return 0;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		drop = 0;
+		if (de->d_name[0] == '.' && len > 5 &&
+		    strcmp(de->d_name + len - 4, ".tmp") == 0)
+			drop = 1;
+		else if (len == KEY_VERSION_LEN + 4 &&
+		    strcmp(de->d_name + KEY_VERSION_LEN, ".pem") == 0) {
+			memcpy(ver, de->d_name, KEY_VERSION_LEN);
+			ver[KEY_VERSION_LEN] = '\0';
+			drop = version_check(ver) == 0 && (k == NULL ||
+			    key_version(k, ver) == NULL);
+		}
+		if (drop && unlinkat(dirfd(d), de->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 static int
 load_vault(struct keystore *ks, const char *vault, struct xerr *e)
 {
@@ -381,6 +423,8 @@ load_vault(struct keystore *ks, const char *vault, struct xerr *e)
 		}
 		k = NULL;
 		rc = meta_load(kfd, vault, dir, &k, e);
+		if (rc >= 0)
+			ks->swept += sweep_key_dir(kfd, k);
 		close(kfd);
 		if (rc < 0)
 			break;
@@ -464,6 +508,12 @@ fail:
 		closedir(d);
 	keystore_free(ks);
 	return rc;
+}
+
+size_t
+keystore_swept(const struct keystore *ks)
+{
+	return ks->swept;
 }
 
 void

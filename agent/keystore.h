@@ -42,6 +42,13 @@ struct keystore;
 int	keystore_open(const char *state_dir, struct keystore **ret_ks,
 	    struct xerr *e);
 void	keystore_free(struct keystore *ks);
+/*
+ * How many files a crash had left that keystore_open() removed: temporary
+ * files of interrupted writes, and the .pem of versions meta.json never
+ * listed (a create or rotate that crashed before its commit, so never
+ * acknowledged).  keystore_open() assumes it is the only writer.
+ */
+size_t	keystore_swept(const struct keystore *ks);
 
 /*
  * Create key `name` in `vault` with one enabled version; bits 2048 or 3072

@@ -43,6 +43,7 @@ struct keystore {
 	struct ks_key	**keys;
 	size_t		 nkeys;
 	size_t		 cap;
+	size_t		 swept;		/* crash leftovers removed at open */
 };
 
 /*

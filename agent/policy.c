@@ -53,8 +53,21 @@ enum trip {
 	TRIP_NONE = 0,
 	TRIP_BUDGET,
 	TRIP_TIME,
+	TRIP_WALL,
 	TRIP_MEMORY
 };
+
+/* Calls stopped by each limit, process-wide (metrics). */
+static atomic_ullong trips[3];
+
+void
+policy_trip_counts(unsigned long long ret_counts[3])
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		ret_counts[i] = atomic_load(&trips[i]);
+}
 
 struct policy_vm {
 	struct policy_set *set;
@@ -62,7 +75,8 @@ struct policy_vm {
 	size_t		 mem_used;
 	size_t		 mem_limit;
 	unsigned long	 count;
-	struct timespec	 deadline;
+	struct timespec	 cpu_deadline;	/* this thread's CPU time */
+	struct timespec	 deadline;	/* wall clock backstop */
 	enum trip	 tripped;
 	int		 broken;	/* rebuild before the next call */
 	int		 ref[POLICY__COUNT];
@@ -148,8 +162,12 @@ vm_trip_raise(lua_State *L, struct policy_vm *vm)
 		    (lua_Integer)lim->instructions);	/* where msg */
 		break;
 	case TRIP_TIME:
-		lua_pushfstring(L, "time limit of %d ms exceeded",
+		lua_pushfstring(L, "CPU time limit of %d ms exceeded",
 		    (int)lim->time_ms);			/* where msg */
+		break;
+	case TRIP_WALL:
+		lua_pushfstring(L, "wall-clock limit of %d ms exceeded",
+		    (int)lim->time_ms * POLICY_WALL_FACTOR);	/* where msg */
 		break;
 	default:
 		lua_pushfstring(L, "memory limit of %I bytes exceeded",
@@ -172,16 +190,19 @@ static void
 vm_hook(lua_State *L, lua_Debug *ar)
 {
 	struct policy_vm *vm = vm_of(L);
-	struct timespec now;
+	struct timespec now, cpu;
 
 	if (vm->tripped == TRIP_NONE) {
 		if (ar->event == LUA_HOOKCOUNT)
 			vm->count += POLICY_HOOK_EVERY;
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (vm->count >= vm->set->lim.instructions)
 			vm->tripped = TRIP_BUDGET;
-		else if (ts_after(&now, &vm->deadline))
+		else if (ts_after(&cpu, &vm->cpu_deadline))
 			vm->tripped = TRIP_TIME;
+		else if (ts_after(&now, &vm->deadline))
+			vm->tripped = TRIP_WALL;
 		else
 			return;
 	}
@@ -190,20 +211,34 @@ vm_hook(lua_State *L, lua_Debug *ar)
 	vm_trip_raise(L, vm);
 }
 
-/* Start a call's budget: count, deadline, hook. */
+static void
+ts_add_ms(struct timespec *t, unsigned long ms)
+{
+	t->tv_sec += (time_t)(ms / 1000);
+	t->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+/*
+ * Start a call's budget: count, deadlines, hook.  The limit is CPU time
+ * of the calling thread, so a loaded host (other processes on the core)
+ * does not refuse a policy that did its work in time; the wall clock
+ * only backs it up, POLICY_WALL_FACTOR times larger, for a policy that
+ * is descheduled for good.
+ */
 static void
 vm_arm(struct policy_vm *vm)
 {
 	unsigned ms = vm->set->lim.time_ms;
 
 	vm->count = 0;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &vm->cpu_deadline);
+	ts_add_ms(&vm->cpu_deadline, ms);
 	clock_gettime(CLOCK_MONOTONIC, &vm->deadline);
-	vm->deadline.tv_sec += ms / 1000;
-	vm->deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (vm->deadline.tv_nsec >= 1000000000L) {
-		vm->deadline.tv_sec++;
-		vm->deadline.tv_nsec -= 1000000000L;
-	}
+	ts_add_ms(&vm->deadline, (unsigned long)ms * POLICY_WALL_FACTOR);
 	lua_sethook(vm->L, vm_hook, LUA_MASKCOUNT, POLICY_HOOK_EVERY);
 }
 
@@ -254,6 +289,8 @@ vm_run(struct policy_vm *vm, lua_CFunction fn, struct call *c,
 		msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) :
 		    "error without a message";
 		if (rc == LUA_ERRMEM)
+			atomic_fetch_add(&trips[TRIP_MEMORY - 1], 1);
+		if (rc == LUA_ERRMEM)
 			r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): "
 			    "memory limit of %zu bytes exceeded", who,
 			    kind_names[c->kind], vm->set->lim.memory);
@@ -261,10 +298,13 @@ vm_run(struct policy_vm *vm, lua_CFunction fn, struct call *c,
 			r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): "
 			    "%s", who, kind_names[c->kind], msg);
 	} else if (vm->tripped != TRIP_NONE) {
+		atomic_fetch_add(&trips[vm->tripped - 1], 1);
 		r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): %s "
 		    "exceeded", who, kind_names[c->kind],
 		    vm->tripped == TRIP_BUDGET ? "instruction budget" :
-		    vm->tripped == TRIP_TIME ? "time limit" : "memory limit");
+		    vm->tripped == TRIP_TIME ? "CPU time limit" :
+		    vm->tripped == TRIP_WALL ? "wall-clock limit" :
+		    "memory limit");
 	} else if (c->err[0] != '\0') {
 		r = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (%s.lua): %s",
 		    who, kind_names[c->kind], c->err);
@@ -320,6 +360,15 @@ vm_load_policy(lua_State *L)
 	if (lua_rawget(L, -2) > LUA_TNIL && !lua_isfunction(L, -1)) {
 		snprintf(c->err, sizeof(c->err), "`selftest` must be a "
 		    "function (found a %s)", luaL_typename(L, -1));
+		return 0;
+	}
+	lua_pop(L, 1);					/* pol */
+	lua_pushliteral(L, "scope");			/* pol "scope" */
+	if (lua_rawget(L, -2) > LUA_TNIL && (c->kind != POLICY_PARTITION ||
+	    !lua_isfunction(L, -1))) {			/* pol scope */
+		snprintf(c->err, sizeof(c->err), "`scope` must be a function "
+		    "and only a partition policy has one (found a %s)",
+		    luaL_typename(L, -1));
 		return 0;
 	}
 	lua_pop(L, 1);					/* pol */
@@ -410,6 +459,41 @@ vm_decide(lua_State *L)
 	if (c->output != NULL && !json_is_object(c->output)) {
 		snprintf(c->err, sizeof(c->err), "decide returned an array or "
 		    "an empty table; it must return a table with named fields");
+		json_decref(c->output);
+		c->output = NULL;
+	}
+	return 0;
+}
+
+/* P.scope(customer, params) of the partition policy, if it has one. */
+static int
+vm_scope(lua_State *L)
+{
+	struct call *c = lua_touserdata(L, 1);
+	char path[POLICY_PATH_MAX] = "scope";
+
+	if (push_policy_field(L, c, "scope") != LUA_TFUNCTION)
+		return 0;				/* pol nil */
+	policy_json_push(L, c->input, 0);		/* pol scope cust */
+	policy_json_push(L, c->params, 0);	/* pol scope cust par */
+	lua_call(L, 2, 1);				/* pol res */
+	if (lua_type(L, -1) != LUA_TTABLE) {
+		snprintf(c->err, sizeof(c->err), "scope returned %s; it must "
+		    "return a table of selectors (apps, app_names, workloads)",
+		    lua_isnil(L, -1) ? "nothing" : luaL_typename(L, -1));
+		return 0;
+	}
+	c->output = policy_json_from_lua(L, lua_gettop(L), path, 1, c->err,
+	    sizeof(c->err));
+	/* {} comes back as an empty array: no selectors at all. */
+	if (c->output != NULL && json_is_array(c->output) &&
+	    json_array_size(c->output) == 0) {
+		json_decref(c->output);
+		c->output = json_object();
+	}
+	if (c->output != NULL && !json_is_object(c->output)) {
+		snprintf(c->err, sizeof(c->err), "scope returned a list; it "
+		    "must return a table with named fields");
 		json_decref(c->output);
 		c->output = NULL;
 	}
@@ -742,6 +826,32 @@ policy_vm_call_params(struct policy_vm *vm, enum policy_kind k,
 		return r;
 	}
 	*ret_output = c.output;
+	return 0;
+}
+
+int
+policy_vm_scope(struct policy_vm *vm, json_t *customer, json_t *params,
+    json_t **ret_scope, struct xerr *e)
+{
+	struct call c;
+	int r;
+
+	if (params == NULL)
+		params = vm->set->params;
+	if (!json_is_object(customer) || !json_is_object(params))
+		return xerr_set(e, XTCMK_E_INVAL, "scope needs a customer "
+		    "object and params");
+	if ((vm->broken || vm->L == NULL) && (r = vm_build(vm, e)) < 0)
+		return r;
+	memset(&c, 0, sizeof(c));
+	c.kind = POLICY_PARTITION;
+	c.input = customer;
+	c.params = params;
+	if ((r = vm_run(vm, vm_scope, &c, e)) < 0) {
+		json_decref(c.output);
+		return r;
+	}
+	*ret_scope = c.output;
 	return 0;
 }
 

@@ -26,7 +26,8 @@
 #define POLICY_INSTR_MAX	100000000
 #define POLICY_MEM_DEFAULT	(32u << 20)	/* bytes per lua_State */
 #define POLICY_MEM_MAX		(1024u << 20)
-#define POLICY_TIME_DEFAULT_MS	200		/* wall clock per call */
+#define POLICY_TIME_DEFAULT_MS	200		/* thread CPU time per call */
+#define POLICY_WALL_FACTOR	5		/* wall-clock backstop: 5x */
 #define POLICY_TIME_MAX_MS	10000
 #define POLICY_RESULT_DEPTH_MAX	16		/* nesting of a returned table */
 #define POLICY_STRING_MAX	4096		/* longest string in a result */
@@ -64,6 +65,9 @@ struct policy_set *policy_set_ref(struct policy_set *s);
 void	policy_set_unref(struct policy_set *s);
 /* Hex SHA-256 over the three files' names and contents. */
 const char *policy_set_hash(const struct policy_set *s);
+/* Policy calls stopped by the instruction budget, the time limit and the
+ * memory limit since start, in that order. */
+void	policy_trip_counts(unsigned long long ret_counts[3]);
 const char *policy_set_dir(const struct policy_set *s);
 /* The `name` each policy gave itself (or its file name). */
 const char *policy_set_name(const struct policy_set *s, enum policy_kind k);
@@ -83,6 +87,13 @@ struct policy_set *policy_vm_set(const struct policy_vm *vm);
  */
 int	policy_vm_call(struct policy_vm *vm, enum policy_kind k, json_t *input,
 	    json_t **ret_output, struct xerr *e);
+/*
+ * The partition policy's P.scope(customer, params) (params NULL: the
+ * set's): *ret_scope gets its table as JSON, or NULL when the policy has
+ * no scope function (it then sees the whole registry, see scope.h).
+ */
+int	policy_vm_scope(struct policy_vm *vm, json_t *customer, json_t *params,
+	    json_t **ret_scope, struct xerr *e);
 /* The same with `params` (object) instead of the set's (fixtures). */
 int	policy_vm_call_params(struct policy_vm *vm, enum policy_kind k,
 	    json_t *input, json_t *params, json_t **ret_output,

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "scope.h"
 
 #define FIXTURES_PER_FILE_MAX	10000	/* fixtures in one file */
 #define FIXTURE_SHOW_MAX	160	/* JSON shown in a FAIL line */
@@ -76,6 +77,33 @@ kind_from_name(const char *s)
 }
 
 /*
+ * The partition input after the policy's P.scope: NULL in *ret (and 0)
+ * when it has none; the selectors are applied to the fixture's apps and
+ * workloads by the same code the agent uses (scope.c).
+ */
+static int
+scoped_input(struct policy_vm *vm, json_t *input, json_t *params,
+    json_t **ret, struct xerr *e)
+{
+	struct scope sc;
+	json_t *doc = NULL;
+	int r;
+
+	*ret = NULL;
+	if (!json_is_object(json_object_get(input, "customer")))
+		return 0;
+	if ((r = policy_vm_scope(vm, json_object_get(input, "customer"),
+	    params, &doc, e)) < 0 || doc == NULL)
+		return r;
+	if ((r = scope_parse(doc, &sc, e)) == 0) {
+		r = scope_apply(&sc, input, ret, e);
+		scope_clear(&sc);
+	}
+	json_decref(doc);
+	return r;
+}
+
+/*
  * Run one fixture; 1 pass, 0 fail.  `msg` explains a failure; `ret_out`
  * gets the result when there is one.
  */
@@ -85,6 +113,7 @@ run_one(struct policy_vm *vm, json_t *fx, char *msg, size_t len,
 {
 	struct policy_set *s = policy_vm_set(vm);
 	json_t *input, *fparams, *params = NULL, *out = NULL, *expect;
+	json_t *scoped = NULL;
 	const char *experr, *dname;
 	struct xerr e;
 	int k, r, ok = 0;
@@ -129,9 +158,16 @@ run_one(struct policy_vm *vm, json_t *fx, char *msg, size_t len,
 		}
 	}
 	xerr_clear(&e);
-	r = policy_vm_call_params(vm, k, input, params, &out, &e);
+	/* A partition policy with P.scope sees what its selectors pick
+	 * from the fixture's apps and workloads, as in the agent. */
+	r = k == POLICY_PARTITION ? scoped_input(vm, input, params, &scoped,
+	    &e) : 0;
 	if (r == 0)
-		r = policy_verdict_check(s, k, input, out, &e);
+		r = policy_vm_call_params(vm, k, scoped != NULL ? scoped :
+		    input, params, &out, &e);
+	if (r == 0)
+		r = policy_verdict_check(s, k, scoped != NULL ? scoped : input,
+		    out, &e);
 	if (experr != NULL) {
 		if (r == 0)
 			snprintf(msg, len, "expected an error containing "
@@ -148,6 +184,7 @@ run_one(struct policy_vm *vm, json_t *fx, char *msg, size_t len,
 	else
 		ok = 1;
 	json_decref(params);
+	json_decref(scoped);
 	*ret_out = out;
 	return ok;
 }

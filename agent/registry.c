@@ -34,6 +34,7 @@
 #define REG_BUSY_MS		5000		/* wait for another writer */
 #define REG_APPLICATION_ID	0x78746b72	/* "xtkr" in the file header */
 #define FIC_NAME_MAX		120		/* Graph: 3-120 characters */
+#define REG_VACUUM_BEFORE	3	/* migrating from below: VACUUM once */
 
 /* Migration N (1-based) brings user_version from N-1 to N. */
 static const char *const migrations[] = {
@@ -83,7 +84,104 @@ static const char *const migrations[] = {
 	" wraps INTEGER NOT NULL DEFAULT 0, unwraps INTEGER NOT NULL DEFAULT 0,"
 	" first INTEGER NOT NULL, last INTEGER NOT NULL,"
 	" PRIMARY KEY (customer, version));",
+	/* 3: scale.  Label indexes and per-application counts kept by
+	 * triggers in the writing transaction, the numbered-name columns
+	 * fill order needs, and the stored decision inputs replaced by a
+	 * compact record (the full input is no longer stored). */
+	"CREATE TABLE app_labels ("
+	" key TEXT NOT NULL, value TEXT NOT NULL, app TEXT NOT NULL,"
+	" PRIMARY KEY (key, value, app)) WITHOUT ROWID;"
+	"CREATE TABLE workload_labels ("
+	" key TEXT NOT NULL, value TEXT NOT NULL, workload TEXT NOT NULL,"
+	" PRIMARY KEY (key, value, workload)) WITHOUT ROWID;"
+	"INSERT INTO app_labels SELECT j.key, j.value, a.name"
+	" FROM apps a, json_each(a.labels) j;"
+	"INSERT INTO workload_labels SELECT j.key, j.value, w.name"
+	" FROM workloads w, json_each(w.labels) j;"
+	"CREATE TRIGGER apps_labels_insert AFTER INSERT ON apps BEGIN"
+	" INSERT INTO app_labels SELECT j.key, j.value, NEW.name"
+	"  FROM json_each(NEW.labels) j; END;"
+	"CREATE TRIGGER apps_labels_delete AFTER DELETE ON apps BEGIN"
+	" DELETE FROM app_labels WHERE (key, value, app) IN"
+	"  (SELECT j.key, j.value, OLD.name FROM json_each(OLD.labels) j);"
+	" END;"
+	"CREATE TRIGGER apps_labels_update AFTER UPDATE OF name, labels ON apps"
+	" BEGIN"
+	" DELETE FROM app_labels WHERE (key, value, app) IN"
+	"  (SELECT j.key, j.value, OLD.name FROM json_each(OLD.labels) j);"
+	" INSERT INTO app_labels SELECT j.key, j.value, NEW.name"
+	"  FROM json_each(NEW.labels) j; END;"
+	"CREATE TRIGGER workloads_labels_insert AFTER INSERT ON workloads BEGIN"
+	" INSERT INTO workload_labels SELECT j.key, j.value, NEW.name"
+	"  FROM json_each(NEW.labels) j; END;"
+	"CREATE TRIGGER workloads_labels_delete AFTER DELETE ON workloads BEGIN"
+	" DELETE FROM workload_labels WHERE (key, value, workload) IN"
+	"  (SELECT j.key, j.value, OLD.name FROM json_each(OLD.labels) j);"
+	" END;"
+	"CREATE TRIGGER workloads_labels_update AFTER UPDATE OF name, labels"
+	" ON workloads BEGIN"
+	" DELETE FROM workload_labels WHERE (key, value, workload) IN"
+	"  (SELECT j.key, j.value, OLD.name FROM json_each(OLD.labels) j);"
+	" INSERT INTO workload_labels SELECT j.key, j.value, NEW.name"
+	"  FROM json_each(NEW.labels) j; END;"
+	"ALTER TABLE apps ADD COLUMN customers INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE apps ADD COLUMN fic_count INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE apps SET"
+	" customers = (SELECT count(*) FROM assignments WHERE app = apps.name),"
+	" fic_count = (SELECT count(*) FROM fics WHERE app = apps.name);"
+	"CREATE TRIGGER assignments_count_insert AFTER INSERT ON assignments"
+	" BEGIN UPDATE apps SET customers = customers + 1"
+	"  WHERE name = NEW.app; END;"
+	"CREATE TRIGGER assignments_count_delete AFTER DELETE ON assignments"
+	" BEGIN UPDATE apps SET customers = customers - 1"
+	"  WHERE name = OLD.app; END;"
+	"CREATE TRIGGER assignments_count_update AFTER UPDATE OF app"
+	" ON assignments WHEN NEW.app <> OLD.app BEGIN"
+	" UPDATE apps SET customers = customers - 1 WHERE name = OLD.app;"
+	" UPDATE apps SET customers = customers + 1 WHERE name = NEW.app;"
+	" END;"
+	"CREATE TRIGGER fics_count_insert AFTER INSERT ON fics"
+	" BEGIN UPDATE apps SET fic_count = fic_count + 1"
+	"  WHERE name = NEW.app; END;"
+	"CREATE TRIGGER fics_count_delete AFTER DELETE ON fics"
+	" BEGIN UPDATE apps SET fic_count = fic_count - 1"
+	"  WHERE name = OLD.app; END;"
+	"CREATE TRIGGER fics_count_update AFTER UPDATE OF app ON fics"
+	" WHEN NEW.app <> OLD.app BEGIN"
+	" UPDATE apps SET fic_count = fic_count - 1 WHERE name = OLD.app;"
+	" UPDATE apps SET fic_count = fic_count + 1 WHERE name = NEW.app;"
+	" END;"
+	/* "<stem><n>": the name without its trailing digits (1 to 18 of
+	 * them), and n; NULL for names that do not end in digits. */
+	"ALTER TABLE apps ADD COLUMN stem TEXT GENERATED ALWAYS AS (CASE"
+	" WHEN length(rtrim(name, '0123456789')) BETWEEN"
+	"  max(length(name) - 18, 1) AND length(name) - 1"
+	" THEN rtrim(name, '0123456789') END) VIRTUAL;"
+	"ALTER TABLE apps ADD COLUMN num INTEGER GENERATED ALWAYS AS (CASE"
+	" WHEN length(rtrim(name, '0123456789')) BETWEEN"
+	"  max(length(name) - 18, 1) AND length(name) - 1"
+	" THEN CAST(substr(name, length(rtrim(name, '0123456789')) + 1)"
+	"  AS INTEGER) END) VIRTUAL;"
+	"CREATE INDEX apps_stem_num ON apps(stem, num);"
+	"CREATE INDEX apps_stem_customers ON apps(stem, customers);"
+	"UPDATE assignments SET inputs = json_object('migrated',"
+	" 'schema 3 keeps a compact record instead of the whole input',"
+	" 'apps', CASE WHEN json_valid(inputs)"
+	"  THEN json_array_length(inputs, '$.apps') END,"
+	" 'workloads', CASE WHEN json_valid(inputs)"
+	"  THEN json_array_length(inputs, '$.workloads') END)"
+	" WHERE inputs <> 'null';",
 };
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
+    REG_SCHEMA_VERSION, "one migration per schema version");
+
+const char *
+reg_migration_sql(int n)
+{
+	if (n < 1 || n > REG_SCHEMA_VERSION)
+		return NULL;
+	return migrations[n - 1];
+}
 
 /* SQLite failure: busy, a trigger's refusal, or an internal error. */
 int
@@ -99,20 +197,62 @@ regi_dberr(struct registry *r, struct xerr *e, int rc)
 	    r->path, sqlite3_errmsg(r->db));
 }
 
+/* The cache slot of `sql`: its hash, probing linearly. */
+static struct regi_stmt *
+cache_slot(struct registry *r, const char *sql, int *ret_free)
+{
+	unsigned h = 2166136261u, i, k;
+	const char *p;
+	struct regi_stmt *c;
+
+	for (p = sql; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	for (k = 0; k < REGI_STMT_CACHE; k++) {
+		i = (h + k) % REGI_STMT_CACHE;
+		c = &r->cache[i];
+		if (c->st == NULL) {
+			*ret_free = 1;
+			return c;
+		}
+		if (strcmp(sqlite3_sql(c->st), sql) == 0) {
+			*ret_free = 0;
+			return c;
+		}
+	}
+	return NULL;
+}
+
 /*
- * Prepare `sql` and bind one argument per character of `fmt`: 's' a
- * string (NULL binds NULL), 'i' a long long.
+ * Prepare `sql` (from the cache when `cached`) and bind one argument per
+ * character of `fmt`: 's' a string (NULL binds NULL), 'i' a long long.
  */
 static int
-vprep(struct registry *r, sqlite3_stmt **ret_st, struct xerr *e,
+vprep(struct registry *r, int cached, sqlite3_stmt **ret_st, struct xerr *e,
     const char *sql, const char *fmt, va_list ap)
 {
-	sqlite3_stmt *st;
+	struct regi_stmt *c = NULL;
+	sqlite3_stmt *st = NULL;
 	const char *s;
-	int i, rc;
+	int i, rc, fresh = 1;
 
-	if ((rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL)) != SQLITE_OK)
+	if (cached && (c = cache_slot(r, sql, &fresh)) != NULL && !fresh) {
+		if (c->busy)
+			c = NULL;
+		else
+			st = c->st;
+	}
+	if (st != NULL)
+		r->n_reused++;
+	else if ((rc = sqlite3_prepare_v3(r->db, sql, -1,
+	    c != NULL ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL)) !=
+	    SQLITE_OK)
 		return regi_dberr(r, e, rc);
+	else
+		r->n_prepared++;
+	if (c != NULL) {
+		c->st = st;
+		c->busy = 1;
+	}
 	for (i = 0; fmt[i] != '\0'; i++) {
 		if (fmt[i] == 's') {
 			s = va_arg(ap, const char *);
@@ -124,7 +264,7 @@ vprep(struct registry *r, sqlite3_stmt **ret_st, struct xerr *e,
 			    va_arg(ap, long long));
 		if (rc != SQLITE_OK) {
 			rc = regi_dberr(r, e, rc);
-			sqlite3_finalize(st);
+			regi_finish(r, st);
 			return rc;
 		}
 	}
@@ -140,9 +280,39 @@ regi_prep(struct registry *r, sqlite3_stmt **ret_st, struct xerr *e,
 	int rc;
 
 	va_start(ap, fmt);
-	rc = vprep(r, ret_st, e, sql, fmt, ap);
+	rc = vprep(r, 0, ret_st, e, sql, fmt, ap);
 	va_end(ap);
 	return rc;
+}
+
+int
+regi_prepc(struct registry *r, sqlite3_stmt **ret_st, struct xerr *e,
+    const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vprep(r, 1, ret_st, e, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+void
+regi_finish(struct registry *r, sqlite3_stmt *st)
+{
+	size_t i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < REGI_STMT_CACHE; i++)
+		if (r->cache[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			r->cache[i].busy = 0;
+			return;
+		}
+	sqlite3_finalize(st);
 }
 
 /* Run a statement that returns no rows. */
@@ -155,14 +325,14 @@ regi_run(struct registry *r, struct xerr *e, const char *sql, const char *fmt,
 	int rc;
 
 	va_start(ap, fmt);
-	rc = vprep(r, &st, e, sql, fmt, ap);
+	rc = vprep(r, 1, &st, e, sql, fmt, ap);
 	va_end(ap);
 	if (rc != 0)
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;
 	rc = rc == SQLITE_DONE ? 0 : regi_dberr(r, e, rc);
-	sqlite3_finalize(st);
+	regi_finish(r, st);
 	return rc;
 }
 
@@ -177,7 +347,7 @@ regi_num(struct registry *r, struct xerr *e, const char *sql, const char *fmt,
 	int rc;
 
 	va_start(ap, fmt);
-	rc = vprep(r, &st, e, sql, fmt, ap);
+	rc = vprep(r, 1, &st, e, sql, fmt, ap);
 	va_end(ap);
 	if (rc != 0)
 		return rc;
@@ -186,35 +356,72 @@ regi_num(struct registry *r, struct xerr *e, const char *sql, const char *fmt,
 		v = sqlite3_column_int64(st, 0);
 	else if (rc != SQLITE_DONE)
 		v = regi_dberr(r, e, rc);
-	sqlite3_finalize(st);
+	regi_finish(r, st);
 	return v;
 }
 
-/* Lock and open a transaction: immediate for writes, deferred for reads. */
+/*
+ * Lock and open a transaction: immediate for writes, deferred for reads;
+ * inside an open one (a batch) a savepoint instead.
+ */
 int
 regi_tx_begin(struct registry *r, int write, struct xerr *e)
 {
 	int rc;
 
 	pthread_mutex_lock(&r->mu);
-	rc = regi_run(r, e, write ? "BEGIN IMMEDIATE" : "BEGIN", "");
+	rc = regi_run(r, e, r->depth > 0 ? "SAVEPOINT regi" : write ?
+	    "BEGIN IMMEDIATE" : "BEGIN", "");
 	if (rc != 0)
 		pthread_mutex_unlock(&r->mu);
+	else
+		r->depth++;
 	return rc;
 }
 
-/* Commit if rc is 0, else roll back; unlock; return the outcome. */
+/*
+ * Commit if rc is 0, else roll back; unlock; return the outcome.  A
+ * nested transaction releases or rolls back its savepoint; the
+ * generation moves when the outermost one commits.
+ */
 int
 regi_tx_end(struct registry *r, int rc, int changed, struct xerr *e)
 {
+	if (r->depth > 1) {
+		if (rc >= 0)
+			rc = regi_run(r, e, "RELEASE regi", "");
+		if (rc < 0) {
+			sqlite3_exec(r->db, "ROLLBACK TO regi; RELEASE regi",
+			    NULL, NULL, NULL);
+		} else if (changed)
+			r->changed = 1;
+		r->depth--;
+		pthread_mutex_unlock(&r->mu);
+		return rc < 0 ? rc : 0;
+	}
 	if (rc >= 0) {
-		if ((rc = regi_run(r, e, "COMMIT", "")) == 0 && changed)
+		if ((rc = regi_run(r, e, "COMMIT", "")) == 0 &&
+		    (changed || r->changed))
 			atomic_fetch_add(&r->gen, 1);
 	}
 	if (rc < 0 && !sqlite3_get_autocommit(r->db))
 		sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+	r->depth = 0;
+	r->changed = 0;
 	pthread_mutex_unlock(&r->mu);
 	return rc < 0 ? rc : 0;
+}
+
+int
+reg_batch_begin(struct registry *r, struct xerr *e)
+{
+	return regi_tx_begin(r, 1, e);
+}
+
+int
+reg_batch_end(struct registry *r, int commit, struct xerr *e)
+{
+	return regi_tx_end(r, commit ? 0 : -XTCMK_E_INTERNAL, 1, e);
 }
 
 /* A string member of `o`: absent or null gives NULL, other types fail. */
@@ -298,7 +505,8 @@ regi_col_json(sqlite3_stmt *st, int i, json_t *dflt)
 	return v;
 }
 
-/* Collect the rows of a prepared statement, each made by `fn`. */
+/* Collect the rows of a prepared statement (cached or not), each made
+ * by `fn`; the statement is finished. */
 int
 regi_collect(struct registry *r, sqlite3_stmt *st,
     json_t *(*fn)(sqlite3_stmt *), json_t **ret_array, struct xerr *e)
@@ -308,7 +516,7 @@ regi_collect(struct registry *r, sqlite3_stmt *st,
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		json_array_append_new(a, fn(st));
-	sqlite3_finalize(st);
+	regi_finish(r, st);
 	if (rc != SQLITE_DONE) {
 		json_decref(a);
 		return regi_dberr(r, e, rc);
@@ -329,6 +537,43 @@ regi_list(struct registry *r, const char *sql, int nargs, const char *arg,
 		rc = regi_collect(r, st, fn, ret_array, e);
 	pthread_mutex_unlock(&r->mu);
 	return rc;
+}
+
+int
+regi_page_limit(int limit)
+{
+	return limit < 1 ? 1 : limit > REG_PAGE_MAX ? REG_PAGE_MAX : limit;
+}
+
+int
+regi_page(struct registry *r, const char *sql, const char *fmt,
+    const char *s, long long n, int limit, json_t *(*fn)(sqlite3_stmt *),
+    json_t **ret_items, int *ret_more, struct xerr *e)
+{
+	sqlite3_stmt *st;
+	json_t *a = NULL;
+	long long rows;
+	int rc;
+
+	limit = regi_page_limit(limit);
+	rows = (long long)limit + 1;
+	pthread_mutex_lock(&r->mu);
+	if (strcmp(fmt, "s") == 0)
+		rc = regi_prep(r, &st, e, sql, "si", s, rows);
+	else if (strcmp(fmt, "i") == 0)
+		rc = regi_prep(r, &st, e, sql, "ii", n, rows);
+	else
+		rc = regi_prep(r, &st, e, sql, "sii", s, n, rows);
+	if (rc == 0)
+		rc = regi_collect(r, st, fn, &a, e);
+	pthread_mutex_unlock(&r->mu);
+	if (rc != 0)
+		return rc;
+	*ret_more = json_array_size(a) > (size_t)limit;
+	if (*ret_more)
+		json_array_remove(a, (size_t)limit);
+	*ret_items = a;
+	return 0;
 }
 
 /* Indexed by OBJ_* (registry_int.h). */
@@ -369,7 +614,7 @@ regi_get_one(struct registry *r, const char *sql, const char *key,
 	int rc;
 
 	pthread_mutex_lock(&r->mu);
-	if ((rc = regi_prep(r, &st, e, sql, "s", key)) == 0)
+	if ((rc = regi_prepc(r, &st, e, sql, "s", key)) == 0)
 		rc = regi_collect(r, st, fn, &a, e);
 	pthread_mutex_unlock(&r->mu);
 	if (rc == 0 && json_array_size(a) == 0)
@@ -424,7 +669,18 @@ migrate(struct registry *r, struct xerr *e)
 		if ((rc = regi_run(r, e, sql, "")) != 0)
 			return regi_tx_end(r, rc, 0, e);
 	}
-	return regi_tx_end(r, 0, 0, e);
+	if ((rc = regi_tx_end(r, 0, 0, e)) != 0)
+		return rc;
+	/*
+	 * Schema 3 dropped the stored decision inputs, most of an old
+	 * file: give the space back once.  VACUUM copies only the live
+	 * pages, now small; if it fails the registry is still whole.
+	 */
+	if (v > 0 && v < REG_VACUUM_BEFORE &&
+	    sqlite3_exec(r->db, "VACUUM", NULL, NULL, NULL) == SQLITE_OK)
+		sqlite3_exec(r->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
+		    NULL, NULL);
+	return 0;
 }
 
 int
@@ -458,7 +714,14 @@ reg_open(const char *path, struct registry **ret_reg, struct xerr *e)
 		free(r);
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	}
-	pthread_mutex_init(&r->mu, NULL);
+	{
+		pthread_mutexattr_t ma;
+
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&r->mu, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
 	atomic_init(&r->gen, 0);
 	rc = sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_NOMUTEX, NULL);
@@ -495,12 +758,26 @@ fail:
 void
 reg_close(struct registry *r)
 {
+	size_t i;
+
 	if (r == NULL)
 		return;
+	for (i = 0; i < REGI_STMT_CACHE; i++)
+		sqlite3_finalize(r->cache[i].st);
 	sqlite3_close_v2(r->db);
 	pthread_mutex_destroy(&r->mu);
 	free(r->path);
 	free(r);
+}
+
+void
+reg_stmt_counts(struct registry *r, unsigned long long *ret_prepared,
+    unsigned long long *ret_reused)
+{
+	pthread_mutex_lock(&r->mu);
+	*ret_prepared = r->n_prepared;
+	*ret_reused = r->n_reused;
+	pthread_mutex_unlock(&r->mu);
 }
 
 unsigned long long
@@ -608,6 +885,15 @@ reg_workload_list(struct registry *r, json_t **ret_array, struct xerr *e)
 	    workload_row, ret_array, e);
 }
 
+int
+reg_workload_page(struct registry *r, const char *after, int limit,
+    json_t **ret_items, int *ret_more, struct xerr *e)
+{
+	return regi_page(r, WORKLOAD_COLS " WHERE name > ? ORDER BY name "
+	    "LIMIT ?", "s", after != NULL ? after : "", 0, limit, workload_row,
+	    ret_items, ret_more, e);
+}
+
 /* ---- applications and FICs ---- */
 
 int
@@ -702,57 +988,80 @@ reg_app_set_client_id(struct registry *r, const char *name,
 }
 
 static json_t *
-fic_row(sqlite3_stmt *st)
+app_row(sqlite3_stmt *st)
 {
-	return json_pack("{s:o, s:o, s:I}", "workload", col_str(st, 0),
-	    "name", col_str(st, 1),
-	    "created", (json_int_t)sqlite3_column_int64(st, 2));
+	return json_pack("{s:o, s:o, s:o, s:I, s:[], s:[], s:i, s:i}",
+	    "name", col_str(st, 0), "client_id", col_str(st, 1),
+	    "labels", regi_col_json(st, 2, json_object()),
+	    "created", (json_int_t)sqlite3_column_int64(st, 3),
+	    "federated_credentials", "fics", "fic_count", 0, "customers", 0);
 }
 
-/* Read one application with its FICs and customer count (locked). */
-static int
-app_read(struct registry *r, const char *name, json_t **ret_app,
-    struct xerr *e)
-{
-	sqlite3_stmt *st;
-	json_t *o = NULL, *fics = NULL, *creds = NULL;
-	long long n;
-	int rc;
+#define APP_COLS	"SELECT name, client_id, labels, created FROM apps"
 
-	if ((rc = regi_prep(r, &st, e, "SELECT name, client_id, labels, "
-	    "created FROM apps WHERE name = ?", "s", name)) != 0)
-		return rc;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		o = json_pack("{s:o, s:o, s:o, s:I}", "name", col_str(st, 0),
-		    "client_id", col_str(st, 1),
-		    "labels", regi_col_json(st, 2, json_object()),
-		    "created", (json_int_t)sqlite3_column_int64(st, 3));
-	sqlite3_finalize(st);
-	if (o == NULL)
-		return rc == SQLITE_ROW || rc == SQLITE_DONE ?
-		    regi_not_found(e, OBJ_APP, name) : regi_dberr(r, e, rc);
-	if ((rc = regi_prep(r, &st, e, "SELECT workload, name, created FROM "
-	    "fics WHERE app = ? ORDER BY workload", "s", name)) != 0 ||
-	    (rc = regi_collect(r, st, fic_row, &creds, e)) != 0)
-		goto fail;
-	json_object_set_new(o, "federated_credentials", creds);
-	if ((rc = regi_prep(r, &st, e, "SELECT workload FROM fics WHERE "
-	    "app = ? ORDER BY workload", "s", name)) != 0 ||
-	    (rc = regi_collect(r, st, text_row, &fics, e)) != 0)
-		goto fail;
-	json_object_set_new(o, "fic_count",
-	    json_integer((json_int_t)json_array_size(fics)));
-	json_object_set_new(o, "fics", fics);
-	if ((n = regi_num(r, e, "SELECT count(*) FROM assignments WHERE "
-	    "app = ?", "s", name)) < 0) {
-		rc = (int)n;
-		goto fail;
+/*
+ * Give the applications in `apps` (objects from app_row(), in name order)
+ * their FICs and customer counts, with two range queries over the names
+ * from the first to the last (on the fics primary key and the
+ * assignments_app index), not one per application.  Locked.
+ */
+static int
+app_fill(struct registry *r, json_t *apps, struct xerr *e)
+{
+	const char *lo, *hi, *name;
+	sqlite3_stmt *st;
+	json_t *by = json_object(), *a, *f;
+	size_t i, n = json_array_size(apps);
+	int rc = 0;
+
+	if (n == 0) {
+		json_decref(by);
+		return 0;
 	}
-	json_object_set_new(o, "customers", json_integer(n));
-	*ret_app = o;
-	return 0;
-fail:
-	json_decref(o);
+	json_array_foreach(apps, i, a)
+		json_object_set(by, json_string_value(json_object_get(a,
+		    "name")), a);
+	lo = json_string_value(json_object_get(json_array_get(apps, 0),
+	    "name"));
+	hi = json_string_value(json_object_get(json_array_get(apps, n - 1),
+	    "name"));
+	if ((rc = regi_prep(r, &st, e, "SELECT app, workload, name, created "
+	    "FROM fics WHERE app >= ? AND app <= ? ORDER BY app, workload",
+	    "ss", lo, hi)) != 0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		name = (const char *)sqlite3_column_text(st, 0);
+		if (name == NULL || (a = json_object_get(by, name)) == NULL)
+			continue;
+		f = json_pack("{s:o, s:o, s:I}", "workload", col_str(st, 1),
+		    "name", col_str(st, 2),
+		    "created", (json_int_t)sqlite3_column_int64(st, 3));
+		json_array_append_new(json_object_get(a,
+		    "federated_credentials"), f);
+		json_array_append_new(json_object_get(a, "fics"),
+		    col_str(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		rc = regi_dberr(r, e, rc);
+		goto out;
+	}
+	if ((rc = regi_prep(r, &st, e, "SELECT app, count(*) FROM assignments "
+	    "WHERE app >= ? AND app <= ? GROUP BY app", "ss", lo, hi)) != 0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		name = (const char *)sqlite3_column_text(st, 0);
+		if (name != NULL && (a = json_object_get(by, name)) != NULL)
+			json_object_set_new(a, "customers", json_integer(
+			    sqlite3_column_int64(st, 1)));
+	}
+	sqlite3_finalize(st);
+	rc = rc == SQLITE_DONE ? 0 : regi_dberr(r, e, rc);
+	json_array_foreach(apps, i, a)
+		json_object_set_new(a, "fic_count", json_integer((json_int_t)
+		    json_array_size(json_object_get(a, "fics"))));
+out:
+	json_decref(by);
 	return rc;
 }
 
@@ -760,40 +1069,69 @@ int
 reg_app_get(struct registry *r, const char *name, json_t **ret_app,
     struct xerr *e)
 {
+	sqlite3_stmt *st;
+	json_t *a = NULL;
 	int rc;
 
 	if ((rc = regi_tx_begin(r, 0, e)) != 0)
 		return rc;
-	return regi_tx_end(r, app_read(r, name, ret_app, e), 0, e);
+	if ((rc = regi_prep(r, &st, e, APP_COLS " WHERE name = ?", "s",
+	    name)) == 0 && (rc = regi_collect(r, st, app_row, &a, e)) == 0) {
+		if (json_array_size(a) == 0)
+			rc = regi_not_found(e, OBJ_APP, name);
+		else
+			rc = app_fill(r, a, e);
+	}
+	if ((rc = regi_tx_end(r, rc, 0, e)) == 0)
+		*ret_app = json_incref(json_array_get(a, 0));
+	json_decref(a);
+	return rc;
+}
+
+/* Apps after `after` in name order, at most `limit` (<0: all), filled. */
+static int
+app_page(struct registry *r, const char *after, int limit, json_t **ret_items,
+    int *ret_more, struct xerr *e)
+{
+	sqlite3_stmt *st;
+	json_t *a = NULL;
+	int rc, more = 0;
+
+	if ((rc = regi_tx_begin(r, 0, e)) != 0)
+		return rc;
+	if (limit >= 0)
+		limit = regi_page_limit(limit);
+	if ((rc = regi_prep(r, &st, e, APP_COLS " WHERE name > ? ORDER BY "
+	    "name LIMIT ?", "si", after != NULL ? after : "",
+	    limit < 0 ? -1LL : (long long)limit + 1)) == 0 &&
+	    (rc = regi_collect(r, st, app_row, &a, e)) == 0) {
+		if (limit >= 0 && json_array_size(a) > (size_t)limit) {
+			json_array_remove(a, (size_t)limit);
+			more = 1;
+		}
+		rc = app_fill(r, a, e);
+	}
+	if ((rc = regi_tx_end(r, rc, 0, e)) != 0) {
+		json_decref(a);
+		return rc;
+	}
+	*ret_items = a;
+	if (ret_more != NULL)
+		*ret_more = more;
+	return 0;
+}
+
+int
+reg_app_page(struct registry *r, const char *after, int limit,
+    json_t **ret_items, int *ret_more, struct xerr *e)
+{
+	return app_page(r, after, limit, ret_items, ret_more, e);
 }
 
 int
 reg_app_list(struct registry *r, json_t **ret_array, struct xerr *e)
 {
-	sqlite3_stmt *st;
-	json_t *names = NULL, *a, *o;
-	size_t i;
-	int rc;
-
-	if ((rc = regi_tx_begin(r, 0, e)) != 0)
-		return rc;
-	if ((rc = regi_prep(r, &st, e, "SELECT name FROM apps ORDER BY name",
-	    "")) != 0 || (rc = regi_collect(r, st, text_row, &names, e)) != 0)
-		return regi_tx_end(r, rc, 0, e);
-	a = json_array();
-	for (i = 0; rc == 0 && i < json_array_size(names); i++) {
-		rc = app_read(r, json_string_value(json_array_get(names, i)),
-		    &o, e);
-		if (rc == 0)
-			json_array_append_new(a, o);
-	}
-	json_decref(names);
-	if ((rc = regi_tx_end(r, rc, 0, e)) != 0) {
-		json_decref(a);
-		return rc;
-	}
-	*ret_array = a;
-	return 0;
+	return app_page(r, NULL, -1, ret_array, NULL, e);
 }
 
 int

@@ -22,14 +22,27 @@
 #include "xerr.h"
 
 #define REG_FIC_MAX		20	/* Entra: federated credentials per app */
-#define REG_SCHEMA_VERSION	2
+#define REG_SCHEMA_VERSION	3
 #define REG_KINDS_MAX		8
+#define REG_PAGE_MAX		1000	/* rows per page of a paged list */
+#define REG_MOVES_SHOWN		50	/* newest moves in an assignment */
+
+/*
+ * Paged lists (reg_*_page): up to `limit` objects (1..REG_PAGE_MAX) whose
+ * key sorts after `after` (NULL: from the first), in key order, read with
+ * one indexed range query, so a page costs what the page holds whatever
+ * the registry holds.  *ret_more is 1 when at least one more object
+ * follows the last one returned; the next page starts after that
+ * object's key.
+ */
 
 struct registry;
 
 /* Open or create `path` (mode 0600), run migrations up to
  * REG_SCHEMA_VERSION.  Refuses a file from a newer schema. */
 int	reg_open(const char *path, struct registry **ret_reg, struct xerr *e);
+/* The SQL of migration n (1..REG_SCHEMA_VERSION), for tests. */
+const char *reg_migration_sql(int n);
 void	reg_close(struct registry *r);
 
 /*
@@ -43,6 +56,9 @@ int	reg_workload_get(struct registry *r, const char *name,
 	    json_t **ret_wl, struct xerr *e);
 int	reg_workload_list(struct registry *r, json_t **ret_array,
 	    struct xerr *e);
+/* Keyed by "name". */
+int	reg_workload_page(struct registry *r, const char *after, int limit,
+	    json_t **ret_items, int *ret_more, struct xerr *e);
 
 /*
  * Application: {"name", "client_id"? (GUID, null until registered),
@@ -56,6 +72,10 @@ int	reg_app_set_client_id(struct registry *r, const char *name,
 int	reg_app_get(struct registry *r, const char *name, json_t **ret_app,
 	    struct xerr *e);
 int	reg_app_list(struct registry *r, json_t **ret_array, struct xerr *e);
+/* Keyed by "name"; three queries per page (apps, their FICs, their
+ * customer counts), none per application. */
+int	reg_app_page(struct registry *r, const char *after, int limit,
+	    json_t **ret_items, int *ret_more, struct xerr *e);
 
 /* FIC: application `app` trusts workload `workload`.  Adding an existing
  * FIC is a no-op returning 0; the 21st is refused with XTCMK_E_CONFLICT. */
@@ -76,19 +96,23 @@ int	reg_customer_get(struct registry *r, const char *id,
 	    json_t **ret_customer, struct xerr *e);
 int	reg_customer_list(struct registry *r, json_t **ret_array,
 	    struct xerr *e);
+/* Keyed by "id". */
+int	reg_customer_page(struct registry *r, const char *after, int limit,
+	    json_t **ret_items, int *ret_more, struct xerr *e);
 
 /*
  * Onboard a new customer in one transaction: insert the customer, create
  * the application if `decision.app` does not exist yet (with
  * `decision.app_labels`), add a FIC for each workload in
  * `decision.federate` that does not have one, check the 20 limit, and
- * record the assignment with `inputs`, `decision` and `policy_hash`.
+ * record the assignment with `why` (the bounded record of why, at most
+ * 4 KiB of JSON, see scope_why()), `decision` and `policy_hash`.
  * Nothing is written if any step fails.  A customer that exists already is
  * XTCMK_E_EXISTS (assignments are sticky).
  * decision: {"app": name, "app_labels": {}?, "federate": [workload...]}
  */
 int	reg_customer_onboard(struct registry *r, json_t *customer,
-	    json_t *decision, json_t *inputs, const char *policy_hash,
+	    json_t *decision, json_t *why, const char *policy_hash,
 	    struct xerr *e);
 /* Check a customer object as reg_customer_onboard() would, writing
  * nothing (for writers that commit elsewhere, see fleet.h). */
@@ -100,15 +124,24 @@ int	reg_customer_move(struct registry *r, const char *id,
 /* Remove a customer and its assignment (logged). */
 int	reg_customer_remove(struct registry *r, const char *id,
 	    const char *actor, struct xerr *e);
-/* The stored assignment record: {"customer", "app", "inputs",
- * "outputs", "policy_hash", "time"}; moves: [{"from","to","reason",
- * "actor","time"}]. */
+/*
+ * The assignment, bounded whatever the policy stored: {"customer", "app",
+ * "outputs": {"app", "federate", "reason", "app_labels"?, "why"?},
+ * "policy_hash", "time", "moves": [{"from", "to", "reason", "actor",
+ * "time"}] (the newest REG_MOVES_SHOWN, oldest first), "moves_total"}.
+ * The policy's input document is never returned.
+ */
 int	reg_assignment_get(struct registry *r, const char *id,
 	    json_t **ret_assignment, struct xerr *e);
 /* The audit log of moves and removals, oldest first, for one customer
  * (also removed ones) or all when `id` is NULL: [{"customer", "op":
  * "move"|"remove", "from", "to", "reason", "actor", "time"}]. */
 int	reg_moves_list(struct registry *r, const char *id, json_t **ret_array,
+	    struct xerr *e);
+/* The same log paged, keyed by "id" (an integer, the log's order);
+ * `after` 0 starts at the oldest entry. */
+int	reg_moves_page(struct registry *r, const char *customer,
+	    long long after, int limit, json_t **ret_items, int *ret_more,
 	    struct xerr *e);
 
 /* Does `workload` hold a FIC on `app`? 1 yes, 0 no, <0 error. */
@@ -130,6 +163,32 @@ int	reg_check(struct registry *r, json_t **ret_report, struct xerr *e);
 int	reg_usage_add(struct registry *r, json_t *rows, struct xerr *e);
 int	reg_usage_get(struct registry *r, const char *customer,
 	    json_t **ret_array, struct xerr *e);
+
+/*
+ * A batch: one write transaction held across many calls from this thread
+ * (other threads wait), each call's own transaction nesting as a
+ * savepoint, so a failed call undoes only its own changes and later
+ * calls see earlier ones.  reg_batch_end() commits (one fsync) or, with
+ * commit 0, rolls everything back.
+ */
+int	reg_batch_begin(struct registry *r, struct xerr *e);
+int	reg_batch_end(struct registry *r, int commit, struct xerr *e);
+
+/*
+ * Partition scopes (scope.h): resolve `sc` into a copy of `input` whose
+ * "apps", "workloads" and "scope" are what the selectors pick, through
+ * indexed lookups.  reg_scope_counts() counts apps and workloads up to
+ * SCOPE_FULL_MAX + 1 (for policies without a scope).
+ */
+struct scope;
+int	reg_scope_resolve(struct registry *r, const struct scope *sc,
+	    json_t *input, json_t **ret_input, struct xerr *e);
+int	reg_scope_counts(struct registry *r, long long *ret_apps,
+	    long long *ret_workloads, struct xerr *e);
+
+/* Statements prepared, and reused from the statement cache, so far. */
+void	reg_stmt_counts(struct registry *r, unsigned long long *ret_prepared,
+	    unsigned long long *ret_reused);
 
 /* Monotonic counter bumped by every committed change (for caches). */
 unsigned long long reg_generation(struct registry *r);

@@ -18,7 +18,10 @@
 #include "registry_int.h"
 #include "validate.h"
 
-#define REG_DOC_MAX		(8 * 1024 * 1024) /* inputs/outputs JSON text */
+#define REG_WHY_MAX		4096	/* the stored record of why, JSON */
+#define REG_OUTPUTS_MAX		(64 * 1024) /* the stored decision, JSON */
+#define REG_REASON_SHOWN	1024	/* bytes of a decision's reason shown */
+#define REG_WHY_SHOWN		4096	/* bytes of a stored "why" shown */
 
 static const char *const customer_kinds[] = {
 	"host", "storage", "storage-existing", "cosmosdb", "netapp",
@@ -106,19 +109,20 @@ customer_parse(json_t *c, struct customer_in *ci, struct xerr *e)
 	return 0;
 }
 
-/* JSON text of an optional document, bounded by REG_DOC_MAX. */
+/* JSON text of an optional document, bounded by `max`. */
 static int
-doc_text(json_t *v, const char *what, char **ret_text, struct xerr *e)
+doc_text(json_t *v, const char *what, size_t max, char **ret_text,
+    struct xerr *e)
 {
 	char *s = json_dumps(v != NULL ? v : json_null(),
 	    JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 
 	if (s == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-	if (strlen(s) > REG_DOC_MAX) {
+	if (strlen(s) > max) {
 		free(s);
-		return xerr_set(e, XTCMK_E_TOOBIG, "%s is over %d bytes of "
-		    "JSON", what, REG_DOC_MAX);
+		return xerr_set(e, XTCMK_E_TOOBIG, "%s is over %zu bytes of "
+		    "JSON", what, max);
 	}
 	*ret_text = s;
 	return 0;
@@ -170,7 +174,7 @@ onboard_app(struct registry *r, const char *app, json_t *fed,
 
 int
 reg_customer_onboard(struct registry *r, json_t *customer, json_t *decision,
-    json_t *inputs, const char *policy_hash, struct xerr *e)
+    json_t *why, const char *policy_hash, struct xerr *e)
 {
 	struct customer_in ci;
 	const char *app;
@@ -211,18 +215,19 @@ reg_customer_onboard(struct registry *r, json_t *customer, json_t *decision,
 				    "\"federate\" must hold workload names");
 			break;
 		}
-	if (rc != 0 || (rc = doc_text(inputs, "decision inputs", &in, e)) != 0 ||
-	    (rc = doc_text(decision, "decision", &out, e)) != 0)
+	if (rc != 0 || (rc = doc_text(why, "the record of why",
+	    REG_WHY_MAX, &in, e)) != 0 || (rc = doc_text(decision,
+	    "the decision", REG_OUTPUTS_MAX, &out, e)) != 0)
 		goto out_fed;
 
 	if ((rc = regi_tx_begin(r, 1, e)) != 0)
 		goto out_fed;
-	if ((rc = regi_prep(r, &st, e, "SELECT coalesce(a.app, '') FROM "
+	if ((rc = regi_prepc(r, &st, e, "SELECT coalesce(a.app, '') FROM "
 	    "customers c LEFT JOIN assignments a ON a.customer = c.id WHERE "
 	    "c.id = ?", "s", ci.id)) == 0) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			cur = strdup((const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
+		regi_finish(r, st);
 		if (cur != NULL)
 			rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' exists "
 			    "already, on application '%s'; assignments are "
@@ -373,6 +378,15 @@ reg_customer_list(struct registry *r, json_t **ret_array, struct xerr *e)
 	    customer_row, ret_array, e);
 }
 
+int
+reg_customer_page(struct registry *r, const char *after, int limit,
+    json_t **ret_items, int *ret_more, struct xerr *e)
+{
+	return regi_page(r, CUSTOMER_COLS " WHERE c.id > ? ORDER BY c.id "
+	    "LIMIT ?", "s", after != NULL ? after : "", 0, limit, customer_row,
+	    ret_items, ret_more, e);
+}
+
 static json_t *
 move_row(sqlite3_stmt *st)
 {
@@ -382,40 +396,104 @@ move_row(sqlite3_stmt *st)
 	    "time", (json_int_t)sqlite3_column_int64(st, 4));
 }
 
+/*
+ * What customer.show says about the decision, bounded: the stored
+ * outputs' application, federated workloads (at most REG_FIC_MAX by the
+ * onboarding checks), reason (cut at REG_REASON_SHOWN bytes) and a
+ * compact "why" when the policy gave one that fits REG_WHY_SHOWN.
+ */
+static json_t *
+outputs_shown(json_t *out)
+{
+	json_t *o = json_object(), *v;
+	const char *reason;
+	char *why;
+
+	if (!json_is_object(out))
+		return o;
+	if (json_is_string(v = json_object_get(out, "app")))
+		json_object_set(o, "app", v);
+	if (json_is_array(v = json_object_get(out, "federate")) &&
+	    json_array_size(v) <= REG_FIC_MAX)
+		json_object_set(o, "federate", v);
+	if (json_is_object(v = json_object_get(out, "app_labels")) &&
+	    json_object_size(v) <= LABELS_MAX)
+		json_object_set(o, "app_labels", v);
+	if ((reason = json_string_value(json_object_get(out, "reason"))) !=
+	    NULL) {
+		if (strlen(reason) <= REG_REASON_SHOWN)
+			json_object_set_new(o, "reason", json_string(reason));
+		else
+			json_object_set_new(o, "reason", json_sprintf("%.*s "
+			    "(cut at %d bytes)", REG_REASON_SHOWN, reason,
+			    REG_REASON_SHOWN));
+	}
+	if ((v = json_object_get(out, "why")) != NULL &&
+	    (why = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) != NULL) {
+		if (strlen(why) <= REG_WHY_SHOWN)
+			json_object_set(o, "why", v);
+		free(why);
+	}
+	return o;
+}
+
+static json_t *
+assignment_row(sqlite3_stmt *st)
+{
+	json_t *out = regi_col_json(st, 2, json_null());
+	json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:I, s:o}",
+	    "customer", col_str(st, 0), "app", col_str(st, 1),
+	    "outputs", outputs_shown(out), "policy_hash", col_str(st, 3),
+	    "time", (json_int_t)sqlite3_column_int64(st, 4),
+	    "why", regi_col_json(st, 5, json_null()));
+
+	json_decref(out);
+	return o;
+}
+
 int
 reg_assignment_get(struct registry *r, const char *id,
     json_t **ret_assignment, struct xerr *e)
 {
 	sqlite3_stmt *st;
-	json_t *o = NULL, *moves = NULL;
+	json_t *a = NULL, *o = NULL, *moves = NULL;
+	long long n;
 	int rc;
 
 	if ((rc = regi_tx_begin(r, 0, e)) != 0)
 		return rc;
-	if ((rc = regi_prep(r, &st, e, "SELECT customer, app, inputs, outputs, "
-	    "policy_hash, time FROM assignments WHERE customer = ?", "s",
-	    id)) != 0)
+	/* The "why" record (column inputs) is bounded by REG_WHY_MAX since
+	 * schema 3; older whole inputs were replaced by the migration. */
+	if ((rc = regi_prep(r, &st, e, "SELECT customer, app, outputs, "
+	    "policy_hash, time, inputs FROM assignments WHERE customer = ?",
+	    "s",
+	    id)) != 0 || (rc = regi_collect(r, st, assignment_row, &a,
+	    e)) != 0)
 		return regi_tx_end(r, rc, 0, e);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:I}",
-		    "customer", col_str(st, 0), "app", col_str(st, 1),
-		    "inputs", regi_col_json(st, 2, json_null()),
-		    "outputs", regi_col_json(st, 3, json_null()),
-		    "policy_hash", col_str(st, 4),
-		    "time", (json_int_t)sqlite3_column_int64(st, 5));
-	sqlite3_finalize(st);
-	if (o == NULL)
-		return regi_tx_end(r, rc == SQLITE_ROW || rc == SQLITE_DONE ?
-		    xerr_set(e, XTCMK_E_NOT_FOUND, "customer '%s' has no "
-		    "assignment; list customers with `xtcmkctl customer "
-		    "list`", id) : regi_dberr(r, e, rc), 0, e);
-	/* Moves since the customer was last (re)created under this id. */
-	if ((rc = regi_prep(r, &st, e, "SELECT from_app, to_app, reason, "
-	    "actor, time FROM moves WHERE customer = ?1 AND op = 'move' AND "
-	    "id > coalesce((SELECT max(id) FROM moves WHERE customer = ?1 "
-	    "AND op = 'remove'), 0) ORDER BY id", "s", id)) == 0 &&
-	    (rc = regi_collect(r, st, move_row, &moves, e)) == 0)
+	if ((o = json_incref(json_array_get(a, 0))) == NULL) {
+		json_decref(a);
+		return regi_tx_end(r, xerr_set(e, XTCMK_E_NOT_FOUND, "customer "
+		    "'%s' has no assignment; list customers with `xtcmkctl "
+		    "customer list`", id), 0, e);
+	}
+	json_decref(a);
+	/* Moves since the customer was last (re)created under this id: the
+	 * newest REG_MOVES_SHOWN, oldest first, and how many there are. */
+#define SINCE	"customer = ?1 AND op = 'move' AND id > coalesce((SELECT " \
+	"max(id) FROM moves WHERE customer = ?1 AND op = 'remove'), 0)"
+	if ((rc = regi_prep(r, &st, e, "SELECT * FROM (SELECT from_app, "
+	    "to_app, reason, actor, time, id FROM moves WHERE " SINCE
+	    " ORDER BY id DESC LIMIT ?2) ORDER BY id", "si", id,
+	    (long long)REG_MOVES_SHOWN)) == 0 &&
+	    (rc = regi_collect(r, st, move_row, &moves, e)) == 0) {
 		json_object_set_new(o, "moves", moves);
+		if ((n = regi_num(r, e, "SELECT count(*) FROM moves WHERE "
+		    SINCE, "s", id)) < 0)
+			rc = (int)n;
+		else
+			json_object_set_new(o, "moves_total", json_integer(n));
+	}
+#undef SINCE
 	if ((rc = regi_tx_end(r, rc, 0, e)) != 0) {
 		json_decref(o);
 		return rc;
@@ -441,6 +519,33 @@ reg_moves_list(struct registry *r, const char *id, json_t **ret_array,
 	return regi_list(r, "SELECT customer, op, from_app, to_app, reason, "
 	    "actor, time FROM moves WHERE ?1 IS NULL OR customer = ?1 "
 	    "ORDER BY id", 1, id, log_row, ret_array, e);
+}
+
+static json_t *
+log_page_row(sqlite3_stmt *st)
+{
+	json_t *o = log_row(st);
+
+	if (o != NULL)
+		json_object_set_new(o, "id", json_integer(
+		    sqlite3_column_int64(st, 7)));
+	return o;
+}
+
+int
+reg_moves_page(struct registry *r, const char *customer, long long after,
+    int limit, json_t **ret_items, int *ret_more, struct xerr *e)
+{
+#define LOG_COLS	"SELECT customer, op, from_app, to_app, reason, " \
+	"actor, time, id FROM moves WHERE "
+	/* One customer's entries come from the moves_customer index. */
+	if (customer != NULL)
+		return regi_page(r, LOG_COLS "customer = ? AND id > ? ORDER BY "
+		    "id LIMIT ?", "si", customer, after, limit, log_page_row,
+		    ret_items, ret_more, e);
+	return regi_page(r, LOG_COLS "id > ? ORDER BY id LIMIT ?", "i", NULL,
+	    after, limit, log_page_row, ret_items, ret_more, e);
+#undef LOG_COLS
 }
 
 /* ---- consistency ---- */
@@ -497,6 +602,24 @@ reg_check(struct registry *r, json_t **ret_report, struct xerr *e)
 		  "'fics_max_insert' AS n UNION SELECT 'fics_max_update') t "
 		  "WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE "
 		  "type = 'trigger' AND name = t.n)", "" },
+		{ "SELECT p.name || ' counts ' || p.customers || ' customers "
+		  "but serves ' || (SELECT count(*) FROM assignments a WHERE "
+		  "a.app = p.name) FROM apps p WHERE p.customers <> (SELECT "
+		  "count(*) FROM assignments a WHERE a.app = p.name)",
+		  "application " },
+		{ "SELECT p.name || ' counts ' || p.fic_count || ' FICs but "
+		  "holds ' || (SELECT count(*) FROM fics f WHERE f.app = "
+		  "p.name) FROM apps p WHERE p.fic_count <> (SELECT count(*) "
+		  "FROM fics f WHERE f.app = p.name)", "application " },
+		{ "SELECT p.name || ' label ' || j.key || ' is missing from "
+		  "the label index' FROM apps p, json_each(p.labels) j WHERE "
+		  "NOT EXISTS (SELECT 1 FROM app_labels l WHERE l.key = j.key "
+		  "AND l.value = j.value AND l.app = p.name)", "application " },
+		{ "SELECT w.name || ' label ' || j.key || ' is missing from "
+		  "the label index' FROM workloads w, json_each(w.labels) j "
+		  "WHERE NOT EXISTS (SELECT 1 FROM workload_labels l WHERE "
+		  "l.key = j.key AND l.value = j.value AND l.workload = "
+		  "w.name)", "workload " },
 		{ "PRAGMA integrity_check", "integrity: " },
 	};
 	json_t *list, *counts;

@@ -19,11 +19,29 @@
 
 #include "xerr.h"
 
+#define REGI_STMT_CACHE		64	/* prepared statements kept */
+
+/* A statement kept prepared between calls (regi_run, regi_num,
+ * regi_prepc), keyed by its SQL text; `busy` while a caller steps it. */
+struct regi_stmt {
+	sqlite3_stmt	*st;
+	int		 busy;
+};
+
+/*
+ * The mutex is recursive: a batch (reg_batch_begin) holds it and its
+ * transaction across many calls, and each call's own transaction nests
+ * as a savepoint, so one customer's failure rolls back only its part.
+ */
 struct registry {
 	pthread_mutex_t	 mu;
 	sqlite3		*db;
 	char		*path;
 	atomic_ullong	 gen;
+	int		 depth;		/* open transactions (nested) */
+	int		 changed;	/* a nested write awaits the commit */
+	struct regi_stmt cache[REGI_STMT_CACHE];
+	unsigned long long n_prepared, n_reused;	/* statements */
 };
 
 /* Objects regi_need() and regi_not_found() know by kind. */
@@ -38,6 +56,14 @@ int	regi_dberr(struct registry *r, struct xerr *e, int rc);
  */
 int	regi_prep(struct registry *r, sqlite3_stmt **ret_st, struct xerr *e,
 	    const char *sql, const char *fmt, ...);
+/*
+ * The same from the statement cache: the statement stays prepared after
+ * regi_finish() (which resets it); a statement already being stepped is
+ * prepared afresh and finalized by regi_finish().
+ */
+int	regi_prepc(struct registry *r, sqlite3_stmt **ret_st, struct xerr *e,
+	    const char *sql, const char *fmt, ...);
+void	regi_finish(struct registry *r, sqlite3_stmt *st);
 /* Run a statement that returns no rows. */
 int	regi_run(struct registry *r, struct xerr *e, const char *sql,
 	    const char *fmt, ...);
@@ -70,6 +96,20 @@ int	regi_collect(struct registry *r, sqlite3_stmt *st,
 int	regi_list(struct registry *r, const char *sql, int nargs,
 	    const char *arg, json_t *(*fn)(sqlite3_stmt *), json_t **ret_array,
 	    struct xerr *e);
+
+/*
+ * One page of a keyed list, locked: `sql` selects in key order and its
+ * parameters are, as `fmt` says ("s", "i" or "si"), the string `s`
+ * and/or the number `n`, then the LIMIT, which regi_page() binds to
+ * limit + 1.  Up to `limit` rows (clamped to 1..REG_PAGE_MAX) made by
+ * `fn` go to *ret_items, and *ret_more says whether another row followed.
+ */
+int	regi_page(struct registry *r, const char *sql, const char *fmt,
+	    const char *s, long long n, int limit,
+	    json_t *(*fn)(sqlite3_stmt *), json_t **ret_items, int *ret_more,
+	    struct xerr *e);
+/* Clamp a requested page size to 1..REG_PAGE_MAX. */
+int	regi_page_limit(int limit);
 
 /* A text column as a JSON string, SQL NULL as JSON null. */
 static inline json_t *

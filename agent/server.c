@@ -8,6 +8,17 @@
  * service.  Limits (see xtcmk.conf(5)): max_connections,
  * max_connections_per_uid, idle_timeout (no frame started), request_timeout
  * (a started frame must complete, a reply must drain), max_frame.
+ *
+ * Descriptors: at start the soft RLIMIT_NOFILE is raised to the hard
+ * limit, and the connection limits are clamped to what fits in it, with
+ * FDS_RESERVED descriptors left for the registry, logs and key-service
+ * sockets and a few more kept for admins (root, [access] admin_uids and
+ * admin_gids): when max_connections is reached, an admin still gets one
+ * of those, so xtcmkctl works whatever data clients hold.  One uid gets
+ * at most max_connections less a share kept for the other uids.  Should accept() still
+ * hit EMFILE/ENFILE, a reserve descriptor is given up to accept the
+ * connection, answer it BUSY and close it, so nothing waits in the backlog
+ * and the accept loop never spins; the warning is rate-limited.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,11 +29,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "sd.h"
 #include "server.h"
 #include "service.h"
 #include "wire.h"
@@ -30,6 +43,11 @@
 #define CONN_STACK_SIZE		(256 * 1024)
 #define UID_SLOTS		1024	/* open-addressed per-uid counters */
 #define RBUF_SIZE		(XW_HDR_LEN + XW_PAYLOAD_MAX)
+#define FDS_RESERVED		64	/* registry, logs, key services, ... */
+#define CONN_MIN		8	/* connections even at a tiny fd limit */
+#define ADMIN_SLOTS_MIN		4	/* connections kept for admins */
+#define ADMIN_SLOTS_DIV		32	/* ... or 1/32 of max_connections */
+#define NOFILE_WARN_S		10	/* one EMFILE warning per this */
 
 struct uid_slot {
 	uid_t		uid;
@@ -41,8 +59,16 @@ struct server {
 	struct service	*svc;
 	int		 lfd;
 	int		 owned_path;	/* we bound it: unlink at exit */
+	char		 path[108];	/* what lfd is bound to */
 	atomic_int	 stop;
 	atomic_uint	 conns;
+	unsigned	 max_conns;	/* effective limits (see above) */
+	unsigned	 max_per_uid;
+	unsigned	 admin_slots;	/* admins beyond max_conns */
+	atomic_uint	 admin_extra;	/* admin connections beyond it */
+	int		 reserve_fd;	/* given up to answer at EMFILE */
+	long long	 nofile_warned;	/* last EMFILE warning (ms) */
+	unsigned	 nofile_refused; /* since then */
 	pthread_mutex_t	 uid_mu;
 	struct uid_slot	 uids[UID_SLOTS];
 	unsigned	 nuids;
@@ -53,6 +79,7 @@ struct conn {
 	int		 fd;
 	struct peer	 peer;
 	int		 hello;
+	int		 extra;		/* an admin slot beyond max_conns */
 	uint8_t		 rbuf[RBUF_SIZE];
 	size_t		 rlen;
 	uint8_t		 wbuf[XW_HDR_LEN + XW_PAYLOAD_MAX];
@@ -80,7 +107,7 @@ uid_acquire(struct server *srv, uid_t uid)
 
 		if (s->count > 0 && s->uid != uid)
 			continue;
-		if (s->count >= srv->cfg->max_connections_per_uid)
+		if (s->count >= srv->max_per_uid)
 			break;
 		s->uid = uid;
 		s->count++;
@@ -198,6 +225,21 @@ conn_error(struct conn *c, uint16_t type, uint32_t reqid, int code,
 	return conn_reply(c, type, (uint16_t)code, reqid, b.len);
 }
 
+/* An error reply from a request's xerr: the message and, for TOOBIG, the
+ * size that would fit. */
+static int
+conn_error_e(struct conn *c, uint16_t type, uint32_t reqid,
+    const struct xerr *e)
+{
+	struct xw_buf b;
+
+	xw_buf_init(&b, c->wbuf + XW_HDR_LEN, XW_PAYLOAD_MAX);
+	xw_put_str(&b, XT_MESSAGE, e->msg);
+	if (e->code == XTCMK_E_TOOBIG && e->need != 0)
+		xw_put_u64(&b, XT_BLOB_NEED, e->need);
+	return conn_reply(c, type, (uint16_t)e->code, reqid, b.len);
+}
+
 /*
  * Serve one frame from the buffer.  Returns 0 to go on, -1 to close the
  * connection (after telling the client why where possible).
@@ -254,7 +296,8 @@ conn_frame(struct conn *c)
 	memmove(c->rbuf, c->rbuf + total, c->rlen - total);
 	c->rlen -= total;
 	if (rc < 0) {
-		if (conn_error(c, h.type, h.reqid, -rc, e.msg) < 0)
+		e.code = -rc;
+		if (conn_error_e(c, h.type, h.reqid, &e) < 0)
 			return -1;
 		return e.code == XTCMK_E_PROTOCOL ||
 		    (h.type == XW_HELLO) ? -1 : 0;
@@ -288,7 +331,7 @@ conn_main(void *arg)
 	}
 	close(c->fd);
 	uid_release(srv, c->peer.uid);
-	atomic_fetch_sub(&srv->conns, 1);
+	atomic_fetch_sub(c->extra ? &srv->admin_extra : &srv->conns, 1);
 	service_count_conn(srv->svc, -1, 0);
 	free(c);
 	return NULL;
@@ -310,38 +353,62 @@ refuse(struct server *srv, int fd, int code, const char *msg)
 	service_count_conn(srv->svc, 0, 1);
 }
 
+#define REFUSED_LOG_INTERVAL	60	/* seconds between refusal lines */
+static struct log_ratelimit refused_rl =
+    LOG_RATELIMIT_INIT(REFUSED_LOG_INTERVAL, 1);
+static struct log_ratelimit accept_rl = LOG_RATELIMIT_INIT(60, 1);
+
 static void
 accept_one(struct server *srv, int fd)
 {
+	long skipped;
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	pthread_attr_t attr;
 	pthread_t tid;
 	struct conn *c;
+	int admin, extra;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == -1) {
 		close(fd);
 		return;
 	}
-	if (!config_allows(srv->cfg, 0, cred.uid, cred.gid)) {
-		log_info("refused connection from uid %u gid %u pid %d: not "
-		    "in [access] data_uids/data_gids", (unsigned)cred.uid,
-		    (unsigned)cred.gid, (int)cred.pid);
+	if (!config_allows(srv->cfg, ACCESS_CONNECT, cred.uid, cred.gid)) {
+		/* Any local user can connect: count every refusal (stats),
+		 * log one line per REFUSED_LOG_INTERVAL at most. */
+		if ((skipped = log_ratelimit(&refused_rl)) >= 0)
+			log_event(LOG_WARNING, LOG_MSGID_REFUSED, NULL, NULL,
+			    "refused connection from uid %u gid %u pid %d: "
+			    "not in [access] data, admin or monitor lists (%ld more "
+			    "refused since the last such line; see xtcmkctl "
+			    "stats)", (unsigned)cred.uid, (unsigned)cred.gid,
+			    (int)cred.pid, skipped);
 		refuse(srv, fd, XTCMK_E_DENIED, "this user may not use "
 		    "xtcmkd: ask the admin to add it to [access] in "
 		    "xtcmk.conf");
 		return;
 	}
-	if (atomic_fetch_add(&srv->conns, 1) >= srv->cfg->max_connections) {
-		atomic_fetch_sub(&srv->conns, 1);
-		refuse(srv, fd, XTCMK_E_BUSY, "agent at max_connections");
-		return;
-	}
 	if (!uid_acquire(srv, cred.uid)) {
-		atomic_fetch_sub(&srv->conns, 1);
 		refuse(srv, fd, XTCMK_E_BUSY, "too many connections from "
 		    "this uid (max_connections_per_uid)");
 		return;
+	}
+	extra = 0;
+	if (atomic_fetch_add(&srv->conns, 1) >= srv->max_conns) {
+		atomic_fetch_sub(&srv->conns, 1);
+		admin = cred.uid == 0 ||
+		    config_allows(srv->cfg, 1, cred.uid, cred.gid);
+		if (admin && atomic_fetch_add(&srv->admin_extra, 1) <
+		    srv->admin_slots)
+			extra = 1;
+		else {
+			if (admin)
+				atomic_fetch_sub(&srv->admin_extra, 1);
+			uid_release(srv, cred.uid);
+			refuse(srv, fd, XTCMK_E_BUSY,
+			    "agent at max_connections");
+			return;
+		}
 	}
 	if ((c = malloc(sizeof(*c))) == NULL)
 		goto fail;
@@ -351,6 +418,7 @@ accept_one(struct server *srv, int fd)
 	c->peer.gid = cred.gid;
 	c->peer.pid = cred.pid;
 	c->hello = 0;
+	c->extra = extra;
 	c->rlen = 0;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, CONN_STACK_SIZE);
@@ -365,7 +433,7 @@ accept_one(struct server *srv, int fd)
 	return;
 fail:
 	uid_release(srv, cred.uid);
-	atomic_fetch_sub(&srv->conns, 1);
+	atomic_fetch_sub(extra ? &srv->admin_extra : &srv->conns, 1);
 	refuse(srv, fd, XTCMK_E_BUSY, "agent out of resources");
 }
 
@@ -383,6 +451,75 @@ socket_live(const struct sockaddr_un *sa)
 	return live;
 }
 
+/* Slots kept for others out of n: 1/ADMIN_SLOTS_DIV, >= ADMIN_SLOTS_MIN,
+ * <= n/2. */
+static unsigned
+slots_share(unsigned n)
+{
+	unsigned k = n / ADMIN_SLOTS_DIV;
+
+	if (k < ADMIN_SLOTS_MIN)
+		k = ADMIN_SLOTS_MIN;
+	return k > n / 2 ? n / 2 : k;
+}
+
+/*
+ * Raise the soft descriptor limit to the hard one and clamp the
+ * connection limits to what fits (see the top of this file).
+ */
+static void
+server_limits(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	struct rlimit rl;
+	unsigned long long nofile = 1024, fit;
+	unsigned others;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+				(void)getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		nofile = rl.rlim_cur == RLIM_INFINITY ? CONN_MAX_LIMIT * 2ULL :
+		    (unsigned long long)rl.rlim_cur;
+	}
+	fit = nofile > FDS_RESERVED + CONN_MIN ? nofile - FDS_RESERVED :
+	    CONN_MIN;
+	srv->admin_slots = slots_share((unsigned)(fit > CONN_MAX_LIMIT ?
+	    CONN_MAX_LIMIT : fit));
+	fit -= srv->admin_slots;
+	srv->max_conns = cfg->max_connections;
+	if (srv->max_conns > fit) {
+		log_warn("max_connections %u does not fit the descriptor "
+		    "limit %llu (RLIMIT_NOFILE, LimitNOFILE= in the unit): "
+		    "using %llu", cfg->max_connections, nofile, fit);
+		srv->max_conns = (unsigned)fit;
+	}
+	others = slots_share(srv->max_conns);
+	srv->max_per_uid = cfg->max_connections_per_uid;
+	if (srv->max_per_uid > srv->max_conns - others) {
+		if (srv->max_per_uid != config_default_per_uid(cfg))
+			log_warn("max_connections_per_uid %u would let one uid "
+			    "lock out the others: using %u",
+			    cfg->max_connections_per_uid,
+			    srv->max_conns - others);
+		srv->max_per_uid = srv->max_conns - others;
+	}
+	if (srv->max_per_uid == 0)
+		srv->max_per_uid = 1;
+	log_info("connections: at most %u, %u per uid, %u more for admins; "
+	    "descriptor limit %llu", srv->max_conns, srv->max_per_uid,
+	    srv->admin_slots, nofile);
+}
+
+static void
+reserve_open(struct server *srv)
+{
+	if (srv->reserve_fd == -1)
+		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 int
 server_open(struct config *cfg, struct service *svc, struct server **ret_srv,
     struct xerr *e)
@@ -390,32 +527,57 @@ server_open(struct config *cfg, struct service *svc, struct server **ret_srv,
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct server *srv;
 	struct stat st;
-	const char *lp, *lf;
 	mode_t old;
-	int fd, rc;
+	int fd, rc, n;
 
-	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
-		return xerr_set(e, XTCMK_E_INVAL, "socket path %s is longer "
-		    "than %zu bytes", cfg->socket_path,
-		    sizeof(sa.sun_path) - 1);
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	srv->cfg = cfg;
 	srv->svc = svc;
+	srv->reserve_fd = -1;
 	pthread_mutex_init(&srv->uid_mu, NULL);
-	memcpy(sa.sun_path, cfg->socket_path, strlen(cfg->socket_path));
+	server_limits(srv);
+	reserve_open(srv);
 
-	/* systemd socket activation: one stream socket on fd 3. */
-	lp = secure_getenv("LISTEN_PID");
-	lf = secure_getenv("LISTEN_FDS");
-	if (lp != NULL && lf != NULL && atoi(lp) == getpid() &&
-	    atoi(lf) == 1) {
-		srv->lfd = 3;
-		fcntl(3, F_SETFD, FD_CLOEXEC);
-		log_info("listening on the socket systemd passed");
+	/* systemd socket activation: one listening Unix stream socket on
+	 * fd 3; anything else is a unit file mistake, refused at start
+	 * rather than served badly. */
+	if ((n = sd_fds()) < 0) {
+		free(srv);
+		return xerr_set(e, XTCMK_E_INVAL, "socket activation: bad "
+		    "LISTEN_FDS: %s", strerror(-n));
+	}
+	if (n > 1) {
+		free(srv);
+		return xerr_set(e, XTCMK_E_INVAL, "socket activation passed "
+		    "%d sockets; xtcmkd takes one (a single ListenStream= in "
+		    "xtcmkd.socket)", n);
+	}
+	if (n == 1) {
+		if ((rc = sd_fd_is_unix_stream(SD_FIRST_FD)) <= 0) {
+			free(srv);
+			return xerr_set(e, XTCMK_E_INVAL, "socket activation: "
+			    "fd %d is not a listening Unix stream socket%s%s "
+			    "(xtcmkd.socket needs ListenStream=/path and no "
+			    "Accept=yes)", SD_FIRST_FD, rc < 0 ? ": " : "",
+			    rc < 0 ? strerror(-rc) : "");
+		}
+		srv->lfd = SD_FIRST_FD;
+		fcntl(SD_FIRST_FD, F_SETFD, FD_CLOEXEC);
+		sd_fd_path(SD_FIRST_FD, srv->path, sizeof(srv->path));
+		log_info("listening on %s (from systemd)", *srv->path ?
+		    srv->path : "an unnamed socket");
 		*ret_srv = srv;
 		return 0;
 	}
+	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
+		free(srv);
+		return xerr_set(e, XTCMK_E_INVAL, "socket path %s is longer "
+		    "than %zu bytes", cfg->socket_path,
+		    sizeof(sa.sun_path) - 1);
+	}
+	memcpy(sa.sun_path, cfg->socket_path, strlen(cfg->socket_path));
+	snprintf(srv->path, sizeof(srv->path), "%s", cfg->socket_path);
 	if (lstat(cfg->socket_path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			free(srv);
@@ -455,6 +617,42 @@ server_open(struct config *cfg, struct service *svc, struct server **ret_srv,
 	return 0;
 }
 
+/*
+ * Out of descriptors: give up the reserve to accept one waiting
+ * connection, answer it BUSY and close it.  Without a reserve (another
+ * thread took the descriptor), back off on poll instead of spinning.
+ * Warns at most once per NOFILE_WARN_S.
+ */
+static void
+accept_nofile(struct server *srv, int err)
+{
+	long long now = now_ms();
+	int fd;
+
+	srv->nofile_refused++;
+	if (srv->nofile_warned == 0 ||
+	    now - srv->nofile_warned >= NOFILE_WARN_S * 1000LL) {
+		log_warn("accept: %s: answering new connections BUSY (%u "
+		    "since the last warning); raise LimitNOFILE= or lower "
+		    "max_connections", strerror(err), srv->nofile_refused);
+		srv->nofile_warned = now;
+		srv->nofile_refused = 0;
+	}
+	service_count_nofile(srv->svc);
+	if (srv->reserve_fd == -1) {
+		reserve_open(srv);
+		(void)poll(NULL, 0, 100);
+		return;
+	}
+	close(srv->reserve_fd);
+	srv->reserve_fd = -1;
+	fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd != -1)
+		refuse(srv, fd, XTCMK_E_BUSY, "agent out of file descriptors, "
+		    "retry later");
+	reserve_open(srv);
+}
+
 int
 server_run(struct server *srv)
 {
@@ -466,16 +664,30 @@ server_run(struct server *srv)
 			continue;
 		fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd == -1) {
+			if (errno == EINTR || errno == EAGAIN ||
+			    errno == ECONNABORTED)
+				continue;
 			if (errno == EMFILE || errno == ENFILE) {
-				log_warn("accept: %s; waiting",
-				    strerror(errno));
-				usleep(100000);
+				accept_nofile(srv, errno);
+				continue;
 			}
+			/* Anything else will not go away by retrying at
+			 * once: never spin. */
+			if (log_ratelimit(&accept_rl) >= 0)
+				log_warn("accept: %s; retrying every 100 ms",
+				    strerror(errno));
+			usleep(100000);
 			continue;
 		}
 		accept_one(srv, fd);
 	}
 	return 0;
+}
+
+const char *
+server_path(const struct server *srv)
+{
+	return srv->path;
 }
 
 void
@@ -490,6 +702,8 @@ server_close(struct server *srv)
 	if (srv == NULL)
 		return;
 	close(srv->lfd);
+	if (srv->reserve_fd != -1)
+		close(srv->reserve_fd);
 	if (srv->owned_path)
 		unlink(srv->cfg->socket_path);
 	free(srv);

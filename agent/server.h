@@ -15,6 +15,8 @@ int	server_open(struct config *cfg, struct service *svc,
 /* Accept until server_stop(); async-signal-safe stop. */
 int	server_run(struct server *srv);
 void	server_stop(struct server *srv);
+/* The path of the listening socket ("" for an unnamed one). */
+const char *server_path(const struct server *srv);
 void	server_close(struct server *srv);
 
 #endif

@@ -15,10 +15,12 @@
  * cache (generation numbers), so a decision is never staler than the data.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,9 +30,12 @@
 #include "fleet.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "registry.h"
+#include "scope.h"
 #include "service.h"
+#include "service_int.h"
 #include "strhash.h"
 #include "validate.h"
 
@@ -40,6 +45,7 @@
 
 struct job {
 	enum policy_kind	 kind;
+	int			 scope;		/* P.scope, not P.decide */
 	json_t			*input;
 	json_t			*output;
 	struct policy_set	*set;		/* the set that answered */
@@ -64,6 +70,8 @@ struct service {
 	struct dlog		*dlog;
 	struct keys		*keys;
 	time_t			 started;
+	int			 lockfd;	/* flock on state_dir/xtcmkd.lock */
+	char			 listen_path[108];	/* socket in use */
 
 	pthread_mutex_t		 pol_mu;	/* set, pol_gen */
 	struct policy_set	*set;
@@ -87,7 +95,9 @@ struct service {
 
 	atomic_ullong		 n_req[16], n_err, n_hit, n_miss, n_policy,
 				 n_policy_err, n_conn_total, n_conn_refused,
-				 n_reload, n_reload_fail;
+				 n_conn_nofile,
+				 n_reload, n_reload_fail,
+				 n_onboard[SVC__COUNT];
 	atomic_int		 n_conn;
 };
 
@@ -169,7 +179,10 @@ worker_main(void *arg)
 		j->rc = 0;
 		if (vm == NULL)
 			j->rc = policy_vm_new(set, &vm, &j->err);
-		if (j->rc == 0)
+		if (j->rc == 0 && j->scope)
+			j->rc = policy_vm_scope(vm, j->input, NULL,
+			    &j->output, &j->err);
+		else if (j->rc == 0)
 			j->rc = policy_vm_call(vm, j->kind, j->input,
 			    &j->output, &j->err);
 		j->set = set;
@@ -183,6 +196,11 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Log a decision.  A partition entry carries the bounded record of why
+ * (scope_why), never the input: the input of a decision is as large as
+ * its scope, the log line must stay small.
+ */
 static void
 log_decision(struct service *s, enum policy_kind kind, const char *customer,
     json_t *input, json_t *output, const struct policy_set *set,
@@ -190,12 +208,17 @@ log_decision(struct service *s, enum policy_kind kind, const char *customer,
 {
 	json_t *entry;
 
-	entry = json_pack("{s:s, s:s?, s:O, s:s, s:s}",
+	entry = json_pack("{s:s, s:s?, s:s, s:s}",
 	    "decision", policy_kind_name(kind), "customer", customer,
-	    "input", input, "policy", policy_set_name(set, kind),
+	    "policy", policy_set_name(set, kind),
 	    "policy_hash", policy_set_hash(set));
 	if (entry == NULL)
 		return;
+	if (kind == POLICY_PARTITION)
+		json_object_set_new(entry, "why", scope_why(input,
+		    json_object_get(input, "scope") != NULL));
+	else
+		json_object_set(entry, "input", input);
 	if (output != NULL)
 		json_object_set(entry, "output", output);
 	if (err != NULL)
@@ -204,19 +227,24 @@ log_decision(struct service *s, enum policy_kind kind, const char *customer,
 	json_decref(entry);
 }
 
-int
-service_policy(struct service *s, int kind, const char *customer,
-    json_t *input, json_t **ret_output, char *ret_hash, struct xerr *e)
+/*
+ * Queue a job for a policy worker and wait for it.  *ret_set gets a
+ * reference to the set that answered (also on failure).
+ */
+static int
+run_job(struct service *s, enum policy_kind kind, int scope, json_t *input,
+    json_t **ret_output, struct policy_set **ret_set, struct xerr *e)
 {
 	struct job j;
-	int rc;
 
 	memset(&j, 0, sizeof(j));
-	j.kind = (enum policy_kind)kind;
+	j.kind = kind;
+	j.scope = scope;
 	j.input = input;
 	pthread_mutex_lock(&s->job_mu);
 	if (s->jcount >= JOB_QUEUE_MAX) {
 		pthread_mutex_unlock(&s->job_mu);
+		*ret_set = NULL;
 		return xerr_set(e, XTCMK_E_BUSY, "policy queue full (%d "
 		    "jobs); retry later", JOB_QUEUE_MAX);
 	}
@@ -230,26 +258,47 @@ service_policy(struct service *s, int kind, const char *customer,
 	while (!j.done)
 		pthread_cond_wait(&s->done_cv, &s->job_mu);
 	pthread_mutex_unlock(&s->job_mu);
-
 	atomic_fetch_add(&s->n_policy, 1);
-	rc = j.rc;
-	if (rc == 0)
-		rc = policy_verdict_check(j.set, j.kind, input, j.output,
-		    &j.err);
-	log_decision(s, j.kind, customer, input, rc == 0 ? j.output : NULL,
-	    j.set, rc == 0 ? NULL : &j.err);
-	if (rc < 0) {
-		atomic_fetch_add(&s->n_policy_err, 1);
+	*ret_set = j.set;
+	if (j.rc < 0) {
 		json_decref(j.output);
 		if (e != NULL)
 			*e = j.err;
-		policy_set_unref(j.set);
+		return j.rc;
+	}
+	*ret_output = j.output;
+	return 0;
+}
+
+int
+service_policy(struct service *s, int kind, const char *customer,
+    json_t *input, json_t **ret_output, char *ret_hash, struct xerr *e)
+{
+	struct policy_set *set = NULL;
+	json_t *out = NULL;
+	struct xerr err;
+	int rc;
+
+	xerr_clear(&err);
+	rc = run_job(s, (enum policy_kind)kind, 0, input, &out, &set, &err);
+	if (rc == 0)
+		rc = policy_verdict_check(set, (enum policy_kind)kind, input,
+		    out, &err);
+	if (set != NULL)
+		log_decision(s, (enum policy_kind)kind, customer, input,
+		    rc == 0 ? out : NULL, set, rc == 0 ? NULL : &err);
+	if (rc < 0) {
+		atomic_fetch_add(&s->n_policy_err, 1);
+		json_decref(out);
+		if (e != NULL)
+			*e = err;
+		policy_set_unref(set);
 		return rc;
 	}
 	if (ret_hash != NULL)
-		snprintf(ret_hash, 65, "%s", policy_set_hash(j.set));
-	policy_set_unref(j.set);
-	*ret_output = j.output;
+		snprintf(ret_hash, 65, "%s", policy_set_hash(set));
+	policy_set_unref(set);
+	*ret_output = out;
 	return 0;
 }
 
@@ -311,13 +360,21 @@ service_reload(struct service *s, struct xerr *e)
 	struct config *fresh = NULL;
 	json_t *params;
 	struct policy_limits lim;
+	struct xerr de;
 	int rc;
 
 	pthread_mutex_lock(&s->reload_mu);
+	/* Rotation first: a broken config must not keep the log on a
+	 * renamed file. */
+	if (dlog_reopen(s->dlog, &de) < 0)
+		log_event(LOG_ERR, LOG_MSGID_DLOG, NULL, NULL, "decision log "
+		    "stays on the old file: %s", de.msg);
 	params = s->cfg->params;
 	lim = s->cfg->limits;
 	if (s->cfg->path != NULL) {
-		if ((rc = config_load(s->cfg->path, &fresh, e)) < 0) {
+		if ((rc = config_load(s->cfg->path, &fresh, e)) < 0 ||
+		    (rc = config_check_start(fresh, 1, e)) < 0) {
+			config_free(fresh);
 			atomic_fetch_add(&s->n_reload_fail, 1);
 			log_err("reload refused, the previous policies and "
 			    "params keep serving: %s", e->msg);
@@ -356,16 +413,16 @@ service_reload(struct service *s, struct xerr *e)
 	pthread_mutex_unlock(&s->pol_mu);
 	policy_set_unref(old);
 	atomic_fetch_add(&s->n_reload, 1);
-	log_info("policy set %s loaded from %s", policy_set_hash(set),
-	    s->cfg->policy_dir);
+	log_event(LOG_NOTICE, LOG_MSGID_RELOAD, NULL, NULL, "policy set %s "
+	    "loaded from %s", policy_set_hash(set), s->cfg->policy_dir);
 	return 0;
 }
 
 /* --- decisions ------------------------------------------------------- */
 
 /* The parts of a customer record every policy sees. */
-static json_t *
-customer_view(json_t *c)
+json_t *
+svc_customer_view(json_t *c)
 {
 	return json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}",
 	    "id", json_object_get(c, "id"),
@@ -396,8 +453,8 @@ key_view(const char *uri_text, struct xerr *e)
  * Role and key-versioning decisions for `customer` served by `app`;
  * *ret gets {"role": ..., "versioning": ...}.
  */
-static int
-decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
+int
+svc_decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
     struct xerr *e)
 {
 	json_t *cv, *in_role = NULL, *in_ver = NULL, *role = NULL, *ver = NULL;
@@ -405,7 +462,7 @@ decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
 	const char *id = json_string_value(json_object_get(customer, "id"));
 	int rc;
 
-	cv = customer_view(customer);
+	cv = svc_customer_view(customer);
 	key = key_view(json_string_value(json_object_get(customer, "key_uri")),
 	    e);
 	if (cv == NULL || key == NULL) {
@@ -454,7 +511,7 @@ service_decide_json(struct service *s, const char *id, json_t **ret,
 	}
 	if ((rc = reg_app_get(s->reg, appname, &app, e)) < 0)
 		goto out;
-	if ((rc = decide_rest(s, c, app, &rest, e)) < 0)
+	if ((rc = svc_decide_rest(s, c, app, &rest, e)) < 0)
 		goto out;
 	if (wl != NULL && (rc = reg_fic_exists(s->reg, appname, wl, e)) < 0)
 		goto out;
@@ -728,9 +785,10 @@ handle_admin(struct service *s, const struct peer *p, const uint8_t *payload,
 	if (text == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	if (strlen(text) > b->cap - b->len - XW_FIELD_HDR)
-		rc = xerr_set(e, XTCMK_E_TOOBIG, "reply of %zu bytes is over "
-		    "the frame limit; ask for fewer items (limit/offset)",
-		    strlen(text));
+		rc = xerr_set(e, XTCMK_E_TOOBIG, "the reply of %zu bytes is "
+		    "over the %d-byte frame limit; lists are paged and every "
+		    "other reply is bounded, so please report this command",
+		    strlen(text), XW_PAYLOAD_MAX);
 	else
 		xw_put_str(b, XT_JSON, text);
 	free(text);
@@ -742,12 +800,25 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
     const uint8_t *payload, uint32_t len, struct xw_buf *reply,
     struct xerr *e)
 {
+	long long t0 = metrics_now_us();
 	int rc;
 
 	atomic_fetch_add(&s->n_req[type < 16 ? type : 0], 1);
-	if (type == XW_ADMIN && !config_allows(s->cfg, 1, p->uid, p->gid)) {
+	/* Admin commands: admins and monitors here, admin.c decides per
+	 * command.  Everything else but HELLO and PING is the data plane,
+	 * which monitors may not use. */
+	if (type == XW_ADMIN && !config_allows(s->cfg, ACCESS_MONITOR, p->uid,
+	    p->gid)) {
 		rc = xerr_set(e, XTCMK_E_DENIED, "uid %u may not run admin "
-		    "commands: add it to [access] admin_uids", p->uid);
+		    "commands: add it to [access] admin_uids (or monitor_uids "
+		    "to read only)", p->uid);
+		goto out;
+	}
+	if (type != XW_ADMIN && type != XW_HELLO && type != XW_PING &&
+	    !config_allows(s->cfg, ACCESS_DATA, p->uid, p->gid)) {
+		rc = xerr_set(e, XTCMK_E_DENIED, "uid %u may only run "
+		    "read-only admin commands ([access] monitor_uids): add it "
+		    "to data_uids for decisions and data keys", p->uid);
 		goto out;
 	}
 	switch (type) {
@@ -755,6 +826,7 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
 		rc = handle_hello(s, payload, len, reply, e);
 		break;
 	case XW_PING:
+		xw_put_str(reply, XT_AGENT, "xtcmkd " XTCMK_VERSION);
 		rc = 0;
 		break;
 	case XW_DECIDE:
@@ -776,110 +848,74 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
 out:
 	if (rc < 0)
 		atomic_fetch_add(&s->n_err, 1);
+	metrics_request(type, rc, metrics_now_us() - t0);
 	return rc;
 }
 
-/* --- onboarding ------------------------------------------------------ */
+/* --- what onboard.c uses (service_int.h) ----------------------------- */
 
-/* Onboard one customer (the caller holds onboard_mu); decided from the
- * registry (the fleet's mirror) as it is at `view`. */
-static int
-onboard_one(struct service *s, json_t *customer, json_t **ret_result,
-    struct xerr *e)
+void
+svc_count(struct service *s, enum svc_counter c)
 {
-	long long view = fleet_view(s->fleet);
-	json_t *existing = NULL, *apps = NULL, *wls = NULL, *input = NULL;
-	json_t *part = NULL, *app = NULL, *rest = NULL, *cv = NULL;
-	const char *id = json_string_value(json_object_get(customer, "id"));
-	const char *appname;
-	char hash[65];
-	int rc;
+	atomic_fetch_add(&s->n_onboard[c], 1);
+}
 
-	if (id == NULL)
-		return xerr_set(e, XTCMK_E_INVAL, "customer needs an \"id\"");
-	if ((rc = valid_customer_id(id, e)) < 0)
-		return rc;
-	/* Refuse bad input before any policy sees it. */
-	{
-		const char *t = json_string_value(json_object_get(customer,
-		    "tenant"));
-		const char *u = json_string_value(json_object_get(customer,
-		    "key_uri"));
-		struct key_uri ku;
-
-		if (t == NULL || u == NULL)
-			return xerr_set(e, XTCMK_E_INVAL, "customer needs a "
-			    "\"tenant\" (GUID) and a \"key_uri\"");
-		if ((rc = valid_guid(t, "tenant", e)) < 0 ||
-		    (rc = key_uri_parse(u, &ku, e)) < 0)
-			return rc;
-	}
-	if (json_object_get(customer, "kinds") == NULL)
-		json_object_set_new(customer, "kinds", json_pack("[s]", "host"));
-	if (json_object_get(customer, "labels") == NULL)
-		json_object_set_new(customer, "labels", json_object());
-	if (reg_customer_get(s->reg, id, &existing, NULL) == 0) {
-		rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' is already "
-		    "assigned to application '%s'; assignments are sticky: "
-		    "use `xtcmkctl customer move` to change it", id,
-		    json_string_value(json_object_get(existing, "app")));
-		goto out;
-	}
-	if ((rc = reg_app_list(s->reg, &apps, e)) < 0 ||
-	    (rc = reg_workload_list(s->reg, &wls, e)) < 0)
-		goto out;
-	cv = customer_view(customer);
-	input = json_pack("{s:O, s:O, s:O, s:i}", "customer", cv,
-	    "apps", apps, "workloads", wls, "limit", REG_FIC_MAX);
-	if ((rc = service_policy(s, POLICY_PARTITION, id, input, &part, hash,
-	    e)) < 0)
-		goto out;
-	appname = json_string_value(json_object_get(part, "app"));
-	/* The role and versioning policies must accept this customer
-	 * before anything is recorded. */
-	if (reg_app_get(s->reg, appname, &app, NULL) < 0)
-		app = json_pack("{s:s, s:n, s:O?}", "name", appname,
-		    "client_id", "labels", json_object_get(part, "app_labels"));
-	if ((rc = decide_rest(s, customer, app, &rest, e)) < 0)
-		goto out;
-	if ((rc = fleet_onboard(s->fleet, s->reg, view, customer, part, input,
-	    hash, e)) < 0)
-		goto out;
-	log_info("customer %s assigned to application %s (policy %.12s)", id,
-	    appname, hash);
-	*ret_result = json_pack("{s:s, s:s, s:O, s:O?, s:s}", "customer", id,
-	    "app", appname, "federate", json_object_get(part, "federate"),
-	    "reason", json_object_get(part, "reason"), "policy_hash", hash);
-out:
-	json_decref(existing);
-	json_decref(apps);
-	json_decref(wls);
-	json_decref(cv);
-	json_decref(input);
-	json_decref(part);
-	json_decref(app);
-	json_decref(rest);
-	return rc;
+void
+svc_onboard_lock(struct service *s, int lock)
+{
+	if (lock)
+		pthread_mutex_lock(&s->onboard_mu);
+	else
+		pthread_mutex_unlock(&s->onboard_mu);
 }
 
 int
-service_onboard(struct service *s, json_t *customer, json_t **ret_result,
-    struct xerr *e)
+svc_scope(struct service *s, json_t *cv, struct scope *ret_scope,
+    int *ret_has, char *ret_hash, struct xerr *e)
 {
-	int rc, tries;
+	struct policy_set *set = NULL;
+	json_t *doc = NULL, *in;
+	int rc;
 
-	pthread_mutex_lock(&s->onboard_mu);
-	/* With the fleet registry another agent may win the commit: decide
-	 * again on the fresher mirror (bounded). */
-	for (tries = 0; ; tries++) {
-		rc = onboard_one(s, customer, ret_result, e);
-		if (rc != -XTCMK_E_BUSY || s->fleet == NULL ||
-		    tries == FLEET_RETRY_MAX)
-			break;
-		fleet_count_retry(s->fleet);
+	*ret_has = 0;
+	ret_hash[0] = '\0';
+	rc = run_job(s, POLICY_PARTITION, 1, cv, &doc, &set, e);
+	if (set != NULL)
+		snprintf(ret_hash, 65, "%s", policy_set_hash(set));
+	if (rc == 0 && doc != NULL && (rc = scope_parse(doc, ret_scope,
+	    e)) < 0) {
+		char why[XERR_MSG_MAX];
+
+		snprintf(why, sizeof(why), "%s", e->msg);
+		xerr_set(e, XTCMK_E_POLICY, "policy '%s' (partition.lua): %s",
+		    policy_set_name(set, POLICY_PARTITION), why);
 	}
-	pthread_mutex_unlock(&s->onboard_mu);
+	if (rc < 0) {
+		/* A scope that fails is a refused partition decision. */
+		atomic_fetch_add(&s->n_policy_err, 1);
+		if (set != NULL && (in = json_pack("{s:O}", "customer",
+		    cv)) != NULL) {
+			log_decision(s, POLICY_PARTITION, json_string_value(
+			    json_object_get(cv, "id")), in, NULL, set, e);
+			json_decref(in);
+		}
+	} else
+		*ret_has = doc != NULL;
+	json_decref(doc);
+	policy_set_unref(set);
 	return rc;
+}
+
+const char *
+svc_partition_name(struct service *s)
+{
+	struct policy_set *set = current_set(s);
+	static __thread char name[80];
+
+	snprintf(name, sizeof(name), "%s", policy_set_name(set,
+	    POLICY_PARTITION));
+	policy_set_unref(set);
+	return name;
 }
 
 /* --- life cycle ------------------------------------------------------ */
@@ -901,16 +937,22 @@ service_count_conn(struct service *s, int delta, int refused)
 	atomic_fetch_add(&s->n_conn, delta);
 }
 
+void
+service_count_nofile(struct service *s)
+{
+	atomic_fetch_add(&s->n_conn_nofile, 1);
+}
+
 json_t *
 service_stats(struct service *s)
 {
-	unsigned long long w = 0, d = 0;
+	unsigned long long w = 0, d = 0, torn = 0;
 	json_t *st;
 
-	dlog_stats(s->dlog, &w, &d);
+	dlog_stats(s->dlog, &w, &d, &torn);
 	st = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, "
 	    "s:{s:I, s:I, s:i}, s:{s:I, s:I, s:I, s:I}, "
-	    "s:{s:i, s:I, s:I}, s:{s:I, s:I}}",
+	    "s:{s:i, s:I, s:I, s:I}, s:{s:I, s:I, s:I}}",
 	    "requests",
 	    "hello", (json_int_t)s->n_req[XW_HELLO],
 	    "decide", (json_int_t)s->n_req[XW_DECIDE],
@@ -928,8 +970,26 @@ service_stats(struct service *s)
 	    "connections", "open", (int)s->n_conn,
 	    "total", (json_int_t)s->n_conn_total,
 	    "refused", (json_int_t)s->n_conn_refused,
+	    "out_of_fds", (json_int_t)s->n_conn_nofile,
 	    "decision_log", "written", (json_int_t)w,
-	    "dropped", (json_int_t)d);
+	    "dropped", (json_int_t)d, "torn_bytes_cut", (json_int_t)torn);
+	if (st != NULL) {
+		unsigned long long prep = 0, reuse = 0;
+
+		reg_stmt_counts(s->reg, &prep, &reuse);
+		json_object_set_new(st, "registry", json_pack("{s:I, s:I}",
+		    "statements_prepared", (json_int_t)prep,
+		    "statements_reused", (json_int_t)reuse));
+	}
+	if (st != NULL)
+		json_object_set_new(st, "onboarding", json_pack("{s:I, s:I, "
+		    "s:I, s:I, s:I, s:I}",
+		    "assigned", (json_int_t)s->n_onboard[SVC_ASSIGNED],
+		    "already", (json_int_t)s->n_onboard[SVC_ALREADY],
+		    "refused", (json_int_t)s->n_onboard[SVC_REFUSED],
+		    "scoped", (json_int_t)s->n_onboard[SVC_SCOPED],
+		    "unscoped", (json_int_t)s->n_onboard[SVC_UNSCOPED],
+		    "import_batches", (json_int_t)s->n_onboard[SVC_IMPORTS]));
 	if (st != NULL && s->keys != NULL)
 		json_object_set_new(st, "keys", keys_stats(s->keys));
 	return st;
@@ -946,7 +1006,8 @@ service_status(struct service *s)
 	    "agent", "xtcmkd " XTCMK_VERSION, "pid", (int)getpid(),
 	    "uptime", (json_int_t)(time(NULL) - s->started),
 	    "workload", s->cfg->workload,
-	    "socket", s->cfg->socket_path,
+	    "socket", s->listen_path[0] != '\0' ? s->listen_path :
+	    s->cfg->socket_path,
 	    "state_dir", s->cfg->state_dir,
 	    "registry", s->cfg->registry_path,
 	    "policy", "dir", policy_set_dir(set), "hash", policy_set_hash(set),
@@ -958,9 +1019,10 @@ service_status(struct service *s)
 		json_object_set_new(st, "registry_backend",
 		    fleet_status(s->fleet));
 	if (st != NULL)
-		json_object_set_new(st, "azure", json_pack("{s:s?, s:s}",
-		    "tenant", s->cfg->azure_tenant,
-		    "authority", s->cfg->azure_authority));
+		json_object_set_new(st, "azure", json_pack("{s:s?, s:s, "
+		    "s:s?}", "tenant", s->cfg->azure_tenant,
+		    "authority", s->cfg->azure_authority,
+		    "token_audience", s->cfg->azure_token_audience));
 	policy_set_unref(set);
 	return st;
 }
@@ -983,6 +1045,46 @@ make_state_dir(const char *dir, struct xerr *e)
 	return 0;
 }
 
+/*
+ * One agent per state directory: two would each cache the registry's
+ * decisions and race on the keystore.  The lock is released by the
+ * kernel when the process ends, however it ends.
+ */
+static int
+lock_state_dir(const char *dir, int *ret_fd, struct xerr *e)
+{
+	char path[4096], pid[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/xtcmkd.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1)
+		return xerr_set(e, XTCMK_E_INVAL, "cannot open %s: %s", path,
+		    strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		return xerr_set(e, XTCMK_E_EXISTS, "state directory %s is in "
+		    "use by another xtcmkd (pid %s): give each agent its own "
+		    "[agent] state_dir", dir, *pid ? pid : "?");
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("%s: cannot record the pid: %s", path,
+		    strerror(errno));
+	*ret_fd = fd;
+	return 0;
+}
+
+void
+service_set_socket(struct service *s, const char *path)
+{
+	snprintf(s->listen_path, sizeof(s->listen_path), "%s", path);
+}
+
 int
 service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 {
@@ -994,6 +1096,7 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	s->cfg = cfg;
 	s->started = time(NULL);
+	s->lockfd = -1;
 	pthread_mutex_init(&s->pol_mu, NULL);
 	pthread_mutex_init(&s->job_mu, NULL);
 	pthread_cond_init(&s->job_cv, NULL);
@@ -1001,7 +1104,8 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 	pthread_mutex_init(&s->onboard_mu, NULL);
 	pthread_mutex_init(&s->reload_mu, NULL);
 	pthread_rwlock_init(&s->dc_lock, NULL);
-	if ((rc = make_state_dir(cfg->state_dir, e)) < 0)
+	if ((rc = make_state_dir(cfg->state_dir, e)) < 0 ||
+	    (rc = lock_state_dir(cfg->state_dir, &s->lockfd, e)) < 0)
 		goto fail;
 	if ((rc = policy_set_load(cfg->policy_dir, cfg->lua_dir, cfg->params,
 	    &cfg->limits, &s->set, e)) < 0)
@@ -1054,5 +1158,7 @@ service_close(struct service *s)
 	pthread_rwlock_wrlock(&s->dc_lock);
 	dcache_flush_locked(s);
 	pthread_rwlock_unlock(&s->dc_lock);
+	if (s->lockfd != -1)
+		close(s->lockfd);
 	free(s);
 }

@@ -37,7 +37,12 @@ int	service_handle(struct service *s, const struct peer *p, uint16_t type,
 	    const uint8_t *payload, uint32_t len, struct xw_buf *reply,
 	    struct xerr *e);
 
-/* Load the policy set again; the old one keeps serving on failure. */
+/* The socket actually listened on (systemd's may differ from the
+ * config's), for `status`. */
+void	service_set_socket(struct service *s, const char *path);
+
+/* Reopen the decision log, read the config's [params] and [policy] again
+ * and load the policy set; the old set keeps serving on failure. */
 int	service_reload(struct service *s, struct xerr *e);
 
 /* Write what is still only in memory (key usage, queued decision-log
@@ -46,6 +51,8 @@ void	service_flush(struct service *s);
 
 /* Counters, for `xtcmkctl stats`. */
 void	service_count_conn(struct service *s, int delta, int refused);
+/* A connection answered BUSY because the agent ran out of descriptors. */
+void	service_count_nofile(struct service *s);
 
 /* Internals shared by service.c, admin.c, keys.c and keys_admin.c. */
 struct config	*service_config(struct service *s);
@@ -64,9 +71,26 @@ int	service_policy(struct service *s, int kind, const char *customer,
  * DECIDE reply). */
 int	service_decide_json(struct service *s, const char *customer,
 	    json_t **ret_decision, struct xerr *e);
-/* Onboard: partition decision + registry transaction + other decisions. */
+/*
+ * Onboard: partition decision + registry transaction + other decisions.
+ * Repeating an add with the same tenant, key URI, vault_auth, kinds and
+ * labels returns the existing assignment with "already": true; a repeat
+ * that differs is XTCMK_E_EXISTS naming the fields.
+ */
 int	service_onboard(struct service *s, json_t *customer,
 	    json_t **ret_result, struct xerr *e);
+
+#define IMPORT_BATCH_MAX	1000	/* customers per customer.import */
+
+/*
+ * customer.import: onboard `customers` (an array of customer.add
+ * objects) in order in one registry transaction; *ret_reply is
+ * {"results": [{"customer", "status": "assigned"|"already"|"refused",
+ * "app", "code", "error"}...], "assigned", "already", "refused"}, made
+ * after the commit.
+ */
+int	service_import(struct service *s, json_t *customers,
+	    json_t **ret_reply, struct xerr *e);
 json_t	*service_stats(struct service *s);
 json_t	*service_status(struct service *s);
 

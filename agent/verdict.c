@@ -22,25 +22,31 @@ struct role {
 	const char	*id;
 	int		 wraps;		/* grants keys/read + wrap + unwrap */
 	int		 netapp;	/* enough for NetApp Files */
+	int		 mhsm;		/* Managed HSM local RBAC, else ARM */
 };
 
-/* FACTS.md section 6. */
+/*
+ * FACTS.md section 6.  A Managed HSM has its own local RBAC: the Key
+ * Vault roles do not exist there, and its roles do not exist on a vault.
+ */
 static const struct role roles[] = {
 	{ "Key Vault Crypto Service Encryption User",
-	    "e147488a-f6f5-4113-8e2d-b22465e65bf6", 1, 0 },
+	    "e147488a-f6f5-4113-8e2d-b22465e65bf6", 1, 0, 0 },
 	{ "Key Vault Crypto User",
-	    "12338af0-0e69-4776-bea7-57ae8d297424", 1, 1 },
+	    "12338af0-0e69-4776-bea7-57ae8d297424", 1, 1, 0 },
 	{ "Key Vault Crypto Officer",
-	    "14b46e9e-c2b7-41b4-b07b-48a6ebf60603", 1, 1 },
+	    "14b46e9e-c2b7-41b4-b07b-48a6ebf60603", 1, 1, 0 },
 	{ "Key Vault Administrator",
-	    "00482a5a-887f-4fb3-b363-3b7fe8e74483", 1, 1 },
+	    "00482a5a-887f-4fb3-b363-3b7fe8e74483", 1, 1, 0 },
 	{ "Key Vault Reader",
-	    "21090545-7ca7-4776-b22c-e363652d74d2", 0, 0 },
+	    "21090545-7ca7-4776-b22c-e363652d74d2", 0, 0, 0 },
 	{ "Key Vault Contributor",
-	    "f25e0fa2-a7c8-4377-a976-54943a77a395", 0, 0 },
+	    "f25e0fa2-a7c8-4377-a976-54943a77a395", 0, 0, 0 },
 	{ "Key Vault Crypto Service Release User",
-	    "08bbd89e-9f13-488c-ac41-acfcb10c90ab", 0, 0 },
-	{ NULL, NULL, 0, 0 }
+	    "08bbd89e-9f13-488c-ac41-acfcb10c90ab", 0, 0, 0 },
+	{ "Managed HSM Crypto Service Encryption User",
+	    "33413926-3206-4cdd-b39a-83574fe37a17", 1, 0, 1 },
+	{ NULL, NULL, 0, 0, 0 }
 };
 
 static const char *const key_perms[] = {
@@ -87,6 +93,16 @@ static const char *
 str_field(json_t *o, const char *f)
 {
 	return json_string_value(json_object_get(o, f));
+}
+
+/* Is the customer's key in a Managed HSM? */
+static int
+key_in_mhsm(json_t *in)
+{
+	struct key_uri u;
+
+	return key_uri_parse(str_field(json_object_get(in, "customer"),
+	    "key_uri"), &u, NULL) == 0 && u.service == KEY_SERVICE_MHSM;
 }
 
 static int
@@ -211,10 +227,13 @@ check_rbac(const struct policy_set *s, json_t *in, json_t *out,
 	const enum policy_kind k = POLICY_ROLE;
 	const struct role *r;
 	const char *role, *scope;
+	int mhsm = key_in_mhsm(in);
 
 	if ((role = str_field(out, "role")) == NULL)
-		return refuse(e, s, k, "rbac role", "return role = \"Key Vault "
-		    "Crypto Service Encryption User\" (or another role name)");
+		return refuse(e, s, k, "rbac role", "return role = \"%s\" (or "
+		    "another role name)", mhsm ? "Managed HSM Crypto Service "
+		    "Encryption User" : "Key Vault Crypto Service Encryption "
+		    "User");
 	for (r = roles; r->name != NULL; r++)
 		if (strcasecmp(r->name, role) == 0 ||
 		    strcasecmp(r->id, role) == 0)
@@ -223,7 +242,15 @@ check_rbac(const struct policy_set *s, json_t *in, json_t *out,
 		return refuse(e, s, k, "rbac role", "'%s' is not a known Key "
 		    "Vault role; use \"Key Vault Crypto Service Encryption "
 		    "User\", \"Key Vault Crypto User\", \"Key Vault Crypto "
-		    "Officer\" or \"Key Vault Administrator\"", role);
+		    "Officer\" or \"Key Vault Administrator\" (a Managed HSM: "
+		    "\"Managed HSM Crypto Service Encryption User\")", role);
+	if (r->mhsm != mhsm)
+		return refuse(e, s, k, "rbac role", "'%s' does not exist %s: "
+		    "the customer's key is in a %s; use \"%s\"", r->name,
+		    mhsm ? "on a Managed HSM" : "in Key Vault", mhsm ?
+		    "Managed HSM (local RBAC)" : "key vault (Azure RBAC)",
+		    mhsm ? "Managed HSM Crypto Service Encryption User" :
+		    "Key Vault Crypto Service Encryption User");
 	if (!r->wraps)
 		return refuse(e, s, k, "rbac role", "'%s' does not grant key "
 		    "read, wrap and unwrap; use \"Key Vault Crypto Service "

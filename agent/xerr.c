@@ -26,5 +26,6 @@ xerr_clear(struct xerr *e)
 	if (e != NULL) {
 		e->code = 0;
 		e->msg[0] = '\0';
+		e->need = 0;
 	}
 }

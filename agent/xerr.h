@@ -15,6 +15,7 @@
 struct xerr {
 	int	code;			/* enum xtcmk_result */
 	char	msg[XERR_MSG_MAX];
+	size_t	need;			/* XTCMK_E_TOOBIG: size that fits */
 };
 
 /* Fill `e` (may be NULL) and return -code. */

@@ -468,14 +468,28 @@ int
 xc_connect(const char *path, int64_t deadline, char *errbuf, size_t errlen,
     struct xc_conn *ret_conn)
 {
-	struct sockaddr_un sun;
 	struct xc_conn c;
+	int rc;
+
+	if ((rc = xc_connect_into(path, deadline, errbuf, errlen, &c)) < 0)
+		return rc;
+	*ret_conn = c;
+	return 0;
+}
+
+int
+xc_connect_into(const char *path, int64_t deadline, char *errbuf,
+    size_t errlen, struct xc_conn *c)
+{
+	struct sockaddr_un sun;
 	struct stat st, fst;
 	struct ucred cred;
 	socklen_t cl;
 	size_t plen;
 	int fd, nfd, rc;
 
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
 	if (path == NULL || (plen = strlen(path)) == 0 ||
 	    plen >= sizeof(sun.sun_path)) {
 		seterr(errbuf, errlen, "socket path must be 1..%zu bytes",
@@ -508,9 +522,17 @@ xc_connect(const char *path, int64_t deadline, char *errbuf, size_t errlen,
 		}
 		fd = nfd;
 	}
-	memset(&c, 0, sizeof(c));
-	c.fd = fd;
-	c.pid = getpid();
+	if (fstat(fd, &fst) == -1) {
+		seterr(errbuf, errlen, "cannot stat the socket: %s",
+		    strerror(errno));
+		(void)close(fd);
+		return -XTCMK_E_UNAVAILABLE;
+	}
+	c->pid = getpid();
+	c->dev = fst.st_dev;
+	c->ino = fst.st_ino;
+	/* Published last: a child forked from now on can tell it is ours. */
+	__atomic_store_n(&c->fd, fd, __ATOMIC_RELEASE);
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -534,20 +556,10 @@ xc_connect(const char *path, int64_t deadline, char *errbuf, size_t errlen,
 		rc = -XTCMK_E_DENIED;
 		goto fail;
 	}
-	if (fstat(fd, &fst) == -1) {
-		seterr(errbuf, errlen, "cannot stat the socket: %s",
-		    strerror(errno));
-		rc = -XTCMK_E_UNAVAILABLE;
-		goto fail;
-	}
-	c.dev = fst.st_dev;
-	c.ino = fst.st_ino;
-
-	if ((rc = hello(&c, deadline, errbuf, errlen)) < 0)
+	if ((rc = hello(c, deadline, errbuf, errlen)) < 0)
 		return rc;	/* hello() closed it */
-	*ret_conn = c;
 	return 0;
 fail:
-	xc_close(&c);
+	xc_close(c);
 	return rc;
 }

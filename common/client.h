@@ -45,6 +45,16 @@ int	xc_connect(const char *path, int64_t deadline, char *errbuf,
 	    size_t errlen, struct xc_conn *ret_conn);
 
 /*
+ * The same, building the connection in place in `c`, which the caller owns
+ * (e.g. a slot a forked child can see): c->fd, c->pid, c->dev and c->ino
+ * are set as soon as the socket exists, so a child forked during the
+ * connect finds the descriptor and can close its copy.  On failure c->fd
+ * is -1.
+ */
+int	xc_connect_into(const char *path, int64_t deadline, char *errbuf,
+	    size_t errlen, struct xc_conn *c);
+
+/*
  * Send one request and read its reply.  The reply payload (at most
  * `reply_max` bytes, <= XW_PAYLOAD_MAX) is allocated, validated as a field
  * list, NUL-terminated one byte past its end, and handed to the caller, who

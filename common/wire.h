@@ -81,6 +81,9 @@ enum xw_tag {
 	XT_VERSION_MAX		= 105,
 	XT_VERSION		= 106,
 	XT_AGENT		= 107,
+	XT_BLOB_CAP		= 108,	/* u64: room for the blob (request) */
+	XT_BLOB_NEED		= 109,	/* u64: blob size, TOOBIG replies */
+	XT_KEY_STATE_CODE	= 110,	/* u64: enum xtcmk_key_state */
 };
 
 struct xw_hdr {

@@ -17,7 +17,7 @@
 #include "onboard_int.h"
 #include "validate.h"
 
-#define AUDIENCE	"api://AzureADTokenExchange"
+#define AUDIENCE	"api://AzureADTokenExchange"	/* public cloud */
 #define GRAPH_FIC_URL	"https://graph.microsoft.com/v1.0/applications/" \
 			    "{application-object-id}/federatedIdentityCredentials"
 #define FILE_MAX	(4 * 1024 * 1024)	/* --current FILE */
@@ -37,6 +37,20 @@ onb_authority(json_t *status)
 	    "authority");
 
 	return a != NULL ? a : "https://login.microsoftonline.com";
+}
+
+/*
+ * The audience the agent requests for its identity token ([azure]
+ * token_audience, which follows the authority's cloud): every federated
+ * credential must name it, or the exchange fails (AADSTS70021).
+ */
+const char *
+onb_audience(json_t *status)
+{
+	const char *a = onb_str(json_object_get(status, "azure"),
+	    "token_audience");
+
+	return a != NULL ? a : AUDIENCE;
 }
 
 int
@@ -196,14 +210,14 @@ new_fic_name(json_t *taken, const char *wl)
 }
 
 static json_t *
-fic_body(const char *name, const char *issuer, const char *subject,
-    const char *wl, const char *app)
+fic_body(const char *name, const char *issuer, const char *aud,
+    const char *subject, const char *wl, const char *app)
 {
 	char *desc = onb_printf("xtcmk: workload identity %s acts as "
 	    "application %s (cross-tenant customer-managed keys)", wl, app);
 	json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "name", name,
 	    "issuer", issuer, "subject", subject, "description",
-	    desc ? desc : "", "audiences", AUDIENCE);
+	    desc ? desc : "", "audiences", aud);
 
 	free(desc);
 	return b;
@@ -238,14 +252,14 @@ plan_refuse(struct xerr *e, const char *app, size_t keep, size_t add,
 
 static int
 plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
-    json_t *extra, const char *issuer, struct xerr *e)
+    json_t *extra, const char *issuer, const char *aud, struct xerr *e)
 {
 	const char *name = onb_str(app, "name"), *cid, *wl, *subj;
 	json_t *fics = json_array(), *remove = json_array(), *foreign =
 	    json_array(), *unfed = json_array(), *planned, *w, *f, *c, *b;
 	json_t *out, *body, *taken;
 	size_t i, j, keep = 0, add = 0;
-	char *n, *s, *cmds = NULL, *t;
+	char *n, *s, *cmds = NULL, *ps = NULL, *t;
 	int rc = 0, found;
 
 	cid = onb_str(app, "client_id");
@@ -288,7 +302,7 @@ plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
 		json_array_foreach(cur, j, c)
 			if (same_fic(c, issuer, subj))
 				found = 1;
-		b = fic_body(onb_str(f, "name"), issuer, subj, wl, name);
+		b = fic_body(onb_str(f, "name"), issuer, aud, subj, wl, name);
 		json_object_set_new(b, "workload", json_string(wl));
 		json_object_set_new(b, "action", json_string(found ? "keep" :
 		    "create"));
@@ -307,7 +321,7 @@ plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
 			continue;
 		if (onb_str(c, "issuer") != NULL && strcmp(onb_str(c,
 		    "issuer"), issuer) == 0 && onb_has(json_object_get(c,
-		    "audiences"), AUDIENCE))
+		    "audiences"), aud))
 			json_array_append_new(remove, json_pack("{s:s?, s:s?, "
 			    "s:s}", "name", onb_str(c, "name"), "subject",
 			    onb_str(c, "subject"), "reason", "its subject is "
@@ -378,7 +392,11 @@ plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
 		    s ? s : "", name, name);
 		free(s);
 	}
+	if (cid == NULL)
+		onb_step_app_create(body, name);
 	if (add > 0) {
+		ps = onb_printf("$app = Get-AzADApplication -ApplicationId %s",
+		    cid ? cid : "<application-client-id>");
 		onb_p(body, "Microsoft Graph requests (one per credential; the "
 		    "application object id is not its client id: `az ad app "
 		    "show --id %s --query id -o tsv`):", cid ? cid :
@@ -388,7 +406,7 @@ plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
 		json_array_foreach(fics, i, f) {
 			if (strcmp(onb_str(f, "action"), "create") != 0)
 				continue;
-			b = fic_body(onb_str(f, "name"), issuer,
+			b = fic_body(onb_str(f, "name"), issuer, aud,
 			    onb_str(f, "subject"), onb_str(f, "workload"),
 			    name);
 			s = json_dumps(b, JSON_INDENT(2) |
@@ -404,12 +422,18 @@ plan_app(json_t *doc, json_t *app, json_t *workloads, json_t *cur,
 			free(s);
 			free(cmds);
 			cmds = t;
+			t = onb_step_fic_ps(ps ? ps : "", b);
+			free(ps);
+			ps = t;
 			json_decref(b);
 		}
 		onb_p(body, "The same with the Azure CLI:");
 		onb_code(body, "sh", "%s", cmds ? cmds : "");
+		onb_p(body, "With PowerShell (Az.Resources):");
+		onb_code(body, "powershell", "%s", ps ? ps : "");
 		free(cmds);
-		cmds = NULL;
+		free(ps);
+		cmds = ps = NULL;
 	}
 	if (json_array_size(remove) > 0) {
 		onb_p(body, "Credentials to delete (Graph: DELETE %s/{name}; "
@@ -438,27 +462,32 @@ out:
 	return rc;
 }
 
+struct onb_plan {
+	json_t		*doc;
+	json_t		*intro;		/* body of the first section */
+	json_t		*workloads, *current, *extra;
+	const char	*only;
+	char		*issuer, *aud;
+	size_t		 n;
+};
+
 int
-onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
-    const char *only, json_t *current, json_t *extra, json_t **ret_doc,
+onb_plan_begin(json_t *status, json_t *workloads, const char *only,
+    json_t *current, json_t *extra, struct onb_plan **ret_plan,
     struct xerr *e)
 {
 	const char *tenant = onb_str(json_object_get(status, "azure"),
-	    "tenant"), *name;
-	json_t *doc, *app, *cur, *w, *body;
-	char *issuer;
+	    "tenant");
+	struct onb_plan *p;
+	json_t *doc, *w, *body;
+	char *issuer, *aud = NULL;
 	size_t i;
-	int rc = 0, n = 0;
 
 	if (tenant == NULL)
 		return xerr_set(e, XTCMK_E_CONFLICT, "the provider tenant is "
 		    "not configured, and it is the issuer of every federated "
 		    "credential: set `tenant = <your tenant GUID>` in the "
 		    "[azure] section of xtcmk.conf and restart xtcmkd");
-	if (only != NULL && find_named(apps, "name", only) == NULL)
-		return xerr_set(e, XTCMK_E_NOT_FOUND, "unknown application "
-		    "'%s'; `xtcmkctl app list` shows the registered ones",
-		    only);
 	json_array_foreach(extra, i, w)
 		if (find_named(workloads, "name", json_string_value(w)) ==
 		    NULL)
@@ -466,14 +495,18 @@ onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
 			    "'%s'; `xtcmkctl workload list` shows the "
 			    "registered ones", json_string_value(w));
 	if ((issuer = onb_printf("%s/%s/v2.0", onb_authority(status),
-	    tenant)) == NULL)
+	    tenant)) == NULL || (aud = strdup(onb_audience(status))) == NULL ||
+	    (p = calloc(1, sizeof(*p))) == NULL) {
+		free(issuer);
+		free(aud);
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	}
 	doc = onb_doc_new("app-plan", only != NULL ?
 	    "Federated identity credentials: one application" :
 	    "Federated identity credentials: every application");
 	json_object_set_new(doc, "provider_tenant", json_string(tenant));
 	json_object_set_new(doc, "issuer", json_string(issuer));
-	json_object_set_new(doc, "audience", json_string(AUDIENCE));
+	json_object_set_new(doc, "audience", json_string(aud));
 	json_object_set_new(doc, "limit", json_integer(ONB_FIC_MAX));
 	json_object_set_new(doc, "apps", json_array());
 	body = onb_section(doc, "Phase 1: the provider federates its "
@@ -485,45 +518,109 @@ onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
 	    "(object) id, audience %s. An application holds at most %d. "
 	    "Creating one needs Application Administrator, Application "
 	    "Developer, Cloud Application Administrator or ownership of the "
-	    "application.", tenant, issuer, AUDIENCE, ONB_FIC_MAX);
+	    "application.", tenant, issuer, aud, ONB_FIC_MAX);
+	onb_step_identities(body, tenant);
 	if (current == NULL)
 		onb_p(body, "Without --current, every credential the registry "
 		    "holds is listed as one to create. To see what must be "
 		    "added or removed, save what Entra has (`az ad app "
 		    "federated-credential list --id APP_OBJECT_ID > "
 		    "current.json`) and pass --current current.json.");
-	json_array_foreach(apps, i, app) {
-		name = onb_str(app, "name");
-		if (only != NULL && strcmp(name, only) != 0)
-			continue;
-		cur = NULL;
-		if (json_is_array(current) && only != NULL)
-			cur = current;
-		else if (json_is_object(current))
-			cur = json_object_get(current, name);
-		if ((rc = plan_app(doc, app, workloads, cur, only != NULL ?
-		    extra : NULL, issuer, e)) < 0)
-			break;
-		n++;
-	}
-	if (rc == 0 && n == 0)
-		onb_p(body, "No application is registered yet: onboard a "
-		    "customer (`xtcmkctl customer add`) or add one (`xtcmkctl "
-		    "app add`).");
 	onb_note(doc, "Graph accepts a wrong issuer, subject or audience "
 	    "when the credential is created; it fails only at token exchange "
 	    "(AADSTS70021). Only user-assigned identities of the same tenant "
 	    "as the application work.");
+	onb_note(doc, "The PowerShell lines New-AzADApplication "
+	    "-SignInAudience and New-AzUserAssignedIdentity are from memory "
+	    "(UNVERIFIED); the az lines are parsed by the real Azure CLI in "
+	    "xtcmk's tests.");
 	onb_note(doc, "`az ad app federated-credential delete "
 	    "--federated-credential-id NAME` is from memory, not from the "
 	    "seed documents (UNVERIFIED); Graph's DELETE by name is "
 	    "documented.");
-	free(issuer);
-	if (rc < 0) {
-		json_decref(doc);
+	p->doc = doc;
+	p->intro = body;
+	p->workloads = workloads;
+	p->current = current;
+	p->extra = extra;
+	p->only = only;
+	p->issuer = issuer;
+	p->aud = aud;
+	*ret_plan = p;
+	return 0;
+}
+
+json_t *
+onb_plan_doc(struct onb_plan *p)
+{
+	return p->doc;
+}
+
+int
+onb_plan_app(struct onb_plan *p, json_t *app, struct xerr *e)
+{
+	const char *name = onb_str(app, "name");
+	json_t *cur = NULL;
+	int rc;
+
+	if (name == NULL || (p->only != NULL && strcmp(name, p->only) != 0))
+		return 0;
+	if (json_is_array(p->current) && p->only != NULL)
+		cur = p->current;
+	else if (json_is_object(p->current))
+		cur = json_object_get(p->current, name);
+	if ((rc = plan_app(p->doc, app, p->workloads, cur, p->only != NULL ?
+	    p->extra : NULL, p->issuer, p->aud, e)) < 0)
 		return rc;
-	}
-	*ret_doc = doc;
+	p->n++;
+	return 0;
+}
+
+void
+onb_plan_none(struct onb_plan *p)
+{
+	onb_p(p->intro, "No application is registered yet: onboard a "
+	    "customer (`xtcmkctl customer add`) or add one (`xtcmkctl app "
+	    "add`).");
+}
+
+void
+onb_plan_free(struct onb_plan *p)
+{
+	if (p == NULL)
+		return;
+	json_decref(p->doc);
+	free(p->issuer);
+	free(p->aud);
+	free(p);
+}
+
+int
+onb_app_plan(json_t *status, json_t *apps, json_t *workloads,
+    const char *only, json_t *current, json_t *extra, json_t **ret_doc,
+    struct xerr *e)
+{
+	struct onb_plan *p;
+	json_t *app;
+	size_t i;
+	int rc;
+
+	if (only != NULL && find_named(apps, "name", only) == NULL)
+		return xerr_set(e, XTCMK_E_NOT_FOUND, "unknown application "
+		    "'%s'; `xtcmkctl app list` shows the registered ones",
+		    only);
+	if ((rc = onb_plan_begin(status, workloads, only, current, extra, &p,
+	    e)) < 0)
+		return rc;
+	json_array_foreach(apps, i, app)
+		if ((rc = onb_plan_app(p, app, e)) < 0) {
+			onb_plan_free(p);
+			return rc;
+		}
+	if (p->n == 0)
+		onb_plan_none(p);
+	*ret_doc = json_incref(p->doc);
+	onb_plan_free(p);
 	return 0;
 }
 
@@ -550,19 +647,19 @@ kit_grant_rbac(json_t *doc, json_t *body, json_t *role,
 	json_t *arm;
 
 	if (ku->service == KEY_SERVICE_MHSM) {
-		onb_p(body, "Managed HSM uses its own local RBAC. Assign "
-		    "'%s' (the Managed HSM role of that name) to the "
-		    "application's service principal %s:", rname,
-		    on_key ? "on the key" : "on the HSM");
+		/* Managed HSM local RBAC: the Key Vault roles do not exist
+		 * there (FACTS 6); the role decision names the HSM's own. */
+		onb_p(body, "Managed HSM uses its own local RBAC, not Azure "
+		    "RBAC. Assign its role '%s' (role definition id %s) to the "
+		    "application's service principal %s; the Key Vault roles "
+		    "do not exist on a Managed HSM.", rname,
+		    rid, on_key ? "on the key" : "on the HSM");
 		onb_code(body, "sh", "sp_id=$(az ad sp show --id %s --query id "
 		    "-o tsv)\naz keyvault role assignment create --hsm-name "
 		    "%s --role \"%s\" --assignee-object-id \"$sp_id\" "
 		    "--assignee-principal-type ServicePrincipal --scope "
 		    "/keys%s%s", cid, ku->vault, rname, on_key ? "/" : "",
 		    on_key ? ku->name : "");
-		onb_note(doc, "Managed HSM role names, ids and the `az "
-		    "keyvault role assignment` syntax are UNVERIFIED here; "
-		    "check them against the Managed HSM documentation.");
 		return;
 	}
 	sc = onb_printf("%s%s%s", v, on_key ? "/keys/" : "", on_key ?
@@ -763,14 +860,22 @@ onb_customer_kit(json_t *status, json_t *show, const char *grant,
 		    "# if purge protection is off (it cannot be turned off "
 		    "again):\naz keyvault update --name %s "
 		    "--enable-purge-protection true", ku.vault, ku.vault);
-	if (ku.service != KEY_SERVICE_MHSM)
+	if (ku.service != KEY_SERVICE_MHSM) {
+		/* The vault's resource group is the 4th segment of its id. */
+		char rg[128] = "<resource-group>";
+
+		if (vault_rid != NULL)
+			sscanf(vault_rid, "/%*[^/]/%*[^/]/%*[^/]/%127[^/]", rg);
 		onb_code(body, "powershell", "Get-AzKeyVault -VaultName %s | "
 		    "Select-Object EnableSoftDelete, EnablePurgeProtection, "
 		    "EnableRbacAuthorization\nUpdate-AzKeyVault -VaultName %s "
-		    "-ResourceGroupName <resource-group> -EnablePurgeProtection",
-		    ku.vault, ku.vault);
+		    "-ResourceGroupName %s -EnablePurgeProtection", ku.vault,
+		    ku.vault, rg);
+	}
 	onb_p(body, "The key %s must be an RSA key (RSA or RSA-HSM).",
 	    ku.name);
+	onb_step_vault_create(body, &ku, strcmp(mech, "rbac") == 0,
+	    onb_has(kinds, "cosmosdb"));
 
 	body = onb_section(doc, "3. Grant the application access to the key");
 	if (strcmp(mech, "rbac") == 0)
@@ -778,10 +883,7 @@ onb_customer_kit(json_t *status, json_t *show, const char *grant,
 	else
 		kit_grant_policy(doc, body, role, &ku, cid);
 	if (netapp) {
-		onb_p(body, "For Azure NetApp Files, also approve the private "
-		    "endpoint your provider creates to the vault: key vault, "
-		    "Networking, Private endpoint connections, select the "
-		    "incoming connection, Approve.");
+		onb_step_netapp_approve(body, &ku, vault_rid);
 		if (strcmp(mech, "rbac") != 0)
 			onb_note(doc, "The NetApp Files cross-tenant document "
 			    "grants only the RBAC role Key Vault Crypto User; "
@@ -801,8 +903,11 @@ onb_customer_kit(json_t *status, json_t *show, const char *grant,
 		    "you rotate)", s ? s : "");
 	} else {
 		s = onb_printf("%s/keys/%s", ku.base, ku.name);
-		onb_li(body, "the key URI without a version: %s (new versions "
-		    "are picked up automatically)", s ? s : "");
+		onb_li(body, "the key URI without a version: %s (%s)", s ? s :
+		    "", netapp ? "NetApp Files names the key without a "
+		    "version; whether it follows new versions on its own is "
+		    "unverified: tell your provider before you rotate or disable "
+		    "a version" : "new versions are picked up automatically");
 	}
 	json_array_append_new(back, json_pack("{s:s, s:s}", "item", "key_uri",
 	    "value", s ? s : ""));

@@ -102,6 +102,15 @@ fetch(const struct onb_io *io, json_t *req, json_t **ret)
 }
 
 static int
+fetch_quiet(const struct onb_io *io, json_t *req, json_t **ret)
+{
+	int rc = io->call_quiet(req, ret);
+
+	json_decref(req);
+	return rc;
+}
+
+static int
 finish(const struct onb_io *io, int rc, json_t *doc, struct xerr *e,
     enum onb_format fmt)
 {
@@ -142,12 +151,98 @@ load_current(const char *path, json_t **ret, struct xerr *e)
 	return 0;
 }
 
+/* `app plan APP`: the one application, read with app.show. */
+static int
+plan_one(const struct onb_io *io, struct args *a, json_t *status,
+    json_t *wls, json_t *cur)
+{
+	json_t *app = NULL, *apps, *doc = NULL;
+	struct xerr e;
+	int rc;
+
+	rc = fetch_quiet(io, json_pack("{s:s, s:s}", "cmd", "app.show", "name",
+	    a->pos[0]), &app);
+	if (rc == io->exit_for(XTCMK_E_NOT_FOUND))
+		rc = xerr_set(&e, XTCMK_E_NOT_FOUND, "unknown application '%s'; "
+		    "`xtcmkctl app list` shows the registered ones", a->pos[0]);
+	else if (rc != 0)
+		return rc;
+	else {
+		apps = json_pack("[o]", app);
+		rc = onb_app_plan(status, apps, wls, a->pos[0], cur, a->add,
+		    &doc, &e);
+		json_decref(apps);
+	}
+	return finish(io, rc, doc, &e, a->fmt);
+}
+
+/*
+ * `app plan` over every application, streamed: a page of app.list at a
+ * time is planned, printed and dropped, so it works with any number of
+ * applications in the memory of one page.  An error stops the output
+ * where it is.
+ */
+static int
+plan_all(const struct onb_io *io, struct args *a, json_t *status,
+    json_t *wls, json_t *cur)
+{
+	struct onb_stream st;
+	struct onb_plan *p = NULL;
+	json_t *page = NULL, *next, *app;
+	struct xerr e;
+	size_t i;
+	int rc, started = 0;
+
+	if ((rc = onb_plan_begin(status, wls, NULL, cur, NULL, &p, &e)) < 0)
+		return finish(io, rc, NULL, &e, a->fmt);
+	next = json_null();
+	for (;;) {
+		if ((rc = fetch(io, json_pack("{s:s, s:o}", "cmd", "app.list",
+		    "after", next), &page)) != 0)
+			break;
+		if (!started) {
+			if (json_array_size(json_object_get(page, "items")) ==
+			    0)
+				onb_plan_none(p);
+			if (onb_stream_begin(&st, onb_plan_doc(p), "apps",
+			    a->fmt, stdout) < 0) {
+				rc = 1;
+				break;
+			}
+			started = 1;
+		}
+		json_array_foreach(json_object_get(page, "items"), i, app)
+			if ((rc = onb_plan_app(p, app, &e)) < 0)
+				break;
+		if (rc < 0) {
+			fflush(stdout);
+			fprintf(stderr, "xtcmkctl: %s\n", e.msg);
+			rc = io->exit_for(e.code);
+			break;
+		}
+		if (onb_stream_flush(&st, onb_plan_doc(p)) < 0) {
+			rc = 1;
+			break;
+		}
+		next = json_object_get(page, "next");
+		if (!json_is_string(next)) {
+			rc = onb_stream_end(&st, onb_plan_doc(p)) < 0 ? 1 : 0;
+			break;
+		}
+		json_incref(next);
+		json_decref(page);
+		page = NULL;
+	}
+	json_decref(page);
+	onb_plan_free(p);
+	return rc;
+}
+
 static int
 cmd_plan(const struct onb_io *io, int argc, char **argv)
 {
 	static const char *const allowed[] = { "--current", "--add", NULL };
-	json_t *status = NULL, *apps = NULL, *wls = NULL, *cur = NULL;
-	json_t *doc = NULL;
+	json_t *status = NULL, *wls = NULL, *cur = NULL;
 	struct args a;
 	struct xerr e;
 	int rc;
@@ -167,15 +262,12 @@ cmd_plan(const struct onb_io *io, int argc, char **argv)
 		return io->exit_for(e.code);
 	}
 	if ((rc = fetch(io, json_pack("{s:s}", "cmd", "status"), &status)) ||
-	    (rc = io->call_list("app.list", &apps)) ||
 	    (rc = io->call_list("workload.list", &wls)))
 		goto out;
-	rc = onb_app_plan(status, apps, wls, a.npos ? a.pos[0] : NULL, cur,
-	    a.add, &doc, &e);
-	rc = finish(io, rc, doc, &e, a.fmt);
+	rc = a.npos == 1 ? plan_one(io, &a, status, wls, cur) :
+	    plan_all(io, &a, status, wls, cur);
 out:
 	json_decref(status);
-	json_decref(apps);
 	json_decref(wls);
 	json_decref(cur);
 	args_free(&a);

@@ -16,24 +16,11 @@
 
 #define ROLE_CRYPTO_USER	"12338af0-0e69-4776-bea7-57ae8d297424"
 #define ROLE_CSE_USER		"e147488a-f6f5-4113-8e2d-b22465e65bf6"
-#define STORAGE_API		"2022-09-01"
+#define ROLE_MHSM_CSE_USER	"33413926-3206-4cdd-b39a-83574fe37a17"
 #define COSMOS_API		"2022-05-15"
 #define NETAPP_API		"2025-01-01"
 #define STORAGE_CHECK_S		86400	/* Storage looks once a day */
 
-struct res {
-	const char	*id;		/* customer */
-	const char	*kind;
-	const char	*cid;		/* application (client) id */
-	const char	*uami;		/* identity resource id */
-	const char	*wl;		/* its workload name */
-	const char	*mode;		/* auto | pinned */
-	const char	*version;
-	const char	*account, *rg, *sub, *loc, *vault_rid;
-	struct key_uri	 ku;
-	char		 key_uri[600];	/* as the kind wants it */
-	json_t		*d, *doc;
-};
 
 static int
 pick_identity(json_t *d, json_t *workloads, const char *want,
@@ -81,10 +68,28 @@ pick_identity(json_t *d, json_t *workloads, const char *want,
 	    "`xtcmkctl workload add NAME ... --resource-id ID`", app);
 }
 
-static const char *
-ph(const char *v, const char *placeholder)
+const char *
+onb_ph(const char *v, const char *placeholder)
 {
 	return v != NULL ? v : placeholder;
+}
+
+json_t *
+onb_uami_identity(const char *type, const char *uami)
+{
+	json_t *ua = json_object();
+
+	json_object_set_new(ua, uami, json_object());
+	return json_pack("{s:s, s:o}", "type", type,
+	    "userAssignedIdentities", ua);
+}
+
+json_t *
+onb_arm_template(json_t *resource, json_t *params)
+{
+	return json_pack("{s:s, s:s, s:o, s:[O]}", "$schema", ARM_SCHEMA,
+	    "contentVersion", "1.0.0.0", "parameters", params != NULL ?
+	    params : json_object(), "resources", resource);
 }
 
 /* Rules of the kind against the decisions; 0 or a refusal. */
@@ -128,7 +133,7 @@ check_kind(struct res *r, struct xerr *e)
 		    "User (%s): record netapp among the customer's kinds so the "
 		    "role policy decides it (`xtcmkctl customer remove %s`, "
 		    "`customer add %s ... --kind netapp`) and send a new kit",
-		    r->id, ph(onb_str(role, "role"), "?"), ROLE_CRYPTO_USER,
+		    r->id, onb_ph(onb_str(role, "role"), "?"), ROLE_CRYPTO_USER,
 		    r->id, r->id);
 	if (strncmp(r->kind, "storage", 7) == 0 && json_integer_value(
 	    json_object_get(ver, "grace")) < STORAGE_CHECK_S)
@@ -140,11 +145,12 @@ check_kind(struct res *r, struct xerr *e)
 		    "grace")), STORAGE_CHECK_S);
 	if (strcmp(mech, "rbac") == 0 && strcmp(r->kind, "host") != 0 &&
 	    rid != NULL && strcmp(rid, ROLE_CSE_USER) != 0 &&
+	    strcmp(rid, ROLE_MHSM_CSE_USER) != 0 &&
 	    strcmp(rid, ROLE_CRYPTO_USER) != 0)
 		onb_note(r->doc, "The customer's grant is '%s'; the documents "
 		    "use Key Vault Crypto Service Encryption User (Storage, "
 		    "Cosmos DB) or Key Vault Crypto User (NetApp Files).",
-		    ph(onb_str(role, "role"), "?"));
+		    onb_ph(onb_str(role, "role"), "?"));
 	if (!onb_has(json_object_get(r->d, "kinds"), r->kind))
 		onb_note(r->doc, "Customer %s is not recorded with kind %s, so "
 		    "the role and versioning policies did not consider it; the "
@@ -152,130 +158,10 @@ check_kind(struct res *r, struct xerr *e)
 	return 0;
 }
 
-static json_t *
-uami_identity(const char *type, const char *uami)
-{
-	json_t *ua = json_object();
-
-	json_object_set_new(ua, uami, json_object());
-	return json_pack("{s:s, s:o}", "type", type,
-	    "userAssignedIdentities", ua);
-}
-
-static void
-res_storage(struct res *r, int existing)
-{
-	json_t *body, *kvp, *arm, *enc;
-	char ver[80] = "", psver[80] = "";
-
-	kvp = json_pack("{s:s, s:s}", "keyvaulturi", r->ku.base, "keyname",
-	    r->ku.name);
-	if (strcmp(r->mode, "pinned") == 0) {
-		json_object_set_new(kvp, "keyversion",
-		    json_string(r->version));
-		snprintf(ver, sizeof(ver), " \\\n    --encryption-key-version "
-		    "%s", r->version);
-		snprintf(psver, sizeof(psver), " `\n    -KeyVersion %s",
-		    r->version);
-	}
-	enc = json_pack("{s:{s:s, s:s}, s:o, s:s, s:{s:{s:s, s:b}, "
-	    "s:{s:s, s:b}}}",
-	    "identity", "userAssignedIdentity", r->uami,
-	    "federatedIdentityClientId", r->cid,
-	    "keyvaultproperties", kvp,
-	    "keySource", "Microsoft.Keyvault",
-	    "services", "blob", "keyType", "Account", "enabled", 1,
-	    "file", "keyType", "Account", "enabled", 1);
-	arm = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:o, s:{s:o}}",
-	    "type", "Microsoft.Storage/storageAccounts",
-	    "apiVersion", STORAGE_API,
-	    "name", ph(r->account, "<storage-account>"),
-	    "location", ph(r->loc, "<location>"),
-	    "kind", "StorageV2", "sku", "name", "Standard_LRS",
-	    "identity", uami_identity("UserAssigned", r->uami),
-	    "properties", "encryption", enc);
-	if (existing) {
-		json_object_del(arm, "kind");
-		json_object_del(arm, "sku");
-	}
-	json_object_set_new(r->doc, "arm", arm);
-
-	body = onb_section(r->doc, existing ? "Configure the existing storage "
-	    "account" : "Create the storage account");
-	onb_p(body, "The account gets the user-assigned identity %s (workload "
-	    "%s) and encrypts with key %s in the customer's vault %s, acting "
-	    "as application %s (federatedIdentityClientId). %s", r->uami,
-	    r->wl, r->ku.name, r->ku.base, r->cid,
-	    strcmp(r->mode, "pinned") == 0 ? "The key version is pinned "
-	    "(keyversion): Storage uses it until you change it (manual "
-	    "updates)." : "No key version is given: Storage updates to new "
-	    "versions automatically (it checks once a day).");
-	onb_p(body, "ARM template resource (api-version %s or later):",
-	    STORAGE_API);
-	onb_code_json(body, arm);
-	if (!existing) {
-		onb_p(body, "Deploy it with:");
-		onb_code(body, "sh", "az deployment group create "
-		    "--resource-group %s --template-file storage-cmk.json",
-		    ph(r->rg, "<resource-group>"));
-		onb_note(r->doc, "For a new account the seed document shows "
-		    "only the portal (PowerShell and CLI: N/A); the ARM "
-		    "fragment uses the documented encryption fields.");
-		return;
-	}
-	onb_p(body, "Azure CLI (2.42.0 or later):");
-	onb_code(body, "sh", "az storage account update --name %s "
-	    "--resource-group %s \\\n    --identity-type UserAssigned "
-	    "--user-identity-id %s \\\n    --encryption-key-source "
-	    "Microsoft.Keyvault \\\n    --encryption-key-vault %s "
-	    "--encryption-key-name %s%s \\\n    --key-vault-user-identity-id "
-	    "%s \\\n    --key-vault-federated-client-id %s",
-	    ph(r->account, "<storage-account>"), ph(r->rg, "<resource-group>"),
-	    r->uami, r->ku.base, r->ku.name, ver, r->uami, r->cid);
-	onb_p(body, "PowerShell (Az.Storage 5.1.0 or later):");
-	onb_code(body, "powershell", "Set-AzStorageAccount -ResourceGroupName "
-	    "%s -AccountName %s `\n    -IdentityType UserAssigned "
-	    "-UserAssignedIdentityId %s `\n    -KeyvaultEncryption -KeyVaultUri "
-	    "%s -KeyName %s%s `\n    -KeyVaultUserAssignedIdentityId %s `\n"
-	    "    -KeyVaultFederatedClientId %s", ph(r->rg, "<resource-group>"),
-	    ph(r->account, "<storage-account>"), r->uami, r->ku.base,
-	    r->ku.name, psver, r->uami, r->cid);
-
-	body = onb_section(r->doc, "Change the key");
-	onb_p(body, "You can change the key at any time without downtime; "
-	    "the data stays encrypted. Run the command above with the new "
-	    "key name (and version, if pinned), after the customer granted "
-	    "the application access to the new key. To go from a pinned "
-	    "version to automatic updates, give an empty version "
-	    "(--encryption-key-version \"\").");
-	body = onb_section(r->doc, "Revoke access");
-	onb_p(body, "The customer disables the key in the vault. Clients can "
-	    "then no longer read or write blobs or their metadata; the data "
-	    "stays encrypted and becomes accessible again when the key is "
-	    "re-enabled. No downtime or performance cost.");
-	onb_code(body, "sh", "az keyvault key set-attributes --vault-name %s "
-	    "--name %s --enabled false\n# restore:\naz keyvault key "
-	    "set-attributes --vault-name %s --name %s --enabled true",
-	    r->ku.vault, r->ku.name, r->ku.vault, r->ku.name);
-	body = onb_section(r->doc, "Switch back to Microsoft-managed keys");
-	onb_code(body, "sh", "az storage account update --name %s "
-	    "--resource-group %s --encryption-key-source Microsoft.Storage",
-	    ph(r->account, "<storage-account>"), ph(r->rg, "<resource-group>"));
-	onb_code(body, "powershell", "Set-AzStorageAccount -ResourceGroupName "
-	    "%s -AccountName %s -StorageEncryption", ph(r->rg,
-	    "<resource-group>"), ph(r->account, "<storage-account>"));
-	onb_note(r->doc, "The seed documents show the change-key, revoke and "
-	    "switch-back steps in the portal; the CLI and PowerShell lines "
-	    "for them, and -IdentityType/-UserAssignedIdentityId/"
-	    "-KeyVaultUserAssignedIdentityId, are from memory (UNVERIFIED). "
-	    "The first Storage api-version with federatedIdentityClientId is "
-	    "UNVERIFIED; %s has it.", STORAGE_API);
-}
-
 static void
 res_cosmos(struct res *r)
 {
-	json_t *body, *arm;
+	json_t *body, *arm, *tpl;
 	char *di = onb_printf("UserAssignedIdentity=%s&FederatedClientId=%s",
 	    r->uami, r->cid);
 
@@ -283,11 +169,11 @@ res_cosmos(struct res *r)
 	    "s:b}], s:s, s:s, s:s}}",
 	    "type", "Microsoft.DocumentDB/databaseAccounts",
 	    "apiVersion", COSMOS_API,
-	    "name", ph(r->account, "<cosmos-account>"),
+	    "name", onb_ph(r->account, "<cosmos-account>"),
 	    "kind", "GlobalDocumentDB",
-	    "location", ph(r->loc, "<location>"),
-	    "identity", uami_identity("UserAssigned", r->uami),
-	    "properties", "locations", "locationName", ph(r->loc,
+	    "location", onb_ph(r->loc, "<location>"),
+	    "identity", onb_uami_identity("UserAssigned", r->uami),
+	    "properties", "locations", "locationName", onb_ph(r->loc,
 	    "<location>"), "failoverPriority", 0, "isZoneRedundant", 0,
 	    "databaseAccountOfferType", "Standard",
 	    "keyVaultKeyUri", r->key_uri,
@@ -301,9 +187,12 @@ res_cosmos(struct res *r)
 	    "picks up new key versions itself. defaultIdentity names the "
 	    "user-assigned identity (workload %s) and the application "
 	    "(FederatedClientId).", COSMOS_API, r->wl);
-	onb_code_json(body, arm);
+	tpl = onb_arm_template(arm, NULL);
+	json_object_set_new(r->doc, "template", tpl);
+	onb_p(body, "Save the template as cosmos-cmk.json and deploy it:");
+	onb_code_json(body, tpl);
 	onb_code(body, "sh", "az deployment group create --resource-group %s "
-	    "--template-file cosmos-cmk.json", ph(r->rg, "<resource-group>"));
+	    "--template-file cosmos-cmk.json", onb_ph(r->rg, "<resource-group>"));
 	onb_note(r->doc, "The Cosmos DB document (2022) says cross-tenant CMK "
 	    "is not yet supported in PowerShell, the CLI or the portal: ARM "
 	    "only. This may have changed.");
@@ -317,40 +206,48 @@ res_netapp(struct res *r)
 
 	b = json_pack("{s:s, s:o, s:{s:{s:s, s:{s:s, s:s, s:s}, s:{s:s, "
 	    "s:s}}}}",
-	    "location", ph(r->loc, "<location>"),
-	    "identity", uami_identity("userAssigned", r->uami),
+	    "location", onb_ph(r->loc, "<location>"),
+	    "identity", onb_uami_identity("userAssigned", r->uami),
 	    "properties", "encryption", "keySource", "Microsoft.KeyVault",
 	    "keyVaultProperties", "keyVaultUri", r->ku.base,
-	    "keyVaultResourceId", ph(r->vault_rid, "<vault-resource-id>"),
+	    "keyVaultResourceId", onb_ph(r->vault_rid, "<vault-resource-id>"),
 	    "keyName", r->ku.name,
 	    "identity", "userAssignedIdentity", r->uami,
 	    "federatedClientId", r->cid);
 	json_object_set_new(r->doc, "body", b);
 	uri = onb_printf("/subscriptions/%s/resourceGroups/%s/providers/"
 	    "Microsoft.NetApp/netAppAccounts/%s?api-version=%s",
-	    ph(r->sub, "<subscription-id>"), ph(r->rg, "<resource-group>"),
-	    ph(r->account, "<netapp-account>"), NETAPP_API);
+	    onb_ph(r->sub, "<subscription-id>"), onb_ph(r->rg, "<resource-group>"),
+	    onb_ph(r->account, "<netapp-account>"), NETAPP_API);
 	json_object_set_new(r->doc, "uri", json_string(uri ? uri : ""));
 
-	body = onb_section(r->doc, "Before: private endpoint and grant");
-	onb_li(body, "The customer granted the application's service "
+	body = onb_section(r->doc, "Before: private endpoint and grant, in "
+	    "this order");
+	onb_li(body, "1. The customer granted the application's service "
 	    "principal the Azure RBAC role Key Vault Crypto User (%s) on the "
 	    "vault or key (`xtcmkctl customer kit %s`).", ROLE_CRYPTO_USER,
 	    r->id);
-	onb_li(body, "Get the vault's full resource id from the customer%s.",
+	onb_li(body, "2. The customer sends the vault's full resource id%s.",
 	    r->vault_rid ? "" : " (pass it with --vault-resource-id)");
-	onb_li(body, "Create a private endpoint to that resource id, target "
-	    "subresource \"vault\", in the same virtual network as the "
-	    "volumes but not in the subnet delegated to "
-	    "Microsoft.NetApp/volumes.");
+	onb_li(body, "3. You create a private endpoint to that resource id, "
+	    "target subresource \"vault\", in the same virtual network as "
+	    "the volumes but in a subnet of its own: not the subnet delegated "
+	    "to Microsoft.NetApp/volumes, which takes only volumes.");
 	onb_code(body, "sh", "az network private-endpoint create --name %s-pe "
-	    "--resource-group %s \\\n    --vnet-name <vnet> --subnet <subnet> "
-	    "--private-connection-resource-id %s \\\n    --group-id vault "
-	    "--connection-name %s-pe --manual-request true", r->ku.vault,
-	    ph(r->rg, "<resource-group>"), ph(r->vault_rid,
-	    "<vault-resource-id>"), r->ku.vault);
-	onb_li(body, "The customer approves the incoming connection (key "
-	    "vault, Networking, Private endpoint connections, Approve).");
+	    "--resource-group %s \\\n    --vnet-name <vnet> --subnet "
+	    "<endpoint-subnet> --private-connection-resource-id %s \\\n"
+	    "    --group-id vault --connection-name %s-pe --manual-request "
+	    "true", r->ku.vault, onb_ph(r->rg, "<resource-group>"),
+	    onb_ph(r->vault_rid, "<vault-resource-id>"), r->ku.vault);
+	onb_li(body, "4. The customer approves the pending connection (`az "
+	    "network private-endpoint-connection approve`, see their kit); "
+	    "until then the endpoint is Pending and the account cannot reach "
+	    "the key. Check:");
+	onb_code(body, "sh", "az network private-endpoint show --name %s-pe "
+	    "--resource-group %s --query "
+	    "\"manualPrivateLinkServiceConnections[0]."
+	    "privateLinkServiceConnectionState.status\" -o tsv",
+	    r->ku.vault, onb_ph(r->rg, "<resource-group>"));
 	onb_li(body, "An account that uses a same-tenant customer-managed key "
 	    "must first switch back to Microsoft-managed keys.");
 	onb_li(body, "The key must be an RSA key; the vault needs soft delete "
@@ -366,16 +263,21 @@ res_netapp(struct res *r)
 	    "set:");
 	onb_code(body, "sh", "az netappfiles account show --resource-group %s "
 	    "--name %s --query encryption.identity.federatedClientId",
-	    ph(r->rg, "<resource-group>"), ph(r->account, "<netapp-account>"));
+	    onb_ph(r->rg, "<resource-group>"), onb_ph(r->account, "<netapp-account>"));
 	body = onb_section(r->doc, "Create volumes");
 	onb_code(body, "sh", "az netappfiles volume create --resource-group %s "
 	    "--account-name %s --pool-name <pool> --name <volume> \\\n"
 	    "    --location %s --service-level premium --usage-threshold 100 "
 	    "--file-path <path> \\\n    --vnet <vnet> --subnet <delegated-subnet> "
 	    "--network-features Standard \\\n    --encryption-key-source "
-	    "Microsoft.KeyVault --kv-private-endpoint-id <private-endpoint-id>",
-	    ph(r->rg, "<resource-group>"), ph(r->account, "<netapp-account>"),
-	    ph(r->loc, "<location>"));
+	    "Microsoft.KeyVault --kv-private-endpoint-id \"$(az network "
+	    "private-endpoint show --name %s-pe --resource-group %s --query id "
+	    "-o tsv)\"", onb_ph(r->rg, "<resource-group>"),
+	    onb_ph(r->account, "<netapp-account>"), onb_ph(r->loc, "<location>"),
+	    r->ku.vault, onb_ph(r->rg, "<resource-group>"));
+	onb_p(body, "--subnet here is the subnet delegated to "
+	    "Microsoft.NetApp/volumes; the private endpoint is in another "
+	    "subnet of the same virtual network.");
 	free(uri);
 	s = r->vault_rid ? NULL : onb_printf("<vault-resource-id> stands for "
 	    "the customer's vault resource id; pass --vault-resource-id.");
@@ -397,24 +299,42 @@ res_host(struct res *r, json_t *status)
 	const char *tenant = onb_str(json_object_get(status, "azure"),
 	    "tenant");
 
+	/* A host with more than one user-assigned identity must say which
+	 * one is the workload's: name it by client id and resource id. */
 	json_object_set_new(r->doc, "agent_config", json_pack("{s:{s:s}, "
-	    "s:{s:s, s:s}}", "agent", "workload", r->wl, "azure", "tenant",
-	    ph(tenant, "<provider-tenant>"), "authority",
-	    onb_authority(status)));
+	    "s:{s:s, s:s, s:s, s:s*, s:s*}}", "agent", "workload", r->wl,
+	    "azure", "tenant", onb_ph(tenant, "<provider-tenant>"),
+	    "authority", onb_authority(status), "identity", "imds",
+	    "identity_client_id", r->wl_client_id,
+	    "identity_resource_id", r->wl_client_id ? NULL : r->uami));
 	body = onb_section(r->doc, "The agent on each host");
 	onb_p(body, "Every host that serves customer %s runs xtcmkd as a "
 	    "workload identity federated with application %s (here %s, "
 	    "identity %s, assigned to the VM, scale set or pod). In "
-	    "xtcmk.conf:", r->id, onb_str(r->d, "app"), r->wl, r->uami);
-	onb_code(body, "ini", "[agent]\nworkload = %s\n\n[azure]\ntenant = %s"
-	    "\nauthority = %s", r->wl, ph(tenant, "<provider-tenant>"),
-	    onb_authority(status));
+	    "xtcmk.conf (identity = imds on a VM, scale set or AKS node; "
+	    "workload-identity or app-service elsewhere, see xtcmk.conf(5)):",
+	    r->id, onb_str(r->d, "app"), r->wl, r->uami);
+	if (r->wl_client_id != NULL)
+		onb_code(body, "ini", "[agent]\nworkload = %s\n\n[azure]\n"
+		    "tenant = %s\nauthority = %s\nidentity = imds\n"
+		    "identity_client_id = %s", r->wl,
+		    onb_ph(tenant, "<provider-tenant>"), onb_authority(status),
+		    r->wl_client_id);
+	else
+		onb_code(body, "ini", "[agent]\nworkload = %s\n\n[azure]\n"
+		    "tenant = %s\nauthority = %s\nidentity = imds\n"
+		    "identity_resource_id = %s", r->wl,
+		    onb_ph(tenant, "<provider-tenant>"), onb_authority(status),
+		    r->uami);
+	onb_p(body, "The identity selector makes the agent ask for the "
+	    "workload's own identity: a host with two user-assigned "
+	    "identities would otherwise get the wrong one, or none.");
 	onb_p(body, "The agent exchanges the identity's token (audience "
-	    "api://AzureADTokenExchange) for a token of application %s in "
+	    "%s) for a token of application %s in "
 	    "tenant %s and wraps and unwraps data keys with %s. Versioning: "
 	    "%s; it looks for new versions every %llds, checks for "
 	    "revocation every %llds and caches data keys %llds.",
-	    r->cid, onb_str(r->d, "tenant"), r->key_uri, r->mode,
+	    onb_audience(status), r->cid, onb_str(r->d, "tenant"), r->key_uri, r->mode,
 	    (long long)json_integer_value(json_object_get(ver, "refresh")),
 	    (long long)json_integer_value(json_object_get(ver,
 	    "revocation_check")),
@@ -431,8 +351,6 @@ res_host(struct res *r, json_t *status)
 	onb_p(body, "Check from the host: `xtcmkctl decide %s` must say "
 	    "\"served\", and `xtcmkctl key status %s` \"active\".", r->id,
 	    r->id);
-	onb_note(r->doc, "This build's agent has only the local key provider; "
-	    "the Azure provider follows the same configuration.");
 }
 
 int
@@ -468,13 +386,14 @@ onb_resource_config(json_t *status, json_t *show, json_t *workloads,
 	    &w, e)) < 0)
 		return rc;
 	r.wl = onb_str(w, "name");
+	r.wl_client_id = onb_str(w, "client_id");
 	r.uami = onb_str(w, "resource_id");
 	ver = json_object_get(r.d, "versioning");
-	r.mode = ph(onb_str(ver, "mode"), "auto");
+	r.mode = onb_ph(onb_str(ver, "mode"), "auto");
 	r.version = onb_str(ver, "version");
 	snprintf(r.key_uri, sizeof(r.key_uri), "%s/keys/%s%s%s", r.ku.base,
 	    r.ku.name, strcmp(r.mode, "pinned") == 0 ? "/" : "",
-	    strcmp(r.mode, "pinned") == 0 ? ph(r.version, "") : "");
+	    strcmp(r.mode, "pinned") == 0 ? onb_ph(r.version, "") : "");
 	title = onb_printf("Customer %s: %s configuration", r.id, kind);
 	r.doc = onb_doc_new("resource-config", title ? title : kind);
 	free(title);
@@ -492,9 +411,9 @@ onb_resource_config(json_t *status, json_t *show, json_t *workloads,
 	    "s:s?}", "uri", r.key_uri, "vault_uri", r.ku.base, "name",
 	    r.ku.name, "mode", r.mode, "version", r.version));
 	if (strcmp(kind, "storage") == 0)
-		res_storage(&r, 0);
+		onb_res_storage(&r, 0);
 	else if (strcmp(kind, "storage-existing") == 0)
-		res_storage(&r, 1);
+		onb_res_storage(&r, 1);
 	else if (strcmp(kind, "cosmosdb") == 0)
 		res_cosmos(&r);
 	else if (strcmp(kind, "netapp") == 0)
@@ -539,9 +458,10 @@ rot_kind(json_t *doc, json_t *body, const char *kind, json_t *ver,
 		    "restores access without downtime";
 	} else if (strcmp(kind, "cosmosdb") == 0) {
 		after = grace > STORAGE_CHECK_S ? grace : STORAGE_CHECK_S;
-		when = "Cosmos DB picks up new versions automatically; how "
-		    "soon is not documented (UNVERIFIED): keep the old version "
-		    "enabled at least 24 hours and the policy's grace";
+		when = "Cosmos DB picks up new versions automatically; its "
+		    "documentation says the old version can be disabled after "
+		    "24 hours: keep it enabled 24 hours (or the policy's grace, "
+		    "if longer)";
 		revoke = "the account loses access to the key and goes into "
 		    "a revoked state until the key is enabled again (details "
 		    "in the Cosmos DB CMK documentation; UNVERIFIED here)";

@@ -6,8 +6,11 @@
  * offline, without an agent.  Human output by default, --json for
  * scripts.  Exit codes are listed in xtcmkctl(8).
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,7 @@
 #include "client.h"
 #include "conf.h"
 #include "config.h"
+#include "import.h"
 #include "keys.h"
 #include "onboard.h"
 #include "policy.h"
@@ -24,19 +28,22 @@
 #include "xtcmk.h"
 
 #define CTL_TIMEOUT_MS	30000	/* onboarding may wait for the policy queue */
-#define CTL_PAGE	200
+#define CTL_PAGE_MAX	1000	/* the agent's largest page */
 #define CTL_ARGS_MAX	64
 
 enum {
 	EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNAVAILABLE = 3,
 	EXIT_NOT_FOUND = 4, EXIT_CONFLICT = 5, EXIT_POLICY = 6,
 	EXIT_DENIED = 7, EXIT_REVOKED = 8, EXIT_INVALID = 9,
+	EXIT_REFUSED = 10,	/* customer import: some were refused */
 };
 
 static int opt_json;
 static const char *opt_socket;
 static const char *opt_config;
 static struct xc_conn conn = { .fd = -1 };
+static char last_err[1024];	/* the agent's last error sentence */
+static int quiet_not_found;	/* NOT_FOUND is the caller's to report */
 
 static void
 usage(FILE *out)
@@ -56,6 +63,9 @@ usage(FILE *out)
 "               [--kind KIND[,KIND...]] [--label k=v ...]\n"
 "  customer list | show ID | remove ID | check ID\n"
 "  customer move ID --to APP --reason TEXT\n"
+"  customer moves [ID]\n"
+"  customer import FILE|- [--batch N]\n"
+"  (each list command takes [--limit N] [--after KEY] for one page)\n"
 "  decide ID\n"
 "  key create URI [--bits 2048|3072] | rotate URI | disable URI |\n"
 "      enable URI | delete URI | list | show URI | status CUSTOMER\n"
@@ -70,6 +80,83 @@ usage(FILE *out)
 "      [--resource-group RG] [--subscription GUID] [--location LOC]\n"
 "      [--vault-resource-id ID]\n"
 "  key plan-rotation ID\n");
+}
+
+/*
+ * `xtcmkctl COMMAND --help`: the usage lines of COMMAND (a line naming it
+ * and the indented lines continuing it).  0 if COMMAND is unknown.
+ */
+static int
+usage_cmd(FILE *out, const char *cmd)
+{
+	char *text = NULL, *line, *save = NULL;
+	size_t len = 0, n = strlen(cmd);
+	int on = 0, found = 0;
+	FILE *f;
+
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return 0;
+	usage(f);
+	fclose(f);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "  ", 2) != 0) {
+			on = 0;
+			continue;
+		}
+		if (line[2] != ' ') {
+			/* "  CMD ..." or "  a | b | CMD | c" */
+			on = (strncmp(line + 2, cmd, n) == 0 &&
+			    (line[2 + n] == ' ' || line[2 + n] == '\0')) ||
+			    (strchr(line, '|') != NULL && line[2] >= 'a' &&
+			    strstr(line, cmd) != NULL &&
+			    strncmp(line + 2, "status", 6) == 0);
+			if (on && !found++)
+				fprintf(out, "usage: xtcmkctl [-j] [-c config] "
+				    "[-s socket]\n");
+		}
+		if (on)
+			fprintf(out, "%s\n", line);
+	}
+	free(text);
+	if (found)
+		fprintf(out, "see xtcmkctl(8)\n");
+	return found;
+}
+
+static int err_printed;
+
+/*
+ * Report an error: "xtcmkctl: MESSAGE" on standard error, or with -j a
+ * JSON object on standard output, {"error": MESSAGE, "code": N, "status":
+ * TEXT} where N is the xtcmk result code (xtcmk_strerror(3)), so scripts
+ * read one format.
+ */
+static void
+ctl_err(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+ctl_err(int code, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	json_t *j;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	err_printed = 1;
+	if (!opt_json) {
+		fprintf(stderr, "xtcmkctl: %s\n", msg);
+		return;
+	}
+	j = json_pack("{s:s, s:i, s:s}", "error", msg, "code", code,
+	    "status", xtcmk_strerror(code));
+	if (j != NULL)
+		json_dumpf(j, stdout, JSON_COMPACT);
+	fputc('\n', stdout);
+	json_decref(j);
 }
 
 static int
@@ -146,7 +233,7 @@ call(json_t *req, json_t **ret_reply)
 	free(text);
 	if (b.err != 0) {
 		free(payload);
-		fprintf(stderr, "xtcmkctl: request too large\n");
+		ctl_err(XTCMK_E_TOOBIG, "request too large");
 		return EXIT_USAGE;
 	}
 	rc = 0;
@@ -159,58 +246,29 @@ call(json_t *req, json_t **ret_reply)
 		    &reply, &rlen);
 	free(payload);
 	if (rc < 0) {
-		fprintf(stderr, "xtcmkctl: %s: %s\n", socket_path(),
-		    err[0] ? err : xtcmk_strerror(-rc));
-		if (-rc == XTCMK_E_UNAVAILABLE)
-			fprintf(stderr, "xtcmkctl: is xtcmkd running? "
-			    "(start it, or point -s/-c/$XTCMK_SOCKET at its "
-			    "socket)\n");
+		ctl_err(-rc, "%s: %s%s", socket_path(),
+		    err[0] ? err : xtcmk_strerror(-rc),
+		    -rc == XTCMK_E_UNAVAILABLE ? " (start xtcmkd, or point "
+		    "-s/-c/$XTCMK_SOCKET at its socket)" : "");
 		return exit_for(-rc);
 	}
 	if (status != 0) {
 		xc_reply_message(reply, rlen, msg, sizeof(msg));
-		fprintf(stderr, "xtcmkctl: %s\n", msg[0] ? msg :
-		    xtcmk_strerror(status));
+		snprintf(last_err, sizeof(last_err), "%s", msg);
+		if (!(quiet_not_found && status == XTCMK_E_NOT_FOUND))
+			ctl_err(status, "%s", msg[0] ? msg :
+			    xtcmk_strerror(status));
 		free(reply);
 		return exit_for(status);
 	}
 	if (xw_find(reply, rlen, XT_JSON, &f) != 1 ||
 	    (*ret_reply = json_loadb((const char *)f.val, f.len, 0,
 	    &jerr)) == NULL) {
-		fprintf(stderr, "xtcmkctl: the agent's reply is not JSON\n");
+		ctl_err(XTCMK_E_PROTOCOL, "the agent's reply is not JSON");
 		free(reply);
 		return EXIT_FAIL;
 	}
 	free(reply);
-	return EXIT_OK;
-}
-
-/* Fetch every page of a list command into one array. */
-static int
-call_list(const char *cmd, json_t **ret_items)
-{
-	json_t *all = json_array(), *req, *r;
-	json_int_t off = 0;
-	int rc;
-
-	for (;;) {
-		req = json_pack("{s:s, s:I, s:i}", "cmd", cmd, "offset", off,
-		    "limit", CTL_PAGE);
-		rc = call(req, &r);
-		json_decref(req);
-		if (rc != EXIT_OK) {
-			json_decref(all);
-			return rc;
-		}
-		json_array_extend(all, json_object_get(r, "items"));
-		if (!json_is_integer(json_object_get(r, "next"))) {
-			json_decref(r);
-			break;
-		}
-		off = json_integer_value(json_object_get(r, "next"));
-		json_decref(r);
-	}
-	*ret_items = all;
 	return EXIT_OK;
 }
 
@@ -254,6 +312,169 @@ print_labels(json_t *o)
 	}
 	if (first)
 		printf("-");
+}
+
+/* --- lists ------------------------------------------------------------ */
+
+/* --limit N and --after KEY: one page instead of the whole list. */
+struct page_opt {
+	long		 limit;		/* 0: the agent's default */
+	const char	*after;
+	int		 one;		/* either was given */
+	int		 numeric;	/* the list's key is an integer */
+};
+
+typedef void	row_fn(json_t *item, void *arg);
+
+/*
+ * Run the list command `cmd` (extra arguments in `args`, borrowed) page
+ * by page, following "next" until it is null, and hand each item to
+ * `row` as it arrives, so memory holds one page whatever the list
+ * holds.  With --limit/--after, one page only; its "next" is returned
+ * in *ret_next (new reference, JSON null at the end) when asked.
+ */
+static int
+list_each(const char *cmd, json_t *args, const struct page_opt *po,
+    row_fn *row, void *arg, json_t **ret_next)
+{
+	json_t *req, *r, *after, *v, *next;
+	size_t i;
+	int rc;
+
+	after = po == NULL || po->after == NULL ? json_null() : po->numeric ?
+	    json_integer(strtoll(po->after, NULL, 10)) :
+	    json_string(po->after);
+	for (;;) {
+		req = args != NULL ? json_deep_copy(args) : json_object();
+		json_object_set_new(req, "cmd", json_string(cmd));
+		json_object_set_new(req, "after", after);
+		if (po != NULL && po->limit > 0)
+			json_object_set_new(req, "limit",
+			    json_integer(po->limit));
+		rc = call(req, &r);
+		if (rc == EXIT_OK && (json_object_get(r, "total") != NULL ||
+		    (!json_is_null(json_object_get(req, "after")) &&
+		    json_equal(json_object_get(req, "after"),
+		    json_object_get(r, "next"))))) {
+			/* An agent paging by offset ignores "after". */
+			fprintf(stderr, "xtcmkctl: the agent does not page %s "
+			    "by key: it is older than this xtcmkctl\n", cmd);
+			json_decref(r);
+			rc = EXIT_FAIL;
+		}
+		json_decref(req);
+		if (rc != EXIT_OK)
+			return rc;
+		json_array_foreach(json_object_get(r, "items"), i, v)
+			row(v, arg);
+		next = json_object_get(r, "next");
+		if ((po != NULL && po->one) || next == NULL ||
+		    json_is_null(next)) {
+			if (ret_next != NULL)
+				*ret_next = next != NULL ? json_incref(next) :
+				    json_null();
+			json_decref(r);
+			return EXIT_OK;
+		}
+		after = json_incref(next);
+		json_decref(r);
+	}
+}
+
+static void
+collect_row(json_t *item, void *arg)
+{
+	json_array_append((json_t *)arg, item);
+}
+
+/* call(), leaving a NOT_FOUND answer for the caller to explain. */
+static int
+call_quiet(json_t *req, json_t **ret_reply)
+{
+	int rc;
+
+	quiet_not_found = 1;
+	rc = call(req, ret_reply);
+	quiet_not_found = 0;
+	return rc;
+}
+
+/* Every item of a list command in one array (for the documents). */
+static int
+call_list(const char *cmd, json_t **ret_items)
+{
+	json_t *all = json_array();
+	int rc;
+
+	if ((rc = list_each(cmd, NULL, NULL, collect_row, all, NULL)) !=
+	    EXIT_OK) {
+		json_decref(all);
+		return rc;
+	}
+	*ret_items = all;
+	return EXIT_OK;
+}
+
+/* How a list prints: --json streams one JSON array, an item a line. */
+struct lister {
+	void		(*human)(json_t *item);
+	const char	*open;		/* what comes before the first item */
+	size_t		 n;
+};
+
+static void
+list_row(json_t *item, void *arg)
+{
+	struct lister *l = arg;
+
+	if (opt_json) {
+		fputs(l->n == 0 ? l->open : ",\n", stdout);
+		json_dumpf(item, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+	} else
+		l->human(item);
+	l->n++;
+}
+
+/*
+ * Print the list `cmd` with the header `head` (human output) and one
+ * line per item from `human`; see "LISTS" in xtcmkctl(8).
+ */
+static int
+print_list_cmd(const char *cmd, json_t *args, const struct page_opt *po,
+    const char *head, void (*human)(json_t *))
+{
+	struct lister l = { human, po->one ? "{\"items\": [\n" : "[\n", 0 };
+	json_t *next = NULL;
+	int rc;
+
+	if (!opt_json)
+		fputs(head, stdout);
+	rc = list_each(cmd, args, po, list_row, &l, &next);
+	if (rc != EXIT_OK) {
+		/* A stream cut short is left unterminated on purpose. */
+		fflush(stdout);
+		return rc;
+	}
+	if (opt_json) {
+		fputs(l.n == 0 ? l.open : "\n", stdout);
+		fputs("]", stdout);
+		if (po->one) {
+			/* One page: and the key the next page starts at. */
+			printf(", \"next\": ");
+			json_dumpf(next, stdout, JSON_ENCODE_ANY);
+			printf("}");
+		}
+		printf("\n");
+	} else if (po->one && !json_is_null(next)) {
+		fprintf(stderr, "xtcmkctl: more follow: --after ");
+		if (json_is_string(next))
+			fputs(json_string_value(next), stderr);
+		else
+			json_dumpf(next, stderr, JSON_ENCODE_ANY);
+		fprintf(stderr, "\n");
+	}
+	json_decref(next);
+	return EXIT_OK;
 }
 
 static void
@@ -328,19 +549,17 @@ parse_opts(int argc, char **argv, const char *const *allowed, char **pos,
 			if (strcmp(allowed[j], argv[i]) == 0)
 				ok = 1;
 		if (!ok) {
-			fprintf(stderr, "xtcmkctl: unknown option %s\n",
-			    argv[i]);
+			ctl_err(XTCMK_E_INVAL, "unknown option %s", argv[i]);
 			return -1;
 		}
 		if (i + 1 >= argc) {
-			fprintf(stderr, "xtcmkctl: %s needs a value\n",
-			    argv[i]);
+			ctl_err(XTCMK_E_INVAL, "%s needs a value", argv[i]);
 			return -1;
 		}
 		if (strcmp(argv[i], "--label") == 0) {
 			if ((eq = strchr(argv[i + 1], '=')) == NULL) {
-				fprintf(stderr, "xtcmkctl: --label takes "
-				    "key=value, not '%s'\n", argv[i + 1]);
+				ctl_err(XTCMK_E_INVAL, "--label takes "
+				    "key=value, not '%s'", argv[i + 1]);
 				return -1;
 			}
 			*eq = '\0';
@@ -373,10 +592,39 @@ static int
 need(const char *v, const char *what)
 {
 	if (v == NULL) {
-		fprintf(stderr, "xtcmkctl: missing %s (see xtcmkctl(8))\n",
-		    what);
+		ctl_err(XTCMK_E_INVAL, "missing %s (see xtcmkctl(8))", what);
 		return -1;
 	}
+	return 0;
+}
+
+/* --limit N and --after KEY of a list command. */
+static int
+page_opts(const struct kv *opts, int n, int numeric, struct page_opt *po)
+{
+	const char *l = opt(opts, n, "--limit");
+	char *end;
+
+	memset(po, 0, sizeof(*po));
+	po->numeric = numeric;
+	po->after = opt(opts, n, "--after");
+	if (l != NULL) {
+		errno = 0;
+		po->limit = strtol(l, &end, 10);
+		if (errno != 0 || *end != '\0' || po->limit < 1 ||
+		    po->limit > CTL_PAGE_MAX) {
+			fprintf(stderr, "xtcmkctl: --limit takes a number from "
+			    "1 to %d, not '%s'\n", CTL_PAGE_MAX, l);
+			return -1;
+		}
+	}
+	if (numeric && po->after != NULL && (strtoll(po->after, &end, 10) <
+	    0 || *end != '\0' || *po->after == '\0')) {
+		fprintf(stderr, "xtcmkctl: --after takes the number printed "
+		    "as the next key, not '%s'\n", po->after);
+		return -1;
+	}
+	po->one = l != NULL || po->after != NULL;
 	return 0;
 }
 
@@ -401,16 +649,26 @@ simple(json_t *req, const char *human)
 
 /* --- commands -------------------------------------------------------- */
 
+static void
+workload_line(json_t *w)
+{
+	printf("%-24s %-36s %-36s ", jstr(w, "name"), jstr(w, "client_id"),
+	    jstr(w, "principal_id"));
+	print_labels(json_object_get(w, "labels"));
+	printf("\n");
+}
+
 static int
 cmd_workload(int argc, char **argv)
 {
 	static const char *const allowed[] = { "--client-id",
-	    "--principal-id", "--resource-id", "--label", NULL };
+	    "--principal-id", "--resource-id", "--label", "--limit", "--after",
+	    NULL };
 	char *pos[CTL_ARGS_MAX];
 	struct kv opts[CTL_ARGS_MAX];
-	json_t *labels = json_object(), *items, *w, *req;
-	int npos, nopts, rc;
-	size_t i;
+	struct page_opt po;
+	json_t *labels = json_object(), *req;
+	int npos, nopts;
 
 	if (parse_opts(argc, argv, allowed, pos, &npos, opts, &nopts,
 	    labels) < 0 || npos < 1) {
@@ -432,25 +690,11 @@ cmd_workload(int argc, char **argv)
 		return simple(req, "workload added");
 	}
 	json_decref(labels);
-	if (strcmp(pos[0], "list") == 0 && npos == 1) {
-		if ((rc = call_list("workload.list", &items)) != EXIT_OK)
-			return rc;
-		if (opt_json)
-			print_json(items);
-		else {
-			printf("%-24s %-36s %-36s %s\n", "NAME", "CLIENT ID",
-			    "PRINCIPAL ID", "LABELS");
-			json_array_foreach(items, i, w) {
-				printf("%-24s %-36s %-36s ", jstr(w, "name"),
-				    jstr(w, "client_id"),
-				    jstr(w, "principal_id"));
-				print_labels(json_object_get(w, "labels"));
-				printf("\n");
-			}
-		}
-		json_decref(items);
-		return EXIT_OK;
-	}
+	if (strcmp(pos[0], "list") == 0 && npos == 1)
+		return page_opts(opts, nopts, 0, &po) < 0 ? EXIT_USAGE :
+		    print_list_cmd("workload.list", NULL, &po,
+		    "NAME                     CLIENT ID                            "
+		    "PRINCIPAL ID                         LABELS\n", workload_line);
 	if (strcmp(pos[0], "show") == 0 && npos == 2)
 		return simple(json_pack("{s:s, s:s}", "cmd", "workload.show",
 		    "name", pos[1]), NULL);
@@ -460,16 +704,27 @@ cmd_workload(int argc, char **argv)
 	return EXIT_USAGE;
 }
 
+static void
+app_line(json_t *a)
+{
+	printf("%-28s %-36s %2lld/20 %9lld  ", jstr(a, "name"),
+	    jstr(a, "client_id"),
+	    (long long)json_integer_value(json_object_get(a, "fic_count")),
+	    (long long)json_integer_value(json_object_get(a, "customers")));
+	print_labels(json_object_get(a, "labels"));
+	printf("\n");
+}
+
 static int
 cmd_app(int argc, char **argv)
 {
 	static const char *const allowed[] = { "--client-id", "--label",
-	    NULL };
+	    "--limit", "--after", NULL };
 	char *pos[CTL_ARGS_MAX];
 	struct kv opts[CTL_ARGS_MAX];
-	json_t *labels = json_object(), *items, *a, *req;
+	struct page_opt po;
+	json_t *labels = json_object(), *req, *r;
 	int npos, nopts, rc;
-	size_t i;
 
 	if (parse_opts(argc, argv, allowed, pos, &npos, opts, &nopts,
 	    labels) < 0 || npos < 1) {
@@ -490,38 +745,38 @@ cmd_app(int argc, char **argv)
 		    "name", pos[1], "client_id",
 		    opt(opts, nopts, "--client-id")), "application updated");
 	}
-	if (strcmp(pos[0], "list") == 0 && npos == 1) {
-		if ((rc = call_list("app.list", &items)) != EXIT_OK)
-			return rc;
-		if (opt_json)
-			print_json(items);
-		else {
-			printf("%-28s %-36s %5s %9s  %s\n", "NAME",
-			    "CLIENT ID", "FICS", "CUSTOMERS", "LABELS");
-			json_array_foreach(items, i, a) {
-				printf("%-28s %-36s %2lld/20 %9lld  ",
-				    jstr(a, "name"), jstr(a, "client_id"),
-				    (long long)json_integer_value(
-				    json_object_get(a, "fic_count")),
-				    (long long)json_integer_value(
-				    json_object_get(a, "customers")));
-				print_labels(json_object_get(a, "labels"));
-				printf("\n");
-			}
-		}
-		json_decref(items);
-		return EXIT_OK;
-	}
+	if (strcmp(pos[0], "list") == 0 && npos == 1)
+		return page_opts(opts, nopts, 0, &po) < 0 ? EXIT_USAGE :
+		    print_list_cmd("app.list", NULL, &po,
+		    "NAME                         CLIENT ID                             "
+		    "FICS CUSTOMERS  LABELS\n", app_line);
 	if (strcmp(pos[0], "show") == 0 && npos == 2)
 		return simple(json_pack("{s:s, s:s}", "cmd", "app.show",
 		    "name", pos[1]), NULL);
 	if (strcmp(pos[0], "fic") == 0 && npos == 4 &&
-	    (strcmp(pos[1], "add") == 0 || strcmp(pos[1], "remove") == 0))
-		return simple(json_pack("{s:s, s:s, s:s}", "cmd",
-		    pos[1][0] == 'a' ? "fic.add" : "fic.remove", "app", pos[2],
-		    "workload", pos[3]), pos[1][0] == 'a' ?
-		    "federated credential added" :
+	    strcmp(pos[1], "remove") == 0)
+		return simple(json_pack("{s:s, s:s, s:s}", "cmd", "fic.remove",
+		    "app", pos[2], "workload", pos[3]),
 		    "federated credential removed");
+	if (strcmp(pos[0], "fic") == 0 && npos == 4 &&
+	    strcmp(pos[1], "add") == 0) {
+		req = json_pack("{s:s, s:s, s:s}", "cmd", "fic.add", "app",
+		    pos[2], "workload", pos[3]);
+		rc = call(req, &r);
+		json_decref(req);
+		if (rc != EXIT_OK)
+			return rc;
+		if (opt_json)
+			print_json(r);
+		else if (json_is_false(json_object_get(r, "changed")))
+			printf("application %s already holds a federated "
+			    "credential for workload %s: nothing changed\n",
+			    pos[2], pos[3]);
+		else
+			printf("federated credential added\n");
+		json_decref(r);
+		return EXIT_OK;
+	}
 	return EXIT_USAGE;
 }
 
@@ -538,17 +793,291 @@ split_kinds(const char *s)
 	return a;
 }
 
+static void
+customer_line(json_t *c)
+{
+	printf("%-24s %-36s %-24s %s\n", jstr(c, "id"), jstr(c, "tenant"),
+	    jstr(c, "app"), jstr(c, "key_uri"));
+}
+
+static void
+move_line(json_t *m)
+{
+	char when[32] = "-";
+	time_t t = (time_t)json_integer_value(json_object_get(m, "time"));
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%-8lld %-20s %-24s %-6s %s -> %s (%s: %s)\n",
+	    (long long)json_integer_value(json_object_get(m, "id")), when,
+	    jstr(m, "customer"), jstr(m, "op"), jstr(m, "from"), jstr(m, "to"),
+	    jstr(m, "actor"), jstr(m, "reason"));
+}
+
+/* --- customer import ------------------------------------------------ */
+
+#define IMPORT_BATCH		100	/* customers per request by default */
+#define IMPORT_BATCH_MAX	1000	/* the agent's limit per request */
+/* A request's customers: one frame less its header and the envelope. */
+#define IMPORT_REQ_BYTES	(XW_PAYLOAD_MAX - XW_FIELD_HDR - 256)
+#define IMPORT_ERRORS_SHOWN	20
+
+struct import {
+	const char	*file;
+	json_t		*batch;		/* customers of the request */
+	long		*lines;		/* their line numbers */
+	size_t		 bytes;		/* of the batch's JSON */
+	long		 total, done, n[3];	/* assigned, already, refused */
+	int		 tty;
+};
+
+static const char *const import_status[] = { "assigned", "already",
+	"refused" };
+
+static void
+import_progress(struct import *im, int last)
+{
+	if (!im->tty)
+		return;
+	fprintf(stderr, "\r%ld/%ld customers: %ld assigned, %ld already, "
+	    "%ld refused%s", im->done, im->total, im->n[0], im->n[1], im->n[2],
+	    last ? "\n" : "");
+}
+
+/* Send the batch and report each result; an exit code. */
+static int
+import_send(struct import *im)
+{
+	json_t *req, *r, *res, *v;
+	const char *st, *id;
+	size_t i, n = json_array_size(im->batch);
+	int rc, k;
+
+	if (n == 0)
+		return EXIT_OK;
+	req = json_pack("{s:s, s:O}", "cmd", "customer.import", "customers",
+	    im->batch);
+	last_err[0] = '\0';
+	rc = call(req, &r);
+	json_decref(req);
+	if (rc != EXIT_OK) {
+		if (strstr(last_err, "unknown admin command") != NULL) {
+			fprintf(stderr, "xtcmkctl: this xtcmkd does not have "
+			    "customer.import: run a newer agent\n");
+			return rc;
+		}
+		if (strstr(last_err, "would not fit") != NULL)
+			fprintf(stderr, "xtcmkctl: the agent's answer to %zu "
+			    "customers would not fit one reply: use a smaller "
+			    "--batch\n", n);
+		fprintf(stderr, "xtcmkctl: %s: stopped at line %ld; the "
+		    "customers before it are done: run the same import again "
+		    "to go on (customers already there answer \"already\")\n",
+		    im->file, im->lines[0]);
+		return rc;
+	}
+	res = json_object_get(r, "results");
+	if (json_array_size(res) != n) {
+		fprintf(stderr, "xtcmkctl: the agent answered %zu results for "
+		    "%zu customers (lines %ld-%ld); run the same import again\n",
+		    json_array_size(res), n, im->lines[0], im->lines[n - 1]);
+		json_decref(r);
+		return EXIT_FAIL;
+	}
+	json_array_foreach(res, i, v) {
+		id = json_string_value(json_object_get(json_array_get(
+		    im->batch, i), "id"));
+		st = json_string_value(json_object_get(v, "status"));
+		for (k = 0; k < 3 && st != NULL; k++)
+			if (strcmp(st, import_status[k]) == 0)
+				break;
+		if (st == NULL || k == 3 || strcmp(id, jstr(v, "customer")) !=
+		    0) {
+			fprintf(stderr, "xtcmkctl: line %ld: the agent's result "
+			    "is not about customer %s or has no known status\n",
+			    im->lines[i], id);
+			json_decref(r);
+			return EXIT_FAIL;
+		}
+		im->n[k]++;
+		im->done++;
+		if (opt_json) {
+			json_object_set_new(v, "line",
+			    json_integer(im->lines[i]));
+			fputs(im->done == 1 ? "{\"results\": [\n" : ",\n",
+			    stdout);
+			json_dumpf(v, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+		} else if (k < 2)
+			printf("%ld %s %s %s\n", im->lines[i], id, st,
+			    jstr(v, "app"));
+		else
+			printf("%ld %s refused: %s\n", im->lines[i], id,
+			    jstr(v, "error"));
+	}
+	json_decref(r);
+	json_array_clear(im->batch);
+	im->bytes = 0;
+	import_progress(im, 0);
+	return EXIT_OK;
+}
+
+/*
+ * Read the whole file once to check every line (nothing is sent if one
+ * is wrong; each error names its line), spooling standard input to a
+ * temporary file so it can be read again; *ret_f is the file to send
+ * from, rewound.
+ */
+static int
+import_check(const char *path, FILE **ret_f, long *ret_n)
+{
+	struct imp_reader *rd;
+	struct xerr e;
+	struct stat sb;
+	json_t *c;
+	FILE *f, *tmp;
+	char buf[8192];
+	size_t got;
+	long line, bad = 0, n = 0;
+	int rc;
+
+	if (strcmp(path, "-") == 0)
+		f = stdin;
+	else if ((f = fopen(path, "re")) == NULL) {
+		fprintf(stderr, "xtcmkctl: %s: %s\n", path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (fstat(fileno(f), &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		if ((tmp = tmpfile()) == NULL) {
+			fprintf(stderr, "xtcmkctl: temporary file: %s\n",
+			    strerror(errno));
+			if (f != stdin)
+				fclose(f);
+			return EXIT_FAIL;
+		}
+		while ((got = fread(buf, 1, sizeof(buf), f)) > 0)
+			fwrite(buf, 1, got, tmp);
+		if (f != stdin)
+			fclose(f);
+		f = tmp;
+		rewind(f);
+	}
+	if ((rc = imp_open(f, &rd, &e)) < 0) {
+		fprintf(stderr, "xtcmkctl: %s: %s\n", path, e.msg);
+		fclose(f);
+		return EXIT_INVALID;
+	}
+	while ((rc = imp_next(rd, &c, &line, &e)) != 0) {
+		if (rc > 0) {
+			json_decref(c);
+			n++;
+			continue;
+		}
+		if (++bad <= IMPORT_ERRORS_SHOWN)
+			fprintf(stderr, "xtcmkctl: %s: %s\n", path, e.msg);
+		if (strstr(e.msg, "longer than") != NULL)
+			break;
+	}
+	imp_free(rd);
+	if (bad > 0) {
+		if (bad > IMPORT_ERRORS_SHOWN)
+			fprintf(stderr, "xtcmkctl: %s: %ld more line(s) with "
+			    "errors\n", path, bad - IMPORT_ERRORS_SHOWN);
+		fprintf(stderr, "xtcmkctl: %s: %ld line(s) to fix; nothing was "
+		    "sent\n", path, bad);
+		fclose(f);
+		return EXIT_INVALID;
+	}
+	rewind(f);
+	*ret_f = f;
+	*ret_n = n;
+	return EXIT_OK;
+}
+
+static int
+cmd_import(const char *path, const char *batch_opt)
+{
+	struct imp_reader *rd = NULL;
+	struct import im;
+	struct xerr e;
+	json_t *c;
+	FILE *f;
+	char *end, *t;
+	long line, batch = IMPORT_BATCH;
+	size_t len;
+	int rc;
+
+	if (batch_opt != NULL) {
+		errno = 0;
+		batch = strtol(batch_opt, &end, 10);
+		if (errno != 0 || *end != '\0' || batch < 1 ||
+		    batch > IMPORT_BATCH_MAX) {
+			fprintf(stderr, "xtcmkctl: --batch takes 1 to %d, not "
+			    "'%s'\n", IMPORT_BATCH_MAX, batch_opt);
+			return EXIT_USAGE;
+		}
+	}
+	memset(&im, 0, sizeof(im));
+	im.file = path;
+	im.tty = isatty(STDERR_FILENO);
+	if ((rc = import_check(path, &f, &im.total)) != EXIT_OK)
+		return rc;
+	if ((im.lines = calloc((size_t)batch, sizeof(*im.lines))) == NULL ||
+	    imp_open(f, &rd, &e) < 0) {
+		free(im.lines);
+		fclose(f);
+		return EXIT_FAIL;
+	}
+	im.batch = json_array();
+	while ((rc = imp_next(rd, &c, &line, &e)) > 0) {
+		t = json_dumps(c, JSON_COMPACT);
+		len = t != NULL ? strlen(t) + 1 : IMPORT_REQ_BYTES;
+		free(t);
+		if ((json_array_size(im.batch) == (size_t)batch ||
+		    im.bytes + len > IMPORT_REQ_BYTES) &&
+		    (rc = import_send(&im)) != EXIT_OK) {
+			json_decref(c);
+			break;
+		}
+		im.lines[json_array_size(im.batch)] = line;
+		json_array_append_new(im.batch, c);
+		im.bytes += len;
+	}
+	if (rc < 0) {
+		/* The file changed between the two readings. */
+		fprintf(stderr, "xtcmkctl: %s: %s\n", path, e.msg);
+		rc = EXIT_INVALID;
+	} else if (rc == 0)
+		rc = import_send(&im);
+	imp_free(rd);
+	fclose(f);
+	json_decref(im.batch);
+	free(im.lines);
+	import_progress(&im, 1);
+	if (rc != EXIT_OK)
+		return rc;
+	if (opt_json)
+		printf("%s\n], \"assigned\": %ld, \"already\": %ld, "
+		    "\"refused\": %ld}\n", im.done == 0 ?
+		    "{\"results\": [" : "", im.n[0], im.n[1], im.n[2]);
+	else
+		printf("%s: %ld customer(s): %ld assigned, %ld already there, "
+		    "%ld refused\n", path, im.done, im.n[0], im.n[1], im.n[2]);
+	return im.n[2] > 0 ? EXIT_REFUSED : EXIT_OK;
+}
+
 static int
 cmd_customer(int argc, char **argv)
 {
 	static const char *const allowed[] = { "--tenant", "--key-uri",
-	    "--auth", "--kind", "--label", "--to", "--reason", NULL };
+	    "--auth", "--kind", "--label", "--to", "--reason", "--limit",
+	    "--after", "--batch", NULL };
 	char *pos[CTL_ARGS_MAX];
 	struct kv opts[CTL_ARGS_MAX];
-	json_t *labels = json_object(), *items, *c, *req, *r;
+	struct page_opt po;
+	json_t *labels = json_object(), *req, *r;
 	const char *kinds;
 	int npos, nopts, rc;
-	size_t i;
 
 	if (parse_opts(argc, argv, allowed, pos, &npos, opts, &nopts,
 	    labels) < 0 || npos < 1) {
@@ -576,6 +1105,10 @@ cmd_customer(int argc, char **argv)
 			return rc;
 		if (opt_json)
 			print_json(r);
+		else if (json_is_true(json_object_get(r, "already")))
+			printf("customer %s already assigned to application "
+			    "%s (same tenant, key, vault auth, kinds and "
+			    "labels)\n", jstr(r, "customer"), jstr(r, "app"));
 		else {
 			printf("customer %s assigned to application %s\n",
 			    jstr(r, "customer"), jstr(r, "app"));
@@ -588,21 +1121,23 @@ cmd_customer(int argc, char **argv)
 		return EXIT_OK;
 	}
 	json_decref(labels);
-	if (strcmp(pos[0], "list") == 0 && npos == 1) {
-		if ((rc = call_list("customer.list", &items)) != EXIT_OK)
-			return rc;
-		if (opt_json)
-			print_json(items);
-		else {
-			printf("%-24s %-36s %-24s %s\n", "CUSTOMER", "TENANT",
-			    "APPLICATION", "KEY");
-			json_array_foreach(items, i, c)
-				printf("%-24s %-36s %-24s %s\n",
-				    jstr(c, "id"), jstr(c, "tenant"),
-				    jstr(c, "app"), jstr(c, "key_uri"));
-		}
-		json_decref(items);
-		return EXIT_OK;
+	if (strcmp(pos[0], "import") == 0 && npos == 2)
+		return cmd_import(pos[1], opt(opts, nopts, "--batch"));
+	if (strcmp(pos[0], "list") == 0 && npos == 1)
+		return page_opts(opts, nopts, 0, &po) < 0 ? EXIT_USAGE :
+		    print_list_cmd("customer.list", NULL, &po,
+		    "CUSTOMER                 TENANT                               "
+		    "APPLICATION              KEY\n", customer_line);
+	if (strcmp(pos[0], "moves") == 0 && npos <= 2) {
+		if (page_opts(opts, nopts, 1, &po) < 0)
+			return EXIT_USAGE;
+		req = npos == 2 ? json_pack("{s:s}", "customer", pos[1]) :
+		    NULL;
+		rc = print_list_cmd("customer.moves", req, &po,
+		    "ID       TIME                 CUSTOMER                 OP     "
+		    "FROM -> TO (ACTOR: REASON)\n", move_line);
+		json_decref(req);
+		return rc;
 	}
 	if (strcmp(pos[0], "show") == 0 && npos == 2) {
 		req = json_pack("{s:s, s:s}", "cmd", "customer.show", "id",
@@ -753,6 +1288,11 @@ cmd_check(void)
 		printf("registry: %s\n", good ? "consistent" : "PROBLEMS");
 		json_array_foreach(json_object_get(r, "problems"), i, v)
 			printf("  %s\n", json_string_value(v));
+		if (json_integer_value(json_object_get(r, "problems_total")) >
+		    (json_int_t)json_array_size(json_object_get(r, "problems")))
+			printf("  ... %lld problems in all\n", (long long)
+			    json_integer_value(json_object_get(r,
+			    "problems_total")));
 	}
 	json_decref(r);
 	return good ? EXIT_OK : EXIT_CONFLICT;
@@ -837,7 +1377,7 @@ offline_config(struct config **ret_cfg)
 	if (path == NULL && access(XTCMK_SYSCONFDIR "/xtcmk.conf", F_OK) == 0)
 		path = XTCMK_SYSCONFDIR "/xtcmk.conf";
 	if (config_load(path, ret_cfg, &e) < 0) {
-		fprintf(stderr, "xtcmkctl: %s\n", e.msg);
+		ctl_err(e.code, "%s", e.msg);
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
@@ -863,7 +1403,7 @@ cmd_policy(int argc, char **argv)
 		rc = policy_set_load(dir, cfg->lua_dir, cfg->params,
 		    &cfg->limits, &set, &e);
 		if (rc < 0)
-			fprintf(stderr, "xtcmkctl: policy set %s refused: %s\n",
+			ctl_err(XTCMK_E_POLICY, "policy set %s refused: %s",
 			    dir, e.msg);
 		else {
 			if (opt_json)
@@ -890,15 +1430,15 @@ cmd_policy(int argc, char **argv)
 		}
 		if (i >= argc) {
 			config_free(cfg);
-			fprintf(stderr, "xtcmkctl: policy test needs fixture "
-			    "files\n");
+			ctl_err(XTCMK_E_INVAL, "policy test needs fixture "
+			    "files");
 			return EXIT_USAGE;
 		}
 		rc = policy_run_fixtures(dir, cfg->lua_dir, cfg->params,
 		    &cfg->limits, argv + i, argc - i, opt_json, stdout, &e);
 		if (rc < 0)
-			fprintf(stderr, "xtcmkctl: policy set %s refused: "
-			    "%s\n", dir, e.msg);
+			ctl_err(XTCMK_E_POLICY, "policy set %s refused: %s",
+			    dir, e.msg);
 		config_free(cfg);
 		return rc == 0 ? EXIT_OK : EXIT_POLICY;
 	}
@@ -906,12 +1446,24 @@ cmd_policy(int argc, char **argv)
 	return EXIT_USAGE;
 }
 
+static void
+key_line(json_t *k)
+{
+	printf("%-48s %-34s %-8s %8lld%s\n", jstr(k, "key"),
+	    jstr(k, "current"), json_is_true(json_object_get(k, "enabled")) ?
+	    "enabled" : "disabled",
+	    (long long)json_integer_value(json_object_get(k, "versions")),
+	    json_is_true(json_object_get(k, "deleted")) ? " (deleted)" : "");
+}
+
 static int
 cmd_key(int argc, char **argv)
 {
-	static const char *const allowed[] = { "--bits", NULL };
+	static const char *const allowed[] = { "--bits", "--limit", "--after",
+	    NULL };
 	char *pos[CTL_ARGS_MAX];
 	struct kv opts[CTL_ARGS_MAX];
+	struct page_opt po;
 	json_t *labels = json_object(), *req, *r;
 	char cmd[32];
 	int npos, nopts, rc;
@@ -920,6 +1472,11 @@ cmd_key(int argc, char **argv)
 	json_decref(labels);
 	if (rc < 0 || npos < 1 || npos > 2)
 		return EXIT_USAGE;
+	if (strcmp(pos[0], "list") == 0 && npos == 1)
+		return page_opts(opts, nopts, 0, &po) < 0 ? EXIT_USAGE :
+		    print_list_cmd("key.list", NULL, &po,
+		    "KEY (VAULT/NAME)                                 CURRENT "
+		    "VERSION                  STATE    VERSIONS\n", key_line);
 	snprintf(cmd, sizeof(cmd), "key.%s", pos[0]);
 	req = json_pack("{s:s}", "cmd", cmd);
 	if (npos == 2)
@@ -978,8 +1535,7 @@ registry_send(json_t *lines, long *added, long *already, long *bad,
 static int
 cmd_registry(int argc, char **argv)
 {
-	json_t *req, *r, *l, *lines;
-	json_int_t off = 0;
+	json_t *req, *r, *l, *lines, *next = NULL;
 	long added = 0, already = 0, bad = 0, lineno = 0, first = 0;
 	char *buf = NULL;
 	size_t cap = 0, i;
@@ -989,10 +1545,12 @@ cmd_registry(int argc, char **argv)
 
 	if (argc == 1 && strcmp(argv[0], "export") == 0) {
 		for (;;) {
-			req = json_pack("{s:s, s:I}", "cmd", "registry.export",
-			    "offset", off);
+			req = json_pack("{s:s}", "cmd", "registry.export");
+			if (req != NULL && next != NULL)
+				json_object_update(req, next);
 			if ((rc = call(req, &r)) != EXIT_OK) {
 				json_decref(req);
+				json_decref(next);
 				return rc;
 			}
 			json_decref(req);
@@ -1001,13 +1559,13 @@ cmd_registry(int argc, char **argv)
 				    JSON_SORT_KEYS);
 				fputc('\n', stdout);
 			}
-			if (!json_is_integer(json_object_get(r, "next"))) {
-				json_decref(r);
-				break;
-			}
-			off = json_integer_value(json_object_get(r, "next"));
+			json_decref(next);
+			next = json_incref(json_object_get(r, "next"));
 			json_decref(r);
+			if (!json_is_object(next))
+				break;
 		}
+		json_decref(next);
 		return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 	}
 	if ((argc != 1 && argc != 2) || strcmp(argv[0], "import") != 0)
@@ -1060,7 +1618,7 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct onb_io io = { call, call_list, exit_for, 0 };
+	struct onb_io io = { call, call_quiet, call_list, exit_for, 0 };
 	const char *cmd;
 	int ch, rc;
 
@@ -1097,6 +1655,16 @@ main(int argc, char **argv)
 	argc--;
 	argv++;
 	io.json = opt_json;
+	/* `xtcmkctl COMMAND [...] --help`: that command's usage. */
+	for (ch = 0; ch < argc; ch++)
+		if (strcmp(argv[ch], "--help") == 0 ||
+		    strcmp(argv[ch], "-h") == 0) {
+			if (usage_cmd(stdout, cmd))
+				return EXIT_OK;
+			ctl_err(XTCMK_E_INVAL, "unknown command '%s'", cmd);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
 	if ((rc = onb_main(&io, cmd, argc, argv)) >= 0)
 		;
 	else if (strcmp(cmd, "status") == 0 && argc == 0)
@@ -1124,8 +1692,13 @@ main(int argc, char **argv)
 		rc = cmd_key(argc, argv);
 	else
 		rc = EXIT_USAGE;
-	if (rc == EXIT_USAGE)
+	if (rc == EXIT_USAGE) {
+		if (opt_json && !err_printed)
+			ctl_err(XTCMK_E_INVAL, "usage: '%s' with these "
+			    "arguments is not a command (xtcmkctl %s --help)",
+			    cmd, cmd);
 		usage(stderr);
+	}
 	xc_close(&conn);
 	return rc;
 }

@@ -17,6 +17,10 @@
  * The blob is not authenticated by the tag: a swapped blob unwraps to
  * another key (or fails), and the tag then fails.  That keeps `rewrap`
  * cheap: it replaces the blob and copies the rest of the file.
+ *
+ * With a 1.1 module (xtcmk_get_functions_v) it uses the key id the agent
+ * returns, the key-state enum, ping, and says which failures are worth a
+ * retry; with a 1.0 module it does what it did before.
  */
 #include <sys/stat.h>
 
@@ -44,6 +48,7 @@
 
 static const struct xtcmk_functions *x;
 static struct xtcmk *h;
+static int v11;			/* the module has API 1.1 */
 
 static void __attribute__((noreturn))
 usage(void)
@@ -56,7 +61,8 @@ usage(void)
 	    "       decrypt customer in out\n"
 	    "       rewrap customer file\n"
 	    "       inspect file ...\n"
-	    "       status customer\n");
+	    "       status customer\n"
+	    "       ping\n");
 	exit(1);
 }
 
@@ -66,8 +72,9 @@ fail(const char *what, const char *customer, int rc)
 {
 	const char *msg = x->last_error();
 
-	fprintf(stderr, "xtcmk-example-host: %s %s: %s%s%s\n", what,
-	    customer, x->strerror(rc), *msg != '\0' ? ": " : "", msg);
+	fprintf(stderr, "xtcmk-example-host: %s %s: %s%s%s%s\n", what,
+	    customer, x->strerror(rc), *msg != '\0' ? ": " : "", msg,
+	    v11 && x->is_retryable(rc) ? " (temporary: retry later)" : "");
 	return 1;
 }
 
@@ -268,7 +275,7 @@ cmd_encrypt(int argc, char **argv)
 {
 	uint8_t dek[XTCMK_DEK_LEN], blob[XTCMK_BLOB_MAX], nonce[NONCE_LEN];
 	uint8_t tag[TAG_LEN], *ibuf = NULL, *obuf = NULL;
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], kid[XTCMK_KEY_ID_MAX + 1];
 	EVP_CIPHER_CTX *ctx = NULL;
 	FILE *in = NULL, *out = NULL;
 	size_t blob_len = sizeof(blob), n;
@@ -278,7 +285,25 @@ cmd_encrypt(int argc, char **argv)
 		usage();
 	if ((in = fopen(argv[1], "rbe")) == NULL)
 		return syserr("cannot open", argv[1]);
-	if ((rc = x->dek_new(h, argv[0], dek, blob, &blob_len)) != XTCMK_OK) {
+	if (v11) {
+		size_t dek_len = sizeof(dek);
+
+		rc = x->dek_new2(h, argv[0], NULL, dek, &dek_len, blob,
+		    &blob_len, kid, sizeof(kid));
+		if (rc == XTCMK_OK && dek_len != sizeof(dek)) {
+			/* AES-256-GCM takes exactly 32 bytes. */
+			fprintf(stderr, "xtcmk-example-host: the agent made a "
+			    "%zu-byte data key; AES-256 needs %zu\n", dek_len,
+			    sizeof(dek));
+			OPENSSL_cleanse(dek, sizeof(dek));
+			fclose(in);
+			return 1;
+		}
+	} else {
+		rc = x->dek_new(h, argv[0], dek, blob, &blob_len);
+		blob_kid(blob, blob_len, kid, sizeof(kid));
+	}
+	if (rc != XTCMK_OK) {
 		fclose(in);
 		return fail("dek_new", argv[0], rc);
 	}
@@ -307,13 +332,8 @@ cmd_encrypt(int argc, char **argv)
 	    fwrite(tag, 1, TAG_LEN, out) != TAG_LEN)
 		goto done;
 	ok = 1;
-	{
-		char kid[600];
-
-		blob_kid(blob, blob_len, kid, sizeof(kid));
-		printf("%s -> %s: encrypted with a new data key wrapped by "
-		    "%s\n", argv[1], argv[2], kid);
-	}
+	printf("%s -> %s: encrypted with a new data key wrapped by %s\n",
+	    argv[1], argv[2], kid);
 done:
 	OPENSSL_cleanse(dek, sizeof(dek));
 	if (ibuf != NULL)
@@ -408,7 +428,7 @@ static int
 cmd_rewrap(int argc, char **argv)
 {
 	uint8_t blob[XTCMK_BLOB_MAX], nb[XTCMK_BLOB_MAX], *buf;
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], kid[XTCMK_KEY_ID_MAX + 1];
 	FILE *in, *out;
 	size_t blob_len, nb_len = sizeof(nb), n;
 	int rc, ok = 0;
@@ -423,8 +443,9 @@ cmd_rewrap(int argc, char **argv)
 		fclose(in);
 		return 1;
 	}
-	if ((rc = x->dek_rewrap(h, argv[0], blob, blob_len, nb, &nb_len)) !=
-	    XTCMK_OK) {
+	if ((rc = v11 ? x->dek_rewrap2(h, argv[0], NULL, blob, blob_len, nb,
+	    &nb_len, kid, sizeof(kid)) : x->dek_rewrap(h, argv[0], blob,
+	    blob_len, nb, &nb_len)) != XTCMK_OK) {
 		fclose(in);
 		return fail("dek_rewrap", argv[0], rc);
 	}
@@ -448,19 +469,39 @@ cmd_rewrap(int argc, char **argv)
 		    argv[1]);
 		return 1;
 	}
-	printf("%s: data key rewrapped to the current key version\n",
-	    argv[1]);
+	printf("%s: data key rewrapped to the current key version%s%s\n",
+	    argv[1], v11 ? ", " : "", v11 ? kid : "");
 	return 0;
 }
+
+static const char *const state_text[] = {
+	[XTCMK_KEY_UNKNOWN] = "unknown",
+	[XTCMK_KEY_ACTIVE] = "active",
+	[XTCMK_KEY_REVOKED] = "revoked",
+	[XTCMK_KEY_UNCONFIRMED] = "unconfirmed",
+};
 
 static int
 cmd_status(int argc, char **argv)
 {
-	char state[32], reason[512];
+	char state[32], reason[512], kid[XTCMK_KEY_ID_MAX + 1];
+	enum xtcmk_key_state st;
 	int rc;
 
 	if (argc != 1)
 		usage();
+	if (v11) {
+		if ((rc = x->key_state(h, argv[0], NULL, &st, reason,
+		    sizeof(reason), kid, sizeof(kid))) != XTCMK_OK)
+			return fail("status", argv[0], rc);
+		printf("%s: key %s%s%s\n", argv[0], (size_t)st <
+		    sizeof(state_text) / sizeof(state_text[0]) ?
+		    state_text[st] : "(newer state)", *reason != '\0' ?
+		    ": " : "", reason);
+		if (*kid != '\0')
+			printf("%s: version in force %s\n", argv[0], kid);
+		return st == XTCMK_KEY_ACTIVE ? 0 : 1;
+	}
 	if ((rc = x->key_status(h, argv[0], state, sizeof(state), reason,
 	    sizeof(reason))) != XTCMK_OK)
 		return fail("status", argv[0], rc);
@@ -469,11 +510,52 @@ cmd_status(int argc, char **argv)
 	return strcmp(state, "active") == 0 ? 0 : 1;
 }
 
+static int
+cmd_ping(int argc, char **argv)
+{
+	char agent[XTCMK_AGENT_MAX + 1];
+	int rc;
+
+	(void)argv;
+	if (argc != 0)
+		usage();
+	if (!v11) {
+		fprintf(stderr, "xtcmk-example-host: ping needs libxtcmk API "
+		    "1.1\n");
+		return 1;
+	}
+	if ((rc = x->ping(h, NULL, agent, sizeof(agent))) != XTCMK_OK)
+		return fail("ping", "", rc);
+	printf("%s\n", agent);
+	return 0;
+}
+
+/* The newest function table the module has: 1.1, else 1.0. */
+static const struct xtcmk_functions *
+load_functions(void *dl)
+{
+	xtcmk_get_functions_v_fn get_v;
+	xtcmk_get_functions_fn get;
+	const struct xtcmk_functions *t;
+
+	*(void **)&get_v = dlsym(dl, "xtcmk_get_functions_v");
+	if (get_v != NULL && (t = get_v(XTCMK_API_1_1)) != NULL &&
+	    t->api_version == XTCMK_API_VERSION && XTCMK_HAS_FN(t, key_state)) {
+		v11 = 1;
+		return t;
+	}
+	*(void **)&get = dlsym(dl, "xtcmk_get_functions");
+	if (get != NULL && (t = get()) != NULL &&
+	    t->api_version == XTCMK_API_VERSION &&
+	    XTCMK_HAS_FN(t, key_status))
+		return t;
+	return NULL;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *lib = "libxtcmk.so.1", *sock = NULL, *cmd;
-	xtcmk_get_functions_fn get;
 	unsigned long timeout = 0;
 	void *dl;
 	char *end;
@@ -507,10 +589,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "xtcmk-example-host: %s\n", dlerror());
 		return 1;
 	}
-	*(void **)&get = dlsym(dl, "xtcmk_get_functions");
-	if (get == NULL || (x = get()) == NULL ||
-	    x->api_version < XTCMK_API_VERSION ||
-	    x->size < sizeof(struct xtcmk_functions)) {
+	if ((x = load_functions(dl)) == NULL) {
 		fprintf(stderr, "xtcmk-example-host: %s is not a usable "
 		    "libxtcmk (API version %d needed)\n", lib,
 		    XTCMK_API_VERSION);
@@ -533,6 +612,8 @@ main(int argc, char **argv)
 		rc = cmd_rewrap(argc - 1, argv + 1);
 	else if (strcmp(cmd, "status") == 0)
 		rc = cmd_status(argc - 1, argv + 1);
+	else if (strcmp(cmd, "ping") == 0)
+		rc = cmd_ping(argc - 1, argv + 1);
 	else
 		usage();
 	x->close(h);

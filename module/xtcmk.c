@@ -2,8 +2,8 @@
  * xtcmk.c - libxtcmk, the client module host services load (a guest in
  * someone else's process).
  *
- * Owns: the handle and its connection pool, fork detection, the public
- * calls of xtcmk.h, the decision index and the per-thread error text.  The
+ * Owns: the public calls of xtcmk.h (the handle and its connection pool
+ * are in pool.c), the decision index and the per-thread error text.  The
  * transport itself (connect, server check, framing, deadline) is in
  * common/client.c, shared with xtcmkctl.
  *
@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,29 +26,19 @@
 #include "wire.h"
 #include "client.h"
 #include "xtcmk.h"
+#include "pool.h"
 
 #define XTCMK_EXPORT	__attribute__((visibility("default")))
 
-#define XTCMK_POOL_MAX		8	/* idle connections kept per handle */
 #define XTCMK_TIMEOUT_DEFAULT	5000	/* ms, per call, total */
-#define XTCMK_ERR_MAX		512	/* xtcmk_last_error() text */
 #define XTCMK_DECISION_REPLY_MAX XW_PAYLOAD_MAX
 #define XTCMK_DECISION_FIELDS_MAX 2048	/* fields kept from one decision */
 #define XTCMK_DECISION_TAG_MAX	99	/* tags 1..99 are decision fields */
-#define XTCMK_DEK_REPLY_MAX	(3 * XW_FIELD_HDR + XTCMK_DEK_LEN + \
+#define XTCMK_DEK_REPLY_MAX	(3 * XW_FIELD_HDR + XTCMK_DEK_MAX + \
 				    XTCMK_BLOB_MAX + XW_STR_MAX + 256)
-#define XTCMK_STATUS_REPLY_MAX	(2 * XW_STR_MAX + 256)
-#define XTCMK_REQ_MAX		(2 * XW_FIELD_HDR + XW_CUSTOMER_MAX + \
-				    XTCMK_BLOB_MAX)
-
-struct xtcmk {
-	char		*path;
-	unsigned	 timeout_ms;
-	pthread_mutex_t	 lock;		/* guards pid, nidle, idle */
-	pid_t		 pid;		/* process the pool belongs to */
-	size_t		 nidle;
-	struct xc_conn	 idle[XTCMK_POOL_MAX];
-};
+#define XTCMK_STATUS_REPLY_MAX	(3 * XW_STR_MAX + 256)
+#define XTCMK_REQ_MAX		(3 * XW_FIELD_HDR + XW_CUSTOMER_MAX + \
+				    XTCMK_BLOB_MAX + 8)
 
 #define DF_STR	0x1
 #define DF_U64	0x2
@@ -125,6 +116,8 @@ static const char *const result_text[XTCMK__RESULT_COUNT] = {
 	[XTCMK_E_UNSUPPORTED] = "unsupported version",
 	[XTCMK_E_PROVIDER] = "key service failed",
 	[XTCMK_E_BUSY] = "xtcmkd is busy, retry later",
+	[XTCMK_E_UNCONFIRMED] = "customer key state could not be confirmed "
+	    "lately, retry later",
 };
 
 XTCMK_EXPORT const char *
@@ -164,124 +157,119 @@ xtcmk_open(const char *socket_path, unsigned timeout_ms,
 		return XTCMK_E_INVAL;
 	}
 	if ((h = calloc(1, sizeof(*h))) == NULL ||
-	    (h->path = strdup(path)) == NULL) {
+	    (h->path = strdup(path)) == NULL ||
+	    (h->pool = pool_new(NULL)) == NULL) {
+		if (h != NULL)
+			free(h->path);
 		free(h);
 		set_error("out of memory");
 		return XTCMK_E_NOMEM;
 	}
-	if (pthread_mutex_init(&h->lock, NULL) != 0) {
-		free(h->path);
-		free(h);
-		set_error("cannot initialise a mutex");
-		return XTCMK_E_NOMEM;
-	}
 	h->timeout_ms = timeout_ms == 0 ? XTCMK_TIMEOUT_DEFAULT : timeout_ms;
-	h->pid = getpid();
 	*ret_handle = h;
 	return XTCMK_OK;
 }
 
 /*
- * Called with h->lock held.  In a forked child, the pool's connections are
- * the parent's: forget them (xc_close only closes a descriptor that is
- * still the same socket, and never talks on it).
+ * Calls already running in other threads finish (each within its own
+ * deadline) and the last one to end frees the handle; no call may start
+ * once xtcmk_close has been called.  In a forked child this closes the
+ * child's copies of the parent's connections without taking any lock.
  */
-static void
-pool_check_fork(struct xtcmk *h)
-{
-	pid_t me = getpid();
-	size_t i;
-
-	if (h->pid == me)
-		return;
-	for (i = 0; i < h->nidle; i++)
-		xc_close(&h->idle[i]);
-	h->nidle = 0;
-	h->pid = me;
-}
-
-static int
-pool_take(struct xtcmk *h, struct xc_conn *ret_conn)
-{
-	int found = 0;
-
-	pthread_mutex_lock(&h->lock);
-	pool_check_fork(h);
-	if (h->nidle > 0) {
-		*ret_conn = h->idle[--h->nidle];
-		found = 1;
-	}
-	pthread_mutex_unlock(&h->lock);
-	return found;
-}
-
-static void
-pool_put(struct xtcmk *h, struct xc_conn *c)
-{
-	/*
-	 * No fork check needed: a call only ends in the process that began
-	 * it, and a parent's h->pid never changes.
-	 */
-	pthread_mutex_lock(&h->lock);
-	if (c->pid == h->pid && h->nidle < XTCMK_POOL_MAX) {
-		h->idle[h->nidle++] = *c;
-		c->fd = -1;
-	}
-	pthread_mutex_unlock(&h->lock);
-	xc_close(c);
-}
-
-/* Drop every idle connection: after one went stale, the rest likely did. */
-static void
-pool_flush(struct xtcmk *h)
-{
-	pthread_mutex_lock(&h->lock);
-	pool_check_fork(h);
-	while (h->nidle > 0)
-		xc_close(&h->idle[--h->nidle]);
-	pthread_mutex_unlock(&h->lock);
-}
-
 XTCMK_EXPORT void
 xtcmk_close(struct xtcmk *h)
 {
+	struct xtcmk_pool *p;
+	int last;
+
 	if (h == NULL)
 		return;
-	pool_flush(h);
-	pthread_mutex_destroy(&h->lock);
-	free(h->path);
-	free(h);
+	p = __atomic_load_n(&h->pool, __ATOMIC_ACQUIRE);
+	if (p->pid != getpid()) {
+		handle_free(h);		/* no call can be inside in a child */
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->closing = 1;
+	pool_flush(p);
+	last = p->busy == 0;
+	pthread_mutex_unlock(&p->lock);
+	if (last)
+		handle_free(h);
+}
+
+/* One call in progress: its slot is held until call_end. */
+struct xcall {
+	struct xtcmk		*h;
+	struct xtcmk_pool	*p;	/* NULL until a slot is taken */
+	struct xtcmk_slot	*s;
+	uint8_t			*reply;
+	size_t			 rlen;
+	int			 wipe;	/* the reply may hold a key */
+	uint64_t		 need;	/* XT_BLOB_NEED of a TOOBIG reply */
+};
+
+static void
+call_init(struct xcall *x, struct xtcmk *h, int wipe)
+{
+	memset(x, 0, sizeof(*x));
+	x->h = h;
+	x->wipe = wipe;
+}
+
+/* The deadline of one call: the options', else the handle's. */
+static int
+call_timeout(const struct xtcmk *h, const struct xtcmk_opts *o,
+    unsigned *ret_ms)
+{
+	if (o == NULL) {
+		*ret_ms = h->timeout_ms;
+		return 0;
+	}
+	if (o->size < sizeof(o->size))
+		return inval("opts->size must be sizeof(struct xtcmk_opts)");
+	*ret_ms = o->size >= offsetof(struct xtcmk_opts, timeout_ms) +
+	    sizeof(o->timeout_ms) && o->timeout_ms != 0 ? o->timeout_ms :
+	    h->timeout_ms;
+	return 0;
 }
 
 /*
  * One request with one total deadline.  A pooled connection the agent has
  * dropped (idle timeout, restart) fails before any reply byte arrives; the
  * request is then sent once more on a fresh connection.  On success the
- * reply is the caller's; a non-zero agent status is returned positive with
- * the agent's message in last_err, and the reply already released.
+ * reply is in x->reply; a non-zero agent status is returned positive with
+ * the agent's message in last_err.  Every call() is followed by
+ * call_end(), which returns the slot.
  */
 static int
-call(struct xtcmk *h, uint16_t type, const uint8_t *req, size_t len,
-    size_t reply_max, int wipe, uint8_t **ret_reply, size_t *ret_len)
+call(struct xcall *x, uint16_t type, const uint8_t *req, size_t len,
+    size_t reply_max, unsigned timeout_ms)
 {
 	char errbuf[XC_ERR_MAX];
-	struct xc_conn c;
-	uint8_t *reply = NULL;
-	size_t rlen = 0;
+	struct xtcmk_slot *s;
+	struct xw_field f;
 	uint16_t status = 0;
-	int64_t deadline = xc_deadline(h->timeout_ms);
+	int64_t deadline = xc_deadline(timeout_ms);
 	int reused, rc;
 
 	errbuf[0] = '\0';
-	reused = pool_take(h, &c);
+	if ((rc = pool_take(x->h, &x->p, &x->s)) != 0) {
+		set_error("out of memory");
+		return rc;
+	}
+	s = x->s;
+	reused = s->c.fd >= 0;
 	for (;;) {
-		if (!reused && (rc = xc_connect(h->path, deadline, errbuf,
-		    sizeof(errbuf), &c)) < 0)
+		if (!reused && (rc = xc_connect_into(x->h->path, deadline,
+		    errbuf, sizeof(errbuf), &s->c)) < 0)
 			break;
-		rc = xc_request(&c, type, req, len, reply_max, deadline,
-		    errbuf, sizeof(errbuf), &status, &reply, &rlen);
+		rc = xc_request(&s->c, type, req, len, reply_max, deadline,
+		    errbuf, sizeof(errbuf), &status, &x->reply, &x->rlen);
 		if (rc == -XTCMK_E_UNAVAILABLE && reused) {
-			pool_flush(h);
+			pthread_mutex_lock(&x->p->lock);
+			pool_flush(x->p);
+			pthread_mutex_unlock(&x->p->lock);
 			reused = 0;
 			continue;
 		}
@@ -292,29 +280,46 @@ call(struct xtcmk *h, uint16_t type, const uint8_t *req, size_t len,
 		    xtcmk_strerror(-rc));
 		return -rc;
 	}
-	pool_put(h, &c);
 	if (status != 0) {
-		xc_reply_message(reply, rlen, last_err, sizeof(last_err));
+		xc_reply_message(x->reply, x->rlen, last_err, sizeof(last_err));
 		if (last_err[0] == '\0')
 			set_error("%s", xtcmk_strerror(status));
-		if (wipe)
-			explicit_bzero(reply, rlen + 1);
-		free(reply);
+		if (status == XTCMK_E_TOOBIG &&
+		    xw_find(x->reply, x->rlen, XT_BLOB_NEED, &f) == 1)
+			(void)xw_field_u64(&f, &x->need);
 		return status;
 	}
-	*ret_reply = reply;
-	*ret_len = rlen;
 	return XTCMK_OK;
 }
 
-static void
-release(uint8_t *reply, size_t len, int wipe)
+/*
+ * Finish a call that ends in `rc`: release the reply, return the slot
+ * (after which the handle may be gone, if xtcmk_close ran meanwhile) and
+ * note the result for xtcmk_handle_error and xtcmk_last_error.
+ */
+static int
+call_end(struct xcall *x, int rc)
 {
-	if (reply == NULL)
-		return;
-	if (wipe)
-		explicit_bzero(reply, len + 1);
-	free(reply);
+	struct xtcmk_pool *p;
+
+	if (x->reply != NULL) {
+		if (x->wipe)
+			explicit_bzero(x->reply, x->rlen + 1);
+		free(x->reply);
+		x->reply = NULL;
+	}
+	if (rc == XTCMK_OK)
+		last_err[0] = '\0';
+	if (x->p != NULL)
+		pool_put(x->h, x->p, x->s, rc, last_err);
+	else if (x->h != NULL && rc != XTCMK_OK &&
+	    (p = pool_get(x->h)) != NULL) {
+		/* Refused before any request: still the handle's error. */
+		pthread_mutex_lock(&p->lock);
+		pool_note(p, rc, last_err);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return rc;
 }
 
 static int
@@ -419,28 +424,36 @@ decision_parse(const uint8_t *p, size_t len,
 }
 
 XTCMK_EXPORT int
-xtcmk_decide(struct xtcmk *h, const char *customer,
-    struct xtcmk_decision **ret_decision)
+xtcmk_decide2(struct xtcmk *h, const char *customer,
+    const struct xtcmk_opts *opts, struct xtcmk_decision **ret_decision)
 {
-	uint8_t req[XTCMK_REQ_MAX], *reply = NULL;
+	uint8_t req[XTCMK_REQ_MAX];
+	struct xcall x;
 	struct xw_buf b;
-	size_t rlen;
+	unsigned ms;
 	int rc;
 
 	if (h == NULL)
 		return inval("handle is NULL");
+	call_init(&x, h, 0);
 	if (ret_decision == NULL)
-		return inval("ret_decision is NULL");
-	if ((rc = check_customer(customer)) != 0)
-		return rc;
+		return call_end(&x, inval("ret_decision is NULL"));
+	if ((rc = call_timeout(h, opts, &ms)) != 0 ||
+	    (rc = check_customer(customer)) != 0)
+		return call_end(&x, rc);
 	xw_buf_init(&b, req, sizeof(req));
 	xw_put_str(&b, XT_CUSTOMER, customer);
-	if ((rc = call(h, XW_DECIDE, b.data, b.len, XTCMK_DECISION_REPLY_MAX,
-	    0, &reply, &rlen)) != 0)
-		return rc;
-	rc = decision_parse(reply, rlen, ret_decision);
-	release(reply, rlen, 0);
-	return rc;
+	if ((rc = call(&x, XW_DECIDE, b.data, b.len, XTCMK_DECISION_REPLY_MAX,
+	    ms)) == 0)
+		rc = decision_parse(x.reply, x.rlen, ret_decision);
+	return call_end(&x, rc);
+}
+
+XTCMK_EXPORT int
+xtcmk_decide(struct xtcmk *h, const char *customer,
+    struct xtcmk_decision **ret_decision)
+{
+	return xtcmk_decide2(h, customer, NULL, ret_decision);
 }
 
 XTCMK_EXPORT void
@@ -505,132 +518,56 @@ xtcmk_decision_item(const struct xtcmk_decision *d, enum xtcmk_field f,
 	return df != NULL ? df->str : NULL;
 }
 
-/* The XT_DEK of a reply, exactly XTCMK_DEK_LEN bytes. */
+/*
+ * The XT_DEK of a reply, to go into a buffer of *dek_len bytes.  1.0 calls
+ * (`exact`) take exactly XTCMK_DEK_LEN bytes and leave *dek_len alone on
+ * failure; 1.1 calls take 16..XTCMK_DEK_MAX and learn the size needed.
+ */
 static int
-reply_dek(const uint8_t *reply, size_t rlen, struct xw_field *ret_f)
-{
-	if (xw_find(reply, rlen, XT_DEK, ret_f) != 1 ||
-	    ret_f->len != XTCMK_DEK_LEN)
-		return protocol_error("no 32-byte data key");
-	return 0;
-}
-
-/* The XT_BLOB of a reply, 1..XTCMK_BLOB_MAX bytes, fitting in `cap`. */
-static int
-reply_blob(const uint8_t *reply, size_t rlen, size_t cap,
+reply_dek(const struct xcall *x, int exact, size_t *dek_len,
     struct xw_field *ret_f)
 {
-	if (xw_find(reply, rlen, XT_BLOB, ret_f) != 1 || ret_f->len == 0 ||
-	    ret_f->len > XTCMK_BLOB_MAX)
-		return protocol_error("no wrapped key blob of 1..2048 bytes");
-	if (ret_f->len > cap) {
-		set_error("blob buffer of %zu bytes is too small for %u "
-		    "bytes; XTCMK_BLOB_MAX is always enough", cap,
-		    ret_f->len);
+	if (xw_find(x->reply, x->rlen, XT_DEK, ret_f) != 1 ||
+	    (exact && ret_f->len != XTCMK_DEK_LEN) || ret_f->len < 16 ||
+	    ret_f->len > XTCMK_DEK_MAX)
+		return protocol_error(exact ? "no 32-byte data key" :
+		    "no data key of 16..64 bytes");
+	if (ret_f->len > *dek_len) {
+		set_error("data key buffer of %zu bytes is too small for %u "
+		    "bytes", *dek_len, ret_f->len);
+		if (!exact)
+			*dek_len = ret_f->len;
 		return XTCMK_E_TOOBIG;
 	}
 	return 0;
 }
 
-XTCMK_EXPORT int
-xtcmk_dek_new(struct xtcmk *h, const char *customer,
-    uint8_t dek[XTCMK_DEK_LEN], uint8_t *blob, size_t *blob_len)
-{
-	uint8_t req[XTCMK_REQ_MAX], *reply = NULL;
-	struct xw_field fd, fb;
-	struct xw_buf b;
-	size_t rlen;
-	int rc;
-
-	if (h == NULL || dek == NULL || blob == NULL || blob_len == NULL)
-		return inval("handle, dek, blob and blob_len must not be "
-		    "NULL");
-	if ((rc = check_customer(customer)) != 0)
-		return rc;
-	xw_buf_init(&b, req, sizeof(req));
-	xw_put_str(&b, XT_CUSTOMER, customer);
-	if ((rc = call(h, XW_DEK_NEW, b.data, b.len, XTCMK_DEK_REPLY_MAX, 1,
-	    &reply, &rlen)) != 0)
-		return rc;
-	if ((rc = reply_dek(reply, rlen, &fd)) != 0 ||
-	    (rc = reply_blob(reply, rlen, *blob_len, &fb)) != 0)
-		goto out;
-	memcpy(dek, fd.val, XTCMK_DEK_LEN);
-	memcpy(blob, fb.val, fb.len);
-	*blob_len = fb.len;
-out:
-	release(reply, rlen, 1);
-	return rc;
-}
-
+/* The XT_BLOB of a reply, 1..XTCMK_BLOB_MAX bytes, to go into *blob_len
+ * bytes; on TOOBIG a 1.1 call (`need`) learns the size needed. */
 static int
-check_blob(const uint8_t *blob, size_t blob_len)
+reply_blob(const struct xcall *x, int need, size_t *blob_len,
+    struct xw_field *ret_f)
 {
-	if (blob == NULL)
-		return inval("blob is NULL");
-	if (blob_len == 0 || blob_len > XTCMK_BLOB_MAX) {
-		set_error("blob must be 1..%u bytes", (unsigned)XTCMK_BLOB_MAX);
-		return XTCMK_E_INVAL;
+	if (xw_find(x->reply, x->rlen, XT_BLOB, ret_f) != 1 ||
+	    ret_f->len == 0 || ret_f->len > XTCMK_BLOB_MAX)
+		return protocol_error("no wrapped key blob of 1..2048 bytes");
+	if (ret_f->len > *blob_len) {
+		set_error("blob buffer of %zu bytes is too small for %u "
+		    "bytes; XTCMK_BLOB_MAX is always enough", *blob_len,
+		    ret_f->len);
+		if (need)
+			*blob_len = ret_f->len;
+		return XTCMK_E_TOOBIG;
 	}
 	return 0;
 }
 
-XTCMK_EXPORT int
-xtcmk_dek_unwrap(struct xtcmk *h, const char *customer,
-    const uint8_t *blob, size_t blob_len, uint8_t dek[XTCMK_DEK_LEN])
+/* Copy a checked field out; its length into *ret_len. */
+static void
+copy_out(uint8_t *dst, size_t *ret_len, const struct xw_field *f)
 {
-	uint8_t req[XTCMK_REQ_MAX], *reply = NULL;
-	struct xw_field fd;
-	struct xw_buf b;
-	size_t rlen;
-	int rc;
-
-	if (h == NULL || dek == NULL)
-		return inval("handle and dek must not be NULL");
-	if ((rc = check_customer(customer)) != 0 ||
-	    (rc = check_blob(blob, blob_len)) != 0)
-		return rc;
-	xw_buf_init(&b, req, sizeof(req));
-	xw_put_str(&b, XT_CUSTOMER, customer);
-	xw_put(&b, XT_BLOB, blob, blob_len);
-	if ((rc = call(h, XW_DEK_UNWRAP, b.data, b.len, XTCMK_DEK_REPLY_MAX,
-	    1, &reply, &rlen)) != 0)
-		return rc;
-	if ((rc = reply_dek(reply, rlen, &fd)) == 0)
-		memcpy(dek, fd.val, XTCMK_DEK_LEN);
-	release(reply, rlen, 1);
-	return rc;
-}
-
-XTCMK_EXPORT int
-xtcmk_dek_rewrap(struct xtcmk *h, const char *customer,
-    const uint8_t *blob, size_t blob_len, uint8_t *new_blob,
-    size_t *new_blob_len)
-{
-	uint8_t req[XTCMK_REQ_MAX], *reply = NULL;
-	struct xw_field fb;
-	struct xw_buf b;
-	size_t rlen;
-	int rc;
-
-	if (h == NULL || new_blob == NULL || new_blob_len == NULL)
-		return inval("handle, new_blob and new_blob_len must not be "
-		    "NULL");
-	if ((rc = check_customer(customer)) != 0 ||
-	    (rc = check_blob(blob, blob_len)) != 0)
-		return rc;
-	xw_buf_init(&b, req, sizeof(req));
-	xw_put_str(&b, XT_CUSTOMER, customer);
-	xw_put(&b, XT_BLOB, blob, blob_len);
-	if ((rc = call(h, XW_DEK_REWRAP, b.data, b.len, XTCMK_DEK_REPLY_MAX,
-	    1, &reply, &rlen)) != 0)
-		return rc;
-	if ((rc = reply_blob(reply, rlen, *new_blob_len, &fb)) == 0) {
-		memcpy(new_blob, fb.val, fb.len);
-		*new_blob_len = fb.len;
-	}
-	release(reply, rlen, 1);
-	return rc;
+	memcpy(dst, f->val, f->len);
+	*ret_len = f->len;
 }
 
 /* Copy a text field into dst (truncated, NUL-terminated), "" if absent. */
@@ -648,63 +585,414 @@ copy_text(char *dst, size_t dstlen, const struct xw_field *f)
 	dst[n] = '\0';
 }
 
+/* The XT_KEY_ID of a reply into key_id (if not NULL). */
+static int
+reply_key_id(const struct xcall *x, char *key_id, size_t key_id_len)
+{
+	struct xw_field f;
+
+	if (key_id == NULL)
+		return 0;
+	if (xw_find(x->reply, x->rlen, XT_KEY_ID, &f) != 1 ||
+	    !xw_field_is_str(&f, XTCMK_KEY_ID_MAX))
+		return protocol_error("no key id");
+	copy_text(key_id, key_id_len, &f);
+	return 0;
+}
+
+/* Arguments every data-key call checks; 0 or a result (thread error set). */
+static int
+check_key_id(const char *key_id, size_t key_id_len)
+{
+	if (key_id != NULL && key_id_len <= XTCMK_KEY_ID_MAX) {
+		set_error("key_id needs more than XTCMK_KEY_ID_MAX (%u) bytes",
+		    (unsigned)XTCMK_KEY_ID_MAX);
+		return XTCMK_E_INVAL;
+	}
+	return 0;
+}
+
+static int
+check_blob(const uint8_t *blob, size_t blob_len)
+{
+	if (blob == NULL)
+		return inval("blob is NULL");
+	if (blob_len == 0 || blob_len > XTCMK_BLOB_MAX) {
+		set_error("blob must be 1..%u bytes", (unsigned)XTCMK_BLOB_MAX);
+		return XTCMK_E_INVAL;
+	}
+	return 0;
+}
+
+/*
+ * DEK_NEW and DEK_REWRAP: the request carries the room for the blob so
+ * that the agent refuses a blob that cannot fit before doing anything.
+ */
+static int
+dek_call(struct xcall *x, uint16_t type, const char *customer,
+    const struct xtcmk_opts *opts, const uint8_t *blob, size_t blob_len,
+    int need, size_t *blob_room)
+{
+	uint8_t req[XTCMK_REQ_MAX];
+	struct xw_buf b;
+	unsigned ms;
+	int rc;
+
+	if ((rc = call_timeout(x->h, opts, &ms)) != 0 ||
+	    (rc = check_customer(customer)) != 0)
+		return rc;
+	xw_buf_init(&b, req, sizeof(req));
+	xw_put_str(&b, XT_CUSTOMER, customer);
+	if (blob != NULL)
+		xw_put(&b, XT_BLOB, blob, blob_len);
+	if (blob_room != NULL)
+		xw_put_u64(&b, XT_BLOB_CAP, *blob_room);
+	rc = call(x, type, b.data, b.len, XTCMK_DEK_REPLY_MAX, ms);
+	if (rc == XTCMK_E_TOOBIG && x->need != 0 && need)
+		*blob_room = (size_t)x->need;
+	return rc;
+}
+
+static int
+dek_new(struct xtcmk *h, const char *customer, const struct xtcmk_opts *opts,
+    int exact, uint8_t *dek, size_t *dek_len, uint8_t *blob, size_t *blob_len,
+    char *key_id, size_t key_id_len)
+{
+	struct xw_field fb, fd;
+	struct xcall x;
+	int rc;
+
+	if (h == NULL)
+		return inval("handle is NULL");
+	call_init(&x, h, 1);
+	if (dek == NULL || dek_len == NULL || blob == NULL ||
+	    blob_len == NULL)
+		return call_end(&x, inval("dek, dek_len, blob and blob_len "
+		    "must not be NULL"));
+	if ((rc = check_key_id(key_id, key_id_len)) != 0 ||
+	    (rc = dek_call(&x, XW_DEK_NEW, customer, opts, NULL, 0, !exact,
+	    blob_len)) != 0)
+		return call_end(&x, rc);
+	/* Both checked before either is written. */
+	if ((rc = reply_blob(&x, !exact, blob_len, &fb)) == 0 &&
+	    (rc = reply_dek(&x, exact, dek_len, &fd)) == 0 &&
+	    (rc = reply_key_id(&x, key_id, key_id_len)) == 0) {
+		copy_out(blob, blob_len, &fb);
+		copy_out(dek, dek_len, &fd);
+	}
+	return call_end(&x, rc);
+}
+
+XTCMK_EXPORT int
+xtcmk_dek_new(struct xtcmk *h, const char *customer,
+    uint8_t dek[XTCMK_DEK_LEN], uint8_t *blob, size_t *blob_len)
+{
+	size_t dek_len = XTCMK_DEK_LEN;
+
+	return dek_new(h, customer, NULL, 1, dek, &dek_len, blob, blob_len,
+	    NULL, 0);
+}
+
+XTCMK_EXPORT int
+xtcmk_dek_new2(struct xtcmk *h, const char *customer,
+    const struct xtcmk_opts *opts, uint8_t *dek, size_t *dek_len,
+    uint8_t *blob, size_t *blob_len, char *key_id, size_t key_id_len)
+{
+	return dek_new(h, customer, opts, 0, dek, dek_len, blob, blob_len,
+	    key_id, key_id_len);
+}
+
+static int
+dek_unwrap(struct xtcmk *h, const char *customer,
+    const struct xtcmk_opts *opts, int exact, const uint8_t *blob,
+    size_t blob_len, uint8_t *dek, size_t *dek_len)
+{
+	struct xw_field fd;
+	struct xcall x;
+	int rc;
+
+	if (h == NULL)
+		return inval("handle is NULL");
+	call_init(&x, h, 1);
+	if (dek == NULL || dek_len == NULL)
+		return call_end(&x, inval("dek and dek_len must not be NULL"));
+	if ((rc = check_blob(blob, blob_len)) != 0 ||
+	    (rc = dek_call(&x, XW_DEK_UNWRAP, customer, opts, blob, blob_len,
+	    0, NULL)) != 0)
+		return call_end(&x, rc);
+	if ((rc = reply_dek(&x, exact, dek_len, &fd)) == 0)
+		copy_out(dek, dek_len, &fd);
+	return call_end(&x, rc);
+}
+
+XTCMK_EXPORT int
+xtcmk_dek_unwrap(struct xtcmk *h, const char *customer,
+    const uint8_t *blob, size_t blob_len, uint8_t dek[XTCMK_DEK_LEN])
+{
+	size_t dek_len = XTCMK_DEK_LEN;
+
+	return dek_unwrap(h, customer, NULL, 1, blob, blob_len, dek,
+	    &dek_len);
+}
+
+XTCMK_EXPORT int
+xtcmk_dek_unwrap2(struct xtcmk *h, const char *customer,
+    const struct xtcmk_opts *opts, const uint8_t *blob, size_t blob_len,
+    uint8_t *dek, size_t *dek_len)
+{
+	return dek_unwrap(h, customer, opts, 0, blob, blob_len, dek, dek_len);
+}
+
+static int
+dek_rewrap(struct xtcmk *h, const char *customer,
+    const struct xtcmk_opts *opts, int v10, const uint8_t *blob,
+    size_t blob_len, uint8_t *new_blob, size_t *new_blob_len, char *key_id,
+    size_t key_id_len)
+{
+	struct xw_field fb;
+	struct xcall x;
+	int rc;
+
+	if (h == NULL)
+		return inval("handle is NULL");
+	call_init(&x, h, 1);
+	if (new_blob == NULL || new_blob_len == NULL)
+		return call_end(&x, inval("new_blob and new_blob_len must not "
+		    "be NULL"));
+	if ((rc = check_blob(blob, blob_len)) != 0 ||
+	    (rc = check_key_id(key_id, key_id_len)) != 0 ||
+	    (rc = dek_call(&x, XW_DEK_REWRAP, customer, opts, blob, blob_len,
+	    !v10, new_blob_len)) != 0)
+		return call_end(&x, rc);
+	if ((rc = reply_blob(&x, !v10, new_blob_len, &fb)) == 0 &&
+	    (rc = reply_key_id(&x, key_id, key_id_len)) == 0)
+		copy_out(new_blob, new_blob_len, &fb);
+	return call_end(&x, rc);
+}
+
+XTCMK_EXPORT int
+xtcmk_dek_rewrap2(struct xtcmk *h, const char *customer,
+    const struct xtcmk_opts *opts, const uint8_t *blob, size_t blob_len,
+    uint8_t *new_blob, size_t *new_blob_len, char *key_id,
+    size_t key_id_len)
+{
+	return dek_rewrap(h, customer, opts, 0, blob, blob_len, new_blob,
+	    new_blob_len, key_id, key_id_len);
+}
+
+XTCMK_EXPORT int
+xtcmk_dek_rewrap(struct xtcmk *h, const char *customer,
+    const uint8_t *blob, size_t blob_len, uint8_t *new_blob,
+    size_t *new_blob_len)
+{
+	return dek_rewrap(h, customer, NULL, 1, blob, blob_len, new_blob,
+	    new_blob_len, NULL, 0);
+}
+
+/* KEY_STATUS: the reply's text state, enum state, reason and key id. */
+static int
+key_status(struct xcall *x, const char *customer,
+    const struct xtcmk_opts *opts, struct xw_field *ret_state,
+    enum xtcmk_key_state *ret_code, struct xw_field *ret_reason,
+    struct xw_field *ret_kid)
+{
+	uint8_t req[XTCMK_REQ_MAX];
+	struct xw_field f;
+	struct xw_buf b;
+	uint64_t code;
+	unsigned ms;
+	int rc;
+
+	if ((rc = call_timeout(x->h, opts, &ms)) != 0 ||
+	    (rc = check_customer(customer)) != 0)
+		return rc;
+	xw_buf_init(&b, req, sizeof(req));
+	xw_put_str(&b, XT_CUSTOMER, customer);
+	if ((rc = call(x, XW_KEY_STATUS, b.data, b.len,
+	    XTCMK_STATUS_REPLY_MAX, ms)) != 0)
+		return rc;
+	if (xw_find(x->reply, x->rlen, XT_KEY_STATE, ret_state) != 1 ||
+	    !xw_field_is_str(ret_state, XW_STR_MAX))
+		return protocol_error("no key state");
+	ret_reason->len = 0;
+	ret_reason->val = NULL;
+	if (xw_find(x->reply, x->rlen, XT_KEY_REASON, ret_reason) == 1 &&
+	    !xw_field_is_str(ret_reason, XW_STR_MAX))
+		return protocol_error("key reason is not text");
+	ret_kid->len = 0;
+	ret_kid->val = NULL;
+	if (xw_find(x->reply, x->rlen, XT_KEY_ID, ret_kid) == 1 &&
+	    !xw_field_is_str(ret_kid, XTCMK_KEY_ID_MAX))
+		return protocol_error("key id is not text");
+	/* The enum; from the text when an older agent sends none. */
+	if (xw_find(x->reply, x->rlen, XT_KEY_STATE_CODE, &f) == 1 &&
+	    xw_field_u64(&f, &code) == 0 && code <= XTCMK_KEY_UNCONFIRMED)
+		*ret_code = (enum xtcmk_key_state)code;
+	else if (ret_state->len == 6 && memcmp(ret_state->val, "active",
+	    6) == 0)
+		*ret_code = XTCMK_KEY_ACTIVE;
+	else if (ret_state->len == 7 && memcmp(ret_state->val, "revoked",
+	    7) == 0)
+		*ret_code = XTCMK_KEY_REVOKED;
+	else
+		*ret_code = XTCMK_KEY_UNKNOWN;
+	return 0;
+}
+
 XTCMK_EXPORT int
 xtcmk_key_status(struct xtcmk *h, const char *customer, char *state,
     size_t state_len, char *reason, size_t reason_len)
 {
-	uint8_t req[XTCMK_REQ_MAX], *reply = NULL;
-	struct xw_field fs, fr;
-	struct xw_buf b;
-	size_t rlen;
-	int rc, have_reason;
+	struct xw_field fs, fr, fk;
+	enum xtcmk_key_state code;
+	struct xcall x;
+	int rc;
 
 	if (h == NULL)
 		return inval("handle is NULL");
-	if ((rc = check_customer(customer)) != 0)
-		return rc;
-	xw_buf_init(&b, req, sizeof(req));
-	xw_put_str(&b, XT_CUSTOMER, customer);
-	if ((rc = call(h, XW_KEY_STATUS, b.data, b.len,
-	    XTCMK_STATUS_REPLY_MAX, 0, &reply, &rlen)) != 0)
-		return rc;
-	if (xw_find(reply, rlen, XT_KEY_STATE, &fs) != 1 ||
-	    !xw_field_is_str(&fs, XW_STR_MAX)) {
-		rc = protocol_error("no key state");
-		goto out;
+	call_init(&x, h, 0);
+	if ((rc = key_status(&x, customer, NULL, &fs, &code, &fr, &fk)) ==
+	    0) {
+		copy_text(state, state_len, &fs);
+		copy_text(reason, reason_len, fr.val != NULL ? &fr : NULL);
 	}
-	have_reason = xw_find(reply, rlen, XT_KEY_REASON, &fr) == 1;
-	if (have_reason && !xw_field_is_str(&fr, XW_STR_MAX)) {
-		rc = protocol_error("key reason is not text");
-		goto out;
-	}
-	copy_text(state, state_len, &fs);
-	copy_text(reason, reason_len, have_reason ? &fr : NULL);
-out:
-	release(reply, rlen, 0);
-	return rc;
+	return call_end(&x, rc);
 }
 
-static const struct xtcmk_functions functions = {
-	.api_version = XTCMK_API_VERSION,
-	.size = sizeof(struct xtcmk_functions),
-	.open = xtcmk_open,
-	.close = xtcmk_close,
-	.decide = xtcmk_decide,
-	.decision_free = xtcmk_decision_free,
-	.decision_str = xtcmk_decision_str,
-	.decision_u64 = xtcmk_decision_u64,
-	.decision_count = xtcmk_decision_count,
-	.decision_item = xtcmk_decision_item,
-	.strerror = xtcmk_strerror,
-	.last_error = xtcmk_last_error,
-	.dek_new = xtcmk_dek_new,
-	.dek_unwrap = xtcmk_dek_unwrap,
-	.dek_rewrap = xtcmk_dek_rewrap,
-	.key_status = xtcmk_key_status,
-};
+XTCMK_EXPORT int
+xtcmk_key_state(struct xtcmk *h, const char *customer,
+    const struct xtcmk_opts *opts, enum xtcmk_key_state *ret_state,
+    char *reason, size_t reason_len, char *key_id, size_t key_id_len)
+{
+	struct xw_field fs, fr, fk;
+	enum xtcmk_key_state code;
+	struct xcall x;
+	int rc;
+
+	if (h == NULL)
+		return inval("handle is NULL");
+	call_init(&x, h, 0);
+	if (ret_state == NULL)
+		return call_end(&x, inval("ret_state is NULL"));
+	if ((rc = check_key_id(key_id, key_id_len)) != 0 ||
+	    (rc = key_status(&x, customer, opts, &fs, &code, &fr, &fk)) != 0)
+		return call_end(&x, rc);
+	copy_text(reason, reason_len, fr.val != NULL ? &fr : NULL);
+	copy_text(key_id, key_id_len, fk.val != NULL ? &fk : NULL);
+	*ret_state = code;
+	return call_end(&x, 0);
+}
+
+XTCMK_EXPORT int
+xtcmk_ping(struct xtcmk *h, const struct xtcmk_opts *opts, char *agent,
+    size_t agent_len)
+{
+	struct xw_field f;
+	struct xcall x;
+	unsigned ms;
+	int rc;
+
+	if (h == NULL)
+		return inval("handle is NULL");
+	call_init(&x, h, 0);
+	if ((rc = call_timeout(h, opts, &ms)) != 0 ||
+	    (rc = call(&x, XW_PING, NULL, 0, XTCMK_STATUS_REPLY_MAX, ms)) != 0)
+		return call_end(&x, rc);
+	/* The PING reply names the agent; an older one only its HELLO. */
+	if (xw_find(x.reply, x.rlen, XT_AGENT, &f) == 1 &&
+	    xw_field_is_str(&f, XW_STR_MAX))
+		copy_text(agent, agent_len, &f);
+	else if (agent != NULL && agent_len > 0)
+		(void)snprintf(agent, agent_len, "%s", x.s->c.agent);
+	return call_end(&x, 0);
+}
+
+XTCMK_EXPORT int
+xtcmk_is_retryable(int code)
+{
+	switch (code) {
+	case XTCMK_E_UNAVAILABLE:
+	case XTCMK_E_TIMEOUT:
+	case XTCMK_E_BUSY:
+	case XTCMK_E_UNCONFIRMED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+XTCMK_EXPORT int
+xtcmk_handle_error(struct xtcmk *h, char *buf, size_t buflen)
+{
+	struct xtcmk_pool *p;
+	int code;
+
+	if (h == NULL || (p = pool_get(h)) == NULL) {
+		if (buf != NULL && buflen > 0)
+			buf[0] = '\0';
+		return h == NULL ? XTCMK_E_INVAL : XTCMK_E_NOMEM;
+	}
+	pthread_mutex_lock(&p->lock);
+	code = p->err_code;
+	if (buf != NULL && buflen > 0)
+		(void)snprintf(buf, buflen, "%s", p->err);
+	pthread_mutex_unlock(&p->lock);
+	return code;
+}
+
+/*
+ * The function table: fields only appended.  One table per API level,
+ * differing only in `size`, so a host asking for 1.0 sees exactly the 1.0
+ * fields.
+ */
+#define FUNCTIONS(sz) {							\
+	.api_version = XTCMK_API_VERSION,				\
+	.size = (sz),							\
+	.open = xtcmk_open,						\
+	.close = xtcmk_close,						\
+	.decide = xtcmk_decide,						\
+	.decision_free = xtcmk_decision_free,				\
+	.decision_str = xtcmk_decision_str,				\
+	.decision_u64 = xtcmk_decision_u64,				\
+	.decision_count = xtcmk_decision_count,				\
+	.decision_item = xtcmk_decision_item,				\
+	.strerror = xtcmk_strerror,					\
+	.last_error = xtcmk_last_error,					\
+	.dek_new = xtcmk_dek_new,					\
+	.dek_unwrap = xtcmk_dek_unwrap,					\
+	.dek_rewrap = xtcmk_dek_rewrap,					\
+	.key_status = xtcmk_key_status,					\
+	.is_retryable = xtcmk_is_retryable,				\
+	.handle_error = xtcmk_handle_error,				\
+	.ping = xtcmk_ping,						\
+	.decide2 = xtcmk_decide2,					\
+	.dek_new2 = xtcmk_dek_new2,					\
+	.dek_unwrap2 = xtcmk_dek_unwrap2,				\
+	.dek_rewrap2 = xtcmk_dek_rewrap2,				\
+	.key_state = xtcmk_key_state,					\
+}
+
+static const struct xtcmk_functions functions_1_0 =
+    FUNCTIONS(offsetof(struct xtcmk_functions, is_retryable));
+static const struct xtcmk_functions functions_1_1 =
+    FUNCTIONS(sizeof(struct xtcmk_functions));
+
+XTCMK_EXPORT const struct xtcmk_functions *
+xtcmk_get_functions_v(uint32_t level)
+{
+	switch (level) {
+	case 0:
+	case XTCMK_API_1_1:
+		return &functions_1_1;
+	case XTCMK_API_1_0:
+		return &functions_1_0;
+	default:
+		return NULL;
+	}
+}
 
 XTCMK_EXPORT const struct xtcmk_functions *
 xtcmk_get_functions(void)
 {
-	return &functions;
+	return &functions_1_1;
 }

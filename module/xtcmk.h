@@ -3,9 +3,11 @@
  * xtcmkd for cross-tenant customer-managed-key decisions and data keys.
  *
  * Thread-safe: one handle may be shared by any number of threads.
- * Fork-safe: a child never uses its parent's connections.
- * Every call has a total deadline (xtcmk_open's timeout) and fails closed.
- * See libxtcmk(3).
+ * Fork-safe at any moment: a child never waits on a lock or uses a
+ * connection of its parent, and closes its copies of them.
+ * Every call has a total deadline (xtcmk_open's timeout, or the call's own
+ * with the 1.1 functions) and fails closed.
+ * API 1.1 adds functions, never changes 1.0 ones.  See libxtcmk(3).
  */
 #ifndef XTCMK_H
 #define XTCMK_H
@@ -17,7 +19,12 @@
 extern "C" {
 #endif
 
+/* The function table's api_version (append-only table, see below). */
 #define XTCMK_API_VERSION	1
+/* API levels for xtcmk_get_functions_v(): major << 16 | minor. */
+#define XTCMK_API_1_0		0x00010000u
+#define XTCMK_API_1_1		0x00010001u
+#define XTCMK_API_LEVEL		XTCMK_API_1_1	/* of this header */
 
 /* Result codes.  Never renumbered; new codes are appended. */
 enum xtcmk_result {
@@ -41,6 +48,9 @@ enum xtcmk_result {
 	XTCMK_E_UNSUPPORTED	= 17,	/* agent or blob too new/old */
 	XTCMK_E_PROVIDER	= 18,	/* key service failed (see message) */
 	XTCMK_E_BUSY		= 19,	/* agent over its limits, retry later */
+	/* 1.1 */
+	XTCMK_E_UNCONFIRMED	= 20,	/* key state could not be confirmed
+					 * lately: failing closed, retry */
 	XTCMK__RESULT_COUNT
 };
 
@@ -71,8 +81,31 @@ enum xtcmk_field {
 	XTCMK_F_THIS_WORKLOAD		= 23,
 };
 
-#define XTCMK_DEK_LEN		32
+#define XTCMK_DEK_LEN		32	/* what xtcmk_dek_new() writes */
+#define XTCMK_DEK_MAX		64	/* longest DEK the 1.1 calls accept */
 #define XTCMK_BLOB_MAX		2048
+#define XTCMK_KEY_ID_MAX	512	/* key id (URL with version), no NUL */
+#define XTCMK_AGENT_MAX		63	/* agent name and version, no NUL */
+
+/* Key states (1.1).  Values are stable; new ones are appended. */
+enum xtcmk_key_state {
+	XTCMK_KEY_UNKNOWN	= 0,	/* never confirmed since the agent
+					 * started */
+	XTCMK_KEY_ACTIVE	= 1,	/* enabled at the last check */
+	XTCMK_KEY_REVOKED	= 2,	/* disabled, deleted or refused */
+	XTCMK_KEY_UNCONFIRMED	= 3,	/* was active; not confirmed lately */
+};
+
+/*
+ * Per-call options (1.1).  Set `size` to sizeof(struct xtcmk_opts); fields
+ * are only appended, and a library ignores fields past the size it knows.
+ * A NULL options pointer means all defaults.
+ */
+struct xtcmk_opts {
+	uint32_t	size;
+	uint32_t	timeout_ms;	/* this call's total deadline; 0: the
+					 * handle's */
+};
 
 struct xtcmk;
 struct xtcmk_decision;
@@ -120,13 +153,83 @@ int	 xtcmk_key_status(struct xtcmk *h, const char *customer,
 
 /* Static text for a result code. */
 const char *xtcmk_strerror(int code);
-/* The agent's message for the last failed call in this thread ("" if none). */
+/*
+ * The message for the last call in this thread: set when it failed,
+ * "" after a call that succeeded.
+ */
 const char *xtcmk_last_error(void);
+
+/* --- API 1.1 -------------------------------------------------------- */
+
+/*
+ * 1 when the same call may succeed if retried later unchanged:
+ * XTCMK_E_UNAVAILABLE, XTCMK_E_TIMEOUT, XTCMK_E_BUSY, XTCMK_E_UNCONFIRMED.
+ * Every other failure needs something changed first.
+ */
+int	 xtcmk_is_retryable(int code);
+
+/*
+ * The result of the last failed call on `h` from any thread (0 if none,
+ * or if a later call on `h` succeeded), and its message copied into buf
+ * (truncated, NUL-terminated; buf may be NULL).
+ */
+int	 xtcmk_handle_error(struct xtcmk *h, char *buf, size_t buflen);
+
+/* Round trip to the agent; `agent` (may be NULL) gets its name and
+ * version, e.g. "xtcmkd 0.1.0". */
+int	 xtcmk_ping(struct xtcmk *h, const struct xtcmk_opts *opts,
+	    char *agent, size_t agent_len);
+
+/* xtcmk_decide() with per-call options. */
+int	 xtcmk_decide2(struct xtcmk *h, const char *customer,
+	    const struct xtcmk_opts *opts, struct xtcmk_decision **ret_decision);
+
+/*
+ * Data keys with runtime lengths and the key id.  `*dek_len` is the room
+ * in `dek` (>= the DEK the agent makes, 32 today) and is set to the
+ * length written; `*blob_len` likewise for `blob`.  `key_id` (may be
+ * NULL; else key_id_len > XTCMK_KEY_ID_MAX) gets the key id, with
+ * version, that wrapped the blob.
+ *
+ * XTCMK_E_TOOBIG: `*blob_len` (or `*dek_len`) is set to the size needed.
+ * The room for the blob is sent with the request, so the agent refuses
+ * before generating or wrapping anything; the size it reports is exact
+ * once it has wrapped a key under the version in force, else the least a
+ * blob can take (XTCMK_BLOB_MAX always suffices).
+ */
+int	 xtcmk_dek_new2(struct xtcmk *h, const char *customer,
+	    const struct xtcmk_opts *opts, uint8_t *dek, size_t *dek_len,
+	    uint8_t *blob, size_t *blob_len, char *key_id, size_t key_id_len);
+int	 xtcmk_dek_unwrap2(struct xtcmk *h, const char *customer,
+	    const struct xtcmk_opts *opts, const uint8_t *blob,
+	    size_t blob_len, uint8_t *dek, size_t *dek_len);
+int	 xtcmk_dek_rewrap2(struct xtcmk *h, const char *customer,
+	    const struct xtcmk_opts *opts, const uint8_t *blob,
+	    size_t blob_len, uint8_t *new_blob, size_t *new_blob_len,
+	    char *key_id, size_t key_id_len);
+
+/*
+ * Key state as an enum; `reason` (may be NULL) gets the sentence behind
+ * it (truncated, NUL-terminated), `key_id` (may be NULL; else key_id_len
+ * > XTCMK_KEY_ID_MAX) the version in force.
+ */
+int	 xtcmk_key_state(struct xtcmk *h, const char *customer,
+	    const struct xtcmk_opts *opts, enum xtcmk_key_state *ret_state,
+	    char *reason, size_t reason_len, char *key_id, size_t key_id_len);
 
 /*
  * Function table for hosts that dlopen() the module:
- *	fn = dlsym(lib, "xtcmk_get_functions"); t = fn();
- * Fields are only appended; check `api_version` (and `size`).
+ *	fn = dlsym(lib, "xtcmk_get_functions_v");
+ *	t = fn(XTCMK_API_1_1);		(NULL: the library is older)
+ * or, for 1.0 hosts, dlsym(lib, "xtcmk_get_functions")().
+ *
+ * `api_version` is XTCMK_API_VERSION (1) for every 1.x table: fields are
+ * only ever appended.  `size` is the number of valid bytes: a field may be
+ * used only if offsetof(struct xtcmk_functions, field) + its size <=
+ * size (XTCMK_HAS_FN).  xtcmk_get_functions_v(level) returns a table whose
+ * size covers exactly the fields of `level` (0: the newest level), or
+ * NULL for a level this library does not have; xtcmk_get_functions()
+ * returns the newest.
  */
 struct xtcmk_functions {
 	uint32_t	api_version;
@@ -154,10 +257,37 @@ struct xtcmk_functions {
 			    const uint8_t *, size_t, uint8_t *, size_t *);
 	int		(*key_status)(struct xtcmk *, const char *, char *,
 			    size_t, char *, size_t);
+	/* 1.1 */
+	int		(*is_retryable)(int);
+	int		(*handle_error)(struct xtcmk *, char *, size_t);
+	int		(*ping)(struct xtcmk *, const struct xtcmk_opts *,
+			    char *, size_t);
+	int		(*decide2)(struct xtcmk *, const char *,
+			    const struct xtcmk_opts *,
+			    struct xtcmk_decision **);
+	int		(*dek_new2)(struct xtcmk *, const char *,
+			    const struct xtcmk_opts *, uint8_t *, size_t *,
+			    uint8_t *, size_t *, char *, size_t);
+	int		(*dek_unwrap2)(struct xtcmk *, const char *,
+			    const struct xtcmk_opts *, const uint8_t *,
+			    size_t, uint8_t *, size_t *);
+	int		(*dek_rewrap2)(struct xtcmk *, const char *,
+			    const struct xtcmk_opts *, const uint8_t *,
+			    size_t, uint8_t *, size_t *, char *, size_t);
+	int		(*key_state)(struct xtcmk *, const char *,
+			    const struct xtcmk_opts *,
+			    enum xtcmk_key_state *, char *, size_t, char *,
+			    size_t);
 };
 
+#define XTCMK_HAS_FN(t, field) \
+	(offsetof(struct xtcmk_functions, field) + \
+	    sizeof(((struct xtcmk_functions *)0)->field) <= (t)->size)
+
 const struct xtcmk_functions *xtcmk_get_functions(void);
+const struct xtcmk_functions *xtcmk_get_functions_v(uint32_t level);
 typedef const struct xtcmk_functions *(*xtcmk_get_functions_fn)(void);
+typedef const struct xtcmk_functions *(*xtcmk_get_functions_v_fn)(uint32_t);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,9 @@ if [ ! -d "$B" ]; then
 	meson setup "$B" >/dev/null
 fi
 ninja -C "$B" >/dev/null
+# The uninstalled agent and CLI find the tree's lua/ and policies/default/
+# through this variable (`meson devenv -C build-demo` sets it too).
+export XTCMK_SRCDIR=$top
 
 T=$(mktemp -d /tmp/xtcmk-demo.XXXXXX)
 agent_pid=

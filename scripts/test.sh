@@ -9,6 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 . scripts/deps.sh
 xtcmk_deps || exit 1
+[ "${XTCMK_AZ_CLI:-0}" = 1 ] && { xtcmk_deps_az || exit 1; }
 
 passed=0 failed=0
 run_suite() {

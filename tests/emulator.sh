@@ -191,6 +191,16 @@ req POST "$EMU_KEY_KID/unwrapkey?$AV" "${AUTH[@]}" "${JSON[@]}" -d "{\"alg\":\"R
 check "unwrapkey returns the DEK" jt "$body" 'j.value === "'"$DEK"'" && j.kid === "'"$EMU_KEY_KID"'"'
 req POST "$EMU_KEY_KID/unwrapkey" "${AUTH[@]}" "${JSON[@]}" -d "{\"alg\":\"RSA-OAEP-256\",\"value\":\"$W\"}"
 check "missing api-version -> 400 BadParameter" jt "$body" '"'"$status"'" === "400" && j.error.code === "BadParameter"'
+for bad_av in 1.0 9.9 2099-01-01 7.4x; do
+	req GET "$KV/keys/cmk?api-version=$bad_av" "${AUTH[@]}"
+	check "api-version $bad_av -> 400 BadParameter naming it" jt "$body" '"'"$status"'" === "400" && j.error.code === "BadParameter" && j.error.message.includes("('"$bad_av"')")'
+done
+for av in 7.4 7.5 7.6 2025-06-01 2025-07-01; do
+	req GET "$KV/keys/cmk?api-version=$av" "${AUTH[@]}"
+	check "api-version $av is served" test "$status" = 200
+done
+status=$(curl -sS -o "$T/body" -w '%{http_code}' -H 'Metadata: true' "$IMDS?api-version=2099-01-01&resource=api://AzureADTokenExchange&client_id=$EMU_UAMI_CLIENT_ID")
+check "IMDS: unknown api-version -> 400" test "$status:$(jget "$(cat "$T/body")" j.error)" = 400:invalid_request
 req GET "$KV/keys/nokey?$AV" "${AUTH[@]}"
 check "missing key -> 404 KeyNotFound, FACTS 2 message" test "$status:$body" = '404:{"error":{"code":"KeyNotFound","message":"A key with (name/id) nokey was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"}}'
 ctl /key/enable '{"vault":"contoso","name":"cmk","enabled":false}'
@@ -212,6 +222,15 @@ check "old version still unwraps its DEK" jt "$body" 'j.value === "'"$DEK"'"'
 ctl /grant/remove "{\"vault\":\"contoso\",\"app_id\":\"$EMU_APP_ID\"}"
 req GET "$KV/keys/cmk?$AV" "${AUTH[@]}"
 check "role removed -> 403 ForbiddenByRbac" jt "$body" '"'"$status"'" === "403" && j.error.code === "Forbidden" && j.error.innererror.code === "ForbiddenByRbac" && j.error.message.startsWith("Caller is not authorized to perform action on resource.\r\n") && j.error.message.includes("Action: '"'Microsoft.KeyVault/vaults/keys/read'"'")'
+# The newer denial form, per vault (FACTS 2), and the Managed HSM form.
+ctl /vault "{\"name\":\"contoso\",\"kind\":\"vault\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"auth\":\"rbac\",\"deny_form\":\"access-denied\"}"
+req GET "$KV/keys/cmk?$AV" "${AUTH[@]}"
+check "deny_form access-denied -> 403 innererror AccessDenied" jt "$body" '"'"$status"'" === "403" && j.error.code === "Forbidden" && j.error.innererror.code === "AccessDenied"'
+ctl /vault "{\"name\":\"contoso\",\"kind\":\"vault\",\"tenant\":\"$EMU_CUSTOMER_TENANT\",\"auth\":\"rbac\"}"
+ctl /grant/remove "{\"vault\":\"contosohsm\",\"app_id\":\"$EMU_APP_ID\"}"
+req GET "https://contosohsm.managedhsm.azure.net/keys/hsmkey?$AV" -H "Authorization: Bearer $HSMTOK"
+check "Managed HSM without a role -> 403 error.code AccessDenied (local RBAC)" jt "$body" '"'"$status"'" === "403" && j.error.code === "AccessDenied" && j.error.innererror === undefined && j.error.message.startsWith("Not authorized to access Microsoft.KeyVault/managedHsm/keys/read/action")'
+ctl /grant "{\"vault\":\"contosohsm\",\"app_id\":\"$EMU_APP_ID\"}"
 ctl /grant "{\"vault\":\"contoso\",\"app_id\":\"$EMU_APP_ID\",\"scope\":\"key:cmk\"}"
 req GET "$KV/keys/cmk?$AV" "${AUTH[@]}"
 s1=$status

@@ -162,7 +162,7 @@ done
 svc="$build/systemd/xtcmkd.service"
 if [ -f "$svc" ]; then
 	grep -q '@[A-Z]*@' "$svc" && bad "$svc has an unfilled @TOKEN@"
-	for want in 'Type=simple' 'User=xtcmk' 'ExecReload=/bin/kill -HUP $MAINPID' \
+	for want in 'Type=notify' 'NotifyAccess=main' 'Restart=on-failure' 'User=xtcmk' 'ExecReload=/bin/kill -HUP $MAINPID' \
 	    'StateDirectory=xtcmk' 'RuntimeDirectory=xtcmk' 'CapabilityBoundingSet=' \
 	    'LimitMEMLOCK=64M' 'UMask=0077' 'SystemCallFilter=@system-service'; do
 		grep -qxF "$want" "$svc" || bad "xtcmkd.service lacks $want"

@@ -62,7 +62,7 @@ start_agent() {	# start_agent [TENANT]
 		printf '[agent]\nsocket = %s/s.sock\nstate_dir = %s/state\n' "$T" "$T"
 		printf 'policy_dir = %s/policies/default\nlua_dir = %s/lua\n' "$S" "$S"
 		printf 'workload = wl-eu-1\n[params]\ncustomers_per_app = 10\n'
-		[ -n "${1:-}" ] && printf '[azure]\ntenant = %s\n' "$1"
+		[ -n "${1:-}" ] && printf '[azure]\ntenant = %s\n%s\n' "$1" "${2:-}"
 	} >"$T/xtcmk.conf"
 	rm -f "$T/s.sock"
 	"$B/agent/xtcmkd" -c "$T/xtcmk.conf" >>"$T/agent.log" 2>&1 &
@@ -176,6 +176,10 @@ expect 5 "would hold 21 .*not managed by xtcmk" -- \
 for i in $(seq 10 28); do $C app fic add xtcmk-us-1 wl-x-$i >/dev/null || bad "fic add wl-x-$i"; done
 expect 0 "20 of 20" -- $C app plan xtcmk-us-1
 expect 5 "would hold 21 federated credentials" -- $C app fic add xtcmk-us-1 wl-x-29
+# Adding an existing FIC does nothing, and says so (xtcmkctl(8)).
+expect 0 "already holds a federated credential for workload wl-x-10: nothing changed" -- \
+	$C app fic add xtcmk-us-1 wl-x-10
+check_json fic-add-existing 'assert d["changed"] is False, d' -- $C --json app fic add xtcmk-us-1 wl-x-10
 expect 5 "would hold 21" -- $C app plan xtcmk-us-1 --add wl-x-29
 for i in $(seq 10 28); do $C app fic remove xtcmk-us-1 wl-x-$i >/dev/null; done
 expect 4 "unknown application 'nope'" -- $C app plan nope
@@ -184,6 +188,19 @@ expect 2 "usage" -- $C app plan --add wl-x-10
 expect 9 "cannot read" -- $C app plan xtcmk-eu-1 --current "$T/missing.json"
 
 # Phase 2
+# A Managed HSM key: its local RBAC role, never the Key Vault one.
+$C customer add adventure --tenant 31111111-1111-4111-8111-111111111116 \
+	--key-uri https://adv-hsm.managedhsm.azure.net/keys/cmk --kind host --label region=us >/dev/null ||
+	bad "customer adventure (Managed HSM) added"
+golden kit-adventure.txt -- $C customer kit adventure
+check_json kit-mhsm '
+g = d["grant"]
+assert g["role"] == "Managed HSM Crypto Service Encryption User", g
+assert g["role_id"] == "33413926-3206-4cdd-b39a-83574fe37a17", g
+code = "\n".join(i.get("code", "") for s in d["sections"] for i in s["body"])
+assert "--hsm-name adv-hsm --role \"Managed HSM Crypto Service Encryption User\"" in code, code
+assert "Key Vault Crypto Service Encryption User" not in json.dumps(d), d
+' -- $C customer kit adventure --json
 golden kit-contoso.txt -- $C customer kit contoso
 golden kit-contoso.md -- $C customer kit contoso --format md
 golden kit-contoso.json -- $C customer kit contoso --json
@@ -216,6 +233,10 @@ g = d["grant"]
 assert g["role"] == "Key Vault Crypto User" and g["role_id"] == "12338af0-0e69-4776-bea7-57ae8d297424"
 assert g["scope_id"] == "'$VRID'/keys/files"
 assert {"item": "vault_resource_id", "value": "'$VRID'"} in d["send_back"]
+code = "\n".join(i.get("code", "") for s in d["sections"] for i in s["body"])
+assert "-ResourceGroupName cust-rg -EnablePurgeProtection" in code, code
+text = json.dumps(d)
+assert "picked up automatically" not in text, "NetApp: following new versions is unverified"
 ' -- $C customer kit northwind --vault-resource-id "$VRID" --json
 expect 5 "access policies.*drop --grant" -- $C customer kit fabrikam --grant rbac
 expect 5 "Azure RBAC permission model.*drop --grant" -- $C customer kit contoso --grant access-policy
@@ -250,16 +271,39 @@ assert enc["keyvaultproperties"] == {"keyvaulturi": "https://contoso-kv.vault.az
 assert enc["keySource"] == "Microsoft.Keyvault"
 assert "federatedClientId" not in json.dumps(d["arm"])
 assert d["key"]["mode"] == "auto"
+# FACTS 8: --template-file takes a template, not a bare resource.
+t = d["template"]
+assert t["$schema"].endswith("/deploymentTemplate.json#") and t["contentVersion"] == "1.0.0.0", t
+assert t["resources"] == [d["arm"]], t
+assert d["arm"]["sku"] == {"name": "Standard_LRS"} and d["arm"]["kind"] == "StorageV2"
+code = "\n".join(i.get("code", "") for s in d["sections"] for i in s["body"])
+assert "az storage account create" in code and "--key-vault-federated-client-id '$APPID'" in code, code
+assert "New-AzStorageAccount" in code and "-KeyVaultFederatedClientId '$APPID'" in code, code
+assert "az keyvault key set-attributes --vault-name contoso-kv --name cmk --enabled false" in code, code
+assert "--encryption-key-source Microsoft.Storage" in code
 ' -- $C resource config contoso --kind storage --json
 check_json res-storage-pinned '
 kvp = d["arm"]["properties"]["encryption"]["keyvaultproperties"]
 assert kvp == {"keyvaulturi": "https://fab-kv.vault.azure.net", "keyname": "cmk", "keyversion": "'$VER'"}, kvp
 assert d["arm"]["properties"]["encryption"]["identity"]["federatedIdentityClientId"] == "'$APPID'"
-assert "sku" not in d["arm"]
+# A PUT needs sku, kind and location: those of the account, as parameters.
+a = d["arm"]
+assert a["sku"] == {"name": "[parameters(\x27skuName\x27)]"} and a["kind"] == "[parameters(\x27kind\x27)]", a
+assert a["location"] == "[parameters(\x27location\x27)]", a
+assert set(d["template"]["parameters"]) == {"location", "kind", "skuName"}
+assert d["template"]["resources"] == [a]
+# Keep an existing system-assigned identity.
+assert a["identity"]["type"] == "SystemAssigned,UserAssigned", a["identity"]
 code = "\n".join(i.get("code", "") for s in d["sections"] for i in s["body"])
 assert "--encryption-key-version '$VER'" in code and "--key-vault-federated-client-id '$APPID'" in code
+assert "--identity-type SystemAssigned,UserAssigned" in code and "-IdentityType SystemAssignedUserAssigned" in code
+assert "UserAssigned --" not in code.replace("SystemAssigned,UserAssigned", "")
 assert "--encryption-key-source Microsoft.Storage" in code
-assert "--enabled false" in code
+assert "skuName=\"$sku\"" in code
+# Revoking a pinned key disables the pinned version, not the latest.
+assert "set-attributes --vault-name fab-kv --name cmk --version '$VER' --enabled false" in code, code
+assert "set-attributes --vault-name fab-kv --name cmk --version '$VER' --enabled true" in code, code
+assert "Update-AzKeyVaultKey -VaultName fab-kv -Name cmk -Version '$VER' -Enable $false" in code, code
 ' -- $C resource config fabrikam --kind storage-existing --json
 check_json res-cosmosdb-fields '
 p = d["arm"]["properties"]
@@ -269,6 +313,9 @@ assert not p["keyVaultKeyUri"].endswith("/")
 assert p["defaultIdentity"] == "UserAssignedIdentity='$RID1'&FederatedClientId='$APPID'"
 assert d["arm"]["identity"]["userAssignedIdentities"] == {"'$RID1'": {}}
 assert "federatedIdentityClientId" not in json.dumps(d["arm"])
+t = d["template"]
+assert t["$schema"].endswith("/deploymentTemplate.json#") and t["contentVersion"] == "1.0.0.0", t
+assert t["resources"] == [d["arm"]], t
 ' -- $C resource config contoso --kind cosmosdb --json
 check_json res-netapp-fields '
 b = d["body"]
@@ -287,6 +334,15 @@ check_json res-host-fields '
 assert d["agent_config"]["agent"]["workload"] == "wl-us-1"
 assert d["agent_config"]["azure"]["tenant"] == "'$ISV'"
 assert d["identity"]["resource_id"].endswith("/wl-us-1")
+# The identity selector: the identity of the workload, by client id.
+az = d["agent_config"]["azure"]
+assert az["identity"] == "imds", az
+assert az["identity_client_id"] == "11111111-1111-4111-8111-111111111113", az
+assert "identity_resource_id" not in az, az	# one selector only
+code = "\n".join(i.get("code", "") for s in d["sections"] for i in s["body"])
+assert "identity_client_id = 11111111-1111-4111-8111-111111111113" in code, code
+text = json.dumps(d)
+assert "only the local key provider" not in text, text
 ' -- $C resource config hostco --kind host --json
 check_json res-identity '
 assert d["identity"]["workload"] == "wl-eu-2"
@@ -313,6 +369,8 @@ check_json rot-fields '
 k = {x["kind"]: x for x in d["kinds"]}
 assert k["storage"]["disable_old_after"] == 86400 and k["cosmosdb"]["disable_old_after"] == 86400
 assert d["disable_old_after"] == 86400
+assert "can be disabled after 24 hours" in k["cosmosdb"]["when"], k["cosmosdb"]
+assert "UNVERIFIED" not in k["cosmosdb"]["when"]
 ' -- $C key plan-rotation contoso --json
 check_json rot-host '
 assert d["kinds"][0]["disable_old_after"] == 86400
@@ -322,6 +380,93 @@ check_json rot-pinned '
 assert d["kinds"][0]["disable_old_after"] is None and d["disable_old_after"] is None
 ' -- $C key plan-rotation fabrikam --json
 expect 4 "no customer 'nobody'" -- $C key plan-rotation nobody
+
+# The steps around the setup that the documents must carry themselves.
+code_of() { python3 -c "import json, sys
+d = json.load(sys.stdin)
+print(\"\\n\".join(i.get(\"code\", \"\") for s in d[\"sections\"] for i in s[\"body\"]))"; }
+steps() {	# steps NAME PATTERN... -- command
+	local name=$1 out p; shift
+	local pats=()
+	while [ "$1" != "--" ]; do pats+=("$1"); shift; done
+	shift
+	out=$("$@" --json 2>&1 | code_of 2>&1)
+	for p in "${pats[@]}"; do
+		grep -qF -- "$p" <<<"$out" || { bad "$name: lacks '$p'"; return; }
+	done
+	ok
+}
+$C app add xtcmk-eu-9 --label region=eu >/dev/null || bad "app add xtcmk-eu-9"
+steps "phase 1: app, identities, PowerShell FIC" \
+	"az ad app create --display-name xtcmk-eu-9 --sign-in-audience AzureADMultipleOrgs" \
+	'{"displayName": "xtcmk-eu-9", "signInAudience": "AzureADMultipleOrgs"}' \
+	"az identity create --name <workload>" "New-AzUserAssignedIdentity" \
+	-- $C app plan xtcmk-eu-9
+steps "phase 1: New-AzADAppFederatedCredential" "New-AzADAppFederatedCredential -ApplicationObjectId \$app.Id" \
+	"-Audience api://AzureADTokenExchange" -- $C app plan
+steps "phase 2: the customer's own vault and key" \
+	"az keyvault create --name contoso-kv" "--enable-purge-protection true --enable-rbac-authorization true" \
+	'az role assignment create --role "Key Vault Crypto Officer"' \
+	"az keyvault key create --vault-name contoso-kv --name cmk --kty RSA" \
+	"--bypass AzureServices" -- $C customer kit contoso
+steps "phase 2, NetApp: approve the private endpoint" \
+	"az network private-endpoint-connection approve --id" \
+	"private-endpoint-connection list --id \"\$vault_id\"" \
+	-- $C customer kit northwind --vault-resource-id "$VRID"
+steps "phase 3, NetApp: endpoint id looked up, not a placeholder" \
+	"--kv-private-endpoint-id \"\$(az network private-endpoint show --name north-kv-pe" \
+	"--subnet <endpoint-subnet>" -- \
+	$C resource config northwind --kind netapp --account anf1 --resource-group isv-rg --vault-resource-id "$VRID"
+check_json netapp-order '
+text = json.dumps(d)
+assert "private-endpoint-id>" not in text, "placeholder"
+assert "delegated to Microsoft.NetApp/volumes" in text
+' -- $C resource config northwind --kind netapp --account anf1 --resource-group isv-rg --vault-resource-id "$VRID" --json
+
+# Every Azure CLI command of the documents, parsed by the real az
+# (Debian's azure-cli; offline, no login: "Please run 'az login'" means
+# the arguments parsed).
+AZPY=/usr/bin/python3
+if command -v az >/dev/null && "$AZPY" -c "import azure.cli.core" 2>/dev/null; then
+	mkdir -p "$T/docs" "$T/azcfg"
+	n=0
+	for args in "app plan" "customer kit contoso" "customer kit fabrikam" \
+	    "customer kit northwind --vault-resource-id $VRID" "customer kit adventure" \
+	    "resource config contoso --kind storage --account contosodata --resource-group isv-rg --location westeurope" \
+	    "resource config fabrikam --kind storage-existing --account fabdata --resource-group isv-rg" \
+	    "resource config contoso --kind cosmosdb --account contosodb --resource-group isv-rg --location westeurope" \
+	    "resource config northwind --kind netapp --account anf1 --resource-group isv-rg --subscription $SUB --location westeurope --vault-resource-id $VRID" \
+	    "resource config hostco --kind host" "key plan-rotation contoso" "key plan-rotation fabrikam"; do
+		n=$((n + 1))
+		$C $args --json >"$T/docs/$n.json" 2>&1 || bad "az parse: $args --json failed: $(cat "$T/docs/$n.json")"
+	done
+	NET=
+	command -v unshare >/dev/null && unshare -n true 2>/dev/null && NET="unshare -n"
+	if (cd "$T/docs" && AZURE_CONFIG_DIR="$T/azcfg" AZURE_CORE_COLLECT_TELEMETRY=0 \
+	    AZURE_CORE_ERROR_RECOMMENDATION=off AZURE_CORE_SURVEY_MESSAGE=false \
+	    $NET "$AZPY" "$S/tests/az_parse.py" "$T"/docs/*.json >"$T/azparse" 2>&1); then ok
+	else bad "az parse:"; grep -v "^ok " "$T/azparse"; fi
+	grep -E "^(UNCHECKED|FAIL)|parsed," "$T/azparse" | sed 's/^/az: /'
+else
+	echo "SKIP: az parse: the Azure CLI is not installed (apt-get install azure-cli, see scripts/deps.sh)"
+fi
+
+# US Government cloud: the issuer and the FIC audience follow the
+# authority, and are what the agent requests ([azure] token_audience).
+stop_agent
+start_agent $ISV "authority = https://login.microsoftonline.us"
+check_json app-plan-usgov '
+assert d["issuer"] == "https://login.microsoftonline.us/'$ISV'/v2.0", d["issuer"]
+assert d["audience"] == "api://AzureADTokenExchangeUSGov", d["audience"]
+n = 0
+for a in d["apps"]:
+    for f in a["fics"]:
+        assert f["audiences"] == ["api://AzureADTokenExchangeUSGov"], f
+        n += 1
+assert n > 0
+' -- $C app plan --json
+expect 0 "api://AzureADTokenExchangeUSGov\) for a token" -- $C resource config hostco --kind host
+stop_agent
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -63,7 +63,7 @@ printf '[agent]\nsocket = %s/s.sock\nstate_dir = %s/state\npolicy_dir = %s/polic
 expect 0 "policy set [0-9a-f]{64}: ok" -- "$B/agent/xtcmkd" --check-config -c "$T/good.conf"
 printf '[agent]\nmax_connections = many\n' >"$T/bad.conf"
 expect 1 "bad.conf:2: max_connections = 'many'" -- "$B/agent/xtcmkd" --check-config -c "$T/bad.conf"
-printf '[agent]\npolicy_dir = %s/broken\nlua_dir = %s/lua\n' "$T" "$S" >"$T/badpol.conf"
+printf '[agent]\nsocket = %s/s.sock\nstate_dir = %s/state\npolicy_dir = %s/broken\nlua_dir = %s/lua\n' "$T" "$T" "$T" "$S" >"$T/badpol.conf"
 expect 1 "policies:" -- "$B/agent/xtcmkd" --check-config -c "$T/badpol.conf"
 expect 0 "^xtcmkd [0-9]" -- "$B/agent/xtcmkd" -V
 expect 2 "usage" -- "$B/agent/xtcmkd" --no-such-option

@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "azure.h"
+#include "azure_kv_int.h"
 #include "conf.h"
 #include "t.h"
 
@@ -33,6 +34,16 @@ static const char body_rbac[] = "{\"error\":{\"code\":\"Forbidden\","
     T_TENANT "/\\r\\nAction: 'Microsoft.KeyVault/vaults/keys/unwrap/"
     "action'\\r\\nAssignment: (not found)\\r\\n\",\"innererror\":{\"code\":"
     "\"ForbiddenByRbac\"}}}";
+/* The newer denial form (FACTS 2): a vault in access-policy mode says
+ * AccessDenied inside, a Managed HSM (local RBAC) says it outside. */
+static const char body_access_denied[] = "{\"error\":{\"code\":"
+    "\"Forbidden\",\"message\":\"The user, group or application "
+    "'appid=1;oid=2;iss=https://sts.windows.net/" T_TENANT "/' does not "
+    "have keys unwrapKey permission on key vault 'contoso;location=eastus'."
+    "\",\"innererror\":{\"code\":\"AccessDenied\"}}}";
+static const char body_mhsm_denied[] = "{\"error\":{\"code\":"
+    "\"AccessDenied\",\"message\":\"Not authorized to access "
+    "Microsoft.KeyVault/managedHsm/keys/unwrap/action on '/keys/cmk'\"}}";
 static const char body_disabled[] = "{\"error\":{\"code\":\"Forbidden\","
     "\"message\":\"Operation unwrapKey is not allowed on a disabled key.\","
     "\"innererror\":{\"code\":\"KeyDisabled\"}}}";
@@ -208,6 +219,57 @@ test_kv_err(void)
 	ASSERT_EQ(az_kv_err_parse("", &k), -1);
 	ASSERT_EQ(az_kv_err_parse(NULL, &k), -1);
 	ASSERT_EQ(az_kv_err_parse("{\"error\":\"x\"}", &k), -1);
+}
+
+/* Every denial form reads as a missing grant (REVOKED, naming it). */
+static void
+test_kv_denial(void)
+{
+	static const struct {
+		const char *uri, *body, *auth, *want;
+	} c[] = {
+		{ "https://contoso.vault.azure.net/keys/cmk", body_rbac, NULL,
+		    "grant role Key Vault Crypto Service Encryption User on "
+		    "key https://contoso.vault.azure.net/keys/cmk" },
+		{ "https://contoso.vault.azure.net/keys/cmk",
+		    body_access_denied, NULL, "add access-policy key "
+		    "permissions get, wrapKey, unwrapKey" },
+		{ "https://contoso.vault.azure.net/keys/cmk",
+		    body_access_denied, "access-policy", "(AccessDenied)" },
+		{ "https://north.managedhsm.azure.net/keys/cmk",
+		    body_mhsm_denied, NULL, "grant role Managed HSM Crypto "
+		    "Service Encryption User on key "
+		    "https://north.managedhsm.azure.net/keys/cmk" },
+		{ "https://north.managedhsm.azure.net/keys/cmk",
+		    body_mhsm_denied, "rbac", "(AccessDenied)" },
+	};
+	struct provider_req pr = { "contoso", T_TENANT, "1111", "app-1",
+	    NULL, NULL };
+	struct az_http_resp r;
+	struct key_uri u;
+	struct az_kv_err ke;
+	struct xerr e;
+	size_t i;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		memset(&r, 0, sizeof(r));
+		r.status = 403;
+		r.body = (char *)c[i].body;
+		pr.vault_auth = c[i].auth;
+		ASSERT_EQ(key_uri_parse(c[i].uri, &u, &e), 0);
+		xerr_clear(&e);
+		ASSERT_EQ(az_kv_error(NULL, &pr, &u, OP_UNWRAP, &r, &e),
+		    -XTCMK_E_REVOKED);
+		ASSERT_EQ(e.code, XTCMK_E_REVOKED);
+		ASSERT_CONTAINS(e.msg, c[i].want);
+	}
+	ASSERT_EQ(az_kv_err_parse(body_mhsm_denied, &ke), 0);
+	ASSERT_STR(ke.code, "AccessDenied");
+	ASSERT_EQ(key_uri_parse("https://contoso.vault.azure.net/keys/cmk", &u,
+	    &e), 0);
+	ASSERT_EQ(az_kv_denial(&u, &ke, NULL), 1);
+	ASSERT_EQ(az_kv_err_parse(body_disabled, &ke), 0);
+	ASSERT_EQ(az_kv_denial(&u, &ke, NULL), -1);
 }
 
 static void
@@ -681,6 +743,7 @@ main(void)
 	test_token_parse();
 	test_aad_err();
 	test_kv_err();
+	test_kv_denial();
 	test_challenge();
 	test_backoff();
 	test_retry_after();

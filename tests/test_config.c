@@ -113,7 +113,20 @@ main(void)
 	    &c, &e), 0);
 	ASSERT_STR(c->azure_tenant, "72f988bf-86f1-41af-91ab-2d7cd011db47");
 	ASSERT_STR(c->azure_authority, "https://login.microsoftonline.us");
+	/* The identity token's audience follows the authority's cloud. */
+	ASSERT_STR(c->azure_token_audience, "api://AzureADTokenExchangeUSGov");
 	config_free(c);
+	ASSERT_EQ(load_text("[azure]\nauthority = https://login.chinacloudapi"
+	    ".cn/\n", &c, &e), 0);
+	ASSERT_STR(c->azure_token_audience, "api://AzureADTokenExchangeChina");
+	config_free(c);
+	ASSERT_EQ(load_text("[azure]\ntenant = 72f988bf-86f1-41af-91ab-"
+	    "2d7cd011db47\n", &c, &e), 0);
+	ASSERT_STR(c->azure_token_audience, "api://AzureADTokenExchange");
+	config_free(c);
+	expect_error("[azure]\nauthority = https://login.microsoftonline.us\n"
+	    "token_audience = api://AzureADTokenExchange\n",
+	    "set it to api://AzureADTokenExchangeUSGov");
 	ASSERT_INT(config_load("/nonexistent/xtcmk.conf", &c, &e), <, 0);
 	ASSERT_CONTAINS(e.msg, "cannot read config /nonexistent/xtcmk.conf");
 

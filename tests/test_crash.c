@@ -376,22 +376,21 @@ worker_main(void *arg)
 static json_t *
 list_all(struct xc_conn *c, const char *cmd, int limit)
 {
-	json_t *all = json_array(), *r;
-	json_int_t off = 0;
+	json_t *all = json_array(), *r, *after = json_null();
 
 	for (;;) {
-		if (admin(c, json_pack("{s:s, s:I, s:i}", "cmd", cmd, "offset",
-		    off, "limit", limit), &r) != 1 || r == NULL) {
+		if (admin(c, json_pack("{s:s, s:o, s:i}", "cmd", cmd, "after",
+		    after, "limit", limit), &r) != 1 || r == NULL) {
 			json_decref(r);
 			json_decref(all);
 			return NULL;
 		}
 		json_array_extend(all, json_object_get(r, "items"));
-		if (!json_is_integer(json_object_get(r, "next"))) {
+		if (!json_is_string(json_object_get(r, "next"))) {
 			json_decref(r);
 			return all;
 		}
-		off = json_integer_value(json_object_get(r, "next"));
+		after = json_incref(json_object_get(r, "next"));
 		json_decref(r);
 	}
 }

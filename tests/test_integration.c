@@ -30,6 +30,7 @@
 
 #include "client.h"
 #include "harness.h"
+#include "harness_admin.h"
 #include "t.h"
 #include "wire.h"
 #include "xtcmk.h"
@@ -199,59 +200,7 @@ wl_region(const char *name)
 static json_t *
 admin(json_t *req, int *ret_status, char *msg, size_t msglen)
 {
-	char err[XC_ERR_MAX] = "";
-	struct xw_buf b;
-	struct xw_field f;
-	uint8_t *payload, *reply = NULL;
-	uint16_t status = 0;
-	size_t rlen = 0;
-	json_t *r = NULL;
-	char *text;
-	int rc = -1, tries;
-
-	if (msg != NULL && msglen > 0)
-		msg[0] = '\0';
-	text = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	if (text == NULL || (payload = malloc(XW_PAYLOAD_MAX)) == NULL) {
-		free(text);
-		return NULL;
-	}
-	xw_buf_init(&b, payload, XW_PAYLOAD_MAX);
-	xw_put_str(&b, XT_JSON, text);
-	free(text);
-	/* A restarted agent leaves a dead connection behind: retry once. */
-	for (tries = 0; tries < 2; tries++) {
-		int64_t dl = xc_deadline(CALL_MS);
-
-		rc = 0;
-		if (adm.fd == -1)
-			rc = xc_connect(A.sock, dl, err, sizeof(err), &adm);
-		if (rc == 0)
-			rc = xc_request(&adm, XW_ADMIN, payload, b.len,
-			    XW_PAYLOAD_MAX, dl, err, sizeof(err), &status,
-			    &reply, &rlen);
-		if (rc == 0)
-			break;
-		xc_close(&adm);
-	}
-	free(payload);
-	if (rc < 0) {
-		if (ret_status != NULL)
-			*ret_status = -rc;
-		if (msg != NULL)
-			snprintf(msg, msglen, "%s", err);
-		return NULL;
-	}
-	if (ret_status != NULL)
-		*ret_status = status;
-	if (status != 0) {
-		if (msg != NULL)
-			xc_reply_message(reply, rlen, msg, msglen);
-	} else if (xw_find(reply, rlen, XT_JSON, &f) == 1)
-		r = json_loadb((const char *)f.val, f.len, 0, NULL);
-	free(reply);
-	return r;
+	return h_admin(A.sock, &adm, CALL_MS, req, ret_status, msg, msglen);
 }
 
 static json_t *
@@ -264,22 +213,21 @@ admin_simple(const char *cmd)
 static json_t *
 admin_list(const char *cmd)
 {
-	json_t *all = json_array(), *r;
-	json_int_t off = 0;
+	json_t *all = json_array(), *r, *after = json_null();
 
 	for (;;) {
-		r = admin(json_pack("{s:s, s:I, s:i}", "cmd", cmd, "offset",
-		    off, "limit", 100), NULL, NULL, 0);
+		r = admin(json_pack("{s:s, s:o, s:i}", "cmd", cmd, "after",
+		    after, "limit", 100), NULL, NULL, 0);
 		if (r == NULL) {
 			json_decref(all);
 			return NULL;
 		}
 		json_array_extend(all, json_object_get(r, "items"));
-		if (!json_is_integer(json_object_get(r, "next"))) {
+		if (!json_is_string(json_object_get(r, "next"))) {
 			json_decref(r);
 			return all;
 		}
-		off = json_integer_value(json_object_get(r, "next"));
+		after = json_incref(json_object_get(r, "next"));
 		json_decref(r);
 	}
 }
@@ -446,6 +394,44 @@ onboard_all(void)
 	ASSERT_EQ(onboarded, NCUST);
 }
 
+/*
+ * Keyset paging in the admin protocol: "offset" and a limit out of range
+ * are refused with what to send instead; a page's "next" is the key of
+ * its last item and the following page starts after it.
+ */
+static void
+check_paging(void)
+{
+	char msg[512];
+	json_t *r, *p2, *items;
+	int st = 0;
+
+	r = admin(json_pack("{s:s, s:i}", "cmd", "customer.list", "offset", 0),
+	    &st, msg, sizeof(msg));
+	ASSERT_TRUE(r == NULL);
+	ASSERT_EQ(st, XTCMK_E_INVAL);
+	ASSERT_CONTAINS(msg, "pass \"after\"");
+	json_decref(r);
+	r = admin(json_pack("{s:s, s:i}", "cmd", "app.list", "limit", 1001),
+	    &st, msg, sizeof(msg));
+	ASSERT_TRUE(r == NULL);
+	ASSERT_CONTAINS(msg, "from 1 to 1000");
+	json_decref(r);
+	r = admin(json_pack("{s:s, s:i}", "cmd", "customer.list", "limit", 7),
+	    NULL, NULL, 0);
+	items = json_object_get(r, "items");
+	ASSERT_EQ(json_array_size(items), 7);
+	ASSERT_STR(json_string_value(json_object_get(r, "next")),
+	    jstr(json_array_get(items, 6), "id"));
+	p2 = admin(json_pack("{s:s, s:O, s:i}", "cmd", "customer.list",
+	    "after", json_object_get(r, "next"), "limit", 1), NULL, NULL, 0);
+	ASSERT_EQ(json_array_size(json_object_get(p2, "items")), 1);
+	ASSERT_TRUE(strcmp(jstr(json_array_get(json_object_get(p2, "items"),
+	    0), "id"), jstr(json_array_get(items, 6), "id")) > 0);
+	json_decref(p2);
+	json_decref(r);
+}
+
 /* Fill app_of[] from the registry (customer.list); number of customers. */
 static int
 read_assignments(char (*map)[NAME_LEN])
@@ -525,6 +511,7 @@ check_partition(struct xtcmk *h)
 	ASSERT_EQ(total, NCUST);
 
 	ASSERT_EQ(read_assignments(app_of), NCUST);
+	check_paging();
 	for (i = 0; i < NCUST; i++) {
 		a = find_app(apps, app_of[i]);
 		if (a == NULL || !same_str(jstr(json_object_get(a, "labels"),
@@ -1732,7 +1719,8 @@ check_decision_log(void)
 		    strcmp(kind, "role") != 0 &&
 		    strcmp(kind, "versioning") != 0) ||
 		    !json_is_string(json_object_get(e, "customer")) ||
-		    !json_is_object(json_object_get(e, "input")) ||
+		    !json_is_object(json_object_get(e,
+		    strcmp(kind, "partition") == 0 ? "why" : "input")) ||
 		    !json_is_string(json_object_get(e, "policy")) ||
 		    !json_is_string(json_object_get(e, "policy_hash")) ||
 		    strlen(jstr(e, "policy_hash")) != 64 ||
@@ -1757,8 +1745,13 @@ check_decision_log(void)
 			if (v != NULL && !json_is_string(json_object_get(v,
 			    "app")))
 				bad++;
-			if (!json_is_object(json_object_get(json_object_get(e,
-			    "input"), "customer")))
+			/* The bounded record, not the input. */
+			if (json_object_get(e, "input") != NULL ||
+			    !json_is_array(json_object_get(json_object_get(e,
+			    "why"), "candidates")) ||
+			    json_array_size(json_object_get(json_object_get(e,
+			    "why"), "candidates")) > 16 ||
+			    strlen(line) > 8192)
 				bad++;
 		}
 		json_decref(e);

@@ -250,8 +250,24 @@ test_purge(void)
 	ASSERT_EQ(keycache_lookup(c, "odd", KID, (uint8_t *)"b1", 2, got),
 	    -XTCMK_E_NOT_FOUND);
 	ASSERT_EQ(keycache_lookup(c, "even", KID, (uint8_t *)"b0", 2, got), 0);
-	ASSERT_EQ(keycache_purge_all(c), 5);
+	/* One version of one customer: the other version and the other
+	 * customer's entries of the same kid stay. */
+	ASSERT_EQ(keycache_put(c, "even", KID "x", (uint8_t *)"v2", 2, dek,
+	    60), 0);
+	ASSERT_EQ(keycache_put(c, "odd", KID "x", (uint8_t *)"v2", 2, dek,
+	    60), 0);
+	ASSERT_EQ(keycache_purge_version(c, "even", KID "x"), 1);
+	ASSERT_EQ(keycache_purge_version(c, "even", KID "x"), 0);
+	ASSERT_EQ(keycache_lookup(c, "even", KID "x", (uint8_t *)"v2", 2,
+	    got), -XTCMK_E_NOT_FOUND);
+	ASSERT_EQ(keycache_lookup(c, "odd", KID "x", (uint8_t *)"v2", 2, got),
+	    0);
+	ASSERT_EQ(keycache_lookup(c, "even", KID, (uint8_t *)"b0", 2, got), 0);
+	ASSERT_EQ(keycache_purge_version(c, "even", KID), 5);
 	ASSERT_EQ(keycache_lookup(c, "even", KID, (uint8_t *)"b0", 2, got),
+	    -XTCMK_E_NOT_FOUND);
+	ASSERT_EQ(keycache_purge_all(c), 1);
+	ASSERT_EQ(keycache_lookup(c, "odd", KID "x", (uint8_t *)"v2", 2, got),
 	    -XTCMK_E_NOT_FOUND);
 	keycache_stats(c, &st);
 	ASSERT_EQ(st.entries, 0);

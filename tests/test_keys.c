@@ -755,6 +755,79 @@ test_restart(void)
 	ASSERT_EQ(unwrap_same("c1", &rt[9]), 0);
 }
 
+/*
+ * One old version disabled while the key serves: its blobs fail closed
+ * within revocation_check, cached or not, and key status says so.  The
+ * cache_ttl (600 s) is far longer than the test, so only a check of that
+ * very version can wipe its cached DEK.
+ */
+static void
+test_version_revocation(void)
+{
+	char kid[600], v1[64], v2[64], vb[64], state[32], reason[512];
+	struct blobk a, b, n;
+	double t0, took;
+	json_t *j;
+	int rc;
+
+	ASSERT_EQ(key_create("k7", kid, sizeof(kid)), 0);
+	snprintf(v1, sizeof(v1), "%s", kid_version(kid));
+	ASSERT_EQ(customer_add("c7", VAULT "k7",
+	    "--label region=eu --label cache_ttl=600"), 0);
+	ASSERT_EQ(dek_new("c7", &a), XTCMK_OK);
+	ASSERT_EQ(dek_new("c7", &b), XTCMK_OK);
+	/* A fresh cache: then only a's DEK is cached again. */
+	ASSERT_EQ(restart(SIGTERM), 0);
+	ASSERT_EQ(unwrap_same("c7", &a), 0);
+	j = ctl_json("key rotate %sk7", VAULT);
+	snprintf(v2, sizeof(v2), "%s", kid_version(json_string_value(
+	    json_object_get(j, "kid"))));
+	json_decref(j);
+	t0 = now_s();
+	vb[0] = '\0';
+	while (now_s() - t0 < 5.0 && dek_new("c7", &n) == XTCMK_OK &&
+	    blob_version(n.b, n.len, vb, sizeof(vb)) == 0 &&
+	    strcmp(vb, v2) != 0)
+		sleep_ms(50);
+	ASSERT_STR(vb, v2);
+	ASSERT_EQ(unwrap_same("c7", &a), 0);	/* still from the cache */
+
+	ASSERT_EQ(ctl_ok("key disable %sk7/%s", VAULT, v1), 0);
+	t0 = now_s();
+	while ((rc = unwrap_same("c7", &a)) == 0 && now_s() - t0 < 8.0)
+		sleep_ms(20);
+	took = now_s() - t0;
+	printf("version revocation: cached blob of the disabled version "
+	    "refused after %.2fs (%s)\n", took, xtcmk_last_error());
+	ASSERT_EQ(rc, XTCMK_E_REVOKED);
+	ASSERT_TRUE(took < SLACK_S);
+	ASSERT_CONTAINS(xtcmk_last_error(), v1);
+	ASSERT_EQ(unwrap_same("c7", &b), XTCMK_E_REVOKED);	/* uncached */
+	ASSERT_INT(stat_of("keys.versions.revocations"), >=, 1);
+	/* The version in force keeps serving. */
+	ASSERT_EQ(dek_new("c7", &n), XTCMK_OK);
+	ASSERT_EQ(unwrap_same("c7", &n), 0);
+	ASSERT_EQ(xtcmk_key_status(h, "c7", state, sizeof(state), reason,
+	    sizeof(reason)), XTCMK_OK);
+	ASSERT_STR(state, "active");
+	ASSERT_CONTAINS(reason, v1);
+	j = ctl_json("key status c7");
+	ASSERT_TRUE(json_object_get(json_object_get(j, "disabled_versions"),
+	    v1) != NULL);
+	ASSERT_TRUE(json_object_get(json_object_get(j, "disabled_versions"),
+	    v2) == NULL);
+	json_decref(j);
+
+	/* Enabled again: its blobs unwrap again, no restart. */
+	ASSERT_EQ(ctl_ok("key enable %sk7/%s", VAULT, v1), 0);
+	t0 = now_s();
+	while ((rc = unwrap_same("c7", &a)) != 0 && now_s() - t0 < 6.0)
+		sleep_ms(20);
+	ASSERT_EQ(rc, XTCMK_OK);
+	ASSERT_TRUE(now_s() - t0 < SLACK_S);
+	ASSERT_EQ(unwrap_same("c7", &b), 0);
+}
+
 /* --- 6. single flight ----------------------------------------------- */
 
 struct flight {
@@ -892,6 +965,8 @@ main(void)
 		if (alive("single flight setup"))
 			test_restart();
 		if (alive("restarts"))
+			test_version_revocation();
+		if (alive("version revocation"))
 			test_single_flight();
 		(void)alive("single flight");
 	}

@@ -381,7 +381,10 @@ test_onboard(struct registry *r)
 	json_decref(v);
 	ASSERT_EQ(reg_assignment_get(r, "fabrikam", &v, &e), 0);
 	ASSERT_STR(json_string_value(json_object_get(json_object_get(v,
-	    "inputs"), "customer")), "fabrikam");
+	    "why"), "customer")), "fabrikam");
+	/* The stored inputs are never read back (they can be megabytes). */
+	ASSERT_TRUE(json_object_get(v, "inputs") == NULL);
+	ASSERT_EQ(json_integer_value(json_object_get(v, "moves_total")), 0);
 	ASSERT_STR(json_string_value(json_object_get(json_object_get(v,
 	    "outputs"), "app")), "app-new");
 	ASSERT_EQ(json_array_size(json_object_get(v, "moves")), 0);
@@ -483,6 +486,165 @@ test_move(struct registry *r)
 	ASSERT_EQ(reg_moves_list(r, "fabrikam", &v, &e), 0);
 	ASSERT_EQ(json_array_size(v), 0);
 	json_decref(v);
+}
+
+/*
+ * Walk a paged list `limit` at a time; every key once, in strictly
+ * increasing order; returns the number of items and of pages.
+ */
+static size_t
+walk(struct registry *r, int (*fn)(struct registry *, const char *, int,
+    json_t **, int *, struct xerr *), const char *key, int limit,
+    json_t *all, size_t *ret_pages)
+{
+	struct xerr e;
+	json_t *items, *v;
+	char after[200] = "";
+	size_t i, n = 0, pages = 0;
+	int more = 1;
+
+	while (more) {
+		if (fn(r, n ? after : NULL, limit, &items, &more, &e) != 0) {
+			T_FAIL("page after '%s': %s", after, e.msg);
+			break;
+		}
+		pages++;
+		ASSERT_TRUE(json_array_size(items) <= (size_t)limit);
+		if (more)
+			ASSERT_EQ(json_array_size(items), (size_t)limit);
+		json_array_foreach(items, i, v) {
+			const char *k = json_string_value(json_object_get(v,
+			    key));
+
+			ASSERT_TRUE(k != NULL && (n == 0 || strcmp(k,
+			    after) > 0));
+			snprintf(after, sizeof(after), "%s", k ? k : "");
+			json_array_append(all, v);
+			n++;
+		}
+		json_decref(items);
+		if (pages > 1000)
+			break;
+	}
+	*ret_pages = pages;
+	return n;
+}
+
+/*
+ * Keyset paging: pages of every size return each object once in key
+ * order, equal to the whole list; an application read by page has the
+ * FICs and customer count reg_app_get() gives; the moves log pages by
+ * its integer id; a long policy reason is cut in the assignment.
+ */
+static void
+test_paging(struct registry *r)
+{
+	json_t *all, *whole, *v, *fed, *one, *c, *d, *in;
+	struct xerr e;
+	char id[32], reason[3000];
+	size_t n, pages, i;
+	int lim, more;
+
+	fed = json_pack("[s]", "wl-eu-1");
+	for (i = 0; i < 23; i++) {
+		snprintf(id, sizeof(id), "page-%03zu", i);
+		ASSERT_EQ(onboard(r, id, i % 3 ? "app-page-a" : "app-page-b",
+		    fed, &e), 0);
+	}
+	json_decref(fed);
+	ASSERT_EQ(reg_customer_list(r, &whole, &e), 0);
+	for (lim = 1; lim <= 30; lim += 4) {
+		all = json_array();
+		n = walk(r, reg_customer_page, "id", lim, all, &pages);
+		ASSERT_EQ(n, json_array_size(whole));
+		/* limit + 1 rows are read, so no empty last page. */
+		ASSERT_EQ(pages, (n + (size_t)lim - 1) / (size_t)lim);
+		ASSERT_TRUE(json_equal(all, whole));
+		json_decref(all);
+	}
+	json_decref(whole);
+	ASSERT_EQ(reg_app_list(r, &whole, &e), 0);
+	all = json_array();
+	n = walk(r, reg_app_page, "name", 2, all, &pages);
+	ASSERT_EQ(n, json_array_size(whole));
+	ASSERT_TRUE(json_equal(all, whole));
+	json_array_foreach(all, i, v) {
+		ASSERT_EQ(reg_app_get(r, json_string_value(json_object_get(v,
+		    "name")), &one, &e), 0);
+		ASSERT_TRUE(json_equal(v, one));
+		json_decref(one);
+		if (strcmp(json_string_value(json_object_get(v, "name")),
+		    "app-page-a") == 0) {
+			ASSERT_EQ(json_integer_value(json_object_get(v,
+			    "customers")), 15);
+			ASSERT_EQ(json_integer_value(json_object_get(v,
+			    "fic_count")), 1);
+			ASSERT_STR(json_string_value(json_array_get(
+			    json_object_get(v, "fics"), 0)), "wl-eu-1");
+		}
+	}
+	json_decref(all);
+	json_decref(whole);
+	ASSERT_EQ(reg_workload_list(r, &whole, &e), 0);
+	all = json_array();
+	ASSERT_EQ(walk(r, reg_workload_page, "name", 1, all, &pages),
+	    json_array_size(whole));
+	ASSERT_TRUE(json_equal(all, whole));
+	json_decref(all);
+	json_decref(whole);
+	/* Past the end: empty, no more. */
+	ASSERT_EQ(reg_customer_page(r, "zzzz", 5, &v, &more, &e), 0);
+	ASSERT_EQ(json_array_size(v), 0);
+	ASSERT_EQ(more, 0);
+	json_decref(v);
+
+	/* The moves log by id: three moves, pages of one. */
+	ASSERT_EQ(reg_customer_move(r, "page-000", "app-page-a", "r1", "t",
+	    &e), 0);
+	ASSERT_EQ(reg_customer_move(r, "page-000", "app-page-b", "r2", "t",
+	    &e), 0);
+	ASSERT_EQ(reg_customer_move(r, "page-001", "app-page-b", "r3", "t",
+	    &e), 0);
+	ASSERT_EQ(reg_moves_page(r, "page-000", 0, 1, &v, &more, &e), 0);
+	ASSERT_EQ(json_array_size(v), 1);
+	ASSERT_EQ(more, 1);
+	ASSERT_STR(json_string_value(json_object_get(json_array_get(v, 0),
+	    "reason")), "r1");
+	ASSERT_EQ(reg_moves_page(r, "page-000", json_integer_value(
+	    json_object_get(json_array_get(v, 0), "id")), 5, &one, &more,
+	    &e), 0);
+	ASSERT_EQ(json_array_size(one), 1);
+	ASSERT_EQ(more, 0);
+	ASSERT_STR(json_string_value(json_object_get(json_array_get(one, 0),
+	    "reason")), "r2");
+	json_decref(v);
+	json_decref(one);
+	ASSERT_EQ(reg_moves_page(r, NULL, 0, 1000, &v, &more, &e), 0);
+	ASSERT_TRUE(json_array_size(v) >= 3);
+	json_decref(v);
+	ASSERT_EQ(reg_assignment_get(r, "page-000", &v, &e), 0);
+	ASSERT_EQ(json_integer_value(json_object_get(v, "moves_total")), 2);
+	ASSERT_EQ(json_array_size(json_object_get(v, "moves")), 2);
+	json_decref(v);
+
+	/* A policy's long reason and big "why" stay out of the reply. */
+	memset(reason, 'x', sizeof(reason) - 1);
+	reason[sizeof(reason) - 1] = '\0';
+	c = customer("page-long");
+	d = json_pack("{s:s, s:[s], s:s, s:{s:s}}", "app", "app-page-a",
+	    "federate", "wl-eu-1", "reason", reason, "why", "rule", "region");
+	in = json_pack("{s:s}", "customer", "page-long");
+	ASSERT_EQ(reg_customer_onboard(r, c, d, in, "sha256:abc", &e), 0);
+	ASSERT_EQ(reg_assignment_get(r, "page-long", &v, &e), 0);
+	ASSERT_TRUE(strlen(json_string_value(json_object_get(json_object_get(v,
+	    "outputs"), "reason"))) < 1100);
+	ASSERT_STR(json_string_value(json_object_get(json_object_get(
+	    json_object_get(v, "outputs"), "why"), "rule")), "region");
+	ASSERT_TRUE(json_object_get(v, "inputs") == NULL);
+	json_decref(v);
+	json_decref(c);
+	json_decref(d);
+	json_decref(in);
 }
 
 /* Run SQL on the file behind the registry's back. */
@@ -664,6 +826,7 @@ main(void)
 	test_move(r);
 	test_usage(r);
 	test_reopen_and_check(&r);
+	test_paging(r);
 	reg_close(r);
 	rm_dir();
 	return t_done();

@@ -19,8 +19,11 @@ customers it serves).
   capacity.number(name, stem)         n when name is stem .. n, else nil
   capacity.fill_order(apps, stem)     apps sorted so the lowest-numbered
                                       (oldest) is filled first
-  capacity.next_name(apps, stem)      stem .. n for the smallest n > every
-                                      number in use
+  capacity.next_name(apps, stem, max) stem .. n for the smallest n > every
+                                      number in use among apps and > max
+                                      (pass input.scope.max_number: with
+                                      P.scope, apps holds only the
+                                      candidates, not every numbered app)
 ]]
 
 local M = { FIC_MAX = 20 }
@@ -91,8 +94,11 @@ function M.fill_order(apps, stem)
 	return list
 end
 
-function M.next_name(apps, stem)
+function M.next_name(apps, stem, known_max)
 	local max = 0
+	if math.type(known_max) == "integer" and known_max > 0 then
+		max = known_max
+	end
 	for _, a in ipairs(apps) do
 		local n = M.number(a.name, stem)
 		if n and n > max then max = n end

@@ -2,12 +2,22 @@
 partition.lua - the default partition policy: which application a new
 customer goes to, and which workload identities federate with it.
 
+Scope (P.scope(customer, params)): what the decision chooses among, so
+its cost does not grow with the registry:
+  shared customers: the region's shared applications with room, in fill
+    order, first 8 (stem "<prefix>-<region>-", labels region = region,
+    dedicated absent, room = customers_per_app), and the region's
+    workloads;
+  dedicated customers: their own application by name, and the region's
+    workloads.
 Input (input):
   customer  = { id, tenant, key_uri, vault_auth, kinds = { ... },
                 labels = { region = "...", tier = "...", ... } }
   apps      = { { name, client_id, labels = { ... }, fics = { workload
-                names }, fic_count, customers }, ... }
+                names }, fic_count, customers }, ... } (what scope picked)
   workloads = { { name, client_id, principal_id, labels = { ... } }, ... }
+  scope     = { max_number = highest n of "<stem><n>" in use, apps_more,
+                workloads_more }
   limit     = 20 (FICs per application)
 Params (params), all optional:
   default_region     region of customers without a region label ("global")
@@ -39,17 +49,41 @@ local function sanitize(s, max)
 	return s:sub(1, max)
 end
 
+-- What both scope and decide derive from the customer and the params.
+local function settings(c, params)
+	local t = {}
+	t.region = labels.get(c.labels, "region",
+	    params.default_region or "global")
+	t.per_app = params.customers_per_app or 50
+	t.dedicated = params.dedicated_tier or "dedicated"
+	t.stem = (params.app_prefix or "xtcmk") .. "-" ..
+	    sanitize(t.region, 24) .. "-"
+	t.own = t.stem .. sanitize(c.id, 63 - #t.stem)
+	t.is_dedicated = labels.get(c.labels, "tier") == t.dedicated
+	return t
+end
+
+function P.scope(c, params)
+	local t = settings(c, params or {})
+	local wl = { labels = { region = t.region } }
+	if t.is_dedicated then
+		return { app_names = { t.own }, workloads = wl }
+	end
+	return {
+		apps = { stem = t.stem, labels = { region = t.region,
+		    dedicated = false }, room = t.per_app, limit = 8 },
+		workloads = wl,
+	}
+end
+
 function P.decide(input, params)
 	params = params or {}
 	local c = input.customer or error("input.customer is missing")
-	local region = labels.get(c.labels, "region",
-	    params.default_region or "global")
-	local prefix = params.app_prefix or "xtcmk"
-	local per_app = params.customers_per_app or 50
-	local dedicated = params.dedicated_tier or "dedicated"
+	local t = settings(c, params)
+	local region, per_app, dedicated = t.region, t.per_app, t.dedicated
 	local limit = math.min(input.limit or capacity.FIC_MAX,
 	    capacity.FIC_MAX)
-	local stem = prefix .. "-" .. sanitize(region, 24) .. "-"
+	local stem = t.stem
 
 	local wls = labels.names(labels.select(input.workloads,
 	    { region = region }))
@@ -67,8 +101,8 @@ function P.decide(input, params)
 	end
 
 	local apps = input.apps or {}
-	if labels.get(c.labels, "tier") == dedicated then
-		local name = stem .. sanitize(c.id, 63 - #stem)
+	if t.is_dedicated then
+		local name = t.own
 		local app
 		for _, a in ipairs(apps) do
 			if a.name == name then app = a end
@@ -101,7 +135,8 @@ function P.decide(input, params)
 			end
 		end
 	end
-	local name = capacity.next_name(shared, stem)
+	local name = capacity.next_name(shared, stem,
+	    input.scope and input.scope.max_number)
 	return {
 		app = name,
 		app_labels = { region = region },
@@ -134,6 +169,17 @@ function P.selftest(params)
 	    tier = "dedicated" } }, apps = {}, workloads = wl, limit = 20 }, p)
 	if r.app ~= "t-us-big-co" or r.federate[1] ~= "wl-us-1" then
 		return false, "a dedicated customer should get its own app"
+	end
+	-- With a scope, apps holds only candidates: the next number comes
+	-- from input.scope.max_number.
+	local sc = P.scope({ id = "c4", labels = { region = "eu" } }, p)
+	if sc.apps.stem ~= "t-eu-" or sc.apps.room ~= 2 then
+		return false, "scope should select t-eu-* apps with room"
+	end
+	r = P.decide({ customer = { id = "c4", labels = { region = "eu" } },
+	    apps = {}, workloads = wl, scope = { max_number = 7 } }, p)
+	if r.app ~= "t-eu-8" then
+		return false, "a new app should follow scope.max_number"
 	end
 	local ok = pcall(P.decide, { customer = { id = "c3",
 	    labels = { region = "mars" } }, apps = {}, workloads = wl }, p)

@@ -18,7 +18,9 @@ vault declares and that the grant suffices for every resource kind.
 Rules: a vault with access policies gets get, wrapKey, unwrapKey.  An
 RBAC vault gets "Key Vault Crypto Service Encryption User" on the key,
 or "Key Vault Crypto User" when the customer uses NetApp Files (the ANF
-cross-tenant setup assigns that role).
+cross-tenant setup assigns that role).  A Managed HSM has its own local
+RBAC, where the Key Vault roles do not exist: it gets "Managed HSM
+Crypto Service Encryption User" on the key.
 ]]
 
 local P = { name = "default-role" }
@@ -42,6 +44,17 @@ function P.decide(input, params)
 	if c.vault_auth ~= "rbac" then
 		error("customer " .. tostring(c.id) .. " declares vault_auth " ..
 		    tostring(c.vault_auth) .. "; expected rbac or access-policy")
+	end
+	-- Self-contained (no require), as xtcmk.roles.in_mhsm does it.
+	if type(c.key_uri) == "string" and
+	    c.key_uri:lower():find("^https://[^/]+%.managedhsm%.") then
+		return {
+			mechanism = "rbac",
+			role = "Managed HSM Crypto Service Encryption User",
+			scope = "key",
+			reason = "a Managed HSM: its local RBAC role for wrap " ..
+			    "and unwrap on the key",
+		}
 	end
 	if has(c.kinds, "netapp") then
 		return {
@@ -67,6 +80,10 @@ function P.selftest(params)
 	r = P.decide({ customer = { vault_auth = "rbac",
 	    kinds = { "netapp" } }, app = app }, params)
 	assert(r.role == "Key Vault Crypto User")
+	r = P.decide({ customer = { vault_auth = "rbac", kinds = { "host" },
+	    key_uri = "https://h.managedhsm.azure.net/keys/k" }, app = app },
+	    params)
+	assert(r.role == "Managed HSM Crypto Service Encryption User")
 	r = P.decide({ customer = { vault_auth = "access-policy" },
 	    app = app }, params)
 	assert(r.mechanism == "access-policy" and #r.permissions == 3)

@@ -51,6 +51,11 @@ function P.decide(input, params)
 	local a = input.attack
 	if a == "loop" then
 		while true do end
+	elseif a == "spin" then
+		-- bounded work: input.n iterations, then a result
+		local x = 0
+		for i = 1, input.n do x = x + i % 7 end
+		return { app = "spun", federate = { "wl-1" }, x = x }
 	elseif a == "pcall_loop" then
 		while true do pcall(function() while true do end end) end
 	elseif a == "pcall_once" then

@@ -8,6 +8,8 @@ share big applications, "premium" ones share small applications, and
 workloads labelled with the tier's pool (labels.pool), so you can run a
 separate pool of hosts for premium customers.
 
+Scope: the tier's numbered applications with room (first 8 in fill
+order) and the workloads of the tier's pool.
 Input, output: as in default/partition.lua (see xtcmk-policy(7)).
 Params:
   tiers = { free = { per_app = 200, pool = "shared" },
@@ -30,17 +32,31 @@ local DEFAULT_TIERS = {
 	regulated = { per_app = 1, pool = "premium" },
 }
 
-function P.decide(input, params)
-	params = params or {}
+-- The customer's tier, its rule and the stem of its applications.
+local function tier_of(c, params)
 	local tiers = params.tiers or DEFAULT_TIERS
-	local c = input.customer
 	local tier = labels.get(c.labels, "tier", "free")
 	if tiers[tier] == nil then
 		tier = "free"
 	end
 	local rule = tiers[tier] or error("params.tiers has no entry free")
+	return tier, rule, (params.app_prefix or "xtcmk") .. "-" .. tier .. "-"
+end
+
+function P.scope(c, params)
+	local tier, rule, stem = tier_of(c, params or {})
+	return {
+		apps = { stem = stem, labels = { tier = tier },
+		    room = rule.per_app, limit = 8 },
+		workloads = { labels = { pool = rule.pool } },
+	}
+end
+
+function P.decide(input, params)
+	params = params or {}
+	local c = input.customer
+	local tier, rule, stem = tier_of(c, params)
 	local limit = math.min(input.limit or 20, capacity.FIC_MAX)
-	local stem = (params.app_prefix or "xtcmk") .. "-" .. tier .. "-"
 
 	-- The workloads of the tier's pool; at most 20, chosen stably.
 	local pool = labels.names(labels.select(input.workloads,
@@ -67,7 +83,8 @@ function P.decide(input, params)
 			end
 		end
 	end
-	local name = capacity.next_name(mine, stem)
+	local name = capacity.next_name(mine, stem,
+	    input.scope and input.scope.max_number)
 	return {
 		app = name,
 		app_labels = { tier = tier, pool = rule.pool },

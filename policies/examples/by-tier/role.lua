@@ -6,6 +6,8 @@ customers grant the role on the key only and everyone else on the vault
 Input, output: as in default/role.lua (see xtcmk-policy(7)).
 ]]
 
+local roles = require("xtcmk.roles")
+
 local P = { name = "example-by-tier-role" }
 
 local function has(list, x)
@@ -23,9 +25,11 @@ function P.decide(input, params)
 		    reason = "the vault uses access policies" }
 	end
 	local tier = c.labels and c.labels.tier or "free"
-	local role = "Key Vault Crypto Service Encryption User"
-	if has(c.kinds, "netapp") then
-		role = "Key Vault Crypto User"
+	local role = roles.CSE_USER
+	if roles.in_mhsm(c.key_uri) then
+		role = roles.MHSM_CSE_USER	-- the HSM's local RBAC
+	elseif has(c.kinds, "netapp") then
+		role = roles.CRYPTO_USER
 	end
 	local scope = tier == "regulated" and "key" or "vault"
 	return { mechanism = "rbac", role = role, scope = scope,
@@ -35,6 +39,12 @@ end
 function P.selftest(params)
 	local r = P.decide({ customer = { vault_auth = "rbac",
 	    labels = { tier = "regulated" } } }, params)
+	local h = P.decide({ customer = { vault_auth = "rbac",
+	    key_uri = "https://contosohsm.managedhsm.azure.net/keys/k" } },
+	    params)
+	if h.role ~= roles.MHSM_CSE_USER then
+		return false, "a Managed HSM key gets the HSM's role"
+	end
 	return r.scope == "key", "regulated customers grant on the key"
 end
 

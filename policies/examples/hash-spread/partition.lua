@@ -13,12 +13,15 @@ A shard trusts up to 20 workloads: with more workloads than that, each
 shard gets its own stable 20 by rendezvous hashing on the shard name, so
 the fleet as a whole is covered.
 
+Scope: the customer's CANDIDATES best-ranked shards by name, and the
+workloads params.selector picks.
 Input, output: as in default/partition.lua (see xtcmk-policy(7)).
 Params:
   shards      number of applications (4)
   app_prefix  prefix of application names ("xtcmk")
   selector    labels a workload needs to serve, e.g. { env = "prod" }
-              (default: every workload)
+              (string values, or true/false for present/absent;
+              default: every workload)
 Application names: "<prefix>-shard-<n>", n = 1..shards.
 ]]
 
@@ -28,11 +31,14 @@ local capacity = require("xtcmk.capacity")
 
 local P = { name = "example-hash-spread-partition" }
 
-function P.decide(input, params)
-	params = params or {}
+-- Shards tried per customer, best first: a shard out of FICs passes
+-- the customer to the next.
+local CANDIDATES = 8
+
+-- The customer's best-ranked shard names, at most CANDIDATES.
+local function candidates(id, params)
 	local shards = params.shards or 4
 	local prefix = params.app_prefix or "xtcmk"
-	local limit = math.min(input.limit or 20, capacity.FIC_MAX)
 	if math.type(shards) ~= "integer" or shards < 1 or shards > 1000 then
 		error("params.shards must be an integer from 1 to 1000")
 	end
@@ -40,6 +46,21 @@ function P.decide(input, params)
 	for i = 1, shards do
 		names[i] = prefix .. "-shard-" .. i
 	end
+	return place.pick(id, names, CANDIDATES), shards
+end
+
+function P.scope(c, params)
+	params = params or {}
+	return {
+		app_names = (candidates(c.id, params)),
+		workloads = { labels = params.selector },
+	}
+end
+
+function P.decide(input, params)
+	params = params or {}
+	local limit = math.min(input.limit or 20, capacity.FIC_MAX)
+	local best, shards = candidates(input.customer.id, params)
 	local pool = labels.names(labels.select(input.workloads,
 	    params.selector))
 	if #pool == 0 then
@@ -51,7 +72,7 @@ function P.decide(input, params)
 		existing[a.name] = a
 	end
 	-- Best shard first; skip shards whose FICs are all taken by others.
-	for _, name in ipairs(place.rank(input.customer.id, names)) do
+	for _, name in ipairs(best) do
 		local wanted = pool
 		if #pool > limit then
 			wanted = place.pick(name, pool, limit)
@@ -68,7 +89,8 @@ function P.decide(input, params)
 			}
 		end
 	end
-	error("every shard is out of FICs; raise params.shards")
+	error("the customer's " .. #best .. " best shards are out of FICs; " ..
+	    "raise params.shards")
 end
 
 function P.selftest(params)

@@ -6,11 +6,12 @@ kind here when you onboard a new resource type.
 Input, output: as in default/role.lua (see xtcmk-policy(7)).
 ]]
 
+local roles = require("xtcmk.roles")
+
 local P = { name = "example-hash-spread-role" }
 
 -- Roles in order of power; each kind names the least it needs.
-local ORDER = { "Key Vault Crypto Service Encryption User",
-    "Key Vault Crypto User" }
+local ORDER = { roles.CSE_USER, roles.CRYPTO_USER }
 local NEEDS = { host = 1, storage = 1, ["storage-existing"] = 1,
     cosmosdb = 1, netapp = 2 }
 
@@ -20,6 +21,10 @@ function P.decide(input, params)
 		return { mechanism = "access-policy",
 		    permissions = { "get", "wrapKey", "unwrapKey" },
 		    reason = "the vault uses access policies" }
+	end
+	if roles.in_mhsm(c.key_uri) then
+		return { mechanism = "rbac", role = roles.MHSM_CSE_USER,
+		    scope = "key", reason = "a Managed HSM: its local RBAC role" }
 	end
 	local need, why = 1, "default"
 	for _, k in ipairs(c.kinds or {}) do

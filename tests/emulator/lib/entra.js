@@ -59,6 +59,8 @@ selectIdentity(st, sel)
 	return id ? { id } : { err: 'Identity not found' };
 }
 
+const IMDS_API_VERSIONS = new Set(['2018-02-01']);
+
 /* GET /metadata/identity/oauth2/token (IMDS, FACTS 4.1). */
 function
 imds(st, req, res, url)
@@ -76,6 +78,9 @@ imds(st, req, res, url)
 	const q = url.searchParams;
 	if (!q.get('api-version'))
 		return bad("Required query variable 'api-version' is missing");
+	/* FACTS 4.1: the identity endpoint's version (IMDS validates it). */
+	if (!IMDS_API_VERSIONS.has(q.get('api-version')))
+		return bad(`Invalid or unsupported api-version '${q.get('api-version')}'`);
 	if (!q.get('resource'))
 		return bad("Required query variable 'resource' is missing");
 	const r = selectIdentity(st, { client_id: q.get('client_id'),

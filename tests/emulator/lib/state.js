@@ -231,6 +231,14 @@ class State {
 			throw ctlErr('"auth" must be "rbac" or "access-policy"');
 		if (kind === 'mhsm' && auth !== 'rbac')
 			throw ctlErr('a Managed HSM uses local RBAC only: "auth" must be "rbac"');
+		/* How a missing grant reads (FACTS 2): "legacy" puts
+		 * ForbiddenByRbac / ForbiddenByPolicy in innererror, "access-denied"
+		 * is the newer AccessDenied (a vault: innererror; a Managed HSM:
+		 * error.code, its local RBAC's form and its default). */
+		const deny_form = b.deny_form === undefined ?
+		    (kind === 'mhsm' ? 'access-denied' : 'legacy') : b.deny_form;
+		if (deny_form !== 'legacy' && deny_form !== 'access-denied')
+			throw ctlErr('"deny_form" must be "legacy" or "access-denied"');
 		let limit = 0;
 		if (b.limit_per_10s !== undefined) {
 			if (!Number.isInteger(b.limit_per_10s) || b.limit_per_10s < 0)
@@ -240,15 +248,15 @@ class State {
 		const old = this.vaults.get(name);
 		this.checkRoom(this.vaults, 'vaults');
 		const v = {
-			name, kind, tenant, auth, limit_per_10s: limit,
+			name, kind, tenant, auth, deny_form, limit_per_10s: limit,
 			grants: old ? old.grants : [],
 			keys: old ? old.keys : new Map(),
 			deleted: old ? old.deleted : new Map(),
 			window: [],
 		};
 		this.vaults.set(name, v);
-		return { name, kind, tenant, auth, host: vaultHost(v),
-		    limit_per_10s: limit };
+		return { name, kind, tenant, auth, deny_form,
+		    host: vaultHost(v), limit_per_10s: limit };
 	}
 
 	needVault(name) {
@@ -512,7 +520,8 @@ class State {
 				    undefined,
 			    })) });
 			vaults.push({ name: v.name, kind: v.kind, tenant: v.tenant,
-			    auth: v.auth, limit_per_10s: v.limit_per_10s,
+			    auth: v.auth, deny_form: v.deny_form,
+			    limit_per_10s: v.limit_per_10s,
 			    grants: v.grants,
 			    keys: [...v.keys.values()].map(ser),
 			    deleted: [...v.deleted.values()].map(ser) });
@@ -559,6 +568,8 @@ class State {
 		    })) });
 		for (const v of s.vaults || []) {
 			this.vaults.set(v.name, Object.assign({}, v, {
+				deny_form: v.deny_form || (v.kind === 'mhsm' ?
+				    'access-denied' : 'legacy'),
 				keys: new Map(v.keys.map((k) => [k.name, de(k)])),
 				deleted: new Map(v.deleted.map((k) => [k.name,
 				    de(k)])),

@@ -11,7 +11,14 @@ const { b64u, unb64u, guid, now, jwtVerify, sendJson, kvError, readBody } =
 const { ROLES, kidOf, vaultHost } = require('./state');
 
 const REGION = 'westeurope';
-const API_VERSION_RE = /^(\d+\.\d+(-preview(\.\d+)?)?|\d{4}-\d{2}-\d{2}(-preview)?)$/;
+/*
+ * The api-versions whose wire shapes the emulator implements (FACTS 1.1:
+ * the TypeSpec versions 7.5 and 7.6, 7.4 and its preview as recorded,
+ * the date-based 2025-06-01 and 2025-07-01, which @azure/keyvault-keys
+ * 4.10 sends).  Key Vault answers any other with 400 BadParameter.
+ */
+const API_VERSIONS = new Set(['7.4', '7.4-preview.1', '7.5', '7.6',
+    '2025-06-01', '2025-07-01']);
 const SUBSCRIPTION = '33333333-3333-3333-3333-333333333333';
 
 /*
@@ -114,21 +121,29 @@ forbidden(st, res, v, tok, op, keyName)
 {
 	const o = OPS[op];
 	const caller = `appid=${tok.appid};oid=${tok.oid};iss=${tok.iss}`;
+	const prov = v.kind === 'mhsm' ? 'managedHsm' : 'vaults';
+	const suffix = ['read', 'delete'].includes(o.act) &&
+	    v.kind !== 'mhsm' ? o.act : `${o.act}/action`;
+	const action = `Microsoft.KeyVault/${prov}/keys/${suffix}`;
+	const denied = v.deny_form === 'access-denied';
+	if (v.kind === 'mhsm' && denied) {
+		/* Managed HSM local RBAC: AccessDenied is error.code itself. */
+		const scope = keyName ? `/keys/${keyName}` : '/';
+		return fail(st, res, v, 403, kvError('AccessDenied',
+		    `Not authorized to access ${action} on '${scope}'. Caller: ${caller}`),
+		    'forbidden_403');
+	}
 	if (v.auth === 'rbac') {
-		const prov = v.kind === 'mhsm' ? 'managedHsm' : 'vaults';
-		const suffix = ['read', 'delete'].includes(o.act) &&
-		    v.kind !== 'mhsm' ? o.act : `${o.act}/action`;
-		const action = `Microsoft.KeyVault/${prov}/keys/${suffix}`;
 		const resource = `/subscriptions/${SUBSCRIPTION}/resourcegroups/rg/providers/microsoft.keyvault/${prov.toLowerCase()}/${v.name}` +
 		    (keyName ? `/keys/${keyName}` : '');
 		const msg = 'Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\n' +
 		    `Caller: ${caller}\r\nAction: '${action}'\r\nResource: '${resource}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: null \r\nVault: ${v.name};location=${REGION}\r\n`;
 		return fail(st, res, v, 403, kvError('Forbidden', msg,
-		    'ForbiddenByRbac'), 'forbidden_403');
+		    denied ? 'AccessDenied' : 'ForbiddenByRbac'), 'forbidden_403');
 	}
 	const msg = `The user, group or application '${caller}' does not have keys ${o.perm} permission on key vault '${v.name};location=${REGION}'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287`;
-	fail(st, res, v, 403, kvError('Forbidden', msg, 'ForbiddenByPolicy'),
-	    'forbidden_403');
+	fail(st, res, v, 403, kvError('Forbidden', msg,
+	    denied ? 'AccessDenied' : 'ForbiddenByPolicy'), 'forbidden_403');
 }
 
 function
@@ -376,7 +391,7 @@ handle(st, req, res, url, hostname, fault)
 	if (tok.tid !== v.tenant)
 		return challenge(st, res, v, `AKV10032: Invalid issuer. Expected one of https://sts.windows.net/${v.tenant}/, found ${tok.iss}.`);
 	const apiv = url.searchParams.get('api-version');
-	if (!apiv || !API_VERSION_RE.test(apiv))
+	if (!apiv || !API_VERSIONS.has(apiv))
 		return badParam(st, res, v, apiv ? `The specified version (${apiv}) is not recognized. Consider using the latest supported version.` :
 		    'Missing api-version');
 	const r = route(req.method, url.pathname);

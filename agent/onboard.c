@@ -1,0 +1,424 @@
+/*
+ * onboard.c - onboarding customers: one (customer.add) or a batch
+ * (customer.import).  The partition policy's P.scope is resolved in the
+ * registry, P.decide picks the application, the role and versioning
+ * policies must accept the customer, and the registry records it with a
+ * bounded record of why.  A repeat of an onboarded customer with the
+ * same fields is answered from the registry ("already").  The policy
+ * workers, the decision log and the counters are service.c's, reached
+ * through service_int.h.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fleet.h"
+#include "log.h"
+#include "policy.h"
+#include "registry.h"
+#include "scope.h"
+#include "service.h"
+#include "service_int.h"
+#include "validate.h"
+#include "wire.h"
+
+/* An import's reply is one frame's JSON field. */
+#define IMPORT_REPLY_MAX	(XW_PAYLOAD_MAX - XW_FIELD_HDR - 256)
+#define IMPORT_ERROR_SHORT	96	/* an error, when the reply is tight */
+
+/* Refuse bad input before any policy sees it; fill the defaults. */
+static int
+onboard_check(json_t *customer, const char **ret_id, struct xerr *e)
+{
+	const char *id, *t, *u;
+	struct key_uri ku;
+	int rc;
+
+	if (!json_is_object(customer))
+		return xerr_set(e, XTCMK_E_INVAL, "a customer is a JSON object "
+		    "with id, tenant, key_uri and vault_auth");
+	id = json_string_value(json_object_get(customer, "id"));
+	if (id == NULL)
+		return xerr_set(e, XTCMK_E_INVAL, "customer needs an \"id\"");
+	if ((rc = valid_customer_id(id, e)) < 0)
+		return rc;
+	t = json_string_value(json_object_get(customer, "tenant"));
+	u = json_string_value(json_object_get(customer, "key_uri"));
+	if (t == NULL || u == NULL)
+		return xerr_set(e, XTCMK_E_INVAL, "customer '%s' needs a "
+		    "\"tenant\" (GUID) and a \"key_uri\"", id);
+	if ((rc = valid_guid(t, "tenant", e)) < 0 ||
+	    (rc = key_uri_parse(u, &ku, e)) < 0)
+		return rc;
+	if (json_object_get(customer, "kinds") == NULL)
+		json_object_set_new(customer, "kinds", json_pack("[s]", "host"));
+	if (json_object_get(customer, "labels") == NULL)
+		json_object_set_new(customer, "labels", json_object());
+	*ret_id = id;
+	return 0;
+}
+
+/* Same members, in any order (kinds are a set). */
+static int
+same_set(json_t *a, json_t *b)
+{
+	size_t i, j;
+
+	if (!json_is_array(a) || !json_is_array(b) ||
+	    json_array_size(a) != json_array_size(b))
+		return 0;
+	for (i = 0; i < json_array_size(a); i++) {
+		for (j = 0; j < json_array_size(b); j++)
+			if (json_equal(json_array_get(a, i),
+			    json_array_get(b, j)))
+				break;
+		if (j == json_array_size(b))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+add_word(char *buf, size_t len, const char *w)
+{
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, len - n, " %s", w);
+}
+
+/*
+ * Is the repeated `c` the customer `old` on record?  The names of the
+ * fields that differ go to `diff` (empty when the same).
+ */
+static void
+customer_diff(json_t *old, json_t *c, char *diff, size_t len)
+{
+	const char *t0 = json_string_value(json_object_get(old, "tenant"));
+	const char *t1 = json_string_value(json_object_get(c, "tenant"));
+	const char *va = json_string_value(json_object_get(c, "vault_auth"));
+	char uri[KEY_URI_MAX + 1] = "";
+	struct key_uri ku;
+	struct xerr e;
+
+	diff[0] = '\0';
+	if (key_uri_parse(json_string_value(json_object_get(c, "key_uri")),
+	    &ku, &e) == 0)
+		key_uri_format(&ku, 1, uri, sizeof(uri));
+	if (t0 == NULL || t1 == NULL || strcasecmp(t0, t1) != 0)
+		add_word(diff, len, "tenant");
+	if (strcmp(uri, json_string_value(json_object_get(old, "key_uri")) ?
+	    json_string_value(json_object_get(old, "key_uri")) : "") != 0)
+		add_word(diff, len, "key_uri");
+	if (va == NULL || !json_equal(json_object_get(old, "vault_auth"),
+	    json_object_get(c, "vault_auth")))
+		add_word(diff, len, "vault_auth");
+	if (!same_set(json_object_get(old, "kinds"),
+	    json_object_get(c, "kinds")))
+		add_word(diff, len, "kinds");
+	if (!json_equal(json_object_get(old, "labels"),
+	    json_object_get(c, "labels")))
+		add_word(diff, len, "labels");
+}
+
+/*
+ * The input of the partition decision.  A policy with P.scope gets what
+ * its selectors pick (bounded by their limits); one without gets every
+ * application and workload, which is refused past SCOPE_FULL_MAX of
+ * either.  *ret_set_hash: the set whose scope was used.
+ */
+static int
+partition_input(struct service *s, json_t *cv, json_t **ret_input,
+    char *ret_set_hash, struct xerr *e)
+{
+	struct registry *reg = service_registry(s);
+	struct scope sc;
+	json_t *base, *apps = NULL, *wls = NULL;
+	long long na, nw;
+	int rc, has;
+
+	if ((base = json_pack("{s:O, s:i}", "customer", cv, "limit",
+	    REG_FIC_MAX)) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	if ((rc = svc_scope(s, cv, &sc, &has, ret_set_hash, e)) < 0)
+		goto out;
+	if (has) {
+		rc = reg_scope_resolve(reg, &sc, base, ret_input, e);
+		scope_clear(&sc);
+		if (rc == 0)
+			svc_count(s, SVC_SCOPED);
+		goto out;
+	}
+	if ((rc = reg_scope_counts(reg, &na, &nw, e)) < 0)
+		goto out;
+	if (na > SCOPE_FULL_MAX || nw > SCOPE_FULL_MAX) {
+		rc = xerr_set(e, XTCMK_E_POLICY, "policy '%s' (partition.lua) "
+		    "has no P.scope, and the registry holds more than %d "
+		    "applications or workloads: add P.scope(customer, params) "
+		    "returning the applications and workloads the policy "
+		    "chooses among (see xtcmk-policy(7), SCOPE)",
+		    svc_partition_name(s), SCOPE_FULL_MAX);
+		goto out;
+	}
+	if ((rc = reg_app_list(reg, &apps, e)) < 0 ||
+	    (rc = reg_workload_list(reg, &wls, e)) < 0)
+		goto out;
+	json_object_set(base, "apps", apps);
+	json_object_set(base, "workloads", wls);
+	*ret_input = json_incref(base);
+	svc_count(s, SVC_UNSCOPED);
+out:
+	json_decref(base);
+	json_decref(apps);
+	json_decref(wls);
+	return rc;
+}
+
+/* The app as the role policy sees it: from the scoped input if there. */
+static json_t *
+decided_app(json_t *input, json_t *part)
+{
+	const char *name = json_string_value(json_object_get(part, "app"));
+	json_t *a;
+	size_t i;
+
+	json_array_foreach(json_object_get(input, "apps"), i, a)
+		if (json_is_string(json_object_get(a, "name")) &&
+		    strcmp(json_string_value(json_object_get(a, "name")),
+		    name) == 0)
+			return json_incref(a);
+	return json_pack("{s:s, s:n, s:O?}", "name", name, "client_id",
+	    "labels", json_object_get(part, "app_labels"));
+}
+
+/*
+ * Onboard one customer (the caller holds onboard_mu): an idempotent
+ * repeat returns the existing assignment with "already": true; otherwise
+ * scope, partition, role and versioning decisions, then the registry
+ * transaction (a savepoint inside an import batch).
+ */
+static int
+onboard_one(struct service *s, json_t *customer, json_t **ret_result,
+    struct xerr *e)
+{
+	long long view = fleet_view(service_fleet(s));
+	json_t *existing = NULL, *input = NULL, *part = NULL, *app = NULL;
+	json_t *rest = NULL, *cv = NULL, *why = NULL;
+	const char *id = NULL, *appname;
+	char hash[65], scope_hash[65], diff[96];
+	int rc, tries;
+
+	if ((rc = onboard_check(customer, &id, e)) < 0)
+		return rc;
+	if (reg_customer_get(service_registry(s), id, &existing, NULL) == 0) {
+		customer_diff(existing, customer, diff, sizeof(diff));
+		if (diff[0] != '\0') {
+			rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' is "
+			    "already assigned to application '%s' with a "
+			    "different%s; assignments are sticky: use "
+			    "`xtcmkctl customer move` to change the "
+			    "application, or remove and add the customer", id,
+			    json_string_value(json_object_get(existing,
+			    "app")), diff);
+			goto out;
+		}
+		svc_count(s, SVC_ALREADY);
+		*ret_result = json_pack("{s:s, s:O, s:b, s:O}", "customer", id,
+		    "app", json_object_get(existing, "app"), "already", 1,
+		    "policy_hash", json_object_get(existing, "policy_hash"));
+		rc = 0;
+		goto out;
+	}
+	cv = svc_customer_view(customer);
+	/* A reload between scope and decide would pair one set's scope
+	 * with another's decision: run both again (bounded). */
+	for (tries = 0; tries < 3; tries++) {
+		json_decref(input);
+		json_decref(part);
+		input = part = NULL;
+		if ((rc = partition_input(s, cv, &input, scope_hash, e)) < 0 ||
+		    (rc = service_policy(s, POLICY_PARTITION, id, input, &part,
+		    hash, e)) < 0)
+			goto out;
+		if (strcmp(hash, scope_hash) == 0)
+			break;
+	}
+	appname = json_string_value(json_object_get(part, "app"));
+	/* The role and versioning policies must accept this customer
+	 * before anything is recorded. */
+	app = decided_app(input, part);
+	if ((rc = svc_decide_rest(s, customer, app, &rest, e)) < 0)
+		goto out;
+	why = scope_why(input, json_object_get(input, "scope") != NULL);
+	if ((rc = fleet_onboard(service_fleet(s), service_registry(s), view,
+	    customer, part, why, hash, e)) < 0)
+		goto out;
+	svc_count(s, SVC_ASSIGNED);
+	log_info("customer %s assigned to application %s (policy %.12s)", id,
+	    appname, hash);
+	*ret_result = json_pack("{s:s, s:s, s:O, s:O?, s:s}", "customer", id,
+	    "app", appname, "federate", json_object_get(part, "federate"),
+	    "reason", json_object_get(part, "reason"), "policy_hash", hash);
+out:
+	if (rc < 0 && rc != -XTCMK_E_BUSY)
+		svc_count(s, SVC_REFUSED);
+	json_decref(existing);
+	json_decref(cv);
+	json_decref(input);
+	json_decref(part);
+	json_decref(app);
+	json_decref(rest);
+	json_decref(why);
+	return rc;
+}
+
+/*
+ * With the fleet registry another agent may commit first what a decision
+ * read: decide again on the fresher mirror (bounded, counted).
+ */
+static int
+onboard_retry(struct service *s, json_t *customer, json_t **ret_result,
+    struct xerr *e)
+{
+	struct fleet *f = service_fleet(s);
+	int rc, tries;
+
+	for (tries = 0; ; tries++) {
+		rc = onboard_one(s, customer, ret_result, e);
+		if (rc != -XTCMK_E_BUSY || f == NULL ||
+		    tries == FLEET_RETRY_MAX)
+			break;
+		fleet_count_retry(f);
+	}
+	if (rc == -XTCMK_E_BUSY)
+		svc_count(s, SVC_REFUSED);
+	return rc;
+}
+
+int
+service_onboard(struct service *s, json_t *customer, json_t **ret_result,
+    struct xerr *e)
+{
+	int rc;
+
+	svc_onboard_lock(s, 1);
+	rc = onboard_retry(s, customer, ret_result, e);
+	svc_onboard_lock(s, 0);
+	return rc;
+}
+
+/* Bytes of JSON an import's results take (with the counts, < 100). */
+static size_t
+reply_size(json_t *results)
+{
+	char *t = json_dumps(results, JSON_COMPACT);
+	size_t n = t != NULL ? strlen(t) + 100 : SIZE_MAX;
+
+	free(t);
+	return n;
+}
+
+/* Cut the string member `key` of `o` to `max` bytes (with "..."). */
+static void
+shorten(json_t *o, const char *key, size_t max)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	char buf[IMPORT_ERROR_SHORT + 4];
+
+	if (v == NULL || strlen(v) <= max || max > IMPORT_ERROR_SHORT)
+		return;
+	snprintf(buf, sizeof(buf), "%.*s...", (int)max, v);
+	json_object_set_new(o, key, json_string(buf));
+}
+
+/*
+ * Bulk onboarding: every customer decided and checked as by
+ * service_onboard, in order, inside one registry transaction (each
+ * customer a savepoint, so a refusal undoes only its own part and later
+ * customers see earlier assignments).  One commit, one fsync; the reply
+ * is made only after it, so what it reports as assigned is durable.
+ */
+int
+service_import(struct service *s, json_t *customers, json_t **ret_reply,
+    struct xerr *e)
+{
+	json_t *results = NULL, *res, *row, *c;
+	struct xerr ce;
+	size_t i;
+	int rc, assigned = 0, already = 0, refused = 0;
+	int fleet = service_fleet(s) != NULL;
+
+	if (!json_is_array(customers) || json_array_size(customers) == 0)
+		return xerr_set(e, XTCMK_E_INVAL, "\"customers\" must be a "
+		    "non-empty array of customer objects");
+	if (json_array_size(customers) > IMPORT_BATCH_MAX)
+		return xerr_set(e, XTCMK_E_TOOBIG, "%zu customers in one "
+		    "import; at most %d per request: split the file into "
+		    "batches", json_array_size(customers), IMPORT_BATCH_MAX);
+	if ((results = json_array()) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	svc_onboard_lock(s, 1);
+	/* The fleet's mirror applies changes to SQLite as they commit in
+	 * etcd: no SQLite batch around them (each customer is its own etcd
+	 * transaction, see xtcmk-fleet(7)). */
+	rc = 0;
+	if (!fleet && (rc = reg_batch_begin(service_registry(s), e)) < 0) {
+		svc_onboard_lock(s, 0);
+		json_decref(results);
+		return rc;
+	}
+	json_array_foreach(customers, i, c) {
+		const char *id = json_string_value(json_object_get(c, "id"));
+
+		res = NULL;
+		xerr_clear(&ce);
+		if (onboard_retry(s, c, &res, &ce) == 0) {
+			int dup = json_is_true(json_object_get(res,
+			    "already"));
+
+			row = json_pack("{s:s, s:s, s:O}", "customer", id,
+			    "status", dup ? "already" : "assigned",
+			    "app", json_object_get(res, "app"));
+			dup ? already++ : assigned++;
+		} else {
+			row = json_pack("{s:s?, s:s, s:i, s:s}", "customer", id,
+			    "status", "refused", "code", ce.code != 0 ?
+			    ce.code : XTCMK_E_INTERNAL, "error", ce.msg);
+			refused++;
+		}
+		json_decref(res);
+		if (row == NULL || json_array_append_new(results, row) < 0) {
+			rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+			break;
+		}
+	}
+	/* The reply must fit one frame, or what was committed could not
+	 * be reported: shorten the errors, else refuse the whole batch. */
+	if (rc == 0 && reply_size(results) > IMPORT_REPLY_MAX) {
+		json_array_foreach(results, i, row)
+			shorten(row, "error", IMPORT_ERROR_SHORT);
+		if (reply_size(results) > IMPORT_REPLY_MAX)
+			rc = xerr_set(e, XTCMK_E_TOOBIG, "the results of %zu "
+			    "customers would not fit one reply; nothing was "
+			    "imported: send fewer customers per request",
+			    json_array_size(customers));
+	}
+	if (!fleet) {
+		int brc = reg_batch_end(service_registry(s), rc == 0,
+		    rc == 0 ? e : NULL);
+
+		if (rc == 0)
+			rc = brc;
+	}
+	svc_onboard_lock(s, 0);
+	svc_count(s, SVC_IMPORTS);
+	if (rc < 0) {
+		json_decref(results);
+		return rc;
+	}
+	*ret_reply = json_pack("{s:o, s:i, s:i, s:i}", "results", results,
+	    "assigned", assigned, "already", already, "refused", refused);
+	return *ret_reply == NULL ? xerr_set(e, XTCMK_E_NOMEM,
+	    "out of memory") : 0;
+}

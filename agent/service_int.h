@@ -1,0 +1,46 @@
+/*
+ * service_int.h - private to service.c and onboard.c: what onboarding
+ * needs from the request dispatch (policy workers, decision log,
+ * counters, the onboarding lock).  Other subsystems use service.h.
+ */
+#ifndef XTCMK_SERVICE_INT_H
+#define XTCMK_SERVICE_INT_H
+
+#include <jansson.h>
+
+#include "scope.h"
+#include "xerr.h"
+
+struct service;
+
+/* Onboarding counters shown by `stats` under "onboarding". */
+enum svc_counter {
+	SVC_ASSIGNED = 0,
+	SVC_ALREADY,
+	SVC_REFUSED,
+	SVC_SCOPED,
+	SVC_UNSCOPED,
+	SVC_IMPORTS,
+	SVC__COUNT
+};
+
+void	svc_count(struct service *s, enum svc_counter c);
+/* Take (1) or release (0) the lock that orders onboardings. */
+void	svc_onboard_lock(struct service *s, int lock);
+/*
+ * Run the partition policy's P.scope on a worker with the customer view
+ * `cv` and parse it into *ret_scope (*ret_has 1), or *ret_has 0 if the
+ * policy has none.  ret_hash (65 bytes) gets the answering set's hash.
+ * A failure is logged and counted as a refused partition decision.
+ */
+int	svc_scope(struct service *s, json_t *cv, struct scope *ret_scope,
+	    int *ret_has, char *ret_hash, struct xerr *e);
+/* The current partition policy's name (thread-local copy). */
+const char *svc_partition_name(struct service *s);
+/* The parts of a customer record every policy sees. */
+json_t	*svc_customer_view(json_t *c);
+/* Role and key-versioning decisions for `customer` served by `app`. */
+int	svc_decide_rest(struct service *s, json_t *customer, json_t *app,
+	    json_t **ret, struct xerr *e);
+
+#endif
