@@ -699,6 +699,7 @@ fleet_open(const struct config *cfg, struct registry *reg,
 	}
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
+	pthread_cond_init(&f->usage_cv, NULL);
 	f->reg = reg;
 	f->sync_ms = cfg->registry_sync_timeout_ms;
 	snprintf(f->prefix, sizeof(f->prefix), "%s", cfg->registry_prefix);
@@ -715,6 +716,17 @@ fleet_open(const struct config *cfg, struct registry *reg,
 		    "out of memory");
 	}
 	state_read(f);
+	fleet_usage_host(f->state_dir, f->host, sizeof(f->host));
+	if ((f->usage_pending = json_object()) == NULL) {
+		fleet_close(f);
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	}
+	if (pthread_create(&f->usage_thread, NULL, fleet_usage_main, f) != 0) {
+		fleet_close(f);
+		return xerr_set(e, XTCMK_E_INTERNAL, "cannot start the fleet "
+		    "usage thread");
+	}
+	f->usage_started = 1;
 	if (pthread_create(&f->thread, NULL, mirror_main, f) != 0) {
 		fleet_close(f);
 		return xerr_set(e, XTCMK_E_INTERNAL, "cannot start the fleet "
@@ -735,15 +747,20 @@ fleet_close(struct fleet *f)
 	pthread_mutex_lock(&f->mu);
 	f->stop = 1;
 	pthread_cond_broadcast(&f->cv);
+	pthread_cond_broadcast(&f->usage_cv);
 	pthread_mutex_unlock(&f->mu);
 	if (f->started) {
 		pthread_join(f->thread, NULL);
 		state_write(f, 1);
 	}
+	if (f->usage_started)
+		pthread_join(f->usage_thread, NULL);
+	json_decref(f->usage_pending);
 	etcd_free(f->etcd);
 	free(f->state_dir);
 	free(f->endpoints);
 	pthread_cond_destroy(&f->cv);
+	pthread_cond_destroy(&f->usage_cv);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
 }

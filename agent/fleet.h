@@ -71,6 +71,16 @@ int	fleet_export(struct registry *reg, json_t *req, json_t **ret_reply,
 int	fleet_import(struct fleet *f, struct registry *reg, json_t *req,
 	    json_t **ret_reply, struct xerr *e);
 
+/*
+ * Key usage across the fleet: queue the customers of freshly recorded
+ * usage rows for publishing (never blocks on etcd), and add the other
+ * hosts' published rows to this host's `usage` of `customer` (a "hosts"
+ * count per version).  Both do nothing without a fleet.
+ */
+void	fleet_usage_publish(struct fleet *f, json_t *rows);
+int	fleet_usage_merge(struct fleet *f, const char *customer,
+	    json_t *usage, struct xerr *e);
+
 /* {"backend", "endpoints", "prefix", "revision", "etcd_revision", "lag",
  * "last_error", counters...}: asks etcd for its revision (bounded). */
 json_t	*fleet_status(struct fleet *f);

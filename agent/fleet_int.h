@@ -51,6 +51,14 @@ struct fleet {
 	long long	 last_apply_at;
 	long long	 last_rev_write;	/* ms, monotonic */
 
+	/* Key usage (fleet_usage.c): customers to publish, under mu. */
+	char		 host[96];
+	json_t		*usage_pending;
+	pthread_cond_t	 usage_cv;
+	pthread_t	 usage_thread;
+	int		 usage_started;
+	long long	 lease;		/* usage thread only */
+
 	atomic_ullong	 n_txn, n_conflict, n_retry, n_refused, n_events,
 			 n_apply_err, n_resync, n_sync_timeout, n_watch;
 };
@@ -66,5 +74,9 @@ int	fleet_wait(struct fleet *f, long long rev);
 /* Apply one put (value != NULL) or delete of `key` (below the prefix). */
 int	fleet_apply_kv(struct fleet *f, const char *key, json_t *value,
 	    const char *actor);
+
+/* The usage publisher thread, and this host's name in u/ keys. */
+void	*fleet_usage_main(void *arg);
+void	fleet_usage_host(const char *state_dir, char *buf, size_t len);
 
 #endif
