@@ -376,7 +376,9 @@ on_watch(void *arg, json_t *msg)
 	struct fleet *f = arg;
 	json_t *res = json_object_get(msg, "result"), *ev, *group = NULL, *it;
 	long long hrev, rev, cur = 0, last = 0;
+	struct xerr e;
 	size_t i;
+	int batch = 0;
 
 	if (res == NULL) {
 		char *t = json_dumps(msg, JSON_COMPACT);
@@ -402,6 +404,12 @@ on_watch(void *arg, json_t *msg)
 	}
 	if (json_is_true(json_object_get(res, "canceled")))
 		return 3;
+	/* One SQLite commit for the whole message: etcd is the durable
+	 * copy and replaying is harmless, so the mirror need not fsync
+	 * every revision. */
+	if (json_array_size(json_object_get(res, "events")) > 0 &&
+	    reg_batch_begin(f->reg, &e) == 0)
+		batch = 1;
 	json_array_foreach(json_object_get(res, "events"), i, ev) {
 		json_t *kv = json_object_get(ev, "kv");
 		int put = json_object_get(ev, "type") == NULL ||
@@ -425,6 +433,10 @@ on_watch(void *arg, json_t *msg)
 	if (group != NULL) {
 		apply_group(f, group);
 		json_decref(group);
+	}
+	if (batch && reg_batch_end(f->reg, 1, &e) < 0) {
+		fleet_error(f, e.msg);
+		return -1;	/* nothing applied: watch again from before */
 	}
 	/* A progress notification: everything up to its header is here. */
 	if (last == 0 && !json_is_true(json_object_get(res, "created")))
