@@ -20,6 +20,7 @@
 #include "config.h"	/* installed paths */
 #include "conf.h"
 #include "log.h"
+#include "memcache.h"
 #include "validate.h"
 
 enum ctype { C_STR, C_PATH, C_UINT, C_SIZE, C_LEVEL, C_UIDS, C_GIDS, C_BOOL };
@@ -38,6 +39,7 @@ static const struct ckey ckeys[] = {
 	{ "agent", "socket", C_PATH, OFF(socket_path), 0, 0 },
 	{ "agent", "state_dir", C_PATH, OFF(state_dir), 0, 0 },
 	{ "agent", "decision_log", C_PATH, OFF(decision_log), 0, 0 },
+	{ "agent", "memcache", C_STR, OFF(memcache), 0, 0 },
 	{ "agent", "workload", C_STR, OFF(workload), 0, 0 },
 	{ "agent", "policy_dir", C_PATH, OFF(policy_dir), 0, 0 },
 	{ "agent", "lua_dir", C_PATH, OFF(lua_dir), 0, 0 },
@@ -175,6 +177,7 @@ config_free(struct config *c)
 	free(c->state_dir);
 	free(c->registry_path);
 	free(c->decision_log);
+	free(c->memcache);
 	free(c->workload);
 	free(c->policy_dir);
 	free(c->lua_dir);
@@ -671,6 +674,12 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 		c->max_connections_per_uid = config_default_per_uid(c);
 	if (c->max_connections_per_uid > c->max_connections)
 		c->max_connections_per_uid = c->max_connections;
+	if (c->memcache == NULL) {
+		char mc[PATH_MAX];
+
+		if (xm_default_path(c->socket_path, mc, sizeof(mc)) == 0)
+			c->memcache = strdup(mc);
+	}
 	*ret_cfg = c;
 	return 0;
 }
@@ -742,6 +751,8 @@ config_dump(const struct config *c, FILE *out)
 	    c->path ? " from " : " (built-in defaults)", c->path ? c->path : "");
 	fprintf(out, "socket = %s\nstate_dir = %s\ndecision_log = %s\n",
 	    c->socket_path, c->state_dir, c->decision_log);
+	if (c->memcache != NULL)
+		fprintf(out, "memcache = %s\n", c->memcache);
 	if (c->workload != NULL)
 		fprintf(out, "workload = %s\n", c->workload);
 	fprintf(out, "policy_dir = %s\nlua_dir = %s\nlog_level = %s\n",

@@ -35,6 +35,7 @@ struct config {
 	char	*state_dir;
 	char	*registry_path;		/* state_dir/registry.db */
 	char	*decision_log;		/* state_dir/decisions.jsonl */
+	char	*memcache;		/* fast-path file, "none": off */
 	char	*workload;		/* this host's workload identity, or NULL */
 	char	*policy_dir;
 	char	*lua_dir;

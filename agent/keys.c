@@ -280,6 +280,7 @@ mark_revoked(struct keys *k, const char *customer, const char *why)
 			st->revoked_since = time(NULL);
 	}
 	pthread_mutex_unlock(&k->mu);
+	service_key_state(k->svc, customer, 1, 1);	/* fast path */
 	n = keycache_purge_customer(k->cache, customer);
 	if (!was) {
 		atomic_fetch_add(&k->n_revocations, 1);
@@ -366,7 +367,7 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 	struct provider *p;
 	struct kstate *st;
 	long long now = mono_s(), t0;
-	int rc, restored = 0;
+	int rc, restored = 0, moved = 0;
 
 	if ((p = keys_provider_for(k, &u, e)) == NULL)
 		return -XTCMK_E_PROVIDER;
@@ -393,8 +394,8 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 			}
 			if (force || st->resolved_at == 0 ||
 			    now - st->resolved_at >= (long long)st->refresh_s) {
-				if (st->resolved_at != 0 &&
-				    strcmp(st->version, ks.version) != 0)
+				moved = strcmp(st->version, ks.version) != 0;
+				if (st->resolved_at != 0 && moved)
 					log_info("customer %s: key version %s "
 					    "now in force (was %s)",
 					    st->customer, ks.version,
@@ -410,6 +411,8 @@ keys_check_now(struct keys *k, const struct kstate *snap, int force,
 		}
 	}
 	pthread_mutex_unlock(&k->mu);
+	if (rc == 0)	/* fast path: active; a new generation if it changed */
+		service_key_state(k->svc, snap->customer, 0, restored || moved);
 	if (restored) {
 		atomic_fetch_add(&k->n_restores, 1);
 		log_event(LOG_NOTICE, LOG_MSGID_KEY_STATE, snap->customer,

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -31,11 +32,13 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "memcache.h"
 #include "policy.h"
 #include "registry.h"
 #include "scope.h"
 #include "service.h"
 #include "service_int.h"
+#include "shmcache.h"
 #include "strhash.h"
 #include "validate.h"
 
@@ -92,6 +95,8 @@ struct service {
 	pthread_rwlock_t	 dc_lock;
 	struct dentry		*dc[DCACHE_BUCKETS];
 	unsigned		 dc_count;
+
+	struct shmcache		*mc;		/* fast path, or NULL */
 
 	atomic_ullong		 n_req[16], n_err, n_hit, n_miss, n_policy,
 				 n_policy_err, n_conn_total, n_conn_refused,
@@ -348,6 +353,75 @@ needs_restart(const struct config *a, const struct config *b)
 	return differ;
 }
 
+/* --- fast path (agent/shmcache.c) ------------------------------------ */
+
+/*
+ * Published records reflect the registry and policy generations they
+ * were computed from; invalidate them all when either moved.  Called
+ * before a change is acknowledged (admin replies, reloads).
+ */
+static void
+memcache_sync(struct service *s)
+{
+	shmcache_sync(s->mc, reg_generation(s->reg), atomic_load(&s->pol_gen));
+}
+
+/*
+ * A customer moved or removed: keys cached in host processes under its
+ * old record must not outlive it, so it gets a new revocation generation
+ * (before the reply acknowledges).
+ */
+static void
+memcache_customer_changed(struct service *s, json_t *req)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	const char *id = json_string_value(json_object_get(req, "id"));
+
+	if (cmd != NULL && id != NULL && (strcmp(cmd, "customer.move") == 0 ||
+	    strcmp(cmd, "customer.remove") == 0))
+		shmcache_customer_bump(s->mc, id);
+}
+
+void
+service_key_state(struct service *s, const char *customer, int revoked,
+    int changed)
+{
+	shmcache_key_state(s->mc, customer, revoked ? XM_STATE_REVOKED :
+	    XM_STATE_ACTIVE, changed);
+}
+
+/*
+ * Who may read the file is who the data-plane ACL names, as far as a
+ * file mode can say it: everyone for "*", one group, or else only this
+ * user (other allowed peers use the socket).
+ */
+static int
+memcache_open(struct service *s, struct xerr *e)
+{
+	const struct config *c = s->cfg;
+	struct xerr me;
+	mode_t mode = 0600;
+	gid_t gid = (gid_t)-1;
+
+	if (c->memcache == NULL || strcmp(c->memcache, "none") == 0)
+		return 0;
+	if (c->memcache[0] != '/')
+		return xerr_set(e, XTCMK_E_INVAL, "[agent] memcache must be an "
+		    "absolute path or none, not '%s'", c->memcache);
+	if (c->data_uids.any || c->data_gids.any)
+		mode = 0644;
+	else if (c->data_gids.n == 1) {
+		mode = 0640;
+		gid = (gid_t)c->data_gids.ids[0];
+	}
+	/* An optimisation only: without it every call uses the socket. */
+	(void)e;
+	if (shmcache_open(c->memcache, mode, gid, 0, &s->mc, &me) < 0)
+		log_warn("fast path off, host processes will use the socket: "
+		    "%s", me.msg);
+	return 0;
+}
+
 /*
  * Reload: read the config file again for [params] and [policy] (the
  * policies' inputs and limits), then load and self-test the policy set.
@@ -411,6 +485,7 @@ service_reload(struct service *s, struct xerr *e)
 	s->set = set;
 	atomic_fetch_add(&s->pol_gen, 1);
 	pthread_mutex_unlock(&s->pol_mu);
+	memcache_sync(s);
 	policy_set_unref(old);
 	atomic_fetch_add(&s->n_reload, 1);
 	log_event(LOG_NOTICE, LOG_MSGID_RELOAD, NULL, NULL, "policy set %s "
@@ -603,6 +678,8 @@ decision_encode(json_t *d, struct xw_buf *b)
 	put_json_u64(b, XT_GRACE_S, json_object_get(ver, "grace"));
 	put_json_u64(b, XT_CACHE_TTL_S, json_object_get(ver, "cache_ttl"));
 	put_json_u64(b, XT_CACHE_MAX, json_object_get(ver, "cache_max"));
+	put_json_u64(b, XT_HOST_CACHE_TTL_S,
+	    json_object_get(ver, "host_cache_ttl"));
 	put_json_str(b, XT_POLICY_HASH, json_object_get(d, "policy_hash"));
 	put_json_u64(b, XT_ASSIGNED_AT, json_object_get(d, "assigned_at"));
 }
@@ -715,21 +792,27 @@ handle_decide(struct service *s, const uint8_t *payload, uint32_t len,
 
 	if ((rc = req_customer(payload, len, id, e)) < 0)
 		return rc;
-	if (dcache_get(s, id, b)) {
-		atomic_fetch_add(&s->n_hit, 1);
-		return 0;
-	}
-	atomic_fetch_add(&s->n_miss, 1);
 	/* Read the generations first: a change during the computation
 	 * leaves an entry that is already stale, never a wrong one. */
 	rg = reg_generation(s->reg);
 	pg = atomic_load(&s->pol_gen);
+	if (dcache_get(s, id, b)) {
+		atomic_fetch_add(&s->n_hit, 1);
+		goto publish;
+	}
+	atomic_fetch_add(&s->n_miss, 1);
 	if ((rc = service_decide_json(s, id, &d, e)) < 0)
 		return rc;
 	decision_encode(d, b);
 	json_decref(d);
-	if (b->err == 0)
-		dcache_put(s, id, b->data + start, b->len - start, rg, pg);
+	if (b->err != 0)
+		return 0;
+	dcache_put(s, id, b->data + start, b->len - start, rg, pg);
+publish:
+	/* What the cache above would serve, host processes may read. */
+	if (s->mc != NULL)
+		shmcache_publish(s->mc, id, b->data + start, b->len - start,
+		    rg, pg, reg_generation(s->reg), atomic_load(&s->pol_gen));
 	return 0;
 }
 
@@ -777,6 +860,8 @@ handle_admin(struct service *s, const struct peer *p, const uint8_t *payload,
 		    "JSON object: %s", jerr.text);
 	}
 	rc = admin_handle(s, p, req, &reply, e);
+	if (rc >= 0)
+		memcache_customer_changed(s, req);
 	json_decref(req);
 	if (rc < 0)
 		return rc;
@@ -834,6 +919,7 @@ service_handle(struct service *s, const struct peer *p, uint16_t type,
 		break;
 	case XW_ADMIN:
 		rc = handle_admin(s, p, payload, len, reply, e);
+		memcache_sync(s);	/* before the reply acknowledges */
 		break;
 	case XW_DEK_NEW:
 	case XW_DEK_UNWRAP:
@@ -990,6 +1076,8 @@ service_stats(struct service *s)
 		    "scoped", (json_int_t)s->n_onboard[SVC_SCOPED],
 		    "unscoped", (json_int_t)s->n_onboard[SVC_UNSCOPED],
 		    "import_batches", (json_int_t)s->n_onboard[SVC_IMPORTS]));
+	if (st != NULL)
+		json_object_set_new(st, "memcache", shmcache_stats(s->mc));
 	if (st != NULL && s->keys != NULL)
 		json_object_set_new(st, "keys", keys_stats(s->keys));
 	return st;
@@ -1113,6 +1201,8 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 	if ((rc = reg_open(cfg->registry_path, &s->reg, e)) < 0 ||
 	    (rc = fleet_open(cfg, s->reg, &s->fleet, e)) < 0)
 		goto fail;
+	if ((rc = memcache_open(s, e)) < 0)
+		goto fail;
 	if ((rc = dlog_open(cfg->decision_log, &s->dlog, e)) < 0)
 		goto fail;
 	s->nworkers = cfg->policy_workers;
@@ -1158,6 +1248,7 @@ service_close(struct service *s)
 	pthread_rwlock_wrlock(&s->dc_lock);
 	dcache_flush_locked(s);
 	pthread_rwlock_unlock(&s->dc_lock);
+	shmcache_close(s->mc);	/* readers fall back to the socket */
 	if (s->lockfd != -1)
 		close(s->lockfd);
 	free(s);

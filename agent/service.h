@@ -92,6 +92,12 @@ int	service_onboard(struct service *s, json_t *customer,
 int	service_import(struct service *s, json_t *customers,
 	    json_t **ret_reply, struct xerr *e);
 json_t	*service_stats(struct service *s);
+/* The key state of `customer` was found revoked or active: tell host
+ * processes' fast path before the change is acknowledged; `changed`
+ * (revoked, enabled again, new version) gives it a new revocation
+ * generation even if the state reads the same. */
+void	service_key_state(struct service *s, const char *customer,
+	    int revoked, int changed);
 json_t	*service_status(struct service *s);
 
 /* admin.c: one JSON command. */

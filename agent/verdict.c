@@ -61,6 +61,8 @@ struct bound {
 	json_int_t	 min, max, def;
 };
 
+#define HOST_CACHE_TTL_MAX	86400
+
 static const struct bound bounds[] = {
 	{ "refresh", 1, 604800, 3600 },
 	{ "revocation_check", 1, 86400, 300 },
@@ -417,6 +419,13 @@ check_versioning(const struct policy_set *s, json_t *in, json_t *out,
 			    "%lld..%lld", b->field, (long long)n,
 			    (long long)b->min, (long long)b->max);
 	}
+	/* Optional, absent is 0: how long host processes may keep a DEK. */
+	if ((v = json_object_get(out, "host_cache_ttl")) != NULL &&
+	    (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > HOST_CACHE_TTL_MAX))
+		return refuse(e, s, k, "host_cache_ttl", "host_cache_ttl must "
+		    "be an integer 0..%d (seconds a host process may keep an "
+		    "unwrapped DEK; 0: not at all)", HOST_CACHE_TTL_MAX);
 	n = json_integer_value(json_object_get(out, "grace"));
 	if ((has_kind(in, "storage") || has_kind(in, "storage-existing")) &&
 	    n < 86400)

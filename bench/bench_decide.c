@@ -8,7 +8,13 @@
  * (a) Baseline: an AF_UNIX echo server run in this process (a thread per
  *     connection) echoing frames of 16 + N bytes, N the size of a DECIDE
  *     request for `customer`.
- * (b) xtcmk_decide() through libxtcmk.so against the running agent.
+ * (b) xtcmk_decide() through libxtcmk.so against the running agent, three
+ *     ways: the default (the fast path: decisions from the agent's
+ *     memory-mapped file; every call must be a hit, checked with
+ *     xtcmk_fastpath_stats), XTCMK_NO_MEMCACHE=1 (every call over the
+ *     socket, as before the fast path), and a fast path that always
+ *     falls back (XTCMK_MEMCACHE naming a missing file: the cost a miss
+ *     adds to the socket round trip).
  *
  * For each: p50/p99 latency with one thread, throughput with 1 and with
  * `threads` client threads.  Every measurement is repeated `reps` times and
@@ -45,6 +51,7 @@ struct result {
 	double		 p99_us;
 	double		 ops1;		/* calls/s, one thread */
 	double		 opsT;		/* calls/s, `threads` threads */
+	struct xtcmk_fastpath_stats fp;	/* the handle's, after the runs */
 };
 
 static struct opts o = { NULL, NULL, 20000, 2, 3, 0 };
@@ -182,14 +189,89 @@ num(const char *s, long lo, long hi)
 	return v;
 }
 
-int
-main(int argc, char **argv)
+enum mode { M_FAST, M_SOCKET, M_FALLBACK };
+
+/*
+ * Measure xtcmk_decide in one mode (the environment is read by
+ * xtcmk_open only) and check that the calls took the intended path.
+ */
+static int
+bench_module(enum mode m, struct result *r)
 {
-	struct result echo, dec;
+	struct xtcmk_fastpath_stats st;
 	struct xtcmk *h;
 	struct xtcmk_decision *d;
 	long fails, i;
-	int rc, a;
+	int rc;
+
+	if (m == M_SOCKET)
+		setenv("XTCMK_NO_MEMCACHE", "1", 1);
+	if (m == M_FALLBACK)
+		setenv("XTCMK_MEMCACHE", "/nonexistent/xtcmk-bench.mc", 1);
+	rc = xtcmk_open(o.socket, 5000, &h);
+	unsetenv("XTCMK_NO_MEMCACHE");
+	unsetenv("XTCMK_MEMCACHE");
+	if (rc != XTCMK_OK) {
+		fprintf(stderr, "bench_decide: %s\n", xtcmk_last_error());
+		return -1;
+	}
+	for (i = 0; i < 100; i++) {
+		if ((rc = xtcmk_decide(h, o.customer, &d)) != XTCMK_OK) {
+			fprintf(stderr, "bench_decide: decide %s: %s: %s\n",
+			    o.customer, xtcmk_strerror(rc),
+			    xtcmk_last_error());
+			xtcmk_close(h);
+			return -1;
+		}
+		xtcmk_decision_free(d);
+	}
+	(void)xtcmk_fastpath_stats(h, &st, sizeof(st));
+	fails = measure(1, h, r);
+	(void)xtcmk_fastpath_stats(h, &r->fp, sizeof(r->fp));
+	xtcmk_close(h);
+	if (fails != 0) {
+		fprintf(stderr, "bench_decide: %ld decide calls failed\n",
+		    fails);
+		return -1;
+	}
+	/* Every measured call took the path this mode is about. */
+	if ((m == M_FAST && r->fp.hits - st.hits !=
+	    (uint64_t)(o.reps * (1 + 1 + o.threads) * o.n)) ||
+	    (m != M_FAST && r->fp.hits != 0)) {
+		fprintf(stderr, "bench_decide: mode %d: %llu fast-path hits, "
+		    "%llu misses, %llu stale, %llu heartbeat: not the path "
+		    "measured\n", (int)m, (unsigned long long)r->fp.hits,
+		    (unsigned long long)r->fp.misses,
+		    (unsigned long long)r->fp.stale,
+		    (unsigned long long)r->fp.heartbeat);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+row(const char *name, const struct result *r)
+{
+	printf("%-10s %10.2f %10.2f %14.0f %14.0f  (%d threads)\n", name,
+	    r->p50_us, r->p99_us, r->ops1, r->opsT, o.threads);
+}
+
+static void
+json_row(const char *name, const struct result *r, const struct result *e,
+    int last)
+{
+	printf(" \"%s\":{\"p50_us\":%.3f,\"p99_us\":%.3f,\"ops_1\":%.0f,"
+	    "\"ops_t\":%.0f,\"ratio_p50\":%.4f,\"ratio_ops_t\":%.3f}%s\n",
+	    name, r->p50_us, r->p99_us, r->ops1, r->opsT,
+	    r->p50_us / e->p50_us, r->opsT / e->opsT, last ? "" : ",");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct result echo, fast, sock, fall;
+	long fails;
+	int a;
 
 	for (a = 1; a < argc; a++) {
 		if (strcmp(argv[a], "--json") == 0)
@@ -229,52 +311,38 @@ main(int argc, char **argv)
 		return 1;
 	}
 
-	/* (b) xtcmk_decide through the module, after a warm-up */
-	if ((rc = xtcmk_open(o.socket, 5000, &h)) != XTCMK_OK) {
-		fprintf(stderr, "bench_decide: %s\n", xtcmk_last_error());
+	/* (b) xtcmk_decide through the module, after a warm-up each */
+	if (bench_module(M_FAST, &fast) < 0 ||
+	    bench_module(M_SOCKET, &sock) < 0 ||
+	    bench_module(M_FALLBACK, &fall) < 0)
 		return 1;
-	}
-	for (i = 0; i < 100; i++) {
-		if ((rc = xtcmk_decide(h, o.customer, &d)) != XTCMK_OK) {
-			fprintf(stderr, "bench_decide: decide %s: %s: %s\n",
-			    o.customer, xtcmk_strerror(rc),
-			    xtcmk_last_error());
-			return 1;
-		}
-		xtcmk_decision_free(d);
-	}
-	fails = measure(1, h, &dec);
-	xtcmk_close(h);
-	if (fails != 0) {
-		fprintf(stderr, "bench_decide: %ld decide calls failed\n",
-		    fails);
-		return 1;
-	}
 
 	if (o.json) {
 		printf("{\"calls\":%ld,\"threads\":%d,\"reps\":%d,"
-		    "\"frame_bytes\":%zu,\n"
-		    " \"echo\":{\"p50_us\":%.2f,\"p99_us\":%.2f,"
-		    "\"ops_1\":%.0f,\"ops_t\":%.0f},\n"
-		    " \"decide\":{\"p50_us\":%.2f,\"p99_us\":%.2f,"
-		    "\"ops_1\":%.0f,\"ops_t\":%.0f},\n"
-		    " \"ratio_p50\":%.2f,\"ratio_ops_t\":%.3f}\n",
-		    o.n, o.threads, o.reps, frame_len,
-		    echo.p50_us, echo.p99_us, echo.ops1, echo.opsT,
-		    dec.p50_us, dec.p99_us, dec.ops1, dec.opsT,
-		    dec.p50_us / echo.p50_us, dec.opsT / echo.opsT);
+		    "\"frame_bytes\":%zu,\n", o.n, o.threads, o.reps, frame_len);
+		json_row("echo", &echo, &echo, 0);
+		json_row("decide", &fast, &echo, 0);
+		json_row("decide_socket", &sock, &echo, 0);
+		json_row("decide_fallback", &fall, &echo, 1);
+		printf("}\n");
 		return 0;
 	}
 	printf("%ld calls per run, median of %d runs, %zu-byte echo frames\n",
 	    o.n, o.reps, frame_len);
-	printf("%-8s %10s %10s %14s %14s\n", "", "p50 us", "p99 us",
+	printf("%-10s %10s %10s %14s %14s\n", "", "p50 us", "p99 us",
 	    "calls/s 1 thr", "calls/s");
-	printf("%-8s %10.2f %10.2f %14.0f %14.0f  (%d threads)\n", "echo",
-	    echo.p50_us, echo.p99_us, echo.ops1, echo.opsT, o.threads);
-	printf("%-8s %10.2f %10.2f %14.0f %14.0f  (%d threads)\n", "decide",
-	    dec.p50_us, dec.p99_us, dec.ops1, dec.opsT, o.threads);
-	printf("decide p50 / echo p50: %.2f\n", dec.p50_us / echo.p50_us);
-	printf("decide / echo throughput, %d threads: %.3f\n", o.threads,
-	    dec.opsT / echo.opsT);
+	row("echo", &echo);
+	row("fast path", &fast);
+	row("socket", &sock);
+	row("fallback", &fall);
+	printf("echo p50 / fast path p50: %.1fx; fast path / echo "
+	    "throughput, %d threads: %.1fx\n", echo.p50_us / fast.p50_us,
+	    o.threads, fast.opsT / echo.opsT);
+	printf("socket (XTCMK_NO_MEMCACHE=1) p50 / echo p50: %.2f; "
+	    "throughput %d threads: %.3f\n", sock.p50_us / echo.p50_us,
+	    o.threads, sock.opsT / echo.opsT);
+	printf("fallback (fast path misses) p50 / socket p50: %.3f; "
+	    "throughput %d threads: %.3f\n", fall.p50_us / sock.p50_us,
+	    o.threads, fall.opsT / sock.opsT);
 	return 0;
 }

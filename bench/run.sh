@@ -5,6 +5,13 @@
 #
 #	bench/run.sh [BUILDDIR] [CALLS]
 #
+# bench_decide measures decisions through the fast path (the agent's
+# memory-mapped decision file), through the socket (XTCMK_NO_MEMCACHE=1)
+# and through a fast path that always falls back, against the echo
+# baseline of the same run; bench_keys measures cached unwraps from the
+# agent's DEK cache (XTCMK_NO_MEMCACHE=1) and from libxtcmk's own
+# (the config sets host_cache_ttl).
+#
 # BUILDDIR defaults to ./build, CALLS (per measurement) to 20000.  The
 # agent is restarted once between bench_keys -w and bench_keys --cold so
 # the cold unwraps find no cached key.  Everything is removed at the end.
@@ -50,6 +57,9 @@ policy_dir = $src/policies/default
 lua_dir = $src/lua
 workload = wl-bench-1
 log_level = warning
+[params]
+# The versioning policy lets host processes keep DEKs (libxtcmk(3)).
+host_cache_ttl = 60
 CONF
 
 start_agent() {
@@ -86,7 +96,12 @@ ctl customer add bench1 --tenant 33333333-3333-3333-3333-333333333333 \
 echo "== bench_decide ($calls calls)"
 "$build/bench/bench_decide" -s "$sock" -c bench1 -n "$calls"
 echo
-echo "== bench_keys, warm ($calls calls)"
+echo "== bench_keys, warm ($calls calls), the agent's DEK cache" \
+    "(XTCMK_NO_MEMCACHE=1: every call over the socket)"
+XTCMK_NO_MEMCACHE=1 "$build/bench/bench_keys" -s "$sock" -c bench1 -n "$calls"
+echo
+echo "== bench_keys, warm ($calls calls), DEK cache in the host process" \
+    "(host_cache_ttl = 60)"
 "$build/bench/bench_keys" -s "$sock" -c bench1 -n "$calls"
 echo
 echo "== bench_keys, cold ($cold_blobs blobs, agent restarted)"

@@ -72,6 +72,7 @@ enum xw_tag {
 	XT_KEY_ID		= 24,	/* key id with version */
 	XT_KEY_STATE		= 25,	/* "active" | "revoked" | "unknown" */
 	XT_KEY_REASON		= 26,
+	XT_HOST_CACHE_TTL_S	= 27,	/* u64, libxtcmk's DEK cache; 0 off */
 
 	XT_DEK			= 100,	/* 32 bytes */
 	XT_BLOB			= 101,

@@ -1336,6 +1336,19 @@ cmd_stats(void)
 	    jint(r, "decision_cache.entries"), jint(r, "policy.calls"),
 	    jint(r, "policy.refusals"), jint(r, "policy.reloads"),
 	    jint(r, "policy.reloads_refused"));
+	if (json_is_true(json_object_get(json_object_get(r, "memcache"),
+	    "enabled")))
+		printf("fast path     %s: generation %lld, published %lld, "
+		    "unchanged %lld, too large %lld, chain full %lld, "
+		    "invalidations %lld, key events %lld\n",
+		    json_string_value(json_object_get(json_object_get(r,
+		    "memcache"), "path")), jint(r, "memcache.generation"),
+		    jint(r, "memcache.published"), jint(r, "memcache.unchanged"),
+		    jint(r, "memcache.oversize"), jint(r, "memcache.full"),
+		    jint(r, "memcache.invalidations"),
+		    jint(r, "memcache.key_events"));
+	else
+		printf("fast path     off (memcache = none)\n");
 	printf("connections   open %lld, total %lld, refused %lld\n",
 	    jint(r, "connections.open"), jint(r, "connections.total"),
 	    jint(r, "connections.refused"));

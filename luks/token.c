@@ -426,6 +426,7 @@ token_errno(int rc)
 	case XTCMK_E_UNAVAILABLE:
 	case XTCMK_E_BUSY:
 	case XTCMK_E_PROVIDER:
+	case XTCMK_E_UNCONFIRMED:
 		return -EAGAIN;
 	case XTCMK_E_TIMEOUT:
 		return -ETIMEDOUT;

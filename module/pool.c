@@ -16,7 +16,9 @@
 
 #include "client.h"
 #include "xtcmk.h"
+#include "dekcache.h"
 #include "pool.h"
+#include "shm.h"
 
 struct xtcmk_pool *
 pool_new(struct xtcmk_pool *prev)
@@ -223,6 +225,8 @@ handle_free(struct xtcmk *h)
 	for (q = p; q != NULL; q = q->prev)
 		pool_drop_all(q);
 	pool_free(p, getpid());
+	xm_client_free(h->fast);
+	hc_free(h->dek_cache);
 	free(h->path);
 	free(h);
 }

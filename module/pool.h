@@ -57,10 +57,17 @@ struct xtcmk_pool {
 	char			 err[XTCMK_ERR_MAX];
 };
 
+struct xm_client;
+struct hc;
+
 struct xtcmk {
 	char			*path;
 	unsigned		 timeout_ms;
 	struct xtcmk_pool	*pool;	/* atomic: replaced in a child */
+	struct xm_client	*fast;	/* module/shm.c; NULL: socket only */
+	struct hc		*dek_cache; /* module/dekcache.c; NULL: none */
+	unsigned		 fast_busy; /* atomic: fast-path users inside */
+	int			 closed;   /* atomic: xtcmk_close has begun */
 };
 
 /* A fresh pool for this process; `prev` is the one it replaces. */

@@ -15,16 +15,20 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "wire.h"
 #include "client.h"
+#include "dekcache.h"
+#include "shm.h"
 #include "xtcmk.h"
 #include "pool.h"
 
@@ -39,6 +43,7 @@
 #define XTCMK_STATUS_REPLY_MAX	(3 * XW_STR_MAX + 256)
 #define XTCMK_REQ_MAX		(3 * XW_FIELD_HDR + XW_CUSTOMER_MAX + \
 				    XTCMK_BLOB_MAX + 8)
+#define XTCMK_HOST_CACHE_TTL_MAX 86400	/* s, as the agent enforces */
 
 #define DF_STR	0x1
 #define DF_U64	0x2
@@ -166,6 +171,8 @@ xtcmk_open(const char *socket_path, unsigned timeout_ms,
 		return XTCMK_E_NOMEM;
 	}
 	h->timeout_ms = timeout_ms == 0 ? XTCMK_TIMEOUT_DEFAULT : timeout_ms;
+	h->fast = xm_client_new(path);	/* fast path: optional */
+	h->dek_cache = hc_new();	/* optional too */
 	*ret_handle = h;
 	return XTCMK_OK;
 }
@@ -189,6 +196,12 @@ xtcmk_close(struct xtcmk *h)
 		handle_free(h);		/* no call can be inside in a child */
 		return;
 	}
+	/* Fast-path lookups take no slot: wait for those inside, which
+	 * never block (module/shm.c, module/dekcache.c: bounded retries,
+	 * trylock only), then no new one starts. */
+	__atomic_store_n(&h->closed, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&h->fast_busy, __ATOMIC_SEQ_CST) != 0)
+		sched_yield();
 	pthread_mutex_lock(&p->lock);
 	p->closing = 1;
 	pool_flush(p);
@@ -423,6 +436,54 @@ decision_parse(const uint8_t *p, size_t len,
 	return XTCMK_OK;
 }
 
+/*
+ * The fast path (module/shm.c, module/dekcache.c) takes no pool slot, so
+ * xtcmk_close counts its users instead: it sets `closed`, then waits for
+ * fast_busy to drain.  Lookups never block, so the wait is short.  A call
+ * that finds the handle closing goes the socket way, which refuses it.
+ */
+static int
+fast_enter(struct xtcmk *h)
+{
+	if (h->fast == NULL)
+		return 0;
+	__atomic_add_fetch(&h->fast_busy, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&h->closed, __ATOMIC_SEQ_CST)) {
+		__atomic_sub_fetch(&h->fast_busy, 1, __ATOMIC_SEQ_CST);
+		return 0;
+	}
+	return 1;
+}
+
+static void
+fast_leave(struct xtcmk *h)
+{
+	__atomic_sub_fetch(&h->fast_busy, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * The decision from the agent's memory-mapped file (module/shm.c), parsed
+ * as a socket reply is; anything but XTCMK_OK: ask the socket.
+ */
+static int
+fastpath_decide(struct xtcmk *h, const char *customer,
+    struct xtcmk_decision **ret_decision)
+{
+	uint8_t buf[XM_SLOT_SIZE_MAX];
+	size_t len;
+	int hit;
+
+	if (!fast_enter(h))
+		return XTCMK_E_UNAVAILABLE;
+	hit = xm_client_lookup(h->fast, customer, buf, sizeof(buf), &len);
+	if (hit && decision_parse(buf, len, ret_decision) != XTCMK_OK) {
+		xm_client_bad(h->fast);
+		hit = 0;
+	}
+	fast_leave(h);
+	return hit ? XTCMK_OK : XTCMK_E_UNAVAILABLE;
+}
+
 XTCMK_EXPORT int
 xtcmk_decide2(struct xtcmk *h, const char *customer,
     const struct xtcmk_opts *opts, struct xtcmk_decision **ret_decision)
@@ -441,6 +502,8 @@ xtcmk_decide2(struct xtcmk *h, const char *customer,
 	if ((rc = call_timeout(h, opts, &ms)) != 0 ||
 	    (rc = check_customer(customer)) != 0)
 		return call_end(&x, rc);
+	if (fastpath_decide(h, customer, ret_decision) == XTCMK_OK)
+		return call_end(&x, XTCMK_OK);
 	xw_buf_init(&b, req, sizeof(req));
 	xw_put_str(&b, XT_CUSTOMER, customer);
 	if ((rc = call(&x, XW_DECIDE, b.data, b.len, XTCMK_DECISION_REPLY_MAX,
@@ -568,6 +631,47 @@ copy_out(uint8_t *dst, size_t *ret_len, const struct xw_field *f)
 {
 	memcpy(dst, f->val, f->len);
 	*ret_len = f->len;
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * May DEKs of `customer` be kept in this process, and under which key
+ * record?  Its published decision must be current and allow it
+ * (host_cache_ttl).  A decision invalidated since (reload, registry
+ * change) is published again with one DECIDE.  0: no; else the TTL in
+ * seconds.
+ */
+static uint64_t
+dek_cacheable(struct xtcmk *h, const char *customer, struct xm_rec *ret_rec)
+{
+	struct xtcmk_decision *d;
+	uint64_t ttl = 0;
+	enum xm_why why;
+
+	if (h->dek_cache == NULL || !fast_enter(h))
+		return 0;
+	why = xm_client_key(h->fast, customer, ret_rec, &ttl);
+	fast_leave(h);
+	/* Republish only for customers that used the cache. */
+	if (why == XM_STALE && ttl > 0 &&
+	    xtcmk_decide(h, customer, &d) == XTCMK_OK) {
+		xtcmk_decision_free(d);
+		if (!fast_enter(h))
+			return 0;
+		why = xm_client_key(h->fast, customer, ret_rec, &ttl);
+		fast_leave(h);
+	}
+	if (why != XM_HIT || ret_rec->state != XM_STATE_ACTIVE)
+		return 0;
+	return ttl < XTCMK_HOST_CACHE_TTL_MAX ? ttl : XTCMK_HOST_CACHE_TTL_MAX;
 }
 
 /* Copy a text field into dst (truncated, NUL-terminated), "" if absent. */
@@ -708,8 +812,10 @@ dek_unwrap(struct xtcmk *h, const char *customer,
     size_t blob_len, uint8_t *dek, size_t *dek_len)
 {
 	struct xw_field fd;
+	struct xm_rec rec;
 	struct xcall x;
-	int rc;
+	uint64_t ttl = 0;
+	int rc, hit = 0;
 
 	if (h == NULL)
 		return inval("handle is NULL");
@@ -717,11 +823,32 @@ dek_unwrap(struct xtcmk *h, const char *customer,
 	if (dek == NULL || dek_len == NULL)
 		return call_end(&x, inval("dek and dek_len must not be NULL"));
 	if ((rc = check_blob(blob, blob_len)) != 0 ||
-	    (rc = dek_call(&x, XW_DEK_UNWRAP, customer, opts, blob, blob_len,
+	    (rc = check_customer(customer)) != 0)
+		return call_end(&x, rc);
+	/* The key record is read before the agent is asked: a revocation
+	 * after this point changes the generation the entry is kept under.
+	 * The host cache holds 32-byte keys only. */
+	if (*dek_len >= XTCMK_DEK_LEN &&
+	    (ttl = dek_cacheable(h, customer, &rec)) > 0 && fast_enter(h)) {
+		hit = hc_get(h->dek_cache, customer, blob, blob_len, &rec,
+		    mono_ms(), dek);
+		fast_leave(h);
+		if (hit) {
+			*dek_len = XTCMK_DEK_LEN;
+			return call_end(&x, XTCMK_OK);
+		}
+	}
+	if ((rc = dek_call(&x, XW_DEK_UNWRAP, customer, opts, blob, blob_len,
 	    0, NULL)) != 0)
 		return call_end(&x, rc);
-	if ((rc = reply_dek(&x, exact, dek_len, &fd)) == 0)
+	if ((rc = reply_dek(&x, exact, dek_len, &fd)) == 0) {
 		copy_out(dek, dek_len, &fd);
+		if (ttl > 0 && fd.len == XTCMK_DEK_LEN && fast_enter(h)) {
+			hc_put(h->dek_cache, customer, blob, blob_len, &rec,
+			    mono_ms() + ttl * 1000, dek);
+			fast_leave(h);
+		}
+	}
 	return call_end(&x, rc);
 }
 
@@ -995,4 +1122,30 @@ XTCMK_EXPORT const struct xtcmk_functions *
 xtcmk_get_functions(void)
 {
 	return &functions_1_1;
+}
+
+/* --- fast path (XTCMK_FASTPATH_1.1) ---------------------------------- */
+
+XTCMK_EXPORT int
+xtcmk_fastpath_stats(struct xtcmk *h, struct xtcmk_fastpath_stats *ret_stats,
+    size_t size)
+{
+	struct xtcmk_fastpath_stats st;
+
+	if (h == NULL || ret_stats == NULL)
+		return inval("handle and ret_stats must not be NULL");
+	xm_client_stats(h->fast, &st);
+	{
+		struct hc_stats hs;
+
+		hc_get_stats(h->dek_cache, &hs);
+		st.dek_hits = hs.hits;
+		st.dek_misses = hs.misses;
+		st.dek_inserts = hs.inserts;
+		st.dek_evictions = hs.evictions;
+		st.dek_invalid = hs.invalid;
+		st.dek_entries = hs.entries;
+	}
+	memcpy(ret_stats, &st, size < sizeof(st) ? size : sizeof(st));
+	return XTCMK_OK;
 }

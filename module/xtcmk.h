@@ -289,6 +289,37 @@ const struct xtcmk_functions *xtcmk_get_functions_v(uint32_t level);
 typedef const struct xtcmk_functions *(*xtcmk_get_functions_fn)(void);
 typedef const struct xtcmk_functions *(*xtcmk_get_functions_v_fn)(uint32_t);
 
+/*
+ * --- Host-local fast path (version node XTCMK_FASTPATH_1.1) ------------
+ * xtcmk_decide() first looks in the agent's memory-mapped decision file
+ * and asks the socket only when that cannot answer (libxtcmk(3), FAST
+ * PATH).  These counters say how often each happened on a handle.
+ */
+struct xtcmk_fastpath_stats {
+	uint64_t	hits;		/* decisions read from the file */
+	uint64_t	misses;		/* customer not published */
+	uint64_t	disabled;	/* XTCMK_NO_MEMCACHE set */
+	uint64_t	no_file;	/* no usable file (absent, foreign) */
+	uint64_t	stale;		/* invalidated: reload, move, change */
+	uint64_t	heartbeat;	/* agent's heartbeat too old */
+	uint64_t	recycled;	/* file replaced by a new agent */
+	uint64_t	busy;		/* record rewritten past the retries */
+	uint64_t	bad;		/* record failed validation */
+	uint64_t	maps;		/* files mapped */
+	/* The DEK cache (versioning policy's host_cache_ttl). */
+	uint64_t	dek_hits;	/* unwraps answered in process */
+	uint64_t	dek_misses;
+	uint64_t	dek_inserts;
+	uint64_t	dek_evictions;	/* least recently used, wiped */
+	uint64_t	dek_invalid;	/* revoked, expired, replaced: wiped */
+	uint64_t	dek_entries;
+};
+
+/* Copy the handle's counters into *ret_stats (size: sizeof(*ret_stats),
+ * fields past `size` are left alone). */
+int	 xtcmk_fastpath_stats(struct xtcmk *h,
+	    struct xtcmk_fastpath_stats *ret_stats, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -246,6 +246,7 @@ test_errno(void)
 	ASSERT_EQ(token_errno(XTCMK_E_DENIED), -EPERM);
 	ASSERT_EQ(token_errno(XTCMK_E_UNAVAILABLE), -EAGAIN);
 	ASSERT_EQ(token_errno(XTCMK_E_BUSY), -EAGAIN);
+	ASSERT_EQ(token_errno(XTCMK_E_UNCONFIRMED), -EAGAIN);
 	ASSERT_EQ(token_errno(XTCMK_E_TIMEOUT), -ETIMEDOUT);
 	ASSERT_EQ(token_errno(XTCMK_E_BAD_BLOB), -EINVAL);
 	ASSERT_EQ(token_errno(XTCMK_E_INTERNAL), -EIO);

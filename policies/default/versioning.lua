@@ -13,6 +13,8 @@ Params (params), optional:
                      least 86400 for Azure Storage customers)
   cache_ttl          lifetime of a cached DEK in seconds (300)
   cache_max          0 disables DEK caching for every customer (10000)
+  host_cache_ttl     seconds libxtcmk may keep a DEK in the host process
+                     (absent: 0, never)
 Output:
   { mode = "auto"|"pinned", version = "<32 hex>" (pinned only),
     refresh = s, revocation_check = s, grace = s, cache_ttl = s,
@@ -43,6 +45,7 @@ function P.decide(input, params)
 		grace = params.grace or 86400,
 		cache_ttl = params.cache_ttl or 300,
 		cache_max = params.cache_max or 10000,
+		host_cache_ttl = params.host_cache_ttl,
 		reason = "versionless key: follow rotations",
 	}
 	for _, kind in ipairs(c.kinds or {}) do
