@@ -279,11 +279,21 @@ fleet_apply_kv(struct fleet *f, const char *key, json_t *value,
 		*slash = '\0';
 		rc = value != NULL ? reg_fic_add(f->reg, buf, slash + 1, &e) :
 		    reg_fic_remove(f->reg, buf, slash + 1, &e);
-	} else if (strncmp(key, "c/", 2) == 0)
-		return value != NULL ? apply_customer(f, key + 2, value) :
-		    (rc = reg_customer_remove(f->reg, key + 2, actor != NULL ?
-		    actor : "fleet", &e), benign(rc, &e) ? 0 :
-		    (fleet_error(f, e.msg), -1));
+	} else if (strncmp(key, "c/", 2) == 0) {
+		if (value != NULL)
+			rc = apply_customer(f, key + 2, value);
+		else if ((rc = reg_customer_remove(f->reg, key + 2,
+		    actor != NULL ? actor : "fleet", &e)) < 0 &&
+		    !benign(rc, &e)) {
+			fleet_error(f, e.msg);
+			rc = -1;
+		} else
+			rc = 0;
+		/* Whatever a host cached under its old record goes. */
+		if (f->changed != NULL)
+			f->changed(f->changed_arg, key + 2);
+		return rc;
+	}
 	if (!benign(rc, &e)) {
 		snprintf(msg, sizeof(msg), "mirror: %s: %s", key, e.msg);
 		fleet_error(f, msg);
@@ -438,6 +448,8 @@ on_watch(void *arg, json_t *msg)
 		fleet_error(f, e.msg);
 		return -1;	/* nothing applied: watch again from before */
 	}
+	if (batch && f->changed != NULL)
+		f->changed(f->changed_arg, NULL);
 	/* A progress notification: everything up to its header is here. */
 	if (last == 0 && !json_is_true(json_object_get(res, "created")))
 		last = hrev;
@@ -589,6 +601,8 @@ resync(struct fleet *f, struct xerr *e)
 			fleet_error(f, msg);
 			f->diverged = 1;
 		}
+		if (f->changed != NULL)
+			f->changed(f->changed_arg, NULL);
 		pthread_mutex_lock(&f->mu);
 		f->applied = rev;
 		f->have_state = 1;
@@ -670,6 +684,7 @@ read_password(const char *path, char **ret, struct xerr *e)
 
 int
 fleet_open(const struct config *cfg, struct registry *reg,
+    void (*changed)(void *, const char *), void *arg,
     struct fleet **ret_fleet, struct xerr *e)
 {
 	struct etcd_opts o;
@@ -713,6 +728,8 @@ fleet_open(const struct config *cfg, struct registry *reg,
 	pthread_cond_init(&f->cv, NULL);
 	pthread_cond_init(&f->usage_cv, NULL);
 	f->reg = reg;
+	f->changed = changed;
+	f->changed_arg = arg;
 	f->sync_ms = cfg->registry_sync_timeout_ms;
 	snprintf(f->prefix, sizeof(f->prefix), "%s", cfg->registry_prefix);
 	etcd_prefix_end(f->prefix, f->end, sizeof(f->end));

@@ -29,9 +29,15 @@ struct config;
 struct registry;
 struct fleet;
 
-/* Start the mirror when cfg says backend = etcd; *ret_fleet is NULL for
- * the SQLite backend. */
+/*
+ * Start the mirror when cfg says backend = etcd; *ret_fleet is NULL for
+ * the SQLite backend.  The mirror calls `changed(arg, id)` after it
+ * applied a change to customer `id`, and `changed(arg, NULL)` after each
+ * batch of changes, so the agent can refresh what it derived from the
+ * registry (the fast path's published decisions).
+ */
 int	fleet_open(const struct config *cfg, struct registry *reg,
+	    void (*changed)(void *, const char *), void *arg,
 	    struct fleet **ret_fleet, struct xerr *e);
 void	fleet_close(struct fleet *f);
 

@@ -35,6 +35,8 @@ struct fleet {
 	char		*state_dir;
 	char		*endpoints;	/* as configured, for status */
 	unsigned	 sync_ms;	/* read-your-writes bound */
+	void		(*changed)(void *, const char *);
+	void		*changed_arg;
 
 	pthread_t	 thread;
 	int		 started;

@@ -382,6 +382,22 @@ memcache_customer_changed(struct service *s, json_t *req)
 		shmcache_customer_bump(s->mc, id);
 }
 
+/*
+ * The fleet's mirror applied a change another agent made: the same as
+ * an admin reply here (a moved or removed customer gets a new revocation
+ * generation; then the published decisions follow the registry).
+ */
+static void
+fleet_changed(void *arg, const char *customer)
+{
+	struct service *s = arg;
+
+	if (customer != NULL)
+		shmcache_customer_bump(s->mc, customer);
+	else
+		memcache_sync(s);
+}
+
 void
 service_key_state(struct service *s, const char *customer, int revoked,
     int changed)
@@ -1198,10 +1214,12 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 	if ((rc = policy_set_load(cfg->policy_dir, cfg->lua_dir, cfg->params,
 	    &cfg->limits, &s->set, e)) < 0)
 		goto fail;
-	if ((rc = reg_open(cfg->registry_path, &s->reg, e)) < 0 ||
-	    (rc = fleet_open(cfg, s->reg, &s->fleet, e)) < 0)
+	if ((rc = reg_open(cfg->registry_path, &s->reg, e)) < 0)
 		goto fail;
-	if ((rc = memcache_open(s, e)) < 0)
+	/* The mirror refreshes the fast path's file: open that first. */
+	if ((rc = memcache_open(s, e)) < 0 ||
+	    (rc = fleet_open(cfg, s->reg, fleet_changed, s, &s->fleet,
+	    e)) < 0)
 		goto fail;
 	if ((rc = dlog_open(cfg->decision_log, &s->dlog, e)) < 0)
 		goto fail;

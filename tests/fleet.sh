@@ -234,7 +234,14 @@ done
 agent_kill 3
 rm -f "$T"/acked.*
 onboard 1 300001 1 300030 "${REGIONS[@]}"
+# Agent 2's host processes read its decisions from the fast path's file:
+# a removal made on agent 1 must reach that file too.
+check "agent 2's module decides c300001" \
+	'$HOST -s "$T/a2/s.sock" decide c300001 >/dev/null 2>&1'
 ctl 1 customer remove c300001 >/dev/null || bad "customer remove"
+converge 1 2
+check "agent 2's module no longer decides the removed c300001" \
+	'! $HOST -s "$T/a2/s.sock" decide c300001 >/dev/null 2>&1'
 rev=$(etcdctl endpoint status -w json | python3 -c "import json, sys
 print(max(e['Status']['header']['revision'] for e in json.load(sys.stdin)))")
 etcdctl compact "$rev" >/dev/null || bad "etcdctl compact"
