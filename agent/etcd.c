@@ -217,6 +217,9 @@ post(struct etcd *c, int ep, const char *path, const char *body,
 	curl_easy_setopt(c->h, CURLOPT_WRITEDATA, out);
 	cc = curl_easy_perform(c->h);
 	curl_slist_free_all(hdr);
+	if (cc == CURLE_OPERATION_TIMEDOUT)
+		return xerr_set(e, XTCMK_E_UNAVAILABLE, "etcd %s: no answer "
+		    "within %lld ms", c->ep[ep], timeout_ms);
 	if (cc != CURLE_OK)
 		return xerr_set(e, XTCMK_E_UNAVAILABLE, "etcd %s: %s",
 		    c->ep[ep], curl_easy_strerror(cc));
