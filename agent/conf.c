@@ -39,10 +39,10 @@ static const struct ckey ckeys[] = {
 	{ "agent", "socket", C_PATH, OFF(socket_path), 0, 0 },
 	{ "agent", "state_dir", C_PATH, OFF(state_dir), 0, 0 },
 	{ "agent", "decision_log", C_PATH, OFF(decision_log), 0, 0 },
-	{ "agent", "memcache", C_STR, OFF(memcache), 0, 0 },
 	{ "agent", "workload", C_STR, OFF(workload), 0, 0 },
 	{ "agent", "policy_dir", C_PATH, OFF(policy_dir), 0, 0 },
 	{ "agent", "lua_dir", C_PATH, OFF(lua_dir), 0, 0 },
+	{ "agent", "memcache", C_STR, OFF(memcache), 0, 0 },
 	{ "agent", "log_level", C_LEVEL, OFF(log_level), 0, 0 },
 	{ "agent", "max_connections", C_UINT, OFF(max_connections), 1, CONN_MAX_LIMIT },
 	{ "agent", "max_connections_per_uid", C_UINT, OFF(max_connections_per_uid), 1, CONN_MAX_LIMIT },
@@ -91,7 +91,7 @@ static const struct ckey ckeys[] = {
 	{ "registry", "timeout_ms", C_UINT, OFF(registry_timeout_ms), 100, 120000 },
 	{ "registry", "sync_timeout_ms", C_UINT, OFF(registry_sync_timeout_ms), 10, 120000 },
 };
-/* Indexes into ckeys[] that code refers to. */
+/* Indexes into ckeys[] that code refers to (keep them in step). */
 #define KEY_POLICY_DIR	4
 #define KEY_LUA_DIR	5
 #define NCKEYS	(sizeof(ckeys) / sizeof(ckeys[0]))

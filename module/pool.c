@@ -6,6 +6,7 @@
  * belongs to the process that made it; a child detects the pid change
  * before touching any lock and installs a pool of its own.
  */
+#include <sys/mman.h>
 #include <sys/types.h>
 
 #include <pthread.h>
@@ -227,6 +228,8 @@ handle_free(struct xtcmk *h)
 	pool_free(p, getpid());
 	xm_client_free(h->fast);
 	hc_free(h->dek_cache);
+	if (h->fk != NULL)
+		munmap(h->fk, (size_t)sysconf(_SC_PAGESIZE));
 	free(h->path);
 	free(h);
 }

@@ -66,8 +66,15 @@ struct xtcmk {
 	struct xtcmk_pool	*pool;	/* atomic: replaced in a child */
 	struct xm_client	*fast;	/* module/shm.c; NULL: socket only */
 	struct hc		*dek_cache; /* module/dekcache.c; NULL: none */
-	unsigned		 fast_busy; /* atomic: fast-path users inside */
 	int			 closed;   /* atomic: xtcmk_close has begun */
+	struct xtcmk_fork	*fk;	/* MADV_WIPEONFORK page; NULL: no
+					 * fast path */
+};
+
+/* Per-process state of a handle: a forked child reads it all zero. */
+struct xtcmk_fork {
+	int			 unforked;  /* 1 once this process's pool is in */
+	unsigned		 fast_busy; /* atomic: fast-path users inside */
 };
 
 /* A fresh pool for this process; `prev` is the one it replaces. */

@@ -11,6 +11,7 @@
  * pthread_atfork, no signal handlers, no printing, no exit/abort/assert;
  * every descriptor CLOEXEC and above 2; secrets wiped before release.
  */
+#include <sys/mman.h>
 #include <sys/types.h>
 
 #include <errno.h>
@@ -140,6 +141,27 @@ xtcmk_last_error(void)
 	return last_err;
 }
 
+/* The handle's per-process page (MADV_WIPEONFORK), so the fast path
+ * notices a fork without a system call and a child never waits for its
+ * parent's threads; NULL where the kernel lacks it (no fast path then). */
+static struct xtcmk_fork *
+fork_page(void)
+{
+	size_t n = (size_t)sysconf(_SC_PAGESIZE);
+	struct xtcmk_fork *p;
+
+	p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	    -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (madvise(p, n, MADV_WIPEONFORK) == -1) {
+		munmap(p, n);
+		return NULL;
+	}
+	p->unforked = 1;
+	return p;
+}
+
 XTCMK_EXPORT int
 xtcmk_open(const char *socket_path, unsigned timeout_ms,
     struct xtcmk **ret_handle)
@@ -171,7 +193,8 @@ xtcmk_open(const char *socket_path, unsigned timeout_ms,
 		return XTCMK_E_NOMEM;
 	}
 	h->timeout_ms = timeout_ms == 0 ? XTCMK_TIMEOUT_DEFAULT : timeout_ms;
-	h->fast = xm_client_new(path);	/* fast path: optional */
+	if ((h->fk = fork_page()) != NULL)
+		h->fast = xm_client_new(path);	/* fast path: optional */
 	h->dek_cache = hc_new();	/* optional too */
 	*ret_handle = h;
 	return XTCMK_OK;
@@ -200,7 +223,8 @@ xtcmk_close(struct xtcmk *h)
 	 * never block (module/shm.c, module/dekcache.c: bounded retries,
 	 * trylock only), then no new one starts. */
 	__atomic_store_n(&h->closed, 1, __ATOMIC_SEQ_CST);
-	while (__atomic_load_n(&h->fast_busy, __ATOMIC_SEQ_CST) != 0)
+	while (h->fk != NULL &&
+	    __atomic_load_n(&h->fk->fast_busy, __ATOMIC_SEQ_CST) != 0)
 		sched_yield();
 	pthread_mutex_lock(&p->lock);
 	p->closing = 1;
@@ -447,9 +471,16 @@ fast_enter(struct xtcmk *h)
 {
 	if (h->fast == NULL)
 		return 0;
-	__atomic_add_fetch(&h->fast_busy, 1, __ATOMIC_SEQ_CST);
+	/* A forked child takes its own pool (closing the parent's sockets)
+	 * on its first call, whichever way that call is answered. */
+	if (__atomic_load_n(&h->fk->unforked, __ATOMIC_ACQUIRE) == 0) {
+		if (pool_get(h) == NULL)
+			return 0;
+		__atomic_store_n(&h->fk->unforked, 1, __ATOMIC_RELEASE);
+	}
+	__atomic_add_fetch(&h->fk->fast_busy, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&h->closed, __ATOMIC_SEQ_CST)) {
-		__atomic_sub_fetch(&h->fast_busy, 1, __ATOMIC_SEQ_CST);
+		__atomic_sub_fetch(&h->fk->fast_busy, 1, __ATOMIC_SEQ_CST);
 		return 0;
 	}
 	return 1;
@@ -458,7 +489,7 @@ fast_enter(struct xtcmk *h)
 static void
 fast_leave(struct xtcmk *h)
 {
-	__atomic_sub_fetch(&h->fast_busy, 1, __ATOMIC_SEQ_CST);
+	__atomic_sub_fetch(&h->fk->fast_busy, 1, __ATOMIC_SEQ_CST);
 }
 
 /*

@@ -158,8 +158,10 @@ assert "inputs" not in a and a["app"] == sys.argv[1] and a["outputs"]["federate"
 t0=$(now)
 $C app plan >"$T/plan.txt" 2>&1 || bad "app plan: $(tail -2 "$T/plan.txt")"
 echo "app plan over $napps applications: $(since "$t0") s"
-[ "$(grep -c '^Application ' "$T/plan.txt")" = "$napps" ] && ok ||
-    bad "app plan covers $(grep -c '^Application ' "$T/plan.txt") of $napps applications"
+# One section per application, titled "Application NAME".
+nplan=$(grep -cE '^Application [A-Za-z0-9._-]+$' "$T/plan.txt")
+[ "$nplan" = "$napps" ] && ok ||
+    bad "app plan covers $nplan of $napps applications"
 $C check >/dev/null && ok || bad "registry check"
 
 finish
