@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fleet.h"
 #include "keys.h"
 #include "log.h"
 #include "registry.h"
@@ -54,6 +55,7 @@ static const struct admin_rule {
 	/* Admin-only, but they change nothing: not audited. */
 	{ "check", ADMIN_PROBE },
 	{ "customer.check", ADMIN_PROBE },
+	{ "registry.export", ADMIN_PROBE },
 };
 
 static int
@@ -374,6 +376,17 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 		    "read-only commands (status, stats, lists, shows, decide: "
 		    "[access] monitor_uids); '%s' needs admin_uids",
 		    (unsigned)p->uid, cmd);
+	/* Moves are policy-checked whichever registry makes them. */
+	if (strcmp(cmd, "customer.move") == 0 && service_fleet(s) != NULL &&
+	    (a1 = json_string_value(json_object_get(req, "id"))) != NULL &&
+	    (a2 = json_string_value(json_object_get(req, "to"))) != NULL &&
+	    (rc = service_move(s, a1, a2, NULL, NULL, e)) < 0)
+		goto reply;
+	/* With the fleet registry, registry writes go to etcd. */
+	if ((rc = fleet_admin(service_fleet(s), reg, cmd, req, actor, &r,
+	    e)) <= 0)
+		goto reply;
+	rc = 0;
 
 	if (strcmp(cmd, "status") == 0)
 		r = service_status(s);
@@ -385,7 +398,11 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 	} else if (strcmp(cmd, "check") == 0) {
 		if ((rc = reg_check(reg, &r, e)) == 0)
 			cap_problems(r);
-	} else if (strcmp(cmd, "workload.add") == 0) {
+	} else if (strcmp(cmd, "registry.export") == 0)
+		rc = fleet_export(reg, req, &r, e);
+	else if (strcmp(cmd, "registry.import") == 0)
+		rc = fleet_import(service_fleet(s), reg, req, &r, e);
+	else if (strcmp(cmd, "workload.add") == 0) {
 		if ((obj = arg_obj(req, "workload", e, &rc)) != NULL &&
 		    (rc = reg_workload_add(reg, obj, e)) == 0)
 			r = ok();
@@ -467,6 +484,7 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 	else
 		return xerr_set(e, XTCMK_E_INVAL, "unknown admin command "
 		    "'%s'", cmd);
+reply:
 	if (rc < 0)
 		return rc;
 	if (r == NULL)

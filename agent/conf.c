@@ -82,6 +82,16 @@ static const struct ckey ckeys[] = {
 	{ "azure", "rate_limit", C_UINT, OFF(azure_rate_limit), 0, 100000 },
 	{ "azure", "local_wrap", C_BOOL, OFF(azure_local_wrap), 0, 0 },
 	{ "metrics", "listen", C_STR, OFF(metrics_listen), 0, 0 },
+	{ "registry", "backend", C_STR, OFF(registry_backend), 0, 0 },
+	{ "registry", "endpoints", C_STR, OFF(registry_endpoints), 0, 0 },
+	{ "registry", "prefix", C_STR, OFF(registry_prefix), 0, 0 },
+	{ "registry", "ca_file", C_PATH, OFF(registry_ca_file), 0, 0 },
+	{ "registry", "cert_file", C_PATH, OFF(registry_cert_file), 0, 0 },
+	{ "registry", "key_file", C_PATH, OFF(registry_key_file), 0, 0 },
+	{ "registry", "user", C_STR, OFF(registry_user), 0, 0 },
+	{ "registry", "password_file", C_PATH, OFF(registry_password_file), 0, 0 },
+	{ "registry", "timeout_ms", C_UINT, OFF(registry_timeout_ms), 100, 120000 },
+	{ "registry", "sync_timeout_ms", C_UINT, OFF(registry_sync_timeout_ms), 10, 120000 },
 };
 /* Indexes into ckeys[] that code refers to (keep them in step). */
 #define KEY_POLICY_DIR	4
@@ -180,6 +190,10 @@ config_defaults(struct config *c)
 	c->azure_timeout_ms = 5000;
 	c->azure_retries = 4;
 	c->azure_rate_limit = 200;
+	c->registry_backend = xstrdup("sqlite");
+	c->registry_prefix = xstrdup("/xtcmk/");
+	c->registry_timeout_ms = 5000;
+	c->registry_sync_timeout_ms = 2000;
 	/* Root and the agent's own user; everyone else must be listed. */
 	c->data_uids.n = 0;
 	c->data_uids.ids[c->data_uids.n++] = 0;
@@ -223,6 +237,14 @@ config_free(struct config *c)
 	free(c->azure_connect_to);
 	free(c->azure_api_version);
 	free(c->metrics_listen);
+	free(c->registry_backend);
+	free(c->registry_endpoints);
+	free(c->registry_prefix);
+	free(c->registry_ca_file);
+	free(c->registry_cert_file);
+	free(c->registry_key_file);
+	free(c->registry_user);
+	free(c->registry_password_file);
 	json_decref(c->params);
 	free(c);
 }
@@ -423,11 +445,12 @@ parse_line(struct config *c, char *line, char *section, size_t seclen,
 		    strcmp(section, "keys") != 0 &&
 		    strcmp(section, "azure") != 0 &&
 		    strcmp(section, "metrics") != 0 &&
+		    strcmp(section, "registry") != 0 &&
 		    strcmp(section, "params") != 0)
 			return xerr_set(e, XTCMK_E_INVAL,
 			    "%s: unknown section [%s]; sections are [agent], "
-			    "[access], [policy], [keys], [azure], [metrics] and "
-			    "[params]", where, section);
+			    "[access], [policy], [keys], [azure], [metrics], "
+			    "[registry] and [params]", where, section);
 		return 0;
 	}
 	if ((eq = strchr(line, '=')) == NULL)
@@ -610,6 +633,35 @@ azure_check(struct config *c, struct xerr *e)
 
 #undef WHERE
 
+/* [registry]: etcd needs endpoints; a prefix is a path ending in '/'. */
+static int
+registry_check(struct config *c, struct xerr *e)
+{
+	const char *p = c->registry_prefix;
+
+	if (strcmp(c->registry_backend, "sqlite") != 0 &&
+	    strcmp(c->registry_backend, "etcd") != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "[registry] backend '%s': use "
+		    "sqlite (one host) or etcd (a fleet)", c->registry_backend);
+	if (strcmp(c->registry_backend, "etcd") == 0 &&
+	    (c->registry_endpoints == NULL || *c->registry_endpoints == '\0'))
+		return xerr_set(e, XTCMK_E_INVAL, "[registry] backend = etcd "
+		    "needs endpoints (e.g. https://10.0.0.1:2379, "
+		    "https://10.0.0.2:2379, https://10.0.0.3:2379)");
+	if (*p != '/' || p[strlen(p) - 1] != '/' || strlen(p) > 100 ||
+	    strpbrk(p, " \t\"\\") != NULL)
+		return xerr_set(e, XTCMK_E_INVAL, "[registry] prefix '%s' must "
+		    "start and end with '/', at most 100 characters without "
+		    "blanks or quotes (e.g. /xtcmk/prod/)", p);
+	if ((c->registry_cert_file == NULL) != (c->registry_key_file == NULL))
+		return xerr_set(e, XTCMK_E_INVAL, "[registry] cert_file and "
+		    "key_file go together");
+	if ((c->registry_user == NULL) != (c->registry_password_file == NULL))
+		return xerr_set(e, XTCMK_E_INVAL, "[registry] user and "
+		    "password_file go together");
+	return 0;
+}
+
 int
 config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 {
@@ -645,7 +697,7 @@ config_load(const char *path, struct config **ret_cfg, struct xerr *e)
 		config_free(c);
 		return rc;
 	}
-	if ((rc = azure_check(c, e)) < 0) {
+	if ((rc = azure_check(c, e)) < 0 || (rc = registry_check(c, e)) < 0) {
 		config_free(c);
 		return rc;
 	}
@@ -807,6 +859,18 @@ config_dump(const struct config *c, FILE *out)
 	    c->azure_rate_limit, c->azure_local_wrap ? "yes" : "no");
 	if (c->metrics_listen != NULL)
 		fprintf(out, "\n[metrics]\nlisten = %s\n", c->metrics_listen);
+	fprintf(out, "\n[registry]\nbackend = %s\nprefix = %s\n"
+	    "timeout_ms = %u\nsync_timeout_ms = %u\n", c->registry_backend,
+	    c->registry_prefix, c->registry_timeout_ms,
+	    c->registry_sync_timeout_ms);
+#define DUMP_OPT(k, f)	if (c->f != NULL) fprintf(out, k " = %s\n", c->f)
+	DUMP_OPT("endpoints", registry_endpoints);
+	DUMP_OPT("ca_file", registry_ca_file);
+	DUMP_OPT("cert_file", registry_cert_file);
+	DUMP_OPT("key_file", registry_key_file);
+	DUMP_OPT("user", registry_user);
+	DUMP_OPT("password_file", registry_password_file);
+#undef DUMP_OPT
 	fprintf(out, "\n[params]\n");
 	json_object_foreach(c->params, k, v) {
 		if (json_is_string(v))

@@ -68,6 +68,17 @@ struct config {
 	unsigned azure_rate_limit;	/* requests/s per vault, 0: none */
 	int	 azure_local_wrap;
 	char	*metrics_listen;	/* [metrics] listen, NULL: off */
+	/* [registry]: the fleet registry (fleet.h, xtcmk-fleet(7)). */
+	char	*registry_backend;	/* sqlite | etcd */
+	char	*registry_endpoints;	/* URLs, comma or space separated */
+	char	*registry_prefix;	/* "/xtcmk/" */
+	char	*registry_ca_file;
+	char	*registry_cert_file;
+	char	*registry_key_file;
+	char	*registry_user;
+	char	*registry_password_file;
+	unsigned registry_timeout_ms;	/* one etcd call, all endpoints */
+	unsigned registry_sync_timeout_ms; /* read-your-writes wait */
 	struct id_list data_uids, data_gids, admin_uids, admin_gids;
 	struct id_list monitor_uids, monitor_gids;	/* read-only admin */
 	struct policy_limits limits;

@@ -31,6 +31,7 @@
 
 #include "azure.h"
 #include "blob.h"
+#include "fleet.h"
 #include "keycache.h"
 #include "keys.h"
 #include "keys_int.h"
@@ -699,6 +700,8 @@ keys_usage_flush(struct keys *k)
 	    (skipped = log_ratelimit(&usage_rl)) >= 0)
 		log_warn("key usage not recorded: %s (%ld more such "
 		    "failures not logged)", e.msg, skipped);
+	else	/* the fleet's view: xtcmk-fleet(7) */
+		fleet_usage_publish(service_fleet(k->svc), rows);
 	json_decref(rows);
 }
 

@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "azure.h"
+#include "fleet.h"
 #include "keycache.h"
 #include "keys.h"
 #include "keys_int.h"
@@ -70,6 +71,8 @@ key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
 	struct kstate st;
 	json_t *usage = NULL, *r, *row, *show = NULL, *versions, *disabled;
 	char line[512], *text = NULL;
+	const char *fleet_note = NULL;
+	struct xerr fe;
 	const char *dv;
 	size_t i, tlen = 0;
 	FILE *f;
@@ -89,6 +92,10 @@ key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
 		json_decref(disabled);
 		return rc;
 	}
+	/* With the fleet registry: every host's usage (xtcmk-fleet(7)). */
+	if (fleet_usage_merge(service_fleet(k->svc), customer, usage,
+	    &fe) < 0)
+		fleet_note = fe.msg;
 	if (st.uri.service == KEY_SERVICE_LOCAL)
 		(void)keystore_show(k->ks, st.uri.vault, st.uri.name, &show,
 		    NULL);
@@ -134,6 +141,9 @@ key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
 	/* Versions refused on their own while the key serves: their
 	 * cached DEKs were wiped and their blobs fail closed. */
 	json_object_set_new(r, "disabled_versions", disabled);
+	if (fleet_note != NULL)
+		json_object_set_new(r, "fleet_usage_error",
+		    json_string(fleet_note));
 	{
 		char base[600];
 
@@ -162,6 +172,12 @@ key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
 			    (long long)json_integer_value(json_object_get(row,
 			    "wraps")), (long long)json_integer_value(
 			    json_object_get(row, "unwraps")), line);
+			if (json_object_get(row, "hosts") != NULL)
+				fprintf(f, " (%lld host%s)", (long long)
+				    json_integer_value(json_object_get(row,
+				    "hosts")), json_integer_value(
+				    json_object_get(row, "hosts")) == 1 ? "" :
+				    "s");
 			if (after > 0) {
 				gmtime_r(&after, &tm);
 				strftime(line, sizeof(line),
@@ -173,6 +189,9 @@ key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
 		}
 		if (json_array_size(usage) == 0)
 			fprintf(f, "  no wraps or unwraps recorded yet\n");
+		if (fleet_note != NULL)
+			fprintf(f, "  other hosts' usage unknown: %s\n",
+			    fleet_note);
 		json_object_foreach(disabled, dv, row)
 			fprintf(f, "  version %s DISABLED: its blobs are refused "
 			    "and its cached keys wiped: %s\n", dv,

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fleet.h"
 #include "log.h"
 #include "policy.h"
 #include "registry.h"
@@ -201,6 +202,7 @@ static int
 onboard_one(struct service *s, json_t *customer, json_t **ret_result,
     struct xerr *e)
 {
+	long long view = fleet_view(service_fleet(s));
 	json_t *existing = NULL, *input = NULL, *part = NULL, *app = NULL;
 	json_t *rest = NULL, *cv = NULL, *why = NULL;
 	const char *id = NULL, *appname;
@@ -249,8 +251,8 @@ onboard_one(struct service *s, json_t *customer, json_t **ret_result,
 	if ((rc = svc_decide_rest(s, customer, app, &rest, e)) < 0)
 		goto out;
 	why = scope_why(input, json_object_get(input, "scope") != NULL);
-	if ((rc = reg_customer_onboard(service_registry(s), customer, part,
-	    why, hash, e)) < 0)
+	if ((rc = fleet_onboard(service_fleet(s), service_registry(s), view,
+	    customer, part, why, hash, e)) < 0)
 		goto out;
 	svc_count(s, SVC_ASSIGNED);
 	log_info("customer %s assigned to application %s (policy %.12s)", id,
@@ -259,7 +261,7 @@ onboard_one(struct service *s, json_t *customer, json_t **ret_result,
 	    "app", appname, "federate", json_object_get(part, "federate"),
 	    "reason", json_object_get(part, "reason"), "policy_hash", hash);
 out:
-	if (rc < 0)
+	if (rc < 0 && rc != -XTCMK_E_BUSY)
 		svc_count(s, SVC_REFUSED);
 	json_decref(existing);
 	json_decref(cv);
@@ -271,6 +273,29 @@ out:
 	return rc;
 }
 
+/*
+ * With the fleet registry another agent may commit first what a decision
+ * read: decide again on the fresher mirror (bounded, counted).
+ */
+static int
+onboard_retry(struct service *s, json_t *customer, json_t **ret_result,
+    struct xerr *e)
+{
+	struct fleet *f = service_fleet(s);
+	int rc, tries;
+
+	for (tries = 0; ; tries++) {
+		rc = onboard_one(s, customer, ret_result, e);
+		if (rc != -XTCMK_E_BUSY || f == NULL ||
+		    tries == FLEET_RETRY_MAX)
+			break;
+		fleet_count_retry(f);
+	}
+	if (rc == -XTCMK_E_BUSY)
+		svc_count(s, SVC_REFUSED);
+	return rc;
+}
+
 int
 service_onboard(struct service *s, json_t *customer, json_t **ret_result,
     struct xerr *e)
@@ -278,7 +303,7 @@ service_onboard(struct service *s, json_t *customer, json_t **ret_result,
 	int rc;
 
 	svc_onboard_lock(s, 1);
-	rc = onboard_one(s, customer, ret_result, e);
+	rc = onboard_retry(s, customer, ret_result, e);
 	svc_onboard_lock(s, 0);
 	return rc;
 }
@@ -315,7 +340,8 @@ service_move(struct service *s, const char *id, const char *to,
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = svc_move_check(s, in, e)) == 0)
+	/* actor NULL: the check alone (the fleet registry moves). */
+	if ((rc = svc_move_check(s, in, e)) == 0 && actor != NULL)
 		rc = reg_customer_move(reg, id, to, reason, actor, e);
 out:
 	svc_onboard_lock(s, 0);
@@ -365,6 +391,7 @@ service_import(struct service *s, json_t *customers, json_t **ret_reply,
 	struct xerr ce;
 	size_t i;
 	int rc, assigned = 0, already = 0, refused = 0;
+	int fleet = service_fleet(s) != NULL;
 
 	if (!json_is_array(customers) || json_array_size(customers) == 0)
 		return xerr_set(e, XTCMK_E_INVAL, "\"customers\" must be a "
@@ -376,7 +403,11 @@ service_import(struct service *s, json_t *customers, json_t **ret_reply,
 	if ((results = json_array()) == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	svc_onboard_lock(s, 1);
-	if ((rc = reg_batch_begin(service_registry(s), e)) < 0) {
+	/* The fleet's mirror applies changes to SQLite as they commit in
+	 * etcd: no SQLite batch around them (each customer is its own etcd
+	 * transaction, see xtcmk-fleet(7)). */
+	rc = 0;
+	if (!fleet && (rc = reg_batch_begin(service_registry(s), e)) < 0) {
 		svc_onboard_lock(s, 0);
 		json_decref(results);
 		return rc;
@@ -386,7 +417,7 @@ service_import(struct service *s, json_t *customers, json_t **ret_reply,
 
 		res = NULL;
 		xerr_clear(&ce);
-		if (onboard_one(s, c, &res, &ce) == 0) {
+		if (onboard_retry(s, c, &res, &ce) == 0) {
 			int dup = json_is_true(json_object_get(res,
 			    "already"));
 
@@ -417,7 +448,7 @@ service_import(struct service *s, json_t *customers, json_t **ret_reply,
 			    "imported: send fewer customers per request",
 			    json_array_size(customers));
 	}
-	{
+	if (!fleet) {
 		int brc = reg_batch_end(service_registry(s), rc == 0,
 		    rc == 0 ? e : NULL);
 

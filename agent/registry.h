@@ -114,6 +114,9 @@ int	reg_customer_page(struct registry *r, const char *after, int limit,
 int	reg_customer_onboard(struct registry *r, json_t *customer,
 	    json_t *decision, json_t *why, const char *policy_hash,
 	    struct xerr *e);
+/* Check a customer object as reg_customer_onboard() would, writing
+ * nothing (for writers that commit elsewhere, see fleet.h). */
+int	reg_customer_validate(json_t *customer, struct xerr *e);
 /* Explicit move to an existing application; logged with reason and actor. */
 int	reg_customer_move(struct registry *r, const char *id,
 	    const char *to_app, const char *reason, const char *actor,

@@ -717,3 +717,15 @@ reg_usage_get(struct registry *r, const char *customer, json_t **ret_array,
 		rc = regi_collect(r, st, usage_row, ret_array, e);
 	return regi_tx_end(r, rc, 0, e);
 }
+
+int
+reg_customer_validate(json_t *customer, struct xerr *e)
+{
+	struct customer_in ci;
+	int rc;
+
+	rc = customer_parse(customer, &ci, e);
+	free(ci.kinds);
+	free(ci.labels);
+	return rc;
+}

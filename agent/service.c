@@ -35,6 +35,7 @@
 
 #include "config.h"
 #include "dlog.h"
+#include "fleet.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
@@ -76,6 +77,7 @@ struct dentry {
 struct service {
 	struct config		*cfg;
 	struct registry		*reg;
+	struct fleet		*fleet;		/* NULL: backend = sqlite */
 	struct dlog		*dlog;
 	struct keys		*keys;
 	time_t			 started;
@@ -134,6 +136,12 @@ struct registry *
 service_registry(struct service *s)
 {
 	return s->reg;
+}
+
+struct fleet *
+service_fleet(struct service *s)
+{
+	return s->fleet;
 }
 
 struct dlog *
@@ -527,6 +535,22 @@ memcache_customer_changed(struct service *s, json_t *req)
 	if (cmd != NULL && id != NULL && (strcmp(cmd, "customer.move") == 0 ||
 	    strcmp(cmd, "customer.remove") == 0))
 		shmcache_customer_bump(s->mc, id);
+}
+
+/*
+ * The fleet's mirror applied a change another agent made: the same as
+ * an admin reply here (a moved or removed customer gets a new revocation
+ * generation; then the published decisions follow the registry).
+ */
+static void
+fleet_changed(void *arg, const char *customer)
+{
+	struct service *s = arg;
+
+	if (customer != NULL)
+		shmcache_customer_bump(s->mc, customer);
+	else
+		memcache_sync(s);
 }
 
 void
@@ -1314,6 +1338,9 @@ service_status(struct service *s)
 	    "versioning", policy_set_name(set, POLICY_VERSIONING),
 	    "providers", "local (*.vault.local), azure (Key Vault, Managed HSM)");
 	if (st != NULL)
+		json_object_set_new(st, "registry_backend",
+		    fleet_status(s->fleet));
+	if (st != NULL)
 		json_object_set_new(st, "azure", json_pack("{s:s?, s:s, "
 		    "s:s?}", "tenant", s->cfg->azure_tenant,
 		    "authority", s->cfg->azure_authority,
@@ -1410,7 +1437,10 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 		goto fail;
 	if ((rc = reg_open(cfg->registry_path, &s->reg, e)) < 0)
 		goto fail;
-	if ((rc = memcache_open(s, e)) < 0)
+	/* The mirror refreshes the fast path's file: open that first. */
+	if ((rc = memcache_open(s, e)) < 0 ||
+	    (rc = fleet_open(cfg, s->reg, fleet_changed, s, &s->fleet,
+	    e)) < 0)
 		goto fail;
 	if ((rc = dlog_open(cfg->decision_log, &s->dlog, e)) < 0)
 		goto fail;
@@ -1469,6 +1499,7 @@ service_close(struct service *s)
 	free(s->pw_busy);
 	free(s->pw_pid);
 	dlog_close(s->dlog);
+	fleet_close(s->fleet);
 	reg_close(s->reg);
 	policy_set_unref(s->set);
 	pthread_rwlock_wrlock(&s->dc_lock);

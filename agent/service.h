@@ -57,6 +57,7 @@ void	service_count_nofile(struct service *s);
 /* Internals shared by service.c, admin.c, keys.c and keys_admin.c. */
 struct config	*service_config(struct service *s);
 struct registry	*service_registry(struct service *s);
+struct fleet	*service_fleet(struct service *s);	/* NULL: sqlite */
 struct dlog	*service_dlog(struct service *s);
 struct keys	*service_keys(struct service *s);
 /* Changes whenever the registry or the policy set changes. */
@@ -78,7 +79,8 @@ int	service_decide_json(struct service *s, const char *customer,
  */
 int	service_onboard(struct service *s, json_t *customer,
 	    json_t **ret_result, struct xerr *e);
-/* customer.move, checked by the partition policy's P.move first. */
+/* customer.move, checked by the partition policy's P.move first (actor
+ * NULL: only the check). */
 int	service_move(struct service *s, const char *id, const char *to,
 	    const char *reason, const char *actor, struct xerr *e);
 

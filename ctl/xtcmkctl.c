@@ -69,6 +69,7 @@ usage(FILE *out)
 "  decide ID\n"
 "  key create URI [--bits 2048|3072] | rotate URI | disable URI |\n"
 "      enable URI | delete URI | list | show URI | status CUSTOMER\n"
+"  registry export | import [FILE]\n"
 "  policy check [DIR]\n"
 "  policy test [--dir DIR] [--host-params] FIXTURE...\n"
 "onboarding documents (--format text|md|json; see xtcmk-onboarding(7)):\n"
@@ -1210,6 +1211,35 @@ cmd_decide(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* The registry backend's part of `status` (xtcmk-fleet(7)). */
+static void
+print_backend(json_t *b)
+{
+	json_t *c = json_object_get(b, "counters");
+
+	if (strcmp(jstr(b, "backend"), "etcd") != 0) {
+		printf("registry   %s\n", jstr(b, "backend"));
+		return;
+	}
+	printf("registry   etcd %s under %s\n"
+	    "           revision %lld of %lld, lag %lld, etcd %s\n"
+	    "           %lld txns, %lld lost races, %lld re-decisions, "
+	    "%lld refused, %lld resyncs\n",
+	    jstr(b, "endpoints"), jstr(b, "prefix"),
+	    (long long)json_integer_value(json_object_get(b, "revision")),
+	    (long long)json_integer_value(json_object_get(b, "etcd_revision")),
+	    (long long)json_integer_value(json_object_get(b, "lag")),
+	    json_is_true(json_object_get(b, "etcd_reachable")) ? "reachable" :
+	    "UNREACHABLE",
+	    (long long)json_integer_value(json_object_get(c, "txns")),
+	    (long long)json_integer_value(json_object_get(c, "conflicts")),
+	    (long long)json_integer_value(json_object_get(c, "retries")),
+	    (long long)json_integer_value(json_object_get(c, "refused")),
+	    (long long)json_integer_value(json_object_get(c, "resyncs")));
+	if (json_is_string(json_object_get(b, "last_error")))
+		printf("           last error: %s\n", jstr(b, "last_error"));
+}
+
 static int
 cmd_status(void)
 {
@@ -1234,6 +1264,7 @@ cmd_status(void)
 		printf("policies   %s (%.12s): %s, %s, %s\n", jstr(p, "dir"),
 		    jstr(p, "hash"), jstr(p, "partition"), jstr(p, "role"),
 		    jstr(p, "versioning"));
+		print_backend(json_object_get(r, "registry_backend"));
 	}
 	json_decref(r);
 	return EXIT_OK;
@@ -1488,6 +1519,116 @@ cmd_key(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/*
+ * registry export: every line of the agent's registry (its SQLite file or
+ * its fleet mirror) as JSON, one per line; registry import [FILE]: such
+ * lines (FILE or stdin) into the agent's registry backend, in requests
+ * of at most REGISTRY_IMPORT_BATCH lines.
+ */
+#define REGISTRY_IMPORT_BATCH	100
+#define REGISTRY_LINE_MAX	(64 * 1024)
+
+static int
+registry_send(json_t *lines, long *added, long *already, long *bad,
+    long first)
+{
+	json_t *req = json_pack("{s:s, s:O}", "cmd", "registry.import",
+	    "lines", lines), *r, *er;
+	size_t i;
+	int rc;
+
+	rc = call(req, &r);
+	json_decref(req);
+	if (rc != EXIT_OK)
+		return rc;
+	*added += (long)json_integer_value(json_object_get(r, "added"));
+	*already += (long)json_integer_value(json_object_get(r, "already"));
+	json_array_foreach(json_object_get(r, "errors"), i, er) {
+		fprintf(stderr, "xtcmkctl: line %lld: %s\n", (long long)first +
+		    json_integer_value(json_object_get(er, "line")) + 1,
+		    jstr(er, "error"));
+		(*bad)++;
+	}
+	json_decref(r);
+	json_array_clear(lines);
+	return EXIT_OK;
+}
+
+static int
+cmd_registry(int argc, char **argv)
+{
+	json_t *req, *r, *l, *lines, *next = NULL;
+	long added = 0, already = 0, bad = 0, lineno = 0, first = 0;
+	char *buf = NULL;
+	size_t cap = 0, i;
+	ssize_t n;
+	FILE *in;
+	int rc = EXIT_OK;
+
+	if (argc == 1 && strcmp(argv[0], "export") == 0) {
+		for (;;) {
+			req = json_pack("{s:s}", "cmd", "registry.export");
+			if (req != NULL && next != NULL)
+				json_object_update(req, next);
+			if ((rc = call(req, &r)) != EXIT_OK) {
+				json_decref(req);
+				json_decref(next);
+				return rc;
+			}
+			json_decref(req);
+			json_array_foreach(json_object_get(r, "lines"), i, l) {
+				json_dumpf(l, stdout, JSON_COMPACT |
+				    JSON_SORT_KEYS);
+				fputc('\n', stdout);
+			}
+			json_decref(next);
+			next = json_incref(json_object_get(r, "next"));
+			json_decref(r);
+			if (!json_is_object(next))
+				break;
+		}
+		json_decref(next);
+		return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+	}
+	if ((argc != 1 && argc != 2) || strcmp(argv[0], "import") != 0)
+		return EXIT_USAGE;
+	if (argc == 2 && (in = fopen(argv[1], "re")) == NULL) {
+		fprintf(stderr, "xtcmkctl: %s: %s\n", argv[1], strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (argc == 1)
+		in = stdin;
+	lines = json_array();
+	while ((n = getline(&buf, &cap, in)) != -1) {
+		lineno++;
+		if (n > REGISTRY_LINE_MAX || (l = json_loads(buf, 0,
+		    NULL)) == NULL || !json_is_object(l)) {
+			fprintf(stderr, "xtcmkctl: line %ld: not a JSON object "
+			    "of at most %d bytes (see `xtcmkctl registry "
+			    "export`)\n", lineno, REGISTRY_LINE_MAX);
+			rc = EXIT_FAIL;
+			break;
+		}
+		if (json_array_size(lines) == 0)
+			first = lineno - 1;
+		json_array_append_new(lines, l);
+		if (json_array_size(lines) == REGISTRY_IMPORT_BATCH &&
+		    (rc = registry_send(lines, &added, &already, &bad,
+		    first)) != EXIT_OK)
+			break;
+	}
+	if (rc == EXIT_OK && json_array_size(lines) > 0)
+		rc = registry_send(lines, &added, &already, &bad, first);
+	free(buf);
+	json_decref(lines);
+	if (in != stdin)
+		fclose(in);
+	if (rc == EXIT_OK)
+		printf("%ld added, %ld already there, %ld refused\n", added,
+		    already, bad);
+	return rc != EXIT_OK ? rc : bad > 0 ? EXIT_FAIL : EXIT_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1567,6 +1708,8 @@ main(int argc, char **argv)
 		rc = cmd_decide(argc, argv);
 	else if (strcmp(cmd, "policy") == 0)
 		rc = cmd_policy(argc, argv);
+	else if (strcmp(cmd, "registry") == 0)
+		rc = cmd_registry(argc, argv);
 	else if (strcmp(cmd, "key") == 0)
 		rc = cmd_key(argc, argv);
 	else

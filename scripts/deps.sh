@@ -6,7 +6,8 @@ xtcmk_deps() {
 		libsqlite3-dev libssl-dev libcurl4-openssl-dev openssl mandoc
 		sqlite3 valgrind bc clang libclang-rt-14-dev python3 curl
 		libcryptsetup-dev libjson-c-dev cryptsetup-bin
-		libsystemd-dev systemd libmicrohttpd-dev libseccomp-dev $*"
+		libsystemd-dev systemd libmicrohttpd-dev etcd-server etcd-client
+		libseccomp-dev $*"
 	local missing=""
 	for p in $pkgs; do
 		dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

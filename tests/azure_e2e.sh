@@ -205,16 +205,17 @@ for i in 1 2 3 4 5; do
 	$H encrypt fabrikam "$T/plain" "$T/encf.$i" >/dev/null 2>&1 || bad "fabrikam encrypt during contoso latency"
 	el=$(( $(ms) - t0 ))
 	[ "$el" -gt "$worst" ] && worst=$el
+	[ "$i" = 1 ] && fab_end=$(ms)
 done
-fab_end=$(ms)
 wait "$slow"
 emu_ctl /fault/clear >/dev/null
-# Isolation by order and ratio, not by an absolute clock: the five
-# fabrikam requests ended before contoso's, and each took under half the
-# latency contoso's vault has.
+# Isolation by order and ratio, not by an absolute clock: fabrikam's
+# first request ended before contoso's held ones, and each of the five
+# took under half the latency contoso's vault has (five in a row may
+# outlast it on a loaded machine: each starts a host process).
 slow_end=$(cat "$T/slow.end" 2>/dev/null || echo 0)
 [ "$fab_end" -lt "$slow_end" ] && [ $((worst * 2)) -lt 1500 ] &&
-	ok "fabrikam's 5 requests ended before contoso's, each under half of contoso's 1500 ms vault latency (worst ${worst} ms)" ||
+	ok "fabrikam's first request ended before contoso's, each of 5 under half of contoso's 1500 ms vault latency (worst ${worst} ms)" ||
 	bad "latency isolation" "fabrikam worst ${worst} ms, ended at $fab_end; contoso ended at $slow_end"
 
 # --- revocation: a disabled key fails closed within revocation_check ---
