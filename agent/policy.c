@@ -75,16 +75,17 @@ enum trip {
 	TRIP_MEMORY
 };
 
-/* Calls stopped by each limit, process-wide (metrics). */
-static atomic_ullong trips[3];
+/* Calls stopped by each limit (enum trip less TRIP_NONE), process-wide. */
+static atomic_ullong trips[TRIP_MEMORY];
 
+/* For metrics: instructions, time (CPU budget or wall backstop), memory. */
 void
 policy_trip_counts(unsigned long long ret_counts[3])
 {
-	int i;
-
-	for (i = 0; i < 3; i++)
-		ret_counts[i] = atomic_load(&trips[i]);
+	ret_counts[0] = atomic_load(&trips[TRIP_BUDGET - 1]);
+	ret_counts[1] = atomic_load(&trips[TRIP_TIME - 1]) +
+	    atomic_load(&trips[TRIP_WALL - 1]);
+	ret_counts[2] = atomic_load(&trips[TRIP_MEMORY - 1]);
 }
 
 struct policy_vm {
