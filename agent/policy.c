@@ -1167,35 +1167,11 @@ policy_vm_call_params(struct policy_vm *vm, enum policy_kind k,
 	return 0;
 }
 
-int
-policy_vm_scope(struct policy_vm *vm, json_t *customer, json_t *params,
-    json_t **ret_scope, struct xerr *e)
-{
-	struct call c;
-	int r;
-
-	if (params == NULL)
-		params = vm->set->params;
-	if (!json_is_object(customer) || !json_is_object(params))
-		return xerr_set(e, XTCMK_E_INVAL, "scope needs a customer "
-		    "object and params");
-	if ((vm->broken || vm->L == NULL) && (r = vm_build(vm, e)) < 0)
-		return r;
-	memset(&c, 0, sizeof(c));
-	c.kind = POLICY_PARTITION;
-	c.input = customer;
-	c.params = params;
-	if ((r = vm_run(vm, vm_scope, &c, e)) < 0) {
-		json_decref(c.output);
-		return r;
-	}
-	*ret_scope = c.output;
-	return 0;
-}
-
-int
-policy_vm_move(struct policy_vm *vm, json_t *input, json_t *params,
-    json_t **ret_verdict, struct xerr *e)
+/* Run one of the partition policy's extra entry points (scope, move). */
+static int
+vm_partition_step(struct policy_vm *vm, int (*fn)(lua_State *),
+    const char *what, json_t *input, json_t *params, json_t **ret,
+    struct xerr *e)
 {
 	struct call c;
 	int r;
@@ -1203,20 +1179,36 @@ policy_vm_move(struct policy_vm *vm, json_t *input, json_t *params,
 	if (params == NULL)
 		params = vm->set->params;
 	if (!json_is_object(input) || !json_is_object(params))
-		return xerr_set(e, XTCMK_E_INVAL, "move needs an input object "
-		    "and params");
+		return xerr_set(e, XTCMK_E_INVAL, "%s needs an input object "
+		    "and params", what);
 	if ((vm->broken || vm->L == NULL) && (r = vm_build(vm, e)) < 0)
 		return r;
 	memset(&c, 0, sizeof(c));
 	c.kind = POLICY_PARTITION;
 	c.input = input;
 	c.params = params;
-	if ((r = vm_run(vm, vm_move, &c, e)) < 0) {
+	if ((r = vm_run(vm, fn, &c, e)) < 0) {
 		json_decref(c.output);
 		return r;
 	}
-	*ret_verdict = c.output;
+	*ret = c.output;
 	return 0;
+}
+
+int
+policy_vm_scope(struct policy_vm *vm, json_t *customer, json_t *params,
+    json_t **ret_scope, struct xerr *e)
+{
+	return vm_partition_step(vm, vm_scope, "scope", customer, params,
+	    ret_scope, e);
+}
+
+int
+policy_vm_move(struct policy_vm *vm, json_t *input, json_t *params,
+    json_t **ret_verdict, struct xerr *e)
+{
+	return vm_partition_step(vm, vm_move, "move", input, params,
+	    ret_verdict, e);
 }
 
 int
