@@ -57,8 +57,9 @@ now_ms(void)
 }
 
 /* The agent's count of DECIDE requests (each one crossed the socket). */
+/* One counter of the agent's `stats`: group.key, or -1. */
 static long long
-agent_decides(void)
+agent_stat(const char *group, const char *key)
 {
 	json_t *st;
 	long long n = -1;
@@ -67,42 +68,28 @@ agent_decides(void)
 		return -1;
 	if ((st = json_loads(out, 0, NULL)) == NULL)
 		return -1;
-	n = json_integer_value(json_object_get(json_object_get(st,
-	    "requests"), "decide"));
+	n = json_integer_value(json_object_get(json_object_get(st, group),
+	    key));
 	json_decref(st);
 	return n;
+}
+
+static long long
+agent_decides(void)
+{
+	return agent_stat("requests", "decide");
 }
 
 static long long
 agent_unwraps(void)
 {
-	json_t *st;
-	long long n = -1;
-
-	if (ctl(&A, out, sizeof(out), "--json stats") != 0)
-		return -1;
-	if ((st = json_loads(out, 0, NULL)) == NULL)
-		return -1;
-	n = json_integer_value(json_object_get(json_object_get(st,
-	    "requests"), "dek_unwrap"));
-	json_decref(st);
-	return n;
+	return agent_stat("requests", "dek_unwrap");
 }
 
 static long long
 agent_memcache(const char *key)
 {
-	json_t *st;
-	long long n = -1;
-
-	if (ctl(&A, out, sizeof(out), "--json stats") != 0)
-		return -1;
-	if ((st = json_loads(out, 0, NULL)) == NULL)
-		return -1;
-	n = json_integer_value(json_object_get(json_object_get(st,
-	    "memcache"), key));
-	json_decref(st);
-	return n;
+	return agent_stat("memcache", key);
 }
 
 static struct xtcmk_fastpath_stats
