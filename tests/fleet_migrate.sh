@@ -71,11 +71,14 @@ password_file = $T/pw"
 # --- a single host on SQLite ------------------------------------------------------
 agent_start 1 sqlite
 for r in eu us; do add_workloads 1 "$r" 2 || bad "workloads $r"; done
-ctl 1 app add spare --client-id 0000aaaa-1111-4111-8111-000000000001 \
-	--label region=eu >/dev/null || bad "app add"
-ctl 1 app fic add spare wl-eu-1 >/dev/null || bad "fic add"
 onboard 1 1 1 40 eu us
-ctl 1 customer move c3 --to spare --reason "test move" >/dev/null || bad "move"
+# Then a spare shared application of region us: c3 (a us customer) may move
+# there under the default partition policy's move check.
+ctl 1 app add xtcmk-us-9 --client-id 0000aaaa-1111-4111-8111-000000000001 \
+	--label region=us >/dev/null || bad "app add"
+ctl 1 app fic add xtcmk-us-9 wl-us-1 >/dev/null || bad "fic add"
+ctl 1 customer move c3 --to xtcmk-us-9 --reason "test move" >/dev/null ||
+	bad "move"
 ctl 1 app set xtcmk-us-1 --client-id 0000aaaa-1111-4111-8111-000000000002 \
 	>/dev/null || bad "app set"
 ctl 1 registry export >"$T/sqlite.jsonl"
