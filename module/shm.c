@@ -280,11 +280,11 @@ static int
 map_refresh(struct xm_client *c, uint64_t now)
 {
 	struct xm_map *fresh, *old;
-	uint64_t next = atomic_load_explicit(&c->next_check_ms,
+	unsigned long long next = atomic_load_explicit(&c->next_check_ms,
 	    memory_order_relaxed);
 
 	if (now < next || !atomic_compare_exchange_strong(&c->next_check_ms,
-	    &next, now + XM_RECHECK_MS))
+	    &next, (unsigned long long)(now + XM_RECHECK_MS)))
 		return 0;
 	if (pthread_mutex_trylock(&c->remap_mu) != 0)
 		return 0;

@@ -104,21 +104,40 @@ check_known_shapes(const uint8_t *p, size_t len)
 static void
 check_key_replies(const uint8_t *p, size_t len, size_t cap)
 {
+	struct xcall x;
 	struct xw_field f, g;
-	int found, rc;
+	size_t room;
+	int found, rc, exact;
 
+	memset(&x, 0, sizeof(x));
+	x.reply = (uint8_t *)(uintptr_t)p;
+	x.rlen = len;
 	found = xw_find(p, len, XT_DEK, &g) == 1;
-	rc = reply_dek(p, len, &f);
-	FUZZ_CHECK((rc == 0) == (found && g.len == XTCMK_DEK_LEN));
-	FUZZ_CHECK(rc == 0 || rc == XTCMK_E_PROTOCOL);
+	for (exact = 0; exact <= 1; exact++) {
+		room = cap;
+		rc = reply_dek(&x, exact, &room, &f);
+		if (rc == 0)
+			FUZZ_CHECK(found && f.len <= cap && f.len >= 16 &&
+			    f.len <= XTCMK_DEK_MAX &&
+			    (!exact || f.len == XTCMK_DEK_LEN) && room == cap);
+		else if (rc == XTCMK_E_TOOBIG)
+			FUZZ_CHECK(found && g.len > cap &&
+			    room == (exact ? cap : g.len));
+		else
+			FUZZ_CHECK(rc == XTCMK_E_PROTOCOL && (!found ||
+			    g.len < 16 || g.len > XTCMK_DEK_MAX ||
+			    (exact && g.len != XTCMK_DEK_LEN)));
+	}
 
 	found = xw_find(p, len, XT_BLOB, &g) == 1;
-	rc = reply_blob(p, len, cap, &f);
+	room = cap;
+	rc = reply_blob(&x, 1, &room, &f);
 	if (rc == 0)
 		FUZZ_CHECK(found && f.len >= 1 && f.len <= XTCMK_BLOB_MAX &&
-		    f.len <= cap && f.val == g.val);
+		    f.len <= cap && f.val == g.val && room == cap);
 	else if (rc == XTCMK_E_TOOBIG)
-		FUZZ_CHECK(found && g.len > cap && g.len <= XTCMK_BLOB_MAX);
+		FUZZ_CHECK(found && g.len > cap && g.len <= XTCMK_BLOB_MAX &&
+		    room == g.len);
 	else
 		FUZZ_CHECK(rc == XTCMK_E_PROTOCOL && (!found || g.len == 0 ||
 		    g.len > XTCMK_BLOB_MAX));
