@@ -90,7 +90,10 @@ expect(json_t *j, int depth, int *ret_fail)
 			goto fail;
 		break;
 	case JSON_STRING:
-		if (json_string_length(j) > POLICY_STRING_MAX)
+		/* Results are checked byte-exact: no NUL inside a string. */
+		if (json_string_length(j) > POLICY_STRING_MAX ||
+		    memchr(json_string_value(j), '\0',
+		    json_string_length(j)) != NULL)
 			goto fail;
 		return json_deep_copy(j);
 	default:
