@@ -528,21 +528,17 @@ keycache_put(struct keycache *c, const char *customer, const char *kid,
 	return 0;
 }
 
-size_t
-keycache_purge_customer(struct keycache *c, const char *customer)
+/* Drop every entry whose customer (or, by_version, version) digest is d. */
+static size_t
+purge_where(struct keycache *c, int by_version, const uint8_t d[DIGEST_LEN])
 {
-	uint8_t cust[DIGEST_LEN];
 	size_t i, n = 0;
 
-	if (c == NULL || customer == NULL ||
-	    SHA256((const unsigned char *)customer, strlen(customer),
-	    cust) == NULL)
-		return 0;
 	pthread_mutex_lock(&c->mu);
 	c->gen++;
 	for (i = 0; i < c->cap; i++)
-		if (c->link[i].used &&
-		    CRYPTO_memcmp(c->ent[i].cust, cust, DIGEST_LEN) == 0) {
+		if (c->link[i].used && CRYPTO_memcmp(by_version ?
+		    c->ent[i].ver : c->ent[i].cust, d, DIGEST_LEN) == 0) {
 			drop(c, (int32_t)i);
 			n++;
 		}
@@ -552,26 +548,27 @@ keycache_purge_customer(struct keycache *c, const char *customer)
 }
 
 size_t
+keycache_purge_customer(struct keycache *c, const char *customer)
+{
+	uint8_t cust[DIGEST_LEN];
+
+	if (c == NULL || customer == NULL ||
+	    SHA256((const unsigned char *)customer, strlen(customer),
+	    cust) == NULL)
+		return 0;
+	return purge_where(c, 0, cust);
+}
+
+size_t
 keycache_purge_version(struct keycache *c, const char *customer,
     const char *kid)
 {
 	uint8_t ver[DIGEST_LEN];
-	size_t i, n = 0;
 
 	if (c == NULL || customer == NULL || kid == NULL ||
 	    version_key(customer, kid, ver) < 0)
 		return 0;
-	pthread_mutex_lock(&c->mu);
-	c->gen++;
-	for (i = 0; i < c->cap; i++)
-		if (c->link[i].used &&
-		    CRYPTO_memcmp(c->ent[i].ver, ver, DIGEST_LEN) == 0) {
-			drop(c, (int32_t)i);
-			n++;
-		}
-	c->st.purged += n;
-	pthread_mutex_unlock(&c->mu);
-	return n;
+	return purge_where(c, 1, ver);
 }
 
 size_t

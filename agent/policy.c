@@ -542,29 +542,45 @@ vm_decide(lua_State *L)
 	return 0;
 }
 
+/*
+ * Call P.NAME(input, params) of the partition policy if it has one, and
+ * convert a table result into c->output; anything else sets c->err with
+ * `shape`, what the result must be.  1 with c->output set, else 0.
+ */
+static int
+partition_step(lua_State *L, struct call *c, const char *name,
+    const char *shape)
+{
+	char path[POLICY_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s", name);
+	if (push_policy_field(L, c, name) != LUA_TFUNCTION)
+		return 0;				/* pol nil, or c->err */
+	policy_json_push(L, c->input, 0);		/* pol fn in */
+	policy_json_push(L, c->params, 0);		/* pol fn in par */
+	lua_call(L, 2, 1);				/* pol res */
+	if (lua_type(L, -1) != LUA_TTABLE) {
+		snprintf(c->err, sizeof(c->err), "%s returned %s; it must "
+		    "return %s", name, lua_isnil(L, -1) ? "nothing" :
+		    luaL_typename(L, -1), shape);
+		return 0;
+	}
+	c->output = policy_json_from_lua(L, lua_gettop(L), path, 1, c->err,
+	    sizeof(c->err));
+	return c->output != NULL;
+}
+
 /* P.scope(customer, params) of the partition policy, if it has one. */
 static int
 vm_scope(lua_State *L)
 {
 	struct call *c = lua_touserdata(L, 1);
-	char path[POLICY_PATH_MAX] = "scope";
 
-	if (push_policy_field(L, c, "scope") != LUA_TFUNCTION)
-		return 0;				/* pol nil, or c->err */
-	policy_json_push(L, c->input, 0);		/* pol scope cust */
-	policy_json_push(L, c->params, 0);	/* pol scope cust par */
-	lua_call(L, 2, 1);				/* pol res */
-	if (lua_type(L, -1) != LUA_TTABLE) {
-		snprintf(c->err, sizeof(c->err), "scope returned %s; it must "
-		    "return a table of selectors (apps, app_names, workloads)",
-		    lua_isnil(L, -1) ? "nothing" : luaL_typename(L, -1));
+	if (!partition_step(L, c, "scope", "a table of selectors (apps, "
+	    "app_names, workloads)"))
 		return 0;
-	}
-	c->output = policy_json_from_lua(L, lua_gettop(L), path, 1, c->err,
-	    sizeof(c->err));
 	/* {} comes back as an empty array: no selectors at all. */
-	if (c->output != NULL && json_is_array(c->output) &&
-	    json_array_size(c->output) == 0) {
+	if (json_is_array(c->output) && json_array_size(c->output) == 0) {
 		json_decref(c->output);
 		c->output = json_object();
 	}
@@ -582,25 +598,13 @@ static int
 vm_move(lua_State *L)
 {
 	struct call *c = lua_touserdata(L, 1);
-	char path[POLICY_PATH_MAX] = "move";
+	static const char shape[] = "{ allow = true|false, reason = \"...\" }";
 
-	if (push_policy_field(L, c, "move") != LUA_TFUNCTION)
-		return 0;				/* pol nil, or c->err */
-	policy_json_push(L, c->input, 0);		/* pol move in */
-	policy_json_push(L, c->params, 0);	/* pol move in par */
-	lua_call(L, 2, 1);				/* pol res */
-	if (lua_type(L, -1) != LUA_TTABLE) {
-		snprintf(c->err, sizeof(c->err), "move returned %s; it must "
-		    "return { allow = true|false, reason = \"...\" }",
-		    lua_isnil(L, -1) ? "nothing" : luaL_typename(L, -1));
+	if (!partition_step(L, c, "move", shape))
 		return 0;
-	}
-	c->output = policy_json_from_lua(L, lua_gettop(L), path, 1, c->err,
-	    sizeof(c->err));
-	if (c->output != NULL && (!json_is_object(c->output) ||
-	    !json_is_boolean(json_object_get(c->output, "allow")))) {
-		snprintf(c->err, sizeof(c->err), "move must return { allow = "
-		    "true|false, reason = \"...\" }");
+	if (!json_is_object(c->output) ||
+	    !json_is_boolean(json_object_get(c->output, "allow"))) {
+		snprintf(c->err, sizeof(c->err), "move must return %s", shape);
 		json_decref(c->output);
 		c->output = NULL;
 	}
