@@ -140,6 +140,7 @@ shmcache_open(const char *path, mode_t mode, gid_t gid, uint32_t nslots,
     struct shmcache **ret_sc, struct xerr *e)
 {
 	struct shmcache *sc;
+	pthread_condattr_t ca;
 	char *tmp = NULL;
 	int fd = -1, rc;
 
@@ -154,7 +155,13 @@ shmcache_open(const char *path, mode_t mode, gid_t gid, uint32_t nslots,
 	}
 	pthread_mutex_init(&sc->mu, NULL);
 	pthread_mutex_init(&sc->beat_mu, NULL);
-	pthread_cond_init(&sc->beat_cv, NULL);
+	/* The heartbeat's deadlines are CLOCK_MONOTONIC: so must the
+	 * condition's clock be (the default, CLOCK_REALTIME, makes every
+	 * wait time out at once and the thread spin). */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&sc->beat_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	sc->nslots = nslots;
 	sc->slot_size = XM_SLOT_SIZE;
 	sc->size = xm_file_size(nslots, sc->slot_size);

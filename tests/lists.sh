@@ -12,6 +12,13 @@ start_agent wl-eu-1 '[params]
 customers_per_app = 4
 '
 
+# An idle agent (decision file and heartbeat on, the default) sleeps: its
+# CPU over 2 s stays far below a spinning thread's 2 s.
+ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$PID/stat"; }
+t0=$(ticks); sleep 2; t1=$(ticks)
+[ $((t1 - t0)) -lt $(($(getconf CLK_TCK) / 5)) ] && ok ||
+    bad "idle agent used $((t1 - t0)) clock ticks of CPU in 2 s"
+
 for i in $(seq 1 22); do
 	$C workload add "wl-eu-$i" \
 	    --client-id "$(printf '%08x-0000-4000-8000-%012x' 1 "$i")" \
