@@ -135,6 +135,7 @@ page_args(json_t *req, int dflt, int numeric, const char **ret_after,
 	json_t *lim = json_object_get(req, "limit");
 	json_t *after = json_object_get(req, "after");
 
+	*ret_limit = dflt;
 	if (json_object_get(req, "offset") != NULL)
 		return xerr_set(e, XTCMK_E_INVAL, "\"offset\" is not accepted: "
 		    "lists are paged by key; pass \"after\" with the \"next\" "

@@ -268,6 +268,7 @@ parse_ulong(const char *v, unsigned long *ret)
 	char *end;
 	unsigned long n;
 
+	*ret = 0;
 	if (!isdigit((unsigned char)*v))
 		return -1;
 	errno = 0;

@@ -62,7 +62,9 @@ fleet_error(struct fleet *f, const char *msg)
 	pthread_mutex_lock(&f->mu);
 	if (strcmp(f->last_error, msg) != 0)
 		log_warn("fleet: %s", msg);
-	snprintf(f->last_error, sizeof(f->last_error), "%s", msg);
+	/* A longer message is cut to the buffer, on purpose. */
+	snprintf(f->last_error, sizeof(f->last_error), "%.*s",
+	    (int)sizeof(f->last_error) - 1, msg);
 	f->last_error_at = (long long)time(NULL);
 	pthread_mutex_unlock(&f->mu);
 }

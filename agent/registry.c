@@ -431,10 +431,9 @@ regi_get_str(json_t *o, const char *key, const char *what, const char **ret_s,
 {
 	json_t *v = json_object_get(o, key);
 
-	if (v == NULL || json_is_null(v)) {
-		*ret_s = NULL;
+	*ret_s = NULL;
+	if (v == NULL || json_is_null(v))
 		return 0;
-	}
 	if (!json_is_string(v))
 		return xerr_set(e, XTCMK_E_INVAL, "%s: \"%s\" must be a "
 		    "string", what, key);

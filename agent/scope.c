@@ -60,8 +60,8 @@ parse_int(json_t *o, const char *key, const char *what, long long lo,
 {
 	json_t *v = json_object_get(o, key);
 
+	*ret = dflt;
 	if (v == NULL) {
-		*ret = dflt;
 		return 0;
 	}
 	if (!json_is_integer(v) || json_integer_value(v) < lo ||

@@ -58,6 +58,7 @@ onb_decision(json_t *show, const char *id, json_t **ret_d, struct xerr *e)
 {
 	json_t *d = json_object_get(show, "decision");
 
+	*ret_d = NULL;
 	if (!json_is_object(d))
 		return xerr_set(e, XTCMK_E_POLICY, "the policies refuse "
 		    "customer '%s' now (%s); fix the policy or the customer "
@@ -73,6 +74,7 @@ onb_client_id(json_t *d, const char **ret_id, struct xerr *e)
 {
 	const char *id = onb_str(d, "app_client_id");
 
+	*ret_id = NULL;
 	if (id == NULL)
 		return xerr_set(e, XTCMK_E_CONFLICT, "application '%s' has no "
 		    "client id yet: register the application in Microsoft "

@@ -34,6 +34,8 @@ h_admin(const char *sock, struct xc_conn *conn, int call_ms, json_t *req,
 	char *text;
 	int rc = -1, tries;
 
+	if (ret_status != NULL)
+		*ret_status = 0;
 	if (msg != NULL && msglen > 0)
 		msg[0] = '\0';
 	text = json_dumps(req, JSON_COMPACT);
