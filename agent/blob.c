@@ -267,6 +267,11 @@ blob_parse(const uint8_t *buf, size_t len, struct blob *ret_blob,
 		return xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped blob is "
 		    "corrupted: data key length %zu is not within %d-%d",
 		    dek_len, BLOB_DEK_MIN, BLOB_DEK_MAX);
+	/* One encoding per blob: 32-byte keys are format v1. */
+	if (buf[4] >= 2 && dek_len == BLOB_DEK_V1)
+		return xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped blob is "
+		    "corrupted: format v%u with a %d-byte data key (those are "
+		    "format v1)", buf[4], BLOB_DEK_V1);
 	if (buf[7] != 0)
 		return xerr_set(e, XTCMK_E_UNSUPPORTED, "blob flags 0x%02x "
 		    "are unknown to this agent: upgrade xtcmkd", buf[7]);
