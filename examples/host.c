@@ -228,18 +228,19 @@ read_header(FILE *in, uint8_t *blob, size_t *ret_blob_len)
 static void
 blob_kid(const uint8_t *b, size_t len, char *kid, size_t kidlen)
 {
-	size_t c, k;
+	size_t c, k, h;
 
 	snprintf(kid, kidlen, "?");
-	if (len < 12 || memcmp(b, "XTCB", 4) != 0)
+	if (len < 13 || memcmp(b, "XTCB", 4) != 0)
 		return;
-	c = (size_t)b[8] << 8 | b[9];
-	if (10 + c + 2 > len)
+	h = b[4] >= 2 ? 9 : 8;	/* format 2: a DEK length byte */
+	c = (size_t)b[h] << 8 | b[h + 1];
+	if (h + 2 + c + 2 > len)
 		return;
-	k = (size_t)b[10 + c] << 8 | b[11 + c];
-	if (12 + c + k > len || k >= kidlen)
+	k = (size_t)b[h + 2 + c] << 8 | b[h + 3 + c];
+	if (h + 4 + c + k > len || k >= kidlen)
 		return;
-	memcpy(kid, b + 12 + c, k);
+	memcpy(kid, b + h + 4 + c, k);
 	kid[k] = '\0';
 }
 

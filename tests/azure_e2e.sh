@@ -434,6 +434,8 @@ if $H -k 16 encrypt northaes "$T/plain" "$T/enc16" >/dev/null 2>&1 &&
 else
 	bad "example host -k" "$($H -k 16 encrypt northaes "$T/plain" "$T/enc16" 2>&1)"
 fi
+expect "inspect names the key of a format-2 blob" 0 \
+	"wrapped by https://northhsm.managedhsm.azure.net/keys/aes/" -- $H inspect "$T/enc16"
 
 # --- AccessDenied, the newer denial form, is a missing grant -----------
 # Real vaults (newer form) and Managed HSM local RBAC answer 403
