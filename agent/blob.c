@@ -17,7 +17,7 @@
 #define TAG_LABEL	"xtcmk blob v1"
 
 _Static_assert(BLOB_MAX <= XTCMK_BLOB_MAX, "BLOB_MAX too large");
-_Static_assert(BLOB_HDR_LEN + 6 + BLOB_CUSTOMER_MAX + BLOB_KID_MAX +
+_Static_assert(BLOB_HDR_LEN + 1 + 6 + BLOB_CUSTOMER_MAX + BLOB_KID_MAX +
     BLOB_WRAPPED_MAX + BLOB_TAG_LEN + BLOB_CHECKSUM_LEN <= BLOB_MAX,
     "largest blob does not fit BLOB_MAX");
 
@@ -87,10 +87,20 @@ checksum(const uint8_t *msg, size_t len, uint8_t out[BLOB_CHECKSUM_LEN])
 	memcpy(out, md, BLOB_CHECKSUM_LEN);
 }
 
-/* Header and fields (everything the tag covers).  Returns its length. */
+/* Header length of format `version`: v2 adds the DEK length byte. */
+static size_t
+hdr_len(uint8_t version)
+{
+	return version >= 2 ? BLOB_HDR_LEN + 1 : BLOB_HDR_LEN;
+}
+
+/*
+ * Header and fields (everything the tag covers) in format `version`, for
+ * a DEK of `dek_len` bytes (v1: 32 only).  Returns its length.
+ */
 static int
-body_encode(const struct blob *b, uint8_t *out, size_t out_size,
-    size_t *ret_len, struct xerr *e)
+body_encode(const struct blob *b, uint8_t version, size_t dek_len,
+    uint8_t *out, size_t out_size, size_t *ret_len, struct xerr *e)
 {
 	size_t clen, klen, need, p;
 
@@ -111,16 +121,22 @@ body_encode(const struct blob *b, uint8_t *out, size_t out_size,
 	if (b->provider != BLOB_PROV_LOCAL && b->provider != BLOB_PROV_AZURE)
 		return xerr_set(e, XTCMK_E_INVAL, "blob: provider %u is not "
 		    "known", b->provider);
-	need = BLOB_HDR_LEN + 6 + clen + klen + b->wrapped_len;
+	if (dek_len < BLOB_DEK_MIN || dek_len > BLOB_DEK_MAX ||
+	    (version == BLOB_VERSION_1 && dek_len != BLOB_DEK_V1))
+		return xerr_set(e, XTCMK_E_INVAL, "blob: a data key of %zu "
+		    "bytes does not fit format v%u", dek_len, version);
+	need = hdr_len(version) + 6 + clen + klen + b->wrapped_len;
 	if (need > out_size)
 		return xerr_set(e, XTCMK_E_TOOBIG, "blob needs %zu bytes, the "
 		    "buffer has %zu", need, out_size);
 	memcpy(out, BLOB_MAGIC, 4);
-	out[4] = BLOB_VERSION;
+	out[4] = version;
 	out[5] = b->alg;
 	out[6] = b->provider;
 	out[7] = 0;
-	p = BLOB_HDR_LEN;
+	if (version >= 2)
+		out[BLOB_HDR_LEN] = (uint8_t)dek_len;
+	p = hdr_len(version);
 	put16(out + p, clen);
 	memcpy(out + p + 2, b->customer, clen);
 	p += 2 + clen;
@@ -144,7 +160,9 @@ blob_encode(const struct blob *b, const uint8_t *dek, size_t dek_len,
 
 	if (b == NULL || dek == NULL || dek_len == 0 || out == NULL)
 		return xerr_set(e, XTCMK_E_INVAL, "blob_encode: missing input");
-	if ((rc = body_encode(b, buf, sizeof(buf), &len, e)) < 0)
+	/* v1 where it suffices: agents that predate v2 read those. */
+	if ((rc = body_encode(b, dek_len == BLOB_DEK_V1 ? BLOB_VERSION_1 :
+	    BLOB_VERSION, dek_len, buf, sizeof(buf), &len, e)) < 0)
 		return rc;
 	if (len + BLOB_TAG_LEN + BLOB_CHECKSUM_LEN > out_size)
 		return xerr_set(e, XTCMK_E_TOOBIG, "blob needs %zu bytes, the "
@@ -199,7 +217,7 @@ blob_parse(const uint8_t *buf, size_t len, struct blob *ret_blob,
     struct xerr *e)
 {
 	const uint8_t *cust, *kid, *wr;
-	size_t clen, klen, wlen, pos;
+	size_t clen, klen, wlen, pos, dek_len = BLOB_DEK_V1;
 	uint8_t sum[BLOB_CHECKSUM_LEN];
 	int rc;
 
@@ -220,9 +238,11 @@ blob_parse(const uint8_t *buf, size_t len, struct blob *ret_blob,
 		return xerr_set(e, XTCMK_E_UNSUPPORTED, "blob format %u is "
 		    "newer than this agent (%d): upgrade xtcmkd", buf[4],
 		    BLOB_VERSION);
-	if (len < BLOB_HDR_LEN)
+	if (len < hdr_len(buf[4]))
 		return truncated(e, len, "header");
-	pos = BLOB_HDR_LEN;
+	pos = hdr_len(buf[4]);
+	if (buf[4] >= 2)
+		dek_len = buf[BLOB_HDR_LEN];
 	if ((rc = field(buf, len, &pos, BLOB_CUSTOMER_MAX, "customer id",
 	    &cust, &clen, e)) < 0 ||
 	    (rc = field(buf, len, &pos, BLOB_KID_MAX, "key id", &kid, &klen,
@@ -243,6 +263,15 @@ blob_parse(const uint8_t *buf, size_t len, struct blob *ret_blob,
 		    "trailing bytes after its checksum; pass exactly the "
 		    "stored blob",
 		    len - pos - BLOB_TAG_LEN - BLOB_CHECKSUM_LEN);
+	if (dek_len < BLOB_DEK_MIN || dek_len > BLOB_DEK_MAX)
+		return xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped blob is "
+		    "corrupted: data key length %zu is not within %d-%d",
+		    dek_len, BLOB_DEK_MIN, BLOB_DEK_MAX);
+	/* One encoding per blob: 32-byte keys are format v1. */
+	if (buf[4] >= 2 && dek_len == BLOB_DEK_V1)
+		return xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped blob is "
+		    "corrupted: format v%u with a %d-byte data key (those are "
+		    "format v1)", buf[4], BLOB_DEK_V1);
 	if (buf[7] != 0)
 		return xerr_set(e, XTCMK_E_UNSUPPORTED, "blob flags 0x%02x "
 		    "are unknown to this agent: upgrade xtcmkd", buf[7]);
@@ -264,6 +293,7 @@ blob_parse(const uint8_t *buf, size_t len, struct blob *ret_blob,
 	ret_blob->alg = buf[5];
 	ret_blob->provider = buf[6];
 	ret_blob->flags = buf[7];
+	ret_blob->dek_len = (uint8_t)dek_len;
 	memcpy(ret_blob->customer, cust, clen);
 	memcpy(ret_blob->kid, kid, klen);
 	memcpy(ret_blob->wrapped, wr, wlen);
@@ -294,9 +324,14 @@ blob_verify_tag(const struct blob *b, const uint8_t *dek, size_t dek_len,
 
 	if (b == NULL || dek == NULL || dek_len == 0)
 		return xerr_set(e, XTCMK_E_INVAL, "no blob or data key");
+	if (dek_len != b->dek_len)
+		return xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped blob records a "
+		    "%u-byte data key but holds %zu bytes", b->dek_len,
+		    dek_len);
 	/* The parser accepts only the canonical encoding: re-encoding
 	 * gives back the exact bytes the tag was computed over. */
-	if ((rc = body_encode(b, buf, sizeof(buf), &len, e)) < 0)
+	if ((rc = body_encode(b, b->version, dek_len, buf, sizeof(buf), &len,
+	    e)) < 0)
 		return rc;
 	if (compute_tag(dek, dek_len, buf, len, tag) < 0)
 		return xerr_set(e, XTCMK_E_INTERNAL, "blob: HMAC-SHA256 "

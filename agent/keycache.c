@@ -33,7 +33,8 @@ struct kc_entry {			/* in the locked region */
 	uint8_t		key[DIGEST_LEN];
 	uint8_t		cust[DIGEST_LEN];
 	uint8_t		ver[DIGEST_LEN];	/* SHA-256(customer, 0, kid) */
-	uint8_t		dek[KEYCACHE_DEK_LEN];
+	uint8_t		dek[KEYCACHE_DEK_MAX];
+	uint8_t		dek_len;
 	uint64_t	expires_ns;
 };
 
@@ -53,7 +54,8 @@ struct kc_flight {
 	int		rc;
 	uint64_t	gen;
 	struct xerr	err;
-	uint8_t		dek[KEYCACHE_DEK_LEN];
+	uint8_t		dek[KEYCACHE_DEK_MAX];
+	size_t		dek_len;
 };
 
 struct keycache {
@@ -299,7 +301,7 @@ drop(struct keycache *c, int32_t i)
 static void
 insert(struct keycache *c, const uint8_t key[DIGEST_LEN],
     const uint8_t cust[DIGEST_LEN], const uint8_t ver[DIGEST_LEN],
-    const uint8_t dek[KEYCACHE_DEK_LEN], unsigned ttl_s)
+    const uint8_t *dek, size_t dek_len, unsigned ttl_s)
 {
 	uint64_t now = now_ns();
 	int32_t i;
@@ -330,7 +332,9 @@ insert(struct keycache *c, const uint8_t key[DIGEST_LEN],
 		lru_remove(c, i);
 	memcpy(c->ent[i].cust, cust, DIGEST_LEN);
 	memcpy(c->ent[i].ver, ver, DIGEST_LEN);
-	memcpy(c->ent[i].dek, dek, KEYCACHE_DEK_LEN);
+	OPENSSL_cleanse(c->ent[i].dek, sizeof(c->ent[i].dek));
+	memcpy(c->ent[i].dek, dek, dek_len);
+	c->ent[i].dek_len = (uint8_t)dek_len;
 	c->ent[i].expires_ns = now + (uint64_t)ttl_s * 1000000000ULL;
 	lru_push_front(c, i);
 }
@@ -338,7 +342,7 @@ insert(struct keycache *c, const uint8_t key[DIGEST_LEN],
 /* Called locked: 0 and the DEK on a live hit, -1 otherwise. */
 static int
 lookup_locked(struct keycache *c, const uint8_t key[DIGEST_LEN],
-    uint8_t dek[KEYCACHE_DEK_LEN])
+    uint8_t dek[KEYCACHE_DEK_MAX], size_t *ret_len)
 {
 	int32_t i;
 
@@ -349,7 +353,8 @@ lookup_locked(struct keycache *c, const uint8_t key[DIGEST_LEN],
 		drop(c, i);
 		return -1;
 	}
-	memcpy(dek, c->ent[i].dek, KEYCACHE_DEK_LEN);
+	memcpy(dek, c->ent[i].dek, c->ent[i].dek_len);
+	*ret_len = c->ent[i].dek_len;
 	lru_remove(c, i);
 	lru_push_front(c, i);
 	return 0;
@@ -396,23 +401,24 @@ int
 keycache_get_or_load(struct keycache *c, const char *customer,
     const char *kid, const uint8_t *blob, size_t blob_len, unsigned ttl_s,
     keycache_loader loader, void *loader_arg,
-    uint8_t ret_dek[KEYCACHE_DEK_LEN], struct xerr *e)
+    uint8_t ret_dek[KEYCACHE_DEK_MAX], size_t *ret_len, struct xerr *e)
 {
 	uint8_t key[DIGEST_LEN], cust[DIGEST_LEN], ver[DIGEST_LEN];
-	uint8_t dek[KEYCACHE_DEK_LEN];
+	uint8_t dek[KEYCACHE_DEK_MAX];
 	struct kc_flight *f, **fp;
 	struct xerr err;
+	size_t dek_len = 0;
 	int rc;
 
 	if (c == NULL || customer == NULL || kid == NULL || blob == NULL ||
-	    loader == NULL || ret_dek == NULL)
+	    loader == NULL || ret_dek == NULL || ret_len == NULL)
 		return xerr_set(e, XTCMK_E_INVAL, "keycache: missing argument");
 	if (entry_key(customer, kid, blob, blob_len, key, cust, ver) < 0)
 		return xerr_set(e, XTCMK_E_INTERNAL, "keycache: SHA-256 is "
 		    "not available from OpenSSL");
 
 	pthread_mutex_lock(&c->mu);
-	if (lookup_locked(c, key, ret_dek) == 0) {
+	if (lookup_locked(c, key, ret_dek, ret_len) == 0) {
 		c->st.hits++;
 		pthread_mutex_unlock(&c->mu);
 		return 0;
@@ -427,9 +433,10 @@ keycache_get_or_load(struct keycache *c, const char *customer,
 		while (!f->done)
 			pthread_cond_wait(&f->cv, &c->mu);
 		rc = f->rc;
-		if (rc == 0)
-			memcpy(ret_dek, f->dek, KEYCACHE_DEK_LEN);
-		else if (e != NULL)
+		if (rc == 0) {
+			memcpy(ret_dek, f->dek, f->dek_len);
+			*ret_len = f->dek_len;
+		} else if (e != NULL)
 			*e = f->err;
 		if (--f->waiters == 0)
 			flight_free(f);
@@ -447,7 +454,11 @@ keycache_get_or_load(struct keycache *c, const char *customer,
 	pthread_mutex_unlock(&c->mu);
 
 	xerr_clear(&err);
-	rc = loader(loader_arg, dek, &err);
+	rc = loader(loader_arg, dek, &dek_len, &err);
+	if (rc >= 0 && (dek_len < KEYCACHE_DEK_MIN ||
+	    dek_len > KEYCACHE_DEK_MAX))
+		rc = xerr_set(&err, XTCMK_E_INTERNAL, "keycache: the key "
+		    "loader returned a %zu-byte key", dek_len);
 	if (rc > 0)
 		rc = 0;
 	if (rc < 0 && err.code == 0)
@@ -468,13 +479,15 @@ keycache_get_or_load(struct keycache *c, const char *customer,
 			}
 	}
 	if (rc == 0 && (f == NULL || f->gen == c->gen))
-		insert(c, key, cust, ver, dek, ttl_s);
+		insert(c, key, cust, ver, dek, dek_len, ttl_s);
 	if (f != NULL) {
 		f->done = 1;
 		f->rc = rc;
 		f->err = err;
-		if (rc == 0)
-			memcpy(f->dek, dek, KEYCACHE_DEK_LEN);
+		if (rc == 0) {
+			memcpy(f->dek, dek, dek_len);
+			f->dek_len = dek_len;
+		}
 		if (f->waiters == 0)
 			flight_free(f);
 		else
@@ -482,9 +495,10 @@ keycache_get_or_load(struct keycache *c, const char *customer,
 	}
 	pthread_mutex_unlock(&c->mu);
 
-	if (rc == 0)
-		memcpy(ret_dek, dek, KEYCACHE_DEK_LEN);
-	else if (e != NULL)
+	if (rc == 0) {
+		memcpy(ret_dek, dek, dek_len);
+		*ret_len = dek_len;
+	} else if (e != NULL)
 		*e = err;
 	OPENSSL_cleanse(dek, sizeof(dek));
 	return rc;
@@ -492,16 +506,18 @@ keycache_get_or_load(struct keycache *c, const char *customer,
 
 int
 keycache_lookup(struct keycache *c, const char *customer, const char *kid,
-    const uint8_t *blob, size_t blob_len, uint8_t ret_dek[KEYCACHE_DEK_LEN])
+    const uint8_t *blob, size_t blob_len, uint8_t ret_dek[KEYCACHE_DEK_MAX],
+    size_t *ret_len)
 {
 	uint8_t key[DIGEST_LEN], cust[DIGEST_LEN];
 	int rc;
 
 	if (c == NULL || customer == NULL || kid == NULL || blob == NULL ||
+	    ret_len == NULL ||
 	    entry_key(customer, kid, blob, blob_len, key, cust, NULL) < 0)
 		return -XTCMK_E_NOT_FOUND;
 	pthread_mutex_lock(&c->mu);
-	rc = lookup_locked(c, key, ret_dek);
+	rc = lookup_locked(c, key, ret_dek, ret_len);
 	if (rc == 0)
 		c->st.hits++;
 	else
@@ -512,18 +528,19 @@ keycache_lookup(struct keycache *c, const char *customer, const char *kid,
 
 int
 keycache_put(struct keycache *c, const char *customer, const char *kid,
-    const uint8_t *blob, size_t blob_len, const uint8_t dek[KEYCACHE_DEK_LEN],
+    const uint8_t *blob, size_t blob_len, const uint8_t *dek, size_t dek_len,
     unsigned ttl_s)
 {
 	uint8_t key[DIGEST_LEN], cust[DIGEST_LEN], ver[DIGEST_LEN];
 
 	if (c == NULL || customer == NULL || kid == NULL || blob == NULL ||
-	    dek == NULL)
+	    dek == NULL || dek_len < KEYCACHE_DEK_MIN ||
+	    dek_len > KEYCACHE_DEK_MAX)
 		return -XTCMK_E_INVAL;
 	if (entry_key(customer, kid, blob, blob_len, key, cust, ver) < 0)
 		return -XTCMK_E_INTERNAL;
 	pthread_mutex_lock(&c->mu);
-	insert(c, key, cust, ver, dek, ttl_s);
+	insert(c, key, cust, ver, dek, dek_len, ttl_s);
 	pthread_mutex_unlock(&c->mu);
 	return 0;
 }

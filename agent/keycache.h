@@ -26,7 +26,8 @@
 
 #define KEYCACHE_CAPACITY_MAX	(1024 * 1024)	/* entries */
 #define KEYCACHE_TTL_MAX	(7 * 86400)	/* seconds; longer is cut */
-#define KEYCACHE_DEK_LEN	XTCMK_DEK_LEN
+#define KEYCACHE_DEK_MIN	16		/* DEK lengths, bytes */
+#define KEYCACHE_DEK_MAX	XTCMK_DEK_MAX
 
 struct keycache;
 
@@ -46,10 +47,11 @@ struct keycache_stats {
 
 /*
  * Loads the DEK on a miss (parse the blob, unwrap, verify the tag).
- * Returns 0 and fills `dek`, or a negative code with a sentence in `e`.
+ * Returns 0 and fills `dek` with *ret_len bytes (KEYCACHE_DEK_MIN..MAX),
+ * or a negative code with a sentence in `e`.
  */
-typedef int (*keycache_loader)(void *arg, uint8_t dek[KEYCACHE_DEK_LEN],
-    struct xerr *e);
+typedef int (*keycache_loader)(void *arg, uint8_t dek[KEYCACHE_DEK_MAX],
+    size_t *ret_len, struct xerr *e);
 
 int	keycache_new(size_t capacity, struct keycache **ret_cache,
 	    struct xerr *e);
@@ -57,22 +59,24 @@ int	keycache_new(size_t capacity, struct keycache **ret_cache,
 void	keycache_free(struct keycache *c);
 
 /*
- * The DEK of (customer, kid, blob): from the cache, or from one call of
- * `loader` shared by every concurrent caller for the same key.  A loaded
- * DEK is cached for `ttl_s` seconds (0: not cached).
+ * The DEK of (customer, kid, blob) and its length: from the cache, or
+ * from one call of `loader` shared by every concurrent caller for the
+ * same key.  A loaded DEK is cached for `ttl_s` seconds (0: not cached).
  */
 int	keycache_get_or_load(struct keycache *c, const char *customer,
 	    const char *kid, const uint8_t *blob, size_t blob_len,
 	    unsigned ttl_s, keycache_loader loader, void *loader_arg,
-	    uint8_t ret_dek[KEYCACHE_DEK_LEN], struct xerr *e);
+	    uint8_t ret_dek[KEYCACHE_DEK_MAX], size_t *ret_len,
+	    struct xerr *e);
 /* Cache hit only: 0, or -XTCMK_E_NOT_FOUND on a miss. */
 int	keycache_lookup(struct keycache *c, const char *customer,
 	    const char *kid, const uint8_t *blob, size_t blob_len,
-	    uint8_t ret_dek[KEYCACHE_DEK_LEN]);
-/* Insert (or refresh) a DEK the caller already holds, e.g. a new one. */
+	    uint8_t ret_dek[KEYCACHE_DEK_MAX], size_t *ret_len);
+/* Insert (or refresh) a DEK the caller already holds, e.g. a new one;
+ * -XTCMK_E_INVAL for a length outside KEYCACHE_DEK_MIN..MAX. */
 int	keycache_put(struct keycache *c, const char *customer,
 	    const char *kid, const uint8_t *blob, size_t blob_len,
-	    const uint8_t dek[KEYCACHE_DEK_LEN], unsigned ttl_s);
+	    const uint8_t *dek, size_t dek_len, unsigned ttl_s);
 
 /* Wipe every entry of `customer`; returns how many.  Loads in flight
  * when a purge happens return their result but do not cache it. */

@@ -508,15 +508,15 @@ vusage_locked(struct kstate *st, const char *version, int create)
 
 static void
 usage_note(struct keys *k, const char *customer, const char *version,
-    int wrap, size_t blob_len)
+    int wrap, size_t wrapped_len)
 {
 	struct kstate *st;
 	struct vusage *u;
 
 	pthread_mutex_lock(&k->mu);
 	if ((st = find_locked(k, customer)) != NULL && wrap &&
-	    blob_len != 0 && strcmp(st->version, version) == 0) {
-		st->blob_len = blob_len;
+	    wrapped_len != 0 && strcmp(st->version, version) == 0) {
+		st->wrapped_len = wrapped_len;
 		snprintf(st->blob_version, sizeof(st->blob_version), "%s",
 		    version);
 	}
@@ -746,7 +746,7 @@ req_blob(const uint8_t *payload, uint32_t len, const char *customer,
 /* Wrap `dek` under the version in force; the blob goes to `out`. */
 static int
 wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
-    uint8_t *out, size_t *ret_len, struct xerr *e)
+    size_t dek_len, uint8_t *out, size_t *ret_len, struct xerr *e)
 {
 	struct provider_req req;
 	struct provider *p;
@@ -764,7 +764,7 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 	memset(&b, 0, sizeof(b));
 	keys_req_of(st, &req);
 	t0 = metrics_now_us();
-	rc = provider_wrap(p, &req, &u, dek, XTCMK_DEK_LEN, b.wrapped,
+	rc = provider_wrap(p, &req, &u, dek, dek_len, b.wrapped,
 	    sizeof(b.wrapped), &b.wrapped_len, e);
 	metrics_provider(p->kind, MP_WRAP, rc, metrics_now_us() - t0);
 	note_provider(k, st->customer, "wrap", rc == -XTCMK_E_REVOKED ? 0 : rc,
@@ -786,10 +786,10 @@ wrap_current(struct keys *k, struct kstate *st, const uint8_t *dek,
 	snprintf(b.customer, sizeof(b.customer), "%s", st->customer);
 	b.alg = (uint8_t)(st->alg != 0 ? st->alg : BLOB_ALG_RSA_OAEP_256);
 	b.provider = (uint8_t)p->kind;
-	if ((rc = blob_encode(&b, dek, XTCMK_DEK_LEN, out, BLOB_MAX, ret_len,
+	if ((rc = blob_encode(&b, dek, dek_len, out, BLOB_MAX, ret_len,
 	    e)) < 0)
 		return rc;
-	usage_note(k, st->customer, st->version, 1, *ret_len);
+	usage_note(k, st->customer, st->version, 1, b.wrapped_len);
 	return 0;
 }
 
@@ -800,7 +800,8 @@ struct load_arg {
 };
 
 static int
-load_dek(void *arg, uint8_t dek[KEYCACHE_DEK_LEN], struct xerr *e)
+load_dek(void *arg, uint8_t dek[KEYCACHE_DEK_MAX], size_t *ret_len,
+    struct xerr *e)
 {
 	struct load_arg *a = arg;
 	struct provider_req req;
@@ -820,25 +821,28 @@ load_dek(void *arg, uint8_t dek[KEYCACHE_DEK_LEN], struct xerr *e)
 	keys_req_of(a->st, &req);
 	t0 = metrics_now_us();
 	rc = provider_unwrap(p, &req, &u, a->b->wrapped, a->b->wrapped_len,
-	    dek, KEYCACHE_DEK_LEN, &n, e);
+	    dek, KEYCACHE_DEK_MAX, &n, e);
 	metrics_provider(p->kind, MP_UNWRAP, rc, metrics_now_us() - t0);
 	if (rc < 0)
 		return rc;
-	if (n != KEYCACHE_DEK_LEN) {
-		OPENSSL_cleanse(dek, KEYCACHE_DEK_LEN);
+	if (n != a->b->dek_len) {
+		OPENSSL_cleanse(dek, KEYCACHE_DEK_MAX);
 		return xerr_set(e, XTCMK_E_BAD_BLOB, "wrapped key is %zu bytes, "
-		    "not %d", n, KEYCACHE_DEK_LEN);
+		    "the blob records %u: the blob is corrupted", n,
+		    a->b->dek_len);
 	}
 	if ((rc = blob_verify_tag(a->b, dek, n, e)) < 0) {
-		OPENSSL_cleanse(dek, KEYCACHE_DEK_LEN);
+		OPENSSL_cleanse(dek, KEYCACHE_DEK_MAX);
 		return rc;
 	}
+	*ret_len = n;
 	return 0;
 }
 
 static int
 unwrap_blob(struct keys *k, struct kstate *st, const struct blob *b,
-    const uint8_t *bytes, size_t len, uint8_t *dek, struct xerr *e)
+    const uint8_t *bytes, size_t len, uint8_t *dek, size_t *ret_dek_len,
+    struct xerr *e)
 {
 	struct load_arg a = { k, st, b };
 	struct key_uri u;
@@ -848,7 +852,8 @@ unwrap_blob(struct keys *k, struct kstate *st, const struct blob *b,
 	if (have_u && (rc = version_gate(k, st->customer, u.version, e)) < 0)
 		return rc;
 	rc = keycache_get_or_load(k->cache, st->customer, b->kid, bytes, len,
-	    st->cache_max == 0 ? 0 : st->ttl_s, load_dek, &a, dek, e);
+	    st->cache_max == 0 ? 0 : st->ttl_s, load_dek, &a, dek, ret_dek_len,
+	    e);
 	/* Failures only: a success may be a cache hit. */
 	if (rc < 0 && rc != -XTCMK_E_REVOKED)
 		note_provider(k, st->customer, "unwrap", rc, e->msg);
@@ -917,42 +922,110 @@ key_status_reply(struct keys *k, const struct kstate *st,
 }
 
 /*
- * The size of a blob under the version in force: exact once one was made
- * for it, else the least it can be (the smallest key of its algorithm).
+ * The size of a blob of a `dek_len`-byte DEK under the version in force:
+ * exact for AES key wrap (8 bytes more than the DEK) and, for RSA, once a
+ * key was wrapped under that version (the ciphertext is the modulus
+ * size); else the least it can be (the smallest RSA key).  Format v2
+ * (any length but 32) takes one byte more.
  */
 static size_t
-blob_need(const struct kstate *st, int *ret_exact)
+blob_need(const struct kstate *st, size_t dek_len, int *ret_exact)
 {
-	if (st->blob_len != 0 && strcmp(st->blob_version, st->version) == 0) {
-		*ret_exact = 1;
-		return st->blob_len;
-	}
+	size_t base = BLOB_OVERHEAD + (dek_len != BLOB_DEK_V1 ? 1 : 0) +
+	    strlen(st->customer) + strlen(st->kid);
+
+	*ret_exact = 1;
+	if (st->alg == PROVIDER_ALG_A256KW)
+		return base + BLOB_WRAPPED_KW(dek_len);
+	if (st->wrapped_len != 0 &&
+	    strcmp(st->blob_version, st->version) == 0)
+		return base + st->wrapped_len;
 	*ret_exact = 0;
-	return BLOB_OVERHEAD + strlen(st->customer) + strlen(st->kid) +
-	    (st->alg == PROVIDER_ALG_A256KW ? BLOB_WRAPPED_A256KW :
-	    BLOB_WRAPPED_RSA_MIN);
+	return base + BLOB_WRAPPED_RSA_MIN;
+}
+
+/* An optional u64 field of a request: 0 if absent, 1 if read. */
+static int
+req_u64(const uint8_t *payload, uint32_t len, uint16_t tag, const char *what,
+    uint64_t *ret_v, struct xerr *e)
+{
+	struct xw_field f;
+
+	if (xw_find(payload, len, tag, &f) != 1)
+		return 0;
+	if (xw_field_u64(&f, ret_v) != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "%s is not a 64-bit integer",
+		    what);
+	return 1;
+}
+
+/*
+ * DEK_NEW's length (XT_DEK_LEN; 32 when absent) into *ret_len: within
+ * 16..64 bytes, and a multiple of 8 for AES key wrap (oct-HSM keys).
+ */
+static int
+req_dek_len(const struct kstate *st, const uint8_t *payload, uint32_t len,
+    size_t *ret_len, struct xerr *e)
+{
+	uint64_t v = BLOB_DEK_V1;
+	int rc;
+
+	if ((rc = req_u64(payload, len, XT_DEK_LEN, "data key length", &v,
+	    e)) < 0)
+		return rc;
+	if (v < BLOB_DEK_MIN || v > BLOB_DEK_MAX)
+		return xerr_set(e, XTCMK_E_INVAL, "data key length %llu is not "
+		    "within %d-%d bytes: ask for 16 (AES-128), 32 (AES-256) "
+		    "or 64 (AES-256-XTS), for example",
+		    (unsigned long long)v, BLOB_DEK_MIN, BLOB_DEK_MAX);
+	if (st->alg == PROVIDER_ALG_A256KW && v % 8 != 0)
+		return xerr_set(e, XTCMK_E_INVAL, "data key length %llu: the "
+		    "key of customer '%s' wraps with AES key wrap (A256KW), "
+		    "which takes a multiple of 8 bytes", (unsigned long long)v,
+		    st->customer);
+	*ret_len = (size_t)v;
+	return 0;
+}
+
+/*
+ * A client that says how much room it has for the DEK (XT_DEK_CAP) is
+ * refused before anything is unwrapped when a `dek_len`-byte key cannot
+ * fit; the reply carries the length (XT_DEK_NEED).
+ */
+static int
+check_dek_room(const uint8_t *payload, uint32_t len, size_t dek_len,
+    struct xerr *e)
+{
+	uint64_t cap;
+	int rc;
+
+	if ((rc = req_u64(payload, len, XT_DEK_CAP, "data key room", &cap,
+	    e)) <= 0 || cap >= dek_len)
+		return rc < 0 ? rc : 0;
+	e->dek_need = dek_len;
+	return xerr_set(e, XTCMK_E_TOOBIG, "data key buffer of %llu bytes is "
+	    "too small for a %zu-byte data key; no key was generated or "
+	    "unwrapped", (unsigned long long)cap, dek_len);
 }
 
 /*
  * A client that says how much room it has for the blob (XT_BLOB_CAP) is
  * refused before any key is generated, unwrapped or wrapped when the
- * blob cannot fit; the reply carries the size (XT_BLOB_NEED).
+ * blob of a `dek_len`-byte DEK cannot fit; the reply carries the size
+ * (XT_BLOB_NEED).
  */
 static int
 check_room(const struct kstate *st, const uint8_t *payload, uint32_t len,
-    struct xerr *e)
+    size_t dek_len, struct xerr *e)
 {
-	struct xw_field f;
 	uint64_t cap;
 	size_t need;
-	int exact;
+	int exact, rc;
 
-	if (xw_find(payload, len, XT_BLOB_CAP, &f) != 1)
-		return 0;
-	if (xw_field_u64(&f, &cap) != 0)
-		return xerr_set(e, XTCMK_E_INVAL, "blob room is not a 64-bit "
-		    "integer");
-	need = blob_need(st, &exact);
+	if ((rc = req_u64(payload, len, XT_BLOB_CAP, "blob room", &cap,
+	    e)) <= 0)
+		return rc < 0 ? rc : 0;
+	need = blob_need(st, dek_len, &exact);
 	if (cap >= need)
 		return 0;
 	e->need = need;
@@ -972,7 +1045,7 @@ keys_handle(struct keys *k, struct service *svc, uint16_t type,
 	struct kstate st;
 	struct blob b;
 	uint8_t *dek, *out;
-	size_t n, blen = 0;
+	size_t n, blen = 0, dek_len = BLOB_DEK_V1;
 	int rc;
 
 	(void)svc;
@@ -997,37 +1070,45 @@ keys_handle(struct keys *k, struct service *svc, uint16_t type,
 		return key_status_reply(k, &st, reply, e);
 	if ((rc = keys_gate(k, &st, e)) < 0)
 		return rc;
-	if ((type == XW_DEK_NEW || type == XW_DEK_REWRAP) &&
-	    (rc = check_room(&st, payload, len, e)) < 0)
+	/* Lengths and room are checked before any key is touched. */
+	if (type == XW_DEK_NEW &&
+	    ((rc = req_dek_len(&st, payload, len, &dek_len, e)) < 0 ||
+	    (rc = check_dek_room(payload, len, dek_len, e)) < 0 ||
+	    (rc = check_room(&st, payload, len, dek_len, e)) < 0))
+		return rc;
+	if (type != XW_DEK_NEW &&
+	    ((rc = req_blob(payload, len, customer, &b, &bytes, &blen,
+	    e)) < 0 ||
+	    (rc = check_dek_room(payload, len, b.dek_len, e)) < 0 ||
+	    (type == XW_DEK_REWRAP && (rc = check_room(&st, payload, len,
+	    b.dek_len, e)) < 0)))
 		return rc;
 
 	switch (type) {
 	case XW_DEK_NEW:
-		if (RAND_bytes(dek, XTCMK_DEK_LEN) != 1)
+		if (RAND_bytes(dek, (int)dek_len) != 1)
 			return xerr_set(e, XTCMK_E_INTERNAL, "no randomness");
-		rc = wrap_current(k, &st, dek, out, &n, e);
+		rc = wrap_current(k, &st, dek, dek_len, out, &n, e);
 		if (rc == 0) {
 			keycache_put(k->cache, customer, st.kid, out, n, dek,
-			    st.cache_max == 0 ? 0 : st.ttl_s);
-			xw_put(reply, XT_DEK, dek, XTCMK_DEK_LEN);
+			    dek_len, st.cache_max == 0 ? 0 : st.ttl_s);
+			xw_put(reply, XT_DEK, dek, dek_len);
 			xw_put(reply, XT_BLOB, out, n);
 			xw_put_str(reply, XT_KEY_ID, st.kid);
 		}
 		break;
 	case XW_DEK_UNWRAP:
 	case XW_DEK_REWRAP:
-		if ((rc = req_blob(payload, len, customer, &b, &bytes, &blen,
+		if ((rc = unwrap_blob(k, &st, &b, bytes, blen, dek, &dek_len,
 		    e)) < 0)
 			break;
-		if ((rc = unwrap_blob(k, &st, &b, bytes, blen, dek, e)) < 0)
-			break;
 		if (type == XW_DEK_UNWRAP) {
-			xw_put(reply, XT_DEK, dek, XTCMK_DEK_LEN);
+			xw_put(reply, XT_DEK, dek, dek_len);
 			break;
 		}
-		if ((rc = wrap_current(k, &st, dek, out, &n, e)) < 0)
+		if ((rc = wrap_current(k, &st, dek, dek_len, out, &n, e)) < 0)
 			break;
-		keycache_put(k->cache, customer, st.kid, out, n, dek,
+		keycache_put(k->cache, customer, st.kid, out, n, dek, dek_len,
 		    st.cache_max == 0 ? 0 : st.ttl_s);
 		xw_put(reply, XT_BLOB, out, n);
 		xw_put_str(reply, XT_KEY_ID, st.kid);

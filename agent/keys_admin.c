@@ -228,7 +228,7 @@ customer_check(struct keys *k, const char *customer, json_t **ret,
 	struct key_uri u;
 	struct provider *p;
 	struct xerr se;
-	uint8_t dek[XTCMK_DEK_LEN], back[KEYCACHE_DEK_LEN];
+	uint8_t dek[XTCMK_DEK_LEN], back[KEYCACHE_DEK_MAX];
 	uint8_t wrapped[PROVIDER_WRAPPED_MAX];
 	json_t *steps = json_array(), *row, *r;
 	char detail[700], *text = NULL;

@@ -52,7 +52,7 @@ struct kstate {
 	int		 checking;
 	int		 revoked;
 	char		 reason[XERR_MSG_MAX];
-	size_t		 blob_len;		/* last blob made for... */
+	size_t		 wrapped_len;		/* last wrapped DEK for... */
 	char		 blob_version[KEY_VERSION_LEN + 1]; /* ...this */
 	long long	 revoked_since;		/* unix s */
 	int		 fail_code;		/* last logged provider

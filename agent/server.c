@@ -237,6 +237,8 @@ conn_error_e(struct conn *c, uint16_t type, uint32_t reqid,
 	xw_put_str(&b, XT_MESSAGE, e->msg);
 	if (e->code == XTCMK_E_TOOBIG && e->need != 0)
 		xw_put_u64(&b, XT_BLOB_NEED, e->need);
+	if (e->code == XTCMK_E_TOOBIG && e->dek_need != 0)
+		xw_put_u64(&b, XT_DEK_NEED, e->dek_need);
 	return conn_reply(c, type, (uint16_t)e->code, reqid, b.len);
 }
 

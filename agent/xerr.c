@@ -27,5 +27,6 @@ xerr_clear(struct xerr *e)
 		e->code = 0;
 		e->msg[0] = '\0';
 		e->need = 0;
+		e->dek_need = 0;
 	}
 }

@@ -15,7 +15,8 @@
 struct xerr {
 	int	code;			/* enum xtcmk_result */
 	char	msg[XERR_MSG_MAX];
-	size_t	need;			/* XTCMK_E_TOOBIG: size that fits */
+	size_t	need;			/* XTCMK_E_TOOBIG: blob size that fits */
+	size_t	dek_need;		/* XTCMK_E_TOOBIG: DEK length */
 };
 
 /* Fill `e` (may be NULL) and return -code. */

@@ -108,9 +108,16 @@ xc_close(struct xc_conn *c)
 
 	if (c == NULL || c->fd < 0)
 		return;
-	if (c->pid == getpid())
+	/*
+	 * The opener ends the connection itself, not only its descriptor:
+	 * a copy it cannot know of (a child forked between socket() and
+	 * the record of the descriptor keeps one until it exits or execs)
+	 * must not keep the agent's end open.
+	 */
+	if (c->pid == getpid()) {
+		(void)shutdown(c->fd, SHUT_RDWR);
 		(void)close(c->fd);
-	else if (fstat(c->fd, &st) == 0 && st.st_dev == c->dev &&
+	} else if (fstat(c->fd, &st) == 0 && st.st_dev == c->dev &&
 	    st.st_ino == c->ino)
 		(void)close(c->fd);	/* inherited copy; never used */
 	c->fd = -1;

@@ -70,8 +70,10 @@ int	xc_request(struct xc_conn *c, uint16_t type, const void *payload,
 	    size_t errlen, uint16_t *ret_status, uint8_t **ret_reply,
 	    size_t *ret_reply_len);
 
-/* Close the connection; in a process other than its opener, only forget
- * it (closing the descriptor only if it is still the same socket). */
+/* Close the connection (its opener also shuts the socket down, so copies
+ * of the descriptor elsewhere do not keep it open); in a process other
+ * than its opener, only forget it (closing the descriptor only if it is
+ * still the same socket). */
 void	xc_close(struct xc_conn *c);
 
 /* Copy the XT_MESSAGE text of an error reply into buf ("" if none). */

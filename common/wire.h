@@ -74,7 +74,7 @@ enum xw_tag {
 	XT_KEY_REASON		= 26,
 	XT_HOST_CACHE_TTL_S	= 27,	/* u64, libxtcmk's DEK cache; 0 off */
 
-	XT_DEK			= 100,	/* 32 bytes */
+	XT_DEK			= 100,	/* 16..64 bytes (32 by default) */
 	XT_BLOB			= 101,
 	XT_MESSAGE		= 102,	/* error text */
 	XT_JSON			= 103,	/* admin request / reply */
@@ -85,6 +85,9 @@ enum xw_tag {
 	XT_BLOB_CAP		= 108,	/* u64: room for the blob (request) */
 	XT_BLOB_NEED		= 109,	/* u64: blob size, TOOBIG replies */
 	XT_KEY_STATE_CODE	= 110,	/* u64: enum xtcmk_key_state */
+	XT_DEK_LEN		= 111,	/* u64: DEK_NEW's length (request) */
+	XT_DEK_CAP		= 112,	/* u64: room for the DEK (request) */
+	XT_DEK_NEED		= 113,	/* u64: DEK length, TOOBIG replies */
 };
 
 struct xw_hdr {

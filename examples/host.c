@@ -11,7 +11,8 @@
  *	blob_len	u16, 1..XTCMK_BLOB_MAX
  *	blob		the wrapped DEK, as xtcmkd returned it
  *	nonce		12 bytes
- *	ciphertext	AES-256-GCM, the magic as additional data
+ *	ciphertext	AES-GCM, the magic as additional data; the key
+ *			size is the DEK's (16, 24 or 32 bytes: -k)
  *	tag		16 bytes
  *
  * The blob is not authenticated by the tag: a swapped blob unwraps to
@@ -49,13 +50,14 @@
 static const struct xtcmk_functions *x;
 static struct xtcmk *h;
 static int v11;			/* the module has API 1.1 */
+static unsigned key_len;	/* -k: DEK length for encrypt; 0: 32 */
 
 static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr,
 	    "usage: xtcmk-example-host [-l library] [-s socket] "
-	    "[-t timeout_ms] command [arg ...]\n"
+	    "[-t timeout_ms] [-k 16|24|32] command [arg ...]\n"
 	    "       decide customer ...\n"
 	    "       encrypt customer in out\n"
 	    "       decrypt customer in out\n"
@@ -226,18 +228,19 @@ read_header(FILE *in, uint8_t *blob, size_t *ret_blob_len)
 static void
 blob_kid(const uint8_t *b, size_t len, char *kid, size_t kidlen)
 {
-	size_t c, k;
+	size_t c, k, h;
 
 	snprintf(kid, kidlen, "?");
-	if (len < 12 || memcmp(b, "XTCB", 4) != 0)
+	if (len < 13 || memcmp(b, "XTCB", 4) != 0)
 		return;
-	c = (size_t)b[8] << 8 | b[9];
-	if (10 + c + 2 > len)
+	h = b[4] >= 2 ? 9 : 8;	/* format 2: a DEK length byte */
+	c = (size_t)b[h] << 8 | b[h + 1];
+	if (h + 2 + c + 2 > len)
 		return;
-	k = (size_t)b[10 + c] << 8 | b[11 + c];
-	if (12 + c + k > len || k >= kidlen)
+	k = (size_t)b[h + 2 + c] << 8 | b[h + 3 + c];
+	if (h + 4 + c + k > len || k >= kidlen)
 		return;
-	memcpy(kid, b + 12 + c, k);
+	memcpy(kid, b + h + 4 + c, k);
 	kid[k] = '\0';
 }
 
@@ -270,6 +273,21 @@ cmd_inspect(int argc, char **argv)
 	return rc;
 }
 
+/* AES-GCM with a key of the DEK's length; NULL for other lengths. */
+static const EVP_CIPHER *
+gcm_for(size_t dek_len)
+{
+	switch (dek_len) {
+	case 16:
+		return EVP_aes_128_gcm();
+	case 24:
+		return EVP_aes_192_gcm();
+	case 32:
+		return EVP_aes_256_gcm();
+	}
+	return NULL;
+}
+
 static int
 cmd_encrypt(int argc, char **argv)
 {
@@ -278,23 +296,29 @@ cmd_encrypt(int argc, char **argv)
 	char tmp[PATH_MAX], kid[XTCMK_KEY_ID_MAX + 1];
 	EVP_CIPHER_CTX *ctx = NULL;
 	FILE *in = NULL, *out = NULL;
-	size_t blob_len = sizeof(blob), n;
+	size_t blob_len = sizeof(blob), dek_len = XTCMK_DEK_LEN, n;
+	const EVP_CIPHER *cipher;
 	int rc, outl, ok = 0;
 
 	if (argc != 3)
 		usage();
+	if (key_len != 0 && key_len != XTCMK_DEK_LEN && !v11) {
+		fprintf(stderr, "xtcmk-example-host: -k %u needs a libxtcmk "
+		    "with API 1.1\n", key_len);
+		return 1;
+	}
 	if ((in = fopen(argv[1], "rbe")) == NULL)
 		return syserr("cannot open", argv[1]);
 	if (v11) {
-		size_t dek_len = sizeof(dek);
+		struct xtcmk_opts o = { .size = sizeof(o),
+		    .dek_len = key_len };
 
-		rc = x->dek_new2(h, argv[0], NULL, dek, &dek_len, blob,
+		rc = x->dek_new2(h, argv[0], &o, dek, &dek_len, blob,
 		    &blob_len, kid, sizeof(kid));
-		if (rc == XTCMK_OK && dek_len != sizeof(dek)) {
-			/* AES-256-GCM takes exactly 32 bytes. */
+		if (rc == XTCMK_OK && gcm_for(dek_len) == NULL) {
 			fprintf(stderr, "xtcmk-example-host: the agent made a "
-			    "%zu-byte data key; AES-256 needs %zu\n", dek_len,
-			    sizeof(dek));
+			    "%zu-byte data key; AES-GCM takes 16, 24 or 32\n",
+			    dek_len);
 			OPENSSL_cleanse(dek, sizeof(dek));
 			fclose(in);
 			return 1;
@@ -316,7 +340,8 @@ cmd_encrypt(int argc, char **argv)
 	ctx = EVP_CIPHER_CTX_new();
 	if (ibuf == NULL || obuf == NULL || ctx == NULL ||
 	    RAND_bytes(nonce, sizeof(nonce)) != 1 ||
-	    EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, dek, nonce) != 1 ||
+	    (cipher = gcm_for(dek_len)) == NULL ||
+	    EVP_EncryptInit_ex(ctx, cipher, NULL, dek, nonce) != 1 ||
 	    EVP_EncryptUpdate(ctx, NULL, &outl, (const uint8_t *)MAGIC,
 	    MAGIC_LEN) != 1 || write_header(out, blob, blob_len) != 0 ||
 	    fwrite(nonce, 1, NONCE_LEN, out) != NONCE_LEN)
@@ -332,8 +357,8 @@ cmd_encrypt(int argc, char **argv)
 	    fwrite(tag, 1, TAG_LEN, out) != TAG_LEN)
 		goto done;
 	ok = 1;
-	printf("%s -> %s: encrypted with a new data key wrapped by %s\n",
-	    argv[1], argv[2], kid);
+	printf("%s -> %s: encrypted with a new %zu-byte data key wrapped by "
+	    "%s\n", argv[1], argv[2], dek_len, kid);
 done:
 	OPENSSL_cleanse(dek, sizeof(dek));
 	if (ibuf != NULL)
@@ -358,7 +383,8 @@ cmd_decrypt(int argc, char **argv)
 	EVP_CIPHER_CTX *ctx = NULL;
 	FILE *in, *out = NULL;
 	struct stat st;
-	size_t blob_len, n;
+	size_t blob_len, n, dek_len = sizeof(dek);
+	const EVP_CIPHER *cipher = NULL;
 	off_t left;
 	int rc, outl, ok = 0, keyed = 0;
 
@@ -374,12 +400,17 @@ cmd_decrypt(int argc, char **argv)
 		fclose(in);
 		return 1;
 	}
-	if ((rc = x->dek_unwrap(h, argv[0], blob, blob_len, dek)) !=
+	/* The blob says how long its key is, hence which AES. */
+	if ((rc = v11 ? x->dek_unwrap2(h, argv[0], NULL, blob, blob_len, dek,
+	    &dek_len) : x->dek_unwrap(h, argv[0], blob, blob_len, dek)) !=
 	    XTCMK_OK) {
 		fclose(in);
 		return fail("dek_unwrap", argv[0], rc);
 	}
 	keyed = 1;
+	if ((cipher = gcm_for(dek_len)) == NULL)
+		fprintf(stderr, "xtcmk-example-host: %s: a %zu-byte data key "
+		    "is not an AES-GCM key\n", argv[1], dek_len);
 	if ((out = tmp_open(argv[2], tmp, sizeof(tmp))) == NULL) {
 		syserr("cannot create", argv[2]);
 		goto done;
@@ -387,8 +418,8 @@ cmd_decrypt(int argc, char **argv)
 	ibuf = malloc(CHUNK);
 	obuf = malloc(CHUNK + 32);
 	ctx = EVP_CIPHER_CTX_new();
-	if (ibuf == NULL || obuf == NULL || ctx == NULL ||
-	    EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, dek, nonce) != 1 ||
+	if (ibuf == NULL || obuf == NULL || ctx == NULL || cipher == NULL ||
+	    EVP_DecryptInit_ex(ctx, cipher, NULL, dek, nonce) != 1 ||
 	    EVP_DecryptUpdate(ctx, NULL, &outl, (const uint8_t *)MAGIC,
 	    MAGIC_LEN) != 1)
 		goto done;
@@ -561,8 +592,18 @@ main(int argc, char **argv)
 	char *end;
 	int ch, rc;
 
-	while ((ch = getopt(argc, argv, "l:s:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "k:l:s:t:")) != -1) {
 		switch (ch) {
+		case 'k':
+			errno = 0;
+			key_len = (unsigned)strtoul(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || gcm_for(key_len) ==
+			    NULL) {
+				fprintf(stderr, "xtcmk-example-host: -k takes "
+				    "16, 24 or 32 (AES-128, -192, -256)\n");
+				return 1;
+			}
+			break;
 		case 'l':
 			lib = optarg;
 			break;

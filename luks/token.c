@@ -141,18 +141,20 @@ token_blob_ids(const uint8_t *blob, size_t len, char *customer,
     size_t err_len)
 {
 	char c_id[TOKEN_CUSTOMER_MAX + 1], k_id[TOKEN_KID_MAX + 1];
-	size_t c, k;
+	size_t c, k, h;
 
-	if (len < 10 || memcmp(blob, BLOB_MAGIC, 4) != 0)
+	if (len < 11 || memcmp(blob, BLOB_MAGIC, 4) != 0)
 		return fail(err, err_len, "\"xtcmk-blob\" is not a wrapped "
 		    "data key (no \"XTCB\" header)");
-	c = get16(blob + 8);
-	if (10 + c + 2 > len || take_text(blob + 10, c, c_id,
+	/* Format 2 has a DEK length byte after the 8-byte header. */
+	h = blob[4] >= 2 ? 9 : 8;
+	c = get16(blob + h);
+	if (h + 2 + c + 2 > len || take_text(blob + h + 2, c, c_id,
 	    sizeof(c_id)) == -1)
 		return fail(err, err_len, "\"xtcmk-blob\": customer id field "
 		    "is truncated or not printable");
-	k = get16(blob + 10 + c);
-	if (12 + c + k > len || take_text(blob + 12 + c, k, k_id,
+	k = get16(blob + h + 2 + c);
+	if (h + 4 + c + k > len || take_text(blob + h + 4 + c, k, k_id,
 	    sizeof(k_id)) == -1)
 		return fail(err, err_len, "\"xtcmk-blob\": key id field is "
 		    "truncated or not printable");

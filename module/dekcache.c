@@ -27,10 +27,13 @@
 #include "xtcmk.h"
 
 struct hc_key {			/* in the locked mapping */
-	uint8_t		dek[32];
+	uint8_t		dek[HC_DEK_MAX];
+	uint8_t		len;
 	uint8_t		present;
-	uint8_t		pad[31];
+	uint8_t		pad[62];
 };
+_Static_assert(HC_DEK_MAX == XTCMK_DEK_MAX, "the host cache holds every "
+    "DEK length the API takes");
 
 struct hc_meta {		/* not secret */
 	uint64_t	hash;		/* of customer and blob */
@@ -158,7 +161,7 @@ find(struct hc *c, uint64_t h, const char *customer, const uint8_t *blob,
 int
 hc_get(struct hc *c, const char *customer, const uint8_t *blob,
     size_t blob_len, const struct xm_rec *now, uint64_t now_ms,
-    uint8_t dek[32])
+    uint8_t *dek, size_t *dek_len)
 {
 	int i, hit = 0;
 
@@ -180,7 +183,13 @@ hc_get(struct hc *c, const char *customer, const uint8_t *blob,
 		c->st.misses++;
 		goto out;
 	}
-	memcpy(dek, c->keys[i].dek, 32);
+	if (c->keys[i].len > *dek_len) {
+		/* Not this caller's to take: the agent says TOOBIG. */
+		c->st.misses++;
+		goto out;
+	}
+	memcpy(dek, c->keys[i].dek, c->keys[i].len);
+	*dek_len = c->keys[i].len;
 	c->meta[i].used = ++c->clock;
 	c->st.hits++;
 	hit = 1;
@@ -192,13 +201,14 @@ out:
 void
 hc_put(struct hc *c, const char *customer, const uint8_t *blob,
     size_t blob_len, const struct xm_rec *at, uint64_t expires_ms,
-    const uint8_t dek[32])
+    const uint8_t *dek, size_t dek_len)
 {
 	uint64_t h;
 	size_t i, victim = 0;
 	int at_i;
 
 	if (c == NULL || blob_len == 0 || blob_len > XTCMK_BLOB_MAX ||
+	    dek_len < HC_DEK_MIN || dek_len > HC_DEK_MAX ||
 	    strlen(customer) > XW_CUSTOMER_MAX ||
 	    at->state != XM_STATE_ACTIVE ||
 	    pthread_mutex_trylock(&c->mu) != 0)
@@ -224,7 +234,8 @@ hc_put(struct hc *c, const char *customer, const uint8_t *blob,
 		c->st.entries++;
 	}
 	wipe(c, victim);
-	memcpy(c->keys[victim].dek, dek, 32);
+	memcpy(c->keys[victim].dek, dek, dek_len);
+	c->keys[victim].len = (uint8_t)dek_len;
 	c->keys[victim].present = 1;
 	c->meta[victim].hash = h;
 	c->meta[victim].file_id = at->file_id;

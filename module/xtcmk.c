@@ -244,6 +244,9 @@ struct xcall {
 	size_t			 rlen;
 	int			 wipe;	/* the reply may hold a key */
 	uint64_t		 need;	/* XT_BLOB_NEED of a TOOBIG reply */
+	uint64_t		 dek_need; /* XT_DEK_NEED of one */
+	size_t			 dek_len; /* request: DEK_NEW's length */
+	size_t			 dek_cap; /* request: room for the DEK */
 };
 
 static void
@@ -269,6 +272,16 @@ call_timeout(const struct xtcmk *h, const struct xtcmk_opts *o,
 	    sizeof(o->timeout_ms) && o->timeout_ms != 0 ? o->timeout_ms :
 	    h->timeout_ms;
 	return 0;
+}
+
+/* The DEK length xtcmk_dek_new2 asks for: opts->dek_len, else 32. */
+static size_t
+opts_dek_len(const struct xtcmk_opts *o)
+{
+	if (o == NULL || o->size < offsetof(struct xtcmk_opts, dek_len) +
+	    sizeof(o->dek_len) || o->dek_len == 0)
+		return XTCMK_DEK_LEN;
+	return o->dek_len;
 }
 
 /*
@@ -324,6 +337,9 @@ call(struct xcall *x, uint16_t type, const uint8_t *req, size_t len,
 		if (status == XTCMK_E_TOOBIG &&
 		    xw_find(x->reply, x->rlen, XT_BLOB_NEED, &f) == 1)
 			(void)xw_field_u64(&f, &x->need);
+		if (status == XTCMK_E_TOOBIG &&
+		    xw_find(x->reply, x->rlen, XT_DEK_NEED, &f) == 1)
+			(void)xw_field_u64(&f, &x->dek_need);
 		return status;
 	}
 	return XTCMK_OK;
@@ -782,6 +798,11 @@ dek_call(struct xcall *x, uint16_t type, const char *customer,
 		xw_put(&b, XT_BLOB, blob, blob_len);
 	if (blob_room != NULL)
 		xw_put_u64(&b, XT_BLOB_CAP, *blob_room);
+	/* Only what differs from 1.0, which every agent understands. */
+	if (x->dek_len != 0 && x->dek_len != XTCMK_DEK_LEN)
+		xw_put_u64(&b, XT_DEK_LEN, x->dek_len);
+	if (x->dek_cap != 0 && x->dek_cap < XTCMK_DEK_MAX)
+		xw_put_u64(&b, XT_DEK_CAP, x->dek_cap);
 	rc = call(x, type, b.data, b.len, XTCMK_DEK_REPLY_MAX, ms);
 	if (rc == XTCMK_E_TOOBIG && x->need != 0 && need)
 		*blob_room = (size_t)x->need;
@@ -795,6 +816,7 @@ dek_new(struct xtcmk *h, const char *customer, const struct xtcmk_opts *opts,
 {
 	struct xw_field fb, fd;
 	struct xcall x;
+	size_t want = exact ? XTCMK_DEK_LEN : opts_dek_len(opts);
 	int rc;
 
 	if (h == NULL)
@@ -804,14 +826,35 @@ dek_new(struct xtcmk *h, const char *customer, const struct xtcmk_opts *opts,
 	    blob_len == NULL)
 		return call_end(&x, inval("dek, dek_len, blob and blob_len "
 		    "must not be NULL"));
+	if (want < XTCMK_DEK_MIN || want > XTCMK_DEK_MAX) {
+		set_error("opts->dek_len %zu is not within %u..%u bytes (0: "
+		    "%u)", want, (unsigned)XTCMK_DEK_MIN,
+		    (unsigned)XTCMK_DEK_MAX, (unsigned)XTCMK_DEK_LEN);
+		return call_end(&x, XTCMK_E_INVAL);
+	}
+	/* Too little room for the key: refused before the agent is asked. */
+	if (*dek_len < want) {
+		set_error("data key buffer of %zu bytes is too small for %zu "
+		    "bytes; no key was generated", *dek_len, want);
+		if (!exact)
+			*dek_len = want;
+		return call_end(&x, XTCMK_E_TOOBIG);
+	}
+	x.dek_len = want;
 	if ((rc = check_key_id(key_id, key_id_len)) != 0 ||
 	    (rc = dek_call(&x, XW_DEK_NEW, customer, opts, NULL, 0, !exact,
 	    blob_len)) != 0)
 		return call_end(&x, rc);
-	/* Both checked before either is written. */
+	/* All checked before anything is written.  An agent that predates
+	 * XT_DEK_LEN makes 32 bytes whatever was asked. */
 	if ((rc = reply_blob(&x, !exact, blob_len, &fb)) == 0 &&
 	    (rc = reply_dek(&x, exact, dek_len, &fd)) == 0 &&
-	    (rc = reply_key_id(&x, key_id, key_id_len)) == 0) {
+	    fd.len != want) {
+		set_error("the agent made a %u-byte data key, not the %zu "
+		    "bytes asked for: upgrade xtcmkd", fd.len, want);
+		rc = XTCMK_E_UNSUPPORTED;
+	}
+	if (rc == 0 && (rc = reply_key_id(&x, key_id, key_id_len)) == 0) {
 		copy_out(blob, blob_len, &fb);
 		copy_out(dek, dek_len, &fd);
 	}
@@ -846,6 +889,7 @@ dek_unwrap(struct xtcmk *h, const char *customer,
 	struct xm_rec rec;
 	struct xcall x;
 	uint64_t ttl = 0;
+	size_t room;
 	int rc, hit = 0;
 
 	if (h == NULL)
@@ -858,25 +902,30 @@ dek_unwrap(struct xtcmk *h, const char *customer,
 		return call_end(&x, rc);
 	/* The key record is read before the agent is asked: a revocation
 	 * after this point changes the generation the entry is kept under.
-	 * The host cache holds 32-byte keys only. */
-	if (*dek_len >= XTCMK_DEK_LEN &&
-	    (ttl = dek_cacheable(h, customer, &rec)) > 0 && fast_enter(h)) {
+	 * A hit writes *dek_len only when the key fits. */
+	if ((ttl = dek_cacheable(h, customer, &rec)) > 0 && fast_enter(h)) {
+		room = *dek_len;
 		hit = hc_get(h->dek_cache, customer, blob, blob_len, &rec,
-		    mono_ms(), dek);
+		    mono_ms(), dek, &room);
 		fast_leave(h);
 		if (hit) {
-			*dek_len = XTCMK_DEK_LEN;
+			*dek_len = room;
 			return call_end(&x, XTCMK_OK);
 		}
 	}
+	/* The agent refuses a key longer than the room before unwrapping. */
+	x.dek_cap = *dek_len > 0 ? *dek_len : 1;
 	if ((rc = dek_call(&x, XW_DEK_UNWRAP, customer, opts, blob, blob_len,
-	    0, NULL)) != 0)
+	    0, NULL)) != 0) {
+		if (rc == XTCMK_E_TOOBIG && !exact && x.dek_need != 0)
+			*dek_len = (size_t)x.dek_need;
 		return call_end(&x, rc);
+	}
 	if ((rc = reply_dek(&x, exact, dek_len, &fd)) == 0) {
 		copy_out(dek, dek_len, &fd);
-		if (ttl > 0 && fd.len == XTCMK_DEK_LEN && fast_enter(h)) {
+		if (ttl > 0 && fast_enter(h)) {
 			hc_put(h->dek_cache, customer, blob, blob_len, &rec,
-			    mono_ms() + ttl * 1000, dek);
+			    mono_ms() + ttl * 1000, dek, fd.len);
 			fast_leave(h);
 		}
 	}

@@ -82,6 +82,7 @@ enum xtcmk_field {
 };
 
 #define XTCMK_DEK_LEN		32	/* what xtcmk_dek_new() writes */
+#define XTCMK_DEK_MIN		16	/* shortest DEK xtcmk_dek_new2 makes */
 #define XTCMK_DEK_MAX		64	/* longest DEK the 1.1 calls accept */
 #define XTCMK_BLOB_MAX		2048
 #define XTCMK_KEY_ID_MAX	512	/* key id (URL with version), no NUL */
@@ -105,6 +106,9 @@ struct xtcmk_opts {
 	uint32_t	size;
 	uint32_t	timeout_ms;	/* this call's total deadline; 0: the
 					 * handle's */
+	uint32_t	dek_len;	/* xtcmk_dek_new2: length of the new
+					 * DEK, XTCMK_DEK_MIN..XTCMK_DEK_MAX;
+					 * 0: XTCMK_DEK_LEN */
 };
 
 struct xtcmk;
@@ -185,15 +189,16 @@ int	 xtcmk_decide2(struct xtcmk *h, const char *customer,
 	    const struct xtcmk_opts *opts, struct xtcmk_decision **ret_decision);
 
 /*
- * Data keys with runtime lengths and the key id.  `*dek_len` is the room
- * in `dek` (>= the DEK the agent makes, 32 today) and is set to the
- * length written; `*blob_len` likewise for `blob`.  `key_id` (may be
+ * Data keys with runtime lengths and the key id.  xtcmk_dek_new2 makes a
+ * DEK of opts->dek_len bytes (16..64; 0 or no opts: 32); unwrap returns
+ * the length the blob holds.  `*dek_len` is the room in `dek` and is set
+ * to the length written; `*blob_len` likewise for `blob`.  `key_id` (may be
  * NULL; else key_id_len > XTCMK_KEY_ID_MAX) gets the key id, with
  * version, that wrapped the blob.
  *
  * XTCMK_E_TOOBIG: `*blob_len` (or `*dek_len`) is set to the size needed.
- * The room for the blob is sent with the request, so the agent refuses
- * before generating or wrapping anything; the size it reports is exact
+ * The room for the DEK is checked and the room for the blob sent with
+ * the request, so nothing is generated, unwrapped or wrapped first; the size it reports is exact
  * once it has wrapped a key under the version in force, else the least a
  * blob can take (XTCMK_BLOB_MAX always suffices).
  */

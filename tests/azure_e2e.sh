@@ -366,6 +366,77 @@ else
 	bad "oct-HSM round trip" "$($H encrypt northaes "$T/plain" "$T/enca" 2>&1)"
 fi
 
+# --- data keys of 16..64 bytes through Key Vault and the HSM -------------
+# dek.py make|check DIR CUSTOMER LEN...: libxtcmk's 1.1 calls through
+# ctypes.  make: xtcmk_dek_new2 with opts.dek_len, unwrap2 and rewrap2
+# must agree; keys and blobs go to DIR.  check: unwrap2 of the saved
+# blobs gives the saved keys back.  Prints "LEN ok vV" or "LEN CODE text".
+cat >"$T/dek.py" <<'PY'
+import ctypes, os, sys
+lib = ctypes.CDLL(os.environ["XTCMK_LIB"])
+class Opts(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("timeout_ms", ctypes.c_uint32),
+                ("dek_len", ctypes.c_uint32)]
+lib.xtcmk_last_error.restype = ctypes.c_char_p
+h = ctypes.c_void_p()
+assert lib.xtcmk_open(os.environ["XTCMK_SOCK"].encode(), 20000, ctypes.byref(h)) == 0
+mode, d, cust = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+def unwrap(blob):
+    k, n = ctypes.create_string_buffer(64), ctypes.c_size_t(64)
+    rc = lib.xtcmk_dek_unwrap2(h, cust, None, blob, ctypes.c_size_t(len(blob)), k, ctypes.byref(n))
+    return rc, k.raw[:n.value]
+for ln in map(int, sys.argv[4:]):
+    if mode == "make":
+        o = Opts(ctypes.sizeof(Opts), 0, ln)
+        k, n = ctypes.create_string_buffer(64), ctypes.c_size_t(64)
+        b, bn = ctypes.create_string_buffer(2048), ctypes.c_size_t(2048)
+        rc = lib.xtcmk_dek_new2(h, cust, ctypes.byref(o), k, ctypes.byref(n), b, ctypes.byref(bn), None, 0)
+        if rc != 0:
+            print(ln, rc, lib.xtcmk_last_error().decode()); continue
+        key, blob = k.raw[:n.value], b.raw[:bn.value]
+        nb, nbn = ctypes.create_string_buffer(2048), ctypes.c_size_t(2048)
+        rc2 = lib.xtcmk_dek_rewrap2(h, cust, None, blob, ctypes.c_size_t(len(blob)), nb, ctypes.byref(nbn), None, 0)
+        u1, u2 = unwrap(blob), unwrap(nb.raw[:nbn.value])
+        good = len(key) == ln and rc2 == 0 and u1 == (0, key) and u2 == (0, key)
+        open(f"{d}/{ln}.key", "wb").write(key)
+        open(f"{d}/{ln}.blob", "wb").write(blob)
+        print(ln, "ok" if good else "mismatch", f"v{blob[4]}")
+    else:
+        key, blob = open(f"{d}/{ln}.key", "rb").read(), open(f"{d}/{ln}.blob", "rb").read()
+        rc, got = unwrap(blob)
+        print(ln, "ok" if (rc, got) == (0, key) else f"{rc} {lib.xtcmk_last_error().decode()}", f"v{blob[4]}")
+lib.xtcmk_close(h)
+PY
+dek_py() { XTCMK_LIB=$B/module/libxtcmk.so XTCMK_SOCK=$T/s.sock python3 "$T/dek.py" "$@" 2>&1; }
+mkdir -p "$T/rsa" "$T/kw"
+w0=$(counter wrapkey) u0=$(counter unwrapkey)
+out_rsa=$(dek_py make "$T/rsa" contoso 16 24 48 64 20)
+out_kw=$(dek_py make "$T/kw" northaes 16 24 48 64)
+w1=$(counter wrapkey)
+[ "$(printf '%s\n%s\n' "$out_rsa" "$out_kw" | grep -c ' ok v2$')" = 9 ] &&
+	[ "$w1" -ge $((w0 + 18)) ] &&
+	ok "DEKs of 16, 24, 48, 64 (and 20) bytes: new, unwrap, rewrap through Key Vault (RSA) and the HSM (A256KW), v2 blobs ($((w1 - w0)) wrapkey calls)" ||
+	bad "16..64-byte DEKs through azure" "wrapkey $w0 -> $w1; $out_rsa / $out_kw"
+expect "oct-HSM key: a 20-byte DEK is refused, naming AES key wrap" 0 \
+	"^20 1 .*multiple of 8" -- dek_py make "$T/kw" northaes 20
+stop_agent; start_agent
+u0=$(counter unwrapkey)
+out=$(dek_py check "$T/rsa" contoso 16 24 48 64 20; dek_py check "$T/kw" northaes 16 24 48 64)
+u1=$(counter unwrapkey)
+[ "$(grep -c ' ok v2$' <<<"$out")" = 9 ] && [ "$u1" = $((u0 + 9)) ] &&
+	ok "after a restart the 9 blobs unwrap by Key Vault / the HSM ($((u1 - u0)) unwrapkey calls) to the same keys" ||
+	bad "16..64-byte DEKs unwrapped after a restart" "unwrapkey $u0 -> $u1; $out"
+if $H -k 16 encrypt northaes "$T/plain" "$T/enc16" >/dev/null 2>&1 &&
+    $H decrypt northaes "$T/enc16" "$T/dec16" >/dev/null 2>&1 && cmp -s "$T/plain" "$T/dec16" &&
+    $H -k 24 encrypt contoso "$T/plain" "$T/enc24" >/dev/null 2>&1 &&
+    $H decrypt contoso "$T/enc24" "$T/dec24" >/dev/null 2>&1 && cmp -s "$T/plain" "$T/dec24"; then
+	ok "xtcmk-example-host -k 16 / -k 24: AES-128-GCM and AES-192-GCM files round trip"
+else
+	bad "example host -k" "$($H -k 16 encrypt northaes "$T/plain" "$T/enc16" 2>&1)"
+fi
+expect "inspect names the key of a format-2 blob" 0 \
+	"wrapped by https://northhsm.managedhsm.azure.net/keys/aes/" -- $H inspect "$T/enc16"
+
 # --- AccessDenied, the newer denial form, is a missing grant -----------
 # Real vaults (newer form) and Managed HSM local RBAC answer 403
 # AccessDenied; it must revoke the customer at once (cached DEKs wiped)

@@ -22,8 +22,10 @@
 
 #include <jansson.h>
 
+#include "client.h"
 #include "harness.h"
 #include "t.h"
+#include "wire.h"
 #include "xtcmk.h"
 
 #define OUT_MAX		65536
@@ -324,6 +326,171 @@ test_toobig(void)
 	explicit_bzero(dek, sizeof(dek));
 }
 
+/* --- data keys of 16..64 bytes ---------------------------------------- */
+
+/*
+ * DEK_NEW straight on the wire with XT_DEK_LEN = `len`: the agent's own
+ * check, whatever a client library lets through.  The status; the
+ * agent's message in msg.
+ */
+static int
+raw_dek_new(uint64_t len, char *msg, size_t msglen)
+{
+	struct xc_conn c;
+	struct xw_buf b;
+	uint8_t req[256], *reply = NULL;
+	char err[256];
+	size_t rlen = 0;
+	uint16_t status = 0;
+	int rc;
+
+	msg[0] = '\0';
+	if (xc_connect(A.sock, xc_deadline(5000), err, sizeof(err), &c) < 0)
+		return -1;
+	xw_buf_init(&b, req, sizeof(req));
+	xw_put_str(&b, XT_CUSTOMER, CUSTOMER);
+	xw_put_u64(&b, XT_DEK_LEN, len);
+	rc = xc_request(&c, XW_DEK_NEW, b.data, b.len, XW_PAYLOAD_MAX,
+	    xc_deadline(5000), err, sizeof(err), &status, &reply, &rlen);
+	if (rc == 0)
+		xc_reply_message(reply, rlen, msg, msglen);
+	if (reply != NULL) {
+		explicit_bzero(reply, rlen);
+		free(reply);
+	}
+	xc_close(&c);
+	return rc < 0 ? -1 : status;
+}
+
+/*
+ * New DEKs of 16, 24, 48 and 64 bytes through new, unwrap and rewrap on
+ * the real agent: format v2 blobs recording the length; the new key and
+ * the rewrap go through the provider's wrap; unwraps are agent cache hits
+ * until a restart empties the cache, then the provider's unwrap (a load
+ * each) gives back the same bytes.  15 and 65 are refused with a message
+ * by the library and by the agent, before any work; the 1.0 calls still
+ * make 32-byte keys in v1 blobs; a blob's key too long for the room is
+ * refused before it is unwrapped, with the length needed.
+ */
+static void
+test_dek_lengths(void)
+{
+	static const size_t lens[] = { 16, 24, 48, 64 };
+	enum { N = sizeof(lens) / sizeof(lens[0]) };
+	struct xtcmk_opts o = { .size = sizeof(o) };
+	uint8_t dek[N][XTCMK_DEK_MAX], got[XTCMK_DEK_MAX];
+	uint8_t blob[N][XTCMK_BLOB_MAX], nb[N][XTCMK_BLOB_MAX];
+	uint8_t b32[XTCMK_BLOB_MAX], d32[XTCMK_DEK_LEN];
+	size_t blen[N], nblen[N], dlen, l32, i;
+	long long hits0;
+	struct work w0, w1;
+	char msg[512];
+
+	for (i = 0; i < N; i++) {
+		work_now(&w0);
+		o.dek_len = (uint32_t)lens[i];
+		dlen = sizeof(dek[i]);
+		blen[i] = sizeof(blob[i]);
+		ASSERT_EQ(xtcmk_dek_new2(h, CUSTOMER, &o, dek[i], &dlen,
+		    blob[i], &blen[i], NULL, 0), XTCMK_OK);
+		ASSERT_EQ(dlen, lens[i]);
+		ASSERT_EQ(blob[i][4], 2);
+		ASSERT_EQ(blob[i][8], lens[i]);
+		hits0 = stat_of("keys.dek_cache.hits");
+		dlen = sizeof(got);
+		ASSERT_EQ(xtcmk_dek_unwrap2(h, CUSTOMER, NULL, blob[i],
+		    blen[i], got, &dlen), XTCMK_OK);
+		ASSERT_EQ(dlen, lens[i]);
+		ASSERT_TRUE(memcmp(got, dek[i], lens[i]) == 0);
+		nblen[i] = sizeof(nb[i]);
+		ASSERT_EQ(xtcmk_dek_rewrap2(h, CUSTOMER, NULL, blob[i],
+		    blen[i], nb[i], &nblen[i], NULL, 0), XTCMK_OK);
+		ASSERT_EQ(nb[i][4], 2);
+		ASSERT_EQ(nb[i][8], lens[i]);
+		work_now(&w1);
+		ASSERT_EQ(w1.wrap, w0.wrap + 2);	/* new, rewrap */
+		ASSERT_EQ(w1.unwrap, w0.unwrap);	/* cache hits */
+		ASSERT_INT(stat_of("keys.dek_cache.hits"), >=, hits0 + 2);
+		printf("dek_new2 of %zu bytes: %zu-byte v2 blob; wraps %lld -> "
+		    "%lld, provider unwraps %lld -> %lld\n", lens[i], blen[i],
+		    w0.wrap, w1.wrap, w0.unwrap, w1.unwrap);
+	}
+
+	/* The agent restarted: no cache, every unwrap a provider unwrap. */
+	ASSERT_EQ(agent_stop(&A), 0);
+	ASSERT_EQ(agent_start(&A), 0);
+	work_now(&w0);
+	for (i = 0; i < N; i++) {
+		dlen = sizeof(got);
+		memset(got, 0, sizeof(got));
+		ASSERT_EQ(xtcmk_dek_unwrap2(h, CUSTOMER, NULL, blob[i],
+		    blen[i], got, &dlen), XTCMK_OK);
+		ASSERT_EQ(dlen, lens[i]);
+		ASSERT_TRUE(memcmp(got, dek[i], lens[i]) == 0);
+		dlen = sizeof(got);
+		memset(got, 0, sizeof(got));
+		ASSERT_EQ(xtcmk_dek_unwrap2(h, CUSTOMER, NULL, nb[i],
+		    nblen[i], got, &dlen), XTCMK_OK);
+		ASSERT_EQ(dlen, lens[i]);
+		ASSERT_TRUE(memcmp(got, dek[i], lens[i]) == 0);
+	}
+	work_now(&w1);
+	printf("after a restart: %d unwraps of 16..64-byte blobs: provider "
+	    "unwraps %lld -> %lld, cache loads %lld -> %lld\n", 2 * N,
+	    w0.unwrap, w1.unwrap, w0.loads, w1.loads);
+	ASSERT_EQ(w1.unwrap, w0.unwrap + 2 * N);
+	ASSERT_EQ(w1.loads, w0.loads + 2 * N);
+
+	/* Too little room for the blob's key: refused before unwrapping,
+	 * with the length needed; the 1.0 call is refused the same way. */
+	work_now(&w0);
+	dlen = 32;
+	ASSERT_EQ(xtcmk_dek_unwrap2(h, CUSTOMER, NULL, blob[3], blen[3],
+	    got, &dlen), XTCMK_E_TOOBIG);
+	ASSERT_EQ(dlen, 64);
+	ASSERT_CONTAINS(xtcmk_last_error(), "64-byte");
+	ASSERT_EQ(xtcmk_dek_unwrap(h, CUSTOMER, blob[2], blen[2], d32),
+	    XTCMK_E_TOOBIG);
+	/* ... and for a new key, before the agent is asked. */
+	o.dek_len = 48;
+	dlen = 47;
+	l32 = sizeof(b32);
+	ASSERT_EQ(xtcmk_dek_new2(h, CUSTOMER, &o, got, &dlen, b32, &l32,
+	    NULL, 0), XTCMK_E_TOOBIG);
+	ASSERT_EQ(dlen, 48);
+	/* Out of range: the library refuses ... */
+	o.dek_len = 15;
+	dlen = sizeof(got);
+	l32 = sizeof(b32);
+	ASSERT_EQ(xtcmk_dek_new2(h, CUSTOMER, &o, got, &dlen, b32, &l32,
+	    NULL, 0), XTCMK_E_INVAL);
+	ASSERT_CONTAINS(xtcmk_last_error(), "16..64");
+	o.dek_len = 65;
+	ASSERT_EQ(xtcmk_dek_new2(h, CUSTOMER, &o, got, &dlen, b32, &l32,
+	    NULL, 0), XTCMK_E_INVAL);
+	/* ... and so does the agent, asked directly. */
+	ASSERT_EQ(raw_dek_new(15, msg, sizeof(msg)), XTCMK_E_INVAL);
+	ASSERT_CONTAINS(msg, "data key length 15 is not within 16-64");
+	printf("agent, DEK_NEW of 15 bytes: %s\n", msg);
+	ASSERT_EQ(raw_dek_new(65, msg, sizeof(msg)), XTCMK_E_INVAL);
+	ASSERT_CONTAINS(msg, "data key length 65");
+	work_now(&w1);
+	ASSERT_EQ(w1.wrap, w0.wrap);
+	ASSERT_EQ(w1.unwrap, w0.unwrap);
+	ASSERT_EQ(w1.loads, w0.loads);
+	ASSERT_EQ(w1.entries, w0.entries);
+
+	/* The 1.0 call: 32 bytes in a v1 blob, as before. */
+	l32 = sizeof(b32);
+	ASSERT_EQ(xtcmk_dek_new(h, CUSTOMER, d32, b32, &l32), XTCMK_OK);
+	ASSERT_TRUE(memcmp(b32, "XTCB\x01", 5) == 0);
+	ASSERT_EQ(xtcmk_dek_unwrap(h, CUSTOMER, b32, l32, got), XTCMK_OK);
+	ASSERT_TRUE(memcmp(got, d32, sizeof(d32)) == 0);
+	explicit_bzero(dek, sizeof(dek));
+	explicit_bzero(got, sizeof(got));
+	explicit_bzero(d32, sizeof(d32));
+}
+
 /* --- key state, errors ----------------------------------------------- */
 
 static void
@@ -517,6 +684,7 @@ main(void)
 	test_retryable();
 	test_dek();
 	test_toobig();
+	test_dek_lengths();
 	test_key_state();
 	test_errors();
 	test_deadline();

@@ -226,7 +226,7 @@ test_versions(void)
 	buf[4] = 7;
 	fix_checksum(buf, len);
 	ASSERT_EQ(blob_parse(buf, len, &p, &e), -XTCMK_E_UNSUPPORTED);
-	ASSERT_STR(e.msg, "blob format 7 is newer than this agent (1): "
+	ASSERT_STR(e.msg, "blob format 7 is newer than this agent (2): "
 	    "upgrade xtcmkd");
 	/* Even a blob of a future format cut short says "upgrade". */
 	ASSERT_EQ(blob_parse(buf, 9, &p, &e), -XTCMK_E_UNSUPPORTED);
@@ -252,6 +252,64 @@ test_versions(void)
 	buf[4] = 0;
 	fix_checksum(buf, len);
 	ASSERT_EQ(blob_parse(buf, len, &p, &e), -XTCMK_E_BAD_BLOB);
+}
+
+/*
+ * DEKs other than 32 bytes: format v2 records the length (offset 8) under
+ * the tag; 32-byte DEKs stay format v1, as older agents wrote them.
+ */
+static void
+test_lengths(void)
+{
+	static const size_t lens[] = { 16, 24, 48, 64 };
+	uint8_t key[BLOB_DEK_MAX], buf[BLOB_MAX], t[BLOB_MAX];
+	struct blob b, p;
+	struct xerr e;
+	size_t i, len;
+
+	for (i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 5 + 1);
+	sample(&b, "acme");
+	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		ASSERT_EQ(blob_encode(&b, key, lens[i], buf, sizeof(buf), &len,
+		    &e), 0);
+		ASSERT_EQ(len, 39 + 4 + strlen(b.kid) + 256);
+		ASSERT_TRUE(memcmp(buf, "XTCB\x02\x01\x01\x00", 8) == 0);
+		ASSERT_EQ(buf[8], lens[i]);
+		ASSERT_EQ(blob_parse(buf, len, &p, &e), 0);
+		ASSERT_EQ(p.version, 2);
+		ASSERT_EQ(p.dek_len, lens[i]);
+		ASSERT_STR(p.customer, "acme");
+		ASSERT_EQ(blob_verify_tag(&p, key, lens[i], &e), 0);
+		/* The key cut to another length does not verify. */
+		ASSERT_EQ(blob_verify_tag(&p, key, 32, &e), -XTCMK_E_BAD_BLOB);
+		ASSERT_CONTAINS(e.msg, "records");
+		/* The length byte is under the tag. */
+		memcpy(t, buf, len);
+		t[8] = (uint8_t)(lens[i] == 16 ? 24 : 16);
+		fix_checksum(t, len);
+		ASSERT_EQ(blob_parse(t, len, &p, &e), 0);
+		ASSERT_EQ(blob_verify_tag(&p, key, p.dek_len, &e),
+		    -XTCMK_E_BAD_BLOB);
+		ASSERT_CONTAINS(e.msg, "commitment");
+		/* Out of range: refused at parse. */
+		t[8] = lens[i] == 16 ? 15 : 65;
+		fix_checksum(t, len);
+		ASSERT_EQ(blob_parse(t, len, &p, &e), -XTCMK_E_BAD_BLOB);
+		ASSERT_CONTAINS(e.msg, "data key length");
+	}
+	/* 32 bytes: v1, no length byte, and the parser says 32. */
+	ASSERT_EQ(blob_encode(&b, key, 32, buf, sizeof(buf), &len, &e), 0);
+	ASSERT_EQ(buf[4], 1);
+	ASSERT_EQ(len, 38 + 4 + strlen(b.kid) + 256);
+	ASSERT_EQ(blob_parse(buf, len, &p, &e), 0);
+	ASSERT_EQ(p.dek_len, 32);
+	ASSERT_EQ(blob_verify_tag(&p, key, 32, &e), 0);
+	/* No format holds 15 or 65 bytes. */
+	ASSERT_EQ(blob_encode(&b, key, 15, buf, sizeof(buf), &len, &e),
+	    -XTCMK_E_INVAL);
+	ASSERT_EQ(blob_encode(&b, key, 65, buf, sizeof(buf), &len, &e),
+	    -XTCMK_E_INVAL);
 }
 
 static void
@@ -297,6 +355,7 @@ main(void)
 	test_trailing();
 	test_flips();
 	test_versions();
+	test_lengths();
 	test_customer();
 	return t_done();
 }

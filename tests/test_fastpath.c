@@ -439,6 +439,8 @@ test_key_events(void)
  * new revocation generation), never in a forked child, never after the
  * heartbeat bound; DEK_NEW always asks the agent.
  */
+static void test_dek_cache_lengths(void);
+
 static void
 test_dek_cache(void)
 {
@@ -628,6 +630,73 @@ test_no_file(void)
 	agent_stop(&A);
 }
 
+
+/*
+ * The host cache keeps DEKs of every length the 1.1 calls make: each is
+ * asked of the agent once, then answered in process with its length; a
+ * room too small for a cached key is not served from here (the agent
+ * refuses it before unwrapping, with the length needed).
+ */
+static void
+test_dek_cache_lengths(void)
+{
+	static const size_t lens[] = { 16, 24, 48, 64 };
+	enum { N = sizeof(lens) / sizeof(lens[0]) };
+	struct xtcmk_opts o = { .size = sizeof(o) };
+	struct xtcmk *h;
+	uint8_t dek[XTCMK_DEK_MAX], got[XTCMK_DEK_MAX];
+	uint8_t blob[N][XTCMK_BLOB_MAX];
+	size_t blen[N], dlen, i;
+	uint64_t hits0, ins0;
+	long long u0;
+	int j, bad = 0;
+
+	ASSERT_EQ(xtcmk_open(A.sock, 2000, &h), XTCMK_OK);
+	ASSERT_EQ(decide_ok(h, 6, NULL, 0), 0);
+	for (i = 0; i < N; i++) {
+		o.dek_len = (uint32_t)lens[i];
+		dlen = sizeof(dek);
+		blen[i] = sizeof(blob[i]);
+		ASSERT_EQ(xtcmk_dek_new2(h, "fast-6", &o, dek, &dlen, blob[i],
+		    &blen[i], NULL, 0), XTCMK_OK);
+		ASSERT_EQ(dlen, lens[i]);
+		hits0 = fstats(h).dek_hits;
+		ins0 = fstats(h).dek_inserts;
+		u0 = agent_unwraps();
+		for (j = 0; j < 10; j++) {
+			memset(got, 0, sizeof(got));
+			dlen = sizeof(got);
+			bad += xtcmk_dek_unwrap2(h, "fast-6", NULL, blob[i],
+			    blen[i], got, &dlen) != XTCMK_OK ||
+			    dlen != lens[i] || memcmp(got, dek, lens[i]) != 0;
+		}
+		ASSERT_EQ(bad, 0);
+		ASSERT_EQ(agent_unwraps(), u0 + 1);
+		ASSERT_EQ(fstats(h).dek_inserts, ins0 + 1);
+		ASSERT_EQ(fstats(h).dek_hits, hits0 + 9);
+	}
+	/* 64 bytes cached, 32 of room: the agent says so, unwrapping
+	 * nothing; the entry stays for callers with room. */
+	hits0 = fstats(h).dek_hits;
+	u0 = agent_unwraps();
+	dlen = 32;
+	ASSERT_EQ(xtcmk_dek_unwrap2(h, "fast-6", NULL, blob[3], blen[3], got,
+	    &dlen), XTCMK_E_TOOBIG);
+	ASSERT_EQ(dlen, 64);
+	ASSERT_EQ(xtcmk_dek_unwrap(h, "fast-6", blob[3], blen[3], got),
+	    XTCMK_E_TOOBIG);
+	ASSERT_EQ(agent_unwraps(), u0 + 2);
+	dlen = sizeof(got);
+	ASSERT_EQ(xtcmk_dek_unwrap2(h, "fast-6", NULL, blob[3], blen[3], got,
+	    &dlen), XTCMK_OK);
+	ASSERT_EQ(dlen, 64);
+	ASSERT_EQ(fstats(h).dek_hits, hits0 + 1);
+	ASSERT_EQ(agent_unwraps(), u0 + 2);
+	explicit_bzero(dek, sizeof(dek));
+	explicit_bzero(got, sizeof(got));
+	xtcmk_close(h);
+}
+
 int
 main(void)
 {
@@ -637,6 +706,7 @@ main(void)
 	test_invalidation();
 	test_key_events();
 	test_dek_cache();
+	test_dek_cache_lengths();
 	test_restart();
 	stop_under_load(SIGSTOP);
 	stop_under_load(SIGKILL);

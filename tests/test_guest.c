@@ -2,7 +2,8 @@
  * test_guest.c - libxtcmk as a guest in someone else's process: dlopen
  * cycles (and the same under valgrind), no descriptor across exec, SIGPIPE
  * at its default disposition while the agent goes away, fork safety, an
- * agent that is down and one that is wedged.
+ * agent that is down and one that is wedged, and a copy of a connection
+ * the module cannot know of not keeping it open.
  *
  * The module is only ever reached through dlopen() of
  * $XTCMK_BUILDDIR/module/libxtcmk.so and its function table: this file
@@ -15,6 +16,7 @@
  *	--print-deks SOCK CUSTOMER N	print N fresh DEKs in hex (secrets.sh)
  */
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -574,6 +576,60 @@ test_fork(void)
 	X->close(h);
 }
 
+/*
+ * Highest-numbered socket descriptor of this process other than `skip`
+ * and below `below`; -1 if none.
+ */
+static int
+last_socket(int skip, int below)
+{
+	struct stat st;
+	int fd;
+
+	for (fd = below - 1; fd > STDERR_FILENO; fd--)
+		if (fd != skip && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+			return fd;
+	return -1;
+}
+
+/*
+ * A child forked between socket() and the slot recording the descriptor
+ * holds a copy the module cannot prove is its own, so the child leaves
+ * it.  Such a copy must not keep the agent's connection open once the
+ * parent closes it: a dup() is the same kind of copy (one open socket,
+ * two descriptors), made here without racing a fork.
+ */
+static void
+test_unknown_copy(void)
+{
+	struct xtcmk_decision *d = NULL;
+	struct xtcmk *h;
+	long long o0, o1 = -1;
+	int fd, copy, i;
+	char c;
+
+	(void)stat_of("connections", "open");	/* the stats connection */
+	ASSERT_EQ(X->open(A.sock, 5000, &h), XTCMK_OK);
+	ASSERT_EQ(X->decide(h, CUSTOMER, &d), XTCMK_OK);
+	X->decision_free(d);
+	/* The module's pooled connection: the newest socket. */
+	fd = last_socket(adm.fd, 1024);
+	ASSERT_TRUE(fd > STDERR_FILENO);
+	copy = fcntl(fd, F_DUPFD_CLOEXEC, 1000);
+	ASSERT_TRUE(copy >= 1000);
+	o0 = stat_of("connections", "open");
+	X->close(h);
+	for (i = 0; i < 100 && (o1 = stat_of("connections", "open")) != o0 - 1;
+	    i++)
+		usleep(10000);
+	printf("unknown copy: agent connections open %lld -> %lld after "
+	    "xtcmk_close, a copy of the descriptor still open\n", o0, o1);
+	ASSERT_EQ(o1, o0 - 1);
+	/* The copy reads end of stream: the socket is shut, not leaked. */
+	ASSERT_EQ(recv(copy, &c, 1, MSG_DONTWAIT), 0);
+	close(copy);
+}
+
 /* --- 5. agent down, agent wedged --------------------------------------- */
 
 static void
@@ -667,6 +723,7 @@ main(int argc, char **argv)
 	test_sigpipe();
 	test_stale_pool();
 	test_fork();
+	test_unknown_copy();
 	test_down();
 	test_wedged();
 	dlclose(lib);

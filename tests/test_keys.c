@@ -634,7 +634,7 @@ test_bad_blobs(void)
 
 	/* A format from the future. */
 	memcpy(b, k->b, k->len);
-	b[4] = 2;
+	b[4] = 3;
 	ASSERT_EQ(unwrap_code("c1", b, k->len), XTCMK_E_UNSUPPORTED);
 	ASSERT_CONTAINS(xtcmk_last_error(), "upgrade");
 	b[4] = 0xff;

@@ -26,10 +26,12 @@ static const uint8_t dek[32] = {
 static struct token tok;
 static char err[TOKEN_ERR_MAX];
 
-/* A token holding a real blob, as the agent makes them. */
+/* A token holding a real blob of a `dek_len`-byte key, as the agent
+ * makes them (format 1 for 32 bytes, else format 2). */
 static void
-make_token(size_t wrapped_len)
+make_token_len(size_t wrapped_len, size_t dek_len)
 {
+	uint8_t key[BLOB_DEK_MAX];
 	struct blob b;
 	struct xerr e = { 0 };
 
@@ -41,7 +43,9 @@ make_token(size_t wrapped_len)
 	b.provider = BLOB_PROV_LOCAL;
 	b.wrapped_len = wrapped_len;
 	memset(b.wrapped, 0xa5, wrapped_len);
-	ASSERT_EQ(blob_encode(&b, dek, sizeof(dek), tok.blob,
+	memset(key, 0x5a, sizeof(key));
+	memcpy(key, dek, sizeof(dek));
+	ASSERT_EQ(blob_encode(&b, key, dek_len, tok.blob,
 	    sizeof(tok.blob), &tok.blob_len, &e), 0);
 	snprintf(tok.customer, sizeof(tok.customer), "contoso");
 	snprintf(tok.key_id, sizeof(tok.key_id), KID);
@@ -49,6 +53,12 @@ make_token(size_t wrapped_len)
 	tok.keyslots[1] = 7;
 	tok.nkeyslots = 2;
 	tok.timeout_ms = TOKEN_TIMEOUT_DEFAULT;
+}
+
+static void
+make_token(size_t wrapped_len)
+{
+	make_token_len(wrapped_len, sizeof(dek));
 }
 
 /* The token's JSON with member `name` set to `v` (NULL: removed). */
@@ -195,6 +205,21 @@ test_blob_ids(void)
 	uint8_t *p;
 	size_t n, ok = 0;
 
+	/* Format 2 (a 48-byte key): one header byte more. */
+	make_token_len(256, 48);
+	for (n = 0; n <= tok.blob_len; n++) {
+		p = malloc(n + 1);
+		memcpy(p, tok.blob, n);
+		if (token_blob_ids(p, n, c, sizeof(c), k, sizeof(k), err,
+		    sizeof(err)) == 0) {
+			ok++;
+			ASSERT_STR(c, "contoso");
+			ASSERT_STR(k, KID);
+		}
+		free(p);
+	}
+	ASSERT_EQ(ok, tok.blob_len - (13 + 7 + strlen(KID)) + 1);
+	ok = 0;
 	make_token(256);
 	for (n = 0; n <= tok.blob_len; n++) {
 		p = malloc(n + 1);	/* exact size: ASan catches overreads */

@@ -12,12 +12,16 @@
 #include "blob.h"
 #include "wire.h"
 
-/* The fixed DEK of fuzz_blob.c. */
-static const uint8_t dek[32] = {
+/* The fixed DEK of fuzz_blob.c (a blob's first dek_len bytes). */
+static const uint8_t dek[BLOB_DEK_MAX] = {
 	0x78, 0x74, 0x63, 0x6d, 0x6b, 0x20, 0x66, 0x75,
 	0x7a, 0x7a, 0x20, 0x64, 0x65, 0x6b, 0x00, 0x01,
 	0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
 	0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11,
+	0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19,
+	0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x21,
+	0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29,
+	0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f, 0x30, 0x31,
 };
 
 static const char *top;
@@ -43,8 +47,8 @@ put_file(const char *dir, const char *name, const void *a, size_t alen,
 }
 
 static void
-blob_seed(const char *name, const char *customer, const char *kid,
-    uint8_t provider, size_t wrapped_len, uint8_t mode)
+blob_seed_len(const char *name, const char *customer, const char *kid,
+    uint8_t provider, size_t wrapped_len, uint8_t mode, size_t dek_len)
 {
 	struct blob b;
 	struct xerr e;
@@ -59,12 +63,19 @@ blob_seed(const char *name, const char *customer, const char *kid,
 	b.wrapped_len = wrapped_len;
 	for (i = 0; i < wrapped_len; i++)
 		b.wrapped[i] = (uint8_t)(i * 7 + 3);
-	if (blob_encode(&b, dek, sizeof(dek), out, sizeof(out), &len,
-	    &e) < 0) {
+	if (blob_encode(&b, dek, dek_len, out, sizeof(out), &len, &e) < 0) {
 		fprintf(stderr, "fuzz_mkseeds: %s: %s\n", name, e.msg);
 		exit(1);
 	}
 	put_file("blob", name, &mode, 1, out, len);
+}
+
+/* A format v1 blob: a 32-byte DEK. */
+static void
+blob_seed(const char *name, const char *customer, const char *kid,
+    uint8_t provider, size_t wrapped_len, uint8_t mode)
+{
+	blob_seed_len(name, customer, kid, provider, wrapped_len, mode, 32);
 }
 
 static void
@@ -88,6 +99,11 @@ blob_seeds(void)
 	longk[BLOB_KID_MAX] = '\0';
 	blob_seed("longest", longc, longk, BLOB_PROV_LOCAL, BLOB_WRAPPED_MAX,
 	    0);
+	/* Format v2: DEK lengths other than 32 recorded at offset 8. */
+	blob_seed_len("v2-dek16", "contoso-42", kid, BLOB_PROV_AZURE, 24, 0,
+	    16);
+	blob_seed_len("v2-dek64", "fabrikam", kid, BLOB_PROV_LOCAL, 256, 0,
+	    64);
 }
 
 /* A frame: header, then the payload built in `b`. */
