@@ -49,7 +49,7 @@ static const struct ckey ckeys[] = {
 	{ "agent", "idle_timeout", C_UINT, OFF(idle_timeout_s), 1, 86400 },
 	{ "agent", "request_timeout", C_UINT, OFF(request_timeout_s), 1, 300 },
 	{ "agent", "max_frame", C_UINT, OFF(max_frame), FRAME_MIN, 65536 },
-	{ "agent", "policy_workers", C_UINT, OFF(policy_workers), 1, 64 },
+	{ "agent", "policy_workers", C_UINT, OFF(policy_workers), 1, POLICY_WORKERS_MAX },
 	{ "access", "data_uids", C_UIDS, OFF(data_uids), 0, 0 },
 	{ "access", "data_gids", C_GIDS, OFF(data_gids), 0, 0 },
 	{ "access", "admin_uids", C_UIDS, OFF(admin_uids), 0, 0 },
@@ -134,6 +134,18 @@ policy_worker_beside_agent(struct config *c)
 	c->policy_worker = p;
 }
 
+unsigned
+config_policy_workers_auto(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < POLICY_WORKERS_MIN)
+		return POLICY_WORKERS_MIN;
+	if (n > POLICY_WORKERS_AUTO_MAX)
+		return POLICY_WORKERS_AUTO_MAX;
+	return (unsigned)n;
+}
+
 const char *
 config_where(const struct config *c, const char *section, const char *key,
     char *buf, size_t len)
@@ -183,7 +195,7 @@ config_defaults(struct config *c)
 	c->idle_timeout_s = 300;
 	c->request_timeout_s = 5;
 	c->max_frame = 65536;
-	c->policy_workers = 2;
+	c->policy_workers = config_policy_workers_auto();
 	c->status_workers = 2;
 	c->dek_cache_entries = 65536;
 	c->azure_authority = xstrdup("https://login.microsoftonline.com");

@@ -1237,7 +1237,8 @@ service_count_nofile(struct service *s)
 	atomic_fetch_add(&s->n_conn_nofile, 1);
 }
 
-/* The policy worker processes: how many ran, how they ended, pids. */
+/* The policy workers: how many there are ([agent] policy_workers), how
+ * many processes ran, how they ended, pids. */
 static json_t *
 workers_stats(struct service *s)
 {
@@ -1245,8 +1246,9 @@ workers_stats(struct service *s)
 	unsigned i;
 	int pid;
 
-	w = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}",
+	w = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "isolation", s->inprocess ? "inprocess" : "process",
+	    "workers", (json_int_t)s->nworkers,
 	    "spawned", (json_int_t)s->pw.spawned,
 	    "killed_cpu", (json_int_t)s->pw.killed_cpu,
 	    "killed_wall", (json_int_t)s->pw.killed_wall,
