@@ -1,10 +1,10 @@
 /*
  * client.c - the agent's side of the policy workers (see worker.h).
  *
- * Every wait is a poll of at most POLICYD_POLL_MS, after which the
- * worker's CPU clock (clock_getcpuclockid) and the wall clock are
- * compared with the call's budget: the agent, not the worker, decides
- * when a call is over.
+ * Every wait sleeps until the call's next deadline: the wall clock's,
+ * or the earliest moment the worker can have used its CPU budget, when
+ * its CPU clock (clock_getcpuclockid) is read and compared with the
+ * budget: the agent, not the worker, decides when a call is over.
  */
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -36,18 +36,18 @@ struct pworker {
 	struct pbuf		 in;		/* a frame coming in */
 };
 
-static long long
-ms_since(const struct timespec *t0, clockid_t clk, int *ret_ok)
-{
-	struct timespec now;
+#define NS_PER_MS	1000000LL
 
-	if (clock_gettime(clk, &now) == -1) {
-		*ret_ok = 0;
-		return 0;
-	}
-	*ret_ok = 1;
-	return (long long)(now.tv_sec - t0->tv_sec) * 1000 +
-	    (now.tv_nsec - t0->tv_nsec) / 1000000;
+/* A clock in nanoseconds; -1 if it cannot be read (a CPU clock of a
+ * process that is gone). */
+static long long
+clock_ns(clockid_t clk)
+{
+	struct timespec t;
+
+	if (clock_gettime(clk, &t) == -1)
+		return -1;
+	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
 /* Kill, then reap within POLICYD_REAP_MS; describe how it ended. */
@@ -83,56 +83,102 @@ kill_reap(struct pworker *w, char *how, size_t howsize)
 
 enum wait_end { END_OK = 0, END_CPU, END_WALL, END_DIED, END_STOP };
 
-/* Over a deadline, or asked to stop?  END_OK when neither. */
+/*
+ * The deadlines of one exchange, in nanoseconds of CLOCK_MONOTONIC
+ * (wall, next_cpu) and of the worker's CPU clock (cpu0, cpu_budget).
+ * The worker has one thread (its seccomp filter allows no clone), so its
+ * CPU clock never runs faster than the wall clock: until `next_cpu` it
+ * cannot have used its budget, and the clock need not be read.
+ */
+struct deadlines {
+	long long	cpu0, cpu_budget, cpu_used;
+	long long	wall0, wall_end, next_cpu, next_stop;
+};
+
+/*
+ * Over a deadline, or asked to stop?  END_OK when neither; then
+ * d->next_cpu is the earliest wall-clock time the worker can exhaust
+ * its CPU budget (at least POLICYD_CPU_RECHECK_US away, so a worker
+ * starved of CPU is not polled in ever smaller steps).
+ */
 static enum wait_end
-limits(struct pworker *w, const struct timespec *cpu0,
-    const struct timespec *wall0, unsigned cpu_ms, unsigned wall_ms,
-    long long *ret_cpu_used)
+limits(struct pworker *w, struct deadlines *d, long long now)
 {
 	sigset_t pend;
-	int ok;
+	long long cpu;
 
-	/* SIGTERM waits for sigwait in the agent: stop now. */
-	if (sigpending(&pend) == 0 && (sigismember(&pend, SIGTERM) ||
-	    sigismember(&pend, SIGINT)))
-		w->dead = 1;
-	if (w->dead || (w->stopping != NULL && atomic_load(w->stopping)))
-		return END_STOP;
-	*ret_cpu_used = ms_since(cpu0, w->cpu, &ok);
-	if (!ok)
-		return END_DIED;
-	if (*ret_cpu_used > (long long)cpu_ms)
-		return END_CPU;
-	if (ms_since(wall0, CLOCK_MONOTONIC, &ok) > (long long)wall_ms)
+	if (now >= d->next_stop) {
+		/* SIGTERM waits for sigwait in the agent: stop now. */
+		if (sigpending(&pend) == 0 && (sigismember(&pend, SIGTERM) ||
+		    sigismember(&pend, SIGINT)))
+			w->dead = 1;
+		if (w->dead || (w->stopping != NULL &&
+		    atomic_load(w->stopping)))
+			return END_STOP;
+		d->next_stop = now + POLICYD_STOP_POLL_MS * NS_PER_MS;
+	}
+	if (now >= d->next_cpu) {
+		if ((cpu = clock_ns(w->cpu)) == -1)
+			return END_DIED;
+		d->cpu_used = cpu - d->cpu0;
+		if (d->cpu_used > d->cpu_budget)
+			return END_CPU;
+		d->next_cpu = now + d->cpu_budget - d->cpu_used;
+		if (d->next_cpu < now + POLICYD_CPU_RECHECK_US * 1000LL)
+			d->next_cpu = now + POLICYD_CPU_RECHECK_US * 1000LL;
+	}
+	if (now >= d->wall_end)
 		return END_WALL;
 	return END_OK;
+}
+
+/* How long to sleep for the next deadline check (nanoseconds). */
+static long long
+wait_ns(const struct deadlines *d, long long now)
+{
+	long long t = d->wall_end;
+
+	if (d->next_cpu < t)
+		t = d->next_cpu;
+	if (d->next_stop < t)
+		t = d->next_stop;
+	return t > now ? t - now : 0;
 }
 
 /*
  * Write w->out, then read one frame, within `cpu_ms` of the worker's
  * CPU and `wall_ms` of wall clock.  The common case costs a send, a
- * poll and a read: the deadlines are checked whenever a poll of
- * POLICYD_POLL_MS ends without progress, and every POLICYD_POLL_MS of
- * progress at the latest.
+ * poll and a read.  A wait sleeps until the earliest deadline: the
+ * wall-clock one, the moment the worker could have used its CPU budget
+ * (then its CPU clock is read, and the wait goes on for what is left of
+ * the budget), or the next check for a stop (POLICYD_STOP_POLL_MS), so
+ * a kill lands within POLICYD_CPU_RECHECK_US and a wake-up of the
+ * budget.  Progress without an end is checked against the deadlines
+ * as well, so a worker that trickles bytes is stopped all the same.
  */
 static enum wait_end
 exchange(struct pworker *w, unsigned cpu_ms, unsigned wall_ms,
     struct pmsg *ret_m, long long *ret_cpu_used)
 {
-	struct timespec cpu0, wall0, last;
+	struct deadlines dl;
+	struct timespec to;
 	uint8_t type = 0, *d;
 	size_t woff = 0, have = 0, need = POLICYD_HDR;
 	enum wait_end end;
 	struct pollfd pfd;
+	long long now, ns;
 	ssize_t n;
 	long len = -1;
-	int r, ok;
 
 	*ret_cpu_used = 0;
-	if (clock_gettime(w->cpu, &cpu0) == -1)
+	if ((dl.cpu0 = clock_ns(w->cpu)) == -1)
 		return END_DIED;
-	clock_gettime(CLOCK_MONOTONIC, &wall0);
-	last = wall0;
+	dl.cpu_budget = (long long)cpu_ms * NS_PER_MS;
+	dl.cpu_used = 0;
+	dl.wall0 = clock_ns(CLOCK_MONOTONIC);
+	dl.wall_end = dl.wall0 + (long long)wall_ms * NS_PER_MS;
+	dl.next_cpu = dl.wall0 + dl.cpu_budget;
+	dl.next_stop = dl.wall0 + POLICYD_STOP_POLL_MS * NS_PER_MS;
 	for (;;) {
 		if (woff < w->out.len) {
 			n = send(w->fd, w->out.data + woff, w->out.len - woff,
@@ -169,25 +215,25 @@ exchange(struct pworker *w, unsigned cpu_ms, unsigned wall_ms,
 				ret_m->data = d;
 				ret_m->len = (size_t)len;
 				ret_m->off = 0;
+				*ret_cpu_used = dl.cpu_used / NS_PER_MS;
 				return END_OK;
 			}
 		}
-		if (n > 0 && ms_since(&last, CLOCK_MONOTONIC, &ok) <
-		    POLICYD_POLL_MS)
-			continue;
-		pfd.fd = w->fd;
-		pfd.events = woff < w->out.len ? POLLOUT : POLLIN;
-		pfd.revents = 0;
-		if ((r = poll(&pfd, 1, POLICYD_POLL_MS)) == -1 &&
-		    errno != EINTR)
-			return END_DIED;
-		if (r > 0 && ms_since(&last, CLOCK_MONOTONIC, &ok) <
-		    POLICYD_POLL_MS)
-			continue;
-		clock_gettime(CLOCK_MONOTONIC, &last);
-		if ((end = limits(w, &cpu0, &wall0, cpu_ms, wall_ms,
-		    ret_cpu_used)) != END_OK)
+		now = clock_ns(CLOCK_MONOTONIC);
+		if (n <= 0 && (ns = wait_ns(&dl, now)) > 0) {
+			pfd.fd = w->fd;
+			pfd.events = woff < w->out.len ? POLLOUT : POLLIN;
+			pfd.revents = 0;
+			to.tv_sec = (time_t)(ns / 1000000000LL);
+			to.tv_nsec = (long)(ns % 1000000000LL);
+			if (ppoll(&pfd, 1, &to, NULL) == -1 && errno != EINTR)
+				return END_DIED;
+			now = clock_ns(CLOCK_MONOTONIC);
+		}
+		if ((end = limits(w, &dl, now)) != END_OK) {
+			*ret_cpu_used = dl.cpu_used / NS_PER_MS;
 			return end;
+		}
 	}
 }
 

@@ -27,7 +27,8 @@
 #define POLICYD_CPU_SLACK_MS	50		/* kill past limit + this */
 #define POLICYD_SPAWN_MS	5000		/* exec, library, compile */
 #define POLICYD_REAP_MS		1000		/* after SIGKILL */
-#define POLICYD_POLL_MS		10		/* CPU checks while waiting */
+#define POLICYD_STOP_POLL_MS	50		/* checks for a stop request */
+#define POLICYD_CPU_RECHECK_US	1000		/* least wait between CPU reads */
 
 struct pworker_counters {
 	atomic_ullong	spawned;	/* workers started */
