@@ -108,15 +108,18 @@ key_indexes_ok(void)
 }
 
 /*
- * An uninstalled agent (BUILD/agent/xtcmkd) finds the policy worker it
- * was built with at BUILD/agent/policyworker/xtcmk-policyd; the default
- * stays when there is none.
+ * An uninstalled agent (BUILD/agent/xtcmkd) or xtcmkctl (BUILD/ctl/
+ * xtcmkctl) finds the policy worker it was built with at BUILD/agent/
+ * policyworker/xtcmk-policyd; the default stays when there is none.
  */
 static void
 policy_worker_beside_agent(struct config *c)
 {
+	static const char *const rel[] = { "policyworker/xtcmk-policyd",
+	    "../agent/policyworker/xtcmk-policyd" };
 	char exe[PATH_MAX], *slash, *p;
 	ssize_t n;
+	size_t i;
 
 	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0)
 		return;
@@ -124,14 +127,16 @@ policy_worker_beside_agent(struct config *c)
 	if ((slash = strrchr(exe, '/')) == NULL)
 		return;
 	*slash = '\0';
-	if (asprintf(&p, "%s/policyworker/xtcmk-policyd", exe) == -1)
-		return;
-	if (access(p, X_OK) != 0) {
+	for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		if (asprintf(&p, "%s/%s", exe, rel[i]) == -1)
+			return;
+		if (access(p, X_OK) == 0) {
+			free(c->policy_worker);
+			c->policy_worker = p;
+			return;
+		}
 		free(p);
-		return;
 	}
-	free(c->policy_worker);
-	c->policy_worker = p;
 }
 
 unsigned

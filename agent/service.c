@@ -217,7 +217,7 @@ worker_ready(struct service *s, unsigned idx, struct pworker **pwp,
 	}
 	if (*pwp != NULL)
 		return 0;
-	rc = pworker_spawn(s->cfg->policy_worker, set, s->test_hook,
+	rc = pworker_spawn(s->cfg->policy_worker, set, s->test_hook, 0,
 	    &s->pw, &s->astop, pwp, e);
 	if (rc == 0)
 		atomic_store(&s->pw_pid[idx], (int)pworker_pid(*pwp));
@@ -331,25 +331,12 @@ static int
 load_set(struct service *s, json_t *params, const struct policy_limits *lim,
     struct policy_set **ret_set, struct xerr *e)
 {
-	struct policy_set *set;
-	struct pworker *probe = NULL;
-	int rc;
-
 	if (s->inprocess)
 		return policy_set_load(s->cfg->policy_dir, s->cfg->lua_dir,
 		    params, lim, ret_set, e);
-	if ((rc = policy_set_read(s->cfg->policy_dir, s->cfg->lua_dir,
-	    params, lim, &set, e)) < 0)
-		return rc;
-	rc = pworker_spawn(s->cfg->policy_worker, set, NULL, &s->pw,
-	    &s->astop, &probe, e);
-	pworker_free(probe);
-	if (rc < 0) {
-		policy_set_unref(set);
-		return rc;
-	}
-	*ret_set = set;
-	return 0;
+	return pworker_load_set(s->cfg->policy_worker, s->cfg->policy_dir,
+	    s->cfg->lua_dir, params, lim, NULL, 0, &s->pw, &s->astop,
+	    ret_set, NULL, e);
 }
 
 /*

@@ -237,11 +237,16 @@ exchange(struct pworker *w, unsigned cpu_ms, unsigned wall_ms,
 	}
 }
 
-/* Turn a failed exchange into the caller's error; the worker is gone. */
+/*
+ * Turn a failed exchange into the caller's error; the worker is gone.
+ * `restarts`: a call's worker is replaced (a set's load just fails).
+ */
 static int
 ended(struct pworker *w, enum wait_end how, const char *what,
-    unsigned limit_ms, long long used, struct xerr *e)
+    unsigned limit_ms, long long used, int restarts, struct xerr *e)
 {
+	const char *then = restarts ? "; its policy worker was restarted" :
+	    "";
 	char died[128] = "";
 
 	kill_reap(w, died, sizeof(died));
@@ -249,21 +254,21 @@ ended(struct pworker *w, enum wait_end how, const char *what,
 	case END_CPU:
 		atomic_fetch_add(&w->cnt->killed_cpu, 1);
 		return xerr_set(e, XTCMK_E_POLICY, "%s: killed after exceeding "
-		    "the CPU time limit of %u ms (it ran %lld ms); its policy "
-		    "worker was restarted", what, limit_ms, used);
+		    "the CPU time limit of %u ms (it ran %lld ms)%s", what,
+		    limit_ms, used, then);
 	case END_WALL:
 		atomic_fetch_add(&w->cnt->killed_wall, 1);
 		return xerr_set(e, XTCMK_E_POLICY, "%s: killed after exceeding "
-		    "the wall-clock limit of %u ms; its policy worker was "
-		    "restarted", what, limit_ms * POLICY_WALL_FACTOR);
+		    "the wall-clock limit of %u ms%s", what,
+		    limit_ms * POLICY_WALL_FACTOR, then);
 	case END_STOP:
 		return xerr_set(e, XTCMK_E_UNAVAILABLE, "%s: the agent is "
 		    "shutting down", what);
 	default:
 		atomic_fetch_add(&w->cnt->died, 1);
-		return xerr_set(e, XTCMK_E_POLICY, "%s: its policy worker %s; "
-		    "it was restarted", what, died[0] != '\0' ? died :
-		    "stopped answering");
+		return xerr_set(e, XTCMK_E_POLICY, "%s: its policy worker %s%s",
+		    what, died[0] != '\0' ? died : "stopped answering",
+		    restarts ? "; it was restarted" : "");
 	}
 }
 
@@ -313,24 +318,28 @@ send_load(struct pworker *w)
 
 static int
 start(struct pworker *w, const char *exe, const char *test_hook,
-    struct xerr *e)
+    unsigned flags, struct xerr *e)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
-	char arg[64], *argv[3], *envp[1] = { NULL };
+	char arg[64], parent[32], *argv[4], *envp[1] = { NULL };
 	sigset_t none, all;
-	int sv[2], r;
+	int sv[2], r, n = 0;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 		return xerr_set(e, XTCMK_E_INTERNAL, "socketpair: %s",
 		    strerror(errno));
-	argv[0] = "xtcmk-policyd";
-	argv[1] = NULL;
-	argv[2] = NULL;
+	argv[n++] = "xtcmk-policyd";
 	if (test_hook != NULL) {
 		snprintf(arg, sizeof(arg), "--test=%s", test_hook);
-		argv[1] = arg;
+		argv[n++] = arg;
 	}
+	if (flags & PWORKER_DIE_WITH_PARENT) {
+		snprintf(parent, sizeof(parent), "--parent=%ld",
+		    (long)getpid());
+		argv[n++] = parent;
+	}
+	argv[n] = NULL;
 	sigemptyset(&none);
 	sigfillset(&all);
 	posix_spawn_file_actions_init(&fa);
@@ -365,7 +374,7 @@ start(struct pworker *w, const char *exe, const char *test_hook,
 
 int
 pworker_spawn(const char *exe, struct policy_set *set,
-    const char *test_hook, struct pworker_counters *cnt,
+    const char *test_hook, unsigned flags, struct pworker_counters *cnt,
     const atomic_int *stopping, struct pworker **ret_w, struct xerr *e)
 {
 	const struct policy_limits *lim = policy_set_limits(set);
@@ -383,8 +392,9 @@ pworker_spawn(const char *exe, struct policy_set *set,
 	w->cnt = cnt;
 	w->stopping = stopping;
 	w->set = policy_set_ref(set);
-	snprintf(what, sizeof(what), "policy set %s", policy_set_dir(set));
-	if ((r = start(w, exe, test_hook, e)) < 0)
+	snprintf(what, sizeof(what), "policy set %s (compiling and "
+	    "self-testing it)", policy_set_dir(set));
+	if ((r = start(w, exe, test_hook, flags, e)) < 0)
 		goto fail;
 	if (send_load(w) == -1) {
 		r = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
@@ -397,7 +407,7 @@ pworker_spawn(const char *exe, struct policy_set *set,
 	    POLICY_WALL_FACTOR;
 	if ((how = exchange(w, cpu_ms, wall_ms, &m, &used)) != END_OK) {
 		r = ended(w, how, what, how == END_CPU ? cpu_ms : wall_ms /
-		    POLICY_WALL_FACTOR, used, e);
+		    POLICY_WALL_FACTOR, used, 0, e);
 		goto fail;
 	}
 	if (m.type == PCHAN_ERROR) {
@@ -424,6 +434,31 @@ fail:
 	pmsg_free(&m);
 	pworker_free(w);
 	return r;
+}
+
+int
+pworker_load_set(const char *exe, const char *dir, const char *lua_dir,
+    json_t *params, const struct policy_limits *lim, const char *test_hook,
+    unsigned flags, struct pworker_counters *cnt, const atomic_int *stopping,
+    struct policy_set **ret_set, struct pworker **ret_w, struct xerr *e)
+{
+	struct policy_set *set;
+	struct pworker *w = NULL;
+	int r;
+
+	if ((r = policy_set_read(dir, lua_dir, params, lim, &set, e)) < 0)
+		return r;
+	if ((r = pworker_spawn(exe, set, test_hook, flags, cnt, stopping,
+	    &w, e)) < 0) {
+		policy_set_unref(set);
+		return r;
+	}
+	if (ret_w != NULL)
+		*ret_w = w;
+	else
+		pworker_free(w);
+	*ret_set = set;
+	return 0;
 }
 
 int
@@ -466,7 +501,7 @@ pworker_call(struct pworker *w, const char *op, enum policy_kind k,
 	how = exchange(w, lim->time_ms + POLICYD_CPU_SLACK_MS,
 	    lim->time_ms * POLICY_WALL_FACTOR, &m, &used);
 	if (how != END_OK) {
-		r = ended(w, how, what, lim->time_ms, used, e);
+		r = ended(w, how, what, lim->time_ms, used, 1, e);
 		goto out;
 	}
 	if (m.type == PCHAN_ERROR) {

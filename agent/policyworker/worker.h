@@ -40,18 +40,40 @@ struct pworker_counters {
 
 struct pworker;
 
+/* pworker_spawn flags */
+#define PWORKER_DIE_WITH_PARENT	0x1	/* SIGKILL when the spawner exits:
+					 * for a single-threaded spawner
+					 * (xtcmkctl), not the agent */
+
 /*
  * Spawn `exe` for `set`: it loads the set, confines itself, compiles
  * and self-tests the set (each test within the call budget) and says
  * READY, all within POLICYD_SPAWN_MS plus the self-tests' deadlines.
  * Fills the set's policy names from the worker's report.  `test_hook`
- * (tests only, NULL otherwise: open, socket, execve or spin) makes the
- * worker misbehave in C at each call, see policyd.c.  `stopping` (may be NULL) cuts every wait short.
+ * (tests only, NULL otherwise: open, socket, execve or spin, at each
+ * call; load-open ... load-spin, before compiling) makes the worker
+ * misbehave in C, see policyd.c.  `stopping` (may be NULL) cuts every
+ * wait short.
  */
 int	pworker_spawn(const char *exe, struct policy_set *set,
-	    const char *test_hook, struct pworker_counters *cnt,
-	    const atomic_int *stopping, struct pworker **ret_w,
-	    struct xerr *e);
+	    const char *test_hook, unsigned flags,
+	    struct pworker_counters *cnt, const atomic_int *stopping,
+	    struct pworker **ret_w, struct xerr *e);
+/*
+ * What the offline commands (xtcmkd --check-config, xtcmkctl policy
+ * check|test) and a reload do to load a set: read the files in `dir`
+ * (no Lua runs here), then compile and self-test them in a confined
+ * worker, `exe`, under the same deadlines.  *ret_set gets the set;
+ * *ret_w the worker, ready for calls (or, with ret_w NULL, it is
+ * stopped).  `test_hook`, `flags`, `cnt` and `stopping` as for
+ * pworker_spawn.
+ */
+int	pworker_load_set(const char *exe, const char *dir,
+	    const char *lua_dir, json_t *params,
+	    const struct policy_limits *lim, const char *test_hook,
+	    unsigned flags, struct pworker_counters *cnt,
+	    const atomic_int *stopping, struct policy_set **ret_set,
+	    struct pworker **ret_w, struct xerr *e);
 /*
  * One call: `op` "decide" (kind k), "scope" or "move"; params NULL for
  * the set's.  *ret_out is the result (NULL for a scope or move the
