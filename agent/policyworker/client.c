@@ -146,8 +146,8 @@ wait_ns(const struct deadlines *d, long long now)
 }
 
 /*
- * Write w->out, then read one frame, within `cpu_ms` of the worker's
- * CPU and `wall_ms` of wall clock.  The common case costs a send, a
+ * Write w->out, then read one frame (unless ret_m is NULL), within
+ * `cpu_ms` of the worker's CPU and `wall_ms` of wall clock.  The common case costs a send, a
  * poll and a read.  A wait sleeps until the earliest deadline: the
  * wall-clock one, the moment the worker could have used its CPU budget
  * (then its CPU clock is read, and the wait goes on for what is left of
@@ -187,6 +187,8 @@ exchange(struct pworker *w, unsigned cpu_ms, unsigned wall_ms,
 				return END_DIED;
 			if (n > 0)
 				woff += (size_t)n;
+		} else if (ret_m == NULL) {
+			return END_OK;		/* sent, no answer wanted */
 		} else {
 			if (w->in.cap < need) {
 				if ((d = realloc(w->in.data, need)) == NULL)
@@ -461,12 +463,60 @@ pworker_load_set(const char *exe, const char *dir, const char *lua_dir,
 	return 0;
 }
 
-int
-pworker_call(struct pworker *w, const char *op, enum policy_kind k,
-    json_t *input, json_t *params, json_t **ret_out, struct xerr *e)
+/* Make one CALL frame in w->out. */
+static int
+frame_call(struct pworker *w, const char *op, enum policy_kind k,
+    json_t *input, json_t *params, const char *what, struct xerr *e)
+{
+	char *in, *par, kind[8];
+	int r = 0;
+
+	in = json_dumps(input, JSON_COMPACT);
+	par = params != NULL ? json_dumps(params, JSON_COMPACT) : NULL;
+	snprintf(kind, sizeof(kind), "%d", (int)k);
+	if (in == NULL || (params != NULL && par == NULL))
+		r = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	else {
+		pbuf_start(&w->out, PCHAN_CALL);
+		pbuf_add_str(&w->out, op);
+		pbuf_add_str(&w->out, kind);
+		pbuf_add_str(&w->out, in);
+		pbuf_add_str(&w->out, par);
+		if (pbuf_finish(&w->out) == -1)
+			r = xerr_set(e, XTCMK_E_TOOBIG, "%s: the input is "
+			    "larger than %u bytes", what, POLICYD_FRAME_MAX);
+	}
+	free(in);
+	free(par);
+	return r;
+}
+
+/* Send w->out within the call's deadlines. */
+static int
+send_call(struct pworker *w, const char *what, struct xerr *e)
 {
 	const struct policy_limits *lim = policy_set_limits(w->set);
-	char *in = NULL, *par = NULL, kind[8], what[POLICY_NAME_MAX + 64];
+	enum wait_end how;
+	long long used;
+
+	how = exchange(w, lim->time_ms + POLICYD_CPU_SLACK_MS,
+	    lim->time_ms * POLICY_WALL_FACTOR, NULL, &used);
+	if (how != END_OK)
+		return ended(w, how, what, lim->time_ms, used, 1, e);
+	return 0;
+}
+
+/*
+ * Read the answer to the oldest CALL sent: the worker's CPU budget and
+ * wall-clock deadline count from now (the worker runs calls one after
+ * the other, so this one starts at the latest when the previous answer
+ * arrived).
+ */
+static int
+recv_result(struct pworker *w, const char *what, json_t **ret_out,
+    struct xerr *e)
+{
+	const struct policy_limits *lim = policy_set_limits(w->set);
 	struct pmsg m = { 0 };
 	const uint8_t *p;
 	enum wait_end how;
@@ -476,34 +526,11 @@ pworker_call(struct pworker *w, const char *op, enum policy_kind k,
 	size_t len;
 	int r;
 
-	snprintf(what, sizeof(what), "policy '%s' (%s.lua)",
-	    policy_set_name(w->set, k), policy_kind_name(k));
-	if (w->dead)
-		return xerr_set(e, XTCMK_E_INTERNAL, "%s: its worker is gone",
-		    what);
-	in = json_dumps(input, JSON_COMPACT);
-	par = params != NULL ? json_dumps(params, JSON_COMPACT) : NULL;
-	snprintf(kind, sizeof(kind), "%d", (int)k);
-	if (in == NULL || (params != NULL && par == NULL)) {
-		r = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-		goto out;
-	}
-	pbuf_start(&w->out, PCHAN_CALL);
-	pbuf_add_str(&w->out, op);
-	pbuf_add_str(&w->out, kind);
-	pbuf_add_str(&w->out, in);
-	pbuf_add_str(&w->out, par);
-	if (pbuf_finish(&w->out) == -1) {
-		r = xerr_set(e, XTCMK_E_TOOBIG, "%s: the input is larger than "
-		    "%u bytes", what, POLICYD_FRAME_MAX);
-		goto out;
-	}
+	w->out.len = 0;			/* nothing more to send */
 	how = exchange(w, lim->time_ms + POLICYD_CPU_SLACK_MS,
 	    lim->time_ms * POLICY_WALL_FACTOR, &m, &used);
-	if (how != END_OK) {
-		r = ended(w, how, what, lim->time_ms, used, 1, e);
-		goto out;
-	}
+	if (how != END_OK)
+		return ended(w, how, what, lim->time_ms, used, 1, e);
 	if (m.type == PCHAN_ERROR) {
 		r = worker_error(&m, e);
 		goto out;
@@ -525,9 +552,76 @@ pworker_call(struct pworker *w, const char *op, enum policy_kind k,
 	r = 0;
 out:
 	pmsg_free(&m);
-	free(in);
-	free(par);
 	return r;
+}
+
+static void
+call_what(struct pworker *w, enum policy_kind k, char *buf, size_t len)
+{
+	snprintf(buf, len, "policy '%s' (%s.lua)", policy_set_name(w->set, k),
+	    policy_kind_name(k));
+}
+
+int
+pworker_call(struct pworker *w, const char *op, enum policy_kind k,
+    json_t *input, json_t *params, json_t **ret_out, struct xerr *e)
+{
+	char what[POLICY_NAME_MAX + 64];
+	int r;
+
+	call_what(w, k, what, sizeof(what));
+	if (w->dead)
+		return xerr_set(e, XTCMK_E_INTERNAL, "%s: its worker is gone",
+		    what);
+	if ((r = frame_call(w, op, k, input, params, what, e)) < 0 ||
+	    (r = send_call(w, what, e)) < 0)
+		return r;
+	return recv_result(w, what, ret_out, e);
+}
+
+void
+pworker_call_batch(struct pworker *w, struct pworker_req *req, size_t n)
+{
+	char what[POLICY_NAME_MAX + 64];
+	size_t i, sent, total = 0;
+
+	for (i = 0; i < n; i++) {
+		req[i].output = NULL;
+		req[i].rc = 0;
+		xerr_clear(&req[i].err);
+	}
+	/* Send ahead while what is in flight fits the socket's buffers
+	 * (so neither side can block the other's writes): the worker
+	 * runs the calls back to back. */
+	for (sent = 0; sent < n && !w->dead; sent++) {
+		call_what(w, req[sent].kind, what, sizeof(what));
+		if (frame_call(w, req[sent].op, req[sent].kind, req[sent].input,
+		    NULL, what, &req[sent].err) < 0 ||
+		    (sent > 0 && total + w->out.len > POLICYD_PIPELINE_MAX))
+			break;			/* the rest one by one */
+		total += w->out.len;
+		if ((req[sent].rc = send_call(w, what, &req[sent].err)) < 0) {
+			sent++;
+			break;
+		}
+		if (sent > 0)
+			atomic_fetch_add(&w->cnt->sent_ahead, 1);
+	}
+	/* The answers in order, then the calls not sent ahead. */
+	for (i = 0; i < n; i++) {
+		if (req[i].rc < 0)
+			continue;
+		call_what(w, req[i].kind, what, sizeof(what));
+		if (w->dead)
+			req[i].rc = xerr_set(&req[i].err, XTCMK_E_INTERNAL,
+			    "%s: not run, its worker is gone", what);
+		else if (i < sent)
+			req[i].rc = recv_result(w, what, &req[i].output,
+			    &req[i].err);
+		else
+			req[i].rc = pworker_call(w, req[i].op, req[i].kind,
+			    req[i].input, NULL, &req[i].output, &req[i].err);
+	}
 }
 
 int

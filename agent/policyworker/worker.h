@@ -28,6 +28,7 @@
 #define POLICYD_SPAWN_MS	5000		/* exec, library, compile */
 #define POLICYD_REAP_MS		1000		/* after SIGKILL */
 #define POLICYD_STOP_POLL_MS	50		/* checks for a stop request */
+#define POLICYD_PIPELINE_MAX	(32u << 10)	/* bytes of calls sent ahead */
 #define POLICYD_CPU_RECHECK_US	1000		/* least wait between CPU reads */
 
 struct pworker_counters {
@@ -36,6 +37,8 @@ struct pworker_counters {
 	atomic_ullong	killed_wall;	/* past the wall-clock deadline */
 	atomic_ullong	died;		/* exited or killed otherwise */
 	atomic_ullong	recycled;	/* replaced near RLIMIT_CPU */
+	atomic_ullong	sent_ahead;	/* calls sent before the previous
+					 * answer came (batches) */
 };
 
 struct pworker;
@@ -81,6 +84,25 @@ int	pworker_load_set(const char *exe, const char *dir,
  */
 int	pworker_call(struct pworker *w, const char *op, enum policy_kind k,
 	    json_t *input, json_t *params, json_t **ret_out, struct xerr *e);
+/* One call of a batch: op, kind and input in; output, rc, err out. */
+struct pworker_req {
+	const char		*op;
+	enum policy_kind	 kind;
+	json_t			*input;
+	json_t			*output;
+	int			 rc;
+	struct xerr		 err;
+};
+/*
+ * Several calls in one round trip: each CALL frame is sent before the
+ * first answer is read (while they fit POLICYD_PIPELINE_MAX; the rest
+ * one after the other), and the worker runs them in order, each from a
+ * pristine state and within its own budget and deadline, which count
+ * from when the previous answer arrived.  Each request gets its own
+ * result or error; after a kill the rest fail, not run.
+ */
+void	pworker_call_batch(struct pworker *w, struct pworker_req *req,
+	    size_t n);
 /* Whether the worker can take another call (not dead, not worn out). */
 int	pworker_usable(struct pworker *w);
 pid_t	pworker_pid(const struct pworker *w);
