@@ -49,7 +49,7 @@ static const struct ckey ckeys[] = {
 	{ "agent", "idle_timeout", C_UINT, OFF(idle_timeout_s), 1, 86400 },
 	{ "agent", "request_timeout", C_UINT, OFF(request_timeout_s), 1, 300 },
 	{ "agent", "max_frame", C_UINT, OFF(max_frame), FRAME_MIN, 65536 },
-	{ "agent", "policy_workers", C_UINT, OFF(policy_workers), 1, 64 },
+	{ "agent", "policy_workers", C_UINT, OFF(policy_workers), 1, POLICY_WORKERS_MAX },
 	{ "access", "data_uids", C_UIDS, OFF(data_uids), 0, 0 },
 	{ "access", "data_gids", C_GIDS, OFF(data_gids), 0, 0 },
 	{ "access", "admin_uids", C_UIDS, OFF(admin_uids), 0, 0 },
@@ -108,15 +108,18 @@ key_indexes_ok(void)
 }
 
 /*
- * An uninstalled agent (BUILD/agent/xtcmkd) finds the policy worker it
- * was built with at BUILD/agent/policyworker/xtcmk-policyd; the default
- * stays when there is none.
+ * An uninstalled agent (BUILD/agent/xtcmkd) or xtcmkctl (BUILD/ctl/
+ * xtcmkctl) finds the policy worker it was built with at BUILD/agent/
+ * policyworker/xtcmk-policyd; the default stays when there is none.
  */
 static void
 policy_worker_beside_agent(struct config *c)
 {
+	static const char *const rel[] = { "policyworker/xtcmk-policyd",
+	    "../agent/policyworker/xtcmk-policyd" };
 	char exe[PATH_MAX], *slash, *p;
 	ssize_t n;
+	size_t i;
 
 	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0)
 		return;
@@ -124,14 +127,28 @@ policy_worker_beside_agent(struct config *c)
 	if ((slash = strrchr(exe, '/')) == NULL)
 		return;
 	*slash = '\0';
-	if (asprintf(&p, "%s/policyworker/xtcmk-policyd", exe) == -1)
-		return;
-	if (access(p, X_OK) != 0) {
+	for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		if (asprintf(&p, "%s/%s", exe, rel[i]) == -1)
+			return;
+		if (access(p, X_OK) == 0) {
+			free(c->policy_worker);
+			c->policy_worker = p;
+			return;
+		}
 		free(p);
-		return;
 	}
-	free(c->policy_worker);
-	c->policy_worker = p;
+}
+
+unsigned
+config_policy_workers_auto(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < POLICY_WORKERS_MIN)
+		return POLICY_WORKERS_MIN;
+	if (n > POLICY_WORKERS_AUTO_MAX)
+		return POLICY_WORKERS_AUTO_MAX;
+	return (unsigned)n;
 }
 
 const char *
@@ -183,7 +200,7 @@ config_defaults(struct config *c)
 	c->idle_timeout_s = 300;
 	c->request_timeout_s = 5;
 	c->max_frame = 65536;
-	c->policy_workers = 2;
+	c->policy_workers = config_policy_workers_auto();
 	c->status_workers = 2;
 	c->dek_cache_entries = 65536;
 	c->azure_authority = xstrdup("https://login.microsoftonline.com");

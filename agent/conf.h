@@ -22,6 +22,9 @@
 #define CONFIG_KEYS_MAX		64	/* entries in conf.c's key table */
 #define CONFIG_WHERE_MAX	(4096 + 96)	/* "FILE:LINE: [section] key" */
 #define CONFIG_WALK_MAX		4096	/* files checked under a policy dir */
+#define POLICY_WORKERS_MIN	2	/* default: online CPUs, at least */
+#define POLICY_WORKERS_AUTO_MAX	16	/* default: online CPUs, at most */
+#define POLICY_WORKERS_MAX	64	/* configured */
 
 struct id_list {
 	int	any;			/* "*": everybody */
@@ -45,7 +48,7 @@ struct config {
 	unsigned idle_timeout_s;
 	unsigned request_timeout_s;
 	unsigned max_frame;
-	unsigned policy_workers;
+	unsigned policy_workers;	/* default: config_policy_workers_auto */
 	unsigned status_workers;
 	unsigned dek_cache_entries;
 	char	*azure_tenant;		/* the provider's own tenant (FIC issuer) */
@@ -105,6 +108,9 @@ struct sockaddr_storage;
 /* [metrics] listen as a socket address ("ADDRESS:PORT", "[V6]:PORT"). */
 int	config_metrics_addr(const struct config *c, struct sockaddr_storage *ss,
 	    int *ret_v6, struct xerr *e);
+/* [agent] policy_workers by default: the online CPUs, at least
+ * POLICY_WORKERS_MIN, at most POLICY_WORKERS_AUTO_MAX. */
+unsigned config_policy_workers_auto(void);
 /* "FILE:LINE: [section] key", or "[section] key (default)". */
 const char *config_where(const struct config *c, const char *section,
 	    const char *key, char *buf, size_t len);

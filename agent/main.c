@@ -188,8 +188,12 @@ main(int argc, char **argv)
 	if (check) {
 		struct policy_set *set;
 
-		if (policy_set_load(cfg->policy_dir, cfg->lua_dir,
-		    cfg->params, &cfg->limits, &set, &e) < 0) {
+		/* Compiled and self-tested in a confined policy worker,
+		 * as a reload does. */
+		if (policy_check_offline(cfg->policy_dir, cfg->lua_dir,
+		    cfg->params, &cfg->limits, strcmp(cfg->policy_isolation,
+		    "inprocess") == 0 ? NULL : cfg->policy_worker, &set,
+		    &e) < 0) {
 			fprintf(stderr, "xtcmkd: %s: policies: %s\n",
 			    cfg->policy_dir, e.msg);
 			config_free(cfg);

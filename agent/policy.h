@@ -145,13 +145,24 @@ int	policy_verdict_check(const struct policy_set *s, enum policy_kind k,
 
 /*
  * `xtcmkctl policy test`: run fixture files (JSON, see xtcmk-policy(7))
- * against the set in `dir` offline.  Writes a line per fixture to `out`
- * (or a JSON report with `json`); returns the number of failures, or <0 if
- * the set did not load.
+ * against the set in `dir` offline, in a confined policy worker
+ * process, `worker` (the xtcmk-policyd executable; NULL: in this
+ * process).  Writes a line per fixture to `out` (or a JSON report with
+ * `json`); returns the number of failures, or <0 if the set did not
+ * load.
  */
 int	policy_run_fixtures(const char *dir, const char *lua_dir,
 	    json_t *params, const struct policy_limits *lim,
-	    char *const *fixtures, int nfixtures, int json, void *out,
+	    const char *worker, char *const *fixtures, int nfixtures,
+	    int json, void *out, struct xerr *e);
+/*
+ * `xtcmkd --check-config`, `xtcmkctl policy check`: load the set in
+ * `dir` as the agent does, compiled and self-tested in a confined
+ * policy worker, `worker` (NULL: in this process).
+ */
+int	policy_check_offline(const char *dir, const char *lua_dir,
+	    json_t *params, const struct policy_limits *lim,
+	    const char *worker, struct policy_set **ret_set,
 	    struct xerr *e);
 
 #endif

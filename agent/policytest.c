@@ -11,6 +11,12 @@
  * a result the agent would refuse fails its fixture.  `expect` is a
  * subset match: every key present must match (objects recursively,
  * arrays and scalars exactly).
+ *
+ * The set is compiled, self-tested and run in a confined policy worker
+ * (xtcmk-policyd) under the agent's deadlines, as the agent runs it, so
+ * a hostile set under test is killed at its budget with the agent's
+ * error; a killed worker is replaced for the next fixture.  Without a
+ * worker (isolation = inprocess, and the unit tests) Lua runs here.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +24,7 @@
 
 #include "policy.h"
 #include "scope.h"
+#include "worker.h"
 
 #define FIXTURES_PER_FILE_MAX	10000	/* fixtures in one file */
 #define FIXTURE_SHOW_MAX	160	/* JSON shown in a FAIL line */
@@ -65,6 +72,80 @@ describe(json_t *want, json_t *got, char *buf, size_t len)
 	snprintf(buf, len, "result differs");
 }
 
+/* Where policies run: a policy worker `w`, or a Lua state `vm` here. */
+struct runner {
+	struct policy_set	*set;
+	struct policy_vm	*vm;
+	struct pworker		*w;
+	const char		*exe;		/* the worker */
+	const char		*hook;		/* XTCMK_TEST_POLICYD */
+	struct pworker_counters	 cnt;
+};
+
+static int
+runner_open(struct runner *r, const char *dir, const char *lua_dir,
+    json_t *params, const struct policy_limits *lim, const char *worker,
+    struct xerr *e)
+{
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->exe = worker;
+	if (worker == NULL) {
+		if ((rc = policy_set_load(dir, lua_dir, params, lim, &r->set,
+		    e)) < 0)
+			return rc;
+		return policy_vm_new(r->set, &r->vm, e);
+	}
+	r->hook = secure_getenv("XTCMK_TEST_POLICYD");
+	return pworker_load_set(worker, dir, lua_dir, params, lim, r->hook,
+	    PWORKER_DIE_WITH_PARENT, &r->cnt, NULL, &r->set, &r->w, e);
+}
+
+static void
+runner_close(struct runner *r)
+{
+	policy_vm_free(r->vm);
+	pworker_free(r->w);
+	policy_set_unref(r->set);
+}
+
+/* One call, op "decide" (kind k) or "scope"; params NULL: the set's. */
+static int
+runner_call(struct runner *r, const char *op, enum policy_kind k,
+    json_t *input, json_t *params, json_t **ret_out, struct xerr *e)
+{
+	int rc;
+
+	if (r->vm != NULL)
+		return strcmp(op, "scope") == 0 ? policy_vm_scope(r->vm, input,
+		    params, ret_out, e) : policy_vm_call_params(r->vm, k,
+		    input, params, ret_out, e);
+	if (!pworker_usable(r->w)) {	/* killed in an earlier fixture */
+		pworker_free(r->w);
+		r->w = NULL;
+		if ((rc = pworker_spawn(r->exe, r->set, r->hook,
+		    PWORKER_DIE_WITH_PARENT, &r->cnt, NULL, &r->w, e)) < 0)
+			return rc;
+	}
+	return pworker_call(r->w, op, k, input, params, ret_out, e);
+}
+
+int
+policy_check_offline(const char *dir, const char *lua_dir, json_t *params,
+    const struct policy_limits *lim, const char *worker,
+    struct policy_set **ret_set, struct xerr *e)
+{
+	struct pworker_counters cnt;
+
+	if (worker == NULL)
+		return policy_set_load(dir, lua_dir, params, lim, ret_set, e);
+	memset(&cnt, 0, sizeof(cnt));
+	return pworker_load_set(worker, dir, lua_dir, params, lim,
+	    secure_getenv("XTCMK_TEST_POLICYD"), PWORKER_DIE_WITH_PARENT,
+	    &cnt, NULL, ret_set, NULL, e);
+}
+
 static int
 kind_from_name(const char *s)
 {
@@ -82,7 +163,7 @@ kind_from_name(const char *s)
  * workloads by the same code the agent uses (scope.c).
  */
 static int
-scoped_input(struct policy_vm *vm, json_t *input, json_t *params,
+scoped_input(struct runner *rn, json_t *input, json_t *params,
     json_t **ret, struct xerr *e)
 {
 	struct scope sc;
@@ -92,8 +173,9 @@ scoped_input(struct policy_vm *vm, json_t *input, json_t *params,
 	*ret = NULL;
 	if (!json_is_object(json_object_get(input, "customer")))
 		return 0;
-	if ((r = policy_vm_scope(vm, json_object_get(input, "customer"),
-	    params, &doc, e)) < 0 || doc == NULL)
+	if ((r = runner_call(rn, "scope", POLICY_PARTITION,
+	    json_object_get(input, "customer"), params, &doc, e)) < 0 ||
+	    doc == NULL)
 		return r;
 	if ((r = scope_parse(doc, &sc, e)) == 0) {
 		r = scope_apply(&sc, input, ret, e);
@@ -108,10 +190,10 @@ scoped_input(struct policy_vm *vm, json_t *input, json_t *params,
  * gets the result when there is one.
  */
 static int
-run_one(struct policy_vm *vm, json_t *fx, char *msg, size_t len,
+run_one(struct runner *rn, json_t *fx, char *msg, size_t len,
     json_t **ret_out, const char **ret_decision)
 {
-	struct policy_set *s = policy_vm_set(vm);
+	struct policy_set *s = rn->set;
 	json_t *input, *fparams, *params = NULL, *out = NULL, *expect;
 	json_t *scoped = NULL;
 	const char *experr, *dname;
@@ -160,10 +242,10 @@ run_one(struct policy_vm *vm, json_t *fx, char *msg, size_t len,
 	xerr_clear(&e);
 	/* A partition policy with P.scope sees what its selectors pick
 	 * from the fixture's apps and workloads, as in the agent. */
-	r = k == POLICY_PARTITION ? scoped_input(vm, input, params, &scoped,
+	r = k == POLICY_PARTITION ? scoped_input(rn, input, params, &scoped,
 	    &e) : 0;
 	if (r == 0)
-		r = policy_vm_call_params(vm, k, scoped != NULL ? scoped :
+		r = runner_call(rn, "decide", k, scoped != NULL ? scoped :
 		    input, params, &out, &e);
 	if (r == 0)
 		r = policy_verdict_check(s, k, scoped != NULL ? scoped : input,
@@ -206,12 +288,13 @@ fixture_list(json_t *doc)
 
 int
 policy_run_fixtures(const char *dir, const char *lua_dir, json_t *params,
-    const struct policy_limits *lim, char *const *fixtures, int nfixtures,
-    int json, void *out, struct xerr *e)
+    const struct policy_limits *lim, const char *worker,
+    char *const *fixtures, int nfixtures, int json, void *out,
+    struct xerr *e)
 {
 	FILE *fp = out;
-	struct policy_set *s = NULL;
-	struct policy_vm *vm = NULL;
+	struct runner rn;
+	struct policy_set *s;
 	json_t *report = NULL, *results = NULL, *doc, *list, *fx, *res, *row;
 	json_error_t jerr;
 	char msg[XERR_MSG_MAX + 2 * FIXTURE_SHOW_MAX];
@@ -219,10 +302,10 @@ policy_run_fixtures(const char *dir, const char *lua_dir, json_t *params,
 	int i, r, pass = 0, fail = 0, ok;
 	size_t j;
 
-	if ((r = policy_set_load(dir, lua_dir, params, lim, &s, e)) < 0)
-		return r;
-	if ((r = policy_vm_new(s, &vm, e)) < 0)
+	if ((r = runner_open(&rn, dir, lua_dir, params, lim, worker,
+	    e)) < 0)
 		goto done;
+	s = rn.set;
 	if (json) {
 		results = json_array();
 		report = json_pack("{s:s, s:s, s:O}", "set", dir, "hash",
@@ -258,7 +341,7 @@ policy_run_fixtures(const char *dir, const char *lua_dir, json_t *params,
 		}
 		json_array_foreach(list, j, fx) {
 			msg[0] = '\0';
-			ok = run_one(vm, fx, msg, sizeof(msg), &res, &decision);
+			ok = run_one(&rn, fx, msg, sizeof(msg), &res, &decision);
 			ok ? pass++ : fail++;
 			label = json_string_value(json_object_get(fx, "name"));
 			if (json) {
@@ -298,7 +381,6 @@ policy_run_fixtures(const char *dir, const char *lua_dir, json_t *params,
 done:
 	json_decref(results);
 	json_decref(report);
-	policy_vm_free(vm);
-	policy_set_unref(s);
+	runner_close(&rn);
 	return r;
 }

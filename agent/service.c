@@ -217,7 +217,7 @@ worker_ready(struct service *s, unsigned idx, struct pworker **pwp,
 	}
 	if (*pwp != NULL)
 		return 0;
-	rc = pworker_spawn(s->cfg->policy_worker, set, s->test_hook,
+	rc = pworker_spawn(s->cfg->policy_worker, set, s->test_hook, 0,
 	    &s->pw, &s->astop, pwp, e);
 	if (rc == 0)
 		atomic_store(&s->pw_pid[idx], (int)pworker_pid(*pwp));
@@ -262,14 +262,15 @@ worker_main(void *arg)
 /*
  * isolation = process: the requesting thread checks a worker slot out
  * and talks to the worker itself, so a call costs the worker's round
- * trip and no hand-over to another thread.  Waiting for a free slot is
- * bounded by the request timeout; the call by the worker deadlines.  A
- * worker killed or worn out is replaced before the slot is given back.
+ * trip and no hand-over to another thread; calls that belong together
+ * (role and versioning) go as one batch, one round trip.  Waiting for
+ * a free slot is bounded by the request timeout; the calls by the
+ * worker deadlines.  A worker killed or worn out is replaced before the
+ * slot is given back.  Returns <0 when no call ran (req[].rc unset).
  */
 static int
-run_direct(struct service *s, enum policy_kind kind, const char *op,
-    json_t *input, json_t **ret_output, struct policy_set **ret_set,
-    struct xerr *e)
+run_direct_batch(struct service *s, struct pworker_req *req, size_t n,
+    struct policy_set **ret_set, struct xerr *e)
 {
 	struct policy_set *set;
 	struct timespec dl;
@@ -307,8 +308,7 @@ run_direct(struct service *s, enum policy_kind kind, const char *op,
 
 	set = current_set(s);
 	if ((rc = worker_ready(s, i, &s->pw_slot[i], set, e)) == 0)
-		rc = pworker_call(s->pw_slot[i], op, kind, input, NULL,
-		    ret_output, e);
+		pworker_call_batch(s->pw_slot[i], req, n);
 	if (s->pw_slot[i] != NULL && !pworker_usable(s->pw_slot[i]) &&
 	    !atomic_load(&s->astop) &&
 	    worker_ready(s, i, &s->pw_slot[i], set, &err) < 0)
@@ -317,9 +317,30 @@ run_direct(struct service *s, enum policy_kind kind, const char *op,
 	s->pw_busy[i] = 0;
 	pthread_cond_signal(&s->pw_cv);
 	pthread_mutex_unlock(&s->pw_mu);
-	atomic_fetch_add(&s->n_policy, 1);
+	atomic_fetch_add(&s->n_policy, rc == 0 ? n : 1);
 	*ret_set = set;
 	return rc;
+}
+
+static int
+run_direct(struct service *s, enum policy_kind kind, const char *op,
+    json_t *input, json_t **ret_output, struct policy_set **ret_set,
+    struct xerr *e)
+{
+	struct pworker_req req;
+	int rc;
+
+	req.op = op;
+	req.kind = kind;
+	req.input = input;
+	if ((rc = run_direct_batch(s, &req, 1, ret_set, e)) < 0)
+		return rc;
+	if (req.rc < 0) {
+		*e = req.err;
+		return req.rc;
+	}
+	*ret_output = req.output;
+	return 0;
 }
 
 /*
@@ -331,25 +352,12 @@ static int
 load_set(struct service *s, json_t *params, const struct policy_limits *lim,
     struct policy_set **ret_set, struct xerr *e)
 {
-	struct policy_set *set;
-	struct pworker *probe = NULL;
-	int rc;
-
 	if (s->inprocess)
 		return policy_set_load(s->cfg->policy_dir, s->cfg->lua_dir,
 		    params, lim, ret_set, e);
-	if ((rc = policy_set_read(s->cfg->policy_dir, s->cfg->lua_dir,
-	    params, lim, &set, e)) < 0)
-		return rc;
-	rc = pworker_spawn(s->cfg->policy_worker, set, NULL, &s->pw,
-	    &s->astop, &probe, e);
-	pworker_free(probe);
-	if (rc < 0) {
-		policy_set_unref(set);
-		return rc;
-	}
-	*ret_set = set;
-	return 0;
+	return pworker_load_set(s->cfg->policy_worker, s->cfg->policy_dir,
+	    s->cfg->lua_dir, params, lim, NULL, 0, &s->pw, &s->astop,
+	    ret_set, NULL, e);
 }
 
 /*
@@ -429,23 +437,23 @@ run_job(struct service *s, enum policy_kind kind, const char *op,
 	return 0;
 }
 
-int
-service_policy(struct service *s, int kind, const char *customer,
-    json_t *input, json_t **ret_output, char *ret_hash, struct xerr *e)
+/*
+ * What every decision goes through after its policy ran (rc, out, err
+ * and a reference to the set that answered, consumed): the result
+ * check, the decision log, the counters.
+ */
+static int
+policy_done(struct service *s, enum policy_kind kind, const char *customer,
+    json_t *input, int rc, json_t *out, struct xerr *perr,
+    struct policy_set *set, json_t **ret_output, char *ret_hash,
+    struct xerr *e)
 {
-	struct policy_set *set = NULL;
-	json_t *out = NULL;
-	struct xerr err;
-	int rc;
+	struct xerr err = *perr;
 
-	xerr_clear(&err);
-	rc = run_job(s, (enum policy_kind)kind, "decide", input, &out, &set,
-	    &err);
 	if (rc == 0)
-		rc = policy_verdict_check(set, (enum policy_kind)kind, input,
-		    out, &err);
+		rc = policy_verdict_check(set, kind, input, out, &err);
 	if (set != NULL)
-		log_decision(s, (enum policy_kind)kind, customer, input,
+		log_decision(s, kind, customer, input,
 		    rc == 0 ? out : NULL, set, rc == 0 ? NULL : &err);
 	if (rc < 0) {
 		atomic_fetch_add(&s->n_policy_err, 1);
@@ -460,6 +468,63 @@ service_policy(struct service *s, int kind, const char *customer,
 	policy_set_unref(set);
 	*ret_output = out;
 	return 0;
+}
+
+int
+service_policy(struct service *s, int kind, const char *customer,
+    json_t *input, json_t **ret_output, char *ret_hash, struct xerr *e)
+{
+	struct policy_set *set = NULL;
+	json_t *out = NULL;
+	struct xerr err;
+	int rc;
+
+	xerr_clear(&err);
+	rc = run_job(s, (enum policy_kind)kind, "decide", input, &out, &set,
+	    &err);
+	return policy_done(s, (enum policy_kind)kind, customer, input, rc,
+	    out, &err, set, ret_output, ret_hash, e);
+}
+
+/*
+ * The role and the versioning decisions of one customer.  In worker
+ * processes both go to one worker as a batch, one round trip; each is
+ * checked and logged as service_policy does, and a failed role
+ * decision fails the pair (the versioning result is dropped).
+ */
+static int
+policy_pair(struct service *s, const char *customer, json_t *in_role,
+    json_t *in_ver, json_t **ret_role, json_t **ret_ver, struct xerr *e)
+{
+	struct pworker_req req[2];
+	struct policy_set *set;
+	int rc;
+
+	if (s->inprocess) {
+		if ((rc = service_policy(s, POLICY_ROLE, customer, in_role,
+		    ret_role, NULL, e)) < 0)
+			return rc;
+		return service_policy(s, POLICY_VERSIONING, customer, in_ver,
+		    ret_ver, NULL, e);
+	}
+	req[0].op = req[1].op = "decide";
+	req[0].kind = POLICY_ROLE;
+	req[0].input = in_role;
+	req[1].kind = POLICY_VERSIONING;
+	req[1].input = in_ver;
+	if ((rc = run_direct_batch(s, req, 2, &set, e)) < 0)
+		return policy_done(s, POLICY_ROLE, customer, in_role, rc, NULL,
+		    e, set, ret_role, NULL, e);
+	policy_set_ref(set);		/* one for each policy_done */
+	rc = policy_done(s, POLICY_ROLE, customer, in_role, req[0].rc,
+	    req[0].output, &req[0].err, set, ret_role, NULL, e);
+	if (rc < 0) {
+		json_decref(req[1].output);
+		policy_set_unref(set);
+		return rc;
+	}
+	return policy_done(s, POLICY_VERSIONING, customer, in_ver, req[1].rc,
+	    req[1].output, &req[1].err, set, ret_ver, NULL, e);
 }
 
 /*
@@ -719,11 +784,7 @@ svc_decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
 	    "client_id", json_object_get(app, "client_id"),
 	    "labels", json_object_get(app, "labels"));
 	in_ver = json_pack("{s:O, s:O}", "customer", cv, "key", key);
-	if ((rc = service_policy(s, POLICY_ROLE, id, in_role, &role, NULL,
-	    e)) < 0)
-		goto out;
-	if ((rc = service_policy(s, POLICY_VERSIONING, id, in_ver, &ver, NULL,
-	    e)) < 0)
+	if ((rc = policy_pair(s, id, in_role, in_ver, &role, &ver, e)) < 0)
 		goto out;
 	*ret = json_pack("{s:o, s:o}", "role", role, "versioning", ver);
 	role = ver = NULL;
@@ -1237,7 +1298,8 @@ service_count_nofile(struct service *s)
 	atomic_fetch_add(&s->n_conn_nofile, 1);
 }
 
-/* The policy worker processes: how many ran, how they ended, pids. */
+/* The policy workers: how many there are ([agent] policy_workers), how
+ * many processes ran, how they ended, pids. */
 static json_t *
 workers_stats(struct service *s)
 {
@@ -1245,13 +1307,15 @@ workers_stats(struct service *s)
 	unsigned i;
 	int pid;
 
-	w = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}",
+	w = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "isolation", s->inprocess ? "inprocess" : "process",
+	    "workers", (json_int_t)s->nworkers,
 	    "spawned", (json_int_t)s->pw.spawned,
 	    "killed_cpu", (json_int_t)s->pw.killed_cpu,
 	    "killed_wall", (json_int_t)s->pw.killed_wall,
 	    "died", (json_int_t)s->pw.died,
-	    "recycled", (json_int_t)s->pw.recycled);
+	    "recycled", (json_int_t)s->pw.recycled,
+	    "sent_ahead", (json_int_t)s->pw.sent_ahead);
 	if (w == NULL || (pids = json_array()) == NULL)
 		return w;
 	for (i = 0; i < s->nworkers; i++)

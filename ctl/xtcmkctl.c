@@ -1402,7 +1402,7 @@ cmd_policy(int argc, char **argv)
 	struct config *cfg;
 	struct policy_set *set;
 	struct xerr e;
-	const char *dir;
+	const char *dir, *worker;
 	int rc, i;
 
 	if (argc < 1)
@@ -1410,11 +1410,14 @@ cmd_policy(int argc, char **argv)
 	if ((rc = offline_config(&cfg)) != EXIT_OK)
 		return rc;
 	dir = cfg->policy_dir;
+	/* Policies run in a confined policy worker, as in the agent. */
+	worker = strcmp(cfg->policy_isolation, "inprocess") == 0 ? NULL :
+	    cfg->policy_worker;
 	if (strcmp(argv[0], "check") == 0 && argc <= 2) {
 		if (argc == 2)
 			dir = argv[1];
-		rc = policy_set_load(dir, cfg->lua_dir, cfg->params,
-		    &cfg->limits, &set, &e);
+		rc = policy_check_offline(dir, cfg->lua_dir, cfg->params,
+		    &cfg->limits, worker, &set, &e);
 		if (rc < 0)
 			ctl_err(XTCMK_E_POLICY, "policy set %s refused: %s",
 			    dir, e.msg);
@@ -1456,8 +1459,8 @@ cmd_policy(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		rc = policy_run_fixtures(dir, cfg->lua_dir, host_params ?
-		    cfg->params : NULL, &cfg->limits, argv + i, argc - i,
-		    opt_json, stdout, &e);
+		    cfg->params : NULL, &cfg->limits, worker, argv + i,
+		    argc - i, opt_json, stdout, &e);
 		if (rc < 0)
 			ctl_err(XTCMK_E_POLICY, "policy set %s refused: %s",
 			    dir, e.msg);

@@ -48,6 +48,14 @@ main(void)
 	ASSERT_STR(c->socket_path, "/run/xtcmk/xtcmkd.sock");
 	ASSERT_STR(c->registry_path, "/var/lib/xtcmk/registry.db");
 	ASSERT_EQ(c->max_frame, 65536);
+	/* One policy worker per online CPU, at least 2, at most 16. */
+	{
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		ASSERT_EQ(c->policy_workers, n < 2 ? 2u : n > 16 ? 16u :
+		    (unsigned)n);
+		ASSERT_TRUE(c->policy_workers >= 2);
+	}
 	ASSERT_TRUE(config_allows(c, 0, 0, 0));
 	ASSERT_TRUE(config_allows(c, 1, 0, 0));
 	ASSERT_TRUE(!config_allows(c, 1, 54321, 54321));
@@ -95,6 +103,7 @@ main(void)
 	expect_error("socket = /x\n", "before any [section]");
 	expect_error("[agent]\nmax_frame = 12\n", "from 1024 to 65536");
 	expect_error("[agent]\nmax_frame = lots\n", "whole number");
+	expect_error("[agent]\npolicy_workers = 65\n", "from 1 to 64");
 	expect_error("[agent]\nsocket = relative.sock\n", "absolute path");
 	expect_error("[agent]\nlog_level = loud\n", "log_level 'loud'");
 	expect_error("[access]\ndata_uids = no-such-user-xyz\n",

@@ -232,7 +232,7 @@ test_fixtures(void)
 			closedir(dp);
 		}
 		ASSERT_TRUE(n >= (k == 0 ? 3 : 1));
-		r = policy_run_fixtures(dir, luadir, NULL, NULL, files, n, 0,
+		r = policy_run_fixtures(dir, luadir, NULL, NULL, NULL, files, n, 0,
 		    stdout, &e);
 		ASSERT_EQ(r, 0);
 		if (r < 0)
@@ -253,7 +253,7 @@ test_fixtures(void)
 	    "\"x\"}},\"expect_error\":\"expected rbac\"}]}");
 	files[0] = path;
 	out = tmpfile();
-	r = policy_run_fixtures(dir, luadir, NULL, NULL, files, 1, 1, out, &e);
+	r = policy_run_fixtures(dir, luadir, NULL, NULL, NULL, files, 1, 1, out, &e);
 	ASSERT_EQ(r, 1);
 	if (out != NULL) {
 		json_t *rep;
@@ -272,7 +272,7 @@ test_fixtures(void)
 	}
 	/* A set that does not load: <0. */
 	snprintf(dir, sizeof(dir), "%s/nonexistent", tmpdir);
-	ASSERT_TRUE(policy_run_fixtures(dir, luadir, NULL, NULL, files, 1, 0,
+	ASSERT_TRUE(policy_run_fixtures(dir, luadir, NULL, NULL, NULL, files, 1, 0,
 	    stdout, &e) < 0);
 }
 
@@ -996,7 +996,7 @@ test_scope(void)
 	    "{\"id\": \"noindex\"}, \"apps\": [], \"workloads\": []}, "
 	    "\"expect_error\": \"scope: apps needs a stem\"}]}");
 	files[0] = path;
-	r = policy_run_fixtures(dir, luadir, NULL, NULL, files, 1, 0, stdout,
+	r = policy_run_fixtures(dir, luadir, NULL, NULL, NULL, files, 1, 0, stdout,
 	    &e);
 	ASSERT_EQ(r, 0);
 	policy_vm_free(vm);

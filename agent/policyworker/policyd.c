@@ -129,9 +129,10 @@ confine(const struct policy_limits *lim)
 }
 
 /*
- * The test-only hook (--test=NAME, passed by an agent started with
- * XTCMK_TEST_POLICYD=NAME), run at each call after confinement: try a
- * forbidden system call, or spin in C where no Lua hook can stop it.
+ * The test-only hook (--test=NAME, passed by an agent or xtcmkctl
+ * started with XTCMK_TEST_POLICYD=NAME), run at each call after
+ * confinement (or, for load-NAME, once before compiling the set): try
+ * a forbidden system call, or spin in C where no Lua hook can stop it.
  */
 static void
 test_hook(const char *name)
@@ -252,26 +253,38 @@ call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b)
 int
 main(int argc, char *argv[])
 {
-	const char *test = NULL;
+	const char *test = NULL, *load_test = NULL;
 	struct policy_set *set = NULL;
 	struct policy_vm *vm = NULL;
 	struct pbuf b;
 	struct pmsg m;
 	struct xerr e;
+	long parent = 0;
 	int i;
 
-	for (i = 1; i < argc; i++)
-		if (strncmp(argv[i], "--test=", 7) == 0)
+	for (i = 1; i < argc; i++) {
+		if (strncmp(argv[i], "--test=load-", 12) == 0)
+			load_test = argv[i] + 12;
+		else if (strncmp(argv[i], "--test=", 7) == 0)
 			test = argv[i] + 7;
+		else if (strncmp(argv[i], "--parent=", 9) == 0)
+			parent = atol(argv[i] + 9);
+	}
 	if (fcntl(CHAN_FD, F_GETFD) == -1) {
-		fprintf(stderr, "xtcmk-policyd is started by xtcmkd only\n");
+		fprintf(stderr, "xtcmk-policyd is started by xtcmkd and "
+		    "xtcmkctl only\n");
 		return 2;
 	}
 	/*
-	 * No PR_SET_PDEATHSIG: it follows the agent thread that spawned
-	 * us, not the agent.  When the agent goes, the channel reads EOF
-	 * after the call in progress, which its limits bound.
+	 * PR_SET_PDEATHSIG follows the thread that spawned us, not its
+	 * process: the agent (many threads) does not ask for it, and when
+	 * it goes the channel reads EOF after the call in progress, which
+	 * its limits bound.  xtcmkctl (one thread) asks with --parent, so
+	 * a policy spinning in C dies with an interrupted command.
 	 */
+	if (parent > 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1 ||
+	    getppid() != (pid_t)parent))
+		return 1;
 	memset(&b, 0, sizeof(b));
 	xerr_clear(&e);
 	if (pchan_read_msg(CHAN_FD, &m) == -1)
@@ -290,6 +303,8 @@ main(int argc, char *argv[])
 		    "worker (seccomp, rlimits or no_new_privs)");
 		return 1;
 	}
+	if (load_test != NULL)
+		test_hook(load_test);
 	if (policy_set_check(set, &e) < 0 ||
 	    policy_vm_new(set, &vm, &e) < 0) {
 		send_error(&b, e.code, e.msg);

@@ -27,7 +27,9 @@
 #define POLICYD_CPU_SLACK_MS	50		/* kill past limit + this */
 #define POLICYD_SPAWN_MS	5000		/* exec, library, compile */
 #define POLICYD_REAP_MS		1000		/* after SIGKILL */
-#define POLICYD_POLL_MS		10		/* CPU checks while waiting */
+#define POLICYD_STOP_POLL_MS	50		/* checks for a stop request */
+#define POLICYD_PIPELINE_MAX	(32u << 10)	/* bytes of calls sent ahead */
+#define POLICYD_CPU_RECHECK_US	1000		/* least wait between CPU reads */
 
 struct pworker_counters {
 	atomic_ullong	spawned;	/* workers started */
@@ -35,22 +37,46 @@ struct pworker_counters {
 	atomic_ullong	killed_wall;	/* past the wall-clock deadline */
 	atomic_ullong	died;		/* exited or killed otherwise */
 	atomic_ullong	recycled;	/* replaced near RLIMIT_CPU */
+	atomic_ullong	sent_ahead;	/* calls sent before the previous
+					 * answer came (batches) */
 };
 
 struct pworker;
+
+/* pworker_spawn flags */
+#define PWORKER_DIE_WITH_PARENT	0x1	/* SIGKILL when the spawner exits:
+					 * for a single-threaded spawner
+					 * (xtcmkctl), not the agent */
 
 /*
  * Spawn `exe` for `set`: it loads the set, confines itself, compiles
  * and self-tests the set (each test within the call budget) and says
  * READY, all within POLICYD_SPAWN_MS plus the self-tests' deadlines.
  * Fills the set's policy names from the worker's report.  `test_hook`
- * (tests only, NULL otherwise: open, socket, execve or spin) makes the
- * worker misbehave in C at each call, see policyd.c.  `stopping` (may be NULL) cuts every wait short.
+ * (tests only, NULL otherwise: open, socket, execve or spin, at each
+ * call; load-open ... load-spin, before compiling) makes the worker
+ * misbehave in C, see policyd.c.  `stopping` (may be NULL) cuts every
+ * wait short.
  */
 int	pworker_spawn(const char *exe, struct policy_set *set,
-	    const char *test_hook, struct pworker_counters *cnt,
-	    const atomic_int *stopping, struct pworker **ret_w,
-	    struct xerr *e);
+	    const char *test_hook, unsigned flags,
+	    struct pworker_counters *cnt, const atomic_int *stopping,
+	    struct pworker **ret_w, struct xerr *e);
+/*
+ * What the offline commands (xtcmkd --check-config, xtcmkctl policy
+ * check|test) and a reload do to load a set: read the files in `dir`
+ * (no Lua runs here), then compile and self-test them in a confined
+ * worker, `exe`, under the same deadlines.  *ret_set gets the set;
+ * *ret_w the worker, ready for calls (or, with ret_w NULL, it is
+ * stopped).  `test_hook`, `flags`, `cnt` and `stopping` as for
+ * pworker_spawn.
+ */
+int	pworker_load_set(const char *exe, const char *dir,
+	    const char *lua_dir, json_t *params,
+	    const struct policy_limits *lim, const char *test_hook,
+	    unsigned flags, struct pworker_counters *cnt,
+	    const atomic_int *stopping, struct policy_set **ret_set,
+	    struct pworker **ret_w, struct xerr *e);
 /*
  * One call: `op` "decide" (kind k), "scope" or "move"; params NULL for
  * the set's.  *ret_out is the result (NULL for a scope or move the
@@ -58,6 +84,25 @@ int	pworker_spawn(const char *exe, struct policy_set *set,
  */
 int	pworker_call(struct pworker *w, const char *op, enum policy_kind k,
 	    json_t *input, json_t *params, json_t **ret_out, struct xerr *e);
+/* One call of a batch: op, kind and input in; output, rc, err out. */
+struct pworker_req {
+	const char		*op;
+	enum policy_kind	 kind;
+	json_t			*input;
+	json_t			*output;
+	int			 rc;
+	struct xerr		 err;
+};
+/*
+ * Several calls in one round trip: each CALL frame is sent before the
+ * first answer is read (while they fit POLICYD_PIPELINE_MAX; the rest
+ * one after the other), and the worker runs them in order, each from a
+ * pristine state and within its own budget and deadline, which count
+ * from when the previous answer arrived.  Each request gets its own
+ * result or error; after a kill the rest fail, not run.
+ */
+void	pworker_call_batch(struct pworker *w, struct pworker_req *req,
+	    size_t n);
 /* Whether the worker can take another call (not dead, not worn out). */
 int	pworker_usable(struct pworker *w);
 pid_t	pworker_pid(const struct pworker *w);

@@ -63,6 +63,12 @@ local attacks = {
 		return { app = "atk-2", app_labels = { ["\xff"] = "x" },
 		    federate = { "wl-eu-1" } }
 	end,
+	-- A benign partition; the role policy (test_isolation.c's copy)
+	-- refuses it, with the versioning call sent ahead in its batch.
+	role_err = function()
+		return { app = "atk-1", federate = { "wl-eu-1" },
+		    reason = "benign" }
+	end,
 	-- Write everything a call can reach, then answer normally.
 	write = function()
 		LEAK = true
