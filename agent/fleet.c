@@ -832,7 +832,7 @@ fleet_status(struct fleet *f)
 	pthread_mutex_unlock(&f->mu);
 	if (st != NULL)
 		json_object_set_new(st, "counters", json_pack("{s:I, s:I, s:I, "
-		    "s:I, s:I, s:I, s:I, s:I, s:I}",
+		    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 		    "txns", (json_int_t)f->n_txn,
 		    "conflicts", (json_int_t)f->n_conflict,
 		    "retries", (json_int_t)f->n_retry,
@@ -841,6 +841,9 @@ fleet_status(struct fleet *f)
 		    "apply_errors", (json_int_t)f->n_apply_err,
 		    "resyncs", (json_int_t)f->n_resync,
 		    "sync_timeouts", (json_int_t)f->n_sync_timeout,
-		    "watches", (json_int_t)f->n_watch));
+		    "watches", (json_int_t)f->n_watch,
+		    "import_txns", (json_int_t)f->n_import_txn,
+		    "import_customers", (json_int_t)f->n_import_customers,
+		    "import_redecided", (json_int_t)f->n_import_redecided));
 	return st;
 }

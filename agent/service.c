@@ -1117,6 +1117,12 @@ svc_count(struct service *s, enum svc_counter c)
 }
 
 void
+svc_uncount(struct service *s, enum svc_counter c)
+{
+	atomic_fetch_sub(&s->n_onboard[c], 1);
+}
+
+void
 svc_onboard_lock(struct service *s, int lock)
 {
 	if (lock)
