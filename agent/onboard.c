@@ -423,8 +423,8 @@ import_each(struct import_state *st, struct xerr *e)
 	json_array_foreach(st->customers, i, c) {
 		res = NULL;
 		xerr_clear(&ce);
-		rc = import_row(st, i, onboard_retry(st->s, c, &res, &ce), res,
-		    &ce);
+		rc = onboard_retry(st->s, c, &res, &ce);
+		rc = import_row(st, i, rc, res, &ce);
 		json_decref(res);
 		if (rc < 0)
 			return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
