@@ -23,6 +23,7 @@
 #define FLEET_RETRY_MAX		16	/* re-decisions after a lost race */
 #define FLEET_PAGE		500	/* keys per range page in a resync */
 #define FLEET_TXN_OPS_MAX	120	/* etcd's --max-txn-ops is 128 */
+#define FLEET_IMPORT_BACKOFF_MS	25	/* after an import lost a race */
 #define FLEET_TXN_BYTES_MAX	(1024 * 1024)	/* --max-request-bytes 1.5 MiB */
 #define FLEET_IMPORT_MAX	1000	/* registry.import lines per request */
 

@@ -253,6 +253,23 @@ out:
 	return rc;
 }
 
+/* A random number of milliseconds below `max` (not for secrets). */
+static unsigned
+random_ms(unsigned max)
+{
+	static _Thread_local unsigned long long x;
+	struct timespec ts;
+
+	if (x == 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		x = (unsigned long long)ts.tv_nsec * 2654435761u + 1;
+	}
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return max > 0 ? (unsigned)(x % max) : 0;
+}
+
 /* One customer's outcome while its transaction is pending. */
 struct outcome {
 	int		 rc;
@@ -326,6 +343,24 @@ txn_clear(struct fleet_txn *bt)
 	memset(bt, 0, sizeof(*bt));
 }
 
+/*
+ * After a lost race, let the winner go on for a random while (up to
+ * FLEET_IMPORT_BACKOFF_MS << lost, at most 8x): agents that all decide
+ * again at once only lose again.
+ */
+static void
+backoff(int lost)
+{
+	struct timespec ts;
+	unsigned ms;
+
+	ms = (unsigned)random_ms((unsigned)FLEET_IMPORT_BACKOFF_MS <<
+	    (lost < 3 ? lost : 3));
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000;
+	nanosleep(&ts, NULL);
+}
+
 int
 fleet_onboard_batch(struct fleet *f, struct registry *reg, json_t *customers,
     const struct fleet_batch *cb, struct xerr *e)
@@ -365,6 +400,7 @@ fleet_onboard_batch(struct fleet *f, struct registry *reg, json_t *customers,
 			atomic_fetch_add(&f->n_retry, end - pos);
 			cap = (int)(end - pos) / 2 > 1 ? (int)(end - pos) / 2 : 1;
 			lost++;
+			backoff(lost);
 			continue;
 		}
 		/* Committed, or etcd refused: then each customer the
