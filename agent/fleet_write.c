@@ -650,24 +650,6 @@ workload_add(struct fleet *f, long long view, void *arg, struct xerr *e)
 	return rc;
 }
 
-/* Does any application in the mirror hold a FIC of workload `name`? */
-static int
-workload_fics(struct registry *reg, const char *name, struct xerr *e)
-{
-	json_t *apps = NULL, *a, *w;
-	size_t i, j;
-	int n = 0, rc;
-
-	if ((rc = reg_app_list(reg, &apps, e)) < 0)
-		return rc;
-	json_array_foreach(apps, i, a)
-		json_array_foreach(json_object_get(a, "fics"), j, w)
-			if (strcmp(json_string_value(w), name) == 0)
-				n++;
-	json_decref(apps);
-	return n;
-}
-
 static int
 workload_remove(struct fleet *f, long long view, void *arg, struct xerr *e)
 {
@@ -680,7 +662,7 @@ workload_remove(struct fleet *f, long long view, void *arg, struct xerr *e)
 	if ((rc = need(name, "name", e)) < 0 ||
 	    (rc = reg_workload_get(op->reg, name, &wl, e)) < 0)
 		return rc;
-	if ((n = workload_fics(op->reg, name, e)) != 0) {
+	if ((n = reg_workload_fic_count(op->reg, name, e)) != 0) {
 		json_decref(wl);
 		return n < 0 ? n : xerr_set(e, XTCMK_E_CONFLICT, "workload "
 		    "'%s' holds federated credentials on %d application(s): "

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -832,6 +833,25 @@ out:
 	return rc;
 }
 
+/* FICs of workload `name` (the fics_workload index); r->mu held. */
+static long long
+workload_fics(struct registry *r, const char *name, struct xerr *e)
+{
+	return regi_num(r, e, "SELECT count(*) FROM fics WHERE workload = ?",
+	    "s", name);
+}
+
+int
+reg_workload_fic_count(struct registry *r, const char *name, struct xerr *e)
+{
+	long long n;
+
+	pthread_mutex_lock(&r->mu);
+	n = workload_fics(r, name, e);
+	pthread_mutex_unlock(&r->mu);
+	return n < 0 ? (int)n : n > INT_MAX ? INT_MAX : (int)n;
+}
+
 int
 reg_workload_remove(struct registry *r, const char *name, struct xerr *e)
 {
@@ -842,8 +862,7 @@ reg_workload_remove(struct registry *r, const char *name, struct xerr *e)
 		return rc;
 	if ((rc = regi_need(r, OBJ_WORKLOAD, name, e)) != 0)
 		;
-	else if ((n = regi_num(r, e, "SELECT count(*) FROM fics WHERE "
-	    "workload = ?", "s", name)) != 0)
+	else if ((n = workload_fics(r, name, e)) != 0)
 		rc = n < 0 ? (int)n : xerr_set(e, XTCMK_E_CONFLICT, "workload "
 		    "'%s' holds federated credentials on %lld application(s): "
 		    "remove those first", name, n);

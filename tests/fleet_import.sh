@@ -10,7 +10,9 @@
 #     none refused, etcd itself holds <= 20 FICs and <= the policy's
 #     customers per application and every customer, every agent lists
 #     and decides the same, lost races were re-decided (counter), and
-#     the onboarding stats count each customer once.
+#     the onboarding stats count each customer once;
+#   - a workload holding FICs cannot be removed (an indexed count, not
+#     a list of the registry); one without is removed fleet-wide.
 set -u
 B=${1:?build dir}
 S=${XTCMK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -158,6 +160,16 @@ for a in 1 2 3; do
 	check "agent $a applied without errors" '[ "$(counter "$a" apply_errors)" = 0 ]'
 	check "registry check on agent $a" 'ctl "$a" check >/dev/null'
 done
+
+# --- workload removal: refused while it holds FICs (an indexed count) ---------
+out=$(ctl 2 workload remove wl-eu-1 2>&1)
+rc=$?
+check "removing a workload with FICs is refused with their count: $out" \
+	'[ "$rc" != 0 ] && grep -q "holds federated credentials on [1-9][0-9]* application" <<<"$out"'
+add_workloads 1 spare 1 || bad "workload add spare"
+converge 1 2 3
+check "a workload without FICs is removed through another agent" \
+	'ctl 2 workload remove wl-spare-1 >/dev/null && converge 1 2 3 && ! ctl 3 workload list | grep -q wl-spare-1'
 
 echo "fleet_import.sh: $pass passed, $fail failed"
 [ "$fail" = 0 ]
