@@ -294,7 +294,7 @@ outcomes_drop(struct outcome *o, size_t from, size_t to)
  */
 static int
 batch_decide(struct fleet *f, struct registry *reg, json_t *customers,
-    size_t pos, int cap, const struct fleet_batch *cb, struct outcome *o,
+    size_t pos, int cap, const struct regb_batch *cb, struct outcome *o,
     struct fleet_txn *bt, size_t *ret_end, struct xerr *e)
 {
 	size_t i, n = json_array_size(customers);
@@ -363,7 +363,7 @@ backoff(int lost)
 
 int
 fleet_onboard_batch(struct fleet *f, struct registry *reg, json_t *customers,
-    const struct fleet_batch *cb, struct xerr *e)
+    const struct regb_batch *cb, struct xerr *e)
 {
 	size_t i, n = json_array_size(customers), pos = 0, end = 0, q;
 	struct outcome *o;
@@ -434,6 +434,8 @@ fleet_onboard_batch(struct fleet *f, struct registry *reg, json_t *customers,
 	}
 	outcomes_drop(o, 0, n);
 	free(o);
+	if (rc == 0)
+		rc = cb->finish(cb->arg, e);
 	return rc;
 }
 

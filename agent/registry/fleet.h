@@ -18,9 +18,10 @@
 
 #include <jansson.h>
 
+#include "backend.h"
 #include "xerr.h"
 
-#define FLEET_RETRY_MAX		16	/* re-decisions after a lost race */
+#define FLEET_RETRY_MAX		REGB_RETRY_MAX
 #define FLEET_PAGE		500	/* keys per range page in a resync */
 #define FLEET_TXN_OPS_MAX	120	/* etcd's --max-txn-ops is 128 */
 #define FLEET_IMPORT_BACKOFF_MS	25	/* after an import lost a race */
@@ -57,7 +58,8 @@ int	fleet_onboard(struct fleet *f, struct registry *reg, long long view,
 	    json_t *customer, json_t *decision, json_t *why,
 	    const char *policy_hash, struct xerr *e);
 /*
- * customer.import on the fleet registry: decide the customers in order,
+ * customer.import on the fleet registry (regb_onboard_batch() of the etcd
+ * backend): decide the customers in order,
  * each seeing the earlier ones, and commit them in as few etcd
  * transactions as FLEET_TXN_OPS_MAX and FLEET_TXN_BYTES_MAX allow, with
  * the compares of fleet_onboard().  `one` decides a customer as
@@ -67,22 +69,11 @@ int	fleet_onboard(struct fleet *f, struct registry *reg, long long view,
  * policy sees it) instead of committing.  A transaction that loses a
  * race is decided again whole on the fresher mirror, with half as many
  * customers (bounded, counted); nothing it carried is reported before
- * it commits.  `count(arg, rc, res, delta)` un-counts (-1) a decision
- * taken again or replaced by a commit error, counts (+1) its
- * replacement; `done` gets each customer's final outcome, in order
- * (res NULL when rc < 0, then ce holds the error) and fails only out
- * of memory.  With no fleet, 1.
+ * it commits.  The callbacks are backend.h's; `finish` runs after the
+ * last commit.  With no fleet, 1.
  */
-struct fleet_batch {
-	int	(*one)(void *arg, json_t *customer, json_t **ret_res,
-		    struct xerr *e);
-	void	(*count)(void *arg, int rc, json_t *res, int delta);
-	int	(*done)(void *arg, size_t i, int rc, json_t *res,
-		    const struct xerr *ce);
-	void	*arg;
-};
 int	fleet_onboard_batch(struct fleet *f, struct registry *reg,
-	    json_t *customers, const struct fleet_batch *cb, struct xerr *e);
+	    json_t *customers, const struct regb_batch *cb, struct xerr *e);
 
 /* Count a re-decision after a lost race (for status). */
 void	fleet_count_retry(struct fleet *f);
