@@ -371,8 +371,6 @@ fleet_onboard_batch(struct fleet *f, struct registry *reg, json_t *customers,
 	struct xerr ce;
 	int rc = 0, cap = FLEET_TXN_OPS_MAX, lost = 0;
 
-	if (f == NULL)
-		return 1;
 	if ((o = calloc(n ? n : 1, sizeof(*o))) == NULL)
 		return nomem(e);
 	while (pos < n) {
@@ -451,9 +449,6 @@ fleet_onboard(struct fleet *f, struct registry *reg, long long view,
 	size_t i, j;
 	int rc, exists;
 
-	if (f == NULL)
-		return reg_customer_onboard(reg, customer, decision, why,
-		    policy_hash, e);
 	if ((rc = reg_customer_validate(customer, e)) < 0)
 		return rc;
 	if (f->batch != NULL)
@@ -953,8 +948,6 @@ fleet_admin(struct fleet *f, struct registry *reg, const char *cmd,
 	size_t i;
 	int rc;
 
-	if (f == NULL)
-		return 1;
 	for (i = 0; i < sizeof(writes) / sizeof(writes[0]); i++)
 		if (strcmp(writes[i].cmd, cmd) == 0)
 			break;

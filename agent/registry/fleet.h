@@ -10,8 +10,9 @@
  * registry's own functions.  A writer waits until its mirror has applied
  * its transaction (read-your-writes) before it answers.
  *
- * Every function accepts a NULL fleet (backend = sqlite) and then does
- * what the single-host registry does.
+ * The agent reaches these through the registry backend interface
+ * (backend.h, regb_etcd_open() in etcd.c); registry.import and
+ * registry.export (io.c) serve both backends.
  */
 #ifndef XTCMK_FLEET_H
 #define XTCMK_FLEET_H
@@ -52,7 +53,7 @@ long long fleet_view(struct fleet *f);
  * Commit an onboarding decided from the mirror as seen at `view`:
  * -XTCMK_E_BUSY when another agent changed what the decision read (the
  * caller decides again, at most FLEET_RETRY_MAX times); other errors as
- * reg_customer_onboard().
+ * reg_customer_onboard().  Inside fleet_onboard_batch(), queued instead.
  */
 int	fleet_onboard(struct fleet *f, struct registry *reg, long long view,
 	    json_t *customer, json_t *decision, json_t *why,
@@ -70,7 +71,7 @@ int	fleet_onboard(struct fleet *f, struct registry *reg, long long view,
  * race is decided again whole on the fresher mirror, with half as many
  * customers (bounded, counted); nothing it carried is reported before
  * it commits.  The callbacks are backend.h's; `finish` runs after the
- * last commit.  With no fleet, 1.
+ * last commit.
  */
 int	fleet_onboard_batch(struct fleet *f, struct registry *reg,
 	    json_t *customers, const struct regb_batch *cb, struct xerr *e);
@@ -81,8 +82,8 @@ void	fleet_count_retry(struct fleet *f);
 /*
  * The registry writes of the admin protocol (workload.add|remove, app.add,
  * app.set, fic.add|remove, customer.move|remove) as etcd transactions.
- * Returns 1 when `cmd` is not one of them or there is no fleet (the
- * caller goes on), else 0 with *ret_reply or <0.
+ * Returns 1 when `cmd` is not one of them (the caller goes on), else 0
+ * with *ret_reply or <0.
  */
 int	fleet_admin(struct fleet *f, struct registry *reg, const char *cmd,
 	    json_t *req, const char *actor, json_t **ret_reply, struct xerr *e);
