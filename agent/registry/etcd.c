@@ -1,5 +1,5 @@
 /*
- * fleet.c - the local mirror of the fleet's etcd registry (see fleet.h):
+ * etcd.c - the local mirror of the fleet's etcd registry (see fleet.h):
  * a thread that resyncs the whole prefix when it has no usable revision,
  * then watches from the mirror's revision and applies every change to
  * the SQLite registry through its own functions, so the data plane reads

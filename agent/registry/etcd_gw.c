@@ -1,5 +1,5 @@
 /*
- * etcd.c - the etcd v3 JSON gateway client (see etcd.h): unary calls with
+ * etcd_gw.c - the etcd v3 JSON gateway client (see etcd.h): unary calls with
  * endpoint failover under one deadline, token auth, verified TLS, and a
  * streaming watch read line by line from libcurl's write callback.
  */

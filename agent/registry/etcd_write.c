@@ -1,5 +1,5 @@
 /*
- * fleet_write.c - the fleet registry's write path (see fleet.h): every
+ * etcd_write.c - the fleet registry's write path (see fleet.h): every
  * registry change as one etcd transaction whose compares make it valid
  * fleet-wide, then a bounded wait until this agent's mirror shows it.
  *

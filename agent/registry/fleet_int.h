@@ -1,5 +1,5 @@
 /*
- * fleet_int.h - private to fleet.c (the mirror) and fleet_write.c (the
+ * fleet_int.h - private to etcd.c (the mirror) and etcd_write.c (the
  * write path): the fleet handle and the key layout under the prefix.
  *
  *	w/NAME		workload {"name","client_id","principal_id",
@@ -27,7 +27,7 @@
 
 #define FLEET_PREFIX_MAX	128
 
-/* An import's pending etcd transaction (fleet_write.c), while the
+/* An import's pending etcd transaction (etcd_write.c), while the
  * onboarding thread decides the customers it will carry. */
 struct fleet_txn {
 	long long	 view;		/* mirror revision the batch read */

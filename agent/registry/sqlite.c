@@ -1,10 +1,10 @@
 /*
- * registry.c - the durable registry (see registry.h), part one: opening
+ * sqlite.c - the durable registry (see registry.h), part one: opening
  * the SQLite file and bringing its schema up to date, the statement and
  * transaction helpers both halves use (registry_int.h), the generation
  * counter, workload identities, applications and their federated identity
  * credentials.  Customers, assignments, the moves log, key usage and the
- * consistency check are in registry_customer.c.
+ * consistency check are in sqlite_customer.c.
  *
  * Durability: WAL with synchronous=FULL, so a commit that returned has
  * reached the disk.  Every write is one BEGIN IMMEDIATE transaction that
