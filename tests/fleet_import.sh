@@ -12,7 +12,8 @@
 #     and decides the same, lost races were re-decided (counter), and
 #     the onboarding stats count each customer once;
 #   - a workload holding FICs cannot be removed (an indexed count, not
-#     a list of the registry); one without is removed fleet-wide.
+#     a list of the registry); one without is removed fleet-wide;
+#   - without quorum every line of an import is refused, none assigned.
 set -u
 B=${1:?build dir}
 S=${XTCMK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -97,7 +98,7 @@ done
 wait $bg
 t1=$(date +%s.%N)
 echo "fleet_import: 3 overlapping imports ($(cat "$T"/o?.jsonl | wc -l) lines, $M customers) in $(echo "$t1 - $t0" | bc) s"
-check "no line refused" '! grep -q " refused " "$T"/o?.out'
+check "no line refused" '[ "$(cat "$T"/o?.out | awk "\$3 == \"refused:\"" | wc -l)" = 0 ] && [ "$(grep -h -c "customer(s): .*, 0 refused\$" "$T"/o?.out | paste -sd+ | bc)" = 3 ]'
 check "every customer assigned exactly once across the agents" \
 	'[ "$(grep -h " assigned " "$T"/o?.out | awk "{print \$2}" | sort | uniq -d | wc -l)" = 0 ] &&
 	 [ "$(grep -h " assigned " "$T"/o?.out | awk "{print \$2}" | sort -u | wc -l)" = "$M" ]'
@@ -170,6 +171,22 @@ add_workloads 1 spare 1 || bad "workload add spare"
 converge 1 2 3
 check "a workload without FICs is removed through another agent" \
 	'ctl 2 workload remove wl-spare-1 >/dev/null && converge 1 2 3 && ! ctl 3 workload list | grep -q wl-spare-1'
+
+# --- no quorum: the transaction is not taken, no line says assigned -------------
+# q1 twice: the repeat, decided as "already" on the uncommitted first,
+# is refused with it.
+{ customers 1 5 q; customers 1 1 q; } >"$T/q.jsonl"
+etcd_kill 3
+etcd_kill 2
+t0=$(date +%s%N)
+ctl 1 customer import "$T/q.jsonl" >"$T/q.out" 2>&1
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "fleet_import: no quorum: import refused in $ms ms"
+check "no quorum: every line refused, exit 10 ($rc)" \
+	'[ "$rc" = 10 ] && [ "$(awk "\$3 == \"refused:\"" "$T/q.out" | wc -l)" = 6 ] && [ "$(awk "\$3 == \"assigned\" || \$3 == \"already\"" "$T/q.out" | wc -l)" = 0 ]'
+check "the refusals name etcd and the quorum" 'grep -q "quorum" "$T/q.out"'
+check "refused within timeout_ms ($ms ms)" '[ "$ms" -le 8000 ]'
 
 echo "fleet_import.sh: $pass passed, $fail failed"
 [ "$fail" = 0 ]

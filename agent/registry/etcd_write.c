@@ -402,9 +402,11 @@ fleet_onboard_batch(struct fleet *f, struct registry *reg, json_t *customers,
 			continue;
 		}
 		/* Committed, or etcd refused: then each customer the
-		 * transaction carried is refused with its error. */
+		 * transaction carried is refused with its error, and so
+		 * is an "already" there, which may be a repeat of one of
+		 * those. */
 		for (i = pos; i < end && rc < 0; i++) {
-			if (!o[i].queued)
+			if (o[i].rc < 0)
 				continue;
 			cb->count(cb->arg, o[i].rc, o[i].res, -1);
 			json_decref(o[i].res);
