@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "fleet.h"
 #include "keys.h"
 #include "log.h"
@@ -377,15 +378,10 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 		    "read-only commands (status, stats, lists, shows, decide: "
 		    "[access] monitor_uids); '%s' needs admin_uids",
 		    (unsigned)p->uid, cmd);
-	/* Moves are policy-checked whichever registry makes them. */
-	if (strcmp(cmd, "customer.move") == 0 && service_fleet(s) != NULL &&
-	    (a1 = json_string_value(json_object_get(req, "id"))) != NULL &&
-	    (a2 = json_string_value(json_object_get(req, "to"))) != NULL &&
-	    (rc = service_move(s, a1, a2, NULL, NULL, e)) < 0)
-		goto reply;
-	/* With the fleet registry, registry writes go to etcd. */
-	if ((rc = fleet_admin(service_fleet(s), reg, cmd, req, actor, &r,
-	    e)) <= 0)
+	/* Registry writes go to the registry backend (SQLite or etcd);
+	 * moves after the policy's check (service_move). */
+	if (strcmp(cmd, "customer.move") != 0 &&
+	    (rc = regb_write(service_backend(s), cmd, req, actor, &r, e)) <= 0)
 		goto reply;
 	rc = 0;
 
@@ -402,51 +398,19 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 	} else if (strcmp(cmd, "registry.export") == 0)
 		rc = fleet_export(reg, req, &r, e);
 	else if (strcmp(cmd, "registry.import") == 0)
-		rc = fleet_import(service_fleet(s), reg, req, &r, e);
-	else if (strcmp(cmd, "workload.add") == 0) {
-		if ((obj = arg_obj(req, "workload", e, &rc)) != NULL &&
-		    (rc = reg_workload_add(reg, obj, e)) == 0)
-			r = ok();
-	} else if (strcmp(cmd, "workload.list") == 0) {
+		rc = regb_import(service_backend(s), req, &r, e);
+	else if (strcmp(cmd, "workload.list") == 0) {
 		rc = list_page(reg, req, ADMIN_PAGE_DEFAULT,
 		    reg_workload_page, "name", &r, e);
 	} else if (strcmp(cmd, "workload.show") == 0) {
 		if ((a1 = arg_str(req, "name", e, &rc)) != NULL)
 			rc = reg_workload_get(reg, a1, &r, e);
-	} else if (strcmp(cmd, "workload.remove") == 0) {
-		if ((a1 = arg_str(req, "name", e, &rc)) != NULL &&
-		    (rc = reg_workload_remove(reg, a1, e)) == 0)
-			r = ok();
-	} else if (strcmp(cmd, "app.add") == 0) {
-		if ((obj = arg_obj(req, "app", e, &rc)) != NULL &&
-		    (rc = reg_app_add(reg, obj, e)) == 0)
-			r = ok();
-	} else if (strcmp(cmd, "app.set") == 0) {
-		if ((a1 = arg_str(req, "name", e, &rc)) != NULL &&
-		    (a2 = arg_str(req, "client_id", e, &rc)) != NULL &&
-		    (rc = reg_app_set_client_id(reg, a1, a2, e)) == 0)
-			r = ok();
 	} else if (strcmp(cmd, "app.list") == 0) {
 		rc = list_page(reg, req, ADMIN_APP_PAGE_DEFAULT,
 		    reg_app_page, "name", &r, e);
 	} else if (strcmp(cmd, "app.show") == 0) {
 		if ((a1 = arg_str(req, "name", e, &rc)) != NULL)
 			rc = reg_app_get(reg, a1, &r, e);
-	} else if (strcmp(cmd, "fic.add") == 0 ||
-	    strcmp(cmd, "fic.remove") == 0) {
-		int had = 0;
-
-		/* An add of an existing FIC changes nothing: say so. */
-		if ((a1 = arg_str(req, "app", e, &rc)) != NULL &&
-		    (a2 = arg_str(req, "workload", e, &rc)) != NULL &&
-		    (cmd[4] != 'a' || (had = reg_fic_exists(reg, a1, a2,
-		    e)) >= 0) &&
-		    (rc = cmd[4] == 'a' ? reg_fic_add(reg, a1, a2, e) :
-		    reg_fic_remove(reg, a1, a2, e)) == 0)
-			r = json_pack("{s:b, s:b}", "ok", 1, "changed",
-			    cmd[4] != 'a' || had == 0);
-		else if (had < 0)
-			rc = had;
 	} else if (strcmp(cmd, "customer.add") == 0) {
 		if ((obj = arg_obj(req, "customer", e, &rc)) != NULL)
 			rc = service_onboard(s, obj, &r, e);
@@ -467,10 +431,6 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 		    (rc = service_move(s, a1, a2,
 		    json_string_value(json_object_get(req, "reason")), actor,
 		    e)) == 0)
-			r = ok();
-	} else if (strcmp(cmd, "customer.remove") == 0) {
-		if ((a1 = arg_str(req, "id", e, &rc)) != NULL &&
-		    (rc = reg_customer_remove(reg, a1, actor, e)) == 0)
 			r = ok();
 	} else if (strcmp(cmd, "customer.check") == 0) {
 		if (arg_str(req, "id", e, &rc) != NULL)

@@ -31,7 +31,7 @@
 
 #include "azure.h"
 #include "blob.h"
-#include "fleet.h"
+#include "backend.h"
 #include "keycache.h"
 #include "keys.h"
 #include "keys_int.h"
@@ -701,7 +701,7 @@ keys_usage_flush(struct keys *k)
 		log_warn("key usage not recorded: %s (%ld more such "
 		    "failures not logged)", e.msg, skipped);
 	else	/* the fleet's view: xtcmk-fleet(7) */
-		fleet_usage_publish(service_fleet(k->svc), rows);
+		regb_usage_publish(service_backend(k->svc), rows);
 	json_decref(rows);
 }
 

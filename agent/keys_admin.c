@@ -18,7 +18,7 @@
 #include <openssl/rand.h>
 
 #include "azure.h"
-#include "fleet.h"
+#include "backend.h"
 #include "keycache.h"
 #include "keys.h"
 #include "keys_int.h"
@@ -93,7 +93,7 @@ key_status(struct keys *k, const char *customer, json_t **ret, struct xerr *e)
 		return rc;
 	}
 	/* With the fleet registry: every host's usage (xtcmk-fleet(7)). */
-	if (fleet_usage_merge(service_fleet(k->svc), customer, usage,
+	if (regb_usage_merge(service_backend(k->svc), customer, usage,
 	    &fe) < 0)
 		fleet_note = fe.msg;
 	if (st.uri.service == KEY_SERVICE_LOCAL)

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "fleet.h"
+#include "backend.h"
 #include "log.h"
 #include "policy.h"
 #include "registry.h"
@@ -202,7 +202,7 @@ static int
 onboard_one(struct service *s, json_t *customer, json_t **ret_result,
     struct xerr *e)
 {
-	long long view = fleet_view(service_fleet(s));
+	long long view = regb_view(service_backend(s));
 	json_t *existing = NULL, *input = NULL, *part = NULL, *app = NULL;
 	json_t *rest = NULL, *cv = NULL, *why = NULL;
 	const char *id = NULL, *appname;
@@ -251,8 +251,8 @@ onboard_one(struct service *s, json_t *customer, json_t **ret_result,
 	if ((rc = svc_decide_rest(s, customer, app, &rest, e)) < 0)
 		goto out;
 	why = scope_why(input, json_object_get(input, "scope") != NULL);
-	if ((rc = fleet_onboard(service_fleet(s), service_registry(s), view,
-	    customer, part, why, hash, e)) < 0)
+	if ((rc = regb_onboard(service_backend(s), view, customer, part, why,
+	    hash, e)) < 0)
 		goto out;
 	svc_count(s, SVC_ASSIGNED);
 	log_info("customer %s assigned to application %s (policy %.12s)", id,
@@ -281,15 +281,13 @@ static int
 onboard_retry(struct service *s, json_t *customer, json_t **ret_result,
     struct xerr *e)
 {
-	struct fleet *f = service_fleet(s);
 	int rc, tries;
 
 	for (tries = 0; ; tries++) {
 		rc = onboard_one(s, customer, ret_result, e);
-		if (rc != -XTCMK_E_BUSY || f == NULL ||
-		    tries == FLEET_RETRY_MAX)
+		if (rc != -XTCMK_E_BUSY || tries == REGB_RETRY_MAX ||
+		    !regb_retry(service_backend(s)))
 			break;
-		fleet_count_retry(f);
 	}
 	if (rc == -XTCMK_E_BUSY)
 		svc_count(s, SVC_REFUSED);
@@ -319,7 +317,8 @@ service_move(struct service *s, const char *id, const char *to,
     const char *reason, const char *actor, struct xerr *e)
 {
 	struct registry *reg = service_registry(s);
-	json_t *c = NULL, *from = NULL, *dest = NULL, *in = NULL;
+	json_t *c = NULL, *from = NULL, *dest = NULL, *in = NULL, *req = NULL;
+	json_t *r = NULL;
 	const char *fromname;
 	int rc;
 
@@ -340,11 +339,19 @@ service_move(struct service *s, const char *id, const char *to,
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto out;
 	}
-	/* actor NULL: the check alone (the fleet registry moves). */
-	if ((rc = svc_move_check(s, in, e)) == 0 && actor != NULL)
-		rc = reg_customer_move(reg, id, to, reason, actor, e);
+	/* actor NULL: the check alone. */
+	if ((rc = svc_move_check(s, in, e)) < 0 || actor == NULL)
+		goto out;
+	if ((req = json_pack("{s:s, s:s, s:s?}", "id", id, "to", to, "reason",
+	    reason)) == NULL)
+		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	else
+		rc = regb_write(service_backend(s), "customer.move", req, actor,
+		    &r, e);
 out:
 	svc_onboard_lock(s, 0);
+	json_decref(req);
+	json_decref(r);
 	json_decref(in);
 	json_decref(dest);
 	json_decref(from);
@@ -376,22 +383,102 @@ shorten(json_t *o, const char *key, size_t max)
 	json_object_set_new(o, key, json_string(buf));
 }
 
+/* An import's tally and its reply's rows, in order. */
+struct import_state {
+	struct service	*s;
+	json_t		*customers;
+	json_t		*results;
+	int		 assigned, already, refused;
+};
+
+/* The reply's row of customer `i` (its outcome rc, res or ce). */
+static int
+import_row(void *arg, size_t i, int rc, json_t *res, const struct xerr *ce)
+{
+	struct import_state *st = arg;
+	const char *id = json_string_value(json_object_get(
+	    json_array_get(st->customers, i), "id"));
+	json_t *row;
+
+	if (rc == 0) {
+		int dup = json_is_true(json_object_get(res, "already"));
+
+		row = json_pack("{s:s, s:s, s:O}", "customer", id,
+		    "status", dup ? "already" : "assigned",
+		    "app", json_object_get(res, "app"));
+		dup ? st->already++ : st->assigned++;
+	} else {
+		row = json_pack("{s:s?, s:s, s:i, s:s}", "customer", id,
+		    "status", "refused", "code", ce->code != 0 ?
+		    ce->code : XTCMK_E_INTERNAL, "error", ce->msg);
+		st->refused++;
+	}
+	if (row == NULL || json_array_append_new(st->results, row) < 0)
+		return -XTCMK_E_NOMEM;
+	return 0;
+}
+
+/*
+ * The reply must fit one frame, or what was committed could not be
+ * reported: shorten the errors, else refuse the whole batch (SQLite
+ * then rolls it back).
+ */
+static int
+import_finish(void *arg, struct xerr *e)
+{
+	struct import_state *st = arg;
+	json_t *row;
+	size_t i;
+
+	if (reply_size(st->results) <= IMPORT_REPLY_MAX)
+		return 0;
+	json_array_foreach(st->results, i, row)
+		shorten(row, "error", IMPORT_ERROR_SHORT);
+	if (reply_size(st->results) <= IMPORT_REPLY_MAX)
+		return 0;
+	return xerr_set(e, XTCMK_E_TOOBIG, "the results of %zu customers "
+	    "would not fit one reply; nothing was imported: send fewer "
+	    "customers per request", json_array_size(st->customers));
+}
+
+/* The backend's batch (regb_onboard_batch) decides with these. */
+static int
+import_one(void *arg, json_t *customer, json_t **ret_res, struct xerr *e)
+{
+	return onboard_one(((struct import_state *)arg)->s, customer, ret_res,
+	    e);
+}
+
+static void
+import_count(void *arg, int rc, json_t *res, int delta)
+{
+	struct import_state *st = arg;
+	enum svc_counter c = rc < 0 ? SVC_REFUSED : json_is_true(
+	    json_object_get(res, "already")) ? SVC_ALREADY : SVC_ASSIGNED;
+
+	if (delta > 0)
+		svc_count(st->s, c);
+	else if (rc != -XTCMK_E_BUSY)	/* onboard_one counts no race */
+		svc_uncount(st->s, c);
+}
+
 /*
  * Bulk onboarding: every customer decided and checked as by
  * service_onboard, in order, inside one registry transaction (each
  * customer a savepoint, so a refusal undoes only its own part and later
  * customers see earlier assignments).  One commit, one fsync; the reply
  * is made only after it, so what it reports as assigned is durable.
+ * On the fleet registry, as few etcd transactions as etcd takes
+ * (fleet_onboard_batch()), under the same rules.
  */
 int
 service_import(struct service *s, json_t *customers, json_t **ret_reply,
     struct xerr *e)
 {
-	json_t *results = NULL, *res, *row, *c;
-	struct xerr ce;
-	size_t i;
-	int rc, assigned = 0, already = 0, refused = 0;
-	int fleet = service_fleet(s) != NULL;
+	struct import_state st = { s, customers, NULL, 0, 0, 0 };
+	const struct regb_batch cb = { import_one, import_count, import_row,
+	    import_finish, &st };
+	int rc;
 
 	if (!json_is_array(customers) || json_array_size(customers) == 0)
 		return xerr_set(e, XTCMK_E_INVAL, "\"customers\" must be a "
@@ -400,69 +487,19 @@ service_import(struct service *s, json_t *customers, json_t **ret_reply,
 		return xerr_set(e, XTCMK_E_TOOBIG, "%zu customers in one "
 		    "import; at most %d per request: split the file into "
 		    "batches", json_array_size(customers), IMPORT_BATCH_MAX);
-	if ((results = json_array()) == NULL)
+	if ((st.results = json_array()) == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	svc_onboard_lock(s, 1);
-	/* The fleet's mirror applies changes to SQLite as they commit in
-	 * etcd: no SQLite batch around them (each customer is its own etcd
-	 * transaction, see xtcmk-fleet(7)). */
-	rc = 0;
-	if (!fleet && (rc = reg_batch_begin(service_registry(s), e)) < 0) {
-		svc_onboard_lock(s, 0);
-		json_decref(results);
-		return rc;
-	}
-	json_array_foreach(customers, i, c) {
-		const char *id = json_string_value(json_object_get(c, "id"));
-
-		res = NULL;
-		xerr_clear(&ce);
-		if (onboard_retry(s, c, &res, &ce) == 0) {
-			int dup = json_is_true(json_object_get(res,
-			    "already"));
-
-			row = json_pack("{s:s, s:s, s:O}", "customer", id,
-			    "status", dup ? "already" : "assigned",
-			    "app", json_object_get(res, "app"));
-			dup ? already++ : assigned++;
-		} else {
-			row = json_pack("{s:s?, s:s, s:i, s:s}", "customer", id,
-			    "status", "refused", "code", ce.code != 0 ?
-			    ce.code : XTCMK_E_INTERNAL, "error", ce.msg);
-			refused++;
-		}
-		json_decref(res);
-		if (row == NULL || json_array_append_new(results, row) < 0) {
-			rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-			break;
-		}
-	}
-	/* The reply must fit one frame, or what was committed could not
-	 * be reported: shorten the errors, else refuse the whole batch. */
-	if (rc == 0 && reply_size(results) > IMPORT_REPLY_MAX) {
-		json_array_foreach(results, i, row)
-			shorten(row, "error", IMPORT_ERROR_SHORT);
-		if (reply_size(results) > IMPORT_REPLY_MAX)
-			rc = xerr_set(e, XTCMK_E_TOOBIG, "the results of %zu "
-			    "customers would not fit one reply; nothing was "
-			    "imported: send fewer customers per request",
-			    json_array_size(customers));
-	}
-	if (!fleet) {
-		int brc = reg_batch_end(service_registry(s), rc == 0,
-		    rc == 0 ? e : NULL);
-
-		if (rc == 0)
-			rc = brc;
-	}
+	rc = regb_onboard_batch(service_backend(s), customers, &cb, e);
 	svc_onboard_lock(s, 0);
 	svc_count(s, SVC_IMPORTS);
 	if (rc < 0) {
-		json_decref(results);
+		json_decref(st.results);
 		return rc;
 	}
-	*ret_reply = json_pack("{s:o, s:i, s:i, s:i}", "results", results,
-	    "assigned", assigned, "already", already, "refused", refused);
+	*ret_reply = json_pack("{s:o, s:i, s:i, s:i}", "results", st.results,
+	    "assigned", st.assigned, "already", st.already, "refused",
+	    st.refused);
 	return *ret_reply == NULL ? xerr_set(e, XTCMK_E_NOMEM,
 	    "out of memory") : 0;
 }

@@ -8,7 +8,7 @@
  *	  workloads = { labels = { region = "eu" }, limit = 100 } }
  *
  * The agent resolves them with indexed lookups in the registry
- * (registry_scope.c); `xtcmkctl policy test` applies them to a fixture's
+ * (registry/sqlite_scope.c); `xtcmkctl policy test` applies them to a fixture's
  * apps and workloads (scope_apply).  Both use the parser and the matcher
  * here, so a selector means the same thing online and offline.  See
  * xtcmk-policy(7) for the contract.

@@ -35,7 +35,7 @@
 
 #include "config.h"
 #include "dlog.h"
-#include "fleet.h"
+#include "backend.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
@@ -77,7 +77,7 @@ struct dentry {
 struct service {
 	struct config		*cfg;
 	struct registry		*reg;
-	struct fleet		*fleet;		/* NULL: backend = sqlite */
+	struct regb		*rb;		/* the registry backend */
 	struct dlog		*dlog;
 	struct keys		*keys;
 	time_t			 started;
@@ -138,10 +138,10 @@ service_registry(struct service *s)
 	return s->reg;
 }
 
-struct fleet *
-service_fleet(struct service *s)
+struct regb *
+service_backend(struct service *s)
 {
-	return s->fleet;
+	return s->rb;
 }
 
 struct dlog *
@@ -1178,6 +1178,12 @@ svc_count(struct service *s, enum svc_counter c)
 }
 
 void
+svc_uncount(struct service *s, enum svc_counter c)
+{
+	atomic_fetch_sub(&s->n_onboard[c], 1);
+}
+
+void
 svc_onboard_lock(struct service *s, int lock)
 {
 	if (lock)
@@ -1403,7 +1409,7 @@ service_status(struct service *s)
 	    "providers", "local (*.vault.local), azure (Key Vault, Managed HSM)");
 	if (st != NULL)
 		json_object_set_new(st, "registry_backend",
-		    fleet_status(s->fleet));
+		    regb_status(s->rb));
 	if (st != NULL)
 		json_object_set_new(st, "azure", json_pack("{s:s?, s:s, "
 		    "s:s?}", "tenant", s->cfg->azure_tenant,
@@ -1503,7 +1509,7 @@ service_open(struct config *cfg, struct service **ret_svc, struct xerr *e)
 		goto fail;
 	/* The mirror refreshes the fast path's file: open that first. */
 	if ((rc = memcache_open(s, e)) < 0 ||
-	    (rc = fleet_open(cfg, s->reg, fleet_changed, s, &s->fleet,
+	    (rc = regb_open(cfg, s->reg, fleet_changed, s, &s->rb,
 	    e)) < 0)
 		goto fail;
 	if ((rc = dlog_open(cfg->decision_log, &s->dlog, e)) < 0)
@@ -1563,7 +1569,7 @@ service_close(struct service *s)
 	free(s->pw_busy);
 	free(s->pw_pid);
 	dlog_close(s->dlog);
-	fleet_close(s->fleet);
+	regb_close(s->rb);
 	reg_close(s->reg);
 	policy_set_unref(s->set);
 	pthread_rwlock_wrlock(&s->dc_lock);

@@ -14,6 +14,7 @@
 #include "xerr.h"
 
 struct registry;
+struct regb;
 struct dlog;
 
 struct peer {
@@ -57,7 +58,7 @@ void	service_count_nofile(struct service *s);
 /* Internals shared by service.c, admin.c, keys.c and keys_admin.c. */
 struct config	*service_config(struct service *s);
 struct registry	*service_registry(struct service *s);
-struct fleet	*service_fleet(struct service *s);	/* NULL: sqlite */
+struct regb	*service_backend(struct service *s);	/* backend.h */
 struct dlog	*service_dlog(struct service *s);
 struct keys	*service_keys(struct service *s);
 /* Changes whenever the registry or the policy set changes. */

@@ -25,6 +25,8 @@ enum svc_counter {
 };
 
 void	svc_count(struct service *s, enum svc_counter c);
+/* Take back a count of a decision made again (a batch lost a race). */
+void	svc_uncount(struct service *s, enum svc_counter c);
 /* Take (1) or release (0) the lock that orders onboardings. */
 void	svc_onboard_lock(struct service *s, int lock);
 /*

@@ -1,5 +1,5 @@
 /*
- * fleet_int.h - private to fleet.c (the mirror) and fleet_write.c (the
+ * fleet_int.h - private to etcd.c (the mirror) and etcd_write.c (the
  * write path): the fleet handle and the key layout under the prefix.
  *
  *	w/NAME		workload {"name","client_id","principal_id",
@@ -26,6 +26,20 @@
 #include "xerr.h"
 
 #define FLEET_PREFIX_MAX	128
+
+/* An import's pending etcd transaction (etcd_write.c), while the
+ * onboarding thread decides the customers it will carry. */
+struct fleet_txn {
+	long long	 view;		/* mirror revision the batch read */
+	json_t		*cmp;		/* compares, one set per key */
+	json_t		*ops;		/* operations, one per key */
+	json_t		*cmpkeys;	/* key -> 1 (compared already) */
+	json_t		*opkeys;	/* key -> index in ops */
+	size_t		 bytes;		/* keys and values in ops */
+	int		 full;		/* the last customer did not fit */
+	int		 queued;	/* the last customer is in ops */
+	int		 members;	/* customers in ops */
+};
 
 struct fleet {
 	struct etcd	*etcd;
@@ -61,8 +75,13 @@ struct fleet {
 	int		 usage_started;
 	long long	 lease;		/* usage thread only */
 
+	/* The import being decided (under the agent's onboarding lock):
+	 * fleet_onboard() queues into it instead of committing. */
+	struct fleet_txn *batch;
+
 	atomic_ullong	 n_txn, n_conflict, n_retry, n_refused, n_events,
-			 n_apply_err, n_resync, n_sync_timeout, n_watch;
+			 n_apply_err, n_resync, n_sync_timeout, n_watch,
+			 n_import_txn, n_import_customers, n_import_redecided;
 };
 
 /* Key under the prefix: fleet_key(f, buf, "c/%s", id). */

@@ -1,5 +1,5 @@
 /*
- * registry_int.h - private to registry.c and registry_customer.c: the
+ * registry_int.h - private to sqlite.c and sqlite_customer.c: the
  * registry handle and the statement, transaction, JSON and lookup
  * helpers both halves of the registry use.  Nothing else includes it;
  * the public interface is registry.h.

@@ -1,5 +1,5 @@
 /*
- * registry_scope.c - the registry's side of partition scopes (scope.h):
+ * sqlite_scope.c - the registry's side of partition scopes (scope.h):
  * find the applications and workloads a scope selects through the label
  * index tables and the (stem, num) and (stem, customers) indexes, read
  * each with prepared statements kept in the statement cache, and keep

@@ -52,6 +52,10 @@ void	reg_close(struct registry *r);
 int	reg_workload_add(struct registry *r, json_t *wl, struct xerr *e);
 int	reg_workload_remove(struct registry *r, const char *name,
 	    struct xerr *e);	/* refused while it holds FICs */
+/* How many applications hold a FIC of workload `name` (one indexed
+ * count), or <0. */
+int	reg_workload_fic_count(struct registry *r, const char *name,
+	    struct xerr *e);
 int	reg_workload_get(struct registry *r, const char *name,
 	    json_t **ret_wl, struct xerr *e);
 int	reg_workload_list(struct registry *r, json_t **ret_array,

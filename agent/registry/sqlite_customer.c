@@ -1,10 +1,10 @@
 /*
- * registry_customer.c - the durable registry (see registry.h), part two:
+ * sqlite_customer.c - the durable registry (see registry.h), part two:
  * customers, onboarding (a customer, its application and FICs and its
  * assignment in one transaction), sticky assignments with the log of
  * moves and removals, per-version key usage, and the consistency check
  * over the whole file.  Opening the file, the statement and transaction
- * helpers, workloads, applications and FICs are in registry.c.
+ * helpers, workloads, applications and FICs are in sqlite.c.
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * fleet_io.c - moving a registry between backends (see fleet.h): export
+ * io.c - moving a registry between backends (see fleet.h): export
  * as JSON lines from the registry this agent reads (the SQLite file, or
  * the fleet's mirror), import into etcd in batched transactions or into
  * SQLite.  Lines, in dependency order:

@@ -22,6 +22,7 @@
 #define ETCD_REPLY_MAX		(64u << 20)	/* one unary reply */
 #define ETCD_EVENT_MAX		(16u << 20)	/* one watch message */
 #define ETCD_KEY_MAX		1024
+#define ETCD_WATCH_IDLE_MS	5000	/* silence before a watch checks */
 
 struct etcd_opts {
 	const char	*endpoints[ETCD_ENDPOINTS_MAX];	/* http(s)://host:port */

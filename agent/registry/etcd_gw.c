@@ -1,5 +1,5 @@
 /*
- * etcd.c - the etcd v3 JSON gateway client (see etcd.h): unary calls with
+ * etcd_gw.c - the etcd v3 JSON gateway client (see etcd.h): unary calls with
  * endpoint failover under one deadline, token auth, verified TLS, and a
  * streaming watch read line by line from libcurl's write callback.
  */
@@ -572,7 +572,55 @@ struct wstate {
 	void		*arg;
 	const volatile int *stop;
 	int		 rc;		/* what fn returned, or -1 bad message */
+	struct etcd	*c;
+	int		 ep;		/* the member watched */
+	long long	 heard;		/* ms, when it last sent anything */
+	int		 hung;		/* it stopped answering: dropped */
 };
+
+/*
+ * Is member `ep` alive and part of a quorum?  A status call bounded by
+ * the call timeout, answered with a leader.  A member whose process is
+ * stopped keeps its TCP connections (the kernel answers keepalives), so
+ * only a request tells.
+ */
+static int
+member_alive(struct etcd *c, int ep)
+{
+	struct buf out = { NULL, 0, 0, 1u << 16 };
+	struct curl_slist *hdr;
+	char url[512];
+	long status = 0;
+	json_t *rep;
+	CURL *h;
+	int ok = 0;
+
+	if ((h = curl_easy_init()) == NULL)
+		return 1;	/* cannot tell: keep the watch */
+	snprintf(url, sizeof(url), "%s/v3/maintenance/status", c->ep[ep]);
+	pthread_mutex_lock(&c->mu);
+	hdr = headers(c);
+	pthread_mutex_unlock(&c->mu);
+	if (hdr == NULL) {
+		curl_easy_cleanup(h);
+		return 1;
+	}
+	setup(c, h, url, hdr, c->timeout_ms);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, "{}");
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_buf);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
+	if (curl_easy_perform(h) == CURLE_OK &&
+	    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+	    status == 200 && (rep = json_loads(out.p != NULL ? out.p : "", 0,
+	    NULL)) != NULL) {
+		ok = etcd_int(rep, "leader") != 0;
+		json_decref(rep);
+	}
+	curl_easy_cleanup(h);
+	curl_slist_free_all(hdr);
+	free(out.p);
+	return ok;
+}
 
 /* Split the stream into newline-terminated JSON messages. */
 static size_t
@@ -582,6 +630,7 @@ watch_write(char *p, size_t sz, size_t n, void *arg)
 	size_t len = sz * n, i, start = 0;
 	json_t *msg;
 
+	w->heard = now_ms();
 	for (i = 0; i < len; i++) {
 		if (p[i] != '\n')
 			continue;
@@ -613,7 +662,18 @@ watch_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 	struct wstate *w = arg;
 
 	(void)dt, (void)dn, (void)ut, (void)un;
-	return *w->stop ? 1 : 0;
+	if (*w->stop)
+		return 1;
+	/* etcd sends progress notifications every 10 minutes only: after
+	 * ETCD_WATCH_IDLE_MS of silence, ask the member whether it lives. */
+	if (now_ms() - w->heard < ETCD_WATCH_IDLE_MS)
+		return 0;
+	if (!member_alive(w->c, w->ep)) {
+		w->hung = 1;
+		return 1;
+	}
+	w->heard = now_ms();
+	return 0;
 }
 
 int
@@ -621,7 +681,8 @@ etcd_watch(struct etcd *c, const char *key, const char *end,
     long long start_rev, int (*fn)(void *, json_t *), void *arg,
     const volatile int *stop, struct xerr *e)
 {
-	struct wstate w = { { NULL, 0, 0, ETCD_EVENT_MAX }, fn, arg, stop, 0 };
+	struct wstate w = { { NULL, 0, 0, ETCD_EVENT_MAX }, fn, arg, stop, 0,
+	    c, 0, 0, 0 };
 	struct curl_slist *hdr = NULL;
 	json_t *req;
 	char url[512], *body = NULL;
@@ -653,6 +714,8 @@ etcd_watch(struct etcd *c, const char *key, const char *end,
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto out;
 	}
+	w.ep = ep;
+	w.heard = now_ms();
 	setup(c, h, url, hdr, 0);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, watch_write);
@@ -673,10 +736,18 @@ etcd_watch(struct etcd *c, const char *key, const char *end,
 		long status = 0;
 
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-		rc = xerr_set(e, XTCMK_E_UNAVAILABLE, "etcd %s: watch ended: "
-		    "%s (HTTP %ld)", c->ep[ep], cc != CURLE_OK ?
-		    curl_easy_strerror(cc) : "stream closed", status);
-		if (status == 401) {
+		if (w.hung)
+			rc = xerr_set(e, XTCMK_E_UNAVAILABLE, "etcd %s: the "
+			    "watch heard nothing for %d ms and the member did "
+			    "not answer a status call with a leader within %u "
+			    "ms (hung, or cut off from its quorum); watching "
+			    "another member", c->ep[ep], ETCD_WATCH_IDLE_MS,
+			    c->timeout_ms);
+		else
+			rc = xerr_set(e, XTCMK_E_UNAVAILABLE, "etcd %s: watch "
+			    "ended: %s (HTTP %ld)", c->ep[ep], cc != CURLE_OK ?
+			    curl_easy_strerror(cc) : "stream closed", status);
+		if (status == 401 && !w.hung) {
 			pthread_mutex_lock(&c->mu);
 			if (c->token != NULL) {
 				OPENSSL_clear_free(c->token, strlen(c->token));

@@ -1,5 +1,5 @@
 /*
- * fleet_write.c - the fleet registry's write path (see fleet.h): every
+ * etcd_write.c - the fleet registry's write path (see fleet.h): every
  * registry change as one etcd transaction whose compares make it valid
  * fleet-wide, then a bounded wait until this agent's mirror shows it.
  *
@@ -148,6 +148,297 @@ retry(struct fleet *f, int (*fn)(struct fleet *, long long, void *,
 
 /* --- onboarding ----------------------------------------------------------- */
 
+/* The key (base64, as etcd wants it) a put or delete operation writes. */
+static const char *
+op_key(json_t *op)
+{
+	json_t *p = json_object_get(op, "request_put");
+
+	if (p == NULL)
+		p = json_object_get(op, "request_delete_range");
+	return json_string_value(json_object_get(p, "key"));
+}
+
+static size_t
+op_bytes(json_t *op)
+{
+	json_t *p = json_object_get(op, "request_put");
+
+	return strlen(op_key(op)) + json_string_length(json_object_get(p,
+	    "value"));
+}
+
+static int
+op_touch(json_t *op)
+{
+	return json_is_true(json_object_get(json_object_get(op,
+	    "request_put"), "ignore_value"));
+}
+
+/*
+ * Queue one onboarding (its compares `cmp` and operations `ops`, both
+ * consumed) into the import's pending transaction.  A key an earlier
+ * customer of the batch compared keeps that compare: it states the key
+ * as it was at the batch's view, which is what this customer read too
+ * (plus the batch's own changes, committed in the same transaction).
+ * A key written already keeps its write, unless that was a touch and
+ * this one is the value.  The change also goes to the mirror inside
+ * the batch's rolled-back transaction, so the next decision sees it
+ * and SQLite checks the invariants on it.  -XTCMK_E_BUSY with
+ * bt->full set when the transaction cannot take it.
+ */
+static int
+txn_queue(struct fleet_txn *bt, struct registry *reg, json_t *cmp,
+    json_t *ops, json_t *customer, json_t *decision, json_t *why,
+    const char *policy_hash, struct xerr *e)
+{
+	json_t *c, *op, *mark = NULL;
+	size_t i, ncmp = 0, nops = 0, bytes = 0;
+	const char *k;
+	int rc;
+
+	bt->queued = 0;
+	json_array_foreach(cmp, i, c)
+		ncmp += json_object_get(bt->cmpkeys, json_string_value(
+		    json_object_get(c, "key"))) == NULL;
+	json_array_foreach(ops, i, op) {
+		nops += json_object_get(bt->opkeys, op_key(op)) == NULL;
+		bytes += op_bytes(op);
+	}
+	if (json_array_size(bt->cmp) + ncmp > FLEET_TXN_OPS_MAX ||
+	    json_array_size(bt->ops) + nops > FLEET_TXN_OPS_MAX ||
+	    bt->bytes + bytes > FLEET_TXN_BYTES_MAX) {
+		bt->full = 1;
+		rc = xerr_set(e, XTCMK_E_BUSY, "the import's etcd "
+		    "transaction is full");
+		goto out;
+	}
+	if ((rc = reg_customer_onboard(reg, customer, decision, why,
+	    policy_hash, e)) < 0)
+		goto out;
+	if ((mark = json_integer(bt->members)) == NULL) {
+		rc = nomem(e);
+		goto out;
+	}
+	json_array_foreach(cmp, i, c) {
+		json_t *by;
+
+		k = json_string_value(json_object_get(c, "key"));
+		by = json_object_get(bt->cmpkeys, k);
+		if (by != NULL && !json_equal(by, mark))
+			continue;	/* an earlier customer's compare */
+		json_object_set(bt->cmpkeys, k, mark);
+		json_array_append(bt->cmp, c);
+	}
+	json_array_foreach(ops, i, op) {
+		json_t *at;
+
+		k = op_key(op);
+		if ((at = json_object_get(bt->opkeys, k)) == NULL) {
+			json_object_set_new(bt->opkeys, k,
+			    json_integer((json_int_t)json_array_size(bt->ops)));
+			json_array_append(bt->ops, op);
+		} else if (!op_touch(op) && op_touch(json_array_get(bt->ops,
+		    (size_t)json_integer_value(at))))
+			json_array_set(bt->ops, (size_t)json_integer_value(at),
+			    op);
+	}
+	bt->bytes += bytes;
+	bt->members++;
+	bt->queued = 1;
+out:
+	json_decref(mark);
+	json_decref(cmp);
+	json_decref(ops);
+	return rc;
+}
+
+/* A random number of milliseconds below `max` (not for secrets). */
+static unsigned
+random_ms(unsigned max)
+{
+	static _Thread_local unsigned long long x;
+	struct timespec ts;
+
+	if (x == 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		x = (unsigned long long)ts.tv_nsec * 2654435761u + 1;
+	}
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return max > 0 ? (unsigned)(x % max) : 0;
+}
+
+/* One customer's outcome while its transaction is pending. */
+struct outcome {
+	int		 rc;
+	int		 queued;	/* its change rides the transaction */
+	json_t		*res;
+	struct xerr	 e;
+};
+
+static void
+outcomes_drop(struct outcome *o, size_t from, size_t to)
+{
+	for (; from < to; from++) {
+		json_decref(o[from].res);
+		o[from].res = NULL;
+	}
+}
+
+/*
+ * Decide customers [pos, ..) into one transaction, at most `cap` of
+ * them, on the mirror inside a SQLite transaction rolled back at the
+ * end: *ret_end is where the next transaction starts.
+ */
+static int
+batch_decide(struct fleet *f, struct registry *reg, json_t *customers,
+    size_t pos, int cap, const struct regb_batch *cb, struct outcome *o,
+    struct fleet_txn *bt, size_t *ret_end, struct xerr *e)
+{
+	size_t i, n = json_array_size(customers);
+	int rc;
+
+	memset(bt, 0, sizeof(*bt));
+	bt->cmp = json_array();
+	bt->ops = json_array();
+	bt->cmpkeys = json_object();
+	bt->opkeys = json_object();
+	if (bt->cmp == NULL || bt->ops == NULL || bt->cmpkeys == NULL ||
+	    bt->opkeys == NULL)
+		return nomem(e);
+	if ((rc = reg_batch_begin(reg, e)) < 0)
+		return rc;
+	/* The mirror cannot apply while the batch holds the registry:
+	 * this view is at most what the decisions read. */
+	bt->view = fleet_view(f);
+	f->batch = bt;
+	for (i = pos; i < n && bt->members < cap; i++) {
+		xerr_clear(&o[i].e);
+		o[i].res = NULL;
+		o[i].rc = cb->one(cb->arg, json_array_get(customers, i),
+		    &o[i].res, &o[i].e);
+		o[i].queued = bt->queued;
+		bt->queued = 0;
+		if (o[i].rc == -XTCMK_E_BUSY && bt->full)
+			break;
+	}
+	f->batch = NULL;
+	reg_batch_end(reg, 0, NULL);
+	if (i == pos)
+		return xerr_set(e, XTCMK_E_INTERNAL, "customer %zu does not fit "
+		    "one etcd transaction", pos + 1);
+	*ret_end = i;
+	return 0;
+}
+
+static void
+txn_clear(struct fleet_txn *bt)
+{
+	json_decref(bt->cmp);
+	json_decref(bt->ops);
+	json_decref(bt->cmpkeys);
+	json_decref(bt->opkeys);
+	memset(bt, 0, sizeof(*bt));
+}
+
+/*
+ * After a lost race, let the winner go on for a random while (up to
+ * FLEET_IMPORT_BACKOFF_MS << lost, at most 8x): agents that all decide
+ * again at once only lose again.
+ */
+static void
+backoff(int lost)
+{
+	struct timespec ts;
+	unsigned ms;
+
+	ms = (unsigned)random_ms((unsigned)FLEET_IMPORT_BACKOFF_MS <<
+	    (lost < 3 ? lost : 3));
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000;
+	nanosleep(&ts, NULL);
+}
+
+int
+fleet_onboard_batch(struct fleet *f, struct registry *reg, json_t *customers,
+    const struct regb_batch *cb, struct xerr *e)
+{
+	size_t i, n = json_array_size(customers), pos = 0, end = 0, q;
+	struct outcome *o;
+	struct fleet_txn bt;
+	struct xerr ce;
+	int rc = 0, cap = FLEET_TXN_OPS_MAX, lost = 0;
+
+	if ((o = calloc(n ? n : 1, sizeof(*o))) == NULL)
+		return nomem(e);
+	while (pos < n) {
+		if ((rc = batch_decide(f, reg, customers, pos, cap, cb, o, &bt,
+		    &end, e)) < 0) {
+			txn_clear(&bt);
+			break;
+		}
+		for (q = 0, i = pos; i < end; i++)
+			q += o[i].queued;
+		xerr_clear(&ce);
+		rc = 0;
+		if (q > 0) {
+			rc = commit(f, bt.cmp, bt.ops, &ce);
+			bt.cmp = bt.ops = NULL;
+		}
+		txn_clear(&bt);
+		if (rc == -XTCMK_E_BUSY && lost < FLEET_RETRY_MAX) {
+			/* Lost a race: decide them all again, fewer at once
+			 * while the registry is contended. */
+			for (i = pos; i < end; i++)
+				cb->count(cb->arg, o[i].rc, o[i].res, -1);
+			outcomes_drop(o, pos, end);
+			atomic_fetch_add(&f->n_import_redecided, end - pos);
+			atomic_fetch_add(&f->n_retry, end - pos);
+			cap = (int)(end - pos) / 2 > 1 ? (int)(end - pos) / 2 : 1;
+			lost++;
+			backoff(lost);
+			continue;
+		}
+		/* Committed, or etcd refused: then each customer the
+		 * transaction carried is refused with its error, and so
+		 * is an "already" there, which may be a repeat of one of
+		 * those. */
+		for (i = pos; i < end && rc < 0; i++) {
+			if (o[i].rc < 0)
+				continue;
+			cb->count(cb->arg, o[i].rc, o[i].res, -1);
+			json_decref(o[i].res);
+			o[i].res = NULL;
+			o[i].rc = rc;
+			o[i].e = ce;
+			cb->count(cb->arg, o[i].rc, NULL, 1);
+		}
+		if (rc == 0 && q > 0) {
+			atomic_fetch_add(&f->n_import_txn, 1);
+			atomic_fetch_add(&f->n_import_customers, q);
+		}
+		rc = 0;
+		for (i = pos; i < end && rc == 0; i++)
+			rc = cb->done(cb->arg, i, o[i].rc, o[i].rc == 0 ?
+			    o[i].res : NULL, &o[i].e);
+		outcomes_drop(o, pos, end);
+		if (rc < 0) {
+			rc = nomem(e);
+			break;
+		}
+		pos = end;
+		lost = 0;
+		cap = cap * 2 < FLEET_TXN_OPS_MAX ? cap * 2 : FLEET_TXN_OPS_MAX;
+	}
+	outcomes_drop(o, 0, n);
+	free(o);
+	if (rc == 0)
+		rc = cb->finish(cb->arg, e);
+	return rc;
+}
+
 int
 fleet_onboard(struct fleet *f, struct registry *reg, long long view,
     json_t *customer, json_t *decision, json_t *why,
@@ -160,11 +451,10 @@ fleet_onboard(struct fleet *f, struct registry *reg, long long view,
 	size_t i, j;
 	int rc, exists;
 
-	if (f == NULL)
-		return reg_customer_onboard(reg, customer, decision, why,
-		    policy_hash, e);
 	if ((rc = reg_customer_validate(customer, e)) < 0)
 		return rc;
+	if (f->batch != NULL)
+		view = f->batch->view;
 	id = json_string_value(json_object_get(customer, "id"));
 	appname = json_string_value(json_object_get(decision, "app"));
 	fed = json_object_get(decision, "federate");
@@ -244,7 +534,11 @@ fleet_onboard(struct fleet *f, struct registry *reg, long long view,
 		    json_string_value(v));
 		json_array_append_new(ops, etcd_put(k, "1", 0));
 	}
-	rc = commit(f, cmp, ops, e);
+	if (f->batch != NULL)
+		rc = txn_queue(f->batch, reg, cmp, ops, customer, decision,
+		    why, policy_hash, e);
+	else
+		rc = commit(f, cmp, ops, e);
 	cmp = ops = NULL;
 out:
 	json_decref(cmp);
@@ -355,24 +649,6 @@ workload_add(struct fleet *f, long long view, void *arg, struct xerr *e)
 	return rc;
 }
 
-/* Does any application in the mirror hold a FIC of workload `name`? */
-static int
-workload_fics(struct registry *reg, const char *name, struct xerr *e)
-{
-	json_t *apps = NULL, *a, *w;
-	size_t i, j;
-	int n = 0, rc;
-
-	if ((rc = reg_app_list(reg, &apps, e)) < 0)
-		return rc;
-	json_array_foreach(apps, i, a)
-		json_array_foreach(json_object_get(a, "fics"), j, w)
-			if (strcmp(json_string_value(w), name) == 0)
-				n++;
-	json_decref(apps);
-	return n;
-}
-
 static int
 workload_remove(struct fleet *f, long long view, void *arg, struct xerr *e)
 {
@@ -385,7 +661,7 @@ workload_remove(struct fleet *f, long long view, void *arg, struct xerr *e)
 	if ((rc = need(name, "name", e)) < 0 ||
 	    (rc = reg_workload_get(op->reg, name, &wl, e)) < 0)
 		return rc;
-	if ((n = workload_fics(op->reg, name, e)) != 0) {
+	if ((n = reg_workload_fic_count(op->reg, name, e)) != 0) {
 		json_decref(wl);
 		return n < 0 ? n : xerr_set(e, XTCMK_E_CONFLICT, "workload "
 		    "'%s' holds federated credentials on %d application(s): "
@@ -674,8 +950,6 @@ fleet_admin(struct fleet *f, struct registry *reg, const char *cmd,
 	size_t i;
 	int rc;
 
-	if (f == NULL)
-		return 1;
 	for (i = 0; i < sizeof(writes) / sizeof(writes[0]); i++)
 		if (strcmp(writes[i].cmd, cmd) == 0)
 			break;

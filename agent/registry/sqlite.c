@@ -1,10 +1,10 @@
 /*
- * registry.c - the durable registry (see registry.h), part one: opening
+ * sqlite.c - the durable registry (see registry.h), part one: opening
  * the SQLite file and bringing its schema up to date, the statement and
  * transaction helpers both halves use (registry_int.h), the generation
  * counter, workload identities, applications and their federated identity
  * credentials.  Customers, assignments, the moves log, key usage and the
- * consistency check are in registry_customer.c.
+ * consistency check are in sqlite_customer.c.
  *
  * Durability: WAL with synchronous=FULL, so a commit that returned has
  * reached the disk.  Every write is one BEGIN IMMEDIATE transaction that
@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -831,6 +832,25 @@ out:
 	return rc;
 }
 
+/* FICs of workload `name` (the fics_workload index); r->mu held. */
+static long long
+workload_fics(struct registry *r, const char *name, struct xerr *e)
+{
+	return regi_num(r, e, "SELECT count(*) FROM fics WHERE workload = ?",
+	    "s", name);
+}
+
+int
+reg_workload_fic_count(struct registry *r, const char *name, struct xerr *e)
+{
+	long long n;
+
+	pthread_mutex_lock(&r->mu);
+	n = workload_fics(r, name, e);
+	pthread_mutex_unlock(&r->mu);
+	return n < 0 ? (int)n : n > INT_MAX ? INT_MAX : (int)n;
+}
+
 int
 reg_workload_remove(struct registry *r, const char *name, struct xerr *e)
 {
@@ -841,8 +861,7 @@ reg_workload_remove(struct registry *r, const char *name, struct xerr *e)
 		return rc;
 	if ((rc = regi_need(r, OBJ_WORKLOAD, name, e)) != 0)
 		;
-	else if ((n = regi_num(r, e, "SELECT count(*) FROM fics WHERE "
-	    "workload = ?", "s", name)) != 0)
+	else if ((n = workload_fics(r, name, e)) != 0)
 		rc = n < 0 ? (int)n : xerr_set(e, XTCMK_E_CONFLICT, "workload "
 		    "'%s' holds federated credentials on %lld application(s): "
 		    "remove those first", name, n);

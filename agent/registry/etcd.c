@@ -1,5 +1,5 @@
 /*
- * fleet.c - the local mirror of the fleet's etcd registry (see fleet.h):
+ * etcd.c - the local mirror of the fleet's etcd registry (see fleet.h):
  * a thread that resyncs the whole prefix when it has no usable revision,
  * then watches from the mirror's revision and applies every change to
  * the SQLite registry through its own functions, so the data plane reads
@@ -834,7 +834,7 @@ fleet_status(struct fleet *f)
 	pthread_mutex_unlock(&f->mu);
 	if (st != NULL)
 		json_object_set_new(st, "counters", json_pack("{s:I, s:I, s:I, "
-		    "s:I, s:I, s:I, s:I, s:I, s:I}",
+		    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 		    "txns", (json_int_t)f->n_txn,
 		    "conflicts", (json_int_t)f->n_conflict,
 		    "retries", (json_int_t)f->n_retry,
@@ -843,6 +843,107 @@ fleet_status(struct fleet *f)
 		    "apply_errors", (json_int_t)f->n_apply_err,
 		    "resyncs", (json_int_t)f->n_resync,
 		    "sync_timeouts", (json_int_t)f->n_sync_timeout,
-		    "watches", (json_int_t)f->n_watch));
+		    "watches", (json_int_t)f->n_watch,
+		    "import_txns", (json_int_t)f->n_import_txn,
+		    "import_customers", (json_int_t)f->n_import_customers,
+		    "import_redecided", (json_int_t)f->n_import_redecided));
 	return st;
+}
+
+/* --- the etcd registry backend (backend.h) ------------------------------ */
+
+#define F(rb)	((struct fleet *)(rb)->impl)
+
+static long long
+et_view(struct regb *rb)
+{
+	return fleet_view(F(rb));
+}
+
+static int
+et_onboard(struct regb *rb, long long view, json_t *customer,
+    json_t *decision, json_t *why, const char *policy_hash, struct xerr *e)
+{
+	return fleet_onboard(F(rb), rb->reg, view, customer, decision, why,
+	    policy_hash, e);
+}
+
+static int
+et_onboard_batch(struct regb *rb, json_t *customers,
+    const struct regb_batch *cb, struct xerr *e)
+{
+	return fleet_onboard_batch(F(rb), rb->reg, customers, cb, e);
+}
+
+static int
+et_write(struct regb *rb, const char *cmd, json_t *req, const char *actor,
+    json_t **ret_reply, struct xerr *e)
+{
+	return fleet_admin(F(rb), rb->reg, cmd, req, actor, ret_reply, e);
+}
+
+static int
+et_import(struct regb *rb, json_t *req, json_t **ret_reply, struct xerr *e)
+{
+	return fleet_import(F(rb), rb->reg, req, ret_reply, e);
+}
+
+static void
+et_usage_publish(struct regb *rb, json_t *rows)
+{
+	fleet_usage_publish(F(rb), rows);
+}
+
+static int
+et_usage_merge(struct regb *rb, const char *customer, json_t *usage,
+    struct xerr *e)
+{
+	return fleet_usage_merge(F(rb), customer, usage, e);
+}
+
+static int
+et_retry(struct regb *rb)
+{
+	fleet_count_retry(F(rb));
+	return 1;
+}
+
+static json_t *
+et_status(struct regb *rb)
+{
+	return fleet_status(F(rb));
+}
+
+static void
+et_close(struct regb *rb)
+{
+	fleet_close(F(rb));
+	free(rb);
+}
+
+static const struct regb_ops etcd_ops = {
+	"etcd", et_view, et_onboard, et_onboard_batch, et_write, et_import,
+	et_usage_publish, et_usage_merge, et_retry, et_status, et_close
+};
+
+int
+regb_etcd_open(const struct config *cfg, struct registry *reg,
+    void (*changed)(void *, const char *), void *arg, struct regb **ret_rb,
+    struct xerr *e)
+{
+	struct regb *rb;
+	struct fleet *f = NULL;
+	int rc;
+
+	if ((rb = calloc(1, sizeof(*rb))) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	if ((rc = fleet_open(cfg, reg, changed, arg, &f, e)) < 0) {
+		free(rb);
+		return rc;
+	}
+	rb->impl = f;
+	rb->ops = &etcd_ops;
+	rb->reg = reg;
+	*ret_rb = rb;
+	return 0;
 }

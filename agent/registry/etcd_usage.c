@@ -1,5 +1,5 @@
 /*
- * fleet_usage.c - key usage for the whole fleet (see fleet.h).  Usage
+ * etcd_usage.c - key usage for the whole fleet (see fleet.h).  Usage
  * counters stay per host (the SQLite usage table); each agent publishes
  * its cumulative rows of a customer under u/CUSTOMER/HOST with a lease it
  * keeps alive, from its own thread, so `key status` on any host can say
