@@ -394,24 +394,32 @@ round_run(enum variant v, int round, unsigned *seed)
 
 	for (i = 0; i < CUSTOMERS; i++) {
 		struct trial *tr = &T[i];
+		long late = atomic_load(&tr->late_ok);
+		long refused = atomic_load(&tr->revoked);
+		long other = atomic_load(&tr->other_err);
+		long ok = atomic_load(&tr->pre_ok);
+		long keep_err = atomic_load(&tr->keep_err);
+		long keep_late = atomic_load(&tr->keep_late);
+		double last = atomic_load(&tr->last_ok);
 
 		/* Served past the bound: never. */
-		ASSERT_EQ(atomic_load(&tr->late_ok), 0);
+		ASSERT_EQ(late, 0);
 		/* The revocation reached this customer's unwraps. */
-		ASSERT_INT(atomic_load(&tr->revoked), >, 0);
-		ASSERT_EQ(atomic_load(&tr->other_err), 0);
-		ASSERT_INT(atomic_load(&tr->pre_ok), >, 0);
+		ASSERT_INT(refused, >, 0);
+		ASSERT_EQ(other, 0);
+		ASSERT_INT(ok, >, 0);
 		if (v == V_VERSION) {
 			/* The version in force kept serving. */
-			ASSERT_EQ(atomic_load(&tr->keep_err), 0);
-			ASSERT_INT(atomic_load(&tr->keep_late), >, 0);
+			ASSERT_EQ(keep_err, 0);
+			ASSERT_INT(keep_late, >, 0);
 		}
-		pre += atomic_load(&tr->pre_ok);
-		revoked += atomic_load(&tr->revoked);
-		if (atomic_load(&tr->last_ok) > worst)
-			worst = atomic_load(&tr->last_ok);
+		pre += ok;
+		revoked += refused;
+		if (last > worst)
+			worst = last;
 	}
-	ASSERT_EQ(atomic_load(&wrong_key), 0);
+	n = (int)atomic_load(&wrong_key);
+	ASSERT_EQ(n, 0);
 	/* Before its disable every unwrap came from the host cache. */
 	ASSERT_INT(h1 - h0, >=, pre);
 	printf("%s round %d: %d trials, %ld host-cache unwraps before the "
