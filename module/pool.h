@@ -80,7 +80,7 @@ struct xtcmk {
  * shard, so that threads on other cores never write the same line.
  */
 struct xtcmk_fork {
-	int			 unforked;  /* 1 once this process's pool is in */
+	int			 unforked;  /* 1: this process's pool is in */
 	int			 opener;    /* 1 in the process that opened
 					     * the handle: its DEK cache */
 	struct {

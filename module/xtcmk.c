@@ -466,7 +466,8 @@ decision_parse(const uint8_t *p, size_t len,
 		if ((!tag_is_known(f.tag) || tag_is_u64(f.tag)) &&
 		    xw_field_u64(&f, &df->u64) == 0)
 			df->flags |= DF_U64;
-		if ((!tag_is_known(f.tag) || !tag_is_u64(f.tag)) &&
+		/* Known strings were checked in the first pass. */
+		if (tag_is_known(f.tag) ? !tag_is_u64(f.tag) :
 		    xw_field_is_str(&f, XW_STR_MAX)) {
 			memcpy(s, f.val, f.len);
 			s[f.len] = '\0';
@@ -482,8 +483,9 @@ decision_parse(const uint8_t *p, size_t len,
 /*
  * The fast path (module/shm.c, module/dekcache.c) takes no pool slot, so
  * xtcmk_close counts its users instead: it sets `closed`, then waits for
- * the per-thread counts of users inside to drain (fast_users).  Lookups never block, so the wait is short.  A call
- * that finds the handle closing goes the socket way, which refuses it.
+ * the per-thread counts of users inside to drain (fast_users).  Lookups
+ * never block, so the wait is short.  A call that finds the handle
+ * closing goes the socket way, which refuses it.
  */
 static int
 fast_enter(struct xtcmk *h)

@@ -67,12 +67,12 @@ struct trial {
 	char		 uri[128];
 	char		 stop_ver[64];	/* V_VERSION: the version disabled */
 	struct blob	 stop;		/* its unwraps must stop */
-	struct blob	 keep;		/* V_VERSION: under the version in force */
+	struct blob	 keep;		/* V_VERSION: under the new version */
 	_Atomic double	 disable_start;	/* ms; far future until it begins */
 	_Atomic double	 ack;		/* ms: the disable acknowledged */
 	_Atomic double	 deadline;	/* ack + BOUND_MS */
 	atomic_long	 pre_ok;	/* ended before the disable began */
-	atomic_long	 late_ok;	/* started past the deadline, succeeded */
+	atomic_long	 late_ok;	/* started past the deadline, served */
 	atomic_long	 revoked;	/* XTCMK_E_REVOKED answers */
 	atomic_long	 other_err;	/* any other failure of `stop` */
 	atomic_long	 keep_late;	/* `keep` served past the deadline */

@@ -650,7 +650,7 @@ test_race(void)
 struct hcrace {
 	struct hc	*c;
 	atomic_int	 stop;
-	_Atomic uint64_t rev;		/* the customer's revocation generation */
+	_Atomic uint64_t rev;		/* the revocation generation */
 	atomic_llong	 hits, wrong, gets;
 };
 
