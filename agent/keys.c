@@ -197,6 +197,7 @@ keys_state_get(struct keys *k, const char *customer, struct kstate *ret,
 	fresh.grace_s = ver_u(ver, "grace");
 	fresh.ttl_s = ver_u(ver, "cache_ttl");
 	fresh.cache_max = ver_u(ver, "cache_max");
+	fresh.host_ttl_s = ver_u(ver, "host_cache_ttl");
 	if (fresh.check_s == 0)
 		fresh.check_s = 300;
 	fresh.served = json_is_true(json_object_get(d, "served"));
@@ -572,6 +573,11 @@ check_version(struct keys *k, const struct kstate *snap, const char *version,
 			v->why[0] = '\0';
 	}
 	pthread_mutex_unlock(&k->mu);
+	/* Host processes stop serving the customer's cached keys (a new
+	 * revocation generation) only after the version is refused here,
+	 * so a key fetched again under the new generation is refused. */
+	if (rc < 0 && !was)
+		service_customer_bump(k->svc, snap->customer);
 	if (rc == 0) {
 		if (was)
 			log_info("customer %s: key version %s enabled again",
@@ -603,8 +609,11 @@ keys_check_versions(struct keys *k, const struct kstate *snap)
 		return 0;
 	if ((vers = malloc(KS_VERSIONS_MAX * sizeof(*vers))) == NULL)
 		return 0;
-	/* A DEK stays cached up to cache_ttl after its last use. */
-	window = (long long)snap->ttl_s + snap->check_s;
+	/* A DEK stays cached up to cache_ttl after its last use here, and
+	 * up to host_cache_ttl in a host process (whose hits the agent
+	 * never sees). */
+	window = (long long)(snap->ttl_s > snap->host_ttl_s ? snap->ttl_s :
+	    snap->host_ttl_s) + snap->check_s;
 	pthread_mutex_lock(&k->mu);
 	if ((st = find_locked(k, snap->customer)) != NULL)
 		for (i = 0; i < st->nusage && n < KS_VERSIONS_MAX; i++) {

@@ -37,6 +37,7 @@ struct kstate {
 	int		 pinned;
 	char		 pin[KEY_VERSION_LEN + 1];
 	unsigned	 refresh_s, check_s, grace_s, ttl_s, cache_max;
+	unsigned	 host_ttl_s;	/* DEKs kept in host processes */
 	int		 served;
 	char		 app[NAME_MAX_LEN + 1];
 	char		 tenant[40], app_client_id[40];

@@ -619,6 +619,12 @@ fleet_changed(void *arg, const char *customer)
 }
 
 void
+service_customer_bump(struct service *s, const char *customer)
+{
+	shmcache_customer_bump(s->mc, customer);
+}
+
+void
 service_key_state(struct service *s, const char *customer, int revoked,
     int changed)
 {

@@ -103,6 +103,10 @@ json_t	*service_stats(struct service *s);
  * generation even if the state reads the same. */
 void	service_key_state(struct service *s, const char *customer,
 	    int revoked, int changed);
+/* One version of `customer`'s key was found refused: host processes'
+ * cached keys of the customer are not served again (a new revocation
+ * generation), after the agent refuses the version. */
+void	service_customer_bump(struct service *s, const char *customer);
 json_t	*service_status(struct service *s);
 
 /* admin.c: one JSON command. */

@@ -3,7 +3,7 @@
  * itself costs.
  *
  *	bench_decide -s socket -c customer [-n calls] [-t threads] [-r reps]
- *	    [--json]
+ *	    [-u] [--json]
  *
  * (a) Baseline: an AF_UNIX echo server run in this process (a thread per
  *     connection) echoing frames of 16 + N bytes, N the size of a DECIDE
@@ -15,6 +15,11 @@
  *     socket, as before the fast path), and a fast path that always
  *     falls back (XTCMK_MEMCACHE naming a missing file: the cost a miss
  *     adds to the socket round trip).
+ *
+ * (c) With -u, for a customer whose versioning policy sets host_cache_ttl:
+ *     xtcmk_dek_unwrap() of one blob, answered from libxtcmk's own DEK
+ *     cache (every call must be a host-cache hit, checked with
+ *     xtcmk_fastpath_stats).
  *
  * For each: p50/p99 latency with one thread, throughput with 1 and with
  * `threads` client threads.  Every measurement is repeated `reps` times and
@@ -44,6 +49,7 @@ struct opts {
 	int		 threads;
 	int		 reps;
 	int		 json;
+	int		 unwrap;	/* -u: (c) too */
 };
 
 struct result {
@@ -54,13 +60,15 @@ struct result {
 	struct xtcmk_fastpath_stats fp;	/* the handle's, after the runs */
 };
 
-static struct opts o = { NULL, NULL, 20000, 2, 3, 0 };
+static struct opts o = { NULL, NULL, 20000, 2, 3, 0, 0 };
+static uint8_t hot_blob[XTCMK_BLOB_MAX];	/* (c): its wrapped DEK */
+static size_t hot_len;
 static struct echo *srv;
 static size_t frame_len;
 
 
 struct worker {
-	int		 kind;		/* 0 echo, 1 decide */
+	int		 kind;		/* 0 echo, 1 decide, 2 unwrap */
 	struct xtcmk	*h;
 	long		 n;
 	double		*lat;		/* per-call latency, or NULL */
@@ -74,7 +82,7 @@ run(void *arg)
 {
 	struct worker *w = arg;
 	struct xtcmk_decision *d;
-	uint8_t frame[ECHO_FRAME_MAX];
+	uint8_t frame[ECHO_FRAME_MAX], dek[XTCMK_DEK_LEN];
 	double t0;
 	long i;
 	int fd = -1;
@@ -93,6 +101,10 @@ run(void *arg)
 				w->fails++;
 				break;
 			}
+		} else if (w->kind == 2) {
+			if (xtcmk_dek_unwrap(w->h, o.customer, hot_blob,
+			    hot_len, dek) != XTCMK_OK)
+				w->fails++;
 		} else {
 			if (xtcmk_decide(w->h, o.customer, &d) != XTCMK_OK)
 				w->fails++;
@@ -104,6 +116,7 @@ run(void *arg)
 	}
 	if (fd != -1)
 		close(fd);
+	memset(dek, 0, sizeof(dek));
 	return NULL;
 }
 
@@ -172,7 +185,7 @@ static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr, "usage: bench_decide -s socket -c customer "
-	    "[-n calls] [-t threads] [-r reps] [--json]\n");
+	    "[-n calls] [-t threads] [-r reps] [-u] [--json]\n");
 	exit(1);
 }
 
@@ -249,6 +262,54 @@ bench_module(enum mode m, struct result *r)
 	return 0;
 }
 
+/*
+ * (c): one blob unwrapped once through the agent, then measured; every
+ * measured call must be a hit of the host's DEK cache.
+ */
+static int
+bench_unwrap(struct result *r)
+{
+	struct xtcmk_fastpath_stats st;
+	uint8_t dek[XTCMK_DEK_LEN];
+	struct xtcmk *h;
+	long fails;
+	int rc;
+
+	if ((rc = xtcmk_open(o.socket, 5000, &h)) != XTCMK_OK) {
+		fprintf(stderr, "bench_decide: %s\n", xtcmk_last_error());
+		return -1;
+	}
+	hot_len = sizeof(hot_blob);
+	if ((rc = xtcmk_dek_new(h, o.customer, dek, hot_blob, &hot_len)) !=
+	    XTCMK_OK || (rc = xtcmk_dek_unwrap(h, o.customer, hot_blob,
+	    hot_len, dek)) != XTCMK_OK) {
+		fprintf(stderr, "bench_decide: data key of %s: %s: %s\n",
+		    o.customer, xtcmk_strerror(rc), xtcmk_last_error());
+		xtcmk_close(h);
+		return -1;
+	}
+	memset(dek, 0, sizeof(dek));
+	(void)xtcmk_fastpath_stats(h, &st, sizeof(st));
+	fails = measure(2, h, r);
+	(void)xtcmk_fastpath_stats(h, &r->fp, sizeof(r->fp));
+	xtcmk_close(h);
+	if (fails != 0) {
+		fprintf(stderr, "bench_decide: %ld unwraps failed\n", fails);
+		return -1;
+	}
+	if (r->fp.dek_hits - st.dek_hits !=
+	    (uint64_t)(o.reps * (1 + 1 + o.threads) * o.n)) {
+		fprintf(stderr, "bench_decide: %llu host-cache hits, %llu "
+		    "misses: not the path measured (does the versioning "
+		    "policy set host_cache_ttl for %s?)\n",
+		    (unsigned long long)(r->fp.dek_hits - st.dek_hits),
+		    (unsigned long long)(r->fp.dek_misses - st.dek_misses),
+		    o.customer);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 row(const char *name, const struct result *r)
 {
@@ -269,13 +330,15 @@ json_row(const char *name, const struct result *r, const struct result *e,
 int
 main(int argc, char **argv)
 {
-	struct result echo, fast, sock, fall;
+	struct result echo, fast, sock, fall, unw;
 	long fails;
 	int a;
 
 	for (a = 1; a < argc; a++) {
 		if (strcmp(argv[a], "--json") == 0)
 			o.json = 1;
+		else if (strcmp(argv[a], "-u") == 0)
+			o.unwrap = 1;
 		else if (a + 1 >= argc)
 			usage();
 		else if (strcmp(argv[a], "-s") == 0)
@@ -316,6 +379,9 @@ main(int argc, char **argv)
 	    bench_module(M_SOCKET, &sock) < 0 ||
 	    bench_module(M_FALLBACK, &fall) < 0)
 		return 1;
+	/* (c) host-cache unwraps */
+	if (o.unwrap && bench_unwrap(&unw) < 0)
+		return 1;
 
 	if (o.json) {
 		printf("{\"calls\":%ld,\"threads\":%d,\"reps\":%d,"
@@ -323,7 +389,9 @@ main(int argc, char **argv)
 		json_row("echo", &echo, &echo, 0);
 		json_row("decide", &fast, &echo, 0);
 		json_row("decide_socket", &sock, &echo, 0);
-		json_row("decide_fallback", &fall, &echo, 1);
+		json_row("decide_fallback", &fall, &echo, !o.unwrap);
+		if (o.unwrap)
+			json_row("unwrap_host", &unw, &echo, 1);
 		printf("}\n");
 		return 0;
 	}
@@ -335,6 +403,8 @@ main(int argc, char **argv)
 	row("fast path", &fast);
 	row("socket", &sock);
 	row("fallback", &fall);
+	if (o.unwrap)
+		row("unwrap", &unw);
 	printf("echo p50 / fast path p50: %.1fx; fast path / echo "
 	    "throughput, %d threads: %.1fx\n", echo.p50_us / fast.p50_us,
 	    o.threads, fast.opsT / echo.opsT);
@@ -344,5 +414,11 @@ main(int argc, char **argv)
 	printf("fallback (fast path misses) p50 / socket p50: %.3f; "
 	    "throughput %d threads: %.3f\n", fall.p50_us / sock.p50_us,
 	    o.threads, fall.opsT / sock.opsT);
+	printf("fallback p50 / echo p50: %.2f\n", fall.p50_us / echo.p50_us);
+	if (o.unwrap)
+		printf("host-cache unwrap: echo p50 / unwrap p50: %.1fx; "
+		    "unwrap / echo throughput, %d threads: %.1fx\n",
+		    echo.p50_us / unw.p50_us, o.threads,
+		    unw.opsT / echo.opsT);
 	return 0;
 }

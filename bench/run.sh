@@ -7,8 +7,9 @@
 #
 # bench_decide measures decisions through the fast path (the agent's
 # memory-mapped decision file), through the socket (XTCMK_NO_MEMCACHE=1)
-# and through a fast path that always falls back, against the echo
-# baseline of the same run; bench_keys measures cached unwraps from the
+# and through a fast path that always falls back, and (-u) unwraps of one
+# blob from libxtcmk's own DEK cache, against the echo baseline of the
+# same run; bench_keys measures cached unwraps from the
 # agent's DEK cache (XTCMK_NO_MEMCACHE=1) and from libxtcmk's own
 # (the config sets host_cache_ttl).
 #
@@ -94,7 +95,7 @@ ctl customer add bench1 --tenant 33333333-3333-3333-3333-333333333333 \
     --key-uri https://bench.vault.local/keys/bench1 --label region=eu
 
 echo "== bench_decide ($calls calls)"
-"$build/bench/bench_decide" -s "$sock" -c bench1 -n "$calls"
+"$build/bench/bench_decide" -s "$sock" -c bench1 -n "$calls" -u
 echo
 echo "== bench_keys, warm ($calls calls), the agent's DEK cache" \
     "(XTCMK_NO_MEMCACHE=1: every call over the socket)"

@@ -71,11 +71,24 @@ struct xtcmk {
 					 * fast path */
 };
 
-/* Per-process state of a handle: a forked child reads it all zero. */
+#define XTCMK_BUSY_SHARDS	16	/* fast-path user counts, per thread */
+#define XTCMK_BUSY_LINE		128	/* bytes each count is aligned to */
+
+/*
+ * Per-process state of a handle, in a MADV_WIPEONFORK page: a forked
+ * child reads it all zero.  Fast-path users are counted per thread
+ * shard, so that threads on other cores never write the same line.
+ */
 struct xtcmk_fork {
-	int			 unforked;  /* 1 once this process's pool is in */
-	unsigned		 fast_busy; /* atomic: fast-path users inside */
+	int			 unforked;  /* 1: this process's pool is in */
+	int			 opener;    /* 1 in the process that opened
+					     * the handle: its DEK cache */
+	struct {
+		unsigned	 n;	    /* atomic: fast-path users inside */
+	} __attribute__((aligned(XTCMK_BUSY_LINE))) busy[XTCMK_BUSY_SHARDS];
 };
+
+_Static_assert(sizeof(struct xtcmk_fork) <= 4096, "one page");
 
 /* A fresh pool for this process; `prev` is the one it replaces. */
 struct xtcmk_pool *pool_new(struct xtcmk_pool *prev);

@@ -41,9 +41,6 @@
 
 #define XM_RECHECK_MS	200	/* between attempts to (re)open the file */
 
-#define XM_SHARDS	16	/* counter shards per handle */
-#define XM_LINE		128	/* bytes a shard is aligned to */
-
 struct xm_map {
 	uint8_t		*base;
 	struct xm_geom	 g;
@@ -351,14 +348,20 @@ xm_client_free(struct xm_client *c)
 	free(c);
 }
 
-/* This thread's counters (threads spread over the shards). */
-static struct xm_shard *
-shard(struct xm_client *c)
+unsigned
+xm_thread_shard(void)
 {
 	if (shard_of_thread == UINT_MAX)
 		shard_of_thread = atomic_fetch_add_explicit(&shard_next, 1,
 		    memory_order_relaxed) % XM_SHARDS;
-	return &c->shard[shard_of_thread];
+	return shard_of_thread;
+}
+
+/* This thread's counters (threads spread over the shards). */
+static struct xm_shard *
+shard(struct xm_client *c)
+{
+	return &c->shard[xm_thread_shard()];
 }
 
 static int

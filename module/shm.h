@@ -12,6 +12,12 @@
 
 struct xtcmk_fastpath_stats;
 
+#define XM_SHARDS	16	/* counter shards per handle */
+#define XM_LINE		128	/* bytes a shard is aligned to */
+
+/* This thread's counter shard, 0..XM_SHARDS-1 (threads take turns). */
+unsigned xm_thread_shard(void);
+
 /* Why a lookup did not answer (and the counter it lands in). */
 enum xm_why {
 	XM_HIT = 0,

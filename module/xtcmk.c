@@ -159,6 +159,7 @@ fork_page(void)
 		return NULL;
 	}
 	p->unforked = 1;
+	p->opener = 1;
 	return p;
 }
 
@@ -201,6 +202,25 @@ xtcmk_open(const char *socket_path, unsigned timeout_ms,
 }
 
 /*
+ * Fast-path users inside, summed over the shards.  Each user adds to its
+ * shard, then reads `closed` (both sequentially consistent); xtcmk_close
+ * stores `closed`, then reads every shard: a user it does not count sees
+ * `closed` and leaves, and one counted holds its shard above 0 until it
+ * leaves.
+ */
+static unsigned
+fast_users(const struct xtcmk *h)
+{
+	unsigned i, n = 0;
+
+	if (h->fk == NULL)
+		return 0;
+	for (i = 0; i < XTCMK_BUSY_SHARDS; i++)
+		n += __atomic_load_n(&h->fk->busy[i].n, __ATOMIC_SEQ_CST);
+	return n;
+}
+
+/*
  * Calls already running in other threads finish (each within its own
  * deadline) and the last one to end frees the handle; no call may start
  * once xtcmk_close has been called.  In a forked child this closes the
@@ -223,8 +243,7 @@ xtcmk_close(struct xtcmk *h)
 	 * never block (module/shm.c, module/dekcache.c: bounded retries,
 	 * trylock only), then no new one starts. */
 	__atomic_store_n(&h->closed, 1, __ATOMIC_SEQ_CST);
-	while (h->fk != NULL &&
-	    __atomic_load_n(&h->fk->fast_busy, __ATOMIC_SEQ_CST) != 0)
+	while (fast_users(h) != 0)
 		sched_yield();
 	pthread_mutex_lock(&p->lock);
 	p->closing = 1;
@@ -463,7 +482,8 @@ decision_parse(const uint8_t *p, size_t len,
 		if ((!tag_is_known(f.tag) || tag_is_u64(f.tag)) &&
 		    xw_field_u64(&f, &df->u64) == 0)
 			df->flags |= DF_U64;
-		if ((!tag_is_known(f.tag) || !tag_is_u64(f.tag)) &&
+		/* Known strings were checked in the first pass. */
+		if (tag_is_known(f.tag) ? !tag_is_u64(f.tag) :
 		    xw_field_is_str(&f, XW_STR_MAX)) {
 			memcpy(s, f.val, f.len);
 			s[f.len] = '\0';
@@ -479,12 +499,15 @@ decision_parse(const uint8_t *p, size_t len,
 /*
  * The fast path (module/shm.c, module/dekcache.c) takes no pool slot, so
  * xtcmk_close counts its users instead: it sets `closed`, then waits for
- * fast_busy to drain.  Lookups never block, so the wait is short.  A call
- * that finds the handle closing goes the socket way, which refuses it.
+ * the per-thread counts of users inside to drain (fast_users).  Lookups
+ * never block, so the wait is short.  A call that finds the handle
+ * closing goes the socket way, which refuses it.
  */
 static int
 fast_enter(struct xtcmk *h)
 {
+	unsigned *busy;
+
 	if (h->fast == NULL)
 		return 0;
 	/* A forked child takes its own pool (closing the parent's sockets)
@@ -494,9 +517,10 @@ fast_enter(struct xtcmk *h)
 			return 0;
 		__atomic_store_n(&h->fk->unforked, 1, __ATOMIC_RELEASE);
 	}
-	__atomic_add_fetch(&h->fk->fast_busy, 1, __ATOMIC_SEQ_CST);
+	busy = &h->fk->busy[xm_thread_shard() % XTCMK_BUSY_SHARDS].n;
+	__atomic_add_fetch(busy, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&h->closed, __ATOMIC_SEQ_CST)) {
-		__atomic_sub_fetch(&h->fk->fast_busy, 1, __ATOMIC_SEQ_CST);
+		__atomic_sub_fetch(busy, 1, __ATOMIC_SEQ_CST);
 		return 0;
 	}
 	return 1;
@@ -505,7 +529,8 @@ fast_enter(struct xtcmk *h)
 static void
 fast_leave(struct xtcmk *h)
 {
-	__atomic_sub_fetch(&h->fk->fast_busy, 1, __ATOMIC_SEQ_CST);
+	__atomic_sub_fetch(&h->fk->busy[xm_thread_shard() %
+	    XTCMK_BUSY_SHARDS].n, 1, __ATOMIC_SEQ_CST);
 }
 
 /*
@@ -690,35 +715,44 @@ mono_ms(void)
 }
 
 /*
- * May DEKs of `customer` be kept in this process, and under which key
- * record?  Its published decision must be current and allow it
- * (host_cache_ttl).  A decision invalidated since (reload, registry
- * change) is published again with one DECIDE.  0: no; else the TTL in
- * seconds.
+ * Inside a fast section: may DEKs of `customer` be kept in this process,
+ * and under which key record?  Its published decision must be current
+ * and allow it (host_cache_ttl).  0: no; else the TTL in seconds.  Of a
+ * decision invalidated since (reload, registry change), *ret_stale_ttl
+ * is the TTL it had (dek_republish), else 0.
  */
 static uint64_t
-dek_cacheable(struct xtcmk *h, const char *customer, struct xm_rec *ret_rec)
+dek_record(struct xtcmk *h, const char *customer, struct xm_rec *ret_rec,
+    uint64_t *ret_stale_ttl)
 {
-	struct xtcmk_decision *d;
 	uint64_t ttl = 0;
 	enum xm_why why;
 
-	if (h->dek_cache == NULL || !fast_enter(h))
-		return 0;
 	why = xm_client_key(h->fast, customer, ret_rec, &ttl);
-	fast_leave(h);
-	/* Republish only for customers that used the cache. */
-	if (why == XM_STALE && ttl > 0 &&
-	    xtcmk_decide(h, customer, &d) == XTCMK_OK) {
-		xtcmk_decision_free(d);
-		if (!fast_enter(h))
-			return 0;
-		why = xm_client_key(h->fast, customer, ret_rec, &ttl);
-		fast_leave(h);
-	}
+	*ret_stale_ttl = why == XM_STALE ? ttl : 0;
 	if (why != XM_HIT || ret_rec->state != XM_STATE_ACTIVE)
 		return 0;
 	return ttl < XTCMK_HOST_CACHE_TTL_MAX ? ttl : XTCMK_HOST_CACHE_TTL_MAX;
+}
+
+/*
+ * A decision invalidated since is published again with one DECIDE (only
+ * for customers that used the cache); then dek_record's answer.
+ */
+static uint64_t
+dek_republish(struct xtcmk *h, const char *customer, struct xm_rec *ret_rec)
+{
+	struct xtcmk_decision *d;
+	uint64_t ttl, stale;
+
+	if (xtcmk_decide(h, customer, &d) != XTCMK_OK)
+		return 0;
+	xtcmk_decision_free(d);
+	if (!fast_enter(h))
+		return 0;
+	ttl = dek_record(h, customer, ret_rec, &stale);
+	fast_leave(h);
+	return ttl;
 }
 
 /* Copy a text field into dst (truncated, NUL-terminated), "" if absent. */
@@ -888,7 +922,7 @@ dek_unwrap(struct xtcmk *h, const char *customer,
 	struct xw_field fd;
 	struct xm_rec rec;
 	struct xcall x;
-	uint64_t ttl = 0;
+	uint64_t ttl = 0, stale = 0;
 	size_t room;
 	int rc, hit = 0;
 
@@ -903,11 +937,31 @@ dek_unwrap(struct xtcmk *h, const char *customer,
 	/* The key record is read before the agent is asked: a revocation
 	 * after this point changes the generation the entry is kept under.
 	 * A hit writes *dek_len only when the key fits. */
-	if ((ttl = dek_cacheable(h, customer, &rec)) > 0 && fast_enter(h)) {
+	if (h->dek_cache != NULL && fast_enter(h)) {
+		/* One fast section for the record and the key; a forked
+		 * child (not the opener) keeps no keys. */
 		room = *dek_len;
-		hit = hc_get(h->dek_cache, customer, blob, blob_len, &rec,
-		    mono_ms(), dek, &room);
+		if (h->fk->opener &&
+		    (ttl = dek_record(h, customer, &rec, &stale)) > 0)
+			hit = hc_get(h->dek_cache, customer, blob, blob_len,
+			    &rec, mono_ms(), dek, &room);
 		fast_leave(h);
+		/* Rare: the decision was invalidated since, and the key may
+		 * still be good under the record published again. */
+		if (!hit && stale > 0 &&
+		    (ttl = dek_republish(h, customer, &rec)) > 0 &&
+		    fast_enter(h)) {
+			room = *dek_len;
+			hit = hc_get(h->dek_cache, customer, blob, blob_len,
+			    &rec, mono_ms(), dek, &room);
+			fast_leave(h);
+		}
+		/* A 1.0 call takes 32-byte keys only: another length is
+		 * left to the agent's answer (and its error). */
+		if (hit && exact && room != XTCMK_DEK_LEN) {
+			explicit_bzero(dek, room);
+			hit = 0;
+		}
 		if (hit) {
 			*dek_len = room;
 			return call_end(&x, XTCMK_OK);

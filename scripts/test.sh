@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh - the whole test suite: installs what it needs, builds with
 # -Wall -Wextra -Werror, runs every test, then builds and runs everything
-# again under AddressSanitizer + UndefinedBehaviorSanitizer, then runs the
-# libFuzzer targets (clang) for a bounded time.
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, runs the fast
+# path's concurrency test under ThreadSanitizer (scripts/tsan.sh), then
+# the libFuzzer targets (clang) for a bounded time.
 # Ends with a line "N passed, N failed".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +40,14 @@ run_suite() {
 run_suite build-test
 ASAN_OPTIONS=detect_leaks=1 run_suite build-asan -Db_sanitize=address,undefined \
 	-Db_lundef=false -Dbuildtype=debug
+# The fast path's concurrency under ThreadSanitizer (test_shm; ~15 s).
+echo "=== build-tsan: scripts/tsan.sh"
+if scripts/tsan.sh build-tsan >build-tsan.test.log 2>&1; then
+	passed=$((passed + 1))
+else
+	tail -50 build-tsan.test.log
+	failed=$((failed + 1))
+fi
 # Fuzz stage: every libFuzzer target for XTCMK_FUZZ_SECONDS (default 30)
 # on a copy of its seed corpus (tests/fuzz/run.sh).
 run_fuzz() {

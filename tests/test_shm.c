@@ -8,7 +8,10 @@
  * customers, garbage), each of which must make the reader fall back for
  * the right reason and never crash or answer; a file replaced under a
  * reader; and reader threads racing a writer that keeps rewriting the
- * records, checking every copy is whole.
+ * records, checking every copy is whole.  Then libxtcmk's DEK cache
+ * (module/dekcache.c): reader threads racing writers that insert, evict
+ * and invalidate, checking every hit is the blob's own key.
+ * scripts/tsan.sh runs this under ThreadSanitizer.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dekcache.h"
 #include "memcache.h"
 #include "shm.h"
 #include "shmcache.h"
@@ -639,6 +643,115 @@ test_race(void)
 	shmcache_close(r.sc);
 }
 
+/* --- the DEK cache under concurrent readers and writers ------------- */
+
+#define HC_BLOBS	400	/* more than HC_ENTRIES_MAX: evictions */
+
+struct hcrace {
+	struct hc	*c;
+	atomic_int	 stop;
+	_Atomic uint64_t rev;		/* the revocation generation */
+	atomic_llong	 hits, wrong, gets;
+};
+
+/* Blob i and its key (16..64 bytes, *ret_dek_len): each key says which
+ * blob it belongs to. */
+static size_t
+hc_blob(unsigned i, uint8_t *b, uint8_t dek[64], size_t *ret_dek_len)
+{
+	size_t len = 40 + i % 50, j;
+
+	for (j = 0; j < len; j++)
+		b[j] = (uint8_t)(i * 7 + j);
+	b[0] = (uint8_t)i;
+	b[1] = (uint8_t)(i >> 8);
+	*ret_dek_len = 16 + (i % 7) * 8;
+	for (j = 0; j < *ret_dek_len; j++)
+		dek[j] = (uint8_t)(i * 31 + j * 3 + 1);
+	return len;
+}
+
+static void *
+hc_writer(void *arg)
+{
+	struct hcrace *r = arg;
+	uint8_t b[128], dek[64];
+	struct xm_rec at = { .file_id = 7, .state = XM_STATE_ACTIVE };
+	unsigned n = 0;
+	size_t len, dlen;
+
+	while (!atomic_load(&r->stop)) {
+		n++;
+		len = hc_blob((n * 2654435761u) % HC_BLOBS, b, dek, &dlen);
+		/* Now and then a revocation: older entries are invalid. */
+		if (n % 5000 == 0)
+			atomic_fetch_add(&r->rev, 1);
+		at.rev_gen = atomic_load(&r->rev);
+		hc_put(r->c, "race", b, len, &at, mono_ms() + 60000, dek,
+		    dlen);
+	}
+	return NULL;
+}
+
+static void *
+hc_reader(void *arg)
+{
+	struct hcrace *r = arg;
+	uint8_t b[128], dek[64], got[64];
+	struct xm_rec now = { .file_id = 7, .state = XM_STATE_ACTIVE };
+	unsigned n = 0;
+	size_t len, dlen, glen;
+
+	while (!atomic_load(&r->stop)) {
+		len = hc_blob(n++ % HC_BLOBS, b, dek, &dlen);
+		now.rev_gen = atomic_load(&r->rev);
+		atomic_fetch_add(&r->gets, 1);
+		glen = sizeof(got);
+		if (!hc_get(r->c, "race", b, len, &now, mono_ms(), got, &glen))
+			continue;
+		atomic_fetch_add(&r->hits, 1);
+		if (glen != dlen || memcmp(got, dek, dlen) != 0)
+			atomic_fetch_add(&r->wrong, 1);
+	}
+	return NULL;
+}
+
+static void
+test_dek_race(void)
+{
+	struct hcrace r;
+	struct hc_stats st;
+	pthread_t w[2], rd[3];
+	int i;
+
+	memset(&r, 0, sizeof(r));
+	ASSERT_TRUE((r.c = hc_new()) != NULL);
+	atomic_store(&r.rev, 1);
+	for (i = 0; i < 2; i++)
+		pthread_create(&w[i], NULL, hc_writer, &r);
+	for (i = 0; i < 3; i++)
+		pthread_create(&rd[i], NULL, hc_reader, &r);
+	sleep(2);
+	atomic_store(&r.stop, 1);
+	for (i = 0; i < 2; i++)
+		pthread_join(w[i], NULL);
+	for (i = 0; i < 3; i++)
+		pthread_join(rd[i], NULL);
+	hc_get_stats(r.c, &st);
+	printf("dek race: %lld lookups, %lld hits, %lld wrong keys; %llu "
+	    "inserts, %llu evictions, %llu invalid, %llu entries\n",
+	    (long long)r.gets, (long long)r.hits, (long long)r.wrong,
+	    (unsigned long long)st.inserts, (unsigned long long)st.evictions,
+	    (unsigned long long)st.invalid, (unsigned long long)st.entries);
+	ASSERT_INT(r.hits, >, 1000);
+	ASSERT_EQ(r.wrong, 0);
+	ASSERT_INT(st.evictions, >, 0);
+	ASSERT_INT(st.invalid, >, 0);
+	ASSERT_INT(st.entries, <=, HC_ENTRIES_MAX);
+	ASSERT_EQ(st.hits, r.hits);
+	hc_free(r.c);
+}
+
 /* The default file holds 100,000 customers, every one found. */
 static void
 test_capacity(void)
@@ -686,6 +799,7 @@ main(void)
 	test_damaged();
 	test_replaced();
 	test_race();
+	test_dek_race();
 	test_capacity();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	(void)!system(cmd);
