@@ -163,64 +163,75 @@ page_args(json_t *req, int dflt, int numeric, const char **ret_after,
 }
 
 /*
- * Make the reply {"items", "next"} from a page (consumed): keep the items
- * that fit ADMIN_PAGE_BYTES of compact JSON, and set "next" to the key
- * (member `key`) of the last one kept when more follow, else null.  An
- * item too large for a frame alone cannot occur (the validators' limits
- * bound every row far below it) and is reported, not looped on.
+ * Make the reply {"items", "next"} from a page (consumed) as JSON text:
+ * each item is encoded once, straight into the reply, and the items that
+ * fit ADMIN_PAGE_BYTES are kept; "next" is the key (member `key`) of the
+ * last one kept when more follow, else null.  An item too large for a
+ * frame alone cannot occur (the validators' limits bound every row far
+ * below it) and is reported, not looped on.
  */
 static int
-page_reply(json_t *items, int more, const char *key, json_t **ret,
+page_reply(json_t *items, int more, const char *key, char **ret,
     struct xerr *e)
 {
-	json_t *keep, *v, *last = NULL;
-	size_t i, used = 2, len;
-	char *t;
+	static const char head[] = "{\"items\":[", mid[] = "],\"next\":";
+	json_t *v, *last = NULL;
+	size_t i, n, used, cap = XW_PAYLOAD_MAX;
+	char *buf;
+	int sep;
 
-	/* Most pages fit whole: one encoding to check that. */
-	if ((t = json_dumps(items, JSON_COMPACT)) != NULL &&
-	    strlen(t) <= ADMIN_PAGE_BYTES) {
-		free(t);
-		last = json_array_get(items, json_array_size(items) - 1);
-		*ret = json_pack("{s:o, s:O}", "items", items, "next", more ?
-		    json_object_get(last, key) : json_null());
-		return *ret == NULL ? xerr_set(e, XTCMK_E_NOMEM, "out of "
-		    "memory") : 0;
+	if ((buf = malloc(cap)) == NULL) {
+		json_decref(items);
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	}
-	free(t);
-	keep = json_array();
+	memcpy(buf, head, sizeof(head) - 1);
+	used = sizeof(head) - 1;
 	json_array_foreach(items, i, v) {
-		if ((t = json_dumps(v, JSON_COMPACT)) == NULL) {
+		sep = i > 0;
+		n = json_dumpb(v, buf + used + sep, ADMIN_PAGE_BYTES - used -
+		    sep, JSON_COMPACT);
+		if (n == 0) {
+			free(buf);
 			json_decref(items);
-			json_decref(keep);
 			return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		}
-		len = strlen(t) + (i > 0);
-		free(t);
-		if (used + len > ADMIN_PAGE_BYTES) {
+		if (used + sep + n > ADMIN_PAGE_BYTES) {
 			more = 1;
 			break;
 		}
-		used += len;
-		json_array_append(keep, v);
+		if (sep)
+			buf[used] = ',';
+		used += sep + n;
 		last = v;
 	}
-	json_decref(items);
 	if (last == NULL && more) {
-		json_decref(keep);
+		free(buf);
+		json_decref(items);
 		return xerr_set(e, XTCMK_E_TOOBIG, "one item of the list is "
 		    "over the frame limit of %d bytes", XW_PAYLOAD_MAX);
 	}
-	*ret = json_pack("{s:o, s:O}", "items", keep, "next", more ?
-	    json_object_get(last, key) : json_null());
-	return *ret == NULL ? xerr_set(e, XTCMK_E_NOMEM, "out of memory") : 0;
+	memcpy(buf + used, mid, sizeof(mid) - 1);
+	used += sizeof(mid) - 1;
+	n = json_dumpb(more ? json_object_get(last, key) : json_null(),
+	    buf + used, cap - used - 2, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(items);
+	if (n == 0 || used + n + 2 > cap) {
+		free(buf);
+		return xerr_set(e, XTCMK_E_TOOBIG, "a list key is over the "
+		    "frame limit of %d bytes", XW_PAYLOAD_MAX);
+	}
+	used += n;
+	buf[used++] = '}';
+	buf[used] = '\0';
+	*ret = buf;
+	return 0;
 }
 
 /* A page of a list keyed by a string: `fn` is a reg_*_page(). */
 static int
 list_page(struct registry *reg, json_t *req, int dflt,
     int (*fn)(struct registry *, const char *, int, json_t **, int *,
-    struct xerr *), const char *key, json_t **ret, struct xerr *e)
+    struct xerr *), const char *key, char **ret, struct xerr *e)
 {
 	const char *after;
 	long long unused;
@@ -235,7 +246,7 @@ list_page(struct registry *reg, json_t *req, int dflt,
 
 /* The moves log, of one customer ("id") or all, keyed by its "id". */
 static int
-moves_page(struct registry *reg, json_t *req, json_t **ret, struct xerr *e)
+moves_page(struct registry *reg, json_t *req, char **ret, struct xerr *e)
 {
 	const char *unused, *id = NULL;
 	long long after;
@@ -268,7 +279,7 @@ key_sort(const void *a, const void *b)
  * running a query; the reply is paged like every other list.
  */
 static int
-keys_page(struct service *s, json_t *req, json_t **ret, struct xerr *e)
+keys_page(struct service *s, json_t *req, char **ret, struct xerr *e)
 {
 	const char *after;
 	long long unused;
@@ -356,11 +367,12 @@ customer_show(struct service *s, const char *id, json_t **ret, struct xerr *e)
 
 int
 admin_handle(struct service *s, const struct peer *p, json_t *req,
-    json_t **ret_reply, struct xerr *e)
+    json_t **ret_reply, char **ret_text, struct xerr *e)
 {
 	struct registry *reg = service_registry(s);
 	const char *cmd, *a1, *a2;
 	json_t *obj, *r = NULL;
+	char *text = NULL;
 	char actor[64], subject[512];
 	int rc = 0, kind;
 
@@ -408,7 +420,7 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 			r = ok();
 	} else if (strcmp(cmd, "workload.list") == 0) {
 		rc = list_page(reg, req, ADMIN_PAGE_DEFAULT,
-		    reg_workload_page, "name", &r, e);
+		    reg_workload_page, "name", &text, e);
 	} else if (strcmp(cmd, "workload.show") == 0) {
 		if ((a1 = arg_str(req, "name", e, &rc)) != NULL)
 			rc = reg_workload_get(reg, a1, &r, e);
@@ -427,7 +439,7 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 			r = ok();
 	} else if (strcmp(cmd, "app.list") == 0) {
 		rc = list_page(reg, req, ADMIN_APP_PAGE_DEFAULT,
-		    reg_app_page, "name", &r, e);
+		    reg_app_page, "name", &text, e);
 	} else if (strcmp(cmd, "app.show") == 0) {
 		if ((a1 = arg_str(req, "name", e, &rc)) != NULL)
 			rc = reg_app_get(reg, a1, &r, e);
@@ -454,9 +466,9 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 		    e);
 	} else if (strcmp(cmd, "customer.list") == 0) {
 		rc = list_page(reg, req, ADMIN_PAGE_DEFAULT,
-		    reg_customer_page, "id", &r, e);
+		    reg_customer_page, "id", &text, e);
 	} else if (strcmp(cmd, "customer.moves") == 0) {
-		rc = moves_page(reg, req, &r, e);
+		rc = moves_page(reg, req, &text, e);
 	} else if (strcmp(cmd, "customer.show") == 0) {
 		if ((a1 = arg_str(req, "id", e, &rc)) != NULL)
 			rc = customer_show(s, a1, &r, e);
@@ -478,7 +490,7 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 		if ((a1 = arg_str(req, "id", e, &rc)) != NULL)
 			rc = service_decide_json(s, a1, &r, e);
 	} else if (strcmp(cmd, "key.list") == 0)
-		rc = keys_page(s, req, &r, e);
+		rc = keys_page(s, req, &text, e);
 	else if (strncmp(cmd, "key.", 4) == 0)
 		rc = keys_admin(service_keys(s), cmd + 4, req, &r, e);
 	else
@@ -487,6 +499,12 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 reply:
 	if (rc < 0)
 		return rc;
+	if (text != NULL) {
+		/* A list page, encoded already. */
+		*ret_reply = NULL;
+		*ret_text = text;
+		return 0;
+	}
 	if (r == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	if (kind == ADMIN_CHANGE) {
@@ -497,5 +515,6 @@ reply:
 		    actor, subject);
 	}
 	*ret_reply = r;
+	*ret_text = NULL;
 	return 0;
 }

@@ -1017,7 +1017,7 @@ handle_admin(struct service *s, const struct peer *p, const uint8_t *payload,
 	struct xw_field f;
 	json_error_t jerr;
 	json_t *req, *reply = NULL;
-	char *text;
+	char *text = NULL;
 	int rc;
 
 	if (xw_find(payload, len, XT_JSON, &f) != 1)
@@ -1029,14 +1029,16 @@ handle_admin(struct service *s, const struct peer *p, const uint8_t *payload,
 		return xerr_set(e, XTCMK_E_INVAL, "admin request is not a "
 		    "JSON object: %s", jerr.text);
 	}
-	rc = admin_handle(s, p, req, &reply, e);
+	rc = admin_handle(s, p, req, &reply, &text, e);
 	if (rc >= 0)
 		memcache_customer_changed(s, req);
 	json_decref(req);
 	if (rc < 0)
 		return rc;
-	text = json_dumps(reply, JSON_COMPACT);
-	json_decref(reply);
+	if (text == NULL) {
+		text = json_dumps(reply, JSON_COMPACT);
+		json_decref(reply);
+	}
 	if (text == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	if (strlen(text) > b->cap - b->len - XW_FIELD_HDR)
