@@ -94,6 +94,9 @@ int	reg_fic_remove(struct registry *r, const char *app,
  */
 int	reg_customer_get(struct registry *r, const char *id,
 	    json_t **ret_customer, struct xerr *e);
+/* 1 if customer `id` is in the registry, 0 if not, or an error. */
+int	reg_customer_exists(struct registry *r, const char *id,
+	    struct xerr *e);
 int	reg_customer_list(struct registry *r, json_t **ret_array,
 	    struct xerr *e);
 /* Keyed by "id". */

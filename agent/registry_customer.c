@@ -372,6 +372,18 @@ reg_customer_get(struct registry *r, const char *id, json_t **ret_customer,
 }
 
 int
+reg_customer_exists(struct registry *r, const char *id, struct xerr *e)
+{
+	long long n;
+
+	pthread_mutex_lock(&r->mu);
+	n = regi_num(r, e, "SELECT count(*) FROM customers WHERE id = ?", "s",
+	    id);
+	pthread_mutex_unlock(&r->mu);
+	return n < 0 ? (int)n : n > 0;
+}
+
+int
 reg_customer_list(struct registry *r, json_t **ret_array, struct xerr *e)
 {
 	return regi_list(r, CUSTOMER_COLS " ORDER BY c.id", 0, NULL,

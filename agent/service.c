@@ -694,6 +694,57 @@ key_view(const char *uri_text, struct xerr *e)
 	return k;
 }
 
+/* The role decision for `customer` served by `app` (*ret may be NULL). */
+int
+svc_decide_role(struct service *s, json_t *customer, json_t *app, json_t **ret,
+    struct xerr *e)
+{
+	const char *id = json_string_value(json_object_get(customer, "id"));
+	json_t *in, *out = NULL;
+	int rc;
+
+	in = json_pack("{s:o, s:{s:O, s:O?, s:O?}}", "customer",
+	    svc_customer_view(customer), "app", "name",
+	    json_object_get(app, "name"), "client_id",
+	    json_object_get(app, "client_id"), "labels",
+	    json_object_get(app, "labels"));
+	if (in == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	rc = service_policy(s, POLICY_ROLE, id, in, &out, NULL, e);
+	json_decref(in);
+	if (rc == 0 && ret != NULL)
+		*ret = out;
+	else
+		json_decref(out);
+	return rc;
+}
+
+/* The key-versioning decision for `customer` (*ret may be NULL): it
+ * depends on the customer alone. */
+int
+svc_decide_versioning(struct service *s, json_t *customer, json_t **ret,
+    struct xerr *e)
+{
+	const char *id = json_string_value(json_object_get(customer, "id"));
+	json_t *in, *key, *out = NULL;
+	int rc;
+
+	if ((key = key_view(json_string_value(json_object_get(customer,
+	    "key_uri")), e)) == NULL)
+		return -XTCMK_E_INVAL;
+	in = json_pack("{s:o, s:o}", "customer", svc_customer_view(customer),
+	    "key", key);
+	if (in == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	rc = service_policy(s, POLICY_VERSIONING, id, in, &out, NULL, e);
+	json_decref(in);
+	if (rc == 0 && ret != NULL)
+		*ret = out;
+	else
+		json_decref(out);
+	return rc;
+}
+
 /*
  * Role and key-versioning decisions for `customer` served by `app`;
  * *ret gets {"role": ..., "versioning": ...}.
@@ -702,39 +753,18 @@ int
 svc_decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
     struct xerr *e)
 {
-	json_t *cv, *in_role = NULL, *in_ver = NULL, *role = NULL, *ver = NULL;
-	json_t *key;
-	const char *id = json_string_value(json_object_get(customer, "id"));
+	json_t *role = NULL, *ver = NULL;
 	int rc;
 
-	cv = svc_customer_view(customer);
-	key = key_view(json_string_value(json_object_get(customer, "key_uri")),
-	    e);
-	if (cv == NULL || key == NULL) {
-		rc = key == NULL ? -XTCMK_E_INVAL : -XTCMK_E_NOMEM;
-		goto out;
+	if ((rc = svc_decide_role(s, customer, app, &role, e)) < 0 ||
+	    (rc = svc_decide_versioning(s, customer, &ver, e)) < 0) {
+		json_decref(role);
+		return rc;
 	}
-	in_role = json_pack("{s:O, s:{s:O, s:O?, s:O?}}", "customer", cv,
-	    "app", "name", json_object_get(app, "name"),
-	    "client_id", json_object_get(app, "client_id"),
-	    "labels", json_object_get(app, "labels"));
-	in_ver = json_pack("{s:O, s:O}", "customer", cv, "key", key);
-	if ((rc = service_policy(s, POLICY_ROLE, id, in_role, &role, NULL,
-	    e)) < 0)
-		goto out;
-	if ((rc = service_policy(s, POLICY_VERSIONING, id, in_ver, &ver, NULL,
-	    e)) < 0)
-		goto out;
-	*ret = json_pack("{s:o, s:o}", "role", role, "versioning", ver);
-	role = ver = NULL;
-out:
-	json_decref(cv);
-	json_decref(key);
-	json_decref(in_role);
-	json_decref(in_ver);
-	json_decref(role);
-	json_decref(ver);
-	return rc;
+	if ((*ret = json_pack("{s:o, s:o}", "role", role, "versioning",
+	    ver)) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	return 0;
 }
 
 int
