@@ -18,6 +18,7 @@
 #include "log.h"
 #include "registry.h"
 #include "service.h"
+#include "validate.h"
 #include "wire.h"
 
 #define ADMIN_PAGE_DEFAULT	200		/* rows when "limit" is absent */
@@ -162,6 +163,35 @@ page_args(json_t *req, int dflt, int numeric, const char **ret_after,
 	return 0;
 }
 
+static const char page_head[] = "{\"items\":[";
+
+/*
+ * End the reply text `buf` (XW_PAYLOAD_MAX bytes, `used` of them the
+ * head and items) with "next" (`next`, borrowed) and hand it to *ret; buf
+ * is freed on failure.
+ */
+static int
+page_close(char *buf, size_t used, json_t *next, char **ret, struct xerr *e)
+{
+	static const char mid[] = "],\"next\":";
+	size_t n;
+
+	memcpy(buf + used, mid, sizeof(mid) - 1);
+	used += sizeof(mid) - 1;
+	n = next == NULL ? 0 : json_dumpb(next, buf + used,
+	    XW_PAYLOAD_MAX - used - 2, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (n == 0 || used + n + 2 > XW_PAYLOAD_MAX) {
+		free(buf);
+		return xerr_set(e, XTCMK_E_TOOBIG, "a list key is over the "
+		    "frame limit of %d bytes", XW_PAYLOAD_MAX);
+	}
+	used += n;
+	buf[used++] = '}';
+	buf[used] = '\0';
+	*ret = buf;
+	return 0;
+}
+
 /*
  * Make the reply {"items", "next"} from a page (consumed) as JSON text:
  * each item is encoded once, straight into the reply, and the items that
@@ -174,20 +204,23 @@ static int
 page_reply(json_t *items, int more, const char *key, char **ret,
     struct xerr *e)
 {
-	static const char head[] = "{\"items\":[", mid[] = "],\"next\":";
 	json_t *v, *last = NULL;
-	size_t i, n, used, cap = XW_PAYLOAD_MAX;
+	size_t i, n, used;
 	char *buf;
-	int sep;
+	int sep, rc;
 
-	if ((buf = malloc(cap)) == NULL) {
+	if ((buf = malloc(XW_PAYLOAD_MAX)) == NULL) {
 		json_decref(items);
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	}
-	memcpy(buf, head, sizeof(head) - 1);
-	used = sizeof(head) - 1;
+	memcpy(buf, page_head, sizeof(page_head) - 1);
+	used = sizeof(page_head) - 1;
 	json_array_foreach(items, i, v) {
 		sep = i > 0;
+		if (used + sep >= ADMIN_PAGE_BYTES) {
+			more = 1;
+			break;
+		}
 		n = json_dumpb(v, buf + used + sep, ADMIN_PAGE_BYTES - used -
 		    sep, JSON_COMPACT);
 		if (n == 0) {
@@ -210,21 +243,10 @@ page_reply(json_t *items, int more, const char *key, char **ret,
 		return xerr_set(e, XTCMK_E_TOOBIG, "one item of the list is "
 		    "over the frame limit of %d bytes", XW_PAYLOAD_MAX);
 	}
-	memcpy(buf + used, mid, sizeof(mid) - 1);
-	used += sizeof(mid) - 1;
-	n = json_dumpb(more ? json_object_get(last, key) : json_null(),
-	    buf + used, cap - used - 2, JSON_COMPACT | JSON_ENCODE_ANY);
+	rc = page_close(buf, used, more ? json_object_get(last, key) :
+	    json_null(), ret, e);
 	json_decref(items);
-	if (n == 0 || used + n + 2 > cap) {
-		free(buf);
-		return xerr_set(e, XTCMK_E_TOOBIG, "a list key is over the "
-		    "frame limit of %d bytes", XW_PAYLOAD_MAX);
-	}
-	used += n;
-	buf[used++] = '}';
-	buf[used] = '\0';
-	*ret = buf;
-	return 0;
+	return rc;
 }
 
 /* A page of a list keyed by a string: `fn` is a reg_*_page(). */
@@ -242,6 +264,42 @@ list_page(struct registry *reg, json_t *req, int dflt,
 	    (rc = fn(reg, after, limit, &items, &more, e)) < 0)
 		return rc;
 	return page_reply(items, more, key, ret, e);
+}
+
+/*
+ * customer.list: the page written straight from the rows as text (see
+ * reg_customer_page_text), the same reply page_reply() would make.
+ */
+static int
+customer_page(struct registry *reg, json_t *req, char **ret, struct xerr *e)
+{
+	char last[CUSTOMER_ID_MAX + 1], *buf;
+	const char *after;
+	long long unused;
+	json_t *next;
+	size_t used = sizeof(page_head) - 1;
+	int rc, limit, more;
+
+	if ((rc = page_args(req, ADMIN_PAGE_DEFAULT, 0, &after, &unused,
+	    &limit, e)) < 0)
+		return rc;
+	if ((buf = malloc(XW_PAYLOAD_MAX)) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	memcpy(buf, page_head, used);
+	if ((rc = reg_customer_page_text(reg, after, limit, buf,
+	    ADMIN_PAGE_BYTES, &used, last, sizeof(last), &more, e)) < 0) {
+		free(buf);
+		return rc;
+	}
+	if (more && last[0] == '\0') {
+		free(buf);
+		return xerr_set(e, XTCMK_E_TOOBIG, "one item of the list is "
+		    "over the frame limit of %d bytes", XW_PAYLOAD_MAX);
+	}
+	next = more ? json_string(last) : json_null();
+	rc = page_close(buf, used, next, ret, e);
+	json_decref(next);
+	return rc;
 }
 
 /* The moves log, of one customer ("id") or all, keyed by its "id". */
@@ -465,8 +523,7 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 		rc = service_import(s, json_object_get(req, "customers"), &r,
 		    e);
 	} else if (strcmp(cmd, "customer.list") == 0) {
-		rc = list_page(reg, req, ADMIN_PAGE_DEFAULT,
-		    reg_customer_page, "id", &text, e);
+		rc = customer_page(reg, req, &text, e);
 	} else if (strcmp(cmd, "customer.moves") == 0) {
 		rc = moves_page(reg, req, &text, e);
 	} else if (strcmp(cmd, "customer.show") == 0) {
