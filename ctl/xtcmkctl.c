@@ -914,17 +914,21 @@ move_line(json_t *m)
 
 /* --- customer import ------------------------------------------------ */
 
-#define IMPORT_BATCH		100	/* customers per request by default */
+#define IMPORT_BATCH		250	/* customers per request by default */
 #define IMPORT_BATCH_MAX	1000	/* the agent's limit per request */
 /* A request's customers: one frame less its header and the envelope. */
 #define IMPORT_REQ_BYTES	(XW_PAYLOAD_MAX - XW_FIELD_HDR - 256)
 #define IMPORT_ERRORS_SHOWN	20
+/* A customer's result in the reply, past its id, at most: the agent
+ * cuts a long refusal to ~100 bytes when the reply is tight. */
+#define IMPORT_RESULT_BYTES	200
 
 struct import {
 	const char	*file;
 	json_t		*batch;		/* customers of the request */
 	long		*lines;		/* their line numbers */
 	size_t		 bytes;		/* of the batch's JSON */
+	size_t		 rbytes;	/* of its results at most */
 	long		 total, done, n[3];	/* assigned, already, refused */
 	int		 tty;
 };
@@ -1015,6 +1019,7 @@ import_send(struct import *im)
 	json_decref(r);
 	json_array_clear(im->batch);
 	im->bytes = 0;
+	im->rbytes = 0;
 	import_progress(im, 0);
 	return EXIT_OK;
 }
@@ -1101,7 +1106,7 @@ cmd_import(const char *path, const char *batch_opt)
 	FILE *f;
 	char *end, *t;
 	long line, batch = IMPORT_BATCH;
-	size_t len;
+	size_t len, rlen;
 	int rc;
 
 	if (batch_opt != NULL) {
@@ -1130,8 +1135,12 @@ cmd_import(const char *path, const char *batch_opt)
 		t = json_dumps(c, JSON_COMPACT);
 		len = t != NULL ? strlen(t) + 1 : IMPORT_REQ_BYTES;
 		free(t);
+		rlen = strlen(json_string_value(json_object_get(c, "id"))) +
+		    IMPORT_RESULT_BYTES;
+		/* Both the request and its reply must fit a frame. */
 		if ((json_array_size(im.batch) == (size_t)batch ||
-		    im.bytes + len > IMPORT_REQ_BYTES) &&
+		    im.bytes + len > IMPORT_REQ_BYTES ||
+		    im.rbytes + rlen > IMPORT_REQ_BYTES) &&
 		    (rc = import_send(&im)) != EXIT_OK) {
 			json_decref(c);
 			break;
@@ -1139,6 +1148,7 @@ cmd_import(const char *path, const char *batch_opt)
 		im.lines[json_array_size(im.batch)] = line;
 		json_array_append_new(im.batch, c);
 		im.bytes += len;
+		im.rbytes += rlen;
 	}
 	if (rc < 0) {
 		/* The file changed between the two readings. */
