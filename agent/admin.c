@@ -19,6 +19,7 @@
 #include "log.h"
 #include "registry.h"
 #include "service.h"
+#include "validate.h"
 #include "wire.h"
 
 #define ADMIN_PAGE_DEFAULT	200		/* rows when "limit" is absent */
@@ -164,65 +165,97 @@ page_args(json_t *req, int dflt, int numeric, const char **ret_after,
 	return 0;
 }
 
+static const char page_head[] = "{\"items\":[";
+
 /*
- * Make the reply {"items", "next"} from a page (consumed): keep the items
- * that fit ADMIN_PAGE_BYTES of compact JSON, and set "next" to the key
- * (member `key`) of the last one kept when more follow, else null.  An
- * item too large for a frame alone cannot occur (the validators' limits
- * bound every row far below it) and is reported, not looped on.
+ * End the reply text `buf` (XW_PAYLOAD_MAX bytes, `used` of them the
+ * head and items) with "next" (`next`, borrowed) and hand it to *ret; buf
+ * is freed on failure.
  */
 static int
-page_reply(json_t *items, int more, const char *key, json_t **ret,
+page_close(char *buf, size_t used, json_t *next, char **ret, struct xerr *e)
+{
+	static const char mid[] = "],\"next\":";
+	size_t n;
+
+	memcpy(buf + used, mid, sizeof(mid) - 1);
+	used += sizeof(mid) - 1;
+	n = next == NULL ? 0 : json_dumpb(next, buf + used,
+	    XW_PAYLOAD_MAX - used - 2, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (n == 0 || used + n + 2 > XW_PAYLOAD_MAX) {
+		free(buf);
+		return xerr_set(e, XTCMK_E_TOOBIG, "a list key is over the "
+		    "frame limit of %d bytes", XW_PAYLOAD_MAX);
+	}
+	used += n;
+	buf[used++] = '}';
+	buf[used] = '\0';
+	*ret = buf;
+	return 0;
+}
+
+/*
+ * Make the reply {"items", "next"} from a page (consumed) as JSON text:
+ * each item is encoded once, straight into the reply, and the items that
+ * fit ADMIN_PAGE_BYTES are kept; "next" is the key (member `key`) of the
+ * last one kept when more follow, else null.  An item too large for a
+ * frame alone cannot occur (the validators' limits bound every row far
+ * below it) and is reported, not looped on.
+ */
+static int
+page_reply(json_t *items, int more, const char *key, char **ret,
     struct xerr *e)
 {
-	json_t *keep, *v, *last = NULL;
-	size_t i, used = 2, len;
-	char *t;
+	json_t *v, *last = NULL;
+	size_t i, n, used;
+	char *buf;
+	int sep, rc;
 
-	/* Most pages fit whole: one encoding to check that. */
-	if ((t = json_dumps(items, JSON_COMPACT)) != NULL &&
-	    strlen(t) <= ADMIN_PAGE_BYTES) {
-		free(t);
-		last = json_array_get(items, json_array_size(items) - 1);
-		*ret = json_pack("{s:o, s:O}", "items", items, "next", more ?
-		    json_object_get(last, key) : json_null());
-		return *ret == NULL ? xerr_set(e, XTCMK_E_NOMEM, "out of "
-		    "memory") : 0;
+	if ((buf = malloc(XW_PAYLOAD_MAX)) == NULL) {
+		json_decref(items);
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	}
-	free(t);
-	keep = json_array();
+	memcpy(buf, page_head, sizeof(page_head) - 1);
+	used = sizeof(page_head) - 1;
 	json_array_foreach(items, i, v) {
-		if ((t = json_dumps(v, JSON_COMPACT)) == NULL) {
-			json_decref(items);
-			json_decref(keep);
-			return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-		}
-		len = strlen(t) + (i > 0);
-		free(t);
-		if (used + len > ADMIN_PAGE_BYTES) {
+		sep = i > 0;
+		if (used + sep >= ADMIN_PAGE_BYTES) {
 			more = 1;
 			break;
 		}
-		used += len;
-		json_array_append(keep, v);
+		n = json_dumpb(v, buf + used + sep, ADMIN_PAGE_BYTES - used -
+		    sep, JSON_COMPACT);
+		if (n == 0) {
+			free(buf);
+			json_decref(items);
+			return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		}
+		if (used + sep + n > ADMIN_PAGE_BYTES) {
+			more = 1;
+			break;
+		}
+		if (sep)
+			buf[used] = ',';
+		used += sep + n;
 		last = v;
 	}
-	json_decref(items);
 	if (last == NULL && more) {
-		json_decref(keep);
+		free(buf);
+		json_decref(items);
 		return xerr_set(e, XTCMK_E_TOOBIG, "one item of the list is "
 		    "over the frame limit of %d bytes", XW_PAYLOAD_MAX);
 	}
-	*ret = json_pack("{s:o, s:O}", "items", keep, "next", more ?
-	    json_object_get(last, key) : json_null());
-	return *ret == NULL ? xerr_set(e, XTCMK_E_NOMEM, "out of memory") : 0;
+	rc = page_close(buf, used, more ? json_object_get(last, key) :
+	    json_null(), ret, e);
+	json_decref(items);
+	return rc;
 }
 
 /* A page of a list keyed by a string: `fn` is a reg_*_page(). */
 static int
 list_page(struct registry *reg, json_t *req, int dflt,
     int (*fn)(struct registry *, const char *, int, json_t **, int *,
-    struct xerr *), const char *key, json_t **ret, struct xerr *e)
+    struct xerr *), const char *key, char **ret, struct xerr *e)
 {
 	const char *after;
 	long long unused;
@@ -235,9 +268,45 @@ list_page(struct registry *reg, json_t *req, int dflt,
 	return page_reply(items, more, key, ret, e);
 }
 
+/*
+ * customer.list: the page written straight from the rows as text (see
+ * reg_customer_page_text), the same reply page_reply() would make.
+ */
+static int
+customer_page(struct registry *reg, json_t *req, char **ret, struct xerr *e)
+{
+	char last[CUSTOMER_ID_MAX + 1], *buf;
+	const char *after;
+	long long unused;
+	json_t *next;
+	size_t used = sizeof(page_head) - 1;
+	int rc, limit, more;
+
+	if ((rc = page_args(req, ADMIN_PAGE_DEFAULT, 0, &after, &unused,
+	    &limit, e)) < 0)
+		return rc;
+	if ((buf = malloc(XW_PAYLOAD_MAX)) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	memcpy(buf, page_head, used);
+	if ((rc = reg_customer_page_text(reg, after, limit, buf,
+	    ADMIN_PAGE_BYTES, &used, last, sizeof(last), &more, e)) < 0) {
+		free(buf);
+		return rc;
+	}
+	if (more && last[0] == '\0') {
+		free(buf);
+		return xerr_set(e, XTCMK_E_TOOBIG, "one item of the list is "
+		    "over the frame limit of %d bytes", XW_PAYLOAD_MAX);
+	}
+	next = more ? json_string(last) : json_null();
+	rc = page_close(buf, used, next, ret, e);
+	json_decref(next);
+	return rc;
+}
+
 /* The moves log, of one customer ("id") or all, keyed by its "id". */
 static int
-moves_page(struct registry *reg, json_t *req, json_t **ret, struct xerr *e)
+moves_page(struct registry *reg, json_t *req, char **ret, struct xerr *e)
 {
 	const char *unused, *id = NULL;
 	long long after;
@@ -270,7 +339,7 @@ key_sort(const void *a, const void *b)
  * running a query; the reply is paged like every other list.
  */
 static int
-keys_page(struct service *s, json_t *req, json_t **ret, struct xerr *e)
+keys_page(struct service *s, json_t *req, char **ret, struct xerr *e)
 {
 	const char *after;
 	long long unused;
@@ -358,11 +427,12 @@ customer_show(struct service *s, const char *id, json_t **ret, struct xerr *e)
 
 int
 admin_handle(struct service *s, const struct peer *p, json_t *req,
-    json_t **ret_reply, struct xerr *e)
+    json_t **ret_reply, char **ret_text, struct xerr *e)
 {
 	struct registry *reg = service_registry(s);
 	const char *cmd, *a1, *a2;
 	json_t *obj, *r = NULL;
+	char *text = NULL;
 	char actor[64], subject[512];
 	int rc = 0, kind;
 
@@ -401,13 +471,13 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 		rc = regb_import(service_backend(s), req, &r, e);
 	else if (strcmp(cmd, "workload.list") == 0) {
 		rc = list_page(reg, req, ADMIN_PAGE_DEFAULT,
-		    reg_workload_page, "name", &r, e);
+		    reg_workload_page, "name", &text, e);
 	} else if (strcmp(cmd, "workload.show") == 0) {
 		if ((a1 = arg_str(req, "name", e, &rc)) != NULL)
 			rc = reg_workload_get(reg, a1, &r, e);
 	} else if (strcmp(cmd, "app.list") == 0) {
 		rc = list_page(reg, req, ADMIN_APP_PAGE_DEFAULT,
-		    reg_app_page, "name", &r, e);
+		    reg_app_page, "name", &text, e);
 	} else if (strcmp(cmd, "app.show") == 0) {
 		if ((a1 = arg_str(req, "name", e, &rc)) != NULL)
 			rc = reg_app_get(reg, a1, &r, e);
@@ -418,10 +488,9 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 		rc = service_import(s, json_object_get(req, "customers"), &r,
 		    e);
 	} else if (strcmp(cmd, "customer.list") == 0) {
-		rc = list_page(reg, req, ADMIN_PAGE_DEFAULT,
-		    reg_customer_page, "id", &r, e);
+		rc = customer_page(reg, req, &text, e);
 	} else if (strcmp(cmd, "customer.moves") == 0) {
-		rc = moves_page(reg, req, &r, e);
+		rc = moves_page(reg, req, &text, e);
 	} else if (strcmp(cmd, "customer.show") == 0) {
 		if ((a1 = arg_str(req, "id", e, &rc)) != NULL)
 			rc = customer_show(s, a1, &r, e);
@@ -439,7 +508,7 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 		if ((a1 = arg_str(req, "id", e, &rc)) != NULL)
 			rc = service_decide_json(s, a1, &r, e);
 	} else if (strcmp(cmd, "key.list") == 0)
-		rc = keys_page(s, req, &r, e);
+		rc = keys_page(s, req, &text, e);
 	else if (strncmp(cmd, "key.", 4) == 0)
 		rc = keys_admin(service_keys(s), cmd + 4, req, &r, e);
 	else
@@ -448,6 +517,12 @@ admin_handle(struct service *s, const struct peer *p, json_t *req,
 reply:
 	if (rc < 0)
 		return rc;
+	if (text != NULL) {
+		/* A list page, encoded already. */
+		*ret_reply = NULL;
+		*ret_text = text;
+		return 0;
+	}
 	if (r == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	if (kind == ADMIN_CHANGE) {
@@ -458,5 +533,6 @@ reply:
 		    actor, subject);
 	}
 	*ret_reply = r;
+	*ret_text = NULL;
 	return 0;
 }

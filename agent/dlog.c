@@ -10,6 +10,8 @@
  * reload`) opens the path again; lines already queued go to whichever
  * file is open when the writer takes them, none is lost or split.
  */
+#include <sys/uio.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -39,6 +41,7 @@ struct dlog {
 };
 
 #define DLOG_WARN_EVERY_S	60	/* at most one drop warning a minute */
+#define DLOG_BATCH		64	/* lines in one write */
 
 /*
  * Count a dropped line (locked) and warn in the agent log, at most once
@@ -86,11 +89,43 @@ write_all(int fd, const char *s, size_t len)
 	}
 }
 
+/*
+ * Write the lines in one writev (O_APPEND keeps them whole and in
+ * order); what a short write leaves goes out line by line.
+ */
+static void
+write_lines(int fd, char **lines, size_t n)
+{
+	struct iovec iov[DLOG_BATCH];
+	size_t i, len;
+	ssize_t done;
+
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = lines[i];
+		iov[i].iov_len = strlen(lines[i]);
+	}
+	do
+		done = writev(fd, iov, (int)n);
+	while (done == -1 && errno == EINTR);
+	if (done < 0)
+		done = 0;
+	for (i = 0; i < n; i++) {
+		len = iov[i].iov_len;
+		if ((size_t)done >= len) {
+			done -= (ssize_t)len;
+			continue;
+		}
+		write_all(fd, lines[i] + done, len - (size_t)done);
+		done = 0;
+	}
+}
+
 static void *
 dlog_main(void *arg)
 {
 	struct dlog *l = arg;
-	char *line;
+	char *lines[DLOG_BATCH];
+	size_t i, n;
 
 	pthread_mutex_lock(&l->mu);
 	for (;;) {
@@ -100,18 +135,22 @@ dlog_main(void *arg)
 		}
 		if (l->count == 0 && l->stop)
 			break;
-		line = l->queue[l->head];
-		l->head = (l->head + 1) % DLOG_QUEUE_MAX;
-		l->count--;
+		/* Every line queued meanwhile, up to DLOG_BATCH, at once. */
+		for (n = 0; n < DLOG_BATCH && l->count > 0; n++) {
+			lines[n] = l->queue[l->head];
+			l->head = (l->head + 1) % DLOG_QUEUE_MAX;
+			l->count--;
+		}
 		l->writing = 1;
 		pthread_mutex_unlock(&l->mu);
 		pthread_mutex_lock(&l->fd_mu);
-		write_all(l->fd, line, strlen(line));
+		write_lines(l->fd, lines, n);
 		pthread_mutex_unlock(&l->fd_mu);
-		free(line);
+		for (i = 0; i < n; i++)
+			free(lines[i]);
 		pthread_mutex_lock(&l->mu);
 		l->writing = 0;
-		l->written++;
+		l->written += n;
 	}
 	pthread_cond_broadcast(&l->idle);
 	pthread_mutex_unlock(&l->mu);

@@ -8,6 +8,7 @@
  * workers, the decision log and the counters are service.c's, reached
  * through service_int.h.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,14 +124,44 @@ customer_diff(json_t *old, json_t *c, char *diff, size_t len)
 }
 
 /*
+ * What an import works out ahead for a customer, on a second thread and
+ * a second policy worker while the customers before it are decided: the
+ * parts that depend on the customer alone, P.scope and the versioning
+ * decision.  The registry-dependent parts (the scope's resolution,
+ * P.decide, the role decision, the writes) stay in order on the
+ * importing thread.
+ */
+struct ahead {
+	int		 ready;		/* worked out; else do it in line */
+	int		 scope_rc, has;
+	struct scope	 sc;		/* when has */
+	char		 hash[65];	/* the set that answered P.scope */
+	struct xerr	 scope_err;
+	int		 ver_ready, ver_rc;
+	struct xerr	 ver_err;
+};
+
+/* Forget what was worked out ahead (a retry decides in line). */
+static void
+ahead_clear(struct ahead *a)
+{
+	if (a == NULL)
+		return;
+	if (a->has)
+		scope_clear(&a->sc);
+	a->has = 0;
+	a->ready = 0;
+}
+
+/*
  * The input of the partition decision.  A policy with P.scope gets what
  * its selectors pick (bounded by their limits); one without gets every
  * application and workload, which is refused past SCOPE_FULL_MAX of
  * either.  *ret_set_hash: the set whose scope was used.
  */
 static int
-partition_input(struct service *s, json_t *cv, json_t **ret_input,
-    char *ret_set_hash, struct xerr *e)
+partition_input(struct service *s, json_t *cv, struct ahead *a,
+    json_t **ret_input, char *ret_set_hash, struct xerr *e)
 {
 	struct registry *reg = service_registry(s);
 	struct scope sc;
@@ -139,9 +170,23 @@ partition_input(struct service *s, json_t *cv, json_t **ret_input,
 	int rc, has;
 
 	if ((base = json_pack("{s:O, s:i}", "customer", cv, "limit",
-	    REG_FIC_MAX)) == NULL)
+	    REG_FIC_MAX)) == NULL) {
+		ahead_clear(a);
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-	if ((rc = svc_scope(s, cv, &sc, &has, ret_set_hash, e)) < 0)
+	}
+	if (a != NULL && a->ready) {
+		/* Worked out ahead (the scope is the customer's alone). */
+		rc = a->scope_rc;
+		has = a->has;
+		sc = a->sc;
+		a->has = 0;
+		snprintf(ret_set_hash, 65, "%s", a->hash);
+		if (rc < 0)
+			*e = a->scope_err;
+		ahead_clear(a);
+	} else
+		rc = svc_scope(s, cv, &sc, &has, ret_set_hash, e);
+	if (rc < 0)
 		goto out;
 	if (has) {
 		rc = reg_scope_resolve(reg, &sc, base, ret_input, e);
@@ -199,18 +244,20 @@ decided_app(json_t *input, json_t *part)
  * transaction (a savepoint inside an import batch).
  */
 static int
-onboard_one(struct service *s, json_t *customer, json_t **ret_result,
-    struct xerr *e)
+onboard_one(struct service *s, json_t *customer, struct ahead *a,
+    json_t **ret_result, struct xerr *e)
 {
 	long long view = regb_view(service_backend(s));
 	json_t *existing = NULL, *input = NULL, *part = NULL, *app = NULL;
-	json_t *rest = NULL, *cv = NULL, *why = NULL;
+	json_t *cv = NULL, *why = NULL;
 	const char *id = NULL, *appname;
 	char hash[65], scope_hash[65], diff[96];
 	int rc, tries;
 
-	if ((rc = onboard_check(customer, &id, e)) < 0)
+	if ((rc = onboard_check(customer, &id, e)) < 0) {
+		ahead_clear(a);
 		return rc;
+	}
 	if (reg_customer_get(service_registry(s), id, &existing, NULL) == 0) {
 		customer_diff(existing, customer, diff, sizeof(diff));
 		if (diff[0] != '\0') {
@@ -237,7 +284,8 @@ onboard_one(struct service *s, json_t *customer, json_t **ret_result,
 		json_decref(input);
 		json_decref(part);
 		input = part = NULL;
-		if ((rc = partition_input(s, cv, &input, scope_hash, e)) < 0 ||
+		if ((rc = partition_input(s, cv, tries == 0 ? a : NULL,
+		    &input, scope_hash, e)) < 0 ||
 		    (rc = service_policy(s, POLICY_PARTITION, id, input, &part,
 		    hash, e)) < 0)
 			goto out;
@@ -248,8 +296,23 @@ onboard_one(struct service *s, json_t *customer, json_t **ret_result,
 	/* The role and versioning policies must accept this customer
 	 * before anything is recorded. */
 	app = decided_app(input, part);
-	if ((rc = svc_decide_rest(s, customer, app, &rest, e)) < 0)
-		goto out;
+	if (a != NULL && a->ver_ready) {
+		/* Versioning was decided ahead (an import batch). */
+		if ((rc = svc_decide_role(s, customer, app, NULL, e)) < 0)
+			goto out;
+		if ((rc = a->ver_rc) < 0) {
+			*e = a->ver_err;
+			goto out;
+		}
+	} else {
+		/* Both in one round trip to a policy worker. */
+		json_t *rest = NULL;
+
+		rc = svc_decide_rest(s, customer, app, &rest, e);
+		json_decref(rest);
+		if (rc < 0)
+			goto out;
+	}
 	why = scope_why(input, json_object_get(input, "scope") != NULL);
 	if ((rc = regb_onboard(service_backend(s), view, customer, part, why,
 	    hash, e)) < 0)
@@ -261,6 +324,7 @@ onboard_one(struct service *s, json_t *customer, json_t **ret_result,
 	    "app", appname, "federate", json_object_get(part, "federate"),
 	    "reason", json_object_get(part, "reason"), "policy_hash", hash);
 out:
+	ahead_clear(a);
 	if (rc < 0 && rc != -XTCMK_E_BUSY)
 		svc_count(s, SVC_REFUSED);
 	json_decref(existing);
@@ -268,7 +332,6 @@ out:
 	json_decref(input);
 	json_decref(part);
 	json_decref(app);
-	json_decref(rest);
 	json_decref(why);
 	return rc;
 }
@@ -278,13 +341,13 @@ out:
  * read: decide again on the fresher mirror (bounded, counted).
  */
 static int
-onboard_retry(struct service *s, json_t *customer, json_t **ret_result,
-    struct xerr *e)
+onboard_retry(struct service *s, json_t *customer, struct ahead *a,
+    json_t **ret_result, struct xerr *e)
 {
 	int rc, tries;
 
 	for (tries = 0; ; tries++) {
-		rc = onboard_one(s, customer, ret_result, e);
+		rc = onboard_one(s, customer, a, ret_result, e);
 		if (rc != -XTCMK_E_BUSY || tries == REGB_RETRY_MAX ||
 		    !regb_retry(service_backend(s)))
 			break;
@@ -301,7 +364,7 @@ service_onboard(struct service *s, json_t *customer, json_t **ret_result,
 	int rc;
 
 	svc_onboard_lock(s, 1);
-	rc = onboard_retry(s, customer, ret_result, e);
+	rc = onboard_retry(s, customer, NULL, ret_result, e);
 	svc_onboard_lock(s, 0);
 	return rc;
 }
@@ -389,6 +452,8 @@ struct import_state {
 	json_t		*customers;
 	json_t		*results;
 	int		 assigned, already, refused;
+	struct lookahead *ahead;	/* work done ahead, by index */
+	size_t		 next;		/* the index expected next */
 };
 
 /* The reply's row of customer `i` (its outcome rc, res or ce). */
@@ -441,12 +506,25 @@ import_finish(void *arg, struct xerr *e)
 	    "customers per request", json_array_size(st->customers));
 }
 
-/* The backend's batch (regb_onboard_batch) decides with these. */
+static struct ahead *lookahead_get(struct lookahead *, size_t);
+
+/*
+ * The backend's batch (regb_onboard_batch) decides with these.  It
+ * decides the customers in order; one decided again (after a lost etcd
+ * race) is decided in line, without what was worked out ahead.
+ */
 static int
 import_one(void *arg, json_t *customer, json_t **ret_res, struct xerr *e)
 {
-	return onboard_one(((struct import_state *)arg)->s, customer, ret_res,
-	    e);
+	struct import_state *st = arg;
+	struct ahead *a = NULL;
+
+	if (st->next < json_array_size(st->customers) &&
+	    json_array_get(st->customers, st->next) == customer) {
+		a = lookahead_get(st->ahead, st->next);
+		st->next++;
+	}
+	return onboard_one(st->s, customer, a, ret_res, e);
 }
 
 static void
@@ -463,6 +541,171 @@ import_count(void *arg, int rc, json_t *res, int delta)
 }
 
 /*
+ * The helper thread of an import: it works out ahead[i] for each
+ * customer in turn (see struct ahead) and counts them in `done`; the
+ * importing thread waits for customer i's before deciding it.
+ */
+struct lookahead {
+	struct service	*s;
+	json_t		*customers;
+	struct ahead	*a;
+	size_t		 n, done;
+	int		 stop, running;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	pthread_t	 thread;
+};
+
+static void
+ahead_one(struct service *s, json_t *c, struct ahead *a)
+{
+	const char *id;
+	struct xerr e;
+	json_t *cv;
+
+	/* A customer the check refuses is left to the importing thread,
+	 * which reports why. */
+	if (onboard_check(c, &id, &e) < 0 ||
+	    (cv = svc_customer_view(c)) == NULL)
+		return;
+	a->scope_rc = svc_scope(s, cv, &a->sc, &a->has, a->hash,
+	    &a->scope_err);
+	json_decref(cv);
+	a->ready = 1;
+	if (a->scope_rc < 0)
+		return;
+	a->ver_rc = svc_decide_versioning(s, c, NULL, &a->ver_err);
+	a->ver_ready = 1;
+}
+
+static void *
+lookahead_main(void *arg)
+{
+	struct lookahead *l = arg;
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		pthread_mutex_lock(&l->mu);
+		if (l->stop) {
+			pthread_mutex_unlock(&l->mu);
+			break;
+		}
+		pthread_mutex_unlock(&l->mu);
+		if (l->a[i].ready == -1)
+			l->a[i].ready = 0;	/* nothing to work out */
+		else
+			ahead_one(l->s, json_array_get(l->customers, i),
+			    &l->a[i]);
+		pthread_mutex_lock(&l->mu);
+		l->done = i + 1;
+		pthread_cond_signal(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+	}
+	pthread_mutex_lock(&l->mu);
+	l->done = l->n;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+static int
+id_cmp(const void *x, const void *y)
+{
+	const char *a = *(const char *const *)x, *b = *(const char *const *)y;
+
+	return strcmp(a, b);
+}
+
+/*
+ * Start the helper for `customers`.  Nothing is worked out for a
+ * customer that is there already or repeats an id earlier in the batch
+ * (its answer is "already" or a refusal, decided in line), nor when the
+ * helper cannot start (everything is then decided in line).
+ */
+static void
+lookahead_start(struct lookahead *l, struct service *s, json_t *customers)
+{
+	const char **ids;
+	const char *id;
+	size_t i, j, n = json_array_size(customers);
+	json_t *c;
+
+	memset(l, 0, sizeof(*l));
+	l->s = s;
+	l->customers = customers;
+	l->n = n;
+	if ((l->a = calloc(n, sizeof(*l->a))) == NULL)
+		return;
+	if ((ids = calloc(n, sizeof(*ids))) == NULL) {
+		free(l->a);
+		l->a = NULL;
+		return;
+	}
+	json_array_foreach(customers, i, c) {
+		id = json_string_value(json_object_get(c, "id"));
+		ids[i] = id != NULL ? id : "";
+		if (id == NULL || reg_customer_exists(service_registry(s), id,
+		    NULL) != 0)
+			l->a[i].ready = -1;
+	}
+	/* An id the batch holds twice: every occurrence in line. */
+	qsort(ids, n, sizeof(*ids), id_cmp);
+	for (i = 1; i < n; i++)
+		if (ids[i][0] != '\0' && strcmp(ids[i], ids[i - 1]) == 0)
+			json_array_foreach(customers, j, c) {
+				id = json_string_value(json_object_get(c,
+				    "id"));
+				if (id != NULL && strcmp(id, ids[i]) == 0)
+					l->a[j].ready = -1;
+			}
+	free(ids);
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	if (pthread_create(&l->thread, NULL, lookahead_main, l) != 0) {
+		pthread_mutex_destroy(&l->mu);
+		pthread_cond_destroy(&l->cv);
+		free(l->a);
+		l->a = NULL;
+		return;
+	}
+	l->running = 1;
+}
+
+/* What was worked out for customer i (waiting for it), or NULL. */
+static struct ahead *
+lookahead_get(struct lookahead *l, size_t i)
+{
+	if (!l->running)
+		return NULL;
+	pthread_mutex_lock(&l->mu);
+	while (l->done <= i)
+		pthread_cond_wait(&l->cv, &l->mu);
+	pthread_mutex_unlock(&l->mu);
+	return &l->a[i];
+}
+
+static void
+lookahead_stop(struct lookahead *l)
+{
+	size_t i;
+
+	if (l->running) {
+		pthread_mutex_lock(&l->mu);
+		l->stop = 1;
+		pthread_mutex_unlock(&l->mu);
+		pthread_join(l->thread, NULL);
+		pthread_mutex_destroy(&l->mu);
+		pthread_cond_destroy(&l->cv);
+	}
+	if (l->a != NULL)
+		for (i = 0; i < l->n; i++)
+			ahead_clear(&l->a[i]);
+	free(l->a);
+	l->a = NULL;
+	l->running = 0;
+}
+
+/*
  * Bulk onboarding: every customer decided and checked as by
  * service_onboard, in order, inside one registry transaction (each
  * customer a savepoint, so a refusal undoes only its own part and later
@@ -475,7 +718,8 @@ int
 service_import(struct service *s, json_t *customers, json_t **ret_reply,
     struct xerr *e)
 {
-	struct import_state st = { s, customers, NULL, 0, 0, 0 };
+	struct lookahead ahead;
+	struct import_state st = { s, customers, NULL, 0, 0, 0, &ahead, 0 };
 	const struct regb_batch cb = { import_one, import_count, import_row,
 	    import_finish, &st };
 	int rc;
@@ -490,7 +734,9 @@ service_import(struct service *s, json_t *customers, json_t **ret_reply,
 	if ((st.results = json_array()) == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	svc_onboard_lock(s, 1);
+	lookahead_start(&ahead, s, customers);
 	rc = regb_onboard_batch(service_backend(s), customers, &cb, e);
+	lookahead_stop(&ahead);
 	svc_onboard_lock(s, 0);
 	svc_count(s, SVC_IMPORTS);
 	if (rc < 0) {

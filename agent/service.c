@@ -765,38 +765,103 @@ key_view(const char *uri_text, struct xerr *e)
 	return k;
 }
 
+/* The role policy's input: the customer and the app serving it. */
+static json_t *
+role_input(json_t *customer, json_t *app)
+{
+	return json_pack("{s:o, s:{s:O, s:O?, s:O?}}", "customer",
+	    svc_customer_view(customer), "app", "name",
+	    json_object_get(app, "name"), "client_id",
+	    json_object_get(app, "client_id"), "labels",
+	    json_object_get(app, "labels"));
+}
+
+/* The versioning policy's input: the customer and its key. */
+static int
+versioning_input(json_t *customer, json_t **ret_in, struct xerr *e)
+{
+	json_t *key;
+
+	*ret_in = NULL;
+	if ((key = key_view(json_string_value(json_object_get(customer,
+	    "key_uri")), e)) == NULL)
+		return -XTCMK_E_INVAL;
+	if ((*ret_in = json_pack("{s:o, s:o}", "customer",
+	    svc_customer_view(customer), "key", key)) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	return 0;
+}
+
+/* One decision of `kind` on `in` (consumed); *ret may be NULL. */
+static int
+decide_one(struct service *s, enum policy_kind kind, const char *id,
+    json_t *in, json_t **ret, struct xerr *e)
+{
+	json_t *out = NULL;
+	int rc;
+
+	if (in == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	rc = service_policy(s, kind, id, in, &out, NULL, e);
+	json_decref(in);
+	if (rc == 0 && ret != NULL)
+		*ret = out;
+	else
+		json_decref(out);
+	return rc;
+}
+
+/* The role decision for `customer` served by `app` (*ret may be NULL). */
+int
+svc_decide_role(struct service *s, json_t *customer, json_t *app, json_t **ret,
+    struct xerr *e)
+{
+	return decide_one(s, POLICY_ROLE, json_string_value(
+	    json_object_get(customer, "id")), role_input(customer, app), ret,
+	    e);
+}
+
+/* The key-versioning decision for `customer` (*ret may be NULL): it
+ * depends on the customer alone. */
+int
+svc_decide_versioning(struct service *s, json_t *customer, json_t **ret,
+    struct xerr *e)
+{
+	json_t *in;
+	int rc;
+
+	if ((rc = versioning_input(customer, &in, e)) < 0)
+		return rc;
+	return decide_one(s, POLICY_VERSIONING, json_string_value(
+	    json_object_get(customer, "id")), in, ret, e);
+}
+
 /*
- * Role and key-versioning decisions for `customer` served by `app`;
- * *ret gets {"role": ..., "versioning": ...}.
+ * Role and key-versioning decisions for `customer` served by `app`, in
+ * one round trip to a policy worker; *ret gets {"role": ...,
+ * "versioning": ...}.
  */
 int
 svc_decide_rest(struct service *s, json_t *customer, json_t *app, json_t **ret,
     struct xerr *e)
 {
-	json_t *cv, *in_role = NULL, *in_ver = NULL, *role = NULL, *ver = NULL;
-	json_t *key;
 	const char *id = json_string_value(json_object_get(customer, "id"));
+	json_t *in_role, *in_ver = NULL, *role = NULL, *ver = NULL;
 	int rc;
 
-	cv = svc_customer_view(customer);
-	key = key_view(json_string_value(json_object_get(customer, "key_uri")),
-	    e);
-	if (cv == NULL || key == NULL) {
-		rc = key == NULL ? -XTCMK_E_INVAL : -XTCMK_E_NOMEM;
+	if ((in_role = role_input(customer, app)) == NULL) {
+		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto out;
 	}
-	in_role = json_pack("{s:O, s:{s:O, s:O?, s:O?}}", "customer", cv,
-	    "app", "name", json_object_get(app, "name"),
-	    "client_id", json_object_get(app, "client_id"),
-	    "labels", json_object_get(app, "labels"));
-	in_ver = json_pack("{s:O, s:O}", "customer", cv, "key", key);
+	if ((rc = versioning_input(customer, &in_ver, e)) < 0)
+		goto out;
 	if ((rc = policy_pair(s, id, in_role, in_ver, &role, &ver, e)) < 0)
 		goto out;
-	*ret = json_pack("{s:o, s:o}", "role", role, "versioning", ver);
+	if ((*ret = json_pack("{s:o, s:o}", "role", role, "versioning",
+	    ver)) == NULL)
+		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	role = ver = NULL;
 out:
-	json_decref(cv);
-	json_decref(key);
 	json_decref(in_role);
 	json_decref(in_ver);
 	json_decref(role);
@@ -1084,7 +1149,7 @@ handle_admin(struct service *s, const struct peer *p, const uint8_t *payload,
 	struct xw_field f;
 	json_error_t jerr;
 	json_t *req, *reply = NULL;
-	char *text;
+	char *text = NULL;
 	int rc;
 
 	if (xw_find(payload, len, XT_JSON, &f) != 1)
@@ -1096,14 +1161,16 @@ handle_admin(struct service *s, const struct peer *p, const uint8_t *payload,
 		return xerr_set(e, XTCMK_E_INVAL, "admin request is not a "
 		    "JSON object: %s", jerr.text);
 	}
-	rc = admin_handle(s, p, req, &reply, e);
+	rc = admin_handle(s, p, req, &reply, &text, e);
 	if (rc >= 0)
 		memcache_customer_changed(s, req);
 	json_decref(req);
 	if (rc < 0)
 		return rc;
-	text = json_dumps(reply, JSON_COMPACT);
-	json_decref(reply);
+	if (text == NULL) {
+		text = json_dumps(reply, JSON_COMPACT);
+		json_decref(reply);
+	}
 	if (text == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	if (strlen(text) > b->cap - b->len - XW_FIELD_HDR)

@@ -109,8 +109,9 @@ void	service_key_state(struct service *s, const char *customer,
 void	service_customer_bump(struct service *s, const char *customer);
 json_t	*service_status(struct service *s);
 
-/* admin.c: one JSON command. */
+/* admin.c: one JSON command; its reply as JSON (*ret_reply) or, for a
+ * list page, as the JSON text to send (*ret_text, malloc'd). */
 int	admin_handle(struct service *s, const struct peer *p, json_t *req,
-	    json_t **ret_reply, struct xerr *e);
+	    json_t **ret_reply, char **ret_text, struct xerr *e);
 
 #endif

@@ -51,5 +51,11 @@ json_t	*svc_customer_view(json_t *c);
 /* Role and key-versioning decisions for `customer` served by `app`. */
 int	svc_decide_rest(struct service *s, json_t *customer, json_t *app,
 	    json_t **ret, struct xerr *e);
+/* Each alone (*ret may be NULL); versioning depends on the customer
+ * alone, so an import works it out ahead (onboard.c). */
+int	svc_decide_role(struct service *s, json_t *customer, json_t *app,
+	    json_t **ret, struct xerr *e);
+int	svc_decide_versioning(struct service *s, json_t *customer,
+	    json_t **ret, struct xerr *e);
 
 #endif

@@ -90,6 +90,8 @@ import() {	# import FILE: quiet, fails loudly
 }
 
 declare -A res
+# Other work on the host moves every wall figure: show how much there was.
+echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-9s %-8s %14s %14s\n' "registry" "path" "CPU/customer" "wall/customer"
 for size in $sizes; do
 	start_agent
@@ -152,6 +154,7 @@ for line in sys.stdin:
 	    "$n" "$bytes" "$(calc "$bytes / $n")" "$rss" "$hwm" "$fill_wall" \
 	    "$(calc "$size / $fill_wall")" "$rows" "$(median <"$dir/list.wall")")
 	echo "${res[$size,extra]}"
+	echo "  load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	stop_agent
 done
 

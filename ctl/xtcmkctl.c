@@ -23,6 +23,7 @@
 #include "import.h"
 #include "keys.h"
 #include "onboard.h"
+#include "pagescan.h"
 #include "policy.h"
 #include "wire.h"
 #include "xtcmk.h"
@@ -207,15 +208,19 @@ socket_path(void)
 	return XTCMK_SOCKET;
 }
 
-/* Send one admin request; *ret_reply on success, exit code on failure. */
+/*
+ * Send one admin request; on success *ret_frame (malloc'd) holds the
+ * reply and *ret_text (*ret_len bytes) its JSON text; an exit code on
+ * failure.
+ */
 static int
-call(json_t *req, json_t **ret_reply)
+call_raw(json_t *req, uint8_t **ret_frame, const char **ret_text,
+    size_t *ret_len)
 {
 	char err[XC_ERR_MAX] = "", msg[1024];
 	int64_t deadline = xc_deadline(CTL_TIMEOUT_MS);
 	struct xw_buf b;
 	struct xw_field f;
-	json_error_t jerr;
 	uint8_t *payload, *reply = NULL;
 	uint16_t status;
 	size_t rlen;
@@ -261,14 +266,35 @@ call(json_t *req, json_t **ret_reply)
 		free(reply);
 		return exit_for(status);
 	}
-	if (xw_find(reply, rlen, XT_JSON, &f) != 1 ||
-	    (*ret_reply = json_loadb((const char *)f.val, f.len, 0,
-	    &jerr)) == NULL) {
+	if (xw_find(reply, rlen, XT_JSON, &f) != 1) {
 		ctl_err(XTCMK_E_PROTOCOL, "the agent's reply is not JSON");
 		free(reply);
 		return EXIT_FAIL;
 	}
-	free(reply);
+	*ret_frame = reply;
+	*ret_text = (const char *)f.val;
+	*ret_len = f.len;
+	return EXIT_OK;
+}
+
+/* Send one admin request; *ret_reply on success, exit code on failure. */
+static int
+call(json_t *req, json_t **ret_reply)
+{
+	json_error_t jerr;
+	const char *text;
+	uint8_t *frame;
+	size_t len;
+	int rc;
+
+	if ((rc = call_raw(req, &frame, &text, &len)) != EXIT_OK)
+		return rc;
+	*ret_reply = json_loadb(text, len, 0, &jerr);
+	free(frame);
+	if (*ret_reply == NULL) {
+		ctl_err(XTCMK_E_PROTOCOL, "the agent's reply is not JSON");
+		return EXIT_FAIL;
+	}
 	return EXIT_OK;
 }
 
@@ -326,19 +352,82 @@ struct page_opt {
 
 typedef void	row_fn(json_t *item, void *arg);
 
+/* A list's human lines read by pagescan: the members a line shows. */
+struct fast_rows {
+	const char *const *keys;
+	int		 nkeys;
+	void		(*line)(const struct pscan_row *);
+};
+
+#define LIST_OLD_AGENT	(-1)	/* list_page: the agent pages by offset */
+
+/*
+ * One page of `cmd` for the request `req`: its items to `row` (or, when
+ * `fast` is given and pagescan takes the page, to fast->line) and its
+ * "next" in *ret_next (new reference).
+ */
+static int
+list_page(json_t *req, row_fn *row, void *arg, const struct fast_rows *fast,
+    json_t **ret_next)
+{
+	static struct pscan_row rows[CTL_PAGE_MAX];
+	const char *text, *nt;
+	json_t *r = NULL, *v, *next;
+	uint8_t *frame;
+	size_t len, n, nl, i;
+	int rc;
+
+	if ((rc = call_raw(req, &frame, &text, &len)) != EXIT_OK)
+		return rc;
+	if (fast != NULL && pscan_page(text, len, fast->keys, fast->nkeys,
+	    rows, CTL_PAGE_MAX, &n, &nt, &nl) == 0 &&
+	    (next = json_loadb(nt, nl, JSON_DECODE_ANY, NULL)) != NULL) {
+		if (!json_is_null(next) && json_equal(json_object_get(req,
+		    "after"), next)) {
+			json_decref(next);
+			free(frame);
+			return LIST_OLD_AGENT;
+		}
+		for (i = 0; i < n; i++)
+			fast->line(&rows[i]);
+		free(frame);
+		*ret_next = next;
+		return EXIT_OK;
+	}
+	r = json_loadb(text, len, 0, NULL);
+	free(frame);
+	if (r == NULL) {
+		ctl_err(XTCMK_E_PROTOCOL, "the agent's reply is not JSON");
+		return EXIT_FAIL;
+	}
+	if (json_object_get(r, "total") != NULL ||
+	    (!json_is_null(json_object_get(req, "after")) &&
+	    json_equal(json_object_get(req, "after"),
+	    json_object_get(r, "next")))) {
+		json_decref(r);
+		return LIST_OLD_AGENT;
+	}
+	json_array_foreach(json_object_get(r, "items"), i, v)
+		row(v, arg);
+	next = json_object_get(r, "next");
+	*ret_next = next != NULL ? json_incref(next) : json_null();
+	json_decref(r);
+	return EXIT_OK;
+}
+
 /*
  * Run the list command `cmd` (extra arguments in `args`, borrowed) page
  * by page, following "next" until it is null, and hand each item to
- * `row` as it arrives, so memory holds one page whatever the list
- * holds.  With --limit/--after, one page only; its "next" is returned
- * in *ret_next (new reference, JSON null at the end) when asked.
+ * `row` as it arrives (or its line to fast->line, see list_page), so
+ * memory holds one page whatever the list holds.  With --limit/--after,
+ * one page only; its "next" is returned in *ret_next (new reference,
+ * JSON null at the end) when asked.
  */
 static int
 list_each(const char *cmd, json_t *args, const struct page_opt *po,
-    row_fn *row, void *arg, json_t **ret_next)
+    row_fn *row, void *arg, const struct fast_rows *fast, json_t **ret_next)
 {
-	json_t *req, *r, *after, *v, *next;
-	size_t i;
+	json_t *req, *after, *next = NULL;
 	int rc;
 
 	after = po == NULL || po->after == NULL ? json_null() : po->numeric ?
@@ -351,33 +440,24 @@ list_each(const char *cmd, json_t *args, const struct page_opt *po,
 		if (po != NULL && po->limit > 0)
 			json_object_set_new(req, "limit",
 			    json_integer(po->limit));
-		rc = call(req, &r);
-		if (rc == EXIT_OK && (json_object_get(r, "total") != NULL ||
-		    (!json_is_null(json_object_get(req, "after")) &&
-		    json_equal(json_object_get(req, "after"),
-		    json_object_get(r, "next"))))) {
+		rc = list_page(req, row, arg, fast, &next);
+		json_decref(req);
+		if (rc == LIST_OLD_AGENT) {
 			/* An agent paging by offset ignores "after". */
 			fprintf(stderr, "xtcmkctl: the agent does not page %s "
 			    "by key: it is older than this xtcmkctl\n", cmd);
-			json_decref(r);
-			rc = EXIT_FAIL;
+			return EXIT_FAIL;
 		}
-		json_decref(req);
 		if (rc != EXIT_OK)
 			return rc;
-		json_array_foreach(json_object_get(r, "items"), i, v)
-			row(v, arg);
-		next = json_object_get(r, "next");
-		if ((po != NULL && po->one) || next == NULL ||
-		    json_is_null(next)) {
+		if ((po != NULL && po->one) || json_is_null(next)) {
 			if (ret_next != NULL)
-				*ret_next = next != NULL ? json_incref(next) :
-				    json_null();
-			json_decref(r);
+				*ret_next = next;
+			else
+				json_decref(next);
 			return EXIT_OK;
 		}
-		after = json_incref(next);
-		json_decref(r);
+		after = next;
 	}
 }
 
@@ -406,7 +486,7 @@ call_list(const char *cmd, json_t **ret_items)
 	json_t *all = json_array();
 	int rc;
 
-	if ((rc = list_each(cmd, NULL, NULL, collect_row, all, NULL)) !=
+	if ((rc = list_each(cmd, NULL, NULL, collect_row, all, NULL, NULL)) !=
 	    EXIT_OK) {
 		json_decref(all);
 		return rc;
@@ -441,7 +521,7 @@ list_row(json_t *item, void *arg)
  */
 static int
 print_list_cmd(const char *cmd, json_t *args, const struct page_opt *po,
-    const char *head, void (*human)(json_t *))
+    const char *head, void (*human)(json_t *), const struct fast_rows *fast)
 {
 	struct lister l = { human, po->one ? "{\"items\": [\n" : "[\n", 0 };
 	json_t *next = NULL;
@@ -449,7 +529,8 @@ print_list_cmd(const char *cmd, json_t *args, const struct page_opt *po,
 
 	if (!opt_json)
 		fputs(head, stdout);
-	rc = list_each(cmd, args, po, list_row, &l, &next);
+	rc = list_each(cmd, args, po, list_row, &l, opt_json ? NULL : fast,
+	    &next);
 	if (rc != EXIT_OK) {
 		/* A stream cut short is left unterminated on purpose. */
 		fflush(stdout);
@@ -694,7 +775,8 @@ cmd_workload(int argc, char **argv)
 		return page_opts(opts, nopts, 0, &po) < 0 ? EXIT_USAGE :
 		    print_list_cmd("workload.list", NULL, &po,
 		    "NAME                     CLIENT ID                            "
-		    "PRINCIPAL ID                         LABELS\n", workload_line);
+		    "PRINCIPAL ID                         LABELS\n", workload_line,
+		    NULL);
 	if (strcmp(pos[0], "show") == 0 && npos == 2)
 		return simple(json_pack("{s:s, s:s}", "cmd", "workload.show",
 		    "name", pos[1]), NULL);
@@ -749,7 +831,7 @@ cmd_app(int argc, char **argv)
 		return page_opts(opts, nopts, 0, &po) < 0 ? EXIT_USAGE :
 		    print_list_cmd("app.list", NULL, &po,
 		    "NAME                         CLIENT ID                             "
-		    "FICS CUSTOMERS  LABELS\n", app_line);
+		    "FICS CUSTOMERS  LABELS\n", app_line, NULL);
 	if (strcmp(pos[0], "show") == 0 && npos == 2)
 		return simple(json_pack("{s:s, s:s}", "cmd", "app.show",
 		    "name", pos[1]), NULL);
@@ -800,6 +882,21 @@ customer_line(json_t *c)
 	    jstr(c, "app"), jstr(c, "key_uri"));
 }
 
+/* customer_line() from a page read by pagescan. */
+static const char *const customer_keys[] = { "id", "tenant", "app",
+	"key_uri" };
+
+static void
+customer_fast_line(const struct pscan_row *r)
+{
+#define F(i)	r->v[i] != NULL ? r->len[i] : 1, r->v[i] != NULL ? r->v[i] : "-"
+	printf("%-24.*s %-36.*s %-24.*s %.*s\n", F(0), F(1), F(2), F(3));
+#undef F
+}
+
+static const struct fast_rows customer_fast = { customer_keys, 4,
+	customer_fast_line };
+
 static void
 move_line(json_t *m)
 {
@@ -817,17 +914,21 @@ move_line(json_t *m)
 
 /* --- customer import ------------------------------------------------ */
 
-#define IMPORT_BATCH		100	/* customers per request by default */
+#define IMPORT_BATCH		250	/* customers per request by default */
 #define IMPORT_BATCH_MAX	1000	/* the agent's limit per request */
 /* A request's customers: one frame less its header and the envelope. */
 #define IMPORT_REQ_BYTES	(XW_PAYLOAD_MAX - XW_FIELD_HDR - 256)
 #define IMPORT_ERRORS_SHOWN	20
+/* A customer's result in the reply, past its id, at most: the agent
+ * cuts a long refusal to ~100 bytes when the reply is tight. */
+#define IMPORT_RESULT_BYTES	200
 
 struct import {
 	const char	*file;
 	json_t		*batch;		/* customers of the request */
 	long		*lines;		/* their line numbers */
 	size_t		 bytes;		/* of the batch's JSON */
+	size_t		 rbytes;	/* of its results at most */
 	long		 total, done, n[3];	/* assigned, already, refused */
 	int		 tty;
 };
@@ -918,6 +1019,7 @@ import_send(struct import *im)
 	json_decref(r);
 	json_array_clear(im->batch);
 	im->bytes = 0;
+	im->rbytes = 0;
 	import_progress(im, 0);
 	return EXIT_OK;
 }
@@ -1004,7 +1106,7 @@ cmd_import(const char *path, const char *batch_opt)
 	FILE *f;
 	char *end, *t;
 	long line, batch = IMPORT_BATCH;
-	size_t len;
+	size_t len, rlen;
 	int rc;
 
 	if (batch_opt != NULL) {
@@ -1033,8 +1135,12 @@ cmd_import(const char *path, const char *batch_opt)
 		t = json_dumps(c, JSON_COMPACT);
 		len = t != NULL ? strlen(t) + 1 : IMPORT_REQ_BYTES;
 		free(t);
+		rlen = strlen(json_string_value(json_object_get(c, "id"))) +
+		    IMPORT_RESULT_BYTES;
+		/* Both the request and its reply must fit a frame. */
 		if ((json_array_size(im.batch) == (size_t)batch ||
-		    im.bytes + len > IMPORT_REQ_BYTES) &&
+		    im.bytes + len > IMPORT_REQ_BYTES ||
+		    im.rbytes + rlen > IMPORT_REQ_BYTES) &&
 		    (rc = import_send(&im)) != EXIT_OK) {
 			json_decref(c);
 			break;
@@ -1042,6 +1148,7 @@ cmd_import(const char *path, const char *batch_opt)
 		im.lines[json_array_size(im.batch)] = line;
 		json_array_append_new(im.batch, c);
 		im.bytes += len;
+		im.rbytes += rlen;
 	}
 	if (rc < 0) {
 		/* The file changed between the two readings. */
@@ -1127,7 +1234,8 @@ cmd_customer(int argc, char **argv)
 		return page_opts(opts, nopts, 0, &po) < 0 ? EXIT_USAGE :
 		    print_list_cmd("customer.list", NULL, &po,
 		    "CUSTOMER                 TENANT                               "
-		    "APPLICATION              KEY\n", customer_line);
+		    "APPLICATION              KEY\n", customer_line,
+		    &customer_fast);
 	if (strcmp(pos[0], "moves") == 0 && npos <= 2) {
 		if (page_opts(opts, nopts, 1, &po) < 0)
 			return EXIT_USAGE;
@@ -1135,7 +1243,7 @@ cmd_customer(int argc, char **argv)
 		    NULL;
 		rc = print_list_cmd("customer.moves", req, &po,
 		    "ID       TIME                 CUSTOMER                 OP     "
-		    "FROM -> TO (ACTOR: REASON)\n", move_line);
+		    "FROM -> TO (ACTOR: REASON)\n", move_line, NULL);
 		json_decref(req);
 		return rc;
 	}
@@ -1501,7 +1609,8 @@ cmd_key(int argc, char **argv)
 		return page_opts(opts, nopts, 0, &po) < 0 ? EXIT_USAGE :
 		    print_list_cmd("key.list", NULL, &po,
 		    "KEY (VAULT/NAME)                                 CURRENT "
-		    "VERSION                  STATE    VERSIONS\n", key_line);
+		    "VERSION                  STATE    VERSIONS\n", key_line,
+		    NULL);
 	snprintf(cmd, sizeof(cmd), "key.%s", pos[0]);
 	req = json_pack("{s:s}", "cmd", cmd);
 	if (npos == 2)

@@ -531,6 +531,72 @@ walk(struct registry *r, int (*fn)(struct registry *, const char *, int,
 }
 
 /*
+ * customer.list's text pages (reg_customer_page_text) are byte for byte
+ * the compact dump of reg_customer_page()'s items, for plain rows (from
+ * the columns) and rows with quotes and backslashes in labels or no
+ * policy hash (through the JSON row), in pages cut by limit or by bytes.
+ */
+static void
+test_page_text(struct registry *r)
+{
+	json_t *items, *c, *d, *fed;
+	struct xerr e;
+	char buf[4096], last[130], *want, after[130];
+	size_t used, runs = 0;
+	int lim, more, wmore, bytes;
+
+	fed = json_pack("[s]", "wl-eu-1");
+	c = customer("text-quote");
+	json_object_set_new(c, "labels", json_pack("{s:s, s:s}", "note",
+	    "say \"hi\" \\o/", "tier", "gold"));
+	d = json_pack("{s:s, s:O}", "app", "app-page-a", "federate", fed);
+	ASSERT_EQ(reg_customer_onboard(r, c, d, NULL, NULL, &e), 0);
+	json_decref(c);
+	json_decref(d);
+	json_decref(fed);
+	for (bytes = 0; bytes < 2; bytes++)
+		for (lim = 1; lim <= 9; lim += 4) {
+			after[0] = '\0';
+			do {
+				buf[0] = '[';
+				used = 1;
+				ASSERT_EQ(reg_customer_page_text(r, after[0] ?
+				    after : NULL, lim, buf, bytes ? 700 :
+				    sizeof(buf) - 2, &used, last, sizeof(last),
+				    &more, &e), 0);
+				buf[used++] = ']';
+				buf[used] = '\0';
+				ASSERT_EQ(reg_customer_page(r, after[0] ? after :
+				    NULL, lim, &items, &wmore, &e), 0);
+				if (bytes) {
+					/* Cut by bytes: a prefix of the page. */
+					for (;;) {
+						want = json_dumps(items,
+						    JSON_COMPACT);
+						if (want == NULL ||
+						    strlen(want) <= used ||
+						    json_array_size(items) < 2)
+							break;
+						free(want);
+						json_array_remove(items,
+						    json_array_size(items) - 1);
+						wmore = 1;
+					}
+					free(want);
+				}
+				want = json_dumps(items, JSON_COMPACT);
+				ASSERT_STR(buf, want);
+				ASSERT_EQ(more, wmore);
+				free(want);
+				json_decref(items);
+				snprintf(after, sizeof(after), "%s", last);
+				runs++;
+			} while (more);
+		}
+	ASSERT_INT(runs, >, 10);
+}
+
+/*
  * Keyset paging: pages of every size return each object once in key
  * order, equal to the whole list; an application read by page has the
  * FICs and customer count reg_app_get() gives; the moves log pages by
@@ -827,6 +893,7 @@ main(void)
 	test_usage(r);
 	test_reopen_and_check(&r);
 	test_paging(r);
+	test_page_text(r);
 	reg_close(r);
 	rm_dir();
 	return t_done();

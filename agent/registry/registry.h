@@ -98,6 +98,20 @@ int	reg_fic_remove(struct registry *r, const char *app,
  */
 int	reg_customer_get(struct registry *r, const char *id,
 	    json_t **ret_customer, struct xerr *e);
+/* 1 if customer `id` is in the registry, 0 if not, or an error. */
+int	reg_customer_exists(struct registry *r, const char *id,
+	    struct xerr *e);
+/*
+ * A page of customers as JSON text, for customer.list: the rows after
+ * `after` (NULL: from the first) in id order, at most `limit`, each as
+ * reg_customer_page() would give it in compact JSON, comma-separated,
+ * appended to `buf` from *used while they fit `max` bytes (*used moves
+ * on).  ret_last (lastlen bytes) gets the id of the last row written,
+ * *ret_more whether rows follow it.
+ */
+int	reg_customer_page_text(struct registry *r, const char *after,
+	    int limit, char *buf, size_t max, size_t *used, char *ret_last,
+	    size_t lastlen, int *ret_more, struct xerr *e);
 int	reg_customer_list(struct registry *r, json_t **ret_array,
 	    struct xerr *e);
 /* Keyed by "id". */

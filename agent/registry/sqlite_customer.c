@@ -372,6 +372,18 @@ reg_customer_get(struct registry *r, const char *id, json_t **ret_customer,
 }
 
 int
+reg_customer_exists(struct registry *r, const char *id, struct xerr *e)
+{
+	long long n;
+
+	pthread_mutex_lock(&r->mu);
+	n = regi_num(r, e, "SELECT count(*) FROM customers WHERE id = ?", "s",
+	    id);
+	pthread_mutex_unlock(&r->mu);
+	return n < 0 ? (int)n : n > 0;
+}
+
+int
 reg_customer_list(struct registry *r, json_t **ret_array, struct xerr *e)
 {
 	return regi_list(r, CUSTOMER_COLS " ORDER BY c.id", 0, NULL,
@@ -385,6 +397,197 @@ reg_customer_page(struct registry *r, const char *after, int limit,
 	return regi_page(r, CUSTOMER_COLS " WHERE c.id > ? ORDER BY c.id "
 	    "LIMIT ?", "s", after != NULL ? after : "", 0, limit, customer_row,
 	    ret_items, ret_more, e);
+}
+
+/*
+ * customer.list pages as JSON text, without a JSON object per row: a
+ * row whose text is plain (printable ASCII, and kinds and labels flat
+ * lists of such strings, as the agent stores them) is written straight
+ * from its columns, byte for byte what customer_row() and a compact dump
+ * make; any other row goes through customer_row().
+ */
+struct tbuf {
+	char	*p;
+	size_t	 len, max;
+	int	 over;
+};
+
+static void
+t_raw(struct tbuf *b, const char *s, size_t n)
+{
+	if (b->over || b->len + n > b->max) {
+		b->over = 1;
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+/* Printable ASCII: written as is but for '"' and '\\'. */
+static int
+plain(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			return 0;
+	return 1;
+}
+
+static void
+t_str(struct tbuf *b, const char *key, const char *s)
+{
+	size_t i, run;
+
+	t_raw(b, key, strlen(key));
+	if (s == NULL) {
+		t_raw(b, "null", 4);
+		return;
+	}
+	t_raw(b, "\"", 1);
+	for (i = 0; s[i] != '\0'; i += run) {
+		run = strcspn(s + i, "\"\\");
+		t_raw(b, s + i, run);
+		if (s[i + run] != '\0') {
+			t_raw(b, s[i + run] == '"' ? "\\\"" : "\\\\", 2);
+			run++;
+		}
+	}
+	t_raw(b, "\"", 1);
+}
+
+/*
+ * Stored kinds or labels that are a flat array or object of plain
+ * strings without '"' or '\\' escapes, in compact form: their text is
+ * their dump.
+ */
+static int
+flat_json(const char *s, int object)
+{
+	int n = 0;
+
+	if (s == NULL || *s++ != (object ? '{' : '['))
+		return 0;
+	if (*s == (object ? '}' : ']'))
+		return s[1] == '\0';
+	for (;;) {
+		if (*s++ != '"')
+			return 0;
+		for (; *s != '"'; s++)
+			if ((unsigned char)*s < 0x20 || (unsigned char)*s >
+			    0x7e || *s == '\\')
+				return 0;
+		s++;
+		n++;
+		if (*s == (object && n % 2 == 1 ? ':' : ','))
+			s++;
+		else if (*s == (object ? '}' : ']') && (!object || n % 2 == 0))
+			return s[1] == '\0';
+		else
+			return 0;
+	}
+}
+
+static int
+customer_text(sqlite3_stmt *st, struct tbuf *b)
+{
+	const char *t[10];
+	char num[64];
+	json_t *row;
+	size_t n;
+	int i;
+
+	for (i = 0; i < 10; i++)	/* 6 and 8 are integers */
+		t[i] = i == 6 || i == 8 ? NULL :
+		    (const char *)sqlite3_column_text(st, i);
+	for (i = 0; i < 10; i++)
+		if (i != 6 && i != 8 && t[i] != NULL && !plain(t[i]))
+			break;
+	if (i < 10 || t[4] == NULL || t[5] == NULL ||
+	    !flat_json(t[4], 0) || !flat_json(t[5], 1)) {
+		if ((row = customer_row(st)) == NULL)
+			return -1;
+		n = b->over ? 0 : json_dumpb(row, b->p + b->len,
+		    b->max - b->len, JSON_COMPACT);
+		json_decref(row);
+		if (n == 0 || b->len + n > b->max)
+			b->over = 1;
+		else
+			b->len += n;
+		return 0;
+	}
+	t_str(b, "{\"id\":", t[0]);
+	t_str(b, ",\"tenant\":", t[1]);
+	t_str(b, ",\"key_uri\":", t[2]);
+	t_str(b, ",\"vault_auth\":", t[3]);
+	t_raw(b, ",\"kinds\":", 9);
+	t_raw(b, t[4], strlen(t[4]));
+	t_raw(b, ",\"labels\":", 10);
+	t_raw(b, t[5], strlen(t[5]));
+	n = (size_t)snprintf(num, sizeof(num), ",\"created\":%lld",
+	    (long long)sqlite3_column_int64(st, 6));
+	t_raw(b, num, n);
+	t_str(b, ",\"app\":", t[7]);
+	if (sqlite3_column_type(st, 8) == SQLITE_NULL)
+		t_raw(b, ",\"assigned_at\":null", 19);
+	else {
+		n = (size_t)snprintf(num, sizeof(num), ",\"assigned_at\":%lld",
+		    (long long)sqlite3_column_int64(st, 8));
+		t_raw(b, num, n);
+	}
+	t_str(b, ",\"policy_hash\":", t[9]);
+	t_raw(b, "}", 1);
+	return 0;
+}
+
+int
+reg_customer_page_text(struct registry *r, const char *after, int limit,
+    char *buf, size_t max, size_t *used, char *ret_last, size_t lastlen,
+    int *ret_more, struct xerr *e)
+{
+	struct tbuf b = { buf, *used, max, 0 };
+	sqlite3_stmt *st;
+	size_t mark;
+	int rc, n = 0;
+
+	limit = regi_page_limit(limit);
+	*ret_more = 0;
+	ret_last[0] = '\0';
+	pthread_mutex_lock(&r->mu);
+	if ((rc = regi_prep(r, &st, e, CUSTOMER_COLS " WHERE c.id > ? "
+	    "ORDER BY c.id LIMIT ?", "si", after != NULL ? after : "",
+	    (long long)limit + 1)) != 0) {
+		pthread_mutex_unlock(&r->mu);
+		return rc;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == limit) {
+			*ret_more = 1;
+			break;
+		}
+		mark = b.len;
+		if (n > 0)
+			t_raw(&b, ",", 1);
+		if (customer_text(st, &b) < 0) {
+			rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+			break;
+		}
+		if (b.over) {
+			b.len = mark;
+			*ret_more = 1;
+			break;
+		}
+		snprintf(ret_last, lastlen, "%s",
+		    (const char *)sqlite3_column_text(st, 0));
+		n++;
+	}
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		rc = 0;
+	else if (rc > 0)
+		rc = regi_dberr(r, e, rc);
+	regi_finish(r, st);
+	pthread_mutex_unlock(&r->mu);
+	*used = b.len;
+	return rc;
 }
 
 static json_t *
