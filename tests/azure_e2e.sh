@@ -407,7 +407,15 @@ for ln in map(int, sys.argv[4:]):
         print(ln, "ok" if (rc, got) == (0, key) else f"{rc} {lib.xtcmk_last_error().decode()}", f"v{blob[4]}")
 lib.xtcmk_close(h)
 PY
-dek_py() { XTCMK_LIB=$B/module/libxtcmk.so XTCMK_SOCK=$T/s.sock python3 "$T/dek.py" "$@" 2>&1; }
+# A libxtcmk built with -Db_sanitize needs its runtimes loaded first, as
+# python3 itself is not instrumented (leaks: python's own are not ours).
+DEK_PRELOAD=$(ldd "$B/module/libxtcmk.so" |
+	awk '/lib(asan|ubsan)\.so/ { print $3 }' | sort | tr '\n' ' ')
+dek_py() {
+	LD_PRELOAD=$DEK_PRELOAD ASAN_OPTIONS=detect_leaks=0 \
+	    XTCMK_LIB=$B/module/libxtcmk.so XTCMK_SOCK=$T/s.sock \
+	    python3 "$T/dek.py" "$@" 2>&1
+}
 mkdir -p "$T/rsa" "$T/kw"
 w0=$(counter wrapkey) u0=$(counter unwrapkey)
 out_rsa=$(dek_py make "$T/rsa" contoso 16 24 48 64 20)
