@@ -39,9 +39,11 @@ run_suite() {
 
 run_suite build-test
 # The fleet test's concurrent onboarding at 1000 customers there (3000
-# in the plain pass): the sanitizers make every agent several times
-# slower.
-FLEET_CUSTOMERS=1000 ASAN_OPTIONS=detect_leaks=1 run_suite build-asan -Db_sanitize=address,undefined \
+# in the plain pass) and the scale test at 5000 (20000 in the plain
+# pass): the sanitizers make every agent several times slower, and the
+# sizes change no code path.
+FLEET_CUSTOMERS=1000 XTCMK_SCALE_CUSTOMERS=5000 ASAN_OPTIONS=detect_leaks=1 \
+	run_suite build-asan -Db_sanitize=address,undefined \
 	-Db_lundef=false -Dbuildtype=debug
 # The fast path's concurrency under ThreadSanitizer (test_shm; ~15 s).
 echo "=== build-tsan: scripts/tsan.sh"
@@ -51,11 +53,11 @@ else
 	tail -50 build-tsan.test.log
 	failed=$((failed + 1))
 fi
-# Fuzz stage: every libFuzzer target for XTCMK_FUZZ_SECONDS (default 30)
+# Fuzz stage: every libFuzzer target for XTCMK_FUZZ_SECONDS (default 20)
 # on a copy of its seed corpus (tests/fuzz/run.sh).
 run_fuzz() {
 	local dir=build-fuzz out
-	echo "=== $dir: fuzz targets, ${XTCMK_FUZZ_SECONDS:-30} s each"
+	echo "=== $dir: fuzz targets, ${XTCMK_FUZZ_SECONDS:-20} s each"
 	if [ ! -d "$dir" ]; then
 		CC=clang meson setup "$dir" -Dfuzz=true -Dwerror=true \
 		    >"$dir.setup.log" 2>&1 ||
@@ -66,7 +68,7 @@ run_fuzz() {
 		failed=$((failed + 1))
 		return
 	fi
-	tests/fuzz/run.sh "$dir" "${XTCMK_FUZZ_SECONDS:-30}" 2>&1 |
+	tests/fuzz/run.sh "$dir" "${XTCMK_FUZZ_SECONDS:-20}" 2>&1 |
 		tee "$dir.test.log"
 	out=$(tail -1 "$dir.test.log")
 	if [[ $out =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
