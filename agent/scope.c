@@ -254,8 +254,8 @@ insert_sorted(json_t *out, json_t *item, const char *stem)
 	json_array_insert(out, i, item);
 }
 
-static int
-has_name(json_t *list, const char *name)
+int
+scope_has_name(json_t *list, const char *name)
 {
 	json_t *v;
 	size_t i;
@@ -307,10 +307,10 @@ scope_apply(const struct scope *sc, json_t *input, json_t **ret_input,
 			if (json_is_string(json_object_get(v, "name")) &&
 			    strcmp(json_string_value(json_object_get(v,
 			    "name")), sc->names[i]) == 0 &&
-			    !has_name(named, sc->names[i]))
+			    !scope_has_name(named, sc->names[i]))
 				json_array_append(named, v);
 	json_array_foreach(apps, j, v)
-		if (!has_name(named, json_string_value(json_object_get(v,
+		if (!scope_has_name(named, json_string_value(json_object_get(v,
 		    "name"))))
 			json_array_append(named, v);
 	json_decref(apps);

@@ -68,6 +68,8 @@ int	scope_match(const struct scope_sel *sel, json_t *obj);
 long long scope_number(const char *name, const char *stem);
 /* Fill order of two apps: by number under `stem`, then by name. */
 int	scope_order(json_t *a, json_t *b, const char *stem);
+/* Does the array of objects `list` hold one whose "name" is `name`? */
+int	scope_has_name(json_t *list, const char *name);
 
 /*
  * Offline: resolve `sc` against a fixture's `apps` and `workloads`

@@ -75,19 +75,6 @@ indexed_label(const struct scope_sel *sel)
 	return NULL;
 }
 
-static int
-has_name(json_t *list, const char *name)
-{
-	json_t *v;
-	size_t i;
-
-	json_array_foreach(list, i, v)
-		if (strcmp(json_string_value(json_object_get(v, "name")),
-		    name) == 0)
-			return 1;
-	return 0;
-}
-
 /* Append the apps `sel` matches to `out` in fill order, first `limit`. */
 static int
 scope_apps(struct registry *r, const struct scope_sel *sel, json_t *out,
@@ -131,7 +118,7 @@ scope_apps(struct registry *r, const struct scope_sel *sel, json_t *out,
 			json_decref(app);
 			break;
 		}
-		if (!has_name(out, json_string_value(json_object_get(app,
+		if (!scope_has_name(out, json_string_value(json_object_get(app,
 		    "name"))))
 			json_array_append(out, app);
 		json_decref(app);
@@ -201,7 +188,7 @@ reg_scope_resolve(struct registry *r, const struct scope *sc, json_t *input,
 		goto out;
 	for (i = 0; rc == 0 && i < sc->nnames; i++) {
 		if ((rc = scope_app_read(r, sc->names[i], &app, e)) == 1) {
-			if (!has_name(apps, sc->names[i]))
+			if (!scope_has_name(apps, sc->names[i]))
 				json_array_append(apps, app);
 			json_decref(app);
 		}
