@@ -203,3 +203,69 @@ pchan_read_msg(int fd, struct pmsg *ret_m)
 	ret_m->off = 0;
 	return 0;
 }
+
+int
+pchan_take(struct pchan_in *in, struct pmsg *ret_m)
+{
+	uint8_t type, *d;
+	long len;
+
+	if (in->len < POLICYD_HDR)
+		return 0;
+	if ((len = pchan_hdr(in->data, &type)) < 0)
+		return -1;
+	if (in->len - POLICYD_HDR < (size_t)len)
+		return 0;
+	if ((d = malloc((size_t)len + 1)) == NULL)
+		return -1;
+	memcpy(d, in->data + POLICYD_HDR, (size_t)len);
+	in->len -= POLICYD_HDR + (size_t)len;
+	memmove(in->data, in->data + POLICYD_HDR + len, in->len);
+	ret_m->type = type;
+	ret_m->data = d;
+	ret_m->len = (size_t)len;
+	ret_m->off = 0;
+	return 1;
+}
+
+int
+pchan_fill(struct pchan_in *in, int fd)
+{
+	size_t cap = in->cap != 0 ? in->cap : PCHAN_IN_CHUNK, need;
+	uint8_t *d, type;
+	ssize_t n;
+	long len;
+
+	/* Room for the whole frame begun, and at least a chunk more. */
+	need = in->len + PCHAN_IN_CHUNK;
+	if (in->len >= POLICYD_HDR) {
+		if ((len = pchan_hdr(in->data, &type)) < 0)
+			return -1;
+		if (need < POLICYD_HDR + (size_t)len)
+			need = POLICYD_HDR + (size_t)len;
+	}
+	while (cap < need)
+		cap *= 2;
+	if (cap != in->cap) {
+		if ((d = realloc(in->data, cap)) == NULL)
+			return -1;
+		in->data = d;
+		in->cap = cap;
+	}
+	do
+		n = read(fd, in->data + in->len, in->cap - in->len);
+	while (n == -1 && errno == EINTR);
+	if (n == 0)
+		errno = ECONNRESET;	/* the other end is gone */
+	if (n <= 0)
+		return -1;
+	in->len += (size_t)n;
+	return 0;
+}
+
+void
+pchan_in_free(struct pchan_in *in)
+{
+	free(in->data);
+	memset(in, 0, sizeof(*in));
+}

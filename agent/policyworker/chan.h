@@ -12,6 +12,7 @@
 
 #define POLICYD_FRAME_MAX	(64u << 20)	/* bytes after the header */
 #define POLICYD_HDR		5
+#define PCHAN_IN_CHUNK		(64u << 10)	/* least read */
 
 enum pchan_type {
 	PCHAN_LOAD = 1,		/* agent: dir lua_dir params limits src*3 */
@@ -53,5 +54,20 @@ long	pchan_hdr(const uint8_t hdr[POLICYD_HDR], uint8_t *ret_type);
 /* Blocking I/O for the worker: 0, or -1 on EOF or error. */
 int	pchan_write_all(int fd, const void *p, size_t len);
 int	pchan_read_msg(int fd, struct pmsg *ret_m);
+
+/*
+ * Frames coming in, read in as large pieces as the socket holds (one
+ * read brings every frame sent ahead).  pchan_take: 1 and the oldest
+ * whole frame in *ret_m, 0 when none is whole yet, -1 if malformed or
+ * out of memory.  pchan_fill: one read (blocking unless the descriptor
+ * is not); -1 with errno on error, ECONNRESET at the end.
+ */
+struct pchan_in {
+	uint8_t	*data;
+	size_t	 len, cap;
+};
+int	pchan_take(struct pchan_in *in, struct pmsg *ret_m);
+int	pchan_fill(struct pchan_in *in, int fd);
+void	pchan_in_free(struct pchan_in *in);
 
 #endif

@@ -34,7 +34,7 @@ struct pworker {
 	const atomic_int	*stopping;
 	long long		 cpu_seen;	/* its CPU clock, last read */
 	struct pbuf		 out;
-	struct pbuf		 in;		/* a frame coming in */
+	struct pchan_in		 in;		/* frames coming in */
 };
 
 #define NS_PER_MS	1000000LL
@@ -148,8 +148,10 @@ wait_ns(const struct deadlines *d, long long now)
 
 /*
  * Write w->out, then read one frame (unless ret_m is NULL), within
- * `cpu_ms` of the worker's CPU and `wall_ms` of wall clock.  The common case costs a send, a
- * poll and a read.  A wait sleeps until the earliest deadline: the
+ * `cpu_ms` of the worker's CPU and `wall_ms` of wall clock.  The common
+ * case costs a send, a poll and a read; an answer that came in the same
+ * read as an earlier one (the worker holds the answers of a batch, see
+ * policyd.c) costs nothing.  A wait sleeps until the earliest deadline: the
  * wall-clock one, the moment the worker could have used its CPU budget
  * (then its CPU clock is read, and the wait goes on for what is left of
  * the budget), or the next check for a stop (POLICYD_STOP_POLL_MS), so
@@ -163,16 +165,18 @@ exchange(struct pworker *w, unsigned cpu_ms, unsigned wall_ms,
 {
 	struct deadlines dl;
 	struct timespec to;
-	uint8_t type = 0, *d;
-	size_t woff = 0, have = 0, need = POLICYD_HDR;
+	size_t woff = 0;
 	enum wait_end end;
 	struct pollfd pfd;
 	long long now, ns;
 	ssize_t n;
-	long len = -1;
-	int polled = ret_m == NULL || w->out.len > 0;
+	int polled = ret_m == NULL || w->out.len > 0, r;
 
 	*ret_cpu_used = 0;
+	/* An answer that came with earlier ones costs no system call. */
+	if (ret_m != NULL && w->out.len == 0 &&
+	    (r = pchan_take(&w->in, ret_m)) != 0)
+		return r > 0 ? END_OK : END_DIED;
 	/* An answer is awaited from now: the worker's CPU counts from
 	 * here.  A send alone reads the clock only if it has to wait. */
 	dl.cpu0 = -1;
@@ -197,33 +201,16 @@ exchange(struct pworker *w, unsigned cpu_ms, unsigned wall_ms,
 		} else if (!polled) {
 			n = -1;		/* it cannot have answered yet: wait */
 		} else {
-			if (w->in.cap < need) {
-				if ((d = realloc(w->in.data, need)) == NULL)
+			/* Non-blocking: the descriptor is O_NONBLOCK. */
+			if (pchan_fill(&w->in, w->fd) == -1) {
+				if (errno != EAGAIN)
 					return END_DIED;
-				w->in.data = d;
-				w->in.cap = need;
-			}
-			n = read(w->fd, w->in.data + have, need - have);
-			if (n == 0 || (n == -1 && errno != EAGAIN &&
-			    errno != EINTR))
-				return END_DIED;
-			if (n > 0)
-				have += (size_t)n;
-			if (len < 0 && have >= POLICYD_HDR) {
-				if ((len = pchan_hdr(w->in.data, &type)) < 0)
+				n = -1;
+			} else
+				n = 1;
+			if (n > 0 && (r = pchan_take(&w->in, ret_m)) != 0) {
+				if (r < 0)
 					return END_DIED;
-				need = POLICYD_HDR + (size_t)len;
-				continue;
-			}
-			if (len >= 0 && have == need) {
-				if ((d = malloc((size_t)len + 1)) == NULL)
-					return END_DIED;
-				memcpy(d, w->in.data + POLICYD_HDR,
-				    (size_t)len);
-				ret_m->type = type;
-				ret_m->data = d;
-				ret_m->len = (size_t)len;
-				ret_m->off = 0;
 				*ret_cpu_used = dl.cpu_used / NS_PER_MS;
 				return END_OK;
 			}
@@ -672,7 +659,7 @@ pworker_free(struct pworker *w)
 		close(w->fd);
 	kill_reap(w, NULL, 0);
 	pbuf_free(&w->out);
-	pbuf_free(&w->in);
+	pchan_in_free(&w->in);
 	policy_set_unref(w->set);
 	free(w);
 }

@@ -8,8 +8,9 @@
  * every descriptor but the channel, confine itself (resource limits,
  * no_new_privs, a seccomp allow-list that kills the process on any other
  * system call), then compile the set and run its self-tests and answer
- * READY.  From then on it answers CALL frames one at a time, each from a
- * pristine state (see policy.c), until the channel closes.  The agent
+ * READY.  From then on it answers CALL frames in order, each from a
+ * pristine state (see policy.c), until the channel closes; the answers
+ * to calls that came together go back together.  The agent
  * enforces the deadlines: it SIGKILLs a worker whose call runs past its
  * CPU budget or wall-clock deadline and spawns another.
  */
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -63,8 +65,9 @@ __asan_default_options(void)
 }
 #endif
 
+/* An ERROR frame in b: 0, or -1 if it cannot be made. */
 static int
-send_error(struct pbuf *b, int code, const char *msg)
+frame_error(struct pbuf *b, int code, const char *msg)
 {
 	char num[16];
 
@@ -72,7 +75,13 @@ send_error(struct pbuf *b, int code, const char *msg)
 	pbuf_start(b, PCHAN_ERROR);
 	pbuf_add_str(b, num);
 	pbuf_add_str(b, msg);
-	if (pbuf_finish(b) == -1)
+	return pbuf_finish(b);
+}
+
+static int
+send_error(struct pbuf *b, int code, const char *msg)
+{
+	if (frame_error(b, code, msg) == -1)
 		return -1;
 	return pchan_write_all(CHAN_FD, b->data, b->len);
 }
@@ -202,7 +211,8 @@ send_ready(struct pbuf *b, struct policy_set *set)
 	return pchan_write_all(CHAN_FD, b->data, b->len);
 }
 
-/* CALL: op, kind, input, params ("" for the set's). */
+/* CALL: op, kind, input, params ("" for the set's).  The answer, a
+ * RESULT or an ERROR frame, is left in b (-1: none could be made). */
 static int
 call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b)
 {
@@ -220,12 +230,12 @@ call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b)
 	    pmsg_next_str(m, kind, sizeof(kind)) ||
 	    pmsg_next(m, &in, &inlen) || pmsg_next(m, &par, &parlen) ||
 	    (k = atoi(kind)) < 0 || k >= POLICY__COUNT)
-		return send_error(b, XTCMK_E_INTERNAL, "malformed CALL frame");
+		return frame_error(b, XTCMK_E_INTERNAL, "malformed CALL frame");
 	if ((input = json_loadb((const char *)in, inlen, 0, &je)) == NULL ||
 	    (parlen > 0 && (params = json_loadb((const char *)par, parlen, 0,
 	    &je)) == NULL)) {
 		json_decref(input);
-		return send_error(b, XTCMK_E_INTERNAL, "malformed CALL input");
+		return frame_error(b, XTCMK_E_INTERNAL, "malformed CALL input");
 	}
 	if (strcmp(op, "scope") == 0)
 		r = policy_vm_scope(vm, input, params, &out, &e);
@@ -236,18 +246,82 @@ call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b)
 	json_decref(input);
 	json_decref(params);
 	if (r < 0)
-		return send_error(b, -r, e.msg);
+		return frame_error(b, -r, e.msg);
 	text = out != NULL ? json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY) :
 	    strdup("null");
 	json_decref(out);
 	if (text == NULL)
-		return send_error(b, XTCMK_E_NOMEM, "out of memory");
+		return frame_error(b, XTCMK_E_NOMEM, "out of memory");
 	pbuf_start(b, PCHAN_RESULT);
 	pbuf_add_str(b, text);
 	free(text);
 	if (pbuf_finish(b) == -1)
-		return send_error(b, XTCMK_E_TOOBIG, "result too large");
-	return pchan_write_all(CHAN_FD, b->data, b->len);
+		return frame_error(b, XTCMK_E_TOOBIG, "result too large");
+	return 0;
+}
+
+/*
+ * Answers wait in `out` while more calls are already here (sent ahead
+ * as a batch), so the agent wakes once for them all; but never longer
+ * than ANSWER_HOLD_NS after the oldest, nor past ANSWER_HOLD_BYTES:
+ * the agent counts each call's budget from the previous answer, and a
+ * hold shorter than POLICYD_CPU_SLACK_MS cannot make a call look late.
+ */
+#define ANSWER_HOLD_NS		1000000LL
+#define ANSWER_HOLD_BYTES	(16u << 10)
+
+struct answers {
+	uint8_t		*data;
+	size_t		 len, cap;
+	long long	 since;		/* CLOCK_MONOTONIC of the oldest */
+};
+
+static long long
+mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static int
+answers_flush(struct answers *a)
+{
+	int r = a->len > 0 ? pchan_write_all(CHAN_FD, a->data, a->len) : 0;
+
+	a->len = 0;
+	return r;
+}
+
+/* Keep frame b; send what is held if it is due. */
+static int
+answers_add(struct answers *a, const struct pbuf *b)
+{
+	size_t cap;
+	uint8_t *d;
+
+	if (a->len == 0)
+		a->since = mono_ns();
+	if (a->len + b->len > a->cap) {
+		cap = a->cap != 0 ? a->cap : 4096;
+		while (cap < a->len + b->len)
+			cap *= 2;
+		if ((d = realloc(a->data, cap)) == NULL) {
+			/* Send what is held, then this one alone. */
+			if (answers_flush(a) == -1)
+				return -1;
+			return pchan_write_all(CHAN_FD, b->data, b->len);
+		}
+		a->data = d;
+		a->cap = cap;
+	}
+	memcpy(a->data + a->len, b->data, b->len);
+	a->len += b->len;
+	if (a->len >= ANSWER_HOLD_BYTES ||
+	    mono_ns() - a->since >= ANSWER_HOLD_NS)
+		return answers_flush(a);
+	return 0;
 }
 
 int
@@ -256,11 +330,13 @@ main(int argc, char *argv[])
 	const char *test = NULL, *load_test = NULL;
 	struct policy_set *set = NULL;
 	struct policy_vm *vm = NULL;
+	struct answers ans = { 0 };
+	struct pchan_in in = { 0 };
 	struct pbuf b;
 	struct pmsg m;
 	struct xerr e;
 	long parent = 0;
-	int i;
+	int i, r;
 
 	for (i = 1; i < argc; i++) {
 		if (strncmp(argv[i], "--test=load-", 12) == 0)
@@ -312,12 +388,18 @@ main(int argc, char *argv[])
 	}
 	if (send_ready(&b, set) == -1)
 		return 1;
-	while (pchan_read_msg(CHAN_FD, &m) == 0) {
+	for (;;) {
+		while ((r = pchan_take(&in, &m)) == 0)
+			if (answers_flush(&ans) == -1 ||
+			    pchan_fill(&in, CHAN_FD) == -1)
+				return 0;	/* the agent is gone */
+		if (r < 0)
+			return 1;
 		if (test != NULL)
 			test_hook(test);
-		if (call(vm, &m, &b) == -1)
-			break;
+		r = call(vm, &m, &b);
 		pmsg_free(&m);
+		if (r == -1 || answers_add(&ans, &b) == -1)
+			return 1;
 	}
-	return 0;
 }
