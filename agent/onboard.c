@@ -220,23 +220,6 @@ out:
 	return rc;
 }
 
-/* The app as the role policy sees it: from the scoped input if there. */
-static json_t *
-decided_app(json_t *input, json_t *part)
-{
-	const char *name = json_string_value(json_object_get(part, "app"));
-	json_t *a;
-	size_t i;
-
-	json_array_foreach(json_object_get(input, "apps"), i, a)
-		if (json_is_string(json_object_get(a, "name")) &&
-		    strcmp(json_string_value(json_object_get(a, "name")),
-		    name) == 0)
-			return json_incref(a);
-	return json_pack("{s:s, s:n, s:O?}", "name", name, "client_id",
-	    "labels", json_object_get(part, "app_labels"));
-}
-
 /*
  * Onboard one customer (the caller holds onboard_mu): an idempotent
  * repeat returns the existing assignment with "already": true; otherwise
@@ -248,7 +231,7 @@ onboard_one(struct service *s, json_t *customer, struct ahead *a,
     json_t **ret_result, struct xerr *e)
 {
 	long long view = regb_view(service_backend(s));
-	json_t *existing = NULL, *input = NULL, *part = NULL, *app = NULL;
+	json_t *existing = NULL, *input = NULL, *part = NULL;
 	json_t *cv = NULL, *why = NULL;
 	const char *id = NULL, *appname;
 	char hash[65], scope_hash[65], diff[96];
@@ -279,40 +262,33 @@ onboard_one(struct service *s, json_t *customer, struct ahead *a,
 	}
 	cv = svc_customer_view(customer);
 	/* A reload between scope and decide would pair one set's scope
-	 * with another's decision: run both again (bounded). */
+	 * with another's decision: run both again (bounded).  The role and
+	 * versioning policies must accept this customer before anything is
+	 * recorded; versioning may have been decided ahead (an import). */
 	for (tries = 0; tries < 3; tries++) {
+		int ahead_ver = a != NULL && a->ver_ready && tries == 0;
+
 		json_decref(input);
-		json_decref(part);
-		input = part = NULL;
+		input = NULL;
 		if ((rc = partition_input(s, cv, tries == 0 ? a : NULL,
 		    &input, scope_hash, e)) < 0 ||
-		    (rc = service_policy(s, POLICY_PARTITION, id, input, &part,
-		    hash, e)) < 0)
+		    (rc = svc_decide_onboard(s, customer, input, !ahead_ver,
+		    scope_hash, &part, hash, e)) < 0)
 			goto out;
-		if (strcmp(hash, scope_hash) == 0)
+		if (rc == 0) {
+			if (ahead_ver && (rc = a->ver_rc) < 0) {
+				*e = a->ver_err;
+				goto out;
+			}
 			break;
+		}
+	}
+	if (rc != 0) {
+		rc = xerr_set(e, XTCMK_E_BUSY, "the policy set was reloaded "
+		    "three times while customer '%s' was decided; retry", id);
+		goto out;
 	}
 	appname = json_string_value(json_object_get(part, "app"));
-	/* The role and versioning policies must accept this customer
-	 * before anything is recorded. */
-	app = decided_app(input, part);
-	if (a != NULL && a->ver_ready) {
-		/* Versioning was decided ahead (an import batch). */
-		if ((rc = svc_decide_role(s, customer, app, NULL, e)) < 0)
-			goto out;
-		if ((rc = a->ver_rc) < 0) {
-			*e = a->ver_err;
-			goto out;
-		}
-	} else {
-		/* Both in one round trip to a policy worker. */
-		json_t *rest = NULL;
-
-		rc = svc_decide_rest(s, customer, app, &rest, e);
-		json_decref(rest);
-		if (rc < 0)
-			goto out;
-	}
 	why = scope_why(input, json_object_get(input, "scope") != NULL);
 	if ((rc = regb_onboard(service_backend(s), view, customer, part, why,
 	    hash, e)) < 0)
@@ -331,7 +307,6 @@ out:
 	json_decref(cv);
 	json_decref(input);
 	json_decref(part);
-	json_decref(app);
 	json_decref(why);
 	return rc;
 }

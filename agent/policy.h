@@ -134,6 +134,20 @@ size_t	policy_vm_memory(const struct policy_vm *vm);
 json_t	*policy_set_params(const struct policy_set *s);
 
 /*
+ * The role policy's input after a partition decision: the customer (its
+ * view, as the partition saw it, input.customer) and the app `part`
+ * chose, as policy_decided_app makes it.  Made the same way by the agent
+ * and by a policy worker that runs the role decision right after the
+ * partition (op "role-after"), so both sides agree on it.  NULL when out
+ * of memory.
+ */
+json_t	*policy_decided_app(json_t *pinput, json_t *part);
+json_t	*policy_role_input(json_t *cv, json_t *app);
+/* The op of a role decision whose input the worker makes from the
+ * partition decision it ran just before (policy_role_input). */
+#define POLICY_OP_ROLE_AFTER	"role-after"
+
+/*
  * Check a result against the agent's invariants and the resource-kind
  * rules, and normalise it (e.g. fill role ids from role names).  Refusals
  * are XTCMK_E_POLICY naming the policy and the rule.  `input` is what the

@@ -251,3 +251,34 @@ policy_json_from_lua(lua_State *L, int idx, char *path, int depth,
 		return NULL;
 	}
 }
+
+/* The app `part` chose: from the partition's input if there (name,
+ * client_id, labels), else a new one with the labels the policy gave. */
+json_t *
+policy_decided_app(json_t *pinput, json_t *part)
+{
+	const char *name = json_string_value(json_object_get(part, "app"));
+	const char *n;
+	json_t *a;
+	size_t i;
+
+	if (name == NULL)
+		return NULL;
+	json_array_foreach(json_object_get(pinput, "apps"), i, a)
+		if ((n = json_string_value(json_object_get(a, "name"))) !=
+		    NULL && strcmp(n, name) == 0)
+			return json_incref(a);
+	return json_pack("{s:s, s:n, s:O?}", "name", name, "client_id",
+	    "labels", json_object_get(part, "app_labels"));
+}
+
+json_t *
+policy_role_input(json_t *cv, json_t *app)
+{
+	if (cv == NULL || app == NULL)
+		return NULL;
+	return json_pack("{s:O, s:{s:O, s:O?, s:O?}}", "customer", cv, "app",
+	    "name", json_object_get(app, "name"), "client_id",
+	    json_object_get(app, "client_id"), "labels",
+	    json_object_get(app, "labels"));
+}

@@ -769,11 +769,11 @@ key_view(const char *uri_text, struct xerr *e)
 static json_t *
 role_input(json_t *customer, json_t *app)
 {
-	return json_pack("{s:o, s:{s:O, s:O?, s:O?}}", "customer",
-	    svc_customer_view(customer), "app", "name",
-	    json_object_get(app, "name"), "client_id",
-	    json_object_get(app, "client_id"), "labels",
-	    json_object_get(app, "labels"));
+	json_t *cv = svc_customer_view(customer), *in;
+
+	in = policy_role_input(cv, app);
+	json_decref(cv);
+	return in;
 }
 
 /* The versioning policy's input: the customer and its key. */
@@ -811,14 +811,110 @@ decide_one(struct service *s, enum policy_kind kind, const char *id,
 	return rc;
 }
 
-/* The role decision for `customer` served by `app` (*ret may be NULL). */
+/*
+ * The decisions of one onboarding: the partition on `pin` (made with
+ * the scope of the set whose hash is `scope_hash`), then the role for
+ * the app it chose and, with `want_ver`, the key versioning.  In worker
+ * processes all go to one worker in one round trip: the worker makes
+ * the role input from the partition it has just run, as the agent does
+ * (policy_role_input).  Each decision is checked and logged as by
+ * service_policy, in that order; a refusal ends the onboarding and what
+ * came after it is dropped unlogged.  Returns 1 (only the partition
+ * logged, nothing kept) when the set that decided is not the one whose
+ * scope was used (a reload in between): the caller decides again.
+ */
 int
-svc_decide_role(struct service *s, json_t *customer, json_t *app, json_t **ret,
+svc_decide_onboard(struct service *s, json_t *customer, json_t *pin,
+    int want_ver, const char *scope_hash, json_t **ret_part, char *ret_hash,
     struct xerr *e)
 {
-	return decide_one(s, POLICY_ROLE, json_string_value(
-	    json_object_get(customer, "id")), role_input(customer, app), ret,
-	    e);
+	const char *id = json_string_value(json_object_get(customer, "id"));
+	struct pworker_req req[3];
+	struct policy_set *set = NULL;
+	json_t *part = NULL, *app, *in_role = NULL, *in_ver = NULL, *out;
+	size_t n = want_ver ? 3 : 2, i, done = 0;
+	int rc;
+
+	if (want_ver && (rc = versioning_input(customer, &in_ver, e)) < 0)
+		return rc;
+	if (s->inprocess) {
+		xerr_clear(&req[0].err);
+		rc = run_job(s, POLICY_PARTITION, "decide", pin, &out, &set,
+		    &req[0].err);
+		req[0].rc = rc;
+		req[0].output = rc == 0 ? out : NULL;
+		n = 1;
+	} else {
+		req[0].op = "decide";
+		req[0].kind = POLICY_PARTITION;
+		req[0].input = pin;
+		req[1].op = POLICY_OP_ROLE_AFTER;
+		req[1].kind = POLICY_ROLE;
+		req[1].input = NULL;
+		req[2].op = "decide";
+		req[2].kind = POLICY_VERSIONING;
+		req[2].input = in_ver;
+		if ((rc = run_direct_batch(s, req, n, &set, e)) < 0) {
+			rc = policy_done(s, POLICY_PARTITION, id, pin, rc, NULL,
+			    e, set, &part, NULL, e);
+			goto out;
+		}
+	}
+	for (i = 1; i < n; i++)
+		policy_set_ref(set);	/* one for each policy_done */
+	done = 1;
+	if ((rc = policy_done(s, POLICY_PARTITION, id, pin, req[0].rc,
+	    req[0].output, &req[0].err, set, &part, ret_hash, e)) < 0)
+		goto out;
+	if (strcmp(ret_hash, scope_hash) != 0) {
+		rc = 1;
+		goto out;
+	}
+	app = policy_decided_app(pin, part);
+	in_role = policy_role_input(json_object_get(pin, "customer"), app);
+	json_decref(app);
+	if (in_role == NULL) {
+		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (s->inprocess) {
+		/* One after the other, each only if the one before passed. */
+		if ((rc = service_policy(s, POLICY_ROLE, id, in_role, &out,
+		    NULL, e)) == 0) {
+			json_decref(out);
+			if (in_ver != NULL && (rc = service_policy(s,
+			    POLICY_VERSIONING, id, in_ver, &out, NULL,
+			    e)) == 0)
+				json_decref(out);
+		}
+		goto out;
+	}
+	done = 2;
+	if ((rc = policy_done(s, POLICY_ROLE, id, in_role, req[1].rc,
+	    req[1].output, &req[1].err, set, &out, NULL, e)) < 0)
+		goto out;
+	json_decref(out);
+	if (n == 3) {
+		done = 3;
+		if ((rc = policy_done(s, POLICY_VERSIONING, id, in_ver,
+		    req[2].rc, req[2].output, &req[2].err, set, &out, NULL,
+		    e)) < 0)
+			goto out;
+		json_decref(out);
+	}
+out:
+	/* What no policy_done took. */
+	for (i = done; done > 0 && i < n; i++) {
+		json_decref(req[i].output);
+		policy_set_unref(set);
+	}
+	if (rc == 0)
+		*ret_part = part;
+	else
+		json_decref(part);
+	json_decref(in_role);
+	json_decref(in_ver);
+	return rc;
 }
 
 /* The key-versioning decision for `customer` (*ret may be NULL): it

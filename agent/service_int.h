@@ -51,11 +51,18 @@ json_t	*svc_customer_view(json_t *c);
 /* Role and key-versioning decisions for `customer` served by `app`. */
 int	svc_decide_rest(struct service *s, json_t *customer, json_t *app,
 	    json_t **ret, struct xerr *e);
-/* Each alone (*ret may be NULL); versioning depends on the customer
- * alone, so an import works it out ahead (onboard.c). */
-int	svc_decide_role(struct service *s, json_t *customer, json_t *app,
-	    json_t **ret, struct xerr *e);
+/* The key-versioning decision alone (*ret may be NULL): it depends on
+ * the customer alone, so an import works it out ahead (onboard.c). */
 int	svc_decide_versioning(struct service *s, json_t *customer,
 	    json_t **ret, struct xerr *e);
+/*
+ * An onboarding's partition (on `pin`), role and (want_ver) versioning
+ * decisions, in one round trip to a policy worker: 0 and *ret_part, <0
+ * refused, 1 when the set changed since `scope_hash`'s scope (decide
+ * again).  See service.c.
+ */
+int	svc_decide_onboard(struct service *s, json_t *customer, json_t *pin,
+	    int want_ver, const char *scope_hash, json_t **ret_part,
+	    char *ret_hash, struct xerr *e);
 
 #endif

@@ -77,6 +77,16 @@ pbuf_add(struct pbuf *b, const void *p, size_t len)
 }
 
 void
+pbuf_append(struct pbuf *b, const void *p, size_t len)
+{
+	pbuf_reserve(b, len);
+	if (b->failed)
+		return;
+	memcpy(b->data + b->len, p, len);
+	b->len += len;
+}
+
+void
 pbuf_add_str(struct pbuf *b, const char *s)
 {
 	pbuf_add(b, s, s != NULL ? strlen(s) : 0);

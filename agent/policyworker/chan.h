@@ -39,6 +39,8 @@ void	pbuf_start(struct pbuf *b, enum pchan_type type);
 void	pbuf_add(struct pbuf *b, const void *p, size_t len);
 void	pbuf_add_str(struct pbuf *b, const char *s);
 int	pbuf_finish(struct pbuf *b);
+/* Raw bytes (a finished frame) after what b holds. */
+void	pbuf_append(struct pbuf *b, const void *p, size_t len);
 void	pbuf_free(struct pbuf *b);
 
 /* The next item of a message: 0, or -1 when none or malformed. */

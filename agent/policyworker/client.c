@@ -468,7 +468,8 @@ frame_call(struct pworker *w, const char *op, enum policy_kind k,
 	char *in, *par, kind[8];
 	int r = 0;
 
-	in = json_dumps(input, JSON_COMPACT);
+	/* No input: the worker makes it (POLICY_OP_ROLE_AFTER). */
+	in = input != NULL ? json_dumps(input, JSON_COMPACT) : strdup("");
 	par = params != NULL ? json_dumps(params, JSON_COMPACT) : NULL;
 	snprintf(kind, sizeof(kind), "%d", (int)k);
 	if (in == NULL || (params != NULL && par == NULL))
@@ -580,36 +581,57 @@ void
 pworker_call_batch(struct pworker *w, struct pworker_req *req, size_t n)
 {
 	char what[POLICY_NAME_MAX + 64];
-	size_t i, sent, total = 0;
+	struct pbuf all = { 0 };
+	size_t i, sent, rc_at = n;
+	int rc = 0;
 
 	for (i = 0; i < n; i++) {
 		req[i].output = NULL;
 		req[i].rc = 0;
 		xerr_clear(&req[i].err);
 	}
-	/* Send ahead while what is in flight fits the socket's buffers
-	 * (so neither side can block the other's writes): the worker
-	 * runs the calls back to back. */
+	/* The frames that fit POLICYD_PIPELINE_MAX in one send (so neither
+	 * side can block the other's writes): the worker reads them in one
+	 * read, runs them back to back and answers them together. */
 	for (sent = 0; sent < n && !w->dead; sent++) {
 		call_what(w, req[sent].kind, what, sizeof(what));
 		if (frame_call(w, req[sent].op, req[sent].kind, req[sent].input,
 		    NULL, what, &req[sent].err) < 0 ||
-		    (sent > 0 && total + w->out.len > POLICYD_PIPELINE_MAX))
+		    (sent > 0 && all.len + w->out.len > POLICYD_PIPELINE_MAX))
 			break;			/* the rest one by one */
-		total += w->out.len;
-		if ((req[sent].rc = send_call(w, what, &req[sent].err)) < 0) {
-			sent++;
-			break;
-		}
-		if (sent > 0)
+		if (all.len == 0) {
+			/* The first frame as it is: swap buffers. */
+			struct pbuf t = all;
+
+			all = w->out;
+			w->out = t;
+		} else {
+			pbuf_append(&all, w->out.data, w->out.len);
+			if (all.failed) {
+				all.failed = 0;
+				break;		/* the rest one by one */
+			}
 			atomic_fetch_add(&w->cnt->sent_ahead, 1);
+		}
 	}
+	if (all.len > 0) {
+		struct pbuf t = w->out;
+
+		w->out = all;
+		all = t;
+		call_what(w, req[0].kind, what, sizeof(what));
+		if ((rc = send_call(w, what, &req[0].err)) < 0)
+			rc_at = 0;
+	}
+	pbuf_free(&all);
 	/* The answers in order, then the calls not sent ahead. */
 	for (i = 0; i < n; i++) {
 		if (req[i].rc < 0)
 			continue;
 		call_what(w, req[i].kind, what, sizeof(what));
-		if (w->dead)
+		if (i == rc_at)
+			req[i].rc = rc;
+		else if (w->dead)
 			req[i].rc = xerr_set(&req[i].err, XTCMK_E_INTERNAL,
 			    "%s: not run, its worker is gone", what);
 		else if (i < sent)

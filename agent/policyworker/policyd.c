@@ -211,31 +211,73 @@ send_ready(struct pbuf *b, struct policy_set *set)
 	return pchan_write_all(CHAN_FD, b->data, b->len);
 }
 
+/*
+ * The last partition decision that succeeded, for a role decision sent
+ * right after it with op POLICY_OP_ROLE_AFTER (its input made here, as
+ * the agent makes it: policy_role_input); any other call forgets it.
+ */
+struct last_partition {
+	json_t	*input, *output;
+};
+
+static void
+last_clear(struct last_partition *l)
+{
+	json_decref(l->input);
+	json_decref(l->output);
+	l->input = l->output = NULL;
+}
+
 /* CALL: op, kind, input, params ("" for the set's).  The answer, a
  * RESULT or an ERROR frame, is left in b (-1: none could be made). */
 static int
-call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b)
+call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b,
+    struct last_partition *last)
 {
 	char op[16], kind[8];
 	const uint8_t *in, *par;
 	size_t inlen, parlen;
-	json_t *input = NULL, *params = NULL, *out = NULL;
+	json_t *input = NULL, *params = NULL, *out = NULL, *app;
 	json_error_t je;
 	struct xerr e;
 	char *text;
-	int k, r;
+	int k, r, after;
 
 	xerr_clear(&e);
 	if (m->type != PCHAN_CALL || pmsg_next_str(m, op, sizeof(op)) ||
 	    pmsg_next_str(m, kind, sizeof(kind)) ||
 	    pmsg_next(m, &in, &inlen) || pmsg_next(m, &par, &parlen) ||
-	    (k = atoi(kind)) < 0 || k >= POLICY__COUNT)
+	    (k = atoi(kind)) < 0 || k >= POLICY__COUNT) {
+		last_clear(last);
 		return frame_error(b, XTCMK_E_INTERNAL, "malformed CALL frame");
-	if ((input = json_loadb((const char *)in, inlen, 0, &je)) == NULL ||
-	    (parlen > 0 && (params = json_loadb((const char *)par, parlen, 0,
-	    &je)) == NULL)) {
+	}
+	after = strcmp(op, POLICY_OP_ROLE_AFTER) == 0;
+	if (after) {
+		if (last->output == NULL) {
+			r = frame_error(b, XTCMK_E_POLICY, "not run: no "
+			    "partition decision succeeded just before");
+			return r;
+		}
+		app = policy_decided_app(last->input, last->output);
+		input = policy_role_input(json_object_get(last->input,
+		    "customer"), app);
+		json_decref(app);
+		last_clear(last);
+		if (input == NULL)
+			return frame_error(b, XTCMK_E_NOMEM, "out of memory");
+		k = POLICY_ROLE;
+	} else {
+		last_clear(last);
+		if ((input = json_loadb((const char *)in, inlen, 0,
+		    &je)) == NULL)
+			return frame_error(b, XTCMK_E_INTERNAL, "malformed "
+			    "CALL input");
+	}
+	if (parlen > 0 && (params = json_loadb((const char *)par, parlen, 0,
+	    &je)) == NULL) {
 		json_decref(input);
-		return frame_error(b, XTCMK_E_INTERNAL, "malformed CALL input");
+		return frame_error(b, XTCMK_E_INTERNAL, "malformed CALL "
+		    "params");
 	}
 	if (strcmp(op, "scope") == 0)
 		r = policy_vm_scope(vm, input, params, &out, &e);
@@ -243,8 +285,13 @@ call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b)
 		r = policy_vm_move(vm, input, params, &out, &e);
 	else
 		r = policy_vm_call_params(vm, k, input, params, &out, &e);
-	json_decref(input);
 	json_decref(params);
+	if (r == 0 && !after && strcmp(op, "decide") == 0 &&
+	    k == POLICY_PARTITION && out != NULL) {
+		last->input = json_incref(input);
+		last->output = json_incref(out);
+	}
+	json_decref(input);
 	if (r < 0)
 		return frame_error(b, -r, e.msg);
 	text = out != NULL ? json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY) :
@@ -330,6 +377,7 @@ main(int argc, char *argv[])
 	const char *test = NULL, *load_test = NULL;
 	struct policy_set *set = NULL;
 	struct policy_vm *vm = NULL;
+	struct last_partition last = { NULL, NULL };
 	struct answers ans = { 0 };
 	struct pchan_in in = { 0 };
 	struct pbuf b;
@@ -397,7 +445,7 @@ main(int argc, char *argv[])
 			return 1;
 		if (test != NULL)
 			test_hook(test);
-		r = call(vm, &m, &b);
+		r = call(vm, &m, &b, &last);
 		pmsg_free(&m);
 		if (r == -1 || answers_add(&ans, &b) == -1)
 			return 1;
