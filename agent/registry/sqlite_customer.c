@@ -7,6 +7,7 @@
  * helpers, workloads, applications and FICs are in sqlite.c.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,15 +129,32 @@ doc_text(json_t *v, const char *what, size_t max, char **ret_text,
 	return 0;
 }
 
-/* Check the decision and make the app and its FICs (in the transaction). */
+/* Whether workload name `w` is among the first `n` strings of `a`. */
+static int
+in_names(json_t *a, size_t n, const char *w)
+{
+	size_t i;
+
+	for (i = 0; i < n && i < json_array_size(a); i++)
+		if (strcmp(json_string_value(json_array_get(a, i)), w) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Check the decision and make the app and its FICs (in the transaction).
+ * One read of the app's FICs: a customer joining an app that already
+ * federates what it needs (most do) costs no more queries.
+ */
 static int
 onboard_app(struct registry *r, const char *app, json_t *fed,
     const char *app_labels, struct xerr *e)
 {
-	json_t *v;
+	sqlite3_stmt *st;
+	json_t *have = NULL, *v;
 	const char *w;
-	long long n, cur, add = 0;
-	size_t i, j;
+	long long n, add = 0;
+	size_t i;
 	int rc;
 
 	if ((n = regi_num(r, e, "SELECT count(*) FROM apps WHERE name = ?", "s",
@@ -144,31 +162,47 @@ onboard_app(struct registry *r, const char *app, json_t *fed,
 		return (int)n;
 	if (n == 0 && (rc = regi_app_insert(r, app, NULL, app_labels, e)) != 0)
 		return rc;
-	if ((cur = regi_num(r, e, "SELECT count(*) FROM fics WHERE app = ?",
-	    "s", app)) < 0)
-		return (int)cur;
+	if ((rc = regi_prepc(r, &st, e, "SELECT workload FROM fics WHERE "
+	    "app = ?", "s", app)) != 0)
+		return rc;
+	if ((have = json_array()) == NULL) {
+		regi_finish(r, st);
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (json_array_append_new(have, json_string((const char *)
+		    sqlite3_column_text(st, 0))) == -1)
+			break;
+	regi_finish(r, st);
+	if (rc != SQLITE_DONE) {
+		json_decref(have);
+		return rc == SQLITE_ROW ? xerr_set(e, XTCMK_E_NOMEM, "out of "
+		    "memory") : regi_dberr(r, e, rc);
+	}
+	/* New FICs: named workloads that exist, not there, not repeated. */
 	json_array_foreach(fed, i, v) {
 		w = json_string_value(v);
-		if ((rc = regi_need(r, OBJ_WORKLOAD, w, e)) != 0)
+		if (in_names(have, SIZE_MAX, w) || in_names(fed, i, w))
+			continue;
+		if ((rc = regi_need(r, OBJ_WORKLOAD, w, e)) != 0) {
+			json_decref(have);
 			return rc;
-		if ((n = regi_num(r, e, "SELECT count(*) FROM fics WHERE "
-		    "app = ? AND workload = ?", "ss", app, w)) < 0)
-			return (int)n;
-		for (j = 0; j < i; j++)
-			if (json_equal(v, json_array_get(fed, j)))
-				break;
-		if (n == 0 && j == i)
-			add++;
+		}
+		add++;
 	}
-	if (cur + add > REG_FIC_MAX)
-		return regi_fic_full(e, app, cur + add);
-	if (cur + add == 0)
+	n = (long long)json_array_size(have);
+	json_decref(have);
+	if (n + add > REG_FIC_MAX)
+		return regi_fic_full(e, app, n + add);
+	if (n + add == 0)
 		return xerr_set(e, XTCMK_E_CONFLICT, "application '%s' would "
 		    "have no federated credential, so no host could serve the "
 		    "customer: federate at least one workload", app);
-	json_array_foreach(fed, i, v)
-		if ((rc = regi_fic_insert(r, app, json_string_value(v), e)) < 0)
-			return rc;
+	if (add > 0)
+		json_array_foreach(fed, i, v)
+			if ((rc = regi_fic_insert(r, app, json_string_value(v),
+			    e)) < 0)
+				return rc;
 	return 0;
 }
 
