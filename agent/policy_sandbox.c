@@ -3,7 +3,7 @@
  * alone decides it:
  *	- base functions from an allow-list (no load, loadfile, dofile,
  *	  print, collectgarbage, getmetatable, setmetatable, rawset);
- *	- copies of string (without dump), table, math and utf8, with
+ *	- string (without dump), table, math and utf8, with
  *	  find, match, gmatch and gsub refusing patterns too costly to run,
  *	  table.move refusing huge ranges, and the costly C functions
  *	  charging their time at once;
@@ -15,8 +15,9 @@
  *	- `xtcmk` with now() and version.
  * Strings keep their metatable, but its __index is a private copy of the
  * string table that no policy can reach or change.  Every policy and
- * module gets fresh copies of the library tables, so nothing a policy
- * reaches is shared with another call.
+ * module gets fresh library tables that read through to the state's
+ * (policy_sandbox_push_env), so nothing a policy can change is shared
+ * with another call.
  */
 #include <sys/stat.h>
 
@@ -38,6 +39,8 @@
 
 #define MODULES_KEY		"xtcmk.modules"		/* this call's */
 #define CHUNKS_KEY		"xtcmk.chunks"		/* compiled, kept */
+#define ENVMETA_KEY		"xtcmk.envmeta"		/* env -> base */
+#define LIBMETA_KEY		"xtcmk.libmeta"		/* lib -> library */
 #define TABLE_MOVE_MAX		(1 << 20)	/* elements per table.move */
 
 static const char *const base_allow[] = {
@@ -80,25 +83,29 @@ l_now(lua_State *L)
 
 static int l_require(lua_State *L);
 
-/* Push a fresh _ENV for a policy or a module. */
+/*
+ * Push a fresh _ENV for a policy or a module.  The library tables in it
+ * are fresh, empty tables that read through to the state's (private)
+ * libraries: what a policy stores in one stays in this env, and nothing
+ * it can reach leads to the shared tables (no getmetatable, rawset or
+ * debug in the sandbox; their metatables are locked).  The base
+ * functions read through the same way.  Making an env so costs a few
+ * small tables, not a copy of every library.
+ */
 void
 policy_sandbox_push_env(lua_State *L)
 {
 	int i;
 
-	lua_createtable(L, 0, 24);			/* env */
-	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS); /* env G */
-	for (i = 0; base_allow[i] != NULL; i++) {
-		lua_getfield(L, -1, base_allow[i]);	/* env G f */
-		lua_setfield(L, -3, base_allow[i]);	/* env G */
-	}
+	lua_createtable(L, 0, 8);			/* env */
 	for (i = 0; lib_allow[i] != NULL; i++) {
-		lua_getfield(L, -1, lib_allow[i]);	/* env G lib */
-		copy_table(L, -1);			/* env G lib copy */
-		lua_setfield(L, -4, lib_allow[i]);	/* env G lib */
-		lua_pop(L, 1);				/* env G */
+		lua_createtable(L, 0, 0);		/* env lib */
+		lua_getfield(L, LUA_REGISTRYINDEX, LIBMETA_KEY); /* env lib m */
+		lua_getfield(L, -1, lib_allow[i]);	/* env lib m mt */
+		lua_setmetatable(L, -3);		/* env lib m */
+		lua_pop(L, 1);				/* env lib */
+		lua_setfield(L, -2, lib_allow[i]);	/* env */
 	}
-	lua_pop(L, 1);					/* env */
 	lua_pushcfunction(L, l_require);		/* env require */
 	lua_setfield(L, -2, "require");			/* env */
 	lua_createtable(L, 0, 2);			/* env xtcmk */
@@ -109,6 +116,44 @@ policy_sandbox_push_env(lua_State *L)
 	lua_setfield(L, -2, "xtcmk");			/* env */
 	lua_pushvalue(L, -1);				/* env env */
 	lua_setfield(L, -2, "_G");			/* env */
+	lua_getfield(L, LUA_REGISTRYINDEX, ENVMETA_KEY); /* env mt */
+	lua_setmetatable(L, -2);			/* env */
+}
+
+/* Push a locked metatable whose __index is the table at `idx`. */
+static void
+push_readthrough(lua_State *L, int idx)
+{
+	idx = lua_absindex(L, idx);
+	lua_createtable(L, 0, 2);			/* mt */
+	lua_pushvalue(L, idx);				/* mt t */
+	lua_setfield(L, -2, "__index");			/* mt */
+	lua_pushboolean(L, 0);				/* mt false */
+	lua_setfield(L, -2, "__metatable");		/* mt */
+}
+
+/* The metatables push_env uses, made once per state from G (at -1). */
+static void
+make_env_meta(lua_State *L)
+{
+	int i;
+
+	lua_createtable(L, 0, 16);			/* G base */
+	for (i = 0; base_allow[i] != NULL; i++) {
+		lua_getfield(L, -2, base_allow[i]);	/* G base f */
+		lua_setfield(L, -2, base_allow[i]);	/* G base */
+	}
+	push_readthrough(L, -1);			/* G base mt */
+	lua_setfield(L, LUA_REGISTRYINDEX, ENVMETA_KEY); /* G base */
+	lua_pop(L, 1);					/* G */
+	lua_createtable(L, 0, 4);			/* G metas */
+	for (i = 0; lib_allow[i] != NULL; i++) {
+		lua_getfield(L, -2, lib_allow[i]);	/* G metas lib */
+		push_readthrough(L, -1);		/* G metas lib mt */
+		lua_setfield(L, -3, lib_allow[i]);	/* G metas lib */
+		lua_pop(L, 1);				/* G metas */
+	}
+	lua_setfield(L, LUA_REGISTRYINDEX, LIBMETA_KEY); /* G */
 }
 
 /*
@@ -305,7 +350,9 @@ policy_sandbox_open(lua_State *L)
 		return luaL_error(L, "strings have no metatable");
 	copy_table(L, -3);				/* G string "" mt idx */
 	lua_setfield(L, -2, "__index");			/* G string "" mt */
-	lua_pop(L, 4);					/* */
+	lua_pop(L, 3);					/* G */
+	make_env_meta(L);				/* G */
+	lua_pop(L, 1);					/* */
 	lua_newtable(L);				/* chunks */
 	lua_setfield(L, LUA_REGISTRYINDEX, CHUNKS_KEY);	/* */
 	policy_sandbox_reset(L);
