@@ -96,6 +96,8 @@ struct policy_vm {
 	unsigned long	 count;
 	struct timespec	 cpu_deadline;	/* this thread's CPU time */
 	struct timespec	 deadline;	/* wall clock backstop */
+	struct timespec	 cpu_check;	/* CLOCK_MONOTONIC: the earliest the
+					 * CPU deadline can be reached */
 	enum trip	 tripped;
 	int		 broken;	/* rebuild before the next call */
 	int		 chunk[POLICY__COUNT];	/* compiled, never run twice */
@@ -205,24 +207,45 @@ ts_after(const struct timespec *a, const struct timespec *b)
 	return a->tv_nsec > b->tv_nsec;
 }
 
+/*
+ * Past the CPU or the wall-clock deadline?  The thread's CPU clock costs
+ * a system call; it is read only once the wall clock says the budget
+ * could be spent (a thread's CPU time never runs faster than the wall
+ * clock), so a check before that costs a vDSO clock read.
+ */
+static enum trip
+vm_over(struct policy_vm *vm)
+{
+	struct timespec now, cpu;
+	long long left;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (ts_after(&now, &vm->deadline))
+		return TRIP_WALL;
+	if (!ts_after(&now, &vm->cpu_check))
+		return TRIP_NONE;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+	if (ts_after(&cpu, &vm->cpu_deadline))
+		return TRIP_TIME;
+	left = (long long)(vm->cpu_deadline.tv_sec - cpu.tv_sec) *
+	    1000000000LL + (vm->cpu_deadline.tv_nsec - cpu.tv_nsec);
+	left += (long long)now.tv_nsec;
+	vm->cpu_check.tv_sec = now.tv_sec + (time_t)(left / 1000000000LL);
+	vm->cpu_check.tv_nsec = (long)(left % 1000000000LL);
+	return TRIP_NONE;
+}
+
 static void
 vm_hook(lua_State *L, lua_Debug *ar)
 {
 	struct policy_vm *vm = vm_of(L);
-	struct timespec now, cpu;
 
 	if (vm->tripped == TRIP_NONE) {
 		if (ar->event == LUA_HOOKCOUNT)
 			vm->count += POLICY_HOOK_EVERY;
-		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
-		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (vm->count >= vm->set->lim.instructions)
 			vm->tripped = TRIP_BUDGET;
-		else if (ts_after(&cpu, &vm->cpu_deadline))
-			vm->tripped = TRIP_TIME;
-		else if (ts_after(&now, &vm->deadline))
-			vm->tripped = TRIP_WALL;
-		else
+		else if ((vm->tripped = vm_over(vm)) == TRIP_NONE)
 			return;
 	}
 	/* From now on, raise before every instruction. */
@@ -245,18 +268,10 @@ void
 policy_charge(lua_State *L)
 {
 	struct policy_vm *vm = vm_of(L);
-	struct timespec now, cpu;
 
-	if (vm->tripped == TRIP_NONE) {
-		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (ts_after(&cpu, &vm->cpu_deadline))
-			vm->tripped = TRIP_TIME;
-		else if (ts_after(&now, &vm->deadline))
-			vm->tripped = TRIP_WALL;
-		else
-			return;
-	}
+	if (vm->tripped == TRIP_NONE &&
+	    (vm->tripped = vm_over(vm)) == TRIP_NONE)
+		return;
 	lua_sethook(L, vm_hook, LUA_MASKLINE | LUA_MASKCOUNT, 1);
 	vm_trip_raise(L, vm);
 }
@@ -288,6 +303,8 @@ vm_arm(struct policy_vm *vm)
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &vm->cpu_deadline);
 	ts_add_ms(&vm->cpu_deadline, ms);
 	clock_gettime(CLOCK_MONOTONIC, &vm->deadline);
+	vm->cpu_check = vm->deadline;
+	ts_add_ms(&vm->cpu_check, ms);
 	ts_add_ms(&vm->deadline, (unsigned long)ms * POLICY_WALL_FACTOR);
 	lua_sethook(vm->L, vm_hook, LUA_MASKCOUNT, POLICY_HOOK_EVERY);
 }

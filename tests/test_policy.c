@@ -1003,6 +1003,33 @@ test_scope(void)
 	policy_set_unref(s);
 }
 
+/*
+ * xtcmk.place: the sandbox's C fnv1a32 and rank's sort in C must give
+ * exactly what the pure-Lua definitions give (tests/policy/place.lua
+ * raises on any difference), or placements would change.
+ */
+static void
+test_place(void)
+{
+	struct policy_set *s = NULL;
+	struct policy_vm *vm = NULL;
+	struct xerr e;
+	json_t *in, *out = NULL;
+
+	ASSERT_EQ(policy_set_load(make_set("place", "place.lua"), luadir,
+	    NULL, NULL, &s, &e), 0);
+	ASSERT_EQ(policy_vm_new(s, &vm, &e), 0);
+	in = partition_input("{\"id\": \"c\"}", "[]");
+	if (policy_vm_call(vm, POLICY_PARTITION, in, &out, &e) < 0)
+		fprintf(stderr, "place: %s\n", e.msg);
+	ASSERT_TRUE(out != NULL);
+	ASSERT_STR(json_string_value(json_object_get(out, "app")), "ok");
+	json_decref(out);
+	json_decref(in);
+	policy_vm_free(vm);
+	policy_set_unref(s);
+}
+
 int
 main(void)
 {
@@ -1024,6 +1051,7 @@ main(void)
 	test_require();
 	test_verdicts();
 	test_scope();
+	test_place();
 	rm_tree(tmpdir);
 	return t_done();
 }

@@ -3,7 +3,8 @@ xtcmk.place - stable placement by rendezvous (highest random weight)
 hashing.
 
 Every (key, node) pair gets a pseudo-random weight from a hash that is
-computed in pure Lua and is the same on every host and every Lua build;
+defined in pure Lua (the sandbox computes it in C, xtcmk.fnv1a32) and is
+the same on every host and every Lua build;
 a key goes to the nodes with the highest weights.  Adding or removing a
 node moves only the keys that node wins or held, so placements stay put
 as the fleet changes.
@@ -22,7 +23,14 @@ local M = {}
 
 local MASK = 0xffffffff
 
+-- The agent's sandbox computes the same hash in C (xtcmk.fnv1a32); the
+-- loop below is its definition, used where that is absent.
+local native = type(xtcmk) == "table" and xtcmk.fnv1a32 or nil
+
 function M.fnv1a32(s)
+	if native ~= nil then
+		return native(s)
+	end
 	local h = 2166136261
 	for i = 1, #s do
 		h = h ~ string.byte(s, i)
@@ -53,19 +61,24 @@ function M.weight(key, node)
 	return mix(M.fnv1a32(tostring(key) .. "\0" .. name_of(node)))
 end
 
+-- Sorted by one string per node (the weight inverted as 8 hex digits,
+-- then the name, then the position), so table.sort compares in C: the
+-- order of highest weight first, ties by name.
 function M.rank(key, nodes)
-	local list, w = {}, {}
+	local prefix = tostring(key) .. "\0"
+	local keys, by = {}, {}
 	for i, node in ipairs(nodes) do
-		list[i] = node
-		w[name_of(node)] = M.weight(key, node)
+		local name = name_of(node)
+		local k = string.format("%08x", MASK -
+		    mix(M.fnv1a32(prefix .. name))) .. "\0" .. name .. "\0" .. i
+		keys[i] = k
+		by[k] = node
 	end
-	table.sort(list, function(a, b)
-		local na, nb = name_of(a), name_of(b)
-		if w[na] ~= w[nb] then
-			return w[na] > w[nb]
-		end
-		return na < nb
-	end)
+	table.sort(keys)
+	local list = {}
+	for i, k in ipairs(keys) do
+		list[i] = by[k]
+	end
 	return list
 end
 
