@@ -531,48 +531,71 @@ struct lookahead {
 	pthread_t	 thread;
 };
 
+/* Customers worked out ahead per batch to a policy worker (their frames,
+ * about 700 bytes each, fit POLICYD_PIPELINE_MAX). */
+#define AHEAD_CHUNK	32
+
+/* Work out customers [from, to) ahead, in one batch. */
 static void
-ahead_one(struct service *s, json_t *c, struct ahead *a)
+ahead_chunk(struct lookahead *l, size_t from, size_t to)
 {
+	json_t *cust[AHEAD_CHUNK], *cv[AHEAD_CHUNK];
+	struct svc_ahead res[AHEAD_CHUNK];
+	size_t idx[AHEAD_CHUNK], i, k, n = 0;
 	const char *id;
 	struct xerr e;
-	json_t *cv;
+	json_t *c;
 
-	/* A customer the check refuses is left to the importing thread,
-	 * which reports why. */
-	if (onboard_check(c, &id, &e) < 0 ||
-	    (cv = svc_customer_view(c)) == NULL)
+	for (i = from; i < to; i++) {
+		c = json_array_get(l->customers, i);
+		if (l->a[i].ready == -1) {
+			l->a[i].ready = 0;	/* nothing to work out */
+			continue;
+		}
+		/* A customer the check refuses is left to the importing
+		 * thread, which reports why. */
+		if (onboard_check(c, &id, &e) < 0 ||
+		    (cv[n] = svc_customer_view(c)) == NULL)
+			continue;
+		cust[n] = c;
+		idx[n++] = i;
+	}
+	if (n == 0)
 		return;
-	a->scope_rc = svc_scope(s, cv, &a->sc, &a->has, a->hash,
-	    &a->scope_err);
-	json_decref(cv);
-	a->ready = 1;
-	if (a->scope_rc < 0)
-		return;
-	a->ver_rc = svc_decide_versioning(s, c, NULL, &a->ver_err);
-	a->ver_ready = 1;
+	svc_ahead_batch(l->s, cust, cv, n, res);
+	for (k = 0; k < n; k++) {
+		struct ahead *a = &l->a[idx[k]];
+
+		a->scope_rc = res[k].scope_rc;
+		a->has = res[k].has;
+		a->sc = res[k].sc;
+		snprintf(a->hash, sizeof(a->hash), "%s", res[k].hash);
+		a->scope_err = res[k].scope_err;
+		a->ver_ready = res[k].ver_ready;
+		a->ver_rc = res[k].ver_rc;
+		a->ver_err = res[k].ver_err;
+		a->ready = 1;
+		json_decref(cv[k]);
+	}
 }
 
 static void *
 lookahead_main(void *arg)
 {
 	struct lookahead *l = arg;
-	size_t i;
+	size_t i, to;
 
-	for (i = 0; i < l->n; i++) {
+	for (i = 0; i < l->n; i = to) {
 		pthread_mutex_lock(&l->mu);
 		if (l->stop) {
 			pthread_mutex_unlock(&l->mu);
 			break;
 		}
 		pthread_mutex_unlock(&l->mu);
-		if (l->a[i].ready == -1)
-			l->a[i].ready = 0;	/* nothing to work out */
-		else
-			ahead_one(l->s, json_array_get(l->customers, i),
-			    &l->a[i]);
+		to = i + AHEAD_CHUNK < l->n ? i + AHEAD_CHUNK : l->n;
+		ahead_chunk(l, i, to);
 		pthread_mutex_lock(&l->mu);
-		l->done = i + 1;
+		l->done = to;
 		pthread_cond_signal(&l->cv);
 		pthread_mutex_unlock(&l->mu);
 	}

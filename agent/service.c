@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -1361,17 +1362,16 @@ svc_onboard_lock(struct service *s, int lock)
 		pthread_mutex_unlock(&s->onboard_mu);
 }
 
-int
-svc_scope(struct service *s, json_t *cv, struct scope *ret_scope,
-    int *ret_has, char *ret_hash, struct xerr *e)
+/* What svc_scope does with P.scope's answer (rc, doc, set consumed). */
+static int
+scope_done(struct service *s, json_t *cv, int rc, json_t *doc,
+    struct policy_set *set, struct scope *ret_scope, int *ret_has,
+    char *ret_hash, struct xerr *e)
 {
-	struct policy_set *set = NULL;
-	json_t *doc = NULL, *in;
-	int rc;
+	json_t *in;
 
 	*ret_has = 0;
 	ret_hash[0] = '\0';
-	rc = run_job(s, POLICY_PARTITION, "scope", cv, &doc, &set, e);
 	if (set != NULL)
 		snprintf(ret_hash, 65, "%s", policy_set_hash(set));
 	if (rc == 0 && doc != NULL && (rc = scope_parse(doc, ret_scope,
@@ -1396,6 +1396,109 @@ svc_scope(struct service *s, json_t *cv, struct scope *ret_scope,
 	json_decref(doc);
 	policy_set_unref(set);
 	return rc;
+}
+
+int
+svc_scope(struct service *s, json_t *cv, struct scope *ret_scope,
+    int *ret_has, char *ret_hash, struct xerr *e)
+{
+	struct policy_set *set = NULL;
+	json_t *doc = NULL;
+	int rc;
+
+	rc = run_job(s, POLICY_PARTITION, "scope", cv, &doc, &set, e);
+	return scope_done(s, cv, rc, doc, set, ret_scope, ret_has, ret_hash,
+	    e);
+}
+
+void
+svc_ahead_batch(struct service *s, json_t *const *customer,
+    json_t *const *cv, size_t n, struct svc_ahead *ret)
+{
+	struct pworker_req *req;
+	struct policy_set *set = NULL;
+	json_t **vin, *out;
+	size_t i, m = 0, *iver;
+	struct xerr e;
+	const char *id;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		memset(&ret[i], 0, sizeof(ret[i]));
+		xerr_clear(&ret[i].scope_err);
+		xerr_clear(&ret[i].ver_err);
+	}
+	req = calloc(2 * n + 1, sizeof(*req));
+	vin = calloc(n + 1, sizeof(*vin));
+	iver = calloc(n + 1, sizeof(*iver));
+	if (s->inprocess || req == NULL || vin == NULL || iver == NULL) {
+		/* One customer after the other. */
+		for (i = 0; i < n; i++) {
+			ret[i].scope_rc = svc_scope(s, cv[i], &ret[i].sc,
+			    &ret[i].has, ret[i].hash, &ret[i].scope_err);
+			if (ret[i].scope_rc < 0)
+				continue;
+			ret[i].ver_rc = svc_decide_versioning(s, customer[i],
+			    NULL, &ret[i].ver_err);
+			ret[i].ver_ready = 1;
+		}
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		req[m].op = "scope";
+		req[m].kind = POLICY_PARTITION;
+		req[m++].input = cv[i];
+		iver[i] = SIZE_MAX;
+		if ((ret[i].ver_rc = versioning_input(customer[i], &vin[i],
+		    &ret[i].ver_err)) < 0)
+			continue;	/* refused after the scope, if it passes */
+		iver[i] = m;
+		req[m].op = "decide";
+		req[m].kind = POLICY_VERSIONING;
+		req[m++].input = vin[i];
+	}
+	xerr_clear(&e);
+	if ((rc = run_direct_batch(s, req, m, &set, &e)) < 0) {
+		for (i = 0; i < n; i++) {
+			ret[i].scope_err = e;
+			ret[i].scope_rc = scope_done(s, cv[i], rc, NULL,
+			    set != NULL ? policy_set_ref(set) : NULL,
+			    &ret[i].sc, &ret[i].has, ret[i].hash,
+			    &ret[i].scope_err);
+		}
+		policy_set_unref(set);
+		goto out;
+	}
+	for (i = 0, m = 0; i < n; i++, m++) {
+		/* One reference for each *_done. */
+		policy_set_ref(set);
+		ret[i].scope_err = req[m].err;
+		ret[i].scope_rc = scope_done(s, cv[i], req[m].rc, req[m].output,
+		    set, &ret[i].sc, &ret[i].has, ret[i].hash,
+		    &ret[i].scope_err);
+		if (iver[i] == SIZE_MAX)
+			continue;
+		m = iver[i];
+		if (ret[i].scope_rc < 0) {
+			json_decref(req[m].output);
+			continue;
+		}
+		id = json_string_value(json_object_get(customer[i], "id"));
+		policy_set_ref(set);
+		out = NULL;
+		ret[i].ver_rc = policy_done(s, POLICY_VERSIONING, id, vin[i],
+		    req[m].rc, req[m].output, &req[m].err, set, &out, NULL,
+		    &ret[i].ver_err);
+		json_decref(out);
+		ret[i].ver_ready = 1;
+	}
+	policy_set_unref(set);
+out:
+	for (i = 0; vin != NULL && i < n; i++)
+		json_decref(vin[i]);
+	free(vin);
+	free(iver);
+	free(req);
 }
 
 int

@@ -38,6 +38,23 @@ void	svc_onboard_lock(struct service *s, int lock);
 int	svc_scope(struct service *s, json_t *cv, struct scope *ret_scope,
 	    int *ret_has, char *ret_hash, struct xerr *e);
 /*
+ * What an import works out ahead for n customers (records customer[i],
+ * views cv[i]): P.scope as svc_scope gives it and, when the scope
+ * passed, the versioning decision as svc_decide_versioning does
+ * (ver_ready 1).  All go to one policy worker as one batch, so n should
+ * be such that their frames fit POLICYD_PIPELINE_MAX.
+ */
+struct svc_ahead {
+	int		 scope_rc, has;
+	struct scope	 sc;		/* when has */
+	char		 hash[65];	/* the set that answered P.scope */
+	struct xerr	 scope_err;
+	int		 ver_ready, ver_rc;
+	struct xerr	 ver_err;
+};
+void	svc_ahead_batch(struct service *s, json_t *const *customer,
+	    json_t *const *cv, size_t n, struct svc_ahead *ret);
+/*
  * Run the partition policy's P.move on a worker with `input` ({customer,
  * from, to}): 0 when the move may go ahead (allowed, or the policy has
  * no move function), XTCMK_E_POLICY naming the policy and its reason
