@@ -269,17 +269,13 @@ worker_main(void *arg)
  * worker deadlines.  A worker killed or worn out is replaced before the
  * slot is given back.  Returns <0 when no call ran (req[].rc unset).
  */
+/* Wait, within the request timeout, for a free policy worker slot. */
 static int
-run_direct_batch(struct service *s, struct pworker_req *req, size_t n,
-    struct policy_set **ret_set, struct xerr *e)
+slot_get(struct service *s, unsigned *ret_i, struct xerr *e)
 {
-	struct policy_set *set;
 	struct timespec dl;
-	struct xerr err;
 	unsigned i;
-	int rc;
 
-	*ret_set = NULL;
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += s->cfg->request_timeout_s;
 	pthread_mutex_lock(&s->pw_mu);
@@ -306,10 +302,16 @@ run_direct_batch(struct service *s, struct pworker_req *req, size_t n,
 	}
 	s->pw_busy[i] = 1;
 	pthread_mutex_unlock(&s->pw_mu);
+	*ret_i = i;
+	return 0;
+}
 
-	set = current_set(s);
-	if ((rc = worker_ready(s, i, &s->pw_slot[i], set, e)) == 0)
-		pworker_call_batch(s->pw_slot[i], req, n);
+/* Give slot i back; a worker killed or worn out is replaced first. */
+static void
+slot_put(struct service *s, unsigned i, struct policy_set *set)
+{
+	struct xerr err;
+
 	if (s->pw_slot[i] != NULL && !pworker_usable(s->pw_slot[i]) &&
 	    !atomic_load(&s->astop) &&
 	    worker_ready(s, i, &s->pw_slot[i], set, &err) < 0)
@@ -318,9 +320,60 @@ run_direct_batch(struct service *s, struct pworker_req *req, size_t n,
 	s->pw_busy[i] = 0;
 	pthread_cond_signal(&s->pw_cv);
 	pthread_mutex_unlock(&s->pw_mu);
+}
+
+static int
+run_direct_batch(struct service *s, struct pworker_req *req, size_t n,
+    struct policy_set **ret_set, struct xerr *e)
+{
+	struct policy_set *set;
+	unsigned i;
+	int rc;
+
+	*ret_set = NULL;
+	if ((rc = slot_get(s, &i, e)) < 0)
+		return rc;
+	set = current_set(s);
+	if ((rc = worker_ready(s, i, &s->pw_slot[i], set, e)) == 0)
+		pworker_call_batch(s->pw_slot[i], req, n);
+	slot_put(s, i, set);
 	atomic_fetch_add(&s->n_policy, rc == 0 ? n : 1);
 	*ret_set = set;
 	return rc;
+}
+
+int
+svc_lease_get(struct service *s, struct svc_lease *l, struct xerr *e)
+{
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	if (s->inprocess)
+		return xerr_set(e, XTCMK_E_INTERNAL, "no policy worker to "
+		    "lease: policies run in the agent");
+	if ((rc = slot_get(s, &l->idx, e)) < 0)
+		return rc;
+	l->set = current_set(s);
+	if ((rc = worker_ready(s, l->idx, &s->pw_slot[l->idx], l->set,
+	    e)) < 0) {
+		slot_put(s, l->idx, l->set);
+		policy_set_unref(l->set);
+		l->set = NULL;
+		return rc;
+	}
+	l->held = 1;
+	return 0;
+}
+
+void
+svc_lease_put(struct service *s, struct svc_lease *l)
+{
+	if (!l->held)
+		return;
+	slot_put(s, l->idx, l->set);
+	policy_set_unref(l->set);
+	l->set = NULL;
+	l->held = 0;
 }
 
 static int
@@ -812,6 +865,106 @@ decide_one(struct service *s, enum policy_kind kind, const char *id,
 	return rc;
 }
 
+/* The calls of an onboarding's decisions (see svc_decide_onboard). */
+static int
+onboard_reqs(json_t *customer, json_t *pin, int want_ver,
+    struct svc_sent *x, struct xerr *e)
+{
+	int rc;
+
+	memset(x, 0, sizeof(*x));
+	if (want_ver && (rc = versioning_input(customer, &x->in_ver, e)) < 0)
+		return rc;
+	x->n = want_ver ? 3 : 2;
+	x->req[0].op = "decide";
+	x->req[0].kind = POLICY_PARTITION;
+	x->req[0].input = pin;
+	x->req[1].op = POLICY_OP_ROLE_AFTER;
+	x->req[1].kind = POLICY_ROLE;
+	x->req[1].input = NULL;
+	x->req[2].op = "decide";
+	x->req[2].kind = POLICY_VERSIONING;
+	x->req[2].input = x->in_ver;
+	return 0;
+}
+
+void
+svc_onboard_drop(struct svc_sent *x)
+{
+	size_t i;
+
+	for (i = 0; i < x->n; i++) {
+		json_decref(x->req[i].output);
+		x->req[i].output = NULL;
+	}
+	json_decref(x->in_ver);
+	x->in_ver = NULL;
+	x->n = 0;
+}
+
+/*
+ * Check and log what the worker answered, in order (the set's reference
+ * and the answers consumed): see svc_decide_onboard.
+ */
+static int
+onboard_finish(struct service *s, json_t *customer, json_t *pin,
+    struct svc_sent *x, struct policy_set *set, const char *scope_hash,
+    json_t **ret_part, char *ret_hash, struct xerr *e)
+{
+	const char *id = json_string_value(json_object_get(customer, "id"));
+	json_t *part = NULL, *app, *in_role = NULL, *out;
+	size_t i, done;
+	int rc;
+
+	for (i = 1; i < x->n; i++)
+		policy_set_ref(set);	/* one for each policy_done */
+	done = 1;
+	if ((rc = policy_done(s, POLICY_PARTITION, id, pin, x->req[0].rc,
+	    x->req[0].output, &x->req[0].err, set, &part, ret_hash, e)) < 0)
+		goto out;
+	if (strcmp(ret_hash, scope_hash) != 0) {
+		rc = 1;
+		goto out;
+	}
+	app = policy_decided_app(pin, part);
+	in_role = policy_role_input(json_object_get(pin, "customer"), app);
+	json_decref(app);
+	if (in_role == NULL) {
+		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	done = 2;
+	if ((rc = policy_done(s, POLICY_ROLE, id, in_role, x->req[1].rc,
+	    x->req[1].output, &x->req[1].err, set, &out, NULL, e)) < 0)
+		goto out;
+	json_decref(out);
+	if (x->n == 3) {
+		done = 3;
+		if ((rc = policy_done(s, POLICY_VERSIONING, id, x->in_ver,
+		    x->req[2].rc, x->req[2].output, &x->req[2].err, set, &out,
+		    NULL, e)) < 0)
+			goto out;
+		json_decref(out);
+	}
+out:
+	/* What no policy_done took. */
+	for (i = done; i < x->n; i++) {
+		json_decref(x->req[i].output);
+		policy_set_unref(set);
+	}
+	for (i = 0; i < x->n; i++)
+		x->req[i].output = NULL;
+	json_decref(x->in_ver);
+	x->in_ver = NULL;
+	x->n = 0;
+	if (rc == 0)
+		*ret_part = part;
+	else
+		json_decref(part);
+	json_decref(in_role);
+	return rc;
+}
+
 /*
  * The decisions of one onboarding: the partition on `pin` (made with
  * the scope of the set whose hash is `scope_hash`), then the role for
@@ -830,42 +983,26 @@ svc_decide_onboard(struct service *s, json_t *customer, json_t *pin,
     struct xerr *e)
 {
 	const char *id = json_string_value(json_object_get(customer, "id"));
-	struct pworker_req req[3];
 	struct policy_set *set = NULL;
-	json_t *part = NULL, *app, *in_role = NULL, *in_ver = NULL, *out;
-	size_t n = want_ver ? 3 : 2, i, done = 0;
+	struct svc_sent x;
+	json_t *part = NULL, *app, *in_role, *out;
 	int rc;
 
-	if (want_ver && (rc = versioning_input(customer, &in_ver, e)) < 0)
+	if ((rc = onboard_reqs(customer, pin, want_ver, &x, e)) < 0)
 		return rc;
-	if (s->inprocess) {
-		xerr_clear(&req[0].err);
-		rc = run_job(s, POLICY_PARTITION, "decide", pin, &out, &set,
-		    &req[0].err);
-		req[0].rc = rc;
-		req[0].output = rc == 0 ? out : NULL;
-		n = 1;
-	} else {
-		req[0].op = "decide";
-		req[0].kind = POLICY_PARTITION;
-		req[0].input = pin;
-		req[1].op = POLICY_OP_ROLE_AFTER;
-		req[1].kind = POLICY_ROLE;
-		req[1].input = NULL;
-		req[2].op = "decide";
-		req[2].kind = POLICY_VERSIONING;
-		req[2].input = in_ver;
-		if ((rc = run_direct_batch(s, req, n, &set, e)) < 0) {
-			rc = policy_done(s, POLICY_PARTITION, id, pin, rc, NULL,
-			    e, set, &part, NULL, e);
-			goto out;
+	if (!s->inprocess) {
+		if ((rc = run_direct_batch(s, x.req, x.n, &set, e)) < 0) {
+			svc_onboard_drop(&x);
+			return policy_done(s, POLICY_PARTITION, id, pin, rc,
+			    NULL, e, set, &part, NULL, e);
 		}
+		return onboard_finish(s, customer, pin, &x, set, scope_hash,
+		    ret_part, ret_hash, e);
 	}
-	for (i = 1; i < n; i++)
-		policy_set_ref(set);	/* one for each policy_done */
-	done = 1;
-	if ((rc = policy_done(s, POLICY_PARTITION, id, pin, req[0].rc,
-	    req[0].output, &req[0].err, set, &part, ret_hash, e)) < 0)
+	/* In the agent: one after the other, each only if the one before
+	 * passed. */
+	if ((rc = service_policy(s, POLICY_PARTITION, id, pin, &part,
+	    ret_hash, e)) < 0)
 		goto out;
 	if (strcmp(ret_hash, scope_hash) != 0) {
 		rc = 1;
@@ -878,44 +1015,49 @@ svc_decide_onboard(struct service *s, json_t *customer, json_t *pin,
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (s->inprocess) {
-		/* One after the other, each only if the one before passed. */
-		if ((rc = service_policy(s, POLICY_ROLE, id, in_role, &out,
-		    NULL, e)) == 0) {
-			json_decref(out);
-			if (in_ver != NULL && (rc = service_policy(s,
-			    POLICY_VERSIONING, id, in_ver, &out, NULL,
-			    e)) == 0)
-				json_decref(out);
-		}
-		goto out;
-	}
-	done = 2;
-	if ((rc = policy_done(s, POLICY_ROLE, id, in_role, req[1].rc,
-	    req[1].output, &req[1].err, set, &out, NULL, e)) < 0)
+	rc = service_policy(s, POLICY_ROLE, id, in_role, &out, NULL, e);
+	json_decref(in_role);
+	if (rc < 0)
 		goto out;
 	json_decref(out);
-	if (n == 3) {
-		done = 3;
-		if ((rc = policy_done(s, POLICY_VERSIONING, id, in_ver,
-		    req[2].rc, req[2].output, &req[2].err, set, &out, NULL,
-		    e)) < 0)
-			goto out;
+	if (x.in_ver != NULL && (rc = service_policy(s, POLICY_VERSIONING, id,
+	    x.in_ver, &out, NULL, e)) == 0)
 		json_decref(out);
-	}
 out:
-	/* What no policy_done took. */
-	for (i = done; done > 0 && i < n; i++) {
-		json_decref(req[i].output);
-		policy_set_unref(set);
-	}
+	json_decref(x.in_ver);
 	if (rc == 0)
 		*ret_part = part;
 	else
 		json_decref(part);
-	json_decref(in_role);
-	json_decref(in_ver);
 	return rc;
+}
+
+int
+svc_onboard_send(struct service *s, struct svc_lease *l, json_t *customer,
+    json_t *pin, int want_ver, struct svc_sent *x, struct xerr *e)
+{
+	int rc;
+
+	if ((rc = onboard_reqs(customer, pin, want_ver, x, e)) < 0)
+		return rc;
+	x->sent = pworker_send_batch(s->pw_slot[l->idx], x->req, x->n);
+	atomic_fetch_add(&s->n_policy, x->n);
+	return 0;
+}
+
+void
+svc_onboard_recv(struct service *s, struct svc_lease *l, struct svc_sent *x)
+{
+	pworker_recv_batch(s->pw_slot[l->idx], x->req, x->n, x->sent);
+}
+
+int
+svc_onboard_done(struct service *s, struct svc_lease *l, json_t *customer,
+    json_t *pin, struct svc_sent *x, const char *scope_hash,
+    json_t **ret_part, char *ret_hash, struct xerr *e)
+{
+	return onboard_finish(s, customer, pin, x, policy_set_ref(l->set),
+	    scope_hash, ret_part, ret_hash, e);
 }
 
 /* The key-versioning decision for `customer` (*ret may be NULL): it

@@ -8,7 +8,9 @@
 
 #include <jansson.h>
 
+#include "policy.h"
 #include "scope.h"
+#include "worker.h"
 #include "xerr.h"
 
 struct service;
@@ -81,5 +83,41 @@ int	svc_decide_versioning(struct service *s, json_t *customer,
 int	svc_decide_onboard(struct service *s, json_t *customer, json_t *pin,
 	    int want_ver, const char *scope_hash, json_t **ret_part,
 	    char *ret_hash, struct xerr *e);
+
+/*
+ * A policy worker held by one thread for a run of calls (an import's
+ * pipeline; not with isolation = inprocess): svc_lease_get waits for a
+ * free one as every call does, svc_lease_put gives it back.  Nothing
+ * that needs another worker may be waited for while one is held.
+ */
+struct svc_lease {
+	unsigned		 idx;
+	struct policy_set	*set;
+	int			 held;
+};
+int	svc_lease_get(struct service *s, struct svc_lease *l, struct xerr *e);
+void	svc_lease_put(struct service *s, struct svc_lease *l);
+/*
+ * svc_decide_onboard in three steps on a leased worker, so the caller
+ * works while the worker decides: send; receive (before any other call
+ * on the lease); then check and log (svc_onboard_done, as
+ * svc_decide_onboard returns) or drop what came (svc_onboard_drop,
+ * nothing logged).
+ */
+struct svc_sent {
+	struct pworker_req	 req[3];
+	size_t			 n, sent;
+	json_t			*in_ver;
+};
+int	svc_onboard_send(struct service *s, struct svc_lease *l,
+	    json_t *customer, json_t *pin, int want_ver, struct svc_sent *x,
+	    struct xerr *e);
+void	svc_onboard_recv(struct service *s, struct svc_lease *l,
+	    struct svc_sent *x);
+int	svc_onboard_done(struct service *s, struct svc_lease *l,
+	    json_t *customer, json_t *pin, struct svc_sent *x,
+	    const char *scope_hash, json_t **ret_part, char *ret_hash,
+	    struct xerr *e);
+void	svc_onboard_drop(struct svc_sent *x);
 
 #endif

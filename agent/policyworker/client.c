@@ -577,13 +577,13 @@ pworker_call(struct pworker *w, const char *op, enum policy_kind k,
 	return recv_result(w, what, ret_out, e);
 }
 
-void
-pworker_call_batch(struct pworker *w, struct pworker_req *req, size_t n)
+size_t
+pworker_send_batch(struct pworker *w, struct pworker_req *req, size_t n)
 {
 	char what[POLICY_NAME_MAX + 64];
 	struct pbuf all = { 0 };
-	size_t i, sent, rc_at = n;
-	int rc = 0;
+	size_t i, sent;
+	int rc;
 
 	for (i = 0; i < n; i++) {
 		req[i].output = NULL;
@@ -621,17 +621,25 @@ pworker_call_batch(struct pworker *w, struct pworker_req *req, size_t n)
 		all = t;
 		call_what(w, req[0].kind, what, sizeof(what));
 		if ((rc = send_call(w, what, &req[0].err)) < 0)
-			rc_at = 0;
+			req[0].rc = rc;	/* the worker is gone */
 	}
 	pbuf_free(&all);
+	return sent;
+}
+
+void
+pworker_recv_batch(struct pworker *w, struct pworker_req *req, size_t n,
+    size_t sent)
+{
+	char what[POLICY_NAME_MAX + 64];
+	size_t i;
+
 	/* The answers in order, then the calls not sent ahead. */
 	for (i = 0; i < n; i++) {
 		if (req[i].rc < 0)
 			continue;
 		call_what(w, req[i].kind, what, sizeof(what));
-		if (i == rc_at)
-			req[i].rc = rc;
-		else if (w->dead)
+		if (w->dead)
 			req[i].rc = xerr_set(&req[i].err, XTCMK_E_INTERNAL,
 			    "%s: not run, its worker is gone", what);
 		else if (i < sent)
@@ -641,6 +649,12 @@ pworker_call_batch(struct pworker *w, struct pworker_req *req, size_t n)
 			req[i].rc = pworker_call(w, req[i].op, req[i].kind,
 			    req[i].input, NULL, &req[i].output, &req[i].err);
 	}
+}
+
+void
+pworker_call_batch(struct pworker *w, struct pworker_req *req, size_t n)
+{
+	pworker_recv_batch(w, req, n, pworker_send_batch(w, req, n));
 }
 
 int

@@ -103,6 +103,15 @@ struct pworker_req {
  */
 void	pworker_call_batch(struct pworker *w, struct pworker_req *req,
 	    size_t n);
+/*
+ * pworker_call_batch in two halves, so the caller can work while the
+ * worker runs the calls: send (returns how many went ahead), then,
+ * before any other call on w, receive (the budgets count from there).
+ */
+size_t	pworker_send_batch(struct pworker *w, struct pworker_req *req,
+	    size_t n);
+void	pworker_recv_batch(struct pworker *w, struct pworker_req *req,
+	    size_t n, size_t sent);
 /* Whether the worker can take another call (not dead, not worn out). */
 int	pworker_usable(struct pworker *w);
 pid_t	pworker_pid(const struct pworker *w);
