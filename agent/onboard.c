@@ -221,6 +221,122 @@ out:
 }
 
 /*
+ * An import's pipeline (SQLite registry, policy workers): while the
+ * importing thread checks and records customer i, a leased worker
+ * already decides customer i+1, when nothing i records can change what
+ * i+1's decision reads.  i records at most the application it was
+ * decided to (made or joined, with its FICs); i+1's input holds the
+ * applications its P.scope selects (numbered under a stem, or named)
+ * and workloads, which an onboarding never changes.  So i+1 goes ahead
+ * only when its scope was worked out ahead and i's application is
+ * neither numbered under i+1's stem nor one of its names (a selector by
+ * labels alone could select any application: never ahead).  The
+ * results equal deciding one after the other (test import_equiv).
+ * While a decision is out the lease is held; whatever else needs a
+ * worker releases it first (pipe_release), so nothing waits for a
+ * worker the importing thread holds.
+ */
+struct pipe {
+	struct service	*s;
+	struct lookahead *look;
+	json_t		*customers;
+	struct svc_lease lease;
+	int		 on;		/* pipelining allowed */
+	int		 out;		/* a decision is out ... */
+	size_t		 idx;		/* ... for this customer */
+	json_t		*input;		/* its partition input */
+	char		 scope_hash[65];
+	int		 ahead_ver;	/* its versioning decided ahead */
+	struct svc_sent	 x;
+};
+
+static int lookahead_ready(struct lookahead *, size_t);
+static struct ahead *lookahead_get(struct lookahead *, size_t);
+
+/* Drop the decision out, unlogged, and give the worker back. */
+static void
+pipe_release(struct pipe *p)
+{
+	if (p == NULL)
+		return;
+	if (p->out) {
+		svc_onboard_recv(p->s, &p->lease, &p->x);
+		svc_onboard_drop(&p->x);
+		json_decref(p->input);
+		p->input = NULL;
+		p->out = 0;
+	}
+	svc_lease_put(p->s, &p->lease);
+}
+
+/* Whether recording application `app` leaves scope `sc`'s input as it
+ * is (see struct pipe). */
+static int
+pipe_independent(const char *app, const struct scope *sc)
+{
+	int k;
+
+	if (app == NULL)
+		return 1;
+	for (k = 0; k < sc->nnames; k++)
+		if (strcmp(sc->names[k], app) == 0)
+			return 0;
+	if (!sc->apps.present)
+		return 1;
+	return sc->apps.stem != NULL && scope_number(app, sc->apps.stem) < 0;
+}
+
+/*
+ * Customer i was decided to `app` (NULL: nothing to record) and is not
+ * recorded yet: send customer i+1's decisions ahead if they may go.
+ */
+static void
+pipe_next(struct pipe *p, size_t i, const char *app)
+{
+	size_t j = i + 1;
+	struct ahead *a;
+	struct xerr e;
+	const char *id;
+	json_t *c, *cv;
+	int rc;
+
+	if (p == NULL || !p->on || p->out || !p->lease.held ||
+	    j >= json_array_size(p->customers) ||
+	    !lookahead_ready(p->look, j))
+		return;
+	a = lookahead_get(p->look, j);
+	c = json_array_get(p->customers, j);
+	if (a == NULL || a->ready != 1 || a->scope_rc < 0 || !a->has ||
+	    strcmp(a->hash, policy_set_hash(p->lease.set)) != 0 ||
+	    !pipe_independent(app, &a->sc) ||
+	    onboard_check(c, &id, &e) < 0 ||
+	    (cv = svc_customer_view(c)) == NULL)
+		return;
+	rc = partition_input(p->s, cv, a, &p->input, p->scope_hash, &e);
+	json_decref(cv);
+	if (rc < 0)
+		return;		/* decided in line, which says why */
+	p->ahead_ver = a->ver_ready;
+	if (svc_onboard_send(p->s, &p->lease, c, p->input, !p->ahead_ver,
+	    &p->x, &e) < 0) {
+		json_decref(p->input);
+		p->input = NULL;
+		return;
+	}
+	p->out = 1;
+	p->idx = j;
+}
+
+/* The partition's app in a decision as it came (unchecked), or NULL. */
+static const char *
+sent_app(const struct svc_sent *x)
+{
+	if (x->req[0].rc < 0)
+		return NULL;
+	return json_string_value(json_object_get(x->req[0].output, "app"));
+}
+
+/*
  * Onboard one customer (the caller holds onboard_mu): an idempotent
  * repeat returns the existing assignment with "already": true; otherwise
  * scope, partition, role and versioning decisions, then the registry
@@ -228,7 +344,7 @@ out:
  */
 static int
 onboard_one(struct service *s, json_t *customer, struct ahead *a,
-    json_t **ret_result, struct xerr *e)
+    struct pipe *p, size_t i, json_t **ret_result, struct xerr *e)
 {
 	long long view = regb_view(service_backend(s));
 	json_t *existing = NULL, *input = NULL, *part = NULL;
@@ -239,9 +355,13 @@ onboard_one(struct service *s, json_t *customer, struct ahead *a,
 
 	if ((rc = onboard_check(customer, &id, e)) < 0) {
 		ahead_clear(a);
+		if (p != NULL && p->out && p->idx == i)
+			pipe_release(p);
 		return rc;
 	}
 	if (reg_customer_get(service_registry(s), id, &existing, NULL) == 0) {
+		if (p != NULL && p->out && p->idx == i)
+			pipe_release(p);
 		customer_diff(existing, customer, diff, sizeof(diff));
 		if (diff[0] != '\0') {
 			rc = xerr_set(e, XTCMK_E_EXISTS, "customer '%s' is "
@@ -270,10 +390,43 @@ onboard_one(struct service *s, json_t *customer, struct ahead *a,
 
 		json_decref(input);
 		input = NULL;
-		if ((rc = partition_input(s, cv, tries == 0 ? a : NULL,
-		    &input, scope_hash, e)) < 0 ||
-		    (rc = svc_decide_onboard(s, customer, input, !ahead_ver,
-		    scope_hash, &part, hash, e)) < 0)
+		if (tries == 0 && p != NULL && p->out && p->idx == i) {
+			struct svc_sent x;
+
+			/* Sent ahead while customer i-1 was recorded. */
+			x = p->x;
+			input = p->input;
+			p->input = NULL;
+			p->out = 0;
+			snprintf(scope_hash, sizeof(scope_hash), "%s",
+			    p->scope_hash);
+			ahead_ver = p->ahead_ver;
+			svc_count(s, SVC_PIPELINED);
+			svc_onboard_recv(s, &p->lease, &x);
+			pipe_next(p, i, sent_app(&x));
+			rc = svc_onboard_done(s, &p->lease, customer, input,
+			    &x, scope_hash, &part, hash, e);
+		} else {
+			pipe_release(p);
+			if ((rc = partition_input(s, cv, tries == 0 ? a : NULL,
+			    &input, scope_hash, e)) < 0)
+				goto out;
+			if (p != NULL && p->on && svc_lease_get(s, &p->lease,
+			    e) == 0) {
+				struct svc_sent x;
+
+				if ((rc = svc_onboard_send(s, &p->lease,
+				    customer, input, !ahead_ver, &x, e)) < 0)
+					goto out;
+				svc_onboard_recv(s, &p->lease, &x);
+				pipe_next(p, i, sent_app(&x));
+				rc = svc_onboard_done(s, &p->lease, customer,
+				    input, &x, scope_hash, &part, hash, e);
+			} else
+				rc = svc_decide_onboard(s, customer, input,
+				    !ahead_ver, scope_hash, &part, hash, e);
+		}
+		if (rc < 0)
 			goto out;
 		if (rc == 0) {
 			if (ahead_ver && (rc = a->ver_rc) < 0) {
@@ -322,7 +475,7 @@ onboard_retry(struct service *s, json_t *customer, struct ahead *a,
 	int rc, tries;
 
 	for (tries = 0; ; tries++) {
-		rc = onboard_one(s, customer, a, ret_result, e);
+		rc = onboard_one(s, customer, a, NULL, 0, ret_result, e);
 		if (rc != -XTCMK_E_BUSY || tries == REGB_RETRY_MAX ||
 		    !regb_retry(service_backend(s)))
 			break;
@@ -429,6 +582,7 @@ struct import_state {
 	int		 assigned, already, refused;
 	struct lookahead *ahead;	/* work done ahead, by index */
 	size_t		 next;		/* the index expected next */
+	struct pipe	*pipe;
 };
 
 /* The reply's row of customer `i` (its outcome rc, res or ce). */
@@ -481,7 +635,6 @@ import_finish(void *arg, struct xerr *e)
 	    "customers per request", json_array_size(st->customers));
 }
 
-static struct ahead *lookahead_get(struct lookahead *, size_t);
 
 /*
  * The backend's batch (regb_onboard_batch) decides with these.  It
@@ -494,12 +647,20 @@ import_one(void *arg, json_t *customer, json_t **ret_res, struct xerr *e)
 	struct import_state *st = arg;
 	struct ahead *a = NULL;
 
-	if (st->next < json_array_size(st->customers) &&
-	    json_array_get(st->customers, st->next) == customer) {
-		a = lookahead_get(st->ahead, st->next);
-		st->next++;
+	size_t i = st->next;
+
+	if (i >= json_array_size(st->customers) ||
+	    json_array_get(st->customers, i) != customer) {
+		pipe_release(st->pipe);
+		return onboard_one(st->s, customer, NULL, NULL, 0, ret_res, e);
 	}
-	return onboard_one(st->s, customer, a, ret_res, e);
+	/* No waiting for the work ahead with a worker held, unless this
+	 * customer's decision is out (its work ahead was used then). */
+	if (!(st->pipe->out && st->pipe->idx == i))
+		pipe_release(st->pipe);
+	a = lookahead_get(st->ahead, i);
+	st->next++;
+	return onboard_one(st->s, customer, a, st->pipe, i, ret_res, e);
 }
 
 static void
@@ -682,6 +843,20 @@ lookahead_get(struct lookahead *l, size_t i)
 	return &l->a[i];
 }
 
+/* Whether customer i's work ahead is done (never waits). */
+static int
+lookahead_ready(struct lookahead *l, size_t i)
+{
+	int r;
+
+	if (!l->running)
+		return 0;
+	pthread_mutex_lock(&l->mu);
+	r = l->done > i;
+	pthread_mutex_unlock(&l->mu);
+	return r;
+}
+
 static void
 lookahead_stop(struct lookahead *l)
 {
@@ -717,7 +892,9 @@ service_import(struct service *s, json_t *customers, json_t **ret_reply,
     struct xerr *e)
 {
 	struct lookahead ahead;
-	struct import_state st = { s, customers, NULL, 0, 0, 0, &ahead, 0 };
+	struct pipe pipe = { 0 };
+	struct import_state st = { s, customers, NULL, 0, 0, 0, &ahead, 0,
+	    &pipe };
 	const struct regb_batch cb = { import_one, import_count, import_row,
 	    import_finish, &st };
 	int rc;
@@ -733,7 +910,13 @@ service_import(struct service *s, json_t *customers, json_t **ret_reply,
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	svc_onboard_lock(s, 1);
 	lookahead_start(&ahead, s, customers);
+	pipe.s = s;
+	pipe.look = &ahead;
+	pipe.customers = customers;
+	pipe.on = !svc_inprocess(s) &&
+	    strcmp(regb_name(service_backend(s)), "sqlite") == 0;
 	rc = regb_onboard_batch(service_backend(s), customers, &cb, e);
+	pipe_release(&pipe);
 	lookahead_stop(&ahead);
 	svc_onboard_lock(s, 0);
 	svc_count(s, SVC_IMPORTS);

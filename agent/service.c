@@ -1489,6 +1489,12 @@ svc_count(struct service *s, enum svc_counter c)
 	atomic_fetch_add(&s->n_onboard[c], 1);
 }
 
+int
+svc_inprocess(struct service *s)
+{
+	return s->inprocess;
+}
+
 void
 svc_uncount(struct service *s, enum svc_counter c)
 {
@@ -1785,13 +1791,14 @@ service_stats(struct service *s)
 	}
 	if (st != NULL)
 		json_object_set_new(st, "onboarding", json_pack("{s:I, s:I, "
-		    "s:I, s:I, s:I, s:I}",
+		    "s:I, s:I, s:I, s:I, s:I}",
 		    "assigned", (json_int_t)s->n_onboard[SVC_ASSIGNED],
 		    "already", (json_int_t)s->n_onboard[SVC_ALREADY],
 		    "refused", (json_int_t)s->n_onboard[SVC_REFUSED],
 		    "scoped", (json_int_t)s->n_onboard[SVC_SCOPED],
 		    "unscoped", (json_int_t)s->n_onboard[SVC_UNSCOPED],
-		    "import_batches", (json_int_t)s->n_onboard[SVC_IMPORTS]));
+		    "import_batches", (json_int_t)s->n_onboard[SVC_IMPORTS],
+		    "decided_ahead", (json_int_t)s->n_onboard[SVC_PIPELINED]));
 	if (st != NULL)
 		json_object_set_new(st, "memcache", shmcache_stats(s->mc));
 	if (st != NULL)

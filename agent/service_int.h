@@ -23,10 +23,13 @@ enum svc_counter {
 	SVC_SCOPED,
 	SVC_UNSCOPED,
 	SVC_IMPORTS,
+	SVC_PIPELINED,		/* decided while the one before was recorded */
 	SVC__COUNT
 };
 
 void	svc_count(struct service *s, enum svc_counter c);
+/* Whether policies run in the agent (isolation = inprocess). */
+int	svc_inprocess(struct service *s);
 /* Take back a count of a decision made again (a batch lost a race). */
 void	svc_uncount(struct service *s, enum svc_counter c);
 /* Take (1) or release (0) the lock that orders onboardings. */
