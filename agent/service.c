@@ -384,6 +384,7 @@ run_direct(struct service *s, enum policy_kind kind, const char *op,
 	struct pworker_req req;
 	int rc;
 
+	memset(&req, 0, sizeof(req));
 	req.op = op;
 	req.kind = kind;
 	req.input = input;
@@ -561,6 +562,7 @@ policy_pair(struct service *s, const char *customer, json_t *in_role,
 		return service_policy(s, POLICY_VERSIONING, customer, in_ver,
 		    ret_ver, NULL, e);
 	}
+	memset(req, 0, sizeof(req));
 	req[0].op = req[1].op = "decide";
 	req[0].kind = POLICY_ROLE;
 	req[0].input = in_role;
@@ -867,7 +869,7 @@ decide_one(struct service *s, enum policy_kind kind, const char *id,
 
 /* The calls of an onboarding's decisions (see svc_decide_onboard). */
 static int
-onboard_reqs(json_t *customer, json_t *pin, int want_ver,
+onboard_reqs(struct service *s, json_t *customer, json_t *pin, int want_ver,
     struct svc_sent *x, struct xerr *e)
 {
 	int rc;
@@ -879,6 +881,11 @@ onboard_reqs(json_t *customer, json_t *pin, int want_ver,
 	x->req[0].op = "decide";
 	x->req[0].kind = POLICY_PARTITION;
 	x->req[0].input = pin;
+	/* The workloads as the registry keeps their text (most inputs
+	 * share it, and so a worker parses it once). */
+	x->req[0].splice_key = "workloads";
+	x->req[0].splice = reg_scope_text(s->reg, json_object_get(pin,
+	    "workloads"));
 	x->req[1].op = POLICY_OP_ROLE_AFTER;
 	x->req[1].kind = POLICY_ROLE;
 	x->req[1].input = NULL;
@@ -899,6 +906,8 @@ svc_onboard_drop(struct svc_sent *x)
 	}
 	json_decref(x->in_ver);
 	x->in_ver = NULL;
+	json_decref(x->req[0].splice);
+	x->req[0].splice = NULL;
 	x->n = 0;
 }
 
@@ -956,6 +965,8 @@ out:
 		x->req[i].output = NULL;
 	json_decref(x->in_ver);
 	x->in_ver = NULL;
+	json_decref(x->req[0].splice);
+	x->req[0].splice = NULL;
 	x->n = 0;
 	if (rc == 0)
 		*ret_part = part;
@@ -988,7 +999,7 @@ svc_decide_onboard(struct service *s, json_t *customer, json_t *pin,
 	json_t *part = NULL, *app, *in_role, *out;
 	int rc;
 
-	if ((rc = onboard_reqs(customer, pin, want_ver, &x, e)) < 0)
+	if ((rc = onboard_reqs(s, customer, pin, want_ver, &x, e)) < 0)
 		return rc;
 	if (!s->inprocess) {
 		if ((rc = run_direct_batch(s, x.req, x.n, &set, e)) < 0) {
@@ -1025,6 +1036,7 @@ svc_decide_onboard(struct service *s, json_t *customer, json_t *pin,
 		json_decref(out);
 out:
 	json_decref(x.in_ver);
+	json_decref(x.req[0].splice);
 	if (rc == 0)
 		*ret_part = part;
 	else
@@ -1038,7 +1050,7 @@ svc_onboard_send(struct service *s, struct svc_lease *l, json_t *customer,
 {
 	int rc;
 
-	if ((rc = onboard_reqs(customer, pin, want_ver, x, e)) < 0)
+	if ((rc = onboard_reqs(s, customer, pin, want_ver, x, e)) < 0)
 		return rc;
 	x->sent = pworker_send_batch(s->pw_slot[l->idx], x->req, x->n);
 	atomic_fetch_add(&s->n_policy, x->n);

@@ -479,6 +479,60 @@ test_migration(void)
 	reg_close(r);
 }
 
+/*
+ * A workload selection is kept and reused (same array, same text, made
+ * once) until the workloads table changes: then a resolution reads it
+ * again, with the new workload, and drops the workload removed.
+ */
+static void
+test_kept_workloads(struct registry *r)
+{
+	struct scope sc;
+	struct xerr e;
+	json_t *doc, *base, *in1 = NULL, *in2 = NULL, *in3 = NULL, *t1, *t2;
+	json_t *in4 = NULL;
+	char *dump;
+
+	doc = J("{\"workloads\": {\"labels\": {\"region\": \"kept\"}}}");
+	ASSERT_EQ(scope_parse(doc, &sc, &e), 0);
+	base = json_pack("{s:{s:s}, s:i}", "customer", "id", "x", "limit", 20);
+	workload(r, "wl-kept-1", "kept", 901);
+	ASSERT_EQ(reg_scope_resolve(r, &sc, base, &in1, &e), 0);
+	ASSERT_EQ(reg_scope_resolve(r, &sc, base, &in2, &e), 0);
+	ASSERT_EQ(json_array_size(json_object_get(in1, "workloads")), 1);
+	/* Kept: the very same array, and one text for it. */
+	ASSERT_TRUE(json_object_get(in1, "workloads") ==
+	    json_object_get(in2, "workloads"));
+	t1 = reg_scope_text(r, json_object_get(in1, "workloads"));
+	t2 = reg_scope_text(r, json_object_get(in2, "workloads"));
+	ASSERT_TRUE(t1 != NULL && t1 == t2);
+	dump = json_dumps(json_object_get(in1, "workloads"), JSON_COMPACT);
+	ASSERT_STR(json_string_value(t1), dump);
+	free(dump);
+	ASSERT_TRUE(reg_scope_text(r, json_object_get(in1, "apps")) == NULL);
+	/* A new workload: read again. */
+	workload(r, "wl-kept-2", "kept", 902);
+	ASSERT_EQ(reg_scope_resolve(r, &sc, base, &in3, &e), 0);
+	ASSERT_EQ(json_array_size(json_object_get(in3, "workloads")), 2);
+	ASSERT_STR(name_at(in3, "workloads", 1), "wl-kept-2");
+	/* The old selection's text is gone with it. */
+	ASSERT_TRUE(reg_scope_text(r, json_object_get(in1, "workloads")) ==
+	    NULL);
+	ASSERT_EQ(reg_workload_remove(r, "wl-kept-1", &e), 0);
+	ASSERT_EQ(reg_scope_resolve(r, &sc, base, &in4, &e), 0);
+	ASSERT_EQ(json_array_size(json_object_get(in4, "workloads")), 1);
+	ASSERT_STR(name_at(in4, "workloads", 0), "wl-kept-2");
+	json_decref(t1);
+	json_decref(t2);
+	json_decref(in1);
+	json_decref(in2);
+	json_decref(in3);
+	json_decref(in4);
+	json_decref(base);
+	scope_clear(&sc);
+	json_decref(doc);
+}
+
 int
 main(void)
 {
@@ -496,6 +550,7 @@ main(void)
 	if (r == NULL)
 		return t_done();
 	test_resolve(r);
+	test_kept_workloads(r);
 	test_caps();
 	test_batch(r);
 	reg_close(r);

@@ -460,16 +460,25 @@ pworker_load_set(const char *exe, const char *dir, const char *lua_dir,
 	return 0;
 }
 
-/* Make one CALL frame in w->out. */
+/* Make one CALL frame in w->out (see struct pworker_req for splice). */
 static int
 frame_call(struct pworker *w, const char *op, enum policy_kind k,
-    json_t *input, json_t *params, const char *what, struct xerr *e)
+    json_t *input, json_t *params, const char *splice_key, json_t *splice,
+    const char *what, struct xerr *e)
 {
 	char *in, *par, kind[8];
+	json_t *rest = NULL;
 	int r = 0;
 
+	if (splice != NULL && json_is_object(input) &&
+	    (rest = json_copy(input)) != NULL)
+		json_object_del(rest, splice_key);
+	else
+		splice = NULL;
 	/* No input: the worker makes it (POLICY_OP_ROLE_AFTER). */
-	in = input != NULL ? json_dumps(input, JSON_COMPACT) : strdup("");
+	in = input != NULL ? json_dumps(rest != NULL ? rest : input,
+	    JSON_COMPACT) : strdup("");
+	json_decref(rest);
 	par = params != NULL ? json_dumps(params, JSON_COMPACT) : NULL;
 	snprintf(kind, sizeof(kind), "%d", (int)k);
 	if (in == NULL || (params != NULL && par == NULL))
@@ -480,6 +489,11 @@ frame_call(struct pworker *w, const char *op, enum policy_kind k,
 		pbuf_add_str(&w->out, kind);
 		pbuf_add_str(&w->out, in);
 		pbuf_add_str(&w->out, par);
+		if (splice != NULL) {
+			pbuf_add_str(&w->out, splice_key);
+			pbuf_add(&w->out, json_string_value(splice),
+			    json_string_length(splice));
+		}
 		if (pbuf_finish(&w->out) == -1)
 			r = xerr_set(e, XTCMK_E_TOOBIG, "%s: the input is "
 			    "larger than %u bytes", what, POLICYD_FRAME_MAX);
@@ -571,7 +585,8 @@ pworker_call(struct pworker *w, const char *op, enum policy_kind k,
 	if (w->dead)
 		return xerr_set(e, XTCMK_E_INTERNAL, "%s: its worker is gone",
 		    what);
-	if ((r = frame_call(w, op, k, input, params, what, e)) < 0 ||
+	if ((r = frame_call(w, op, k, input, params, NULL, NULL, what,
+	    e)) < 0 ||
 	    (r = send_call(w, what, e)) < 0)
 		return r;
 	return recv_result(w, what, ret_out, e);
@@ -596,7 +611,8 @@ pworker_send_batch(struct pworker *w, struct pworker_req *req, size_t n)
 	for (sent = 0; sent < n && !w->dead; sent++) {
 		call_what(w, req[sent].kind, what, sizeof(what));
 		if (frame_call(w, req[sent].op, req[sent].kind, req[sent].input,
-		    NULL, what, &req[sent].err) < 0 ||
+		    NULL, req[sent].splice_key, req[sent].splice, what,
+		    &req[sent].err) < 0 ||
 		    (sent > 0 && all.len + w->out.len > POLICYD_PIPELINE_MAX))
 			break;			/* the rest one by one */
 		if (all.len == 0) {

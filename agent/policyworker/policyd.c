@@ -24,6 +24,7 @@
 #include <limits.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,62 @@ struct last_partition {
 	json_t	*input, *output;
 };
 
+/*
+ * Spliced members (see struct pworker_req) kept parsed: key, text and
+ * value of the last SPLICED_MAX texts; a call that sends one of them
+ * again reuses its parse (an import's inputs share a few workload lists).
+ */
+#define SPLICED_MAX	8
+
+struct spliced {
+	struct spliced_one {
+		char	*key;
+		uint8_t	*text;
+		size_t	 len;
+		json_t	*value;
+	} one[SPLICED_MAX];
+	unsigned next;
+};
+
+/* Set member `key` of `input` to the value of `text`, parsed once. */
+static int
+splice_member(struct spliced *sp, json_t *input, const uint8_t *key,
+    size_t klen, const uint8_t *text, size_t len)
+{
+	struct spliced_one *c;
+	json_error_t je;
+	json_t *v = NULL;
+	unsigned i;
+
+	for (i = 0; i < SPLICED_MAX && v == NULL; i++) {
+		c = &sp->one[i];
+		if (c->key != NULL && strlen(c->key) == klen &&
+		    memcmp(c->key, key, klen) == 0 && c->len == len &&
+		    memcmp(c->text, text, len) == 0)
+			v = c->value;
+	}
+	if (v == NULL) {
+		if ((v = json_loadb((const char *)text, len, 0, &je)) == NULL)
+			return -1;
+		c = &sp->one[sp->next++ % SPLICED_MAX];
+		free(c->key);
+		free(c->text);
+		json_decref(c->value);
+		c->value = v;
+		c->key = strndup((const char *)key, klen);
+		c->text = malloc(len + 1);
+		c->len = len;
+		if (c->key == NULL || c->text == NULL) {
+			free(c->key);
+			free(c->text);
+			c->key = NULL;
+			c->text = NULL;
+		} else
+			memcpy(c->text, text, len);
+	}
+	return json_object_setn(input, (const char *)key, klen, v);
+}
+
 static void
 last_clear(struct last_partition *l)
 {
@@ -232,11 +289,11 @@ last_clear(struct last_partition *l)
  * RESULT or an ERROR frame, is left in b (-1: none could be made). */
 static int
 call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b,
-    struct last_partition *last)
+    struct last_partition *last, struct spliced *sp)
 {
 	char op[16], kind[8];
-	const uint8_t *in, *par;
-	size_t inlen, parlen;
+	const uint8_t *in, *par, *sk, *sv;
+	size_t inlen, parlen, sklen, svlen;
 	json_t *input = NULL, *params = NULL, *out = NULL, *app;
 	json_error_t je;
 	struct xerr e;
@@ -272,6 +329,14 @@ call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b,
 		    &je)) == NULL)
 			return frame_error(b, XTCMK_E_INTERNAL, "malformed "
 			    "CALL input");
+		/* A spliced member: its key and its text follow. */
+		if (pmsg_next(m, &sk, &sklen) == 0 && (pmsg_next(m, &sv,
+		    &svlen) == -1 || !json_is_object(input) ||
+		    splice_member(sp, input, sk, sklen, sv, svlen) == -1)) {
+			json_decref(input);
+			return frame_error(b, XTCMK_E_INTERNAL, "malformed "
+			    "CALL input (spliced member)");
+		}
 	}
 	if (parlen > 0 && (params = json_loadb((const char *)par, parlen, 0,
 	    &je)) == NULL) {
@@ -378,6 +443,7 @@ main(int argc, char *argv[])
 	struct policy_set *set = NULL;
 	struct policy_vm *vm = NULL;
 	struct last_partition last = { NULL, NULL };
+	struct spliced sp;
 	struct answers ans = { 0 };
 	struct pchan_in in = { 0 };
 	struct pbuf b;
@@ -410,6 +476,7 @@ main(int argc, char *argv[])
 	    getppid() != (pid_t)parent))
 		return 1;
 	memset(&b, 0, sizeof(b));
+	memset(&sp, 0, sizeof(sp));
 	xerr_clear(&e);
 	if (pchan_read_msg(CHAN_FD, &m) == -1)
 		return 1;
@@ -445,7 +512,7 @@ main(int argc, char *argv[])
 			return 1;
 		if (test != NULL)
 			test_hook(test);
-		r = call(vm, &m, &b, &last);
+		r = call(vm, &m, &b, &last, &sp);
 		pmsg_free(&m);
 		if (r == -1 || answers_add(&ans, &b) == -1)
 			return 1;

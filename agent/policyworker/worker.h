@@ -89,6 +89,11 @@ struct pworker_req {
 	const char		*op;
 	enum policy_kind	 kind;
 	json_t			*input;
+	/* Optional: member splice_key of input is the JSON text splice
+	 * (a string): it goes as that text, which a worker parses only when
+	 * it differs from the last it got under that key. */
+	const char		*splice_key;
+	json_t			*splice;
 	json_t			*output;
 	int			 rc;
 	struct xerr		 err;

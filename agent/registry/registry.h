@@ -199,6 +199,12 @@ int	reg_batch_end(struct registry *r, int commit, struct xerr *e);
  * SCOPE_FULL_MAX + 1 (for policies without a scope).
  */
 struct scope;
+/*
+ * The JSON text (a string, a reference) of the "workloads" array of an
+ * input reg_scope_resolve made, when that array is a selection it keeps
+ * (NULL otherwise): the same text every time the selection is reused.
+ */
+json_t	*reg_scope_text(struct registry *r, json_t *arr);
 int	reg_scope_resolve(struct registry *r, const struct scope *sc,
 	    json_t *input, json_t **ret_input, struct xerr *e);
 int	reg_scope_counts(struct registry *r, long long *ret_apps,

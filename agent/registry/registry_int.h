@@ -33,6 +33,8 @@ struct regi_stmt {
  * transaction across many calls, and each call's own transaction nests
  * as a savepoint, so one customer's failure rolls back only its part.
  */
+#define REGI_WLSEL_MAX	8	/* workload selections kept */
+
 struct registry {
 	pthread_mutex_t	 mu;
 	sqlite3		*db;
@@ -42,7 +44,24 @@ struct registry {
 	int		 changed;	/* a nested write awaits the commit */
 	struct regi_stmt cache[REGI_STMT_CACHE];
 	unsigned long long n_prepared, n_reused;	/* statements */
+	/* Workloads a scope selected (sqlite_scope.c), kept until the
+	 * workloads table changes (wl_gen, from the update hook). */
+	struct regi_wlsel {
+		char		*key;	/* the selector, as JSON */
+		unsigned long long gen;
+		json_t		*arr;	/* the selection */
+		json_t		*text;	/* its JSON text (a string) */
+		int		 more;
+	} wlsel[REGI_WLSEL_MAX];
+	unsigned	 wlsel_next;
+	unsigned long long wl_gen;
 };
+
+/* sqlite3_update_hook: a change to the workloads table drops the kept
+ * selections (regi_wlsel_clear frees them). */
+void	regi_update_hook(void *arg, int op, const char *db, const char *table,
+	    sqlite3_int64 rowid);
+void	regi_wlsel_clear(struct registry *r);
 
 /* Objects regi_need() and regi_not_found() know by kind. */
 enum { OBJ_WORKLOAD, OBJ_APP, OBJ_CUSTOMER };

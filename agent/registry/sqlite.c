@@ -732,6 +732,7 @@ reg_open(const char *path, struct registry **ret_reg, struct xerr *e)
 	}
 	sqlite3_extended_result_codes(r->db, 1);
 	sqlite3_busy_timeout(r->db, REG_BUSY_MS);
+	sqlite3_update_hook(r->db, regi_update_hook, r);
 	if ((rc = regi_prep(r, &st, e, "PRAGMA journal_mode = WAL", "")) != 0)
 		goto fail;
 	rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_stricmp((const char *)
@@ -764,6 +765,7 @@ reg_close(struct registry *r)
 		return;
 	for (i = 0; i < REGI_STMT_CACHE; i++)
 		sqlite3_finalize(r->cache[i].st);
+	regi_wlsel_clear(r);
 	sqlite3_close_v2(r->db);
 	pthread_mutex_destroy(&r->mu);
 	free(r->path);

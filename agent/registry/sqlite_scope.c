@@ -175,11 +175,127 @@ scope_workloads(struct registry *r, const struct scope_sel *sel, json_t *out,
 	    rc);
 }
 
+void
+regi_update_hook(void *arg, int op, const char *db, const char *table,
+    sqlite3_int64 rowid)
+{
+	struct registry *r = arg;
+
+	(void)op;
+	(void)db;
+	(void)rowid;
+	if (strcmp(table, "workloads") == 0)
+		r->wl_gen++;		/* under r->mu, as every write is */
+}
+
+void
+regi_wlsel_clear(struct registry *r)
+{
+	unsigned i;
+
+	for (i = 0; i < REGI_WLSEL_MAX; i++) {
+		free(r->wlsel[i].key);
+		json_decref(r->wlsel[i].arr);
+		json_decref(r->wlsel[i].text);
+		memset(&r->wlsel[i], 0, sizeof(r->wlsel[i]));
+	}
+}
+
+/*
+ * The workloads `sel` selects, as a kept selection while the workloads
+ * table has not changed since (an onboarding reads the same few over and
+ * over: nothing is read or built again, and its text is made once, see
+ * reg_scope_text).  *ret_arr gets a reference; the caller holds r->mu.
+ */
+static int
+scope_workloads_kept(struct registry *r, const struct scope *sc,
+    json_t **ret_arr, int *ret_more, struct xerr *e)
+{
+	struct regi_wlsel *k, *stale = NULL;
+	json_t *arr;
+	char *key;
+	unsigned i;
+	int rc, more = 0;
+
+	*ret_more = 0;
+	if ((*ret_arr = json_array()) == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	if (!sc->workloads.present)
+		return 0;
+	json_decref(*ret_arr);
+	*ret_arr = NULL;
+	key = json_dumps(json_object_get(sc->doc, "workloads"),
+	    JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	if (key == NULL)
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	for (i = 0; i < REGI_WLSEL_MAX; i++) {
+		k = &r->wlsel[i];
+		if (k->key == NULL || strcmp(k->key, key) != 0)
+			continue;
+		if (k->gen != r->wl_gen) {
+			stale = k;	/* made again in its place */
+			continue;
+		}
+		free(key);
+		*ret_arr = json_incref(k->arr);
+		*ret_more = k->more;
+		return 0;
+	}
+	if ((arr = json_array()) == NULL) {
+		free(key);
+		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+	}
+	if ((rc = scope_workloads(r, &sc->workloads, arr, &more, e)) < 0) {
+		free(key);
+		json_decref(arr);
+		return rc;
+	}
+	k = stale != NULL ? stale :
+	    &r->wlsel[r->wlsel_next++ % REGI_WLSEL_MAX];
+	free(k->key);
+	json_decref(k->arr);
+	json_decref(k->text);
+	k->key = key;
+	k->gen = r->wl_gen;
+	k->arr = json_incref(arr);
+	k->text = NULL;
+	k->more = more;
+	*ret_arr = arr;
+	*ret_more = more;
+	return 0;
+}
+
+json_t *
+reg_scope_text(struct registry *r, json_t *arr)
+{
+	struct regi_wlsel *k;
+	json_t *t = NULL;
+	char *s;
+	unsigned i;
+
+	if (arr == NULL)
+		return NULL;
+	pthread_mutex_lock(&r->mu);
+	for (i = 0; i < REGI_WLSEL_MAX && t == NULL; i++) {
+		k = &r->wlsel[i];
+		if (k->arr != arr)
+			continue;
+		if (k->text == NULL && (s = json_dumps(arr, JSON_COMPACT)) !=
+		    NULL) {
+			k->text = json_string_nocheck(s);
+			free(s);
+		}
+		t = json_incref(k->text);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return t;
+}
+
 int
 reg_scope_resolve(struct registry *r, const struct scope *sc, json_t *input,
     json_t **ret_input, struct xerr *e)
 {
-	json_t *apps = json_array(), *wls = json_array(), *info = NULL;
+	json_t *apps = json_array(), *wls = NULL, *info = NULL;
 	json_t *in = NULL, *app;
 	long long max = 0;
 	int rc, i, amore = 0, wmore = 0;
@@ -197,7 +313,7 @@ reg_scope_resolve(struct registry *r, const struct scope *sc, json_t *input,
 	if (rc == 0 && sc->apps.present)
 		rc = scope_apps(r, &sc->apps, apps, &amore, e);
 	if (rc == 0)
-		rc = scope_workloads(r, &sc->workloads, wls, &wmore, e);
+		rc = scope_workloads_kept(r, sc, &wls, &wmore, e);
 	if (rc == 0 && sc->apps.stem != NULL && (max = regi_num(r, e,
 	    "SELECT coalesce(max(num), 0) FROM apps WHERE stem = ?", "s",
 	    sc->apps.stem)) < 0)
