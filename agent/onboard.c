@@ -223,50 +223,89 @@ out:
 /*
  * An import's pipeline (SQLite registry, policy workers): while the
  * importing thread checks and records customer i, a leased worker
- * already decides customer i+1, when nothing i records can change what
- * i+1's decision reads.  i records at most the application it was
- * decided to (made or joined, with its FICs); i+1's input holds the
- * applications its P.scope selects (numbered under a stem, or named)
- * and workloads, which an onboarding never changes.  So i+1 goes ahead
- * only when its scope was worked out ahead and i's application is
- * neither numbered under i+1's stem nor one of its names (a selector by
- * labels alone could select any application: never ahead).  The
- * results equal deciding one after the other (test import_equiv).
- * While a decision is out the lease is held; whatever else needs a
- * worker releases it first (pipe_release), so nothing waits for a
- * worker the importing thread holds.
+ * already decides the customers after it (up to PIPE_DEPTH, so the
+ * worker never waits for the next), when nothing recorded before them
+ * can change what their decisions read.  A customer records at most the
+ * application it was decided to (made or joined, with its FICs); a
+ * decision's input holds the applications its P.scope selects (numbered
+ * under a stem, or named) and workloads, which an onboarding never
+ * changes.  So customer j goes ahead when its scope was worked out
+ * ahead, i's application (decided, not recorded yet) is neither
+ * numbered under j's stem nor one of j's names, and the scope of every
+ * customer still out before j can only make applications j does not
+ * read (a selector by labels alone could make or select any
+ * application: never ahead).  When i's answer comes, the decisions
+ * still out are checked against i's application again (a policy may
+ * name an application outside its scope); on a clash they are dropped
+ * and decided in line.  The results equal deciding one after the other
+ * (test import_equiv).  While decisions are out the lease is held;
+ * whatever else needs a worker releases it first (pipe_release), so
+ * nothing waits for a worker the importing thread holds.
  */
+#define PIPE_DEPTH	2
+
+struct pipe_out {
+	size_t		 idx;		/* the customer */
+	json_t		*input;		/* its partition input */
+	char		 scope_hash[65];
+	int		 ahead_ver;	/* its versioning decided ahead */
+	struct scope	 sc;		/* its scope (a copy) */
+	struct svc_sent	 x;
+};
+
 struct pipe {
 	struct service	*s;
 	struct lookahead *look;
 	json_t		*customers;
 	struct svc_lease lease;
 	int		 on;		/* pipelining allowed */
-	int		 out;		/* a decision is out ... */
-	size_t		 idx;		/* ... for this customer */
-	json_t		*input;		/* its partition input */
-	char		 scope_hash[65];
-	int		 ahead_ver;	/* its versioning decided ahead */
-	struct svc_sent	 x;
+	struct pipe_out	 out[PIPE_DEPTH];	/* in order from head */
+	unsigned	 head, count;
 };
 
 static int lookahead_ready(struct lookahead *, size_t);
 static struct ahead *lookahead_get(struct lookahead *, size_t);
 
-/* Drop the decision out, unlogged, and give the worker back. */
+static void
+out_clear(struct pipe_out *o)
+{
+	json_decref(o->input);
+	o->input = NULL;
+	scope_clear(&o->sc);
+}
+
+/* Drop every decision out (received and discarded, unlogged). */
+static void
+pipe_drop(struct pipe *p)
+{
+	struct pipe_out *o;
+
+	for (; p->count > 0; p->count--) {
+		o = &p->out[p->head];
+		p->head = (p->head + 1) % PIPE_DEPTH;
+		svc_onboard_recv(p->s, &p->lease, &o->x);
+		svc_onboard_drop(&o->x);
+		out_clear(o);
+	}
+}
+
+/* Drop what is out and give the worker back. */
 static void
 pipe_release(struct pipe *p)
 {
 	if (p == NULL)
 		return;
-	if (p->out) {
-		svc_onboard_recv(p->s, &p->lease, &p->x);
-		svc_onboard_drop(&p->x);
-		json_decref(p->input);
-		p->input = NULL;
-		p->out = 0;
-	}
+	pipe_drop(p);
 	svc_lease_put(p->s, &p->lease);
+}
+
+/* The decision out for customer i, first in line, or NULL. */
+static struct pipe_out *
+pipe_front(struct pipe *p, size_t i)
+{
+	if (p == NULL || p->count == 0 || p->out[p->head].idx != i)
+		return NULL;
+	return &p->out[p->head];
 }
 
 /* Whether recording application `app` leaves scope `sc`'s input as it
@@ -286,45 +325,104 @@ pipe_independent(const char *app, const struct scope *sc)
 	return sc->apps.stem != NULL && scope_number(app, sc->apps.stem) < 0;
 }
 
-/*
- * Customer i was decided to `app` (NULL: nothing to record) and is not
- * recorded yet: send customer i+1's decisions ahead if they may go.
- */
-static void
-pipe_next(struct pipe *p, size_t i, const char *app)
+/* Whether what a customer of scope `w` may record leaves scope `r`'s
+ * input as it is: w names its applications or numbers them under a
+ * stem that r's selector cannot take for its own. */
+static int
+pipe_disjoint(const struct scope *w, const struct scope *r)
 {
-	size_t j = i + 1;
+	int k;
+
+	for (k = 0; k < w->nnames; k++)
+		if (!pipe_independent(w->names[k], r))
+			return 0;
+	if (!w->apps.present)
+		return 1;
+	if (w->apps.stem == NULL)
+		return 0;
+	for (k = 0; k < r->nnames; k++)
+		if (scope_number(r->names[k], w->apps.stem) >= 0)
+			return 0;
+	if (!r->apps.present)
+		return 1;
+	return r->apps.stem != NULL &&
+	    strncmp(w->apps.stem, r->apps.stem, strlen(w->apps.stem)) != 0 &&
+	    strncmp(r->apps.stem, w->apps.stem, strlen(r->apps.stem)) != 0;
+}
+
+/* Send customer j's decisions ahead if they may go (see struct pipe);
+ * `app`: customer i's application (decided, not recorded). */
+static int
+pipe_send(struct pipe *p, size_t j, const char *app)
+{
+	struct pipe_out *o;
 	struct ahead *a;
 	struct xerr e;
 	const char *id;
 	json_t *c, *cv;
+	unsigned k;
 	int rc;
 
-	if (p == NULL || !p->on || p->out || !p->lease.held ||
-	    j >= json_array_size(p->customers) ||
+	if (j >= json_array_size(p->customers) ||
 	    !lookahead_ready(p->look, j))
-		return;
+		return -1;
 	a = lookahead_get(p->look, j);
 	c = json_array_get(p->customers, j);
 	if (a == NULL || a->ready != 1 || a->scope_rc < 0 || !a->has ||
 	    strcmp(a->hash, policy_set_hash(p->lease.set)) != 0 ||
-	    !pipe_independent(app, &a->sc) ||
-	    onboard_check(c, &id, &e) < 0 ||
+	    !pipe_independent(app, &a->sc))
+		return -1;
+	for (k = 0; k < p->count; k++)
+		if (!pipe_disjoint(&p->out[(p->head + k) % PIPE_DEPTH].sc,
+		    &a->sc))
+			return -1;
+	if (onboard_check(c, &id, &e) < 0 ||
 	    (cv = svc_customer_view(c)) == NULL)
-		return;
-	rc = partition_input(p->s, cv, a, &p->input, p->scope_hash, &e);
+		return -1;
+	o = &p->out[(p->head + p->count) % PIPE_DEPTH];
+	memset(o, 0, sizeof(*o));
+	o->sc = a->sc;			/* partition_input clears a's */
+	json_incref(o->sc.doc);
+	rc = partition_input(p->s, cv, a, &o->input, o->scope_hash, &e);
 	json_decref(cv);
-	if (rc < 0)
-		return;		/* decided in line, which says why */
-	p->ahead_ver = a->ver_ready;
-	if (svc_onboard_send(p->s, &p->lease, c, p->input, !p->ahead_ver,
-	    &p->x, &e) < 0) {
-		json_decref(p->input);
-		p->input = NULL;
-		return;
+	if (rc < 0) {
+		out_clear(o);
+		return -1;	/* decided in line, which says why */
 	}
-	p->out = 1;
-	p->idx = j;
+	o->ahead_ver = a->ver_ready;
+	if (svc_onboard_send(p->s, &p->lease, c, o->input, !o->ahead_ver,
+	    &o->x, &e) < 0) {
+		out_clear(o);
+		return -1;
+	}
+	o->idx = j;
+	p->count++;
+	return 0;
+}
+
+/*
+ * Customer i was decided to `app` (NULL: nothing to record) and is not
+ * recorded yet: check the decisions out against it (dropped on a
+ * clash), then send more ahead while they may go.
+ */
+static void
+pipe_next(struct pipe *p, size_t i, const char *app)
+{
+	size_t j;
+	unsigned k;
+
+	if (p == NULL || !p->on || !p->lease.held)
+		return;
+	for (k = 0; k < p->count; k++)
+		if (!pipe_independent(app, &p->out[(p->head + k) %
+		    PIPE_DEPTH].sc)) {
+			pipe_drop(p);
+			return;
+		}
+	j = p->count > 0 ? p->out[(p->head + p->count - 1) % PIPE_DEPTH].idx +
+	    1 : i + 1;
+	while (p->count < PIPE_DEPTH && pipe_send(p, j, app) == 0)
+		j++;
 }
 
 /* The partition's app in a decision as it came (unchecked), or NULL. */
@@ -351,16 +449,17 @@ onboard_one(struct service *s, json_t *customer, struct ahead *a,
 	json_t *cv = NULL, *why = NULL;
 	const char *id = NULL, *appname;
 	char hash[65], scope_hash[65], diff[96];
+	struct pipe_out *o;
 	int rc, tries;
 
 	if ((rc = onboard_check(customer, &id, e)) < 0) {
 		ahead_clear(a);
-		if (p != NULL && p->out && p->idx == i)
+		if (pipe_front(p, i) != NULL)
 			pipe_release(p);
 		return rc;
 	}
 	if (reg_customer_get(service_registry(s), id, &existing, NULL) == 0) {
-		if (p != NULL && p->out && p->idx == i)
+		if (pipe_front(p, i) != NULL)
 			pipe_release(p);
 		customer_diff(existing, customer, diff, sizeof(diff));
 		if (diff[0] != '\0') {
@@ -390,17 +489,20 @@ onboard_one(struct service *s, json_t *customer, struct ahead *a,
 
 		json_decref(input);
 		input = NULL;
-		if (tries == 0 && p != NULL && p->out && p->idx == i) {
+		if (tries == 0 && (o = pipe_front(p, i)) != NULL) {
 			struct svc_sent x;
 
-			/* Sent ahead while customer i-1 was recorded. */
-			x = p->x;
-			input = p->input;
-			p->input = NULL;
-			p->out = 0;
+			/* Sent ahead while the customers before were
+			 * recorded. */
+			x = o->x;
+			input = o->input;
+			o->input = NULL;
 			snprintf(scope_hash, sizeof(scope_hash), "%s",
-			    p->scope_hash);
-			ahead_ver = p->ahead_ver;
+			    o->scope_hash);
+			ahead_ver = o->ahead_ver;
+			out_clear(o);
+			p->head = (p->head + 1) % PIPE_DEPTH;
+			p->count--;
 			svc_count(s, SVC_PIPELINED);
 			svc_onboard_recv(s, &p->lease, &x);
 			pipe_next(p, i, sent_app(&x));
@@ -656,7 +758,7 @@ import_one(void *arg, json_t *customer, json_t **ret_res, struct xerr *e)
 	}
 	/* No waiting for the work ahead with a worker held, unless this
 	 * customer's decision is out (its work ahead was used then). */
-	if (!(st->pipe->out && st->pipe->idx == i))
+	if (pipe_front(st->pipe, i) == NULL)
 		pipe_release(st->pipe);
 	a = lookahead_get(st->ahead, i);
 	st->next++;
