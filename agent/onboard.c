@@ -795,7 +795,8 @@ struct lookahead {
 };
 
 /* Customers worked out ahead per batch to a policy worker (their frames,
- * about 700 bytes each, fit POLICYD_PIPELINE_MAX). */
+ * about 700 bytes each, fit POLICYD_PIPELINE_MAX); the first batches of
+ * an import are 1, 4 and 16. */
 #define AHEAD_CHUNK	32
 
 /* Work out customers [from, to) ahead, in one batch. */
@@ -846,8 +847,9 @@ static void *
 lookahead_main(void *arg)
 {
 	struct lookahead *l = arg;
-	size_t i, to;
+	size_t i, to, chunk = 1;
 
+	/* The first customer waits for its chunk: start small. */
 	for (i = 0; i < l->n; i = to) {
 		pthread_mutex_lock(&l->mu);
 		if (l->stop) {
@@ -855,7 +857,9 @@ lookahead_main(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&l->mu);
-		to = i + AHEAD_CHUNK < l->n ? i + AHEAD_CHUNK : l->n;
+		to = i + chunk < l->n ? i + chunk : l->n;
+		if ((chunk *= 4) > AHEAD_CHUNK)
+			chunk = AHEAD_CHUNK;
 		ahead_chunk(l, i, to);
 		pthread_mutex_lock(&l->mu);
 		l->done = to;
