@@ -220,55 +220,26 @@ send_frame(int fd, const uint8_t *hdr, const uint8_t *payload, size_t len,
 	return 0;
 }
 
-int
-xc_request(struct xc_conn *c, uint16_t type, const void *payload,
-    size_t len, size_t reply_max, int64_t deadline, char *errbuf,
+/*
+ * Read the reply to request `reqid` of `type` (its header already in hb
+ * when have_hdr).  On any failure the connection is closed.
+ */
+static int
+read_reply(struct xc_conn *c, uint16_t type, uint32_t reqid, size_t reply_max,
+    int64_t deadline, uint8_t hb[XW_HDR_LEN], int have_hdr, char *errbuf,
     size_t errlen, uint16_t *ret_status, uint8_t **ret_reply,
     size_t *ret_reply_len)
 {
-	uint8_t hb[XW_HDR_LEN];
-	struct xw_hdr h, rh;
+	struct xw_hdr rh;
 	uint8_t *reply = NULL;
-	uint32_t reqid;
 	int rc;
 
-	if (c == NULL || c->fd < 0) {
-		seterr(errbuf, errlen, "not connected to xtcmkd");
-		return -XTCMK_E_UNAVAILABLE;
-	}
-	if (len > XW_PAYLOAD_MAX || (len > 0 && payload == NULL)) {
-		seterr(errbuf, errlen, "request of %zu bytes is over the "
-		    "%u byte frame limit", len, (unsigned)XW_PAYLOAD_MAX);
-		return -XTCMK_E_TOOBIG;
-	}
+	rh.len = 0;
 	if (reply_max > XW_PAYLOAD_MAX)
 		reply_max = XW_PAYLOAD_MAX;
-	reqid = c->reqid + 1;
-	if (reqid == 0)
-		reqid = 1;
-	h.len = (uint32_t)len;
-	h.type = type;
-	h.status = 0;
-	h.reqid = reqid;
-	xw_hdr_encode(hb, &h);
-	if ((rc = send_frame(c->fd, hb, payload, len, deadline, errbuf,
-	    errlen)) < 0) {
-		/*
-		 * An agent that refuses a connection (ACL, limits) answers
-		 * at once and closes; the refusal may already be waiting
-		 * even though our request could not be sent.
-		 */
-		if (read_full(c->fd, hb, sizeof(hb), deadline, 1, 1, NULL,
-		    0) < 0 || xw_hdr_decode(hb, XW_PAYLOAD_MAX, &rh) != 0 ||
-		    rh.reqid != 0 || rh.status == 0)
-			goto poison;
-		goto refused;
-	}
-
-	if ((rc = read_full(c->fd, hb, sizeof(hb), deadline, 1, 1, errbuf,
-	    errlen)) < 0)
+	if (!have_hdr && (rc = read_full(c->fd, hb, XW_HDR_LEN, deadline, 1,
+	    1, errbuf, errlen)) < 0)
 		goto poison;
-refused:
 	/* Check the header before allocating anything for the payload. */
 	switch (xw_hdr_decode(hb, XW_PAYLOAD_MAX, &rh)) {
 	case 0:
@@ -320,7 +291,6 @@ refused:
 		rc = -XTCMK_E_PROTOCOL;
 		goto poison;
 	}
-	c->reqid = reqid;
 	*ret_status = rh.status;
 	*ret_reply = reply;
 	*ret_reply_len = rh.len;
@@ -332,6 +302,108 @@ poison:
 		free(reply);
 	}
 	xc_close(c);
+	return rc;
+}
+
+int
+xc_send(struct xc_conn *c, uint16_t type, const void *payload, size_t len,
+    int64_t deadline, char *errbuf, size_t errlen, uint32_t *ret_reqid)
+{
+	uint8_t hb[XW_HDR_LEN];
+	struct xw_hdr h;
+	uint32_t reqid;
+	int rc;
+
+	if (c == NULL || c->fd < 0) {
+		seterr(errbuf, errlen, "not connected to xtcmkd");
+		return -XTCMK_E_UNAVAILABLE;
+	}
+	if (len > XW_PAYLOAD_MAX || (len > 0 && payload == NULL)) {
+		seterr(errbuf, errlen, "request of %zu bytes is over the "
+		    "%u byte frame limit", len, (unsigned)XW_PAYLOAD_MAX);
+		return -XTCMK_E_TOOBIG;
+	}
+	reqid = c->reqid + 1;
+	if (reqid == 0)
+		reqid = 1;
+	h.len = (uint32_t)len;
+	h.type = type;
+	h.status = 0;
+	h.reqid = reqid;
+	xw_hdr_encode(hb, &h);
+	if ((rc = send_frame(c->fd, hb, payload, len, deadline, errbuf,
+	    errlen)) < 0) {
+		xc_close(c);
+		return rc;
+	}
+	c->reqid = reqid;
+	*ret_reqid = reqid;
+	return 0;
+}
+
+int
+xc_reply(struct xc_conn *c, uint16_t type, uint32_t reqid, size_t reply_max,
+    int64_t deadline, char *errbuf, size_t errlen, uint16_t *ret_status,
+    uint8_t **ret_reply, size_t *ret_reply_len)
+{
+	uint8_t hb[XW_HDR_LEN];
+
+	if (c == NULL || c->fd < 0) {
+		seterr(errbuf, errlen, "not connected to xtcmkd");
+		return -XTCMK_E_UNAVAILABLE;
+	}
+	return read_reply(c, type, reqid, reply_max, deadline, hb, 0, errbuf,
+	    errlen, ret_status, ret_reply, ret_reply_len);
+}
+
+int
+xc_request(struct xc_conn *c, uint16_t type, const void *payload,
+    size_t len, size_t reply_max, int64_t deadline, char *errbuf,
+    size_t errlen, uint16_t *ret_status, uint8_t **ret_reply,
+    size_t *ret_reply_len)
+{
+	uint8_t hb[XW_HDR_LEN];
+	struct xw_hdr h, rh;
+	uint32_t reqid;
+	int rc;
+
+	if (c == NULL || c->fd < 0) {
+		seterr(errbuf, errlen, "not connected to xtcmkd");
+		return -XTCMK_E_UNAVAILABLE;
+	}
+	if (len > XW_PAYLOAD_MAX || (len > 0 && payload == NULL)) {
+		seterr(errbuf, errlen, "request of %zu bytes is over the "
+		    "%u byte frame limit", len, (unsigned)XW_PAYLOAD_MAX);
+		return -XTCMK_E_TOOBIG;
+	}
+	reqid = c->reqid + 1;
+	if (reqid == 0)
+		reqid = 1;
+	h.len = (uint32_t)len;
+	h.type = type;
+	h.status = 0;
+	h.reqid = reqid;
+	xw_hdr_encode(hb, &h);
+	if ((rc = send_frame(c->fd, hb, payload, len, deadline, errbuf,
+	    errlen)) < 0) {
+		/*
+		 * An agent that refuses a connection (ACL, limits) answers
+		 * at once and closes; the refusal may already be waiting
+		 * even though our request could not be sent.
+		 */
+		if (read_full(c->fd, hb, sizeof(hb), deadline, 1, 1, NULL,
+		    0) < 0 || xw_hdr_decode(hb, XW_PAYLOAD_MAX, &rh) != 0 ||
+		    rh.reqid != 0 || rh.status == 0) {
+			xc_close(c);
+			return rc;
+		}
+		rc = read_reply(c, type, reqid, reply_max, deadline, hb, 1,
+		    errbuf, errlen, ret_status, ret_reply, ret_reply_len);
+	} else
+		rc = read_reply(c, type, reqid, reply_max, deadline, hb, 0,
+		    errbuf, errlen, ret_status, ret_reply, ret_reply_len);
+	if (rc == 0)
+		c->reqid = reqid;
 	return rc;
 }
 

@@ -69,6 +69,18 @@ int	xc_request(struct xc_conn *c, uint16_t type, const void *payload,
 	    size_t len, size_t reply_max, int64_t deadline, char *errbuf,
 	    size_t errlen, uint16_t *ret_status, uint8_t **ret_reply,
 	    size_t *ret_reply_len);
+/*
+ * xc_request in two halves, for requests sent ahead on one connection
+ * (the agent answers a connection's requests in order): xc_send sends
+ * and gives the request's id; xc_reply reads the reply to it, oldest
+ * first.  Either closes the connection on a transport failure.
+ */
+int	xc_send(struct xc_conn *c, uint16_t type, const void *payload,
+	    size_t len, int64_t deadline, char *errbuf, size_t errlen,
+	    uint32_t *ret_reqid);
+int	xc_reply(struct xc_conn *c, uint16_t type, uint32_t reqid,
+	    size_t reply_max, int64_t deadline, char *errbuf, size_t errlen,
+	    uint16_t *ret_status, uint8_t **ret_reply, size_t *ret_reply_len);
 
 /* Close the connection (its opener also shuts the socket down, so copies
  * of the descriptor elsewhere do not keep it open); in a process other

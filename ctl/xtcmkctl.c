@@ -208,30 +208,19 @@ socket_path(void)
 	return XTCMK_SOCKET;
 }
 
-/*
- * Send one admin request; on success *ret_frame (malloc'd) holds the
- * reply and *ret_text (*ret_len bytes) its JSON text; an exit code on
- * failure.
- */
-static int
-call_raw(json_t *req, uint8_t **ret_frame, const char **ret_text,
-    size_t *ret_len)
+/* A request's frame payload (XT_JSON); NULL and an error if too big. */
+static uint8_t *
+request_payload(json_t *req, size_t *ret_len)
 {
-	char err[XC_ERR_MAX] = "", msg[1024];
-	int64_t deadline = xc_deadline(CTL_TIMEOUT_MS);
 	struct xw_buf b;
-	struct xw_field f;
-	uint8_t *payload, *reply = NULL;
-	uint16_t status;
-	size_t rlen;
+	uint8_t *payload;
 	char *text;
-	int rc;
 
 	if ((text = json_dumps(req, JSON_COMPACT)) == NULL)
-		return EXIT_FAIL;
+		return NULL;
 	if ((payload = malloc(XW_PAYLOAD_MAX)) == NULL) {
 		free(text);
-		return EXIT_FAIL;
+		return NULL;
 	}
 	xw_buf_init(&b, payload, XW_PAYLOAD_MAX);
 	xw_put_str(&b, XT_JSON, text);
@@ -239,24 +228,32 @@ call_raw(json_t *req, uint8_t **ret_frame, const char **ret_text,
 	if (b.err != 0) {
 		free(payload);
 		ctl_err(XTCMK_E_TOOBIG, "request too large");
-		return EXIT_USAGE;
+		return NULL;
 	}
-	rc = 0;
-	if (conn.fd == -1)
-		rc = xc_connect(socket_path(), deadline, err, sizeof(err),
-		    &conn);
-	if (rc == 0)
-		rc = xc_request(&conn, XW_ADMIN, payload, b.len,
-		    XW_PAYLOAD_MAX, deadline, err, sizeof(err), &status,
-		    &reply, &rlen);
-	free(payload);
-	if (rc < 0) {
-		ctl_err(-rc, "%s: %s%s", socket_path(),
-		    err[0] ? err : xtcmk_strerror(-rc),
-		    -rc == XTCMK_E_UNAVAILABLE ? " (start xtcmkd, or point "
-		    "-s/-c/$XTCMK_SOCKET at its socket)" : "");
-		return exit_for(-rc);
-	}
+	*ret_len = b.len;
+	return payload;
+}
+
+/* A transport failure (rc < 0 from the client library) as an exit code. */
+static int
+transport_failed(int rc, const char *err)
+{
+	ctl_err(-rc, "%s: %s%s", socket_path(),
+	    err[0] ? err : xtcmk_strerror(-rc),
+	    -rc == XTCMK_E_UNAVAILABLE ? " (start xtcmkd, or point "
+	    "-s/-c/$XTCMK_SOCKET at its socket)" : "");
+	return exit_for(-rc);
+}
+
+/* An agent's reply frame: the JSON text, or an exit code (the agent's
+ * error reported). */
+static int
+reply_text(uint8_t *reply, size_t rlen, uint16_t status, uint8_t **ret_frame,
+    const char **ret_text, size_t *ret_len)
+{
+	char msg[1024];
+	struct xw_field f;
+
 	if (status != 0) {
 		xc_reply_message(reply, rlen, msg, sizeof(msg));
 		snprintf(last_err, sizeof(last_err), "%s", msg);
@@ -274,6 +271,87 @@ call_raw(json_t *req, uint8_t **ret_frame, const char **ret_text,
 	*ret_frame = reply;
 	*ret_text = (const char *)f.val;
 	*ret_len = f.len;
+	return EXIT_OK;
+}
+
+/*
+ * Send one admin request; on success *ret_frame (malloc'd) holds the
+ * reply and *ret_text (*ret_len bytes) its JSON text; an exit code on
+ * failure.
+ */
+static int
+call_raw(json_t *req, uint8_t **ret_frame, const char **ret_text,
+    size_t *ret_len)
+{
+	char err[XC_ERR_MAX] = "";
+	int64_t deadline = xc_deadline(CTL_TIMEOUT_MS);
+	uint8_t *payload, *reply = NULL;
+	uint16_t status;
+	size_t len, rlen;
+	int rc;
+
+	if ((payload = request_payload(req, &len)) == NULL)
+		return EXIT_USAGE;
+	rc = 0;
+	if (conn.fd == -1)
+		rc = xc_connect(socket_path(), deadline, err, sizeof(err),
+		    &conn);
+	if (rc == 0)
+		rc = xc_request(&conn, XW_ADMIN, payload, len,
+		    XW_PAYLOAD_MAX, deadline, err, sizeof(err), &status,
+		    &reply, &rlen);
+	free(payload);
+	if (rc < 0)
+		return transport_failed(rc, err);
+	return reply_text(reply, rlen, status, ret_frame, ret_text, ret_len);
+}
+
+/* call_raw's halves, for requests sent ahead (customer import). */
+static int
+send_ahead(json_t *req, uint32_t *ret_reqid)
+{
+	char err[XC_ERR_MAX] = "";
+	int64_t deadline = xc_deadline(CTL_TIMEOUT_MS);
+	uint8_t *payload;
+	size_t len;
+	int rc = 0;
+
+	if ((payload = request_payload(req, &len)) == NULL)
+		return EXIT_USAGE;
+	if (conn.fd == -1)
+		rc = xc_connect(socket_path(), deadline, err, sizeof(err),
+		    &conn);
+	if (rc == 0)
+		rc = xc_send(&conn, XW_ADMIN, payload, len, deadline, err,
+		    sizeof(err), ret_reqid);
+	free(payload);
+	return rc < 0 ? transport_failed(rc, err) : EXIT_OK;
+}
+
+static int
+reply_ahead(uint32_t reqid, json_t **ret_reply)
+{
+	char err[XC_ERR_MAX] = "";
+	json_error_t jerr;
+	const char *text = NULL;
+	uint8_t *reply = NULL, *frame = NULL;
+	uint16_t status;
+	size_t rlen, len = 0;
+	int rc;
+
+	if ((rc = xc_reply(&conn, XW_ADMIN, reqid, XW_PAYLOAD_MAX,
+	    xc_deadline(CTL_TIMEOUT_MS), err, sizeof(err), &status, &reply,
+	    &rlen)) < 0)
+		return transport_failed(rc, err);
+	if ((rc = reply_text(reply, rlen, status, &frame, &text, &len)) !=
+	    EXIT_OK)
+		return rc;
+	*ret_reply = json_loadb(text, len, 0, &jerr);
+	free(frame);
+	if (*ret_reply == NULL) {
+		ctl_err(XTCMK_E_PROTOCOL, "the agent's reply is not JSON");
+		return EXIT_FAIL;
+	}
 	return EXIT_OK;
 }
 
@@ -931,6 +1009,11 @@ struct import {
 	size_t		 rbytes;	/* of its results at most */
 	long		 total, done, n[3];	/* assigned, already, refused */
 	int		 tty;
+	/* The request sent before, its reply not read yet: the agent
+	 * starts on the next while this side reads the file. */
+	json_t		*sent;
+	long		*sent_lines;
+	uint32_t	 sent_id;
 };
 
 static const char *const import_status[] = { "assigned", "already",
@@ -946,27 +1029,26 @@ import_progress(struct import *im, int last)
 	    last ? "\n" : "");
 }
 
-/* Send the batch and report each result; an exit code. */
+/* Read the reply to the request sent ahead and report each result;
+ * an exit code. */
 static int
-import_send(struct import *im)
+import_collect(struct import *im)
 {
-	json_t *req, *r, *res, *v;
+	json_t *r, *res, *v, *batch = im->sent;
 	const char *st, *id;
-	size_t i, n = json_array_size(im->batch);
+	long *lines = im->sent_lines;
+	size_t i, n = json_array_size(batch);
 	int rc, k;
 
-	if (n == 0)
+	if (batch == NULL)
 		return EXIT_OK;
-	req = json_pack("{s:s, s:O}", "cmd", "customer.import", "customers",
-	    im->batch);
+	im->sent = NULL;
 	last_err[0] = '\0';
-	rc = call(req, &r);
-	json_decref(req);
-	if (rc != EXIT_OK) {
+	if ((rc = reply_ahead(im->sent_id, &r)) != EXIT_OK) {
 		if (strstr(last_err, "unknown admin command") != NULL) {
 			fprintf(stderr, "xtcmkctl: this xtcmkd does not have "
 			    "customer.import: run a newer agent\n");
-			return rc;
+			goto out;
 		}
 		if (strstr(last_err, "would not fit") != NULL)
 			fprintf(stderr, "xtcmkctl: the agent's answer to %zu "
@@ -975,20 +1057,21 @@ import_send(struct import *im)
 		fprintf(stderr, "xtcmkctl: %s: stopped at line %ld; the "
 		    "customers before it are done: run the same import again "
 		    "to go on (customers already there answer \"already\")\n",
-		    im->file, im->lines[0]);
-		return rc;
+		    im->file, lines[0]);
+		goto out;
 	}
 	res = json_object_get(r, "results");
 	if (json_array_size(res) != n) {
 		fprintf(stderr, "xtcmkctl: the agent answered %zu results for "
 		    "%zu customers (lines %ld-%ld); run the same import again\n",
-		    json_array_size(res), n, im->lines[0], im->lines[n - 1]);
+		    json_array_size(res), n, lines[0], lines[n - 1]);
 		json_decref(r);
-		return EXIT_FAIL;
+		rc = EXIT_FAIL;
+		goto out;
 	}
 	json_array_foreach(res, i, v) {
 		id = json_string_value(json_object_get(json_array_get(
-		    im->batch, i), "id"));
+		    batch, i), "id"));
 		st = json_string_value(json_object_get(v, "status"));
 		for (k = 0; k < 3 && st != NULL; k++)
 			if (strcmp(st, import_status[k]) == 0)
@@ -997,31 +1080,70 @@ import_send(struct import *im)
 		    0) {
 			fprintf(stderr, "xtcmkctl: line %ld: the agent's result "
 			    "is not about customer %s or has no known status\n",
-			    im->lines[i], id);
+			    lines[i], id);
 			json_decref(r);
-			return EXIT_FAIL;
+			rc = EXIT_FAIL;
+			goto out;
 		}
 		im->n[k]++;
 		im->done++;
 		if (opt_json) {
 			json_object_set_new(v, "line",
-			    json_integer(im->lines[i]));
+			    json_integer(lines[i]));
 			fputs(im->done == 1 ? "{\"results\": [\n" : ",\n",
 			    stdout);
 			json_dumpf(v, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		} else if (k < 2)
-			printf("%ld %s %s %s\n", im->lines[i], id, st,
+			printf("%ld %s %s %s\n", lines[i], id, st,
 			    jstr(v, "app"));
 		else
-			printf("%ld %s refused: %s\n", im->lines[i], id,
+			printf("%ld %s refused: %s\n", lines[i], id,
 			    jstr(v, "error"));
 	}
 	json_decref(r);
-	json_array_clear(im->batch);
+	import_progress(im, 0);
+out:
+	json_decref(batch);
+	return rc;
+}
+
+/*
+ * Send the batch ahead, then read the reply to the one sent before (so
+ * the agent always has the next batch waiting); an exit code.  After a
+ * failed reply the batch sent meanwhile is still read and reported by
+ * import_collect, so whatever the agent imported is reported.
+ */
+static int
+import_send(struct import *im)
+{
+	json_t *req;
+	uint32_t id = 0;
+	long *t;
+	int rc = EXIT_OK, rc2;
+
+	if (json_array_size(im->batch) > 0) {
+		req = json_pack("{s:s, s:O}", "cmd", "customer.import",
+		    "customers", im->batch);
+		rc = req != NULL ? send_ahead(req, &id) : EXIT_FAIL;
+		json_decref(req);
+	}
+	/* The reply to the batch before this one. */
+	if (im->sent != NULL && (rc2 = import_collect(im)) != EXIT_OK &&
+	    rc == EXIT_OK)
+		rc = rc2;
+	if (json_array_size(im->batch) == 0)
+		return rc;
+	if (rc != EXIT_OK && conn.fd == -1)
+		return rc;		/* not sent */
+	im->sent = im->batch;
+	im->sent_id = id;
+	t = im->sent_lines;
+	im->sent_lines = im->lines;
+	im->lines = t;
+	im->batch = json_array();
 	im->bytes = 0;
 	im->rbytes = 0;
-	import_progress(im, 0);
-	return EXIT_OK;
+	return rc;
 }
 
 /*
@@ -1107,7 +1229,7 @@ cmd_import(const char *path, const char *batch_opt)
 	char *end, *t;
 	long line, batch = IMPORT_BATCH;
 	size_t len, rlen;
-	int rc;
+	int rc, rc2;
 
 	if (batch_opt != NULL) {
 		errno = 0;
@@ -1125,8 +1247,10 @@ cmd_import(const char *path, const char *batch_opt)
 	if ((rc = import_check(path, &f, &im.total)) != EXIT_OK)
 		return rc;
 	if ((im.lines = calloc((size_t)batch, sizeof(*im.lines))) == NULL ||
-	    imp_open(f, &rd, &e) < 0) {
+	    (im.sent_lines = calloc((size_t)batch,
+	    sizeof(*im.sent_lines))) == NULL || imp_open(f, &rd, &e) < 0) {
 		free(im.lines);
+		free(im.sent_lines);
 		fclose(f);
 		return EXIT_FAIL;
 	}
@@ -1156,10 +1280,15 @@ cmd_import(const char *path, const char *batch_opt)
 		rc = EXIT_INVALID;
 	} else if (rc == 0)
 		rc = import_send(&im);
+	/* The last reply (after a failure too: what was sent is reported). */
+	if (im.sent != NULL && (rc2 = import_collect(&im)) != EXIT_OK &&
+	    rc == EXIT_OK)
+		rc = rc2;
 	imp_free(rd);
 	fclose(f);
 	json_decref(im.batch);
 	free(im.lines);
+	free(im.sent_lines);
 	import_progress(&im, 1);
 	if (rc != EXIT_OK)
 		return rc;
