@@ -33,6 +33,8 @@ struct dlog {
 	pthread_cond_t	 cv;		/* work for the writer */
 	pthread_cond_t	 idle;		/* queue drained */
 	char		*queue[DLOG_QUEUE_MAX];
+	json_t		*qent[DLOG_QUEUE_MAX];	/* or an entry to encode */
+	time_t		 qtime[DLOG_QUEUE_MAX];
 	unsigned	 head, count;
 	int		 writing, stop;
 	unsigned long long written, dropped;
@@ -120,12 +122,47 @@ write_lines(int fd, char **lines, size_t n)
 	}
 }
 
+/*
+ * An entry's line: `entry` with "time", keys sorted, and a newline; NULL
+ * (and *ret_len its length, 0 when out of memory) when over
+ * DLOG_LINE_MAX.  `entry` itself is not changed.
+ */
+static char *
+encode_line(json_t *entry, time_t t, size_t *ret_len)
+{
+	json_t *copy;
+	char *s, *line;
+	size_t len;
+
+	*ret_len = 0;
+	if ((copy = json_copy(entry)) == NULL)
+		return NULL;
+	json_object_set_new(copy, "time", json_integer(t));
+	s = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(copy);
+	if (s == NULL)
+		return NULL;
+	len = strlen(s);
+	*ret_len = len;
+	if (len > DLOG_LINE_MAX || (line = malloc(len + 2)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	memcpy(line, s, len);
+	line[len] = '\n';
+	line[len + 1] = '\0';
+	free(s);
+	return line;
+}
+
 static void *
 dlog_main(void *arg)
 {
 	struct dlog *l = arg;
 	char *lines[DLOG_BATCH];
-	size_t i, n;
+	json_t *ents[DLOG_BATCH];
+	time_t times[DLOG_BATCH];
+	size_t i, k, n, len;
 
 	pthread_mutex_lock(&l->mu);
 	for (;;) {
@@ -138,19 +175,40 @@ dlog_main(void *arg)
 		/* Every line queued meanwhile, up to DLOG_BATCH, at once. */
 		for (n = 0; n < DLOG_BATCH && l->count > 0; n++) {
 			lines[n] = l->queue[l->head];
+			ents[n] = l->qent[l->head];
+			times[n] = l->qtime[l->head];
+			l->qent[l->head] = NULL;
 			l->head = (l->head + 1) % DLOG_QUEUE_MAX;
 			l->count--;
 		}
 		l->writing = 1;
 		pthread_mutex_unlock(&l->mu);
+		/* Entries handed over whole are encoded here, off the
+		 * callers' threads. */
+		for (i = k = 0; i < n; i++) {
+			if (ents[i] != NULL) {
+				lines[i] = encode_line(ents[i], times[i], &len);
+				json_decref(ents[i]);
+				if (lines[i] == NULL) {
+					pthread_mutex_lock(&l->mu);
+					dropped_locked(l, len > DLOG_LINE_MAX ?
+					    "over the line limit" :
+					    "out of memory", len);
+					pthread_mutex_unlock(&l->mu);
+					continue;
+				}
+			}
+			lines[k++] = lines[i];
+		}
 		pthread_mutex_lock(&l->fd_mu);
-		write_lines(l->fd, lines, n);
+		if (k > 0)
+			write_lines(l->fd, lines, k);
 		pthread_mutex_unlock(&l->fd_mu);
-		for (i = 0; i < n; i++)
+		for (i = 0; i < k; i++)
 			free(lines[i]);
 		pthread_mutex_lock(&l->mu);
 		l->writing = 0;
-		l->written += n;
+		l->written += k;
 	}
 	pthread_cond_broadcast(&l->idle);
 	pthread_mutex_unlock(&l->mu);
@@ -283,37 +341,48 @@ dlog_close(struct dlog *l)
 void
 dlog_append(struct dlog *l, json_t *entry)
 {
-	json_t *copy;
-	char *s, *line;
+	char *line;
 	size_t len;
 
 	if (l == NULL)
 		return;
-	copy = json_copy(entry);
-	json_object_set_new(copy, "time", json_integer(time(NULL)));
-	s = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(copy);
-	if (s == NULL)
-		return;
-	len = strlen(s);
-	if (len > DLOG_LINE_MAX || (line = malloc(len + 2)) == NULL) {
-		free(s);
+	if ((line = encode_line(entry, time(NULL), &len)) == NULL) {
 		pthread_mutex_lock(&l->mu);
 		dropped_locked(l, len > DLOG_LINE_MAX ? "over the line limit" :
 		    "out of memory", len);
 		pthread_mutex_unlock(&l->mu);
 		return;
 	}
-	memcpy(line, s, len);
-	line[len] = '\n';
-	line[len + 1] = '\0';
-	free(s);
 	pthread_mutex_lock(&l->mu);
 	if (l->count == DLOG_QUEUE_MAX) {
 		dropped_locked(l, "queue full", len);
 		free(line);
 	} else {
 		l->queue[(l->head + l->count) % DLOG_QUEUE_MAX] = line;
+		l->count++;
+		pthread_cond_signal(&l->cv);
+	}
+	pthread_mutex_unlock(&l->mu);
+}
+
+void
+dlog_append_owned(struct dlog *l, json_t *entry)
+{
+	unsigned at;
+
+	if (l == NULL) {
+		json_decref(entry);
+		return;
+	}
+	pthread_mutex_lock(&l->mu);
+	if (l->count == DLOG_QUEUE_MAX) {
+		dropped_locked(l, "queue full", 0);
+		json_decref(entry);
+	} else {
+		at = (l->head + l->count) % DLOG_QUEUE_MAX;
+		l->queue[at] = NULL;
+		l->qent[at] = entry;
+		l->qtime[at] = time(NULL);
 		l->count++;
 		pthread_cond_signal(&l->cv);
 	}

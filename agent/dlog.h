@@ -25,6 +25,9 @@ void	dlog_close(struct dlog *l);
 /* Queue `entry` (not consumed) with a "time" field added; drops and
  * counts when the queue is full.  Never blocks on I/O. */
 void	dlog_append(struct dlog *l, json_t *entry);
+/* The same with `entry` taken (a reference) and encoded by the writer
+ * thread: neither it nor anything it holds may change any more. */
+void	dlog_append_owned(struct dlog *l, json_t *entry);
 /* Wait until everything queued so far is written (tests, shutdown). */
 void	dlog_flush(struct dlog *l);
 void	dlog_stats(struct dlog *l, unsigned long long *ret_written,

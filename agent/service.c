@@ -418,12 +418,14 @@ load_set(struct service *s, json_t *params, const struct policy_limits *lim,
 /*
  * Log a decision.  A partition entry carries the bounded record of why
  * (scope_why), never the input: the input of a decision is as large as
- * its scope, the log line must stay small.
+ * its scope, the log line must stay small.  With `handover` (onboarding,
+ * whose inputs and outputs nothing changes once decided) the entry is
+ * encoded by the decision log's writer thread, not this one.
  */
 static void
 log_decision(struct service *s, enum policy_kind kind, const char *customer,
     json_t *input, json_t *output, const struct policy_set *set,
-    const struct xerr *err)
+    const struct xerr *err, int handover)
 {
 	json_t *entry;
 
@@ -442,8 +444,12 @@ log_decision(struct service *s, enum policy_kind kind, const char *customer,
 		json_object_set(entry, "output", output);
 	if (err != NULL)
 		json_object_set_new(entry, "error", json_string(err->msg));
-	dlog_append(s->dlog, entry);
-	json_decref(entry);
+	if (handover)
+		dlog_append_owned(s->dlog, entry);	/* encoded off this thread */
+	else {
+		dlog_append(s->dlog, entry);
+		json_decref(entry);
+	}
 }
 
 /*
@@ -498,10 +504,10 @@ run_job(struct service *s, enum policy_kind kind, const char *op,
  * check, the decision log, the counters.
  */
 static int
-policy_done(struct service *s, enum policy_kind kind, const char *customer,
+policy_done_log(struct service *s, enum policy_kind kind, const char *customer,
     json_t *input, int rc, json_t *out, struct xerr *perr,
     struct policy_set *set, json_t **ret_output, char *ret_hash,
-    struct xerr *e)
+    struct xerr *e, int handover)
 {
 	struct xerr err = *perr;
 
@@ -509,7 +515,8 @@ policy_done(struct service *s, enum policy_kind kind, const char *customer,
 		rc = policy_verdict_check(set, kind, input, out, &err);
 	if (set != NULL)
 		log_decision(s, kind, customer, input,
-		    rc == 0 ? out : NULL, set, rc == 0 ? NULL : &err);
+		    rc == 0 ? out : NULL, set, rc == 0 ? NULL : &err,
+		    handover);
 	if (rc < 0) {
 		atomic_fetch_add(&s->n_policy_err, 1);
 		json_decref(out);
@@ -523,6 +530,16 @@ policy_done(struct service *s, enum policy_kind kind, const char *customer,
 	policy_set_unref(set);
 	*ret_output = out;
 	return 0;
+}
+
+static int
+policy_done(struct service *s, enum policy_kind kind, const char *customer,
+    json_t *input, int rc, json_t *out, struct xerr *perr,
+    struct policy_set *set, json_t **ret_output, char *ret_hash,
+    struct xerr *e)
+{
+	return policy_done_log(s, kind, customer, input, rc, out, perr, set,
+	    ret_output, ret_hash, e, 0);
 }
 
 int
@@ -928,8 +945,9 @@ onboard_finish(struct service *s, json_t *customer, json_t *pin,
 	for (i = 1; i < x->n; i++)
 		policy_set_ref(set);	/* one for each policy_done */
 	done = 1;
-	if ((rc = policy_done(s, POLICY_PARTITION, id, pin, x->req[0].rc,
-	    x->req[0].output, &x->req[0].err, set, &part, ret_hash, e)) < 0)
+	if ((rc = policy_done_log(s, POLICY_PARTITION, id, pin,
+	    x->req[0].rc, x->req[0].output, &x->req[0].err, set, &part,
+	    ret_hash, e, 1)) < 0)
 		goto out;
 	if (strcmp(ret_hash, scope_hash) != 0) {
 		rc = 1;
@@ -943,15 +961,16 @@ onboard_finish(struct service *s, json_t *customer, json_t *pin,
 		goto out;
 	}
 	done = 2;
-	if ((rc = policy_done(s, POLICY_ROLE, id, in_role, x->req[1].rc,
-	    x->req[1].output, &x->req[1].err, set, &out, NULL, e)) < 0)
+	if ((rc = policy_done_log(s, POLICY_ROLE, id, in_role,
+	    x->req[1].rc, x->req[1].output, &x->req[1].err, set, &out, NULL,
+	    e, 1)) < 0)
 		goto out;
 	json_decref(out);
 	if (x->n == 3) {
 		done = 3;
-		if ((rc = policy_done(s, POLICY_VERSIONING, id, x->in_ver,
-		    x->req[2].rc, x->req[2].output, &x->req[2].err, set, &out,
-		    NULL, e)) < 0)
+		if ((rc = policy_done_log(s, POLICY_VERSIONING, id,
+		    x->in_ver, x->req[2].rc, x->req[2].output, &x->req[2].err,
+		    set, &out, NULL, e, 1)) < 0)
 			goto out;
 		json_decref(out);
 	}
@@ -1548,7 +1567,7 @@ scope_done(struct service *s, json_t *cv, int rc, json_t *doc,
 		if (set != NULL && (in = json_pack("{s:O}", "customer",
 		    cv)) != NULL) {
 			log_decision(s, POLICY_PARTITION, json_string_value(
-			    json_object_get(cv, "id")), in, NULL, set, e);
+			    json_object_get(cv, "id")), in, NULL, set, e, 0);
 			json_decref(in);
 		}
 	} else
@@ -1646,9 +1665,9 @@ svc_ahead_batch(struct service *s, json_t *const *customer,
 		id = json_string_value(json_object_get(customer[i], "id"));
 		policy_set_ref(set);
 		out = NULL;
-		ret[i].ver_rc = policy_done(s, POLICY_VERSIONING, id, vin[i],
-		    req[m].rc, req[m].output, &req[m].err, set, &out, NULL,
-		    &ret[i].ver_err);
+		ret[i].ver_rc = policy_done_log(s, POLICY_VERSIONING, id,
+		    vin[i], req[m].rc, req[m].output, &req[m].err, set, &out,
+		    NULL, &ret[i].ver_err, 1);
 		json_decref(out);
 		ret[i].ver_ready = 1;
 	}
