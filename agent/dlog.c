@@ -37,6 +37,7 @@ struct dlog {
 	time_t		 qtime[DLOG_QUEUE_MAX];
 	unsigned	 head, count;
 	int		 writing, stop;
+	int		 waiting;	/* the writer sleeps on cv */
 	unsigned long long written, dropped;
 	unsigned long long dropped_warned;	/* count at the last warning */
 	time_t		 warned_at;
@@ -168,7 +169,9 @@ dlog_main(void *arg)
 	for (;;) {
 		while (l->count == 0 && !l->stop) {
 			pthread_cond_broadcast(&l->idle);
+			l->waiting = 1;
 			pthread_cond_wait(&l->cv, &l->mu);
+			l->waiting = 0;
 		}
 		if (l->count == 0 && l->stop)
 			break;
@@ -360,7 +363,8 @@ dlog_append(struct dlog *l, json_t *entry)
 	} else {
 		l->queue[(l->head + l->count) % DLOG_QUEUE_MAX] = line;
 		l->count++;
-		pthread_cond_signal(&l->cv);
+		if (l->waiting)
+			pthread_cond_signal(&l->cv);
 	}
 	pthread_mutex_unlock(&l->mu);
 }
@@ -384,7 +388,9 @@ dlog_append_owned(struct dlog *l, json_t *entry)
 		l->qent[at] = entry;
 		l->qtime[at] = time(NULL);
 		l->count++;
-		pthread_cond_signal(&l->cv);
+		/* A busy writer takes it with the others (no wake-up). */
+		if (l->waiting)
+			pthread_cond_signal(&l->cv);
 	}
 	pthread_mutex_unlock(&l->mu);
 }

@@ -34,6 +34,9 @@ struct regi_stmt {
  * as a savepoint, so one customer's failure rolls back only its part.
  */
 #define REGI_WLSEL_MAX	8	/* workload selections kept */
+/* SQLite's page cache (negative: KiB): an import batch's writes fit it
+ * without spilling to the WAL before the commit. */
+#define REGI_CACHE_KIB	"-16384"
 
 struct registry {
 	pthread_mutex_t	 mu;

@@ -747,6 +747,8 @@ reg_open(const char *path, struct registry **ret_reg, struct xerr *e)
 	if ((rc = regi_run(r, e, "PRAGMA synchronous = FULL", "")) != 0 ||
 	    (rc = regi_run(r, e, "PRAGMA foreign_keys = ON", "")) != 0 ||
 	    (rc = regi_run(r, e, "PRAGMA trusted_schema = OFF", "")) != 0 ||
+	    (rc = regi_run(r, e, "PRAGMA cache_size = " REGI_CACHE_KIB,
+	    "")) != 0 ||
 	    (rc = migrate(r, e)) != 0)
 		goto fail;
 	*ret_reg = r;
