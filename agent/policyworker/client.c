@@ -464,7 +464,7 @@ pworker_load_set(const char *exe, const char *dir, const char *lua_dir,
 static int
 frame_call(struct pworker *w, const char *op, enum policy_kind k,
     json_t *input, json_t *params, const char *splice_key, json_t *splice,
-    const char *what, struct xerr *e)
+    int more, const char *what, struct xerr *e)
 {
 	char *in, *par, kind[8];
 	json_t *rest = NULL;
@@ -480,7 +480,8 @@ frame_call(struct pworker *w, const char *op, enum policy_kind k,
 	    JSON_COMPACT) : strdup("");
 	json_decref(rest);
 	par = params != NULL ? json_dumps(params, JSON_COMPACT) : NULL;
-	snprintf(kind, sizeof(kind), "%d", (int)k);
+	/* "+": another call of this batch follows (see policyd.c). */
+	snprintf(kind, sizeof(kind), "%d%s", (int)k, more ? "+" : "");
 	if (in == NULL || (params != NULL && par == NULL))
 		r = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 	else {
@@ -585,7 +586,7 @@ pworker_call(struct pworker *w, const char *op, enum policy_kind k,
 	if (w->dead)
 		return xerr_set(e, XTCMK_E_INTERNAL, "%s: its worker is gone",
 		    what);
-	if ((r = frame_call(w, op, k, input, params, NULL, NULL, what,
+	if ((r = frame_call(w, op, k, input, params, NULL, NULL, 0, what,
 	    e)) < 0 ||
 	    (r = send_call(w, what, e)) < 0)
 		return r;
@@ -611,8 +612,8 @@ pworker_send_batch(struct pworker *w, struct pworker_req *req, size_t n)
 	for (sent = 0; sent < n && !w->dead; sent++) {
 		call_what(w, req[sent].kind, what, sizeof(what));
 		if (frame_call(w, req[sent].op, req[sent].kind, req[sent].input,
-		    NULL, req[sent].splice_key, req[sent].splice, what,
-		    &req[sent].err) < 0 ||
+		    NULL, req[sent].splice_key, req[sent].splice, sent + 1 < n,
+		    what, &req[sent].err) < 0 ||
 		    (sent > 0 && all.len + w->out.len > POLICYD_PIPELINE_MAX))
 			break;			/* the rest one by one */
 		if (all.len == 0) {

@@ -289,7 +289,7 @@ last_clear(struct last_partition *l)
  * RESULT or an ERROR frame, is left in b (-1: none could be made). */
 static int
 call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b,
-    struct last_partition *last, struct spliced *sp)
+    struct last_partition *last, struct spliced *sp, int *ret_more)
 {
 	char op[16], kind[8];
 	const uint8_t *in, *par, *sk, *sv;
@@ -301,6 +301,7 @@ call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b,
 	int k, r, after;
 
 	xerr_clear(&e);
+	*ret_more = 0;
 	if (m->type != PCHAN_CALL || pmsg_next_str(m, op, sizeof(op)) ||
 	    pmsg_next_str(m, kind, sizeof(kind)) ||
 	    pmsg_next(m, &in, &inlen) || pmsg_next(m, &par, &parlen) ||
@@ -308,6 +309,8 @@ call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b,
 		last_clear(last);
 		return frame_error(b, XTCMK_E_INTERNAL, "malformed CALL frame");
 	}
+	/* "<kind>+": another call of the same batch follows. */
+	*ret_more = strchr(kind, '+') != NULL;
 	after = strcmp(op, POLICY_OP_ROLE_AFTER) == 0;
 	if (after) {
 		if (last->output == NULL) {
@@ -373,9 +376,12 @@ call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b,
 }
 
 /*
- * Answers wait in `out` while more calls are already here (sent ahead
- * as a batch), so the agent wakes once for them all; but never longer
- * than ANSWER_HOLD_NS after the oldest, nor past ANSWER_HOLD_BYTES:
+ * Answers wait in `out` while more calls of the same batch are already
+ * here (the agent marks every call of a batch but its last), so the
+ * agent wakes once for them all; the answer to a batch's last call goes
+ * at once (the agent may be waiting for it while its next batch is
+ * here already); never longer than ANSWER_HOLD_NS after the oldest, nor
+ * past ANSWER_HOLD_BYTES:
  * the agent counts each call's budget from the previous answer, and a
  * hold shorter than POLICYD_CPU_SLACK_MS cannot make a call look late.
  */
@@ -450,7 +456,7 @@ main(int argc, char *argv[])
 	struct pmsg m;
 	struct xerr e;
 	long parent = 0;
-	int i, r;
+	int i, r, more;
 
 	for (i = 1; i < argc; i++) {
 		if (strncmp(argv[i], "--test=load-", 12) == 0)
@@ -512,9 +518,10 @@ main(int argc, char *argv[])
 			return 1;
 		if (test != NULL)
 			test_hook(test);
-		r = call(vm, &m, &b, &last, &sp);
+		r = call(vm, &m, &b, &last, &sp, &more);
 		pmsg_free(&m);
-		if (r == -1 || answers_add(&ans, &b) == -1)
+		if (r == -1 || answers_add(&ans, &b) == -1 ||
+		    (!more && answers_flush(&ans) == -1))
 			return 1;
 	}
 }
