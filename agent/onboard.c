@@ -413,6 +413,13 @@ pipe_next(struct pipe *p, size_t i, const char *app)
 
 	if (p == NULL || !p->on || !p->lease.held)
 		return;
+	/* A worker that died (killed past a limit, crashed) answers the
+	 * calls out with errors; send no more to it.  The lease goes back
+	 * at the next customer and the worker is replaced then. */
+	if (!svc_lease_usable(p->s, &p->lease)) {
+		pipe_drop(p);
+		return;
+	}
 	for (k = 0; k < p->count; k++)
 		if (!pipe_independent(app, &p->out[(p->head + k) %
 		    PIPE_DEPTH].sc)) {
@@ -830,6 +837,9 @@ ahead_chunk(struct lookahead *l, size_t from, size_t to)
 	for (k = 0; k < n; k++) {
 		struct ahead *a = &l->a[idx[k]];
 
+		json_decref(cv[k]);
+		if (res[k].scope_rc < 0)
+			continue;	/* decided in line, which says why */
 		a->scope_rc = res[k].scope_rc;
 		a->has = res[k].has;
 		a->sc = res[k].sc;
@@ -839,7 +849,6 @@ ahead_chunk(struct lookahead *l, size_t from, size_t to)
 		a->ver_rc = res[k].ver_rc;
 		a->ver_err = res[k].ver_err;
 		a->ready = 1;
-		json_decref(cv[k]);
 	}
 }
 

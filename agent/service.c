@@ -365,6 +365,12 @@ svc_lease_get(struct service *s, struct svc_lease *l, struct xerr *e)
 	return 0;
 }
 
+int
+svc_lease_usable(struct service *s, const struct svc_lease *l)
+{
+	return l->held && pworker_usable(s->pw_slot[l->idx]);
+}
+
 void
 svc_lease_put(struct service *s, struct svc_lease *l)
 {
@@ -1545,7 +1551,7 @@ svc_onboard_lock(struct service *s, int lock)
 static int
 scope_done(struct service *s, json_t *cv, int rc, json_t *doc,
     struct policy_set *set, struct scope *ret_scope, int *ret_has,
-    char *ret_hash, struct xerr *e)
+    char *ret_hash, struct xerr *e, int quiet)
 {
 	json_t *in;
 
@@ -1561,7 +1567,7 @@ scope_done(struct service *s, json_t *cv, int rc, json_t *doc,
 		xerr_set(e, XTCMK_E_POLICY, "policy '%s' (partition.lua): %s",
 		    policy_set_name(set, POLICY_PARTITION), why);
 	}
-	if (rc < 0) {
+	if (rc < 0 && !quiet) {
 		/* A scope that fails is a refused partition decision. */
 		atomic_fetch_add(&s->n_policy_err, 1);
 		if (set != NULL && (in = json_pack("{s:O}", "customer",
@@ -1570,7 +1576,7 @@ scope_done(struct service *s, json_t *cv, int rc, json_t *doc,
 			    json_object_get(cv, "id")), in, NULL, set, e, 0);
 			json_decref(in);
 		}
-	} else
+	} else if (rc == 0)
 		*ret_has = doc != NULL;
 	json_decref(doc);
 	policy_set_unref(set);
@@ -1587,7 +1593,7 @@ svc_scope(struct service *s, json_t *cv, struct scope *ret_scope,
 
 	rc = run_job(s, POLICY_PARTITION, "scope", cv, &doc, &set, e);
 	return scope_done(s, cv, rc, doc, set, ret_scope, ret_has, ret_hash,
-	    e);
+	    e, 0);
 }
 
 void
@@ -1613,8 +1619,14 @@ svc_ahead_batch(struct service *s, json_t *const *customer,
 	if (s->inprocess || req == NULL || vin == NULL || iver == NULL) {
 		/* One customer after the other. */
 		for (i = 0; i < n; i++) {
-			ret[i].scope_rc = svc_scope(s, cv[i], &ret[i].sc,
-			    &ret[i].has, ret[i].hash, &ret[i].scope_err);
+			json_t *doc = NULL;
+
+			set = NULL;
+			ret[i].scope_rc = run_job(s, POLICY_PARTITION, "scope",
+			    cv[i], &doc, &set, &ret[i].scope_err);
+			ret[i].scope_rc = scope_done(s, cv[i],
+			    ret[i].scope_rc, doc, set, &ret[i].sc, &ret[i].has,
+			    ret[i].hash, &ret[i].scope_err, 1);
 			if (ret[i].scope_rc < 0)
 				continue;
 			ret[i].ver_rc = svc_decide_versioning(s, customer[i],
@@ -1643,7 +1655,7 @@ svc_ahead_batch(struct service *s, json_t *const *customer,
 			ret[i].scope_rc = scope_done(s, cv[i], rc, NULL,
 			    set != NULL ? policy_set_ref(set) : NULL,
 			    &ret[i].sc, &ret[i].has, ret[i].hash,
-			    &ret[i].scope_err);
+			    &ret[i].scope_err, 1);
 		}
 		policy_set_unref(set);
 		goto out;
@@ -1654,11 +1666,14 @@ svc_ahead_batch(struct service *s, json_t *const *customer,
 		ret[i].scope_err = req[m].err;
 		ret[i].scope_rc = scope_done(s, cv[i], req[m].rc, req[m].output,
 		    set, &ret[i].sc, &ret[i].has, ret[i].hash,
-		    &ret[i].scope_err);
+		    &ret[i].scope_err, 1);
 		if (iver[i] == SIZE_MAX)
 			continue;
 		m = iver[i];
-		if (ret[i].scope_rc < 0) {
+		/* Failed calls (the scope's, or this one: a worker that died
+		 * fails the rest of its batch) are left to the importing
+		 * thread, which decides and logs them in line. */
+		if (ret[i].scope_rc < 0 || req[m].rc < 0) {
 			json_decref(req[m].output);
 			continue;
 		}

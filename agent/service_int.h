@@ -44,10 +44,13 @@ int	svc_scope(struct service *s, json_t *cv, struct scope *ret_scope,
 	    int *ret_has, char *ret_hash, struct xerr *e);
 /*
  * What an import works out ahead for n customers (records customer[i],
- * views cv[i]): P.scope as svc_scope gives it and, when the scope
- * passed, the versioning decision as svc_decide_versioning does
- * (ver_ready 1).  All go to one policy worker as one batch, so n should
- * be such that their frames fit POLICYD_PIPELINE_MAX.
+ * views cv[i]): P.scope as svc_scope gives it, but a failure is neither
+ * logged nor counted (the importing thread runs a failed scope again in
+ * line: a worker that dies fails a whole batch), and, when the scope
+ * passed and its call did, the versioning decision as
+ * svc_decide_versioning does (ver_ready 1).  All go to one policy worker
+ * as one batch, so n should be such that their frames fit
+ * POLICYD_PIPELINE_MAX.
  */
 struct svc_ahead {
 	int		 scope_rc, has;
@@ -100,6 +103,8 @@ struct svc_lease {
 };
 int	svc_lease_get(struct service *s, struct svc_lease *l, struct xerr *e);
 void	svc_lease_put(struct service *s, struct svc_lease *l);
+/* Whether the leased worker can take more calls (not dead, not worn). */
+int	svc_lease_usable(struct service *s, const struct svc_lease *l);
 /*
  * svc_decide_onboard in three steps on a leased worker, so the caller
  * works while the worker decides: send; receive (before any other call
