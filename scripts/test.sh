@@ -39,10 +39,12 @@ run_suite() {
 
 run_suite build-test
 # The fleet test's concurrent onboarding at 1000 customers there (3000
-# in the plain pass) and the scale test at 5000 (20000 in the plain
-# pass): the sanitizers make every agent several times slower, and the
-# sizes change no code path.
-FLEET_CUSTOMERS=1000 XTCMK_SCALE_CUSTOMERS=5000 ASAN_OPTIONS=detect_leaks=1 \
+# in the plain pass), the scale test at 5000 (20000 in the plain pass)
+# and the worker kills during an import at 1500 (4000): the sanitizers
+# make every agent several times slower, and the sizes change no code
+# path.
+FLEET_CUSTOMERS=1000 XTCMK_SCALE_CUSTOMERS=5000 \
+    XTCMK_WORKERKILL_CUSTOMERS=1500 ASAN_OPTIONS=detect_leaks=1 \
 	run_suite build-asan -Db_sanitize=address,undefined \
 	-Db_lundef=false -Dbuildtype=debug
 # The fast path's concurrency under ThreadSanitizer (test_shm; ~15 s).
@@ -53,11 +55,11 @@ else
 	tail -50 build-tsan.test.log
 	failed=$((failed + 1))
 fi
-# Fuzz stage: every libFuzzer target for XTCMK_FUZZ_SECONDS (default 20)
+# Fuzz stage: every libFuzzer target for XTCMK_FUZZ_SECONDS (default 12)
 # on a copy of its seed corpus (tests/fuzz/run.sh).
 run_fuzz() {
 	local dir=build-fuzz out
-	echo "=== $dir: fuzz targets, ${XTCMK_FUZZ_SECONDS:-20} s each"
+	echo "=== $dir: fuzz targets, ${XTCMK_FUZZ_SECONDS:-12} s each"
 	if [ ! -d "$dir" ]; then
 		CC=clang meson setup "$dir" -Dfuzz=true -Dwerror=true \
 		    >"$dir.setup.log" 2>&1 ||
@@ -68,7 +70,7 @@ run_fuzz() {
 		failed=$((failed + 1))
 		return
 	fi
-	tests/fuzz/run.sh "$dir" "${XTCMK_FUZZ_SECONDS:-20}" 2>&1 |
+	tests/fuzz/run.sh "$dir" "${XTCMK_FUZZ_SECONDS:-12}" 2>&1 |
 		tee "$dir.test.log"
 	out=$(tail -1 "$dir.test.log")
 	if [[ $out =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
