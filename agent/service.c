@@ -424,9 +424,11 @@ load_set(struct service *s, json_t *params, const struct policy_limits *lim,
 /*
  * Log a decision.  A partition entry carries the bounded record of why
  * (scope_why), never the input: the input of a decision is as large as
- * its scope, the log line must stay small.  With `handover` (onboarding,
+ * its scope, the log line must stay small.  With `handover` (an import,
  * whose inputs and outputs nothing changes once decided) the entry is
- * encoded by the decision log's writer thread, not this one.
+ * encoded by the decision log's writer thread, not this one; a single
+ * onboarding encodes its entries before it answers, as every other
+ * decision does.
  */
 static void
 log_decision(struct service *s, enum policy_kind kind, const char *customer,
@@ -941,7 +943,7 @@ svc_onboard_drop(struct svc_sent *x)
 static int
 onboard_finish(struct service *s, json_t *customer, json_t *pin,
     struct svc_sent *x, struct policy_set *set, const char *scope_hash,
-    json_t **ret_part, char *ret_hash, struct xerr *e)
+    json_t **ret_part, char *ret_hash, struct xerr *e, int handover)
 {
 	const char *id = json_string_value(json_object_get(customer, "id"));
 	json_t *part = NULL, *app, *in_role = NULL, *out;
@@ -953,7 +955,7 @@ onboard_finish(struct service *s, json_t *customer, json_t *pin,
 	done = 1;
 	if ((rc = policy_done_log(s, POLICY_PARTITION, id, pin,
 	    x->req[0].rc, x->req[0].output, &x->req[0].err, set, &part,
-	    ret_hash, e, 1)) < 0)
+	    ret_hash, e, handover)) < 0)
 		goto out;
 	if (strcmp(ret_hash, scope_hash) != 0) {
 		rc = 1;
@@ -969,14 +971,14 @@ onboard_finish(struct service *s, json_t *customer, json_t *pin,
 	done = 2;
 	if ((rc = policy_done_log(s, POLICY_ROLE, id, in_role,
 	    x->req[1].rc, x->req[1].output, &x->req[1].err, set, &out, NULL,
-	    e, 1)) < 0)
+	    e, handover)) < 0)
 		goto out;
 	json_decref(out);
 	if (x->n == 3) {
 		done = 3;
 		if ((rc = policy_done_log(s, POLICY_VERSIONING, id,
 		    x->in_ver, x->req[2].rc, x->req[2].output, &x->req[2].err,
-		    set, &out, NULL, e, 1)) < 0)
+		    set, &out, NULL, e, handover)) < 0)
 			goto out;
 		json_decref(out);
 	}
@@ -1033,7 +1035,7 @@ svc_decide_onboard(struct service *s, json_t *customer, json_t *pin,
 			    NULL, e, set, &part, NULL, e);
 		}
 		return onboard_finish(s, customer, pin, &x, set, scope_hash,
-		    ret_part, ret_hash, e);
+		    ret_part, ret_hash, e, 0);
 	}
 	/* In the agent: one after the other, each only if the one before
 	 * passed. */
@@ -1093,8 +1095,10 @@ svc_onboard_done(struct service *s, struct svc_lease *l, json_t *customer,
     json_t *pin, struct svc_sent *x, const char *scope_hash,
     json_t **ret_part, char *ret_hash, struct xerr *e)
 {
+	/* An import: its reply waits for the whole batch's commit, the
+	 * decision log's writer encodes its entries meanwhile. */
 	return onboard_finish(s, customer, pin, x, policy_set_ref(l->set),
-	    scope_hash, ret_part, ret_hash, e);
+	    scope_hash, ret_part, ret_hash, e, 1);
 }
 
 /* The key-versioning decision for `customer` (*ret may be NULL): it
