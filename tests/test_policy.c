@@ -310,7 +310,7 @@ spin(struct policy_vm *vm, long long n, double *ret_wall, double *ret_cpu,
 /*
  * The time limit counts the policy's CPU time, not the wall clock: pin
  * this thread and three spinning children to one CPU, so the policy
- * gets at most a quarter of it; work worth 30% of the budget then takes
+ * gets at most a quarter of it; work worth 30-40% of the budget then takes
  * longer than the budget in wall-clock time (and, unless the host's own
  * load leaves it under 6%, less than the 5x backstop), and must still
  * be accepted.  A busy loop is still stopped.
@@ -370,6 +370,11 @@ test_cpu_budget_under_load(void)
 			ok = 1;
 		if (wall > best)
 			best = wall;
+		/* The calibration can run slower per iteration than the
+		 * tries (a cold cache, other tests on the host): bring a
+		 * try that used under 25% of the budget back to 40%. */
+		if (!ok && cpu > 1 && cpu < lim.time_ms / 4.0)
+			n = (long long)(n * (lim.time_ms * 0.4 / cpu));
 	}
 	/* The path was taken: wall clock over the limit, CPU under it. */
 	if (!ok)
