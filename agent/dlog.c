@@ -388,10 +388,22 @@ dlog_append_owned(struct dlog *l, json_t *entry)
 		l->qent[at] = entry;
 		l->qtime[at] = time(NULL);
 		l->count++;
-		/* A busy writer takes it with the others (no wake-up). */
-		if (l->waiting)
+		/* A busy writer takes it with the others; a sleeping one is
+		 * woken for a whole write's worth, or by dlog_kick(). */
+		if (l->waiting && l->count >= DLOG_BATCH)
 			pthread_cond_signal(&l->cv);
 	}
+	pthread_mutex_unlock(&l->mu);
+}
+
+void
+dlog_kick(struct dlog *l)
+{
+	if (l == NULL)
+		return;
+	pthread_mutex_lock(&l->mu);
+	if (l->waiting && l->count > 0)
+		pthread_cond_signal(&l->cv);
 	pthread_mutex_unlock(&l->mu);
 }
 

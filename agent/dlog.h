@@ -26,8 +26,12 @@ void	dlog_close(struct dlog *l);
  * counts when the queue is full.  Never blocks on I/O. */
 void	dlog_append(struct dlog *l, json_t *entry);
 /* The same with `entry` taken (a reference) and encoded by the writer
- * thread: neither it nor anything it holds may change any more. */
+ * thread: neither it nor anything it holds may change any more.  The
+ * writer is woken only once a whole write's worth is queued: the caller
+ * calls dlog_kick() when it has handed over what it had. */
 void	dlog_append_owned(struct dlog *l, json_t *entry);
+/* Wake the writer for whatever dlog_append_owned() left queued. */
+void	dlog_kick(struct dlog *l);
 /* Wait until everything queued so far is written (tests, shutdown). */
 void	dlog_flush(struct dlog *l);
 void	dlog_stats(struct dlog *l, unsigned long long *ret_written,

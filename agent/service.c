@@ -1547,8 +1547,12 @@ svc_onboard_lock(struct service *s, int lock)
 {
 	if (lock)
 		pthread_mutex_lock(&s->onboard_mu);
-	else
+	else {
 		pthread_mutex_unlock(&s->onboard_mu);
+		/* An import hands its log entries over without waking
+		 * the writer each time: wake it for the rest. */
+		dlog_kick(s->dlog);
+	}
 }
 
 /* What svc_scope does with P.scope's answer (rc, doc, set consumed). */
