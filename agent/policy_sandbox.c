@@ -12,7 +12,7 @@
  *	- `require` of our own that loads modules by name from the lua/
  *	  library (read ahead in a policy worker), text chunks only, run
  *	  afresh in every call;
- *	- `xtcmk` with now(), fnv1a32() and version.
+ *	- `xtcmk` with now(), fnv1a32(), rank() and version.
  * Strings keep their metatable, but its __index is a private copy of the
  * string table that no policy can reach or change.  Every policy and
  * module gets fresh library tables that read through to the state's
@@ -82,6 +82,32 @@ l_now(lua_State *L)
 	return 1;
 }
 
+/* FNV-1a over p[0..len) continuing from h. */
+static uint32_t
+fnv1a32_more(uint32_t h, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* murmur3's finaliser, as xtcmk.place's mix(). */
+static uint32_t
+mix32(uint32_t h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
 /*
  * xtcmk.fnv1a32(s): the FNV-1a 32-bit hash of string s, as the pure-Lua
  * definition in xtcmk.place computes it (that module uses this one; the
@@ -91,17 +117,86 @@ l_now(lua_State *L)
 static int
 l_fnv1a32(lua_State *L)
 {
-	const unsigned char *p;
-	uint32_t h = 2166136261u;
-	size_t len, i;
+	const char *p;
+	size_t len;
 
 	luaL_checktype(L, 1, LUA_TSTRING);
-	p = (const unsigned char *)lua_tolstring(L, 1, &len);
-	for (i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 16777619u;
+	p = lua_tolstring(L, 1, &len);
+	lua_pushinteger(L, (lua_Integer)fnv1a32_more(2166136261u, p, len));
+	policy_charge(L);
+	return 1;
+}
+
+struct rank_ent {
+	const char	*name;
+	size_t		 len;
+	uint32_t	 w;
+	lua_Integer	 pos;
+};
+
+/* Highest weight first, then by name as Lua compares strings in the C
+ * locale (bytes, a prefix first), then by position. */
+static int
+rank_cmp(const void *va, const void *vb)
+{
+	const struct rank_ent *a = va, *b = vb;
+	int c;
+
+	if (a->w != b->w)
+		return a->w > b->w ? -1 : 1;
+	c = memcmp(a->name, b->name, a->len < b->len ? a->len : b->len);
+	if (c != 0)
+		return c;
+	if (a->len != b->len)
+		return a->len < b->len ? -1 : 1;
+	return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+#define RANK_MAX	(1 << 20)	/* names in one xtcmk.rank() */
+
+/*
+ * xtcmk.rank(key, names): the positions 1..#names ordered by the weight
+ * mix(fnv1a32(key .. "\0" .. name)) highest first, ties by name, then
+ * by position: what xtcmk.place's rank() defines in Lua, computed in C
+ * (it was a third of a partition decision's time).  Names are strings.
+ * Charged like the costly string functions; its scratch memory counts
+ * against the memory limit.
+ */
+static int
+l_rank(lua_State *L)
+{
+	struct rank_ent *ent;
+	const char *key;
+	uint32_t h0;
+	size_t klen, n, i;
+
+	key = luaL_checklstring(L, 1, &klen);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 2);
+	n = lua_rawlen(L, 2);
+	if (n > RANK_MAX)
+		return luaL_error(L, "xtcmk.rank: %zu names, at most %d", n,
+		    RANK_MAX);
+	ent = lua_newuserdatauv(L, n > 0 ? n * sizeof(*ent) : 1, 0);
+	h0 = fnv1a32_more(2166136261u, key, klen);
+	h0 = fnv1a32_more(h0, "", 1);
+	for (i = 0; i < n; i++) {
+		lua_rawgeti(L, 2, (lua_Integer)i + 1);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			return luaL_error(L, "xtcmk.rank: names[%zu] is a %s, "
+			    "not a string", i + 1, luaL_typename(L, -1));
+		/* The table keeps the string alive while we sort. */
+		ent[i].name = lua_tolstring(L, -1, &ent[i].len);
+		lua_pop(L, 1);
+		ent[i].w = mix32(fnv1a32_more(h0, ent[i].name, ent[i].len));
+		ent[i].pos = (lua_Integer)i + 1;
 	}
-	lua_pushinteger(L, (lua_Integer)h);
+	qsort(ent, n, sizeof(*ent), rank_cmp);
+	lua_createtable(L, (int)n, 0);
+	for (i = 0; i < n; i++) {
+		lua_pushinteger(L, ent[i].pos);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
 	policy_charge(L);
 	return 1;
 }
@@ -133,11 +228,13 @@ policy_sandbox_push_env(lua_State *L)
 	}
 	lua_pushcfunction(L, l_require);		/* env require */
 	lua_setfield(L, -2, "require");			/* env */
-	lua_createtable(L, 0, 3);			/* env xtcmk */
+	lua_createtable(L, 0, 4);			/* env xtcmk */
 	lua_pushcfunction(L, l_now);			/* env xtcmk now */
 	lua_setfield(L, -2, "now");			/* env xtcmk */
 	lua_pushcfunction(L, l_fnv1a32);		/* env xtcmk f */
 	lua_setfield(L, -2, "fnv1a32");			/* env xtcmk */
+	lua_pushcfunction(L, l_rank);			/* env xtcmk f */
+	lua_setfield(L, -2, "rank");			/* env xtcmk */
 	lua_pushliteral(L, XTCMK_VERSION);		/* env xtcmk v */
 	lua_setfield(L, -2, "version");			/* env xtcmk */
 	lua_setfield(L, -2, "xtcmk");			/* env */

@@ -61,10 +61,29 @@ function M.weight(key, node)
 	return mix(M.fnv1a32(tostring(key) .. "\0" .. name_of(node)))
 end
 
--- Sorted by one string per node (the weight inverted as 8 hex digits,
--- then the name, then the position), so table.sort compares in C: the
--- order of highest weight first, ties by name.
+-- The agent's sandbox orders the names in C (xtcmk.rank, the same
+-- order); elsewhere they are sorted by one string per node (the weight
+-- inverted as 8 hex digits, then the name, then the position), so
+-- table.sort compares in C: highest weight first, ties by name.
+local native_rank = type(xtcmk) == "table" and xtcmk.rank or nil
+
 function M.rank(key, nodes)
+	if native_rank ~= nil then
+		local names, list = {}, {}
+		for i, node in ipairs(nodes) do
+			local name = name_of(node)
+			if type(name) == "number" then name = tostring(name) end
+			if type(name) ~= "string" then
+				error("place.rank: node " .. i .. " is neither a " ..
+				    "string nor a table with a string field name", 2)
+			end
+			names[i] = name
+		end
+		for i, pos in ipairs(native_rank(tostring(key), names)) do
+			list[i] = nodes[pos]
+		end
+		return list
+	end
 	local prefix = tostring(key) .. "\0"
 	local keys, by = {}, {}
 	for i, node in ipairs(nodes) do

@@ -1,9 +1,10 @@
 --[[
 place.lua - a partition policy that checks xtcmk.place against the
 pure-Lua definitions it documents: fnv1a32 (computed by the sandbox in
-C) must equal the byte loop, and rank (which sorts one string per node
-in C) must give the order of highest weight first, ties by name, keeping
-every node (duplicates too).  Any difference raises; test_policy runs it.
+C) must equal the byte loop, and rank (which the sandbox orders in C,
+xtcmk.rank) must give the order of highest weight first, ties by name,
+keeping every node (duplicates too).  Any difference raises; test_policy
+runs it.
 ]]
 local place = require("xtcmk.place")
 
@@ -85,6 +86,21 @@ function P.decide(input, params)
 		for i = 1, #top do
 			check(top[i] == got[i], "pick is the head of rank")
 		end
+	end
+	-- xtcmk.rank (C) gives positions in rank order; bad names raise.
+	local order = xtcmk.rank("k", { "b", "a", "b" })
+	check(#order == 3, "xtcmk.rank keeps every name")
+	local ref = rank_ref("k", { "b", "a", "b" })
+	for i = 1, 3 do
+		check(({ "b", "a", "b" })[order[i]] == ref[i], "xtcmk.rank order")
+	end
+	check(not pcall(xtcmk.rank, "k", { "a", 7 }), "xtcmk.rank takes strings")
+	check(not pcall(place.rank, "k", { { nope = 1 } }),
+	    "rank refuses a node without a name")
+	local nums = place.rank("k", { 10, 2.5, "x" })
+	local want = rank_ref("k", { "10", "2.5", "x" })
+	for i = 1, 3 do
+		check(tostring(nums[i]) == want[i], "rank of number names")
 	end
 	return { app = "ok", federate = { "wl-1" }, reason = "place checked" }
 end
