@@ -242,7 +242,11 @@ out:
  * whatever else needs a worker releases it first (pipe_release), so
  * nothing waits for a worker the importing thread holds.
  */
-#define PIPE_DEPTH	2
+/* Five out: a worker that loses its CPU for a while (to the work ahead,
+ * the decision log's writer, the host) still has the next decisions
+ * ready when it gets it back (two out: the importing thread waited for
+ * the worker at every other customer). */
+#define PIPE_DEPTH	5
 
 struct pipe_out {
 	size_t		 idx;		/* the customer */
