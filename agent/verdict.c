@@ -6,8 +6,11 @@
  * lets through more than 20 FICs per application, a grant the vault
  * cannot take, or a key mode a resource kind refuses.
  */
+#include <sys/types.h>
+
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -146,16 +149,122 @@ find_named(json_t *a, const char *name)
 	return NULL;
 }
 
+/* A string and where it was, for sorting names once per check. */
+struct named {
+	const char	*s;
+	size_t		 at;
+};
+
+static int
+named_cmp(const void *x, const void *y)
+{
+	const struct named *a = x, *b = y;
+	int c = strcmp(a->s, b->s);
+
+	return c != 0 ? c : a->at < b->at ? -1 : a->at > b->at;
+}
+
+/*
+ * The strings of array `a` (with `field`: that string field of its
+ * objects), sorted, in *ret (free() it); their count, or -1 when out of
+ * memory.  Items that are not strings are left out.
+ */
+static ssize_t
+sorted_names(json_t *a, const char *field, struct named **ret)
+{
+	struct named *v;
+	const char *n;
+	size_t i, k = 0;
+	json_t *x;
+
+	*ret = NULL;
+	if (json_array_size(a) == 0)
+		return 0;
+	if ((v = calloc(json_array_size(a), sizeof(*v))) == NULL)
+		return -1;
+	json_array_foreach(a, i, x) {
+		n = field != NULL ? str_field(x, field) : json_string_value(x);
+		if (n != NULL) {
+			v[k].s = n;
+			v[k++].at = i;
+		}
+	}
+	qsort(v, k, sizeof(*v), named_cmp);
+	*ret = v;
+	return (ssize_t)k;
+}
+
+static int
+sorted_has(const struct named *v, ssize_t n, const char *s)
+{
+	ssize_t lo = 0, hi = n - 1, mid;
+	int c;
+
+	while (lo <= hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(s, v[mid].s)) == 0)
+			return 1;
+		if (c < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return 0;
+}
+
+static int	check_partition_sorted(const struct policy_set *, json_t *,
+		    json_t *, const struct named *, ssize_t,
+		    const unsigned char *, struct named **, ssize_t *,
+		    struct xerr *);
+
 static int
 check_partition(const struct policy_set *s, json_t *in, json_t *out,
     struct xerr *e)
 {
+	struct named *wl_sorted = NULL, *fed_sorted = NULL, *fic_sorted = NULL;
+	unsigned char *again = NULL;
+	ssize_t nwl, nfed, nfic;
+	int rc;
+
+	if ((nwl = sorted_names(json_object_get(in, "workloads"), "name",
+	    &wl_sorted)) < 0 || (nfed = sorted_names(json_object_get(out,
+	    "federate"), NULL, &fed_sorted)) < 0 ||
+	    (again = calloc(json_array_size(json_object_get(out,
+	    "federate")) + 1, 1)) == NULL) {
+		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	/* The second and later places of a name federate repeats. */
+	for (nfic = 1; nfic < nfed; nfic++)
+		if (strcmp(fed_sorted[nfic].s, fed_sorted[nfic - 1].s) == 0)
+			again[fed_sorted[nfic].at] = 1;
+	nfic = 0;
+	rc = check_partition_sorted(s, in, out, wl_sorted, nwl, again,
+	    &fic_sorted, &nfic, e);
+out:
+	free(wl_sorted);
+	free(fed_sorted);
+	free(fic_sorted);
+	free(again);
+	return rc;
+}
+
+/*
+ * check_partition with input.workloads' names sorted, again[i] set when
+ * federate[i] repeats an earlier name; *fic_sorted (the chosen
+ * application's FICs, sorted) is made here and freed by the caller.
+ */
+static int
+check_partition_sorted(const struct policy_set *s, json_t *in, json_t *out,
+    const struct named *wl_sorted, ssize_t nwl, const unsigned char *again,
+    struct named **fic_sorted, ssize_t *nfic, struct xerr *e)
+{
 	const enum policy_kind k = POLICY_PARTITION;
-	json_t *fed, *v, *app, *fics, *workloads, *labels;
+	json_t *fed, *v, *app, *fics, *labels;
 	const char *name, *wl, *key;
 	struct xerr ve;
 	json_int_t limit = VERDICT_FIC_MAX;
-	size_t i, j, total;
+	size_t i, total;
 
 	if ((name = str_field(out, "app")) == NULL)
 		return refuse(e, s, k, "app", "return app = \"name\" (a "
@@ -181,20 +290,17 @@ check_partition(const struct policy_set *s, json_t *in, json_t *out,
 		return refuse(e, s, k, "federate", "return federate = { "
 		    "\"workload\", ... } naming at least one workload identity "
 		    "that will serve the customer");
-	workloads = json_object_get(in, "workloads");
 	json_array_foreach(fed, i, v) {
 		if ((wl = json_string_value(v)) == NULL)
 			return refuse(e, s, k, "federate", "federate[%zu] must "
 			    "be a workload name (a string)", i + 1);
-		if (find_named(workloads, wl) == NULL)
+		if (!sorted_has(wl_sorted, nwl, wl))
 			return refuse(e, s, k, "federate", "workload '%s' is "
 			    "not registered; federate only workloads listed in "
 			    "input.workloads", wl);
-		for (j = 0; j < i; j++)
-			if (strcmp(json_string_value(
-			    json_array_get(fed, j)), wl) == 0)
-				return refuse(e, s, k, "federate", "workload "
-				    "'%s' is listed twice", wl);
+		if (again[i])
+			return refuse(e, s, k, "federate", "workload "
+			    "'%s' is listed twice", wl);
 	}
 	v = json_object_get(in, "limit");
 	if (json_is_integer(v) && json_integer_value(v) > 0 &&
@@ -205,8 +311,11 @@ check_partition(const struct policy_set *s, json_t *in, json_t *out,
 	if (app != NULL) {
 		fics = json_object_get(app, "fics");
 		total = json_array_size(fics);
+		if ((*nfic = sorted_names(fics, NULL, fic_sorted)) < 0)
+			return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		json_array_foreach(fed, i, v)
-			if (!in_array(fics, json_string_value(v)))
+			if (!sorted_has(*fic_sorted, *nfic,
+			    json_string_value(v)))
 				total++;
 		if ((json_int_t)total > limit)
 			return refuse(e, s, k, "20 FICs per application",

@@ -803,6 +803,11 @@ test_verdicts(void)
 	    "[\"w1\",\"w1\"]}", "listed twice");
 	verdict(s, POLICY_PARTITION, in, "{\"app\":\"a1\",\"federate\":"
 	    "[\"nope\"]}", "'nope' is not registered");
+	/* The first wrong place, in federate's order. */
+	verdict(s, POLICY_PARTITION, in, "{\"app\":\"a1\",\"federate\":"
+	    "[\"w3\",\"w1\",\"w3\",\"nope\"]}", "'w3' is listed twice");
+	verdict(s, POLICY_PARTITION, in, "{\"app\":\"a1\",\"federate\":"
+	    "[\"w1\",\"nope\",\"w1\"]}", "'nope' is not registered");
 	verdict(s, POLICY_PARTITION, in, "{\"app\":\"-bad name\",\"federate\":"
 	    "[\"w1\"]}", "app name");
 	/* Existing app with 19 FICs: 2 new ones are one too many. */
