@@ -83,12 +83,15 @@ function M.number(name, stem)
 end
 
 function M.fill_order(apps, stem)
-	local list = {}
-	for i, a in ipairs(apps) do list[i] = a end
+	local list, num = {}, {}
+	for i, a in ipairs(apps) do
+		list[i] = a
+		num[a] = M.number(a.name, stem) or false	-- each name once
+	end
 	table.sort(list, function(a, b)
-		local na, nb = M.number(a.name, stem), M.number(b.name, stem)
+		local na, nb = num[a], num[b]
 		if na and nb and na ~= nb then return na < nb end
-		if (na == nil) ~= (nb == nil) then return na ~= nil end
+		if (not na) ~= (not nb) then return na ~= false end
 		return a.name < b.name
 	end)
 	return list

@@ -68,12 +68,15 @@ local function settings(c, params)
 	t.dedicated = params.dedicated_tier or "dedicated"
 	t.stem = (params.app_prefix or "xtcmk") .. "-" ..
 	    sanitize(t.region, 24) .. "-"
-	t.tag = string.format("%08x%04x", place.fnv1a32(c.id),
-	    place.fnv1a32("\1" .. c.id) & 0xffff)
-	local dstem = (params.app_prefix or "xtcmk") .. "-d-" ..
-	    sanitize(t.region, 24) .. "-"
-	t.own = dstem .. sanitize(c.id, 63 - #dstem - 13) .. "-" .. t.tag
 	t.is_dedicated = labels.get(c.labels, "tier") == t.dedicated
+	if t.is_dedicated then	-- the name of its own application
+		t.tag = string.format("%08x%04x", place.fnv1a32(c.id),
+		    place.fnv1a32("\1" .. c.id) & 0xffff)
+		local dstem = (params.app_prefix or "xtcmk") .. "-d-" ..
+		    sanitize(t.region, 24) .. "-"
+		t.own = dstem .. sanitize(c.id, 63 - #dstem - 13) .. "-" ..
+		    t.tag
+	end
 	return t
 end
 
