@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "dlog.h"
+#include "jsonw.h"
 #include "log.h"
 
 struct dlog {
@@ -139,20 +140,17 @@ encode_line(json_t *entry, time_t t, size_t *ret_len)
 	if ((copy = json_copy(entry)) == NULL)
 		return NULL;
 	json_object_set_new(copy, "time", json_integer(t));
-	s = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+	s = jsonw_dumps(copy, &len);
 	json_decref(copy);
 	if (s == NULL)
 		return NULL;
-	len = strlen(s);
 	*ret_len = len;
-	if (len > DLOG_LINE_MAX || (line = malloc(len + 2)) == NULL) {
+	if (len > DLOG_LINE_MAX || (line = realloc(s, len + 2)) == NULL) {
 		free(s);
 		return NULL;
 	}
-	memcpy(line, s, len);
 	line[len] = '\n';
 	line[len + 1] = '\0';
-	free(s);
 	return line;
 }
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "chan.h"
+#include "jsonw.h"
 #include "worker.h"
 
 struct pworker {
@@ -476,10 +477,10 @@ frame_call(struct pworker *w, const char *op, enum policy_kind k,
 	else
 		splice = NULL;
 	/* No input: the worker makes it (POLICY_OP_ROLE_AFTER). */
-	in = input != NULL ? json_dumps(rest != NULL ? rest : input,
-	    JSON_COMPACT) : strdup("");
+	in = input != NULL ? jsonw_dumps(rest != NULL ? rest : input, NULL) :
+	    strdup("");
 	json_decref(rest);
-	par = params != NULL ? json_dumps(params, JSON_COMPACT) : NULL;
+	par = params != NULL ? jsonw_dumps(params, NULL) : NULL;
 	/* "+": another call of this batch follows (see policyd.c). */
 	snprintf(kind, sizeof(kind), "%d%s", (int)k, more ? "+" : "");
 	if (in == NULL || (params != NULL && par == NULL))

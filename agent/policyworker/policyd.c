@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "chan.h"
+#include "jsonw.h"
 #include "policy.h"
 #include "worker.h"
 
@@ -362,8 +363,7 @@ call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b,
 	json_decref(input);
 	if (r < 0)
 		return frame_error(b, -r, e.msg);
-	text = out != NULL ? json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY) :
-	    strdup("null");
+	text = out != NULL ? jsonw_dumps(out, NULL) : strdup("null");
 	json_decref(out);
 	if (text == NULL)
 		return frame_error(b, XTCMK_E_NOMEM, "out of memory");

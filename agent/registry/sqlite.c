@@ -28,6 +28,7 @@
 
 #include <sqlite3.h>
 
+#include "jsonw.h"
 #include "registry.h"
 #include "registry_int.h"
 #include "validate.h"
@@ -486,7 +487,7 @@ regi_labels_text(json_t *labels, const char *what, char **ret_text,
 			return -XTCMK_E_INVAL;
 		}
 	}
-	*ret_text = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
+	*ret_text = jsonw_dumps(labels, NULL);
 	json_decref(labels);
 	return *ret_text == NULL ? xerr_set(e, XTCMK_E_NOMEM, "out of memory")
 	    : 0;

@@ -15,6 +15,7 @@
 
 #include <sqlite3.h>
 
+#include "jsonw.h"
 #include "registry.h"
 #include "registry_int.h"
 #include "validate.h"
@@ -67,7 +68,7 @@ kinds_text(json_t *kinds, char **ret_text, struct xerr *e)
 				    "kind '%s' is listed twice",
 				    json_string_value(v));
 	}
-	*ret_text = json_dumps(kinds, JSON_COMPACT);
+	*ret_text = jsonw_dumps(kinds, NULL);
 done:
 	return *ret_text == NULL ? xerr_set(e, XTCMK_E_NOMEM, "out of memory")
 	    : 0;
@@ -115,12 +116,12 @@ static int
 doc_text(json_t *v, const char *what, size_t max, char **ret_text,
     struct xerr *e)
 {
-	char *s = json_dumps(v != NULL ? v : json_null(),
-	    JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	size_t len;
+	char *s = jsonw_dumps(v != NULL ? v : json_null(), &len);
 
 	if (s == NULL)
 		return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-	if (strlen(s) > max) {
+	if (len > max) {
 		free(s);
 		return xerr_set(e, XTCMK_E_TOOBIG, "%s is over %zu bytes of "
 		    "JSON", what, max);
