@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "registry.h"
+#include "registry_int.h"
 #include "t.h"
 
 #define TENANT	"72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -866,6 +867,21 @@ test_usage(struct registry *r)
 	json_decref(got);
 }
 
+/*
+ * Savepoints (one per customer in an import batch) keep the pages they
+ * may have to restore in memory, not in a temporary file: a file cost
+ * 15 writes per customer.  Sizes the agent relies on too.
+ */
+static void
+test_settings(struct registry *r)
+{
+	struct xerr e;
+
+	ASSERT_EQ(regi_num(r, &e, "PRAGMA temp_store", ""), 2);
+	ASSERT_EQ(regi_num(r, &e, "PRAGMA synchronous", ""), 2);
+	ASSERT_EQ(regi_num(r, &e, "PRAGMA cache_size", ""), -16384);
+}
+
 int
 main(void)
 {
@@ -885,6 +901,7 @@ main(void)
 		rm_dir();
 		return t_done();
 	}
+	test_settings(r);
 	test_objects(r);
 	test_fic_limit(r);
 	test_fic_race(r);

@@ -750,6 +750,7 @@ reg_open(const char *path, struct registry **ret_reg, struct xerr *e)
 	    (rc = regi_run(r, e, "PRAGMA trusted_schema = OFF", "")) != 0 ||
 	    (rc = regi_run(r, e, "PRAGMA cache_size = " REGI_CACHE_KIB,
 	    "")) != 0 ||
+	    (rc = regi_run(r, e, "PRAGMA temp_store = MEMORY", "")) != 0 ||
 	    (rc = migrate(r, e)) != 0)
 		goto fail;
 	*ret_reg = r;
