@@ -133,12 +133,7 @@ customer_diff(json_t *old, json_t *c, char *diff, size_t len)
  */
 struct ahead {
 	int		 ready;		/* worked out; else do it in line */
-	int		 scope_rc, has;
-	struct scope	 sc;		/* when has */
-	char		 hash[65];	/* the set that answered P.scope */
-	struct xerr	 scope_err;
-	int		 ver_ready, ver_rc;
-	struct xerr	 ver_err;
+	struct svc_ahead w;		/* what was worked out */
 };
 
 /* Forget what was worked out ahead (a retry decides in line). */
@@ -147,9 +142,9 @@ ahead_clear(struct ahead *a)
 {
 	if (a == NULL)
 		return;
-	if (a->has)
-		scope_clear(&a->sc);
-	a->has = 0;
+	if (a->w.has)
+		scope_clear(&a->w.sc);
+	a->w.has = 0;
 	a->ready = 0;
 }
 
@@ -176,13 +171,13 @@ partition_input(struct service *s, json_t *cv, struct ahead *a,
 	}
 	if (a != NULL && a->ready) {
 		/* Worked out ahead (the scope is the customer's alone). */
-		rc = a->scope_rc;
-		has = a->has;
-		sc = a->sc;
-		a->has = 0;
-		snprintf(ret_set_hash, 65, "%s", a->hash);
+		rc = a->w.scope_rc;
+		has = a->w.has;
+		sc = a->w.sc;
+		a->w.has = 0;
+		snprintf(ret_set_hash, 65, "%s", a->w.hash);
 		if (rc < 0)
-			*e = a->scope_err;
+			*e = a->w.scope_err;
 		ahead_clear(a);
 	} else
 		rc = svc_scope(s, cv, &sc, &has, ret_set_hash, e);
@@ -372,20 +367,20 @@ pipe_send(struct pipe *p, size_t j, const char *app)
 		return -1;
 	a = lookahead_get(p->look, j);
 	c = json_array_get(p->customers, j);
-	if (a == NULL || a->ready != 1 || a->scope_rc < 0 || !a->has ||
-	    strcmp(a->hash, policy_set_hash(p->lease.set)) != 0 ||
-	    !pipe_independent(app, &a->sc))
+	if (a == NULL || a->ready != 1 || a->w.scope_rc < 0 || !a->w.has ||
+	    strcmp(a->w.hash, policy_set_hash(p->lease.set)) != 0 ||
+	    !pipe_independent(app, &a->w.sc))
 		return -1;
 	for (k = 0; k < p->count; k++)
 		if (!pipe_disjoint(&p->out[(p->head + k) % PIPE_DEPTH].sc,
-		    &a->sc))
+		    &a->w.sc))
 			return -1;
 	if (onboard_check(c, &id, &e) < 0 ||
 	    (cv = svc_customer_view(c)) == NULL)
 		return -1;
 	o = &p->out[(p->head + p->count) % PIPE_DEPTH];
 	memset(o, 0, sizeof(*o));
-	o->sc = a->sc;			/* partition_input clears a's */
+	o->sc = a->w.sc;			/* partition_input clears a's */
 	json_incref(o->sc.doc);
 	rc = partition_input(p->s, cv, a, &o->input, o->scope_hash, &e);
 	json_decref(cv);
@@ -393,7 +388,7 @@ pipe_send(struct pipe *p, size_t j, const char *app)
 		out_clear(o);
 		return -1;	/* decided in line, which says why */
 	}
-	o->ahead_ver = a->ver_ready;
+	o->ahead_ver = a->w.ver_ready;
 	if (svc_onboard_send(p->s, &p->lease, c, o->input, !o->ahead_ver,
 	    &o->x, &e) < 0) {
 		out_clear(o);
@@ -496,7 +491,7 @@ onboard_one(struct service *s, json_t *customer, struct ahead *a,
 	 * versioning policies must accept this customer before anything is
 	 * recorded; versioning may have been decided ahead (an import). */
 	for (tries = 0; tries < 3; tries++) {
-		int ahead_ver = a != NULL && a->ver_ready && tries == 0;
+		int ahead_ver = a != NULL && a->w.ver_ready && tries == 0;
 
 		json_decref(input);
 		input = NULL;
@@ -542,8 +537,8 @@ onboard_one(struct service *s, json_t *customer, struct ahead *a,
 		if (rc < 0)
 			goto out;
 		if (rc == 0) {
-			if (ahead_ver && (rc = a->ver_rc) < 0) {
-				*e = a->ver_err;
+			if (ahead_ver && (rc = a->w.ver_rc) < 0) {
+				*e = a->w.ver_err;
 				goto out;
 			}
 			break;
@@ -844,14 +839,7 @@ ahead_chunk(struct lookahead *l, size_t from, size_t to)
 		json_decref(cv[k]);
 		if (res[k].scope_rc < 0)
 			continue;	/* decided in line, which says why */
-		a->scope_rc = res[k].scope_rc;
-		a->has = res[k].has;
-		a->sc = res[k].sc;
-		snprintf(a->hash, sizeof(a->hash), "%s", res[k].hash);
-		a->scope_err = res[k].scope_err;
-		a->ver_ready = res[k].ver_ready;
-		a->ver_rc = res[k].ver_rc;
-		a->ver_err = res[k].ver_err;
+		a->w = res[k];
 		a->ready = 1;
 	}
 }

@@ -936,6 +936,18 @@ svc_onboard_drop(struct svc_sent *x)
 	x->n = 0;
 }
 
+/* The role decision's input after partition `part` on `pin` (what the
+ * worker makes for POLICY_OP_ROLE_AFTER), or NULL when out of memory. */
+static json_t *
+role_input_after(json_t *pin, json_t *part)
+{
+	json_t *app = policy_decided_app(pin, part), *in;
+
+	in = policy_role_input(json_object_get(pin, "customer"), app);
+	json_decref(app);
+	return in;
+}
+
 /*
  * Check and log what the worker answered, in order (the set's reference
  * and the answers consumed): see svc_decide_onboard.
@@ -946,7 +958,7 @@ onboard_finish(struct service *s, json_t *customer, json_t *pin,
     json_t **ret_part, char *ret_hash, struct xerr *e, int handover)
 {
 	const char *id = json_string_value(json_object_get(customer, "id"));
-	json_t *part = NULL, *app, *in_role = NULL, *out;
+	json_t *part = NULL, *in_role = NULL, *out;
 	size_t i, done;
 	int rc;
 
@@ -961,10 +973,7 @@ onboard_finish(struct service *s, json_t *customer, json_t *pin,
 		rc = 1;
 		goto out;
 	}
-	app = policy_decided_app(pin, part);
-	in_role = policy_role_input(json_object_get(pin, "customer"), app);
-	json_decref(app);
-	if (in_role == NULL) {
+	if ((in_role = role_input_after(pin, part)) == NULL) {
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto out;
 	}
@@ -1023,7 +1032,7 @@ svc_decide_onboard(struct service *s, json_t *customer, json_t *pin,
 	const char *id = json_string_value(json_object_get(customer, "id"));
 	struct policy_set *set = NULL;
 	struct svc_sent x;
-	json_t *part = NULL, *app, *in_role, *out;
+	json_t *part = NULL, *in_role, *out;
 	int rc;
 
 	if ((rc = onboard_reqs(s, customer, pin, want_ver, &x, e)) < 0)
@@ -1046,10 +1055,7 @@ svc_decide_onboard(struct service *s, json_t *customer, json_t *pin,
 		rc = 1;
 		goto out;
 	}
-	app = policy_decided_app(pin, part);
-	in_role = policy_role_input(json_object_get(pin, "customer"), app);
-	json_decref(app);
-	if (in_role == NULL) {
+	if ((in_role = role_input_after(pin, part)) == NULL) {
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto out;
 	}

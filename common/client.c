@@ -305,14 +305,16 @@ poison:
 	return rc;
 }
 
-int
-xc_send(struct xc_conn *c, uint16_t type, const void *payload, size_t len,
-    int64_t deadline, char *errbuf, size_t errlen, uint32_t *ret_reqid)
+/*
+ * Check a request and make its header in hb, with the connection's next
+ * request id in *ret_reqid; nothing is sent.
+ */
+static int
+request_hdr(struct xc_conn *c, uint16_t type, const void *payload,
+    size_t len, char *errbuf, size_t errlen, uint8_t *hb,
+    uint32_t *ret_reqid)
 {
-	uint8_t hb[XW_HDR_LEN];
 	struct xw_hdr h;
-	uint32_t reqid;
-	int rc;
 
 	if (c == NULL || c->fd < 0) {
 		seterr(errbuf, errlen, "not connected to xtcmkd");
@@ -323,14 +325,28 @@ xc_send(struct xc_conn *c, uint16_t type, const void *payload, size_t len,
 		    "%u byte frame limit", len, (unsigned)XW_PAYLOAD_MAX);
 		return -XTCMK_E_TOOBIG;
 	}
-	reqid = c->reqid + 1;
-	if (reqid == 0)
-		reqid = 1;
+	*ret_reqid = c->reqid + 1;
+	if (*ret_reqid == 0)
+		*ret_reqid = 1;
 	h.len = (uint32_t)len;
 	h.type = type;
 	h.status = 0;
-	h.reqid = reqid;
+	h.reqid = *ret_reqid;
 	xw_hdr_encode(hb, &h);
+	return 0;
+}
+
+int
+xc_send(struct xc_conn *c, uint16_t type, const void *payload, size_t len,
+    int64_t deadline, char *errbuf, size_t errlen, uint32_t *ret_reqid)
+{
+	uint8_t hb[XW_HDR_LEN];
+	uint32_t reqid;
+	int rc;
+
+	if ((rc = request_hdr(c, type, payload, len, errbuf, errlen, hb,
+	    &reqid)) < 0)
+		return rc;
 	if ((rc = send_frame(c->fd, hb, payload, len, deadline, errbuf,
 	    errlen)) < 0) {
 		xc_close(c);
@@ -363,27 +379,13 @@ xc_request(struct xc_conn *c, uint16_t type, const void *payload,
     size_t *ret_reply_len)
 {
 	uint8_t hb[XW_HDR_LEN];
-	struct xw_hdr h, rh;
+	struct xw_hdr rh;
 	uint32_t reqid;
 	int rc;
 
-	if (c == NULL || c->fd < 0) {
-		seterr(errbuf, errlen, "not connected to xtcmkd");
-		return -XTCMK_E_UNAVAILABLE;
-	}
-	if (len > XW_PAYLOAD_MAX || (len > 0 && payload == NULL)) {
-		seterr(errbuf, errlen, "request of %zu bytes is over the "
-		    "%u byte frame limit", len, (unsigned)XW_PAYLOAD_MAX);
-		return -XTCMK_E_TOOBIG;
-	}
-	reqid = c->reqid + 1;
-	if (reqid == 0)
-		reqid = 1;
-	h.len = (uint32_t)len;
-	h.type = type;
-	h.status = 0;
-	h.reqid = reqid;
-	xw_hdr_encode(hb, &h);
+	if ((rc = request_hdr(c, type, payload, len, errbuf, errlen, hb,
+	    &reqid)) < 0)
+		return rc;
 	if ((rc = send_frame(c->fd, hb, payload, len, deadline, errbuf,
 	    errlen)) < 0) {
 		/*

@@ -328,11 +328,25 @@ send_ahead(json_t *req, uint32_t *ret_reqid)
 	return rc < 0 ? transport_failed(rc, err) : EXIT_OK;
 }
 
+/* The reply's JSON text (frame freed) in *ret_reply; an exit code. */
+static int
+reply_json(uint8_t *frame, const char *text, size_t len, json_t **ret_reply)
+{
+	json_error_t jerr;
+
+	*ret_reply = json_loadb(text, len, 0, &jerr);
+	free(frame);
+	if (*ret_reply == NULL) {
+		ctl_err(XTCMK_E_PROTOCOL, "the agent's reply is not JSON");
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
 static int
 reply_ahead(uint32_t reqid, json_t **ret_reply)
 {
 	char err[XC_ERR_MAX] = "";
-	json_error_t jerr;
 	const char *text = NULL;
 	uint8_t *reply = NULL, *frame = NULL;
 	uint16_t status;
@@ -346,20 +360,13 @@ reply_ahead(uint32_t reqid, json_t **ret_reply)
 	if ((rc = reply_text(reply, rlen, status, &frame, &text, &len)) !=
 	    EXIT_OK)
 		return rc;
-	*ret_reply = json_loadb(text, len, 0, &jerr);
-	free(frame);
-	if (*ret_reply == NULL) {
-		ctl_err(XTCMK_E_PROTOCOL, "the agent's reply is not JSON");
-		return EXIT_FAIL;
-	}
-	return EXIT_OK;
+	return reply_json(frame, text, len, ret_reply);
 }
 
 /* Send one admin request; *ret_reply on success, exit code on failure. */
 static int
 call(json_t *req, json_t **ret_reply)
 {
-	json_error_t jerr;
 	const char *text;
 	uint8_t *frame;
 	size_t len;
@@ -367,13 +374,7 @@ call(json_t *req, json_t **ret_reply)
 
 	if ((rc = call_raw(req, &frame, &text, &len)) != EXIT_OK)
 		return rc;
-	*ret_reply = json_loadb(text, len, 0, &jerr);
-	free(frame);
-	if (*ret_reply == NULL) {
-		ctl_err(XTCMK_E_PROTOCOL, "the agent's reply is not JSON");
-		return EXIT_FAIL;
-	}
-	return EXIT_OK;
+	return reply_json(frame, text, len, ret_reply);
 }
 
 static void

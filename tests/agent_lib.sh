@@ -1,7 +1,7 @@
 # agent_lib.sh - sourced by the shell tests that drive a real agent
-# (import_cli.sh, lists.sh, scale.sh) after they set NAME: the build dir
-# from $1, a temporary directory removed at exit with the agent in it,
-# pass/fail counters, and the agent's start and stop.
+# (import_cli.sh, lists.sh, scale.sh, ...) after they set NAME: the build
+# dir from $1, a temporary directory removed at exit with the agent in
+# it, pass/fail counters, the agent's start and stop, and workloads.
 set -u
 B=${1:?build dir}
 S=${XTCMK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -34,5 +34,20 @@ start_agent() {
 }
 stop_agent() { kill "$PID"; wait "$PID" 2>/dev/null; PID=; }
 kill_agent() { kill -9 "$PID"; wait "$PID" 2>/dev/null; PID=; }
+guid() { printf '%08x-0000-4000-8000-%012x' "$1" "$2"; }
+# region_workloads PER REGION...: PER workloads wl-REGION-1.. in each
+# REGION, labelled region=REGION.
+region_workloads() {
+	local per=$1 r i n=0
+	shift
+	for r in "$@"; do
+		for i in $(seq 1 "$per"); do
+			n=$((n + 1))
+			$C workload add "wl-$r-$i" --client-id "$(guid 1 $n)" \
+			    --principal-id "$(guid 2 $n)" --label region="$r" \
+			    >/dev/null || bad "workload add wl-$r-$i"
+		done
+	done
+}
 # The summary line and the exit status.
 finish() { echo "$NAME: $pass passed, $fail failed"; [ "$fail" = 0 ]; }

@@ -11,7 +11,6 @@ AGENT_CONF='[params]
 customers_per_app = 40
 '
 count() { $C -j "$1" list | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))'; }
-guid() { printf '%08x-0000-4000-8000-%012x' "$1" "$2"; }
 # jsonl FIRST LAST [REGION]: customers imp-FIRST..imp-LAST, one a line.
 jsonl() {
 	local i

@@ -16,20 +16,8 @@ NAME=import_equiv
 CONF='[params]
 customers_per_app = 7
 '
-guid() { printf '%08x-0000-4000-8000-%012x' "$1" "$2"; }
 REGIONS=(eu us asia)
-
-workloads() {
-	local r i n=0
-	for r in "${REGIONS[@]}"; do
-		for i in 1 2 3 4; do
-			n=$((n + 1))
-			$C workload add "wl-$r-$i" --client-id "$(guid 1 $n)" \
-			    --principal-id "$(guid 2 $n)" --label region="$r" \
-			    >/dev/null || bad "workload add wl-$r-$i"
-		done
-	done
-}
+workloads() { region_workloads 4 "${REGIONS[@]}"; }
 
 # Customer i: region, tier and kinds from i; line 150 repeats line 10.
 cust_fields() {

@@ -11,18 +11,9 @@ NAME=import_workerkill
 . "$(dirname "$0")/agent_lib.sh"
 N=${XTCMK_WORKERKILL_CUSTOMERS:-4000}
 REGIONS=(eu us asia)
-guid() { printf '%08x-0000-4000-8000-%012x' "$1" "$2"; }
 
 start_agent wl-eu-1
-n=0
-for r in "${REGIONS[@]}"; do
-	for i in 1 2; do
-		n=$((n + 1))
-		$C workload add "wl-$r-$i" --client-id "$(guid 1 $n)" \
-		    --principal-id "$(guid 2 $n)" --label region="$r" \
-		    >/dev/null || bad "workload add wl-$r-$i"
-	done
-done
+region_workloads 2 "${REGIONS[@]}"
 for i in $(seq 1 "$N"); do
 	printf '{"id": "k-%05d", "tenant": "%s", "key_uri": "https://kv%05d.vault.azure.net/keys/cmk", "labels": {"region": "%s"}}\n' \
 	    "$i" "$TENANT" "$i" "${REGIONS[$((i % 3))]}"
