@@ -1872,6 +1872,7 @@ json_t *
 service_status(struct service *s)
 {
 	struct policy_set *set = current_set(s);
+	struct timespec cpu;
 	json_t *st;
 
 	st = json_pack("{s:s, s:i, s:I, s:s?, s:s, s:s, s:s, s:{s:s, s:s, "
@@ -1888,6 +1889,9 @@ service_status(struct service *s)
 	    "role", policy_set_name(set, POLICY_ROLE),
 	    "versioning", policy_set_name(set, POLICY_VERSIONING),
 	    "providers", "local (*.vault.local), azure (Key Vault, Managed HSM)");
+	if (st != NULL && clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0)
+		json_object_set_new(st, "cpu_seconds", json_real((double)
+		    cpu.tv_sec + (double)cpu.tv_nsec / 1e9));
 	if (st != NULL)
 		json_object_set_new(st, "registry_backend",
 		    regb_status(s->rb));

@@ -1492,10 +1492,11 @@ cmd_status(void)
 		print_json(r);
 	else {
 		p = json_object_get(r, "policy");
-		printf("%s, pid %lld, up %llds\n", jstr(r, "agent"),
+		printf("%s, pid %lld, up %llds, CPU %.2fs\n", jstr(r, "agent"),
 		    (long long)json_integer_value(json_object_get(r, "pid")),
 		    (long long)json_integer_value(json_object_get(r,
-		    "uptime")));
+		    "uptime")), json_real_value(json_object_get(r,
+		    "cpu_seconds")));
 		printf("workload   %s\nsocket     %s\nstate      %s\n"
 		    "providers  %s\n", jstr(r, "workload"), jstr(r, "socket"),
 		    jstr(r, "state_dir"), jstr(r, "providers"));

@@ -61,8 +61,14 @@ for line in open(sys.argv[1]):
 EOF
 	. "$T/add.sh"
 else
+	cpu0=$($C -j status | python3 -c 'import json,sys; print(json.load(sys.stdin)["cpu_seconds"])')
 	$C customer import "$T/customers.jsonl" >"$T/import.out" 2>"$T/import.err"
 	rc=$?
+	# The agent's CPU counts every thread: the import ran on a
+	# connection's, and onboarding costs well over 20 us a customer.
+	cpu1=$($C -j status | python3 -c 'import json,sys; print(json.load(sys.stdin)["cpu_seconds"])')
+	python3 -c "import sys; sys.exit(0 if $cpu1 - $cpu0 > $N * 20e-6 else 1)" && ok ||
+	    bad "status cpu_seconds $cpu0 -> $cpu1 for $N customers"
 	if grep -q "does not have customer.import" "$T/import.err"; then
 		echo "FAIL: this xtcmkd has no customer.import admin command: $(cat "$T/import.err")"
 		exit 1
