@@ -164,8 +164,10 @@ int	regi_app_insert(struct registry *r, const char *name,
 	    const char *client_id, const char *labels, struct xerr *e);
 /* CONFLICT: `app` would hold `would` FICs, over REG_FIC_MAX. */
 int	regi_fic_full(struct xerr *e, const char *app, long long would);
-/* Add the FIC app -> workload: 1 added, 0 already there, <0 error. */
+/* Add the FIC app -> workload: 1 added, 0 already there, <0 error.
+ * `checked`: the caller made sure both exist, the FIC does not and the
+ * application has room (onboarding), so only its name is worked out. */
 int	regi_fic_insert(struct registry *r, const char *app, const char *wl,
-	    struct xerr *e);
+	    int checked, struct xerr *e);
 
 #endif

@@ -1174,13 +1174,15 @@ regi_fic_full(struct xerr *e, const char *app, long long would)
  */
 int
 regi_fic_insert(struct registry *r, const char *app, const char *wl,
-    struct xerr *e)
+    int checked, struct xerr *e)
 {
 	char name[FIC_NAME_MAX + 1];
 	long long n;
 	size_t i;
 	int k;
 
+	if (checked)
+		goto named;
 	if ((k = regi_need(r, OBJ_APP, app, e)) != 0 ||
 	    (k = regi_need(r, OBJ_WORKLOAD, wl, e)) != 0)
 		return k;
@@ -1192,6 +1194,7 @@ regi_fic_insert(struct registry *r, const char *app, const char *wl,
 		return (int)n;
 	if (n >= REG_FIC_MAX)
 		return regi_fic_full(e, app, n + 1);
+named:
 	for (k = 1; k <= REG_FIC_MAX + 1; k++) {
 		snprintf(name, sizeof(name), k == 1 ? "xtcmk-%s" :
 		    "xtcmk-%s-%d", wl, k);
@@ -1221,7 +1224,7 @@ reg_fic_add(struct registry *r, const char *app, const char *workload,
 		return -XTCMK_E_INVAL;
 	if ((rc = regi_tx_begin(r, 1, e)) != 0)
 		return rc;
-	rc = regi_fic_insert(r, app, workload, e);
+	rc = regi_fic_insert(r, app, workload, 0, e);
 	return regi_tx_end(r, rc, rc > 0, e);
 }
 

@@ -192,19 +192,26 @@ onboard_app(struct registry *r, const char *app, json_t *fed,
 		add++;
 	}
 	n = (long long)json_array_size(have);
-	json_decref(have);
 	if (n + add > REG_FIC_MAX)
-		return regi_fic_full(e, app, n + add);
-	if (n + add == 0)
-		return xerr_set(e, XTCMK_E_CONFLICT, "application '%s' would "
+		rc = regi_fic_full(e, app, n + add);
+	else if (n + add == 0)
+		rc = xerr_set(e, XTCMK_E_CONFLICT, "application '%s' would "
 		    "have no federated credential, so no host could serve the "
 		    "customer: federate at least one workload", app);
-	if (add > 0)
-		json_array_foreach(fed, i, v)
-			if ((rc = regi_fic_insert(r, app, json_string_value(v),
-			    e)) < 0)
-				return rc;
-	return 0;
+	else
+		rc = 0;
+	/* The new ones, checked above: the application exists, each
+	 * workload does, the FIC does not, and there is room. */
+	json_array_foreach(fed, i, v) {
+		if (rc < 0 || add == 0)
+			break;
+		w = json_string_value(v);
+		if (in_names(have, SIZE_MAX, w) || in_names(fed, i, w))
+			continue;
+		rc = regi_fic_insert(r, app, w, 1, e);
+	}
+	json_decref(have);
+	return rc < 0 ? rc : 0;
 }
 
 int
