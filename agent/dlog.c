@@ -411,6 +411,9 @@ dlog_flush(struct dlog *l)
 	if (l == NULL)
 		return;
 	pthread_mutex_lock(&l->mu);
+	/* What an import handed over may wait for its dlog_kick(). */
+	if (l->waiting && l->count > 0)
+		pthread_cond_signal(&l->cv);
 	while (l->count > 0 || l->writing)
 		pthread_cond_wait(&l->idle, &l->mu);
 	pthread_mutex_unlock(&l->mu);

@@ -2,8 +2,11 @@
  * test_dlog.c - the decision log writer: lines are written whole, an
  * entry over DLOG_LINE_MAX is dropped and counted, and drops are warned
  * about in the agent log at most once a minute with the number dropped.
+ * Entries handed over (an import) wait for a whole write's worth, or
+ * dlog_kick(), or dlog_flush(), and are then all written.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +89,47 @@ main(void)
 	json_decref(small);
 	json_decref(big);
 	free(huge);
+
+	/* Handed over: a few wait for the kick; a flush writes them too. */
+	unlink(path);
+	ASSERT_EQ(dlog_open(path, &l, &e), 0);
+	{
+		json_t *first = json_pack("{s:s}", "decision", "first");
+		int i, k;
+
+		/* After a flush the writer sleeps until woken. */
+		dlog_append(l, first);
+		json_decref(first);
+		dlog_flush(l);
+		for (k = 0; k < 2; k++) {
+			/* Five: not enough to wake it. */
+			for (i = 0; i < 5; i++)
+				dlog_append_owned(l, json_pack("{s:s, s:i}",
+				    "decision", "role", "n", k * 5 + i));
+			if (k == 0) {
+				dlog_kick(l);
+				for (i = 0; i < 200 && strstr(slurp(path),
+				    "\"n\":4") == NULL; i++)
+					poll(NULL, 0, 10);
+				ASSERT_CONTAINS(slurp(path), "\"n\":4");
+				/* Let it go back to sleep. */
+				poll(NULL, 0, 50);
+			}
+		}
+		dlog_flush(l);
+		dlog_stats(l, &w, &d, &torn);
+		ASSERT_EQ(w, 11);
+		ASSERT_CONTAINS(slurp(path), "\"n\":9");
+		/* A whole write's worth wakes the writer by itself. */
+		for (i = 0; i < 64; i++)
+			dlog_append_owned(l, json_pack("{s:s, s:i}",
+			    "decision", "role", "m", i));
+		for (i = 0; i < 200 && strstr(slurp(path), "\"m\":63") ==
+		    NULL; i++)
+			poll(NULL, 0, 10);
+		ASSERT_CONTAINS(slurp(path), "\"m\":63");
+	}
+	dlog_close(l);
 	unlink(path);
 	unlink(errpath);
 	rmdir(dir);
