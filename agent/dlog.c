@@ -394,14 +394,21 @@ dlog_append_owned(struct dlog *l, json_t *entry)
 	pthread_mutex_unlock(&l->mu);
 }
 
+/* Wake a sleeping writer for what is queued (l->mu held). */
+static void
+kick_locked(struct dlog *l)
+{
+	if (l->waiting && l->count > 0)
+		pthread_cond_signal(&l->cv);
+}
+
 void
 dlog_kick(struct dlog *l)
 {
 	if (l == NULL)
 		return;
 	pthread_mutex_lock(&l->mu);
-	if (l->waiting && l->count > 0)
-		pthread_cond_signal(&l->cv);
+	kick_locked(l);
 	pthread_mutex_unlock(&l->mu);
 }
 
@@ -412,8 +419,7 @@ dlog_flush(struct dlog *l)
 		return;
 	pthread_mutex_lock(&l->mu);
 	/* What an import handed over may wait for its dlog_kick(). */
-	if (l->waiting && l->count > 0)
-		pthread_cond_signal(&l->cv);
+	kick_locked(l);
 	while (l->count > 0 || l->writing)
 		pthread_cond_wait(&l->idle, &l->mu);
 	pthread_mutex_unlock(&l->mu);

@@ -134,15 +134,16 @@ size_t	policy_vm_memory(const struct policy_vm *vm);
 json_t	*policy_set_params(const struct policy_set *s);
 
 /*
- * The role policy's input after a partition decision: the customer (its
- * view, as the partition saw it, input.customer) and the app `part`
- * chose, as policy_decided_app makes it.  Made the same way by the agent
- * and by a policy worker that runs the role decision right after the
- * partition (op "role-after"), so both sides agree on it.  NULL when out
- * of memory.
+ * The role policy's input: the customer's view `cv` and the app (name,
+ * client_id, labels).  policy_role_input_after makes it after partition
+ * decision `part` on input `pinput`: input.customer and the app `part`
+ * chose (from input.apps, else a new one with the labels the policy
+ * gave).  Made the same way by the agent and by a policy worker that runs
+ * the role decision right after the partition (op "role-after"), so both
+ * sides agree on it.  NULL when out of memory.
  */
-json_t	*policy_decided_app(json_t *pinput, json_t *part);
 json_t	*policy_role_input(json_t *cv, json_t *app);
+json_t	*policy_role_input_after(json_t *pinput, json_t *part);
 /* The op of a role decision whose input the worker makes from the
  * partition decision it ran just before (policy_role_input). */
 #define POLICY_OP_ROLE_AFTER	"role-after"

@@ -254,8 +254,8 @@ policy_json_from_lua(lua_State *L, int idx, char *path, int depth,
 
 /* The app `part` chose: from the partition's input if there (name,
  * client_id, labels), else a new one with the labels the policy gave. */
-json_t *
-policy_decided_app(json_t *pinput, json_t *part)
+static json_t *
+decided_app(json_t *pinput, json_t *part)
 {
 	const char *name = json_string_value(json_object_get(part, "app"));
 	const char *n;
@@ -281,4 +281,14 @@ policy_role_input(json_t *cv, json_t *app)
 	    "name", json_object_get(app, "name"), "client_id",
 	    json_object_get(app, "client_id"), "labels",
 	    json_object_get(app, "labels"));
+}
+
+json_t *
+policy_role_input_after(json_t *pinput, json_t *part)
+{
+	json_t *app = decided_app(pinput, part), *in;
+
+	in = policy_role_input(json_object_get(pinput, "customer"), app);
+	json_decref(app);
+	return in;
 }

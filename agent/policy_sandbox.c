@@ -37,6 +37,7 @@
 #include "config.h"
 #include "policy.h"
 #include "policy_int.h"
+#include "strhash.h"
 
 #define MODULES_KEY		"xtcmk.modules"		/* this call's */
 #define CHUNKS_KEY		"xtcmk.chunks"		/* compiled, kept */
@@ -82,20 +83,6 @@ l_now(lua_State *L)
 	return 1;
 }
 
-/* FNV-1a over p[0..len) continuing from h. */
-static uint32_t
-fnv1a32_more(uint32_t h, const void *p, size_t len)
-{
-	const unsigned char *b = p;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= b[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 /* murmur3's finaliser, as xtcmk.place's mix(). */
 static uint32_t
 mix32(uint32_t h)
@@ -122,7 +109,7 @@ l_fnv1a32(lua_State *L)
 
 	luaL_checktype(L, 1, LUA_TSTRING);
 	p = lua_tolstring(L, 1, &len);
-	lua_pushinteger(L, (lua_Integer)fnv1a32_more(2166136261u, p, len));
+	lua_pushinteger(L, (lua_Integer)fnv1a32_more(FNV1A32_INIT, p, len));
 	policy_charge(L);
 	return 1;
 }
@@ -178,7 +165,7 @@ l_rank(lua_State *L)
 		return luaL_error(L, "xtcmk.rank: %zu names, at most %d", n,
 		    RANK_MAX);
 	ent = lua_newuserdatauv(L, n > 0 ? n * sizeof(*ent) : 1, 0);
-	h0 = fnv1a32_more(2166136261u, key, klen);
+	h0 = fnv1a32_more(FNV1A32_INIT, key, klen);
 	h0 = fnv1a32_more(h0, "", 1);
 	for (i = 0; i < n; i++) {
 		lua_rawgeti(L, 2, (lua_Integer)i + 1);

@@ -936,18 +936,6 @@ svc_onboard_drop(struct svc_sent *x)
 	x->n = 0;
 }
 
-/* The role decision's input after partition `part` on `pin` (what the
- * worker makes for POLICY_OP_ROLE_AFTER), or NULL when out of memory. */
-static json_t *
-role_input_after(json_t *pin, json_t *part)
-{
-	json_t *app = policy_decided_app(pin, part), *in;
-
-	in = policy_role_input(json_object_get(pin, "customer"), app);
-	json_decref(app);
-	return in;
-}
-
 /*
  * Check and log what the worker answered, in order (the set's reference
  * and the answers consumed): see svc_decide_onboard.
@@ -973,7 +961,7 @@ onboard_finish(struct service *s, json_t *customer, json_t *pin,
 		rc = 1;
 		goto out;
 	}
-	if ((in_role = role_input_after(pin, part)) == NULL) {
+	if ((in_role = policy_role_input_after(pin, part)) == NULL) {
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto out;
 	}
@@ -1055,7 +1043,7 @@ svc_decide_onboard(struct service *s, json_t *customer, json_t *pin,
 		rc = 1;
 		goto out;
 	}
-	if ((in_role = role_input_after(pin, part)) == NULL) {
+	if ((in_role = policy_role_input_after(pin, part)) == NULL) {
 		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
 		goto out;
 	}

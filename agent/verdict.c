@@ -212,59 +212,87 @@ sorted_has(const struct named *v, ssize_t n, const char *s)
 	return 0;
 }
 
-static int	check_partition_sorted(const struct policy_set *, json_t *,
-		    json_t *, const struct named *, ssize_t,
-		    const unsigned char *, struct named **, ssize_t *,
-		    struct xerr *);
+/*
+ * Every name federate[] lists must be a string, a workload of
+ * input.workloads and there once; refused at the first place in
+ * federate's order that is not.  Names are sorted once and searched, so
+ * a long list costs n log n, not n * m.
+ */
+static int
+check_federate(const struct policy_set *s, json_t *fed, json_t *workloads,
+    struct xerr *e)
+{
+	const enum policy_kind k = POLICY_PARTITION;
+	struct named *wls = NULL, *names = NULL;
+	unsigned char *again = NULL;
+	ssize_t nwl, nfed, j;
+	const char *wl;
+	json_t *v;
+	size_t i;
+	int rc = 0;
+
+	if ((nwl = sorted_names(workloads, "name", &wls)) < 0 ||
+	    (nfed = sorted_names(fed, NULL, &names)) < 0 ||
+	    (again = calloc(json_array_size(fed) + 1, 1)) == NULL) {
+		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	/* The second and later places of a name that repeats. */
+	for (j = 1; j < nfed; j++)
+		if (strcmp(names[j].s, names[j - 1].s) == 0)
+			again[names[j].at] = 1;
+	json_array_foreach(fed, i, v) {
+		if ((wl = json_string_value(v)) == NULL)
+			rc = refuse(e, s, k, "federate", "federate[%zu] must "
+			    "be a workload name (a string)", i + 1);
+		else if (!sorted_has(wls, nwl, wl))
+			rc = refuse(e, s, k, "federate", "workload '%s' is "
+			    "not registered; federate only workloads listed in "
+			    "input.workloads", wl);
+		else if (again[i])
+			rc = refuse(e, s, k, "federate", "workload "
+			    "'%s' is listed twice", wl);
+		if (rc < 0)
+			break;
+	}
+out:
+	free(wls);
+	free(names);
+	free(again);
+	return rc;
+}
+
+/* How many names of fed[] the strings of have[] lack, or -1 when out of
+ * memory. */
+static ssize_t
+count_missing(json_t *fed, json_t *have)
+{
+	struct named *v;
+	ssize_t n, missing = 0;
+	json_t *x;
+	size_t i;
+
+	if ((n = sorted_names(have, NULL, &v)) < 0)
+		return -1;
+	json_array_foreach(fed, i, x)
+		if (!sorted_has(v, n, json_string_value(x)))
+			missing++;
+	free(v);
+	return missing;
+}
 
 static int
 check_partition(const struct policy_set *s, json_t *in, json_t *out,
     struct xerr *e)
 {
-	struct named *wl_sorted = NULL, *fed_sorted = NULL, *fic_sorted = NULL;
-	unsigned char *again = NULL;
-	ssize_t nwl, nfed, nfic;
-	int rc;
-
-	if ((nwl = sorted_names(json_object_get(in, "workloads"), "name",
-	    &wl_sorted)) < 0 || (nfed = sorted_names(json_object_get(out,
-	    "federate"), NULL, &fed_sorted)) < 0 ||
-	    (again = calloc(json_array_size(json_object_get(out,
-	    "federate")) + 1, 1)) == NULL) {
-		rc = xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-		goto out;
-	}
-	/* The second and later places of a name federate repeats. */
-	for (nfic = 1; nfic < nfed; nfic++)
-		if (strcmp(fed_sorted[nfic].s, fed_sorted[nfic - 1].s) == 0)
-			again[fed_sorted[nfic].at] = 1;
-	nfic = 0;
-	rc = check_partition_sorted(s, in, out, wl_sorted, nwl, again,
-	    &fic_sorted, &nfic, e);
-out:
-	free(wl_sorted);
-	free(fed_sorted);
-	free(fic_sorted);
-	free(again);
-	return rc;
-}
-
-/*
- * check_partition with input.workloads' names sorted, again[i] set when
- * federate[i] repeats an earlier name; *fic_sorted (the chosen
- * application's FICs, sorted) is made here and freed by the caller.
- */
-static int
-check_partition_sorted(const struct policy_set *s, json_t *in, json_t *out,
-    const struct named *wl_sorted, ssize_t nwl, const unsigned char *again,
-    struct named **fic_sorted, ssize_t *nfic, struct xerr *e)
-{
 	const enum policy_kind k = POLICY_PARTITION;
 	json_t *fed, *v, *app, *fics, *labels;
-	const char *name, *wl, *key;
+	const char *name, *key;
 	struct xerr ve;
 	json_int_t limit = VERDICT_FIC_MAX;
-	size_t i, total;
+	ssize_t added;
+	size_t total;
+	int rc;
 
 	if ((name = str_field(out, "app")) == NULL)
 		return refuse(e, s, k, "app", "return app = \"name\" (a "
@@ -290,18 +318,9 @@ check_partition_sorted(const struct policy_set *s, json_t *in, json_t *out,
 		return refuse(e, s, k, "federate", "return federate = { "
 		    "\"workload\", ... } naming at least one workload identity "
 		    "that will serve the customer");
-	json_array_foreach(fed, i, v) {
-		if ((wl = json_string_value(v)) == NULL)
-			return refuse(e, s, k, "federate", "federate[%zu] must "
-			    "be a workload name (a string)", i + 1);
-		if (!sorted_has(wl_sorted, nwl, wl))
-			return refuse(e, s, k, "federate", "workload '%s' is "
-			    "not registered; federate only workloads listed in "
-			    "input.workloads", wl);
-		if (again[i])
-			return refuse(e, s, k, "federate", "workload "
-			    "'%s' is listed twice", wl);
-	}
+	if ((rc = check_federate(s, fed, json_object_get(in, "workloads"),
+	    e)) < 0)
+		return rc;
 	v = json_object_get(in, "limit");
 	if (json_is_integer(v) && json_integer_value(v) > 0 &&
 	    json_integer_value(v) < limit)
@@ -310,20 +329,15 @@ check_partition_sorted(const struct policy_set *s, json_t *in, json_t *out,
 	total = json_array_size(fed);
 	if (app != NULL) {
 		fics = json_object_get(app, "fics");
-		total = json_array_size(fics);
-		if ((*nfic = sorted_names(fics, NULL, fic_sorted)) < 0)
+		if ((added = count_missing(fed, fics)) < 0)
 			return xerr_set(e, XTCMK_E_NOMEM, "out of memory");
-		json_array_foreach(fed, i, v)
-			if (!sorted_has(*fic_sorted, *nfic,
-			    json_string_value(v)))
-				total++;
+		total = json_array_size(fics) + (size_t)added;
 		if ((json_int_t)total > limit)
 			return refuse(e, s, k, "20 FICs per application",
 			    "application '%s' holds %zu FICs and federate adds "
-			    "%zu more, over the limit of %lld; choose another "
+			    "%zd more, over the limit of %lld; choose another "
 			    "application or fewer workloads", name,
-			    json_array_size(fics),
-			    total - json_array_size(fics), (long long)limit);
+			    json_array_size(fics), added, (long long)limit);
 	} else if ((json_int_t)total > limit)
 		return refuse(e, s, k, "20 FICs per application", "a new "
 		    "application can trust at most %lld workloads; federate "

@@ -295,7 +295,7 @@ call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b,
 	char op[16], kind[8];
 	const uint8_t *in, *par, *sk, *sv;
 	size_t inlen, parlen, sklen, svlen;
-	json_t *input = NULL, *params = NULL, *out = NULL, *app;
+	json_t *input = NULL, *params = NULL, *out = NULL;
 	json_error_t je;
 	struct xerr e;
 	char *text;
@@ -319,10 +319,7 @@ call(struct policy_vm *vm, struct pmsg *m, struct pbuf *b,
 			    "partition decision succeeded just before");
 			return r;
 		}
-		app = policy_decided_app(last->input, last->output);
-		input = policy_role_input(json_object_get(last->input,
-		    "customer"), app);
-		json_decref(app);
+		input = policy_role_input_after(last->input, last->output);
 		last_clear(last);
 		if (input == NULL)
 			return frame_error(b, XTCMK_E_NOMEM, "out of memory");

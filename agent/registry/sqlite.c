@@ -31,6 +31,7 @@
 #include "jsonw.h"
 #include "registry.h"
 #include "registry_int.h"
+#include "strhash.h"
 #include "validate.h"
 
 #define REG_BUSY_MS		5000		/* wait for another writer */
@@ -203,12 +204,9 @@ regi_dberr(struct registry *r, struct xerr *e, int rc)
 static struct regi_stmt *
 cache_slot(struct registry *r, const char *sql, int *ret_free)
 {
-	unsigned h = 2166136261u, i, k;
-	const char *p;
+	unsigned h = strhash(sql), i, k;
 	struct regi_stmt *c;
 
-	for (p = sql; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
 	for (k = 0; k < REGI_STMT_CACHE; k++) {
 		i = (h + k) % REGI_STMT_CACHE;
 		c = &r->cache[i];
